@@ -1,1 +1,30 @@
-//! placeholder
+//! Bulkhead's key hierarchy and sealing: the only crate that ever holds key bytes.
+//!
+//! ```text
+//! MasterKey (32 B, file or env, versioned)
+//!   └─ HKDF-SHA256 ─▶ Kek per owner (a tenant, or the system registry)
+//!                       └─ AES-256-GCM wrap ─▶ DataKey generations (random, stored only wrapped)
+//!                                               └─ HKDF-SHA256 ─▶ purpose keys (vectors, payloads,
+//!                                                                  index snapshots, registry)
+//!                                                                  and the naming key (HMAC record tags)
+//! ```
+//!
+//! Every type that holds key material has no `Clone`, no serialisation, a `Debug` that prints
+//! `<redacted>`, and zeroises on drop. No public function returns key bytes and no public function takes
+//! a nonce: [`OwnerCipher::seal`] draws a fresh random 96-bit nonce for every value.
+
+mod error;
+mod format;
+mod kdf;
+mod keys;
+mod master;
+mod seal;
+
+pub use error::CryptoError;
+pub use format::{FORMAT_VERSION, SEALED_OVERHEAD};
+pub use keys::{DataKey, Kek, WrappedKey};
+pub use master::{MASTER_KEY_ENV, MasterKey};
+pub use seal::{OwnerCipher, Purpose, RecordTag, SealContext, constant_time_eq, random_bytes};
+
+#[cfg(test)]
+mod tests;

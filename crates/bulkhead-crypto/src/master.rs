@@ -1,0 +1,107 @@
+//! The master key: loaded from a file or an environment variable, never cloned, never printed.
+
+use crate::CryptoError;
+use crate::kdf::{derive_key, hmac_sha256};
+use crate::keys::Kek;
+use rand::RngCore;
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The environment variable [`MasterKey::from_env`] reads by default.
+pub const MASTER_KEY_ENV: &str = "BULKHEAD_MASTER_KEY";
+
+const KEK_SALT: &[u8] = b"bulkhead.kek.v1";
+const CHECK_SALT: &[u8] = b"bulkhead.check.v1";
+
+/// The root of the key hierarchy: 32 bytes, written as 64 hex characters in its file or variable.
+///
+/// It has no `Clone`, no accessor for its bytes, a redacted `Debug`, and it is zeroised on drop.
+pub struct MasterKey {
+    bytes: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// A fresh random master key (for development set-ups and tests).
+    pub fn generate() -> MasterKey {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+        MasterKey { bytes }
+    }
+
+    /// Reads a key file holding 64 hex characters (surrounding whitespace ignored). Refuses a file that
+    /// group or others can read.
+    pub fn from_file(path: &Path) -> Result<MasterKey, CryptoError> {
+        let source_name = path.display().to_string();
+        let unavailable = |e: std::io::Error| CryptoError::MasterKeyUnavailable {
+            source_name: source_name.clone(),
+            reason: e.kind().to_string(),
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path).map_err(unavailable)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(CryptoError::MasterKeyFilePermissions { path: source_name, mode });
+            }
+        }
+        let text = Zeroizing::new(std::fs::read(path).map_err(unavailable)?);
+        Self::from_hex(&text, &source_name)
+    }
+
+    /// Reads the key from an environment variable holding 64 hex characters.
+    pub fn from_env(var: &str) -> Result<MasterKey, CryptoError> {
+        let value = std::env::var_os(var).ok_or_else(|| CryptoError::MasterKeyUnavailable {
+            source_name: format!("environment variable {var}"),
+            reason: "not set".into(),
+        })?;
+        let text = Zeroizing::new(value.into_encoded_bytes());
+        Self::from_hex(&text, &format!("environment variable {var}"))
+    }
+
+    fn from_hex(text: &[u8], source_name: &str) -> Result<MasterKey, CryptoError> {
+        let malformed = || CryptoError::MasterKeyMalformed { source_name: source_name.to_owned() };
+        let trimmed = text.trim_ascii();
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(trimmed, bytes.as_mut()).map_err(|_| malformed())?;
+        Ok(MasterKey { bytes })
+    }
+
+    /// Writes this key as hex to a new file with mode 0600; fails if the file exists.
+    pub fn write_new_file(&self, path: &Path) -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path)?;
+        let mut text = hex::encode(self.bytes.as_ref());
+        let result = file.write_all(text.as_bytes()).and_then(|()| file.write_all(b"\n"));
+        text.zeroize();
+        result?;
+        file.sync_all()
+    }
+
+    /// The key-encryption key of one owner (a tenant's opaque id, or the system registry's) under master
+    /// key version `master_version`.
+    pub fn kek(&self, owner: &[u8], master_version: u32) -> Kek {
+        let key = derive_key(KEK_SALT, self.bytes.as_ref(), &[b"kek", owner, &master_version.to_be_bytes()]);
+        Kek::new(key, owner, master_version)
+    }
+
+    /// A public check value that tells whether a stored keyring was written under this key, so that a
+    /// wrong master key is reported as such instead of as a pile of integrity errors.
+    pub fn check_value(&self, master_version: u32) -> [u8; 32] {
+        let key = derive_key(CHECK_SALT, self.bytes.as_ref(), &[b"check", &master_version.to_be_bytes()]);
+        hmac_sha256(&key, &[b"bulkhead master key check"])
+    }
+}

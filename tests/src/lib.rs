@@ -1,1 +1,1 @@
-//! End-to-end tests live in tests/it.
+//! Bulkhead's end-to-end tests live in `it/` (one binary, many modules) and `ui/` (compile-fail cases).

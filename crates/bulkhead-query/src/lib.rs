@@ -1,1 +1,246 @@
-//! placeholder
+//! Bulkhead's embedded API: open a database, get a scope, and reach one tenant's collections through it.
+//!
+//! ```no_run
+//! use bulkhead_query::{Database, DocId, MasterKey, Metric, NewPoint, StoreOptions, TenantName};
+//! # fn main() -> Result<(), bulkhead_query::QueryError> {
+//! let db = Database::open("data".as_ref(), MasterKey::generate(), StoreOptions::default())?;
+//! let acme = TenantName::new("acme")?;
+//! db.store().create_tenant(&acme)?;
+//! let scope = db.store().trusted_host_scope(&acme, "example")?;
+//! let tenant = db.tenant(&scope)?;
+//! tenant.create_collection("docs", 3, Metric::Cosine)?;
+//! tenant.upsert("docs", &[NewPoint::new(DocId::new("a")?, vec![1.0, 0.0, 0.0], "hello")])?;
+//! let hits = tenant.search("docs", &[1.0, 0.0, 0.0], 5)?;
+//! # Ok(()) }
+//! ```
+//!
+//! There is no way to search, read or write without a [`TenantScope`], and no way to make one except
+//! by authentication or the named trusted-host door (see `bulkhead-storage`'s `scope.rs`).
+
+mod error;
+mod exact;
+
+pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
+pub use bulkhead_storage::{
+    Acl, ApiKeyInfo, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey, MetaValue, Metric,
+    NewPoint, Role, StorageError, Store, StoreOptions, StoredPoint, TenantInfo, TenantName, TenantScope,
+    TenantUid, limits,
+};
+pub use error::QueryError;
+
+use bulkhead_storage::{TenantHandle, validate_vector};
+use exact::FlatIndex;
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Shorthand for query results.
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;
+
+/// A collection's search state: empty until its first search loads it.
+type IndexSlot = Arc<RwLock<Option<FlatIndex>>>;
+
+/// An open database: the store plus the in-memory search state of the collections in use.
+pub struct Database {
+    store: Store,
+    indexes: RwLock<HashMap<(TenantUid, String), IndexSlot>>,
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Database").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (or creates) a data directory.
+    pub fn open(path: &Path, master: MasterKey, options: StoreOptions) -> Result<Database> {
+        Ok(Database { store: Store::open(path, master, options)?, indexes: RwLock::new(HashMap::new()) })
+    }
+
+    /// The store, for operator work (tenants, API keys) and for minting scopes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// One tenant's data, reached through its scope.
+    pub fn tenant<'d>(&'d self, scope: &TenantScope) -> Result<Tenant<'d>> {
+        Ok(Tenant { db: self, handle: self.store.tenant(scope)? })
+    }
+
+    /// The search state of one collection, created empty (unloaded) on first use.
+    fn index_slot(&self, tenant: TenantUid, collection: &CollectionInfo) -> IndexSlot {
+        let key = (tenant, collection.name.as_str().to_owned());
+        if let Some(slot) = self.indexes.read().get(&key) {
+            return Arc::clone(slot);
+        }
+        Arc::clone(self.indexes.write().entry(key).or_default())
+    }
+
+    fn forget_index(&self, tenant: TenantUid, collection: &CollectionInfo) {
+        self.indexes.write().remove(&(tenant, collection.name.as_str().to_owned()));
+    }
+}
+
+/// One search result.
+#[derive(Clone)]
+pub struct SearchHit {
+    /// The document id.
+    pub id: DocId,
+    /// Cosine similarity, inner product, or Euclidean distance, by the collection's metric. Hits come
+    /// best first: highest similarity, or smallest distance.
+    pub score: f32,
+    /// The chunk's text.
+    pub text: String,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, MetaValue>,
+    /// Where it came from.
+    pub source_uri: Option<String>,
+    /// The write sequence number of the stored version.
+    pub version: u64,
+    /// The data-key generation that sealed it.
+    pub key_generation: u32,
+}
+
+impl fmt::Debug for SearchHit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SearchHit")
+            .field("score", &self.score)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant's collections and points. Every method stays inside the scope's tenant.
+pub struct Tenant<'d> {
+    db: &'d Database,
+    handle: TenantHandle<'d>,
+}
+
+impl fmt::Debug for Tenant<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tenant").field("handle", &self.handle).finish()
+    }
+}
+
+impl<'d> Tenant<'d> {
+    fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
+        Ok(self.handle.collection(&CollectionName::new(name)?)?)
+    }
+
+    /// Creates a collection of `dimension`-sized vectors compared by `metric`.
+    pub fn create_collection(&self, name: &str, dimension: usize, metric: Metric) -> Result<CollectionInfo> {
+        Ok(self.handle.create_collection(&CollectionName::new(name)?, dimension, metric)?)
+    }
+
+    /// Describes a collection.
+    pub fn collection(&self, name: &str) -> Result<CollectionInfo> {
+        self.collection_info(name)
+    }
+
+    /// Lists the tenant's collections.
+    pub fn collections(&self) -> Result<Vec<CollectionInfo>> {
+        Ok(self.handle.list_collections()?)
+    }
+
+    /// Drops a collection with all its points.
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        let info = self.collection_info(name)?;
+        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
+        let mut index = slot.write();
+        self.handle.drop_collection(&info)?;
+        *index = None;
+        drop(index);
+        self.db.forget_index(self.handle.tenant_uid(), &info);
+        Ok(())
+    }
+
+    /// Inserts or replaces a batch of points, atomically. Returns each point's version.
+    pub fn upsert(&self, collection: &str, points: &[NewPoint]) -> Result<Vec<u64>> {
+        let info = self.collection_info(collection)?;
+        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
+        // Holding the collection's index lock across the write keeps the in-memory state in the same
+        // order as the durable one.
+        let mut index = slot.write();
+        let written = self.handle.upsert(&info, points)?;
+        if let Some(index) = index.as_mut() {
+            for ((point_ref, _), point) in written.iter().zip(points) {
+                index.upsert(*point_ref, &point.vector);
+            }
+        }
+        Ok(written.into_iter().map(|(_, version)| version).collect())
+    }
+
+    /// Deletes points by id. Returns how many existed.
+    pub fn delete(&self, collection: &str, ids: &[DocId]) -> Result<usize> {
+        let info = self.collection_info(collection)?;
+        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
+        let mut index = slot.write();
+        let removed = self.handle.delete(&info, ids)?;
+        if let Some(index) = index.as_mut() {
+            for point_ref in &removed {
+                index.remove(point_ref);
+            }
+        }
+        Ok(removed.len())
+    }
+
+    /// Reads one point. A point that does not exist is `None`.
+    pub fn get(&self, collection: &str, id: &DocId) -> Result<Option<StoredPoint>> {
+        let info = self.collection_info(collection)?;
+        Ok(self.handle.get(&info, id)?)
+    }
+
+    /// The number of points in a collection.
+    pub fn count(&self, collection: &str) -> Result<u64> {
+        let info = self.collection_info(collection)?;
+        Ok(self.handle.count(&info)?)
+    }
+
+    /// Exact top-`k` search: every point of the collection is scored, and the best `k` come back with
+    /// their text, metadata and provenance. `k` must be 1 to [`limits::MAX_K`]; the query vector must
+    /// match the collection's dimension and be finite (and not zero for cosine).
+    pub fn search(&self, collection: &str, vector: &[f32], k: usize) -> Result<Vec<SearchHit>> {
+        if k == 0 || k > limits::MAX_K {
+            return Err(QueryError::InvalidArgument {
+                field: "k",
+                reason: format!("must be 1 to {}", limits::MAX_K),
+            });
+        }
+        let info = self.collection_info(collection)?;
+        validate_vector(vector, info.dimension, info.metric)?;
+        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
+        let ranked = {
+            let loaded = slot.read();
+            match loaded.as_ref() {
+                Some(index) => index.top_k(info.metric, vector, k),
+                None => {
+                    drop(loaded);
+                    let mut slot = slot.write();
+                    if slot.is_none() {
+                        *slot = Some(FlatIndex::load(&self.handle, &info)?);
+                    }
+                    slot.as_ref().map(|index| index.top_k(info.metric, vector, k)).unwrap_or_default()
+                }
+            }
+        };
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (point_ref, score) in ranked {
+            // A point deleted between ranking and reading is skipped, not an error.
+            if let Some(point) = self.handle.get_by_ref(&info, &point_ref)? {
+                hits.push(SearchHit {
+                    id: point.id,
+                    score,
+                    text: point.text,
+                    metadata: point.metadata,
+                    source_uri: point.source_uri,
+                    version: point.version,
+                    key_generation: point.key_generation,
+                });
+            }
+        }
+        Ok(hits)
+    }
+}

@@ -1,1 +1,25 @@
-//! placeholder
+//! Bulkhead's storage: one RocksDB instance holding a sealed registry and keyring, and one column family
+//! per tenant whose records are sealed under that tenant's keys.
+//!
+//! The only way to a tenant's records is [`Store::tenant`], which demands a [`TenantScope`]; scopes are
+//! minted only by [`Store::authenticate`] (an API key) and [`Store::trusted_host_scope`]. This is the
+//! only crate that names `rocksdb`. Byte layouts are all in `layout.rs`.
+
+mod error;
+mod ids;
+mod layout;
+mod model;
+mod scope;
+mod store;
+mod tenant;
+
+pub use error::{Result, StorageError};
+pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
+pub use layout::Placement;
+pub use model::{Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointRef, StoredPoint, validate_vector};
+pub use scope::{Role, TenantScope};
+pub use store::{ApiKeyInfo, Durability, IssuedApiKey, Store, StoreOptions, TenantInfo};
+pub use tenant::TenantHandle;
+
+#[cfg(test)]
+mod tests;

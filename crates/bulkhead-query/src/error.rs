@@ -1,0 +1,26 @@
+//! The query crate's error type.
+
+use bulkhead_storage::StorageError;
+
+/// Everything the embedded API can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// A search parameter breaks a documented limit; `reason` says which, never echoing tenant data.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    /// Everything the storage layer reports (not found, authentication, integrity, validation...).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl QueryError {
+    /// True for errors caused by the caller's input (as opposed to the database or its keys).
+    pub fn is_invalid_argument(&self) -> bool {
+        matches!(
+            self,
+            QueryError::InvalidArgument { .. } | QueryError::Storage(StorageError::InvalidArgument { .. })
+        )
+    }
+}

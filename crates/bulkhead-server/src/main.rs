@@ -1,0 +1,287 @@
+//! The `bulkhead` binary. Until the gRPC server lands, its commands work on an embedded data directory:
+//! operator commands (tenants, API keys) and data commands that authenticate with an API key exactly as
+//! a remote client will.
+
+use anyhow::{Context, Result, bail};
+use bulkhead_query::{
+    Database, DocId, MASTER_KEY_ENV, MasterKey, Metric, NewPoint, Role, StoreOptions, TenantName, limits,
+};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Bulkhead: a tenant-partitioned, encrypted vector database.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The data directory.
+    #[arg(long, global = true, default_value = "bulkhead-data", env = "BULKHEAD_DATA_DIR")]
+    data_dir: PathBuf,
+    /// A file holding the master key (64 hex characters, mode 0600). Without it, the key is read from
+    /// the BULKHEAD_MASTER_KEY environment variable, and failing that a development key is generated
+    /// inside the data directory.
+    #[arg(long, global = true, env = "BULKHEAD_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs the whole path once on the data directory: a tenant, an API key, a collection, an upsert,
+    /// a search, a revocation.
+    Demo,
+    /// Operator commands for tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Operator commands for API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Collections of the API key's tenant.
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+    /// Inserts or replaces one point.
+    Upsert {
+        /// The collection.
+        collection: String,
+        /// The document id.
+        #[arg(long)]
+        id: String,
+        /// The vector, as comma-separated numbers.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        vector: Vec<f32>,
+        /// The chunk's text.
+        #[arg(long, default_value = "")]
+        text: String,
+        #[command(flatten)]
+        key: ApiKeyArg,
+    },
+    /// Searches a collection.
+    Search {
+        /// The collection.
+        collection: String,
+        /// The query vector, as comma-separated numbers.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        vector: Vec<f32>,
+        /// How many results.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        #[command(flatten)]
+        key: ApiKeyArg,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ApiKeyArg {
+    /// The API key (prefer the environment variable, which stays out of shell history).
+    #[arg(long = "api-key", env = "BULKHEAD_API_KEY", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCommand {
+    /// Creates a tenant with its own keys and column family.
+    Create { name: String },
+    /// Lists tenants.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Issues an API key; it is printed once and never stored.
+    Issue {
+        tenant: String,
+        /// reader, writer or tenant-admin.
+        #[arg(long, default_value = "writer")]
+        role: String,
+        /// A label for the operator's list.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Lists a tenant's keys (ids, roles, state; never secrets).
+    List { tenant: String },
+    /// Revokes a key by id.
+    Revoke { tenant: String, key_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum CollectionCommand {
+    /// Creates a collection (needs a tenant-admin key).
+    Create {
+        name: String,
+        #[arg(long)]
+        dim: usize,
+        /// cosine, dot or l2.
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+        #[command(flatten)]
+        key: ApiKeyArg,
+    },
+    /// Lists the tenant's collections.
+    List {
+        #[command(flatten)]
+        key: ApiKeyArg,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let master = load_master_key(&cli.data_dir, cli.master_key_file.as_deref())?;
+    let db = Database::open(&cli.data_dir.join("db"), master, StoreOptions::default())
+        .with_context(|| format!("opening {}", cli.data_dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    run(&db, cli.command, &mut out)?;
+    db.store().flush()?;
+    Ok(())
+}
+
+/// The master key: from `--master-key-file`, else the environment, else a development key kept in the
+/// data directory (created on first use, with a warning).
+fn load_master_key(data_dir: &Path, file: Option<&Path>) -> Result<MasterKey> {
+    if let Some(file) = file {
+        return Ok(MasterKey::from_file(file)?);
+    }
+    if std::env::var_os(MASTER_KEY_ENV).is_some() {
+        return Ok(MasterKey::from_env(MASTER_KEY_ENV)?);
+    }
+    let dev_key = data_dir.join("dev-master.key");
+    if !dev_key.exists() {
+        std::fs::create_dir_all(data_dir)?;
+        MasterKey::generate().write_new_file(&dev_key)?;
+        tracing::warn!(
+            path = %dev_key.display(),
+            "generated a DEVELOPMENT master key inside the data directory; anyone who can read the directory \
+             can read the data. Use --master-key-file or {MASTER_KEY_ENV} in production"
+        );
+    }
+    Ok(MasterKey::from_file(&dev_key)?)
+}
+
+fn parse_metric(text: &str) -> Result<Metric> {
+    Metric::parse(text).with_context(|| format!("unknown metric {text:?}: use cosine, dot or l2"))
+}
+
+fn run(db: &Database, command: Command, out: &mut impl Write) -> Result<()> {
+    let store = db.store();
+    match command {
+        Command::Demo => demo(db, out)?,
+        Command::Tenant(TenantCommand::Create { name }) => {
+            let info = store.create_tenant(&TenantName::new(name)?)?;
+            writeln!(out, "created tenant {} (uid {})", info.name.as_str(), info.uid.short())?;
+        }
+        Command::Tenant(TenantCommand::List) => {
+            for t in store.list_tenants()? {
+                writeln!(out, "{}\tuid {}", t.name.as_str(), t.uid.short())?;
+            }
+        }
+        Command::Key(KeyCommand::Issue { tenant, role, label }) => {
+            let role = Role::parse(&role).context("role must be reader, writer or tenant-admin")?;
+            let key = store.issue_api_key(&TenantName::new(tenant)?, role, &label, None)?;
+            writeln!(out, "{}", key.token)?;
+            tracing::info!(key_id = %key.key_id, "api key issued; it is shown once");
+        }
+        Command::Key(KeyCommand::List { tenant }) => {
+            for k in store.list_api_keys(&TenantName::new(tenant)?)? {
+                let state = if k.revoked { "revoked" } else { "active" };
+                writeln!(out, "{}\t{}\t{}\t{}", k.key_id, k.role.as_str(), state, k.label)?;
+            }
+        }
+        Command::Key(KeyCommand::Revoke { tenant, key_id }) => {
+            store.revoke_api_key(&TenantName::new(tenant)?, &key_id)?;
+            writeln!(out, "revoked {key_id}")?;
+        }
+        Command::Collection(CollectionCommand::Create { name, dim, metric, key }) => {
+            let scope = store.authenticate(&key.token)?;
+            let info = db.tenant(&scope)?.create_collection(&name, dim, parse_metric(&metric)?)?;
+            writeln!(
+                out,
+                "created collection {} ({} dimensions, {})",
+                info.name.as_str(),
+                info.dimension,
+                info.metric.as_str()
+            )?;
+        }
+        Command::Collection(CollectionCommand::List { key }) => {
+            let scope = store.authenticate(&key.token)?;
+            let tenant = db.tenant(&scope)?;
+            for c in tenant.collections()? {
+                let count = tenant.count(c.name.as_str())?;
+                writeln!(
+                    out,
+                    "{}\t{} dims\t{}\t{count} points",
+                    c.name.as_str(),
+                    c.dimension,
+                    c.metric.as_str()
+                )?;
+            }
+        }
+        Command::Upsert { collection, id, vector, text, key } => {
+            let scope = store.authenticate(&key.token)?;
+            let versions =
+                db.tenant(&scope)?.upsert(&collection, &[NewPoint::new(DocId::new(id)?, vector, text)])?;
+            writeln!(out, "upserted (version {})", versions[0])?;
+        }
+        Command::Search { collection, vector, k, key } => {
+            let scope = store.authenticate(&key.token)?;
+            for hit in db.tenant(&scope)?.search(&collection, &vector, k)? {
+                writeln!(out, "{:.4}\t{}\t{}", hit.score, hit.id.as_str(), hit.text)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The walkthrough in one command, on its own tenant so that it can run again and again.
+fn demo(db: &Database, out: &mut impl Write) -> Result<()> {
+    let store = db.store();
+    let name = TenantName::new(format!("demo-{}", store.list_tenants()?.len() + 1))?;
+    store.create_tenant(&name)?;
+    writeln!(out, "1. created tenant {}", name.as_str())?;
+    let admin = store.issue_api_key(&name, Role::TenantAdmin, "demo admin", None)?;
+    let reader = store.issue_api_key(&name, Role::Reader, "demo reader", None)?;
+    writeln!(out, "2. issued a tenant-admin key and a reader key (shown once; not stored)")?;
+
+    let scope = store.authenticate(&admin.token)?;
+    let tenant = db.tenant(&scope)?;
+    tenant.create_collection("docs", 4, Metric::Cosine)?;
+    let docs = [
+        ("rust", [0.9, 0.1, 0.0, 0.0], "Rust is a systems programming language."),
+        ("rocksdb", [0.7, 0.6, 0.1, 0.0], "RocksDB is an embedded key-value store."),
+        ("aes", [0.0, 0.2, 0.9, 0.1], "AES-GCM is an authenticated cipher."),
+        ("hnsw", [0.3, 0.8, 0.0, 0.4], "HNSW is a graph index for nearest neighbours."),
+    ];
+    let points: Vec<NewPoint> = docs
+        .iter()
+        .map(|(id, v, text)| Ok(NewPoint::new(DocId::new(*id)?, v.to_vec(), *text)))
+        .collect::<Result<_>>()?;
+    tenant.upsert("docs", &points)?;
+    writeln!(out, "3. created collection docs (4 dimensions, cosine) and upserted {} points", points.len())?;
+
+    let scope = store.authenticate(&reader.token)?;
+    let hits = db.tenant(&scope)?.search("docs", &[0.8, 0.3, 0.0, 0.0], 3)?;
+    writeln!(out, "4. searched as the reader (k = 3, at most {}):", limits::MAX_K)?;
+    for hit in &hits {
+        writeln!(
+            out,
+            "   {:.4}  {:<8} {}  (version {}, key generation {})",
+            hit.score,
+            hit.id.as_str(),
+            hit.text,
+            hit.version,
+            hit.key_generation
+        )?;
+    }
+    store.revoke_api_key(&name, &reader.key_id)?;
+    if store.authenticate(&reader.token).is_ok() {
+        bail!("a revoked key still authenticated");
+    }
+    writeln!(out, "5. revoked the reader key; it no longer authenticates")?;
+    writeln!(out, "data directory: {}", store.path().display())?;
+    Ok(())
+}

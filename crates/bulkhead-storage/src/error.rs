@@ -1,0 +1,89 @@
+//! The storage crate's error type. Messages name causes, never tenant data, ids or key material.
+
+use bulkhead_crypto::CryptoError;
+
+/// Everything the storage layer can report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The master key does not match the one this data directory was created with. Checked once at
+    /// open against a stored check value, so a wrong key never produces garbage or a cascade of
+    /// integrity errors.
+    #[error(
+        "wrong master key: the data directory was written under a different master key (version {master_version})"
+    )]
+    WrongMasterKey { master_version: u32 },
+
+    /// A tenant's (or the registry's) wrapped keys did not open although the master key check passed:
+    /// the keyring was tampered with or is corrupt.
+    #[error("keyring entry did not open under the master key (tampered or corrupt keyring)")]
+    KeyringCorrupt,
+
+    /// A stored value failed authentication: altered, truncated, or copied from another tenant, column
+    /// family or record key. Reported without the record's key or content.
+    #[error("a stored value failed authentication (tampered, corrupt, or moved from another place)")]
+    Integrity,
+
+    /// Something the caller asked for does not exist in its scope. The same error whether it never
+    /// existed or belongs to another tenant, so that it reveals nothing across tenants.
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+
+    /// The thing to create exists already (in the caller's own scope).
+    #[error("{what} already exists")]
+    AlreadyExists { what: &'static str },
+
+    /// A value the caller passed breaks a documented rule or limit; `reason` says which, never echoing
+    /// the value.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: String },
+
+    /// No valid credential: unknown, malformed, revoked or expired API key. One message for all cases so
+    /// that probing learns nothing.
+    #[error("invalid or expired credential")]
+    Unauthenticated,
+
+    /// The credential is valid but its role does not allow the operation.
+    #[error("the credential's role does not allow {operation}")]
+    PermissionDenied { operation: &'static str },
+
+    /// A scope minted by another open database was presented to this one.
+    #[error("the scope was not issued by this database")]
+    ForeignScope,
+
+    /// RocksDB reported an error (I/O, corruption, or a full disk). Its message names files and column
+    /// families, which are opaque, never tenant data.
+    #[error("storage engine error: {0}")]
+    Engine(String),
+
+    /// The data directory could not be created or read.
+    #[error("data directory error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// A record decoded from an authenticated value did not parse: a bug or an incompatible format.
+    #[error("stored record has an unknown layout ({0})")]
+    Codec(&'static str),
+
+    /// A crypto failure other than those classified above.
+    #[error(transparent)]
+    Crypto(CryptoError),
+}
+
+impl From<rocksdb::Error> for StorageError {
+    fn from(e: rocksdb::Error) -> Self {
+        StorageError::Engine(e.into_string())
+    }
+}
+
+impl From<CryptoError> for StorageError {
+    fn from(e: CryptoError) -> Self {
+        match e {
+            CryptoError::Integrity | CryptoError::GenerationUnavailable { .. } => StorageError::Integrity,
+            CryptoError::UnwrapFailed => StorageError::KeyringCorrupt,
+            other => StorageError::Crypto(other),
+        }
+    }
+}
+
+/// Shorthand for storage results.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,69 @@
+//! The tenant scope: the capability every data path demands, and the roles a credential can carry.
+//!
+//! A [`TenantScope`] has private fields and no `Clone`, `Default` or `From`; code outside this crate
+//! cannot build one. Only two functions mint it: [`crate::Store::authenticate`], which checks an API
+//! key against the hash in the keyring in constant time, and [`crate::Store::trusted_host_scope`], a
+//! deliberately named door for embedded use in a process that is itself trusted, which demands a
+//! written reason.
+
+use crate::ids::TenantUid;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a credential may do inside its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Role {
+    /// Search and read.
+    Reader,
+    /// Everything a reader may do, plus upsert and delete points.
+    Writer,
+    /// Everything a writer may do, plus create and drop collections.
+    TenantAdmin,
+}
+
+impl Role {
+    /// Parses `reader`, `writer` or `tenant-admin`.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "reader" => Some(Role::Reader),
+            "writer" => Some(Role::Writer),
+            "tenant-admin" => Some(Role::TenantAdmin),
+            _ => None,
+        }
+    }
+
+    /// The role's name as [`Role::parse`] reads it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::TenantAdmin => "tenant-admin",
+        }
+    }
+}
+
+/// Proof that the holder was authorised for one tenant of one open database.
+pub struct TenantScope {
+    pub(crate) tenant: TenantUid,
+    pub(crate) store_instance: u64,
+    pub(crate) role: Role,
+}
+
+impl fmt::Debug for TenantScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantScope").field("tenant", &self.tenant).field("role", &self.role).finish()
+    }
+}
+
+impl TenantScope {
+    /// The role this scope carries.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The tenant's opaque uid (for logs and metrics; it reveals nothing).
+    pub fn tenant_uid(&self) -> TenantUid {
+        self.tenant
+    }
+}

@@ -1,0 +1,512 @@
+//! The store: one RocksDB instance, its registry and keyring, and the doors that mint tenant scopes.
+
+use crate::error::{Result, StorageError};
+use crate::ids::{TenantName, TenantUid};
+use crate::layout::{self, ApiKeyRecord, Placement, SYS_CF, SYSTEM_OWNER, TenantRecord};
+use crate::scope::{Role, TenantScope};
+use crate::tenant::{TenantHandle, TenantState};
+use bulkhead_crypto::{
+    DataKey, MasterKey, OwnerCipher, Purpose, SealContext, constant_time_eq, random_bytes,
+};
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Encryptions reserved at a time per key generation: the persisted count is always an upper bound of
+/// the real one, written before the values it covers.
+pub(crate) const ENCRYPTION_RESERVATION: u64 = 1 << 16;
+
+/// How durable an acknowledged write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Written to the write-ahead log before the call returns: survives a crash of the process
+    /// (`kill -9`), not necessarily a power loss. The default, like most databases' default.
+    Process,
+    /// The write-ahead log is fsynced before the call returns: survives power loss, at a cost of one
+    /// fsync per write batch.
+    Fsync,
+}
+
+/// Options for [`Store::open`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Durability of data writes. Registry and keyring writes are always fsynced.
+    pub durability: Durability,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { durability: Durability::Process }
+    }
+}
+
+/// An open data directory. Tenant data is reached only through [`Store::tenant`] with a scope.
+pub struct Store {
+    pub(crate) db: DB,
+    path: PathBuf,
+    instance: u64,
+    master: MasterKey,
+    master_version: u32,
+    system: OwnerCipher,
+    tenants: RwLock<HashMap<TenantUid, Arc<TenantState>>>,
+    registry_lock: Mutex<()>,
+    pub(crate) data_write: WriteOptions,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("master_version", &self.master_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tenant as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct TenantInfo {
+    /// The tenant's name.
+    pub name: TenantName,
+    /// Its opaque uid.
+    pub uid: TenantUid,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// Where its records live.
+    pub placement: Placement,
+}
+
+/// An API key as listed to the operator: never the secret.
+#[derive(Debug, Clone)]
+pub struct ApiKeyInfo {
+    /// The public key id (the part of the key before the secret).
+    pub key_id: String,
+    /// The role it grants.
+    pub role: Role,
+    /// The operator's label.
+    pub label: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// Expiry, if any.
+    pub expires_ms: Option<u64>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// A newly issued API key. The secret is shown once and never stored.
+pub struct IssuedApiKey {
+    /// The full key to hand to the client: `bk_<key id>_<secret>`.
+    pub token: String,
+    /// The public key id.
+    pub key_id: String,
+}
+
+impl fmt::Debug for IssuedApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedApiKey").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn db_options() -> Options {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_keep_log_file_num(4);
+    opts
+}
+
+const SYS_WRITE_SYNC: bool = true;
+
+impl Store {
+    /// Opens (or creates) the data directory `path` under `master`. Fails with
+    /// [`StorageError::WrongMasterKey`] if the directory was created under another master key.
+    pub fn open(path: &Path, master: MasterKey, options: StoreOptions) -> Result<Store> {
+        std::fs::create_dir_all(path)?;
+        let opts = db_options();
+        let existing = if path.join("CURRENT").exists() { DB::list_cf(&opts, path)? } else { Vec::new() };
+        let mut names: Vec<String> = existing;
+        for required in ["default", SYS_CF] {
+            if !names.iter().any(|n| n == required) {
+                names.push(required.to_owned());
+            }
+        }
+        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, descriptors)?;
+        let mut data_write = WriteOptions::default();
+        data_write.set_sync(options.durability == Durability::Fsync);
+
+        let (master_version, system) = Self::open_keyring(&db, &master)?;
+        Ok(Store {
+            db,
+            path: path.to_owned(),
+            instance: u64::from_le_bytes(random_bytes()),
+            master,
+            master_version,
+            system,
+            tenants: RwLock::new(HashMap::new()),
+            registry_lock: Mutex::new(()),
+            data_write,
+        })
+    }
+
+    /// Verifies the master key (or initialises a new keyring) and opens the registry's own keys.
+    fn open_keyring(db: &DB, master: &MasterKey) -> Result<(u32, OwnerCipher)> {
+        let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+        match db.get_cf(&sys, layout::META_MASTER_VERSION)? {
+            None => {
+                let version = 1;
+                let kek = master.kek(&SYSTEM_OWNER, version);
+                let naming = DataKey::generate(0);
+                let data = DataKey::generate(1);
+                let mut batch = WriteBatch::default();
+                batch.put_cf(&sys, layout::META_FORMAT, layout::STORAGE_FORMAT.to_be_bytes());
+                batch.put_cf(&sys, layout::META_MASTER_VERSION, version.to_be_bytes());
+                batch.put_cf(&sys, layout::master_check_key(version), master.check_value(version));
+                batch.put_cf(&sys, layout::keyring_key(&SYSTEM_OWNER, 0), kek.wrap(&naming).as_bytes());
+                batch.put_cf(&sys, layout::keyring_key(&SYSTEM_OWNER, 1), kek.wrap(&data).as_bytes());
+                batch.put_cf(&sys, layout::keyring_write_key(&SYSTEM_OWNER), 1u32.to_be_bytes());
+                let mut wo = WriteOptions::default();
+                wo.set_sync(SYS_WRITE_SYNC);
+                db.write_opt(batch, &wo)?;
+                Ok((version, OwnerCipher::new(&SYSTEM_OWNER, &naming, &[data], 1, 0)?))
+            }
+            Some(version) => {
+                let version = layout::be_u32(&version)?;
+                let format = db.get_cf(&sys, layout::META_FORMAT)?.ok_or(StorageError::Codec("format"))?;
+                if layout::be_u32(&format)? != layout::STORAGE_FORMAT {
+                    return Err(StorageError::Codec("unsupported storage format version"));
+                }
+                let check = db.get_cf(&sys, layout::master_check_key(version))?;
+                if !check.is_some_and(|c| constant_time_eq(&c, &master.check_value(version))) {
+                    return Err(StorageError::WrongMasterKey { master_version: version });
+                }
+                // The registry's keys never rotate with tenant data, so the system owner has one
+                // generation and no encryption count to restore beyond its reservation.
+                let cipher = Self::load_owner_cipher(db, master, version, &SYSTEM_OWNER, 0)?;
+                Ok((version, cipher))
+            }
+        }
+    }
+
+    /// Unwraps an owner's naming key and data keys and builds its cipher.
+    fn load_owner_cipher(
+        db: &DB,
+        master: &MasterKey,
+        master_version: u32,
+        owner: &[u8; 16],
+        encryptions: u64,
+    ) -> Result<OwnerCipher> {
+        let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+        let kek = master.kek(owner, master_version);
+        let write = db.get_cf(&sys, layout::keyring_write_key(owner))?.ok_or(StorageError::KeyringCorrupt)?;
+        let write_generation = layout::be_u32(&write)?;
+        let naming_bytes =
+            db.get_cf(&sys, layout::keyring_key(owner, 0))?.ok_or(StorageError::KeyringCorrupt)?;
+        let naming = kek.unwrap_key(&naming_bytes, 0)?;
+        let mut data_keys = Vec::new();
+        for generation in 1..=write_generation {
+            if let Some(wrapped) = db.get_cf(&sys, layout::keyring_key(owner, generation))? {
+                data_keys.push(kek.unwrap_key(&wrapped, generation)?);
+            }
+        }
+        Ok(OwnerCipher::new(owner, &naming, &data_keys, write_generation, encryptions)?)
+    }
+
+    fn sys(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))
+    }
+
+    fn sys_write(&self, batch: WriteBatch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(SYS_WRITE_SYNC);
+        Ok(self.db.write_opt(batch, &wo)?)
+    }
+
+    fn seal_registry(&self, key: &[u8], value: &[u8]) -> Vec<u8> {
+        self.system.seal(
+            Purpose::Registry,
+            SealContext { column_family: SYS_CF.as_bytes(), record_key: key },
+            value,
+        )
+    }
+
+    fn open_registry(&self, key: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Ok(self.system.open(
+            Purpose::Registry,
+            SealContext { column_family: SYS_CF.as_bytes(), record_key: key },
+            sealed,
+        )?)
+    }
+
+    fn tenant_registry_key(&self, name: &TenantName) -> Vec<u8> {
+        layout::tenant_key(&self.system.tag(b"tenant-name", name.as_str().as_bytes()))
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The master key version in force.
+    pub fn master_version(&self) -> u32 {
+        self.master_version
+    }
+
+    // ---- Tenants (operator operations: they reach no tenant data) ----
+
+    /// Creates a tenant with its own column family and fresh keys.
+    pub fn create_tenant(&self, name: &TenantName) -> Result<TenantInfo> {
+        let _guard = self.registry_lock.lock();
+        let key = self.tenant_registry_key(name);
+        let sys = self.sys()?;
+        if self.db.get_cf(&sys, &key)?.is_some() {
+            return Err(StorageError::AlreadyExists { what: "tenant" });
+        }
+        let uid = TenantUid::random();
+        let record = TenantRecord {
+            name: name.as_str().to_owned(),
+            uid: *uid.as_bytes(),
+            created_ms: now_ms(),
+            placement: Placement::OwnColumnFamily,
+        };
+        // The column family first: if we crash after this, an orphan empty column family remains,
+        // which open ignores; the registry entry below is what makes the tenant exist.
+        self.db.create_cf(layout::tenant_cf_name(&uid), &Options::default())?;
+        let kek = self.master.kek(uid.as_bytes(), self.master_version);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            &sys,
+            layout::keyring_key(uid.as_bytes(), 0),
+            kek.wrap(&DataKey::generate(0)).as_bytes(),
+        );
+        batch.put_cf(
+            &sys,
+            layout::keyring_key(uid.as_bytes(), 1),
+            kek.wrap(&DataKey::generate(1)).as_bytes(),
+        );
+        batch.put_cf(&sys, layout::keyring_write_key(uid.as_bytes()), 1u32.to_be_bytes());
+        batch.put_cf(&sys, &key, self.seal_registry(&key, &layout::encode(&record)));
+        self.sys_write(batch)?;
+        tracing::info!(tenant = %uid.short(), "tenant created");
+        Ok(TenantInfo { name: name.clone(), uid, created_ms: record.created_ms, placement: record.placement })
+    }
+
+    /// Lists every tenant.
+    pub fn list_tenants(&self) -> Result<Vec<TenantInfo>> {
+        let sys = self.sys()?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(layout::TENANT_PREFIX));
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, value) = item?;
+            let record: TenantRecord = layout::decode(&self.open_registry(&key, &value)?, "tenant")?;
+            out.push(TenantInfo {
+                name: TenantName::new(record.name)?,
+                uid: TenantUid::from_bytes(record.uid),
+                created_ms: record.created_ms,
+                placement: record.placement,
+            });
+        }
+        out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok(out)
+    }
+
+    /// Looks a tenant up by name.
+    pub fn tenant_info(&self, name: &TenantName) -> Result<TenantInfo> {
+        let key = self.tenant_registry_key(name);
+        let sealed = self.db.get_cf(&self.sys()?, &key)?.ok_or(StorageError::NotFound { what: "tenant" })?;
+        let record: TenantRecord = layout::decode(&self.open_registry(&key, &sealed)?, "tenant")?;
+        Ok(TenantInfo {
+            name: name.clone(),
+            uid: TenantUid::from_bytes(record.uid),
+            created_ms: record.created_ms,
+            placement: record.placement,
+        })
+    }
+
+    // ---- API keys ----
+
+    /// Issues an API key for a tenant. The returned token is the only copy of the secret.
+    pub fn issue_api_key(
+        &self,
+        tenant: &TenantName,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+    ) -> Result<IssuedApiKey> {
+        if label.len() > 128 {
+            return Err(StorageError::InvalidArgument {
+                field: "label",
+                reason: "must be at most 128 bytes".into(),
+            });
+        }
+        let info = self.tenant_info(tenant)?;
+        let key_id: [u8; 16] = random_bytes();
+        let secret: [u8; 32] = random_bytes();
+        let record = ApiKeyRecord {
+            tenant_uid: *info.uid.as_bytes(),
+            secret_tag: self.system.tag(b"api-key-secret", &secret).0,
+            role,
+            label: label.to_owned(),
+            created_ms: now_ms(),
+            expires_ms,
+            revoked: false,
+        };
+        let key = layout::apikey_key(&key_id);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&self.sys()?, &key, self.seal_registry(&key, &layout::encode(&record)));
+        self.sys_write(batch)?;
+        let key_id = hex::encode(key_id);
+        Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret)), key_id })
+    }
+
+    fn load_api_key(&self, key_id_hex: &str) -> Result<Option<([u8; 16], ApiKeyRecord)>> {
+        let mut key_id = [0u8; 16];
+        if hex::decode_to_slice(key_id_hex, &mut key_id).is_err() {
+            return Ok(None);
+        }
+        let key = layout::apikey_key(&key_id);
+        let Some(sealed) = self.db.get_cf(&self.sys()?, &key)? else { return Ok(None) };
+        Ok(Some((key_id, layout::decode(&self.open_registry(&key, &sealed)?, "api key")?)))
+    }
+
+    /// Lists a tenant's API keys (never their secrets).
+    pub fn list_api_keys(&self, tenant: &TenantName) -> Result<Vec<ApiKeyInfo>> {
+        let info = self.tenant_info(tenant)?;
+        let sys = self.sys()?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(layout::APIKEY_PREFIX));
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, value) = item?;
+            let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
+            if record.tenant_uid == *info.uid.as_bytes() {
+                out.push(ApiKeyInfo {
+                    key_id: hex::encode(&key[layout::APIKEY_PREFIX.len()..]),
+                    role: record.role,
+                    label: record.label,
+                    created_ms: record.created_ms,
+                    expires_ms: record.expires_ms,
+                    revoked: record.revoked,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revokes an API key of `tenant`. A key of another tenant is reported as not found.
+    pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<()> {
+        let _guard = self.registry_lock.lock();
+        let info = self.tenant_info(tenant)?;
+        let Some((raw_id, mut record)) = self.load_api_key(key_id)? else {
+            return Err(StorageError::NotFound { what: "api key" });
+        };
+        if record.tenant_uid != *info.uid.as_bytes() {
+            return Err(StorageError::NotFound { what: "api key" });
+        }
+        record.revoked = true;
+        let key = layout::apikey_key(&raw_id);
+        let mut batch = WriteBatch::default();
+        batch.put_cf(&self.sys()?, &key, self.seal_registry(&key, &layout::encode(&record)));
+        self.sys_write(batch)
+    }
+
+    // ---- The two doors that mint scopes ----
+
+    /// Checks an API key (`bk_<key id>_<secret>`) against the keyring, in constant time, and mints a
+    /// scope for its tenant and role. Unknown, malformed, revoked and expired keys all get
+    /// [`StorageError::Unauthenticated`].
+    pub fn authenticate(&self, token: &str) -> Result<TenantScope> {
+        let mut parts = token.strip_prefix("bk_").unwrap_or("").splitn(2, '_');
+        let (Some(key_id), Some(secret_hex)) = (parts.next(), parts.next()) else {
+            return Err(StorageError::Unauthenticated);
+        };
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        if hex::decode_to_slice(secret_hex, secret.as_mut()).is_err() {
+            return Err(StorageError::Unauthenticated);
+        }
+        let presented = self.system.tag(b"api-key-secret", secret.as_ref());
+        let Some((_, record)) = self.load_api_key(key_id)? else {
+            return Err(StorageError::Unauthenticated);
+        };
+        let secret_ok = constant_time_eq(&presented.0, &record.secret_tag);
+        let expired = record.expires_ms.is_some_and(|t| t <= now_ms());
+        if !secret_ok || record.revoked || expired {
+            return Err(StorageError::Unauthenticated);
+        }
+        let uid = TenantUid::from_bytes(record.tenant_uid);
+        // A key whose tenant is gone authenticates nobody.
+        self.load_tenant(uid).map_err(|e| match e {
+            StorageError::NotFound { .. } => StorageError::Unauthenticated,
+            other => other,
+        })?;
+        Ok(TenantScope { tenant: uid, store_instance: self.instance, role: record.role })
+    }
+
+    /// Mints a tenant-admin scope for `tenant` without a credential, for a process that embeds the
+    /// database and is itself the trust boundary (a test, a migration, a single-tenant app). The
+    /// reason is logged; grep for this name when auditing a code base.
+    pub fn trusted_host_scope(&self, tenant: &TenantName, reason: &'static str) -> Result<TenantScope> {
+        let info = self.tenant_info(tenant)?;
+        self.load_tenant(info.uid)?;
+        tracing::info!(tenant = %info.uid.short(), reason, "trusted-host scope minted");
+        Ok(TenantScope { tenant: info.uid, store_instance: self.instance, role: Role::TenantAdmin })
+    }
+
+    /// The data handle of the scope's tenant: the only way to its records.
+    pub fn tenant<'s>(&'s self, scope: &TenantScope) -> Result<TenantHandle<'s>> {
+        if scope.store_instance != self.instance {
+            return Err(StorageError::ForeignScope);
+        }
+        let state = self.load_tenant(scope.tenant)?;
+        TenantHandle::new(self, state, scope.role)
+    }
+
+    /// Loads (once) a tenant's keys and counters.
+    fn load_tenant(&self, uid: TenantUid) -> Result<Arc<TenantState>> {
+        if let Some(state) = self.tenants.read().get(&uid) {
+            return Ok(Arc::clone(state));
+        }
+        let mut tenants = self.tenants.write();
+        if let Some(state) = tenants.get(&uid) {
+            return Ok(Arc::clone(state));
+        }
+        let sys = self.sys()?;
+        let owner = uid.as_bytes();
+        let write = self.db.get_cf(&sys, layout::keyring_write_key(owner))?;
+        let Some(write) = write else { return Err(StorageError::NotFound { what: "tenant" }) };
+        let generation = layout::be_u32(&write)?;
+        let reserved = match self.db.get_cf(&sys, layout::encryption_count_key(owner, generation))? {
+            Some(v) => layout::be_u64(&v)?,
+            None => 0,
+        };
+        let cipher = Self::load_owner_cipher(&self.db, &self.master, self.master_version, owner, reserved)?;
+        let cf_name = layout::tenant_cf_name(&uid);
+        if self.db.cf_handle(&cf_name).is_none() {
+            return Err(StorageError::NotFound { what: "tenant" });
+        }
+        let state = Arc::new(TenantState::load(&self.db, uid, cf_name, cipher, reserved)?);
+        tenants.insert(uid, Arc::clone(&state));
+        Ok(state)
+    }
+
+    /// Flushes memtables and the write-ahead log to disk (used before a clean shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush_wal(true)?;
+        let mut names = vec![SYS_CF.to_owned()];
+        names.extend(self.tenants.read().values().map(|t| t.cf_name.clone()));
+        for name in names {
+            if let Some(cf) = self.db.cf_handle(&name) {
+                self.db.flush_cf(&cf)?;
+            }
+        }
+        Ok(())
+    }
+}

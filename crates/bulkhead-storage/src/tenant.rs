@@ -1,0 +1,425 @@
+//! A tenant's data handle: collections and points, sealed under the tenant's keys, written atomically.
+
+use crate::error::{Result, StorageError};
+use crate::ids::{CollectionName, DocId, TenantUid, limits};
+use crate::layout::{self, CollectionRecord, Kind, PointPayloadRecord, SYS_CF, TenantKeys};
+use crate::model::{CollectionInfo, Metric, NewPoint, PointRef, StoredPoint};
+use crate::scope::Role;
+use crate::store::{ENCRYPTION_RESERVATION, Store, now_ms};
+use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
+use parking_lot::Mutex;
+use rocksdb::{BoundColumnFamily, DB, IteratorMode, ReadOptions, WriteBatch};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// One raw (key, sealed value) pair read from RocksDB.
+type RawEntry = (Box<[u8]>, Box<[u8]>);
+
+/// Counters that only the tenant's writer changes, under its lock.
+struct WriteState {
+    sequence: u64,
+    next_collection: u32,
+    reserved_encryptions: u64,
+}
+
+/// A loaded tenant: its keys and write state. Shared by every handle of the tenant.
+pub(crate) struct TenantState {
+    uid: TenantUid,
+    pub(crate) cf_name: String,
+    keys: TenantKeys,
+    cipher: OwnerCipher,
+    write: Mutex<WriteState>,
+}
+
+impl TenantState {
+    pub(crate) fn load(
+        db: &DB,
+        uid: TenantUid,
+        cf_name: String,
+        cipher: OwnerCipher,
+        reserved: u64,
+    ) -> Result<TenantState> {
+        let keys = TenantKeys::new(&uid);
+        let cf = db.cf_handle(&cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let sequence = match db.get_cf(&cf, keys.singleton(Kind::Sequence))? {
+            Some(v) => layout::be_u64(&v)?,
+            None => 0,
+        };
+        let next_collection = match db.get_cf(&cf, keys.singleton(Kind::NextCollection))? {
+            Some(v) => layout::be_u32(&v)?,
+            None => 1,
+        };
+        drop(cf);
+        Ok(TenantState {
+            uid,
+            cf_name,
+            keys,
+            cipher,
+            write: Mutex::new(WriteState { sequence, next_collection, reserved_encryptions: reserved }),
+        })
+    }
+}
+
+/// The data of one tenant, reached through a scope: every method stays inside this tenant.
+pub struct TenantHandle<'s> {
+    store: &'s Store,
+    state: Arc<TenantState>,
+    cf: Arc<BoundColumnFamily<'s>>,
+    role: Role,
+}
+
+impl fmt::Debug for TenantHandle<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantHandle").field("tenant", &self.state.uid).field("role", &self.role).finish()
+    }
+}
+
+impl<'s> TenantHandle<'s> {
+    pub(crate) fn new(store: &'s Store, state: Arc<TenantState>, role: Role) -> Result<TenantHandle<'s>> {
+        let cf = store.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        Ok(TenantHandle { store, state, cf, role })
+    }
+
+    /// The tenant's opaque uid.
+    pub fn tenant_uid(&self) -> TenantUid {
+        self.state.uid
+    }
+
+    /// The role of the scope this handle was opened with.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The data-key generation new writes are sealed with.
+    pub fn write_generation(&self) -> u32 {
+        self.state.cipher.write_generation()
+    }
+
+    /// Values sealed so far under the write generation (a persisted upper bound after a restart).
+    pub fn encryptions(&self) -> u64 {
+        self.state.cipher.encryptions()
+    }
+
+    fn require(&self, role: Role, operation: &'static str) -> Result<()> {
+        if self.role < role {
+            return Err(StorageError::PermissionDenied { operation });
+        }
+        Ok(())
+    }
+
+    fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let ctx = SealContext { column_family: self.state.cf_name.as_bytes(), record_key: key };
+        self.state.cipher.seal(purpose, ctx, value)
+    }
+
+    fn open(&self, purpose: Purpose, key: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let ctx = SealContext { column_family: self.state.cf_name.as_bytes(), record_key: key };
+        Ok(self.state.cipher.open(purpose, ctx, sealed)?)
+    }
+
+    fn collection_tag(&self, name: &CollectionName) -> RecordTag {
+        self.state.cipher.tag(b"collection", name.as_str().as_bytes())
+    }
+
+    fn doc_tag(&self, collection: u32, id: &DocId) -> RecordTag {
+        let mut value = collection.to_be_bytes().to_vec();
+        value.extend_from_slice(id.as_str().as_bytes());
+        self.state.cipher.tag(b"doc", &value)
+    }
+
+    fn check_owner(&self, collection: &CollectionInfo) -> Result<()> {
+        if collection.tenant != self.state.uid {
+            return Err(StorageError::NotFound { what: "collection" });
+        }
+        Ok(())
+    }
+
+    /// Adds the encryption-count reservation to `batch` if sealing `upcoming` more values would pass
+    /// the persisted upper bound. Called under the write lock, before sealing.
+    fn reserve(&self, write: &mut WriteState, upcoming: u64, batch: &mut WriteBatch) -> Result<()> {
+        let needed = self.state.cipher.encryptions() + upcoming;
+        if needed > write.reserved_encryptions {
+            write.reserved_encryptions = needed + ENCRYPTION_RESERVATION;
+            let sys =
+                self.store.db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+            let key =
+                layout::encryption_count_key(self.state.uid.as_bytes(), self.state.cipher.write_generation());
+            batch.put_cf(&sys, key, write.reserved_encryptions.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    fn commit(&self, batch: WriteBatch) -> Result<()> {
+        Ok(self.store.db.write_opt(batch, &self.store.data_write)?)
+    }
+
+    // ---- Collections ----
+
+    /// Creates a collection. Needs the tenant-admin role.
+    pub fn create_collection(
+        &self,
+        name: &CollectionName,
+        dimension: usize,
+        metric: Metric,
+    ) -> Result<CollectionInfo> {
+        self.require(Role::TenantAdmin, "creating collections")?;
+        if dimension == 0 || dimension > limits::MAX_DIMENSION {
+            return Err(StorageError::InvalidArgument {
+                field: "dimension",
+                reason: format!("must be 1 to {}", limits::MAX_DIMENSION),
+            });
+        }
+        let mut write = self.state.write.lock();
+        let key = self.state.keys.collection(&self.collection_tag(name));
+        if self.store.db.get_cf(&self.cf, &key)?.is_some() {
+            return Err(StorageError::AlreadyExists { what: "collection" });
+        }
+        if self.list_collections()?.len() >= limits::MAX_COLLECTIONS_PER_TENANT {
+            return Err(StorageError::InvalidArgument {
+                field: "collection",
+                reason: format!(
+                    "a tenant may have at most {} collections",
+                    limits::MAX_COLLECTIONS_PER_TENANT
+                ),
+            });
+        }
+        let number = write.next_collection;
+        let record = CollectionRecord {
+            name: name.as_str().to_owned(),
+            number,
+            dimension: dimension as u32,
+            metric,
+            created_ms: now_ms(),
+        };
+        let mut batch = WriteBatch::default();
+        self.reserve(&mut write, 1, &mut batch)?;
+        batch.put_cf(&self.cf, &key, self.seal(Purpose::Payloads, &key, &layout::encode(&record)));
+        batch.put_cf(&self.cf, self.state.keys.singleton(Kind::NextCollection), (number + 1).to_be_bytes());
+        self.commit(batch)?;
+        write.next_collection = number + 1;
+        Ok(self.collection_info(record))
+    }
+
+    fn collection_info(&self, record: CollectionRecord) -> CollectionInfo {
+        CollectionInfo {
+            tenant: self.state.uid,
+            number: record.number,
+            // Names were validated when the collection was created.
+            name: CollectionName::new(record.name).unwrap_or_else(|_| unreachable!("stored names are valid")),
+            dimension: record.dimension as usize,
+            metric: record.metric,
+            created_ms: record.created_ms,
+        }
+    }
+
+    /// Looks a collection up by name.
+    pub fn collection(&self, name: &CollectionName) -> Result<CollectionInfo> {
+        let key = self.state.keys.collection(&self.collection_tag(name));
+        let sealed =
+            self.store.db.get_cf(&self.cf, &key)?.ok_or(StorageError::NotFound { what: "collection" })?;
+        let record: CollectionRecord =
+            layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
+        Ok(self.collection_info(record))
+    }
+
+    /// Lists the tenant's collections.
+    pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
+        let (start, end) = self.state.keys.kind_range(Kind::Collection);
+        let mut out = Vec::new();
+        for item in self.range(start, end) {
+            let (key, sealed) = item?;
+            let record: CollectionRecord =
+                layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
+            out.push(self.collection_info(record));
+        }
+        out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        Ok(out)
+    }
+
+    /// Drops a collection and every point in it. Needs the tenant-admin role.
+    pub fn drop_collection(&self, collection: &CollectionInfo) -> Result<()> {
+        self.require(Role::TenantAdmin, "dropping collections")?;
+        self.check_owner(collection)?;
+        let _write = self.state.write.lock();
+        let key = self.state.keys.collection(&self.collection_tag(&collection.name));
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(&self.cf, &key);
+        for kind in [Kind::Payload, Kind::Vector] {
+            let (start, end) = self.state.keys.point_range(kind, collection.number);
+            batch.delete_range_cf(&self.cf, start, end);
+        }
+        batch.delete_cf(&self.cf, self.state.keys.count(collection.number));
+        self.commit(batch)
+    }
+
+    fn range(&self, start: Vec<u8>, end: Vec<u8>) -> impl Iterator<Item = Result<RawEntry>> + '_ {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(start..end);
+        self.store
+            .db
+            .iterator_cf_opt(&self.cf, ro, IteratorMode::Start)
+            .map(|r| r.map_err(StorageError::from))
+    }
+
+    // ---- Points ----
+
+    /// Inserts or replaces points. All or nothing: the points, the collection's count, the tenant's
+    /// write sequence and the encryption-count reservation go in one atomic write batch. Returns the
+    /// reference and version (write sequence) of each point, in input order. Needs the writer role.
+    pub fn upsert(&self, collection: &CollectionInfo, points: &[NewPoint]) -> Result<Vec<(PointRef, u64)>> {
+        self.require(Role::Writer, "writing points")?;
+        self.check_owner(collection)?;
+        if points.is_empty() || points.len() > limits::MAX_BATCH_POINTS {
+            return Err(StorageError::InvalidArgument {
+                field: "points",
+                reason: format!("a batch holds 1 to {} points", limits::MAX_BATCH_POINTS),
+            });
+        }
+        for point in points {
+            point.validate(collection)?;
+        }
+        let mut write = self.state.write.lock();
+        let mut batch = WriteBatch::default();
+        self.reserve(&mut write, 2 * points.len() as u64, &mut batch)?;
+        let mut count = self.count_locked(collection)?;
+        let mut seen: HashMap<RecordTag, ()> = HashMap::new();
+        let mut versions = Vec::with_capacity(points.len());
+        let mut sequence = write.sequence;
+        for point in points {
+            let tag = self.doc_tag(collection.number, &point.id);
+            let vkey = self.state.keys.point(Kind::Vector, collection.number, &tag);
+            let pkey = self.state.keys.point(Kind::Payload, collection.number, &tag);
+            let new_in_batch = seen.insert(tag, ()).is_none();
+            if new_in_batch && self.store.db.get_pinned_cf(&self.cf, &vkey)?.is_none() {
+                count += 1;
+            }
+            sequence += 1;
+            let payload = PointPayloadRecord {
+                id: point.id.as_str().to_owned(),
+                text: point.text.clone(),
+                metadata: point.metadata.clone(),
+                source_uri: point.source_uri.clone(),
+                acl: point.acl.clone(),
+                version: sequence,
+            };
+            let encoded = zeroize::Zeroizing::new(layout::encode(&payload));
+            batch.put_cf(&self.cf, &pkey, self.seal(Purpose::Payloads, &pkey, &encoded));
+            let vector = zeroize::Zeroizing::new(layout::encode_vector(&point.vector));
+            batch.put_cf(&self.cf, &vkey, self.seal(Purpose::Vectors, &vkey, &vector));
+            versions.push((PointRef(tag), sequence));
+        }
+        batch.put_cf(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
+        batch.put_cf(&self.cf, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
+        self.commit(batch)?;
+        write.sequence = sequence;
+        Ok(versions)
+    }
+
+    /// Deletes points by id; ids that do not exist are ignored. Returns the references of the points
+    /// that existed. Needs the writer role.
+    pub fn delete(&self, collection: &CollectionInfo, ids: &[DocId]) -> Result<Vec<PointRef>> {
+        self.require(Role::Writer, "deleting points")?;
+        self.check_owner(collection)?;
+        if ids.is_empty() || ids.len() > limits::MAX_BATCH_POINTS {
+            return Err(StorageError::InvalidArgument {
+                field: "ids",
+                reason: format!("a batch holds 1 to {} ids", limits::MAX_BATCH_POINTS),
+            });
+        }
+        let mut write = self.state.write.lock();
+        let mut batch = WriteBatch::default();
+        let mut count = self.count_locked(collection)?;
+        let mut removed = Vec::new();
+        let mut seen: HashMap<RecordTag, ()> = HashMap::new();
+        for id in ids {
+            let tag = self.doc_tag(collection.number, id);
+            if seen.insert(tag, ()).is_some() {
+                continue;
+            }
+            let vkey = self.state.keys.point(Kind::Vector, collection.number, &tag);
+            if self.store.db.get_pinned_cf(&self.cf, &vkey)?.is_some() {
+                removed.push(PointRef(tag));
+                count = count.saturating_sub(1);
+                batch.delete_cf(&self.cf, &vkey);
+                batch.delete_cf(&self.cf, self.state.keys.point(Kind::Payload, collection.number, &tag));
+            }
+        }
+        if !removed.is_empty() {
+            write.sequence += 1;
+            batch.put_cf(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
+            batch.put_cf(&self.cf, self.state.keys.singleton(Kind::Sequence), write.sequence.to_be_bytes());
+            self.commit(batch)?;
+        }
+        Ok(removed)
+    }
+
+    fn count_locked(&self, collection: &CollectionInfo) -> Result<u64> {
+        match self.store.db.get_cf(&self.cf, self.state.keys.count(collection.number))? {
+            Some(v) => layout::be_u64(&v),
+            None => Ok(0),
+        }
+    }
+
+    /// The number of points in a collection.
+    pub fn count(&self, collection: &CollectionInfo) -> Result<u64> {
+        self.check_owner(collection)?;
+        self.count_locked(collection)
+    }
+
+    /// The tenant's last write sequence number: it moves on every write.
+    pub fn write_sequence(&self) -> u64 {
+        self.state.write.lock().sequence
+    }
+
+    /// Reads one point by id.
+    pub fn get(&self, collection: &CollectionInfo, id: &DocId) -> Result<Option<StoredPoint>> {
+        self.check_owner(collection)?;
+        self.get_by_ref(collection, &PointRef(self.doc_tag(collection.number, id)))
+    }
+
+    /// Reads one point by the reference a scan returned.
+    pub fn get_by_ref(&self, collection: &CollectionInfo, point: &PointRef) -> Result<Option<StoredPoint>> {
+        self.check_owner(collection)?;
+        let vkey = self.state.keys.point(Kind::Vector, collection.number, &point.0);
+        let pkey = self.state.keys.point(Kind::Payload, collection.number, &point.0);
+        let (Some(sealed_vector), Some(sealed_payload)) =
+            (self.store.db.get_pinned_cf(&self.cf, &vkey)?, self.store.db.get_pinned_cf(&self.cf, &pkey)?)
+        else {
+            return Ok(None);
+        };
+        let vector = layout::decode_vector(&self.open(Purpose::Vectors, &vkey, &sealed_vector)?)?;
+        let payload: PointPayloadRecord =
+            layout::decode(&self.open(Purpose::Payloads, &pkey, &sealed_payload)?, "point")?;
+        let key_generation =
+            OwnerCipher::sealed_generation(&sealed_payload).ok_or(StorageError::Integrity)?;
+        Ok(Some(StoredPoint {
+            id: DocId::new(payload.id)?,
+            vector,
+            text: payload.text,
+            metadata: payload.metadata,
+            source_uri: payload.source_uri,
+            acl: payload.acl,
+            version: payload.version,
+            key_generation,
+        }))
+    }
+
+    /// Visits every vector of a collection with its point reference (the exact scan's and the index
+    /// builder's input). Fails on the first value that does not authenticate.
+    pub fn scan_vectors(
+        &self,
+        collection: &CollectionInfo,
+        mut visit: impl FnMut(PointRef, &[f32]),
+    ) -> Result<()> {
+        self.check_owner(collection)?;
+        let (start, end) = self.state.keys.point_range(Kind::Vector, collection.number);
+        for item in self.range(start, end) {
+            let (key, sealed) = item?;
+            let tag = TenantKeys::tag_of_point_key(&key).ok_or(StorageError::Codec("point key"))?;
+            let vector = layout::decode_vector(&self.open(Purpose::Vectors, &key, &sealed)?)?;
+            visit(PointRef(tag), &vector);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,57 @@
+//! Unit tests of the storage crate's layouts and validation.
+
+use super::*;
+use crate::layout::{Kind, TenantKeys, decode_vector, encode_vector};
+
+fn uid() -> TenantUid {
+    TenantUid::from_bytes([7; 16])
+}
+
+#[test]
+fn point_ranges_hold_exactly_their_collection() {
+    let keys = TenantKeys::new(&uid());
+    let tag = bulkhead_crypto::RecordTag([0xff; 32]);
+    for coll in [0u32, 1, 255, 256, u32::MAX - 1, u32::MAX] {
+        let (start, end) = keys.point_range(Kind::Vector, coll);
+        let inside = keys.point(Kind::Vector, coll, &tag);
+        assert!(start <= inside && inside < end, "collection {coll}");
+        if coll < u32::MAX {
+            let next = keys.point(Kind::Vector, coll + 1, &bulkhead_crypto::RecordTag([0; 32]));
+            assert!(next >= end, "collection {coll} + 1 is outside");
+        }
+        let payload = keys.point(Kind::Payload, coll, &tag);
+        assert!(payload < start || payload >= end, "payloads are outside the vector range");
+        assert_eq!(TenantKeys::tag_of_point_key(&inside), Some(tag));
+    }
+}
+
+#[test]
+fn vectors_round_trip_bit_exactly() {
+    let v = vec![0.0, -0.0, 1.5, f32::MIN_POSITIVE, f32::MAX, -3.25e-7];
+    let back = decode_vector(&encode_vector(&v)).expect("decode");
+    assert_eq!(
+        v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+        back.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    );
+    assert!(decode_vector(&[0, 1, 2]).is_err());
+}
+
+#[test]
+fn names_are_validated_and_never_printed() {
+    assert!(TenantName::new("acme-01_x").is_ok());
+    for bad in ["", "Acme", "-acme", "a b", "ä", &"a".repeat(65)] {
+        assert!(TenantName::new(bad).is_err(), "{bad:?}");
+    }
+    let id = DocId::new("secret-id").expect("id");
+    assert!(!format!("{id:?}").contains("secret"));
+    let name = TenantName::new("secretcorp").expect("name");
+    assert!(!format!("{name:?}").contains("secret"));
+}
+
+#[test]
+fn cosine_rejects_zero_vectors_but_l2_accepts_them() {
+    assert!(validate_vector(&[0.0, 0.0], 2, Metric::Cosine).is_err());
+    assert!(validate_vector(&[0.0, 0.0], 2, Metric::L2).is_ok());
+    assert!(validate_vector(&[0.0, f32::NAN], 2, Metric::L2).is_err());
+    assert!(validate_vector(&[1.0], 2, Metric::Dot).is_err());
+}

@@ -1,0 +1,124 @@
+//! The architecture invariants of `docs/ARCHITECTURE.md`, checked against the source tree so that a
+//! change that breaks one fails CI instead of waiting for a reviewer to notice.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+}
+
+fn crates() -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(workspace().join("crates"))
+        .expect("crates/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .map(|p| (p.file_name().expect("name").to_string_lossy().into_owned(), p))
+        .collect();
+    out.sort();
+    out
+}
+
+fn dependencies(manifest: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(manifest).expect("Cargo.toml");
+    let mut in_deps = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line.contains("dependencies");
+        } else if in_deps
+            && !line.starts_with('#')
+            && let Some((name, _)) = line.split_once(['=', '.'])
+        {
+            out.push(name.trim().to_owned());
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    crate::util::files_below(dir).into_iter().filter(|p| p.extension().is_some_and(|e| e == "rs")).collect()
+}
+
+/// Only the named crate may depend on `dependency`.
+fn only(crate_name: &str, dependency: &str) {
+    for (name, path) in crates() {
+        let deps = dependencies(&path.join("Cargo.toml"));
+        if name != crate_name {
+            assert!(
+                !deps.iter().any(|d| d == dependency),
+                "{name} depends on {dependency}; only {crate_name} may"
+            );
+        }
+    }
+}
+
+#[test]
+fn only_storage_names_rocksdb() {
+    only("bulkhead-storage", "rocksdb");
+}
+
+#[test]
+fn only_crypto_touches_ciphers_and_kdfs() {
+    for dependency in ["aes-gcm", "hkdf", "hmac", "sha2", "zeroize"] {
+        for (name, path) in crates() {
+            let deps = dependencies(&path.join("Cargo.toml"));
+            let allowed =
+                name == "bulkhead-crypto" || (dependency == "zeroize" && name == "bulkhead-storage");
+            assert!(allowed || !deps.iter().any(|d| d == dependency), "{name} depends on {dependency}");
+        }
+    }
+}
+
+#[test]
+fn only_server_knows_tonic() {
+    only("bulkhead-server", "tonic");
+}
+
+#[test]
+fn only_distance_has_unsafe_code() {
+    for (name, path) in crates() {
+        if name == "bulkhead-distance" {
+            continue;
+        }
+        for file in rust_files(&path.join("src")) {
+            let text = std::fs::read_to_string(&file).expect("source");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                let has_unsafe = ["unsafe {", "unsafe fn", "unsafe impl", "unsafe extern"]
+                    .iter()
+                    .any(|p| code.contains(p));
+                assert!(
+                    !has_unsafe,
+                    "{}:{} has unsafe code; only bulkhead-distance may",
+                    file.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn distance_knows_nothing_of_tenants() {
+    let path = workspace().join("crates/bulkhead-distance");
+    let deps = dependencies(&path.join("Cargo.toml"));
+    assert!(!deps.iter().any(|d| d.starts_with("bulkhead-")), "distance depends on {deps:?}");
+    for file in rust_files(&path.join("src")) {
+        let text = std::fs::read_to_string(&file).expect("source").to_lowercase();
+        assert!(!text.contains("tenant"), "{} mentions tenants", file.display());
+    }
+}
+
+#[test]
+fn every_source_file_says_what_it_is_for() {
+    for dir in ["crates", "tests", "benches"] {
+        for file in rust_files(&workspace().join(dir)) {
+            if file.components().any(|c| c.as_os_str() == "target") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&file).expect("source");
+            assert!(text.starts_with("//!"), "{} does not start with a //! line", file.display());
+        }
+    }
+}

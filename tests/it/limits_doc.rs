@@ -1,0 +1,38 @@
+//! `docs/LIMITS.md` and the limit constants agree, so the documented table cannot go stale.
+
+use bulkhead_query::limits;
+
+#[test]
+fn the_limits_table_matches_the_code() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/LIMITS.md"))
+        .expect("LIMITS.md");
+    let constants = [
+        ("MAX_TENANT_NAME_BYTES", limits::MAX_TENANT_NAME_BYTES),
+        ("MAX_COLLECTION_NAME_BYTES", limits::MAX_COLLECTION_NAME_BYTES),
+        ("MAX_DOC_ID_BYTES", limits::MAX_DOC_ID_BYTES),
+        ("MAX_TEXT_BYTES", limits::MAX_TEXT_BYTES),
+        ("MAX_METADATA_BYTES", limits::MAX_METADATA_BYTES),
+        ("MAX_METADATA_FIELDS", limits::MAX_METADATA_FIELDS),
+        ("MAX_METADATA_KEY_BYTES", limits::MAX_METADATA_KEY_BYTES),
+        ("MAX_SOURCE_URI_BYTES", limits::MAX_SOURCE_URI_BYTES),
+        ("MAX_ACL_ENTRIES", limits::MAX_ACL_ENTRIES),
+        ("MAX_PRINCIPAL_BYTES", limits::MAX_PRINCIPAL_BYTES),
+        ("MAX_DIMENSION", limits::MAX_DIMENSION),
+        ("MAX_BATCH_POINTS", limits::MAX_BATCH_POINTS),
+        ("MAX_K", limits::MAX_K),
+        ("MAX_COLLECTIONS_PER_TENANT", limits::MAX_COLLECTIONS_PER_TENANT),
+    ];
+    for (name, value) in constants {
+        let row = doc
+            .lines()
+            .find(|l| l.contains(&format!("`{name}`")))
+            .unwrap_or_else(|| panic!("LIMITS.md has no row for {name}"));
+        let documented: usize = row
+            .rsplit('|')
+            .nth(1)
+            .and_then(|cell| cell.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("cannot read the value of {name} in {row:?}"));
+        assert_eq!(documented, value, "LIMITS.md says {documented} for {name}, the code {value}");
+    }
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests over a real RocksDB directory on disk: isolation, encryption at rest, durability,
+//! authentication and bad input. One binary, one module per subject.
+
+mod auth;
+mod bad_input;
+mod compile_fail;
+mod durability;
+mod invariants;
+mod isolation;
+mod limits_doc;
+mod plaintext;
+mod swap;
+mod util;

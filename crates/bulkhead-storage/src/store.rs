@@ -51,9 +51,10 @@ pub struct Store {
     instance: u64,
     master: MasterKey,
     master_version: u32,
-    system: OwnerCipher,
+    pub(crate) system: OwnerCipher,
     tenants: RwLock<HashMap<TenantUid, Arc<TenantState>>>,
-    registry_lock: Mutex<()>,
+    /// Serialises registry writes; holds the registry cipher's reserved encryption count.
+    registry_lock: Mutex<u64>,
     pub(crate) data_write: WriteOptions,
 }
 
@@ -142,7 +143,7 @@ impl Store {
         let mut data_write = WriteOptions::default();
         data_write.set_sync(options.durability == Durability::Fsync);
 
-        let (master_version, system) = Self::open_keyring(&db, &master)?;
+        let (master_version, system, reserved) = Self::open_keyring(&db, &master)?;
         Ok(Store {
             db,
             path: path.to_owned(),
@@ -151,13 +152,14 @@ impl Store {
             master_version,
             system,
             tenants: RwLock::new(HashMap::new()),
-            registry_lock: Mutex::new(()),
+            registry_lock: Mutex::new(reserved),
             data_write,
         })
     }
 
     /// Verifies the master key (or initialises a new keyring) and opens the registry's own keys.
-    fn open_keyring(db: &DB, master: &MasterKey) -> Result<(u32, OwnerCipher)> {
+    /// Returns the master key version, the registry's cipher and its reserved encryption count.
+    fn open_keyring(db: &DB, master: &MasterKey) -> Result<(u32, OwnerCipher, u64)> {
         let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
         match db.get_cf(&sys, layout::META_MASTER_VERSION)? {
             None => {
@@ -175,7 +177,7 @@ impl Store {
                 let mut wo = WriteOptions::default();
                 wo.set_sync(SYS_WRITE_SYNC);
                 db.write_opt(batch, &wo)?;
-                Ok((version, OwnerCipher::new(&SYSTEM_OWNER, &naming, &[data], 1, 0)?))
+                Ok((version, OwnerCipher::new(&SYSTEM_OWNER, &naming, &[data], 1, 0)?, 0))
             }
             Some(version) => {
                 let version = layout::be_u32(&version)?;
@@ -187,10 +189,12 @@ impl Store {
                 if !check.is_some_and(|c| constant_time_eq(&c, &master.check_value(version))) {
                     return Err(StorageError::WrongMasterKey { master_version: version });
                 }
-                // The registry's keys never rotate with tenant data, so the system owner has one
-                // generation and no encryption count to restore beyond its reservation.
-                let cipher = Self::load_owner_cipher(db, master, version, &SYSTEM_OWNER, 0)?;
-                Ok((version, cipher))
+                let reserved = match db.get_cf(&sys, layout::encryption_count_key(&SYSTEM_OWNER, 1))? {
+                    Some(v) => layout::be_u64(&v)?,
+                    None => 0,
+                };
+                let cipher = Self::load_owner_cipher(db, master, version, &SYSTEM_OWNER, reserved)?;
+                Ok((version, cipher, reserved))
             }
         }
     }
@@ -229,12 +233,23 @@ impl Store {
         Ok(self.db.write_opt(batch, &wo)?)
     }
 
-    fn seal_registry(&self, key: &[u8], value: &[u8]) -> Vec<u8> {
-        self.system.seal(
-            Purpose::Registry,
-            SealContext { column_family: SYS_CF.as_bytes(), record_key: key },
-            value,
-        )
+    /// Seals a registry record into `batch`, with the registry cipher's encryption-count reservation
+    /// when it runs out. The caller holds `registry_lock` (its guard is `reserved`).
+    fn put_registry(
+        &self,
+        reserved: &mut u64,
+        batch: &mut WriteBatch,
+        key: &[u8],
+        record: &[u8],
+    ) -> Result<()> {
+        let sys = self.sys()?;
+        if self.system.encryptions() + 1 > *reserved {
+            *reserved = self.system.encryptions() + 1 + ENCRYPTION_RESERVATION;
+            batch.put_cf(&sys, layout::encryption_count_key(&SYSTEM_OWNER, 1), reserved.to_be_bytes());
+        }
+        let ctx = SealContext { column_family: SYS_CF.as_bytes(), record_key: key };
+        batch.put_cf(&sys, key, self.system.seal(Purpose::Registry, ctx, record));
+        Ok(())
     }
 
     fn open_registry(&self, key: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
@@ -263,7 +278,7 @@ impl Store {
 
     /// Creates a tenant with its own column family and fresh keys.
     pub fn create_tenant(&self, name: &TenantName) -> Result<TenantInfo> {
-        let _guard = self.registry_lock.lock();
+        let mut reserved = self.registry_lock.lock();
         let key = self.tenant_registry_key(name);
         let sys = self.sys()?;
         if self.db.get_cf(&sys, &key)?.is_some() {
@@ -292,7 +307,7 @@ impl Store {
             kek.wrap(&DataKey::generate(1)).as_bytes(),
         );
         batch.put_cf(&sys, layout::keyring_write_key(uid.as_bytes()), 1u32.to_be_bytes());
-        batch.put_cf(&sys, &key, self.seal_registry(&key, &layout::encode(&record)));
+        self.put_registry(&mut reserved, &mut batch, &key, &layout::encode(&record))?;
         self.sys_write(batch)?;
         tracing::info!(tenant = %uid.short(), "tenant created");
         Ok(TenantInfo { name: name.clone(), uid, created_ms: record.created_ms, placement: record.placement })
@@ -360,8 +375,9 @@ impl Store {
             revoked: false,
         };
         let key = layout::apikey_key(&key_id);
+        let mut reserved = self.registry_lock.lock();
         let mut batch = WriteBatch::default();
-        batch.put_cf(&self.sys()?, &key, self.seal_registry(&key, &layout::encode(&record)));
+        self.put_registry(&mut reserved, &mut batch, &key, &layout::encode(&record))?;
         self.sys_write(batch)?;
         let key_id = hex::encode(key_id);
         Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret)), key_id })
@@ -403,7 +419,7 @@ impl Store {
 
     /// Revokes an API key of `tenant`. A key of another tenant is reported as not found.
     pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<()> {
-        let _guard = self.registry_lock.lock();
+        let mut reserved = self.registry_lock.lock();
         let info = self.tenant_info(tenant)?;
         let Some((raw_id, mut record)) = self.load_api_key(key_id)? else {
             return Err(StorageError::NotFound { what: "api key" });
@@ -414,7 +430,7 @@ impl Store {
         record.revoked = true;
         let key = layout::apikey_key(&raw_id);
         let mut batch = WriteBatch::default();
-        batch.put_cf(&self.sys()?, &key, self.seal_registry(&key, &layout::encode(&record)));
+        self.put_registry(&mut reserved, &mut batch, &key, &layout::encode(&record))?;
         self.sys_write(batch)
     }
 

@@ -55,3 +55,38 @@ fn cosine_rejects_zero_vectors_but_l2_accepts_them() {
     assert!(validate_vector(&[0.0, f32::NAN], 2, Metric::L2).is_err());
     assert!(validate_vector(&[1.0], 2, Metric::Dot).is_err());
 }
+
+#[test]
+fn registry_encryptions_are_counted_and_persisted_before_use() {
+    use bulkhead_crypto::MasterKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_path = dir.path().join("k");
+    MasterKey::generate().write_new_file(&key_path).expect("key");
+    let open = || {
+        Store::open(
+            &dir.path().join("db"),
+            MasterKey::from_file(&key_path).expect("key"),
+            StoreOptions::default(),
+        )
+    };
+    let persisted = |store: &Store| {
+        let sys = store.db.cf_handle(layout::SYS_CF).expect("sys");
+        let value =
+            store.db.get_cf(&sys, layout::encryption_count_key(&layout::SYSTEM_OWNER, 1)).expect("get");
+        value.map(|v| layout::be_u64(&v).expect("u64")).unwrap_or(0)
+    };
+    let sealed;
+    {
+        let store = open().expect("open");
+        let name = TenantName::new("acme").expect("name");
+        store.create_tenant(&name).expect("tenant");
+        for _ in 0..5 {
+            store.issue_api_key(&name, Role::Reader, "k", None).expect("key");
+        }
+        sealed = store.system.encryptions();
+        assert_eq!(sealed, 6);
+        assert!(persisted(&store) >= sealed, "the reservation is written with the first seal");
+    }
+    let store = open().expect("reopen");
+    assert!(store.system.encryptions() >= sealed, "the count never goes backwards across a restart");
+}

@@ -15,9 +15,9 @@
 //!  +------------------------------------------------+
 //! ```
 //!
-//! Padding is written as zeros but never read by the distance functions, which always work over exactly
-//! `dim` elements (the query is not padded). The arena also keeps each row's squared norm, so batch cosine
-//! costs one dot product per row.
+//! Padding is written as zeros but never read by the distance functions, which always work over
+//! exactly `dim` elements (the query is not padded). The arena also keeps each row's squared norm,
+//! so batch cosine costs one dot product per row.
 
 use std::alloc::{self, Layout};
 use std::fmt;
@@ -35,8 +35,9 @@ const MAX_ROWS: usize = u32::MAX as usize;
 /// Contiguous storage for vectors of one dimension, each row 64-byte aligned and zero-padded.
 ///
 /// Rows are appended with [`push`](Self::push), which returns the row's id, and read with
-/// [`get`](Self::get). Every stored element is finite and every row's squared norm is finite; `push`
-/// rejects anything else, so distances computed against an arena never see NaN from the stored side.
+/// [`get`](Self::get). Every stored element is finite and every row's squared norm is finite;
+/// `push` rejects anything else, so distances computed against an arena never see NaN from the
+/// stored side.
 pub struct VectorArena {
     /// Base of the allocation; dangling (and never dereferenced) while `capacity == 0`.
     ptr: NonNull<f32>,
@@ -52,8 +53,8 @@ pub struct VectorArena {
     squared_norms: Vec<f32>,
 }
 
-// SAFETY: `VectorArena` owns its allocation exclusively (like a `Vec<f32>`), has no interior mutability,
-// and only hands out `&[f32]` through `&self`, so moving it to another thread is sound.
+// SAFETY: `VectorArena` owns its allocation exclusively (like a `Vec<f32>`), has no interior
+// mutability, and only hands out `&[f32]` through `&self`, so moving it to another thread is sound.
 unsafe impl Send for VectorArena {}
 // SAFETY: shared references only permit reads of initialised, immutable rows, so sharing is sound.
 unsafe impl Sync for VectorArena {}
@@ -63,8 +64,8 @@ impl VectorArena {
     ///
     /// # Errors
     ///
-    /// [`DistanceError::ZeroDimension`] if `dim == 0`; [`DistanceError::CapacityOverflow`] if one padded
-    /// row would not fit in memory.
+    /// [`DistanceError::ZeroDimension`] if `dim == 0`; [`DistanceError::CapacityOverflow`] if one
+    /// padded row would not fit in memory.
     pub fn new(dim: usize) -> Result<Self, DistanceError> {
         Self::with_capacity(dim, 0)
     }
@@ -101,7 +102,8 @@ impl VectorArena {
         self.dim
     }
 
-    /// Returns the number of floats between the starts of consecutive rows (`dim` rounded up to 16).
+    /// Returns the number of floats between the starts of consecutive rows (`dim` rounded up to
+    /// 16).
     #[inline]
     pub fn stride(&self) -> usize {
         self.stride
@@ -129,7 +131,8 @@ impl VectorArena {
     ///
     /// # Errors
     ///
-    /// [`DistanceError::CapacityOverflow`] if the arena would exceed `u32::MAX` rows or `isize::MAX` bytes.
+    /// [`DistanceError::CapacityOverflow`] if the arena would exceed `u32::MAX` rows or
+    /// `isize::MAX` bytes.
     pub fn reserve(&mut self, additional: usize) -> Result<(), DistanceError> {
         let needed = self
             .len
@@ -146,13 +149,15 @@ impl VectorArena {
             .clamp(4, MAX_ROWS);
         let new_layout = self.layout_for(new_capacity)?;
         let new_ptr = if self.capacity == 0 {
-            // SAFETY: `new_layout` has a non-zero size because `new_capacity >= 1` and `stride >= 16`.
+            // SAFETY: `new_layout` has a non-zero size because `new_capacity >= 1` and `stride >=
+            // 16`.
             unsafe { alloc::alloc(new_layout) }
         } else {
             let old_layout = self.layout_for(self.capacity)?;
-            // SAFETY: `self.ptr` was allocated by the global allocator with `old_layout` (the layout for the
-            // current capacity), the new size is non-zero and was checked by `Layout::from_size_align` not to
-            // overflow `isize`. `realloc` keeps `old_layout`'s alignment of 64.
+            // SAFETY: `self.ptr` was allocated by the global allocator with `old_layout` (the
+            // layout for the current capacity), the new size is non-zero and was checked by
+            // `Layout::from_size_align` not to overflow `isize`. `realloc` keeps `old_layout`'s
+            // alignment of 64.
             unsafe {
                 alloc::realloc(
                     self.ptr.as_ptr().cast::<u8>(),
@@ -175,8 +180,9 @@ impl VectorArena {
     ///
     /// # Errors
     ///
-    /// [`DistanceError::DimensionMismatch`] if `vector.len() != self.dim()`; [`DistanceError::NonFinite`]
-    /// if an element is NaN or infinite; [`DistanceError::NormOverflow`] if `vector·vector` overflows `f32`;
+    /// [`DistanceError::DimensionMismatch`] if `vector.len() != self.dim()`;
+    /// [`DistanceError::NonFinite`] if an element is NaN or infinite;
+    /// [`DistanceError::NormOverflow`] if `vector·vector` overflows `f32`;
     /// [`DistanceError::CapacityOverflow`] if the arena already holds `u32::MAX` rows.
     pub fn push(&mut self, vector: &[f32]) -> Result<u32, DistanceError> {
         if vector.len() != self.dim {
@@ -194,9 +200,10 @@ impl VectorArena {
         }
         let id = u32::try_from(self.len).map_err(|_| DistanceError::CapacityOverflow)?;
         self.reserve(1)?;
-        // SAFETY: `reserve(1)` guarantees `len < capacity`, so the row `len` lies inside the allocation: it
-        // spans floats `len·stride .. (len + 1)·stride`, and the layout covers `capacity·stride` floats. The
-        // source slice cannot overlap the arena's uninitialised tail, which no safe reference can point into.
+        // SAFETY: `reserve(1)` guarantees `len < capacity`, so the row `len` lies inside the
+        // allocation: it spans floats `len·stride .. (len + 1)·stride`, and the layout covers
+        // `capacity·stride` floats. The source slice cannot overlap the arena's uninitialised tail,
+        // which no safe reference can point into.
         unsafe {
             let row = self.ptr.as_ptr().add(self.len * self.stride);
             ptr::copy_nonoverlapping(vector.as_ptr(), row, self.dim);
@@ -207,15 +214,16 @@ impl VectorArena {
         Ok(id)
     }
 
-    /// Returns the vector with row id `id` (exactly `dim` floats, without padding), or `None` if `id` is not
-    /// below [`len`](Self::len).
+    /// Returns the vector with row id `id` (exactly `dim` floats, without padding), or `None` if
+    /// `id` is not below [`len`](Self::len).
     #[inline]
     pub fn get(&self, id: u32) -> Option<&[f32]> {
         let index = usize::try_from(id).ok()?;
         (index < self.len).then(|| self.row(index))
     }
 
-    /// Returns the squared norm `v·v` of row `id`, computed when it was pushed, or `None` if out of range.
+    /// Returns the squared norm `v·v` of row `id`, computed when it was pushed, or `None` if out of
+    /// range.
     #[inline]
     pub fn squared_norm(&self, id: u32) -> Option<f32> {
         self.squared_norms.get(usize::try_from(id).ok()?).copied()
@@ -226,12 +234,13 @@ impl VectorArena {
         (0..self.len).map(|index| self.row(index))
     }
 
-    /// Returns every initialised row including padding: `len · stride` floats starting at the aligned base.
+    /// Returns every initialised row including padding: `len · stride` floats starting at the
+    /// aligned base.
     #[inline]
     pub fn as_padded_slice(&self) -> &[f32] {
-        // SAFETY: the first `len` rows (`len · stride` floats) are initialised by `push` (data and zero
-        // padding), the pointer is non-null and aligned (dangling only when `len == 0`, which gives an empty
-        // slice), and `&self` prevents mutation for the returned lifetime.
+        // SAFETY: the first `len` rows (`len · stride` floats) are initialised by `push` (data and
+        // zero padding), the pointer is non-null and aligned (dangling only when `len == 0`, which
+        // gives an empty slice), and `&self` prevents mutation for the returned lifetime.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len * self.stride) }
     }
 
@@ -265,8 +274,8 @@ impl Drop for VectorArena {
         }
         // The layout was valid when this capacity was allocated, so recomputing it cannot fail.
         if let Ok(layout) = self.layout_for(self.capacity) {
-            // SAFETY: `self.ptr` was allocated by the global allocator with exactly this layout and is not used
-            // again after `drop`.
+            // SAFETY: `self.ptr` was allocated by the global allocator with exactly this layout and
+            // is not used again after `drop`.
             unsafe { alloc::dealloc(self.ptr.as_ptr().cast::<u8>(), layout) };
         }
     }
@@ -287,8 +296,8 @@ impl Clone for VectorArena {
             alloc::handle_alloc_error(Layout::new::<f32>());
         }
         let padded = self.as_padded_slice();
-        // SAFETY: `copy` has capacity for `self.len` rows, i.e. `padded.len()` floats, and is a fresh
-        // allocation that cannot overlap `self`'s.
+        // SAFETY: `copy` has capacity for `self.len` rows, i.e. `padded.len()` floats, and is a
+        // fresh allocation that cannot overlap `self`'s.
         unsafe { ptr::copy_nonoverlapping(padded.as_ptr(), copy.ptr.as_ptr(), padded.len()) };
         copy.len = self.len;
         copy.squared_norms.clone_from(&self.squared_norms);

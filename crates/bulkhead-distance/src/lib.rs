@@ -1,17 +1,18 @@
-//! SIMD f32 distance kernels (dot, squared L2, cosine) and the 64-byte-aligned `VectorArena` they scan.
+//! SIMD f32 distance kernels (dot, squared L2, cosine) and the aligned `VectorArena` they scan.
 //!
 //! # Implementations and dispatch
 //!
 //! Every kernel exists as a scalar reference (`scalar.rs`), AVX2+FMA (`x86_64/avx2.rs`), AVX-512F
-//! (`x86_64/avx512.rs`) and NEON (`aarch64/neon.rs`). The best one the CPU supports is chosen once, on first
-//! use, by runtime feature detection and cached in a [`OnceLock`] as a table of function pointers
-//! ([`Kernels`]); [`active_isa`] reports which one runs. [`Kernels::for_isa`] and [`available_isas`] give
-//! access to every implementation the CPU supports, for tests and benchmarks.
+//! (`x86_64/avx512.rs`) and NEON (`aarch64/neon.rs`). The best one the CPU supports is chosen once,
+//! on first use, by runtime feature detection and cached in a [`OnceLock`] as a table of function
+//! pointers ([`Kernels`]); [`active_isa`] reports which one runs. [`Kernels::for_isa`] and
+//! [`available_isas`] give access to every implementation the CPU supports, for tests and
+//! benchmarks.
 //!
 //! # Distance convention
 //!
-//! Smaller is closer, and every [`Metric`] distance is non-negative and never NaN for finite input (the
-//! HNSW graph asserts on negative distances and panics on NaN):
+//! Smaller is closer, and every [`Metric`] distance is non-negative and never NaN for finite input
+//! (the HNSW graph asserts on negative distances and panics on NaN):
 //!
 //! | metric            | distance                          | range                       |
 //! |-------------------|-----------------------------------|-----------------------------|
@@ -19,20 +20,21 @@
 //! | [`Metric::Cosine`] | `1 - a·b / (‖a‖·‖b‖)`             | clamped to `[0, 2]`         |
 //! | [`Metric::Dot`]    | `max(0, 1 - a·b)`                 | `[0, 2]` for unit vectors   |
 //!
-//! `Dot` is meant for unit-norm vectors, where it equals cosine distance without the norms. For vectors
-//! whose dot product exceeds 1 it clamps to 0, so all of them tie: use `Cosine` (or normalise) for
-//! unnormalised data. The raw [`dot`] function returns the plain, unclamped dot product.
+//! `Dot` is meant for unit-norm vectors, where it equals cosine distance without the norms. For
+//! vectors whose dot product exceeds 1 it clamps to 0, so all of them tie: use `Cosine` (or
+//! normalise) for unnormalised data. The raw [`dot`] function returns the plain, unclamped dot
+//! product.
 //!
-//! Cosine distance with a zero vector on either side is defined as `1.0` (as for orthogonal vectors)
-//! rather than an error, so one zero row cannot fail a whole batch; the same value is returned when the
-//! norms underflow or overflow `f32`. The result is clamped to `[0, 2]` because rounding can push
-//! `a·b / (‖a‖·‖b‖)` slightly outside `[-1, 1]`.
+//! Cosine distance with a zero vector on either side is defined as `1.0` (as for orthogonal
+//! vectors) rather than an error, so one zero row cannot fail a whole batch; the same value is
+//! returned when the norms underflow or overflow `f32`. The result is clamped to `[0, 2]` because
+//! rounding can push `a·b / (‖a‖·‖b‖)` slightly outside `[-1, 1]`.
 //!
 //! # Safety
 //!
-//! This is the one crate of the workspace that contains `unsafe` code: SIMD intrinsics (raw-pointer loads)
-//! and the arena's aligned allocation. Every `unsafe` block carries a `// SAFETY:` comment and every
-//! `unsafe fn` a `# Safety` section.
+//! This is the one crate of the workspace that contains `unsafe` code: SIMD intrinsics (raw-pointer
+//! loads) and the arena's aligned allocation. Every `unsafe` block carries a `// SAFETY:` comment
+//! and every `unsafe fn` a `# Safety` section.
 #![expect(
     unsafe_code,
     reason = "the one crate allowed SIMD intrinsics and raw allocation; see ARCHITECTURE.md"
@@ -71,10 +73,12 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// Every instruction set this crate has kernels for, on any target, in order of preference (last best).
+    /// Every instruction set this crate has kernels for, on any target, in order of preference
+    /// (last best).
     pub const ALL: [Isa; 4] = [Isa::Scalar, Isa::Avx2Fma, Isa::Avx512F, Isa::Neon];
 
-    /// Returns the name used in logs and metrics: `"scalar"`, `"avx2+fma"`, `"avx512f"` or `"neon"`.
+    /// Returns the name used in logs and metrics: `"scalar"`, `"avx2+fma"`, `"avx512f"` or
+    /// `"neon"`.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
@@ -113,12 +117,14 @@ pub(crate) struct CosineParts {
     pub(crate) bb: f32,
 }
 
-/// Turns `a·b`, `a·a` and `b·b` into a cosine distance in `[0, 2]` that is never NaN for finite sums.
+/// Turns `a·b`, `a·a` and `b·b` into a cosine distance in `[0, 2]` that is never NaN for finite
+/// sums.
 #[inline]
 fn cosine_from_parts(ab: f32, aa: f32, bb: f32) -> f32 {
     let denominator = aa.sqrt() * bb.sqrt();
-    // Zero vectors, and norms so small or large that the product underflows or overflows, are defined to
-    // be at distance 1 (no information about the angle) instead of producing a NaN or an infinity.
+    // Zero vectors, and norms so small or large that the product underflows or overflows, are
+    // defined to be at distance 1 (no information about the angle) instead of producing a NaN or an
+    // infinity.
     if !(denominator > 0.0 && denominator.is_finite()) {
         return 1.0;
     }
@@ -144,8 +150,8 @@ type CosineKernel = unsafe fn(&[f32], &[f32]) -> CosineParts;
 
 /// A table of kernels for one instruction set that the running CPU supports.
 ///
-/// A `Kernels` value can only be obtained from [`Kernels::active`] or [`Kernels::for_isa`], both of which
-/// check the CPU first, so calling its kernels is always sound.
+/// A `Kernels` value can only be obtained from [`Kernels::active`] or [`Kernels::for_isa`], both of
+/// which check the CPU first, so calling its kernels is always sound.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     isa: Isa,
@@ -233,12 +239,13 @@ impl Kernels {
     pub fn l2_squared(&self, a: &[f32], b: &[f32]) -> Result<f32, DistanceError> {
         check_lengths(a, b)?;
         let n = a.len();
-        // SAFETY: `self` was built by `for_isa`, which checked that the CPU supports `self.isa`, and both
-        // slices have length `n`.
+        // SAFETY: `self` was built by `for_isa`, which checked that the CPU supports `self.isa`,
+        // and both slices have length `n`.
         Ok(unsafe { (self.l2_squared)(&a[..n], &b[..n]) })
     }
 
-    /// Returns the cosine distance `1 - cos(a, b)`, clamped to `[0, 2]`, or `1.0` if either vector is zero.
+    /// Returns the cosine distance `1 - cos(a, b)`, clamped to `[0, 2]`, or `1.0` if either vector
+    /// is zero.
     ///
     /// # Errors
     ///
@@ -268,8 +275,8 @@ impl Kernels {
 
     /// Writes the `metric` distance from `query` to each row `ids[i]` of `arena` into `out[i]`.
     ///
-    /// Everything is checked before anything is computed, so on error `out` is untouched. Cosine uses the
-    /// squared norms the arena stored at `push`, so it costs one dot product per row.
+    /// Everything is checked before anything is computed, so on error `out` is untouched. Cosine
+    /// uses the squared norms the arena stored at `push`, so it costs one dot product per row.
     ///
     /// # Errors
     ///
@@ -301,7 +308,8 @@ impl Kernels {
                 len: arena.len(),
             });
         }
-        // The ids were checked above; `u32` always fits in `usize` on the 32- and 64-bit targets we support.
+        // The ids were checked above; `u32` always fits in `usize` on the 32- and 64-bit targets we
+        // support.
         let rows = ids.iter().map(|&id| id as usize);
         self.fill(metric, query, arena, rows, out);
         Ok(())
@@ -340,7 +348,8 @@ impl Kernels {
         rows: impl Iterator<Item = usize>,
         out: &mut [f32],
     ) {
-        // One `match` per batch rather than per row keeps the inner loops to a load, a call and a store.
+        // One `match` per batch rather than per row keeps the inner loops to a load, a call and a
+        // store.
         match metric {
             Metric::Cosine => {
                 let query_norm = self.dot_unchecked(query, query);
@@ -359,20 +368,22 @@ impl Kernels {
                 for (slot, row) in out.iter_mut().zip(rows) {
                     let row = arena.row(row);
                     let n = query.len().min(row.len());
-                    // SAFETY: supported ISA (see `for_isa`), and both slices are cut to the same length.
+                    // SAFETY: supported ISA (see `for_isa`), and both slices are cut to the same
+                    // length.
                     *slot = unsafe { (self.l2_squared)(&query[..n], &row[..n]) };
                 }
             }
         }
     }
 
-    /// Dot product over the common prefix of `a` and `b` (callers have already checked the lengths).
+    /// Dot product over the common prefix of `a` and `b` (callers have already checked the
+    /// lengths).
     #[inline]
     pub(crate) fn dot_unchecked(&self, a: &[f32], b: &[f32]) -> f32 {
         debug_assert_eq!(a.len(), b.len());
         let n = a.len().min(b.len());
-        // SAFETY: `self` was built by `for_isa`, which checked that the CPU supports `self.isa`, and both
-        // slices are cut to the same length `n`.
+        // SAFETY: `self` was built by `for_isa`, which checked that the CPU supports `self.isa`,
+        // and both slices are cut to the same length `n`.
         unsafe { (self.dot)(&a[..n], &b[..n]) }
     }
 }
@@ -446,7 +457,8 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> Result<f32, DistanceError> {
     Kernels::active().l2_squared(a, b)
 }
 
-/// Returns the cosine distance `1 - cos(a, b)` in `[0, 2]` (`1.0` if either is zero) using the active kernels.
+/// Returns the cosine distance `1 - cos(a, b)` in `[0, 2]` (`1.0` if either is zero) using the
+/// active kernels.
 ///
 /// # Errors
 ///
@@ -466,8 +478,8 @@ pub fn distance(metric: Metric, a: &[f32], b: &[f32]) -> Result<f32, DistanceErr
     Kernels::active().distance(metric, a, b)
 }
 
-/// Writes the `metric` distance from `query` to each row `ids[i]` of `arena` into `out[i]`, using the
-/// active kernels. See [`Kernels::distances`].
+/// Writes the `metric` distance from `query` to each row `ids[i]` of `arena` into `out[i]`, using
+/// the active kernels. See [`Kernels::distances`].
 ///
 /// # Errors
 ///
@@ -483,7 +495,8 @@ pub fn distances(
     Kernels::active().distances(metric, query, arena, ids, out)
 }
 
-/// Writes the `metric` distance from `query` to every row of `arena` into `out`, using the active kernels.
+/// Writes the `metric` distance from `query` to every row of `arena` into `out`, using the active
+/// kernels.
 ///
 /// # Errors
 ///

@@ -38,15 +38,15 @@ pub(crate) fn cosine_parts(a: &[f32], b: &[f32]) -> CosineParts {
     parts
 }
 
-// The scalar kernels are safe functions; these thin `unsafe fn` shims give them the same pointer type as
-// the SIMD kernels so that one `Kernels` table can hold any implementation.
+// The scalar kernels are safe functions; these thin `unsafe fn` shims give them the same pointer
+// type as the SIMD kernels so that one `Kernels` table can hold any implementation.
 
 /// Scalar dot product with the kernel-table signature.
 ///
 /// # Safety
 ///
-/// Always safe to call; the signature is `unsafe` only to match the SIMD kernels. `a` and `b` should
-/// have equal lengths (the shorter length is used otherwise).
+/// Always safe to call; the signature is `unsafe` only to match the SIMD kernels. `a` and `b`
+/// should have equal lengths (the shorter length is used otherwise).
 pub(crate) unsafe fn dot_kernel(a: &[f32], b: &[f32]) -> f32 {
     dot(a, b)
 }

@@ -432,7 +432,8 @@ fn batch_rejects_bad_input_without_writing() {
     assert_eq!(out, [-7.0; 2], "nothing is written on error");
 }
 
-/// Two vectors of the same random length in `1..=2048` and a start offset `0..4` for unaligned slices.
+/// Two vectors of the same random length in `1..=2048` and a start offset `0..4` for unaligned
+/// slices.
 fn vector_pair() -> impl Strategy<Value = (Vec<f32>, Vec<f32>, usize)> {
     (1_usize..=2048, 0_usize..4).prop_flat_map(|(n, offset)| {
         (

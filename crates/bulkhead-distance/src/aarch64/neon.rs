@@ -1,4 +1,5 @@
-//! NEON kernels: 4 lanes, four independent FMA chains, a scalar loop for the last `len % 4` elements.
+//! NEON kernels: 4 lanes, four independent FMA chains, a scalar loop for the last `len % 4`
+//! elements.
 //!
 //! NEON has no masked load, so the tail (at most three elements) is finished with scalar fused
 //! multiply-adds into a separate sum that joins the vector sum at the end.
@@ -28,12 +29,13 @@ fn hsum4(acc: [float32x4_t; 4]) -> f32 {
 ///
 /// # Safety
 ///
-/// The CPU must support NEON and `p + i .. p + i + 4` must lie inside one live allocation of `f32`s.
+/// The CPU must support NEON and `p + i .. p + i + 4` must lie inside one live allocation of
+/// `f32`s.
 #[inline]
 #[target_feature(enable = "neon")]
 unsafe fn load(p: *const f32, i: usize) -> float32x4_t {
-    // SAFETY: the caller guarantees that the 4 floats starting at `p + i` are in bounds; `ld1` has no
-    // alignment requirement beyond that of `f32`, which a slice pointer has.
+    // SAFETY: the caller guarantees that the 4 floats starting at `p + i` are in bounds; `ld1` has
+    // no alignment requirement beyond that of `f32`, which a slice pointer has.
     unsafe { vld1q_f32(p.add(i)) }
 }
 

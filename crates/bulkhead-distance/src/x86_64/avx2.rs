@@ -1,7 +1,8 @@
 //! AVX2+FMA kernels: 8 lanes, four independent FMA chains, `vmaskmovps` loads for the tail.
 //!
-//! The structure mirrors `avx512.rs`: a loop over 32 floats with four accumulators, an 8-float loop, and one
-//! masked load for the last `len % 8` elements, so nothing is ever read past the end of a slice.
+//! The structure mirrors `avx512.rs`: a loop over 32 floats with four accumulators, an 8-float
+//! loop, and one masked load for the last `len % 8` elements, so nothing is ever read past the end
+//! of a slice.
 
 use core::arch::x86_64::{
     __m256, __m256i, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps,
@@ -51,12 +52,13 @@ fn hsum4(acc: [__m256; 4]) -> f32 {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 and `p + i .. p + i + 8` must lie inside one live allocation of `f32`s.
+/// The CPU must support AVX2 and `p + i .. p + i + 8` must lie inside one live allocation of
+/// `f32`s.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn load(p: *const f32, i: usize) -> __m256 {
-    // SAFETY: the caller guarantees that the 8 floats starting at `p + i` are in bounds; the load is
-    // unaligned, so no alignment is required.
+    // SAFETY: the caller guarantees that the 8 floats starting at `p + i` are in bounds; the load
+    // is unaligned, so no alignment is required.
     unsafe { _mm256_loadu_ps(p.add(i)) }
 }
 
@@ -64,13 +66,15 @@ unsafe fn load(p: *const f32, i: usize) -> __m256 {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX2 and `p + i .. p + i + rem` must lie inside one live allocation of `f32`s, with
-/// `rem < 8`. Masked-off lanes are not accessed and cannot fault, so they may lie beyond the allocation.
+/// The CPU must support AVX2 and `p + i .. p + i + rem` must lie inside one live allocation of
+/// `f32`s, with `rem < 8`. Masked-off lanes are not accessed and cannot fault, so they may lie
+/// beyond the allocation.
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn load_tail(p: *const f32, i: usize, rem: usize) -> __m256 {
-    // SAFETY: the caller guarantees that the first `rem` floats at `p + i` are in bounds (with `rem == 0`
-    // the mask is empty and nothing is read), and `vmaskmovps` does not access masked-off lanes.
+    // SAFETY: the caller guarantees that the first `rem` floats at `p + i` are in bounds (with `rem
+    // == 0` the mask is empty and nothing is read), and `vmaskmovps` does not access masked-off
+    // lanes.
     unsafe { _mm256_maskload_ps(p.wrapping_add(i), tail_mask(rem)) }
 }
 
@@ -102,9 +106,11 @@ pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         i += LANES;
     }
     let rem = n - i;
-    // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
-    let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
-    acc[1] = _mm256_fmadd_ps(x, y, acc[1]);
+    if rem > 0 {
+        // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
+        let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
+        acc[1] = _mm256_fmadd_ps(x, y, acc[1]);
+    }
     hsum4(acc)
 }
 
@@ -138,11 +144,13 @@ pub(crate) unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
         i += LANES;
     }
     let rem = n - i;
-    // SAFETY: `i + rem == n`, so the masked loads stay inside both slices; masked-off lanes are zero in both
-    // registers, so their difference adds nothing.
-    let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
-    let diff = _mm256_sub_ps(x, y);
-    acc[1] = _mm256_fmadd_ps(diff, diff, acc[1]);
+    if rem > 0 {
+        // SAFETY: `i + rem == n`, so the masked loads stay inside both slices; masked-off lanes are
+        // zero in both registers, so their difference adds nothing.
+        let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
+        let diff = _mm256_sub_ps(x, y);
+        acc[1] = _mm256_fmadd_ps(diff, diff, acc[1]);
+    }
     hsum4(acc)
 }
 
@@ -156,7 +164,8 @@ pub(crate) unsafe fn cosine_parts(a: &[f32], b: &[f32]) -> CosineParts {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len();
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    // Twelve accumulators plus the two loaded registers use 14 of the 16 ymm registers, so nothing spills.
+    // Twelve accumulators plus the two loaded registers use 14 of the 16 ymm registers, so nothing
+    // spills.
     let mut ab = [_mm256_setzero_ps(); 4];
     let mut aa = [_mm256_setzero_ps(); 4];
     let mut bb = [_mm256_setzero_ps(); 4];
@@ -181,11 +190,13 @@ pub(crate) unsafe fn cosine_parts(a: &[f32], b: &[f32]) -> CosineParts {
         i += LANES;
     }
     let rem = n - i;
-    // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
-    let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
-    ab[1] = _mm256_fmadd_ps(x, y, ab[1]);
-    aa[1] = _mm256_fmadd_ps(x, x, aa[1]);
-    bb[1] = _mm256_fmadd_ps(y, y, bb[1]);
+    if rem > 0 {
+        // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
+        let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
+        ab[1] = _mm256_fmadd_ps(x, y, ab[1]);
+        aa[1] = _mm256_fmadd_ps(x, x, aa[1]);
+        bb[1] = _mm256_fmadd_ps(y, y, bb[1]);
+    }
     CosineParts {
         ab: hsum4(ab),
         aa: hsum4(aa),

@@ -1,9 +1,9 @@
 //! AVX-512F kernels: 16 lanes, four independent FMA chains, masked loads for the tail.
 //!
-//! Each kernel walks both slices 64 floats at a time with four accumulators, so four FMA dependency chains
-//! run in parallel and the loop is bound by the two 64-byte loads per FMA rather than by FMA latency. A
-//! 16-float loop follows, then one masked load covers the last `len % 16` elements without reading past the
-//! end of either slice. The horizontal reduction happens once, at the end.
+//! Each kernel walks both slices 64 floats at a time with four accumulators, so four FMA dependency
+//! chains run in parallel and the loop is bound by the two 64-byte loads per FMA rather than by FMA
+//! latency. A 16-float loop follows, then one masked load covers the last `len % 16` elements
+//! without reading past the end of either slice. The horizontal reduction happens once, at the end.
 
 use core::arch::x86_64::{
     __m512, __mmask16, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
@@ -39,12 +39,13 @@ fn hsum4(acc: [__m512; 4]) -> f32 {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX-512F and `p + i .. p + i + 16` must lie inside one live allocation of `f32`s.
+/// The CPU must support AVX-512F and `p + i .. p + i + 16` must lie inside one live allocation of
+/// `f32`s.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn load(p: *const f32, i: usize) -> __m512 {
-    // SAFETY: the caller guarantees that the 16 floats starting at `p + i` are in bounds; the load is
-    // unaligned, so no alignment is required.
+    // SAFETY: the caller guarantees that the 16 floats starting at `p + i` are in bounds; the load
+    // is unaligned, so no alignment is required.
     unsafe { _mm512_loadu_ps(p.add(i)) }
 }
 
@@ -52,13 +53,15 @@ unsafe fn load(p: *const f32, i: usize) -> __m512 {
 ///
 /// # Safety
 ///
-/// The CPU must support AVX-512F and `p + i .. p + i + rem` must lie inside one live allocation of `f32`s,
-/// with `rem < 16`. Masked-off lanes are not accessed, so they may lie beyond the allocation.
+/// The CPU must support AVX-512F and `p + i .. p + i + rem` must lie inside one live allocation of
+/// `f32`s, with `rem < 16`. Masked-off lanes are not accessed, so they may lie beyond the
+/// allocation.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn load_tail(p: *const f32, i: usize, rem: usize) -> __m512 {
-    // SAFETY: the caller guarantees that `p + i` is in bounds (or one past the end when `rem == 0`, in which
-    // case the mask is empty and nothing is read), and masked loads never touch lanes outside the mask.
+    // SAFETY: the caller guarantees that `p + i` is in bounds (or one past the end when `rem == 0`,
+    // in which case the mask is empty and nothing is read), and masked loads never touch lanes
+    // outside the mask.
     unsafe { _mm512_maskz_loadu_ps(tail_mask(rem), p.wrapping_add(i)) }
 }
 
@@ -74,8 +77,9 @@ pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
     let mut acc = [_mm512_setzero_ps(); 4];
     let mut i = 0;
-    // SAFETY (for every block below): each load covers `i .. i + 16` (or `i .. n` for the tail) with
-    // `i + 16 <= n` checked by the loop conditions, and both slices have length `n` by the caller's contract.
+    // SAFETY (for every block below): each load covers `i .. i + 16` (or `i .. n` for the tail)
+    // with `i + 16 <= n` checked by the loop conditions, and both slices have length `n` by the
+    // caller's contract.
     while i + BLOCK <= n {
         for (k, acc_k) in acc.iter_mut().enumerate() {
             let off = i + k * LANES;
@@ -92,9 +96,11 @@ pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
         i += LANES;
     }
     let rem = n - i;
-    // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
-    let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
-    acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+    if rem > 0 {
+        // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
+        let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
+        acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
+    }
     hsum4(acc)
 }
 
@@ -128,11 +134,13 @@ pub(crate) unsafe fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
         i += LANES;
     }
     let rem = n - i;
-    // SAFETY: `i + rem == n`, so the masked loads stay inside both slices; masked-off lanes are zero in both
-    // registers, so their difference adds nothing.
-    let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
-    let diff = _mm512_sub_ps(x, y);
-    acc[1] = _mm512_fmadd_ps(diff, diff, acc[1]);
+    if rem > 0 {
+        // SAFETY: `i + rem == n`, so the masked loads stay inside both slices; masked-off lanes are
+        // zero in both registers, so their difference adds nothing.
+        let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
+        let diff = _mm512_sub_ps(x, y);
+        acc[1] = _mm512_fmadd_ps(diff, diff, acc[1]);
+    }
     hsum4(acc)
 }
 
@@ -171,11 +179,13 @@ pub(crate) unsafe fn cosine_parts(a: &[f32], b: &[f32]) -> CosineParts {
         i += LANES;
     }
     let rem = n - i;
-    // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
-    let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
-    ab[1] = _mm512_fmadd_ps(x, y, ab[1]);
-    aa[1] = _mm512_fmadd_ps(x, x, aa[1]);
-    bb[1] = _mm512_fmadd_ps(y, y, bb[1]);
+    if rem > 0 {
+        // SAFETY: `i + rem == n`, so the masked loads stay inside both slices.
+        let (x, y) = unsafe { (load_tail(pa, i, rem), load_tail(pb, i, rem)) };
+        ab[1] = _mm512_fmadd_ps(x, y, ab[1]);
+        aa[1] = _mm512_fmadd_ps(x, x, aa[1]);
+        bb[1] = _mm512_fmadd_ps(y, y, bb[1]);
+    }
     CosineParts {
         ab: hsum4(ab),
         aa: hsum4(aa),

@@ -1,4 +1,4 @@
-//! Distance kernels: each ISA of `bulkhead-distance`, the scalar reference and simsimd side by side.
+//! Distance kernels: each ISA of `bulkhead-distance`, scalar reference and simsimd, side by side.
 //!
 //! Pairwise groups are named `{metric}-{dim}` and hold one function per implementation: each ISA
 //! the CPU supports (called through its `Kernels` table), `dispatched` (the free function, which
@@ -6,11 +6,15 @@
 //! `simsimd`. Both operands are rows of a `VectorArena`, so they are 64-byte aligned for every
 //! implementation alike.
 //!
-//! Batch groups `batch-{metric}-384x10000` compute one query against 10,000 arena rows of dimension
-//! 384; divide the time by 10,000 for the cost of one distance.
+//! Batch groups `batch-{metric}-384x{rows}` compute one query against 10,000 rows (15 MB, beyond
+//! L2) or 1,000 rows (1.5 MB, inside L2) of dimension 384; divide the time by the number of rows for
+//! the cost of one distance.
 //!
-//! Run with `cargo bench -p bulkhead-benches --bench distance -- --warm-up-time 1
-//! --measurement-time 3`.
+//! Run with:
+//!
+//! ```text
+//! cargo bench -p bulkhead-benches --bench distance -- --warm-up-time 1 --measurement-time 3
+//! ```
 
 use std::hint::black_box;
 
@@ -23,8 +27,9 @@ use simsimd::SpatialSimilarity;
 
 /// The embedding sizes we care about: small models, MiniLM, BERT-base, OpenAI ada-002.
 const DIMS: [usize; 4] = [128, 384, 768, 1536];
-/// Rows scanned by the batch benchmark.
-const BATCH_ROWS: usize = 10_000;
+/// Rows scanned by the batch benchmark: 15 MB at d = 384, far larger than L2, so memory-bound, and
+/// a 1.5 MB arena that stays in L2 and shows the cost of the batch loop itself.
+const BATCH_ROWS: [usize; 2] = [10_000, 1_000];
 /// Dimension of the batch benchmark.
 const BATCH_DIM: usize = 384;
 /// Seed for every random vector, so runs compare like with like.
@@ -125,34 +130,36 @@ fn pairwise(c: &mut Criterion) {
     }
 }
 
-/// One query against 10,000 arena rows, per metric and ISA, plus the active ISA over shuffled ids.
+/// One query against every arena row, per metric and ISA, plus the active ISA over shuffled ids.
 fn batch(c: &mut Criterion) {
     let mut rng = StdRng::seed_from_u64(SEED ^ 1);
-    let arena = random_arena(&mut rng, BATCH_DIM, BATCH_ROWS);
-    let query = random_vector(&mut rng, BATCH_DIM);
-    let mut ids: Vec<u32> = (0..u32::try_from(BATCH_ROWS).expect("fits")).collect();
-    ids.shuffle(&mut rng);
-    let mut out = vec![0.0_f32; BATCH_ROWS];
-    for (name, metric) in METRICS {
-        let mut group = c.benchmark_group(format!("batch-{name}-{BATCH_DIM}x{BATCH_ROWS}"));
-        group.throughput(Throughput::Elements(BATCH_ROWS as u64));
-        for isa in available_isas() {
-            let kernels = Kernels::for_isa(isa).expect("listed as available");
-            group.bench_function(isa.name(), |bench| {
+    for rows in BATCH_ROWS {
+        let arena = random_arena(&mut rng, BATCH_DIM, rows);
+        let query = random_vector(&mut rng, BATCH_DIM);
+        let mut ids: Vec<u32> = (0..u32::try_from(rows).expect("fits")).collect();
+        ids.shuffle(&mut rng);
+        let mut out = vec![0.0_f32; rows];
+        for (name, metric) in METRICS {
+            let mut group = c.benchmark_group(format!("batch-{name}-{BATCH_DIM}x{rows}"));
+            group.throughput(Throughput::Elements(rows as u64));
+            for isa in available_isas() {
+                let kernels = Kernels::for_isa(isa).expect("listed as available");
+                group.bench_function(isa.name(), |bench| {
+                    bench.iter(|| {
+                        black_box(&kernels)
+                            .distances_all(metric, black_box(&query), &arena, &mut out)
+                            .expect("valid batch");
+                    });
+                });
+            }
+            group.bench_function("active-shuffled-ids", |bench| {
                 bench.iter(|| {
-                    black_box(&kernels)
-                        .distances_all(metric, black_box(&query), &arena, &mut out)
+                    bulkhead_distance::distances(metric, black_box(&query), &arena, &ids, &mut out)
                         .expect("valid batch");
                 });
             });
+            group.finish();
         }
-        group.bench_function("active-shuffled-ids", |bench| {
-            bench.iter(|| {
-                bulkhead_distance::distances(metric, black_box(&query), &arena, &ids, &mut out)
-                    .expect("valid batch");
-            });
-        });
-        group.finish();
     }
 }
 

@@ -10,6 +10,10 @@ pub enum QueryError {
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
 
+    /// A broken internal invariant (a bug), reported without tenant data.
+    #[error("internal error: {0}")]
+    Internal(String),
+
     /// Everything the storage layer reports (not found, authentication, integrity, validation...).
     #[error(transparent)]
     Storage(#[from] StorageError),

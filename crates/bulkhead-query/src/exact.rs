@@ -1,95 +1,135 @@
-//! Exact search: a collection's vectors in one contiguous arena, scored in full for every query.
+//! Exact search: a collection's vectors in one 64-byte-aligned arena, scored in full for every query
+//! with the SIMD kernels of `bulkhead-distance`.
+//!
+//! The arena only grows; an update appends the new vector and retires the old row, a delete retires
+//! the row, and the arena is rebuilt without retired rows once they make up half of it.
 
-use crate::Result;
+use crate::{QueryError, Result};
+use bulkhead_distance::{Kernels, VectorArena};
 use bulkhead_storage::{CollectionInfo, Metric, PointRef, TenantHandle};
 use std::collections::HashMap;
 
 /// Every vector of one collection, decrypted into memory on first search and kept in step with writes.
 pub(crate) struct FlatIndex {
-    dimension: usize,
+    arena: VectorArena,
+    /// The point each arena row holds.
     refs: Vec<PointRef>,
-    vectors: Vec<f32>,
-    positions: HashMap<PointRef, usize>,
+    /// Whether each row is the current version of its point.
+    live: Vec<bool>,
+    /// The live row of each point.
+    rows: HashMap<PointRef, u32>,
+}
+
+fn kernel_error(e: bulkhead_distance::DistanceError) -> QueryError {
+    // Vectors are validated before they reach the index, so this is a bug, reported without data.
+    QueryError::Internal(format!("distance kernel rejected a validated vector: {e}"))
 }
 
 impl FlatIndex {
+    fn empty(dimension: usize) -> Result<FlatIndex> {
+        Ok(FlatIndex {
+            arena: VectorArena::new(dimension).map_err(kernel_error)?,
+            refs: Vec::new(),
+            live: Vec::new(),
+            rows: HashMap::new(),
+        })
+    }
+
     /// Loads a collection's vectors from storage.
     pub(crate) fn load(handle: &TenantHandle<'_>, collection: &CollectionInfo) -> Result<FlatIndex> {
-        let mut index = FlatIndex {
-            dimension: collection.dimension,
-            refs: Vec::new(),
-            vectors: Vec::new(),
-            positions: HashMap::new(),
-        };
-        handle.scan_vectors(collection, |point_ref, vector| index.upsert(point_ref, vector))?;
-        Ok(index)
+        let mut index = FlatIndex::empty(collection.dimension)?;
+        let mut failure = None;
+        handle.scan_vectors(collection, |point_ref, vector| {
+            if failure.is_none()
+                && let Err(e) = index.upsert(point_ref, vector)
+            {
+                failure = Some(e);
+            }
+        })?;
+        failure.map_or(Ok(index), Err)
     }
 
-    pub(crate) fn upsert(&mut self, point_ref: PointRef, vector: &[f32]) {
-        debug_assert_eq!(vector.len(), self.dimension);
-        match self.positions.get(&point_ref) {
-            Some(&i) => self.vectors[i * self.dimension..(i + 1) * self.dimension].copy_from_slice(vector),
-            None => {
-                self.positions.insert(point_ref, self.refs.len());
-                self.refs.push(point_ref);
-                self.vectors.extend_from_slice(vector);
+    pub(crate) fn upsert(&mut self, point_ref: PointRef, vector: &[f32]) -> Result<()> {
+        let row = self.arena.push(vector).map_err(kernel_error)?;
+        self.refs.push(point_ref);
+        self.live.push(true);
+        if let Some(old) = self.rows.insert(point_ref, row) {
+            self.retire(old)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn remove(&mut self, point_ref: &PointRef) -> Result<()> {
+        match self.rows.remove(point_ref) {
+            Some(row) => self.retire(row),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks a row as no longer current, compacting once retired rows are half the arena.
+    fn retire(&mut self, row: u32) -> Result<()> {
+        self.live[row as usize] = false;
+        if self.rows.len() * 2 < self.refs.len() {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the arena with live rows only.
+    fn compact(&mut self) -> Result<()> {
+        let mut fresh = FlatIndex::empty(self.arena.dim())?;
+        for (row, vector) in self.arena.iter().enumerate() {
+            if self.live[row] {
+                fresh.upsert(self.refs[row], vector)?;
             }
         }
+        *self = fresh;
+        Ok(())
     }
 
-    pub(crate) fn remove(&mut self, point_ref: &PointRef) {
-        let Some(i) = self.positions.remove(point_ref) else { return };
-        let last = self.refs.len() - 1;
-        if i != last {
-            let moved = self.refs[last];
-            self.refs[i] = moved;
-            self.positions.insert(moved, i);
-            let (head, tail) = self.vectors.split_at_mut(last * self.dimension);
-            head[i * self.dimension..(i + 1) * self.dimension].copy_from_slice(&tail[..self.dimension]);
+    /// The `k` best live points for `query`, best first, with their scores. Ties are broken by
+    /// reference so that results are deterministic.
+    pub(crate) fn top_k(&self, metric: Metric, query: &[f32], k: usize) -> Result<Vec<(PointRef, f32)>> {
+        let kernels = Kernels::active();
+        let mut distances = vec![0.0f32; self.arena.len()];
+        match metric {
+            Metric::L2 => kernels
+                .distances_all(bulkhead_distance::Metric::L2, query, &self.arena, &mut distances)
+                .map_err(kernel_error)?,
+            Metric::Cosine => kernels
+                .distances_all(bulkhead_distance::Metric::Cosine, query, &self.arena, &mut distances)
+                .map_err(kernel_error)?,
+            // The kernels' Dot distance assumes unit vectors (it clamps 1 - a·b at 0); a Dot
+            // collection ranks by the raw inner product, largest first.
+            Metric::Dot => {
+                for (d, row) in distances.iter_mut().zip(self.arena.iter()) {
+                    *d = -kernels.dot(query, row).map_err(kernel_error)?;
+                }
+            }
         }
-        self.refs.pop();
-        self.vectors.truncate(last * self.dimension);
-    }
-
-    /// The `k` best points for `query`, best first, with their scores. Ties are broken by reference so
-    /// that results are deterministic.
-    pub(crate) fn top_k(&self, metric: Metric, query: &[f32], k: usize) -> Vec<(PointRef, f32)> {
-        let query_norm = bulkhead_distance::dot(query, query).sqrt();
-        let mut scored: Vec<(f32, usize)> = self
-            .vectors
-            .chunks_exact(self.dimension)
-            .enumerate()
-            .map(|(i, v)| (rank_distance(metric, query, query_norm, v), i))
+        let mut scored: Vec<(f32, u32)> = distances
+            .iter()
+            .zip(0u32..)
+            .filter(|&(_, row)| self.live[row as usize])
+            .map(|(&d, row)| (d, row))
             .collect();
-        let better = |a: &(f32, usize), b: &(f32, usize)| {
-            a.0.total_cmp(&b.0).then_with(|| self.refs[a.1].cmp(&self.refs[b.1]))
+        let better = |a: &(f32, u32), b: &(f32, u32)| {
+            a.0.total_cmp(&b.0).then_with(|| self.refs[a.1 as usize].cmp(&self.refs[b.1 as usize]))
         };
         if scored.len() > k {
             scored.select_nth_unstable_by(k - 1, better);
             scored.truncate(k);
         }
         scored.sort_unstable_by(better);
-        scored.into_iter().map(|(d, i)| (self.refs[i], score(metric, d))).collect()
-    }
-}
-
-/// A distance where smaller is better, for ranking.
-fn rank_distance(metric: Metric, query: &[f32], query_norm: f32, v: &[f32]) -> f32 {
-    match metric {
-        Metric::Dot => -bulkhead_distance::dot(query, v),
-        Metric::L2 => bulkhead_distance::l2_squared(query, v),
-        Metric::Cosine => {
-            let norm = bulkhead_distance::dot(v, v).sqrt();
-            (1.0 - bulkhead_distance::dot(query, v) / (query_norm * norm)).clamp(0.0, 2.0)
-        }
+        Ok(scored.into_iter().map(|(d, row)| (self.refs[row as usize], score(metric, d))).collect())
     }
 }
 
 /// The score reported to clients: similarity for cosine and dot, distance for L2.
-fn score(metric: Metric, rank_distance: f32) -> f32 {
+fn score(metric: Metric, distance: f32) -> f32 {
     match metric {
-        Metric::Dot => -rank_distance,
-        Metric::L2 => rank_distance.sqrt(),
-        Metric::Cosine => 1.0 - rank_distance,
+        Metric::Dot => -distance,
+        Metric::L2 => distance.sqrt(),
+        Metric::Cosine => 1.0 - distance,
     }
 }

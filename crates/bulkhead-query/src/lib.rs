@@ -167,7 +167,7 @@ impl<'d> Tenant<'d> {
         let written = self.handle.upsert(&info, points)?;
         if let Some(index) = index.as_mut() {
             for ((point_ref, _), point) in written.iter().zip(points) {
-                index.upsert(*point_ref, &point.vector);
+                index.upsert(*point_ref, &point.vector)?;
             }
         }
         Ok(written.into_iter().map(|(_, version)| version).collect())
@@ -181,7 +181,7 @@ impl<'d> Tenant<'d> {
         let removed = self.handle.delete(&info, ids)?;
         if let Some(index) = index.as_mut() {
             for point_ref in &removed {
-                index.remove(point_ref);
+                index.remove(point_ref)?;
             }
         }
         Ok(removed.len())
@@ -215,14 +215,17 @@ impl<'d> Tenant<'d> {
         let ranked = {
             let loaded = slot.read();
             match loaded.as_ref() {
-                Some(index) => index.top_k(info.metric, vector, k),
+                Some(index) => index.top_k(info.metric, vector, k)?,
                 None => {
                     drop(loaded);
                     let mut slot = slot.write();
-                    if slot.is_none() {
-                        *slot = Some(FlatIndex::load(&self.handle, &info)?);
-                    }
-                    slot.as_ref().map(|index| index.top_k(info.metric, vector, k)).unwrap_or_default()
+                    let index = match slot.take() {
+                        Some(index) => index,
+                        None => FlatIndex::load(&self.handle, &info)?,
+                    };
+                    let ranked = index.top_k(info.metric, vector, k);
+                    *slot = Some(index);
+                    ranked?
                 }
             }
         };

@@ -146,8 +146,10 @@ impl OwnerCipher {
             generation: self.write_generation,
         };
         let cipher = self.generations[&self.write_generation].get(purpose);
+        // Nonces come from the thread-local CSPRNG (ChaCha, reseeded from the OS), which saves a system
+        // call per value; keys and credentials still come straight from the OS.
         let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        rand::thread_rng().fill_bytes(&mut nonce);
         let aad = header.aad(&self.owner, ctx.column_family, ctx.record_key);
         let ct = cipher
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })

@@ -483,16 +483,21 @@ def run_library(library: str, spec: dict, opts: dict) -> list[dict]:
     for ef in opts["efs"]:
         set_ef(ef)
         search(queries[: min(len(queries), 100)])  # warm the caches / thread pool once
-        times, found = [], None
+        times, cpu_share, found = [], [], None
         for _ in range(opts["repeats"]):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             found = search(queries)
-            times.append(time.perf_counter() - t0)
+            wall = time.perf_counter() - t0
+            times.append(wall)
+            cpu_share.append((time.process_time() - c0) / wall)
         qps_runs = [len(queries) / t for t in times]
         results.append({
             **common, "ef": ef, "recall_at_k": round(recall_at_k(np.asarray(found), gt, opts["k"]), 4),
             "qps_median": round(statistics.median(qps_runs), 1),
             "qps_runs": [round(q, 1) for q in qps_runs],
+            # CPU seconds / wall seconds of each timed pass: well below 1.0 means the query
+            # thread was waiting for a core (other load on the machine), not that it was slow.
+            "query_cpu_share_runs": [round(c, 3) for c in cpu_share],
         })
         print(f"ann_baselines: {spec['name']} {library} ef={ef} recall@{opts['k']}="
               f"{results[-1]['recall_at_k']:.4f} qps={results[-1]['qps_median']:.0f}", file=sys.stderr)

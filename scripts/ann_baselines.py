@@ -483,13 +483,15 @@ def run_library(library: str, spec: dict, opts: dict) -> list[dict]:
     for ef in opts["efs"]:
         set_ef(ef)
         search(queries[: min(len(queries), 100)])  # warm the caches / thread pool once
-        times, cpu_share, found = [], [], None
+        times, cpu_times, cpu_share, found = [], [], [], None
         for _ in range(opts["repeats"]):
             c0, t0 = time.process_time(), time.perf_counter()
             found = search(queries)
             wall = time.perf_counter() - t0
+            cpu = time.process_time() - c0
             times.append(wall)
-            cpu_share.append((time.process_time() - c0) / wall)
+            cpu_times.append(cpu)
+            cpu_share.append(cpu / wall)
         qps_runs = [len(queries) / t for t in times]
         results.append({
             **common, "ef": ef, "recall_at_k": round(recall_at_k(np.asarray(found), gt, opts["k"]), 4),
@@ -498,6 +500,8 @@ def run_library(library: str, spec: dict, opts: dict) -> list[dict]:
             # CPU seconds / wall seconds of each timed pass: well below 1.0 means the query
             # thread was waiting for a core (other load on the machine), not that it was slow.
             "query_cpu_share_runs": [round(c, 3) for c in cpu_share],
+            # Queries per CPU-second (median): less sensitive to other load than qps_median.
+            "qps_cpu_median": round(statistics.median(len(queries) / c for c in cpu_times if c > 0), 1),
         })
         print(f"ann_baselines: {spec['name']} {library} ef={ef} recall@{opts['k']}="
               f"{results[-1]['recall_at_k']:.4f} qps={results[-1]['qps_median']:.0f}", file=sys.stderr)
@@ -515,14 +519,14 @@ def format_table(rows: list[dict]) -> str:
         return ""
     k = rows[0]["k"]
     head = ["dataset", "library", "n", "dim", "build s (threads)", "index B/vec", "graph B/vec",
-            "RSS +B/vec", "ef", f"recall@{k}", "qps (1 thread, median)"]
+            "RSS +B/vec", "ef", f"recall@{k}", "qps (1 thread, median)", "q per CPU-s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join([
             r["dataset"], f"{r['library']} {r['library_version']}", f"{r['n_base']:,}", str(r["dim"]),
             f"{r['build_s']:.1f} ({r['build_threads']})", f"{r['bytes_per_vector']:.0f}",
             f"{r['graph_bytes_per_vector']:.0f}", f"{r['rss_growth_per_vector']:.0f}", str(r["ef"]),
-            f"{r['recall_at_k']:.3f}", f"{r['qps_median']:,.0f}",
+            f"{r['recall_at_k']:.3f}", f"{r['qps_median']:,.0f}", f"{r['qps_cpu_median']:,.0f}",
         ]) + " |")
     return "\n".join(lines)
 

@@ -123,9 +123,12 @@ fn random_filter(n: usize, fraction: f64, seed: u64) -> IdSet {
     .expect("ids in range")
 }
 
+/// The build parameters of most tests. hnsw_rs's parallel insertion is not deterministic (thread
+/// races decide some edges), so recall varies a little between runs: ef_construction = 200 and
+/// the ef values below leave a margin over the 0.95 bar on these deliberately hard 64-d sets.
 const PARAMS: HnswParams = HnswParams {
     m: 16,
-    ef_construction: 100,
+    ef_construction: 200,
 };
 
 #[test]

@@ -7,7 +7,7 @@
 //! to hnsw_rs, which builds the HNSW graph in parallel with our distance kernels; the graph is
 //! then copied into flat arrays (level 0 as one `Vec<u32>` with `2m` slots per node, the upper
 //! levels in a sparse form) and hnsw_rs's structure is dropped. Search is ours: greedy descent,
-//! then a level-0 beam search with batched, prefetched distance computations, a pooled visited set
+//! then a level-0 beam search over gathered neighbour batches, a reusable visited set
 //! and packed-key heaps (see `search.rs`). Filters are applied during traversal, small allowed
 //! sets and small segments are scanned exactly, and deletions are tombstones. Segments serialise
 //! to a versioned, checksummed byte layout (see `format.rs`) that loads without trusting its

@@ -71,6 +71,11 @@ fn only_crypto_touches_ciphers_and_kdfs() {
 }
 
 #[test]
+fn only_index_uses_hnsw_rs() {
+    only("bulkhead-index", "hnsw_rs");
+}
+
+#[test]
 fn only_server_knows_tonic() {
     only("bulkhead-server", "tonic");
 }

@@ -1,0 +1,563 @@
+//! Unit tests: parameter and query validation, recall against exact search (unfiltered, filtered,
+//! with tombstones, on synthetic data and on debian-minilm when present), planner choices, the
+//! serialised format's round trip and its rejection of damaged input, and the fvecs readers.
+
+use std::path::PathBuf;
+
+use bulkhead_distance::VectorArena;
+use proptest::prelude::*;
+
+use crate::fvecs::{read_fvecs, read_ivecs};
+use crate::{
+    Filter, FrozenSegment, Hit, HnswParams, IdSet, IndexError, InternalId, Metric, Plan, SearchParams,
+    SearchScratch, Strategy,
+};
+
+/// SplitMix64: a tiny deterministic generator, so the tests need no RNG dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Roughly normal (sum of four uniforms, centred).
+    fn normal(&mut self) -> f32 {
+        (self.unit() + self.unit() + self.unit() + self.unit() - 2.0) * 1.7
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// `n` uniform random vectors of dimension `dim`.
+fn uniform(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    (0..n).map(|_| (0..dim).map(|_| rng.unit() * 2.0 - 1.0).collect()).collect()
+}
+
+/// `n` vectors around `clusters` random centres, with small noise.
+fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = Rng(seed);
+    let centres: Vec<Vec<f32>> = (0..clusters).map(|_| (0..dim).map(|_| rng.normal()).collect()).collect();
+    (0..n)
+        .map(|_| {
+            let centre = &centres[rng.below(clusters)];
+            centre.iter().map(|c| c + 0.25 * rng.normal()).collect()
+        })
+        .collect()
+}
+
+fn build(rows: &[Vec<f32>], metric: Metric, params: HnswParams) -> FrozenSegment {
+    let dim = rows.first().map_or(4, Vec::len);
+    FrozenSegment::build_from_rows(dim, rows.iter().map(Vec::as_slice), metric, params).expect("build")
+}
+
+fn ids(hits: &[Hit]) -> Vec<u32> {
+    hits.iter().map(|hit| hit.id.get()).collect()
+}
+
+/// Mean recall@k of `params` searches against exact searches, optionally filtered.
+fn recall(
+    segment: &FrozenSegment,
+    queries: &[Vec<f32>],
+    params: SearchParams,
+    filter: Option<&IdSet>,
+) -> f64 {
+    let mut scratch = SearchScratch::new();
+    let exact = params.with_strategy(Strategy::Exact);
+    let mut found = 0usize;
+    let mut expected = 0usize;
+    for query in queries {
+        let truth = match filter {
+            Some(f) => ids(segment.search_filtered(query, &exact, f, &mut scratch).expect("exact")),
+            None => ids(segment.search(query, &exact, &mut scratch).expect("exact")),
+        };
+        let got = match filter {
+            Some(f) => segment.search_filtered(query, &params, f, &mut scratch),
+            None => segment.search(query, &params, &mut scratch),
+        }
+        .expect("search");
+        assert_eq!(got.len(), truth.len(), "result count differs from exact");
+        assert!(got.windows(2).all(|w| w[0].distance <= w[1].distance));
+        if let Some(f) = filter {
+            assert!(got.iter().all(|hit| f.allows(hit.id)));
+        }
+        assert!(got.iter().all(|hit| !segment.is_deleted(hit.id)));
+        found += got.iter().filter(|hit| truth.contains(&hit.id.get())).count();
+        expected += truth.len();
+    }
+    found as f64 / expected.max(1) as f64
+}
+
+/// A random allowed set holding about `fraction` of `n` ids.
+fn random_filter(n: usize, fraction: f64, seed: u64) -> IdSet {
+    let mut rng = Rng(seed);
+    let threshold = (fraction * (1u64 << 24) as f64) as u64;
+    IdSet::from_ids(n, (0..n as u32).filter(|_| rng.next_u64() >> 40 < threshold).map(InternalId::new))
+        .expect("ids in range")
+}
+
+/// The build parameters of most tests. hnsw_rs's parallel insertion is not deterministic (thread
+/// races decide some edges), so recall varies a little between runs: ef_construction = 200 and
+/// the ef values below leave a margin over the 0.95 bar on these deliberately hard 64-d sets.
+const PARAMS: HnswParams = HnswParams { m: 16, ef_construction: 200 };
+
+#[test]
+fn params_out_of_range_are_errors() {
+    for (m, ef_construction) in [(3, 100), (65, 100), (300, 400), (16, 15), (16, 2001)] {
+        let params = HnswParams { m, ef_construction };
+        assert!(matches!(params.validate(), Err(IndexError::InvalidParams { .. })));
+        let rows = uniform(10, 4, 1);
+        assert!(matches!(
+            FrozenSegment::build_from_rows(4, rows.iter().map(Vec::as_slice), Metric::L2, params),
+            Err(IndexError::InvalidParams { .. })
+        ));
+    }
+    assert!(HnswParams::default().validate().is_ok());
+}
+
+#[test]
+fn bad_vectors_and_queries_are_errors() {
+    let nan_row = [vec![0.0, f32::NAN, 1.0]];
+    assert!(matches!(
+        FrozenSegment::build_from_rows(3, nan_row.iter().map(Vec::as_slice), Metric::L2, PARAMS),
+        Err(IndexError::Vector(_))
+    ));
+    let short_row = [vec![0.0, 1.0]];
+    assert!(matches!(
+        FrozenSegment::build_from_rows(3, short_row.iter().map(Vec::as_slice), Metric::L2, PARAMS),
+        Err(IndexError::Vector(_))
+    ));
+    let segment = build(&uniform(100, 8, 2), Metric::L2, PARAMS);
+    let mut scratch = SearchScratch::new();
+    let params = SearchParams::new(5, 10);
+    assert!(matches!(
+        segment.search(&[0.0; 7], &params, &mut scratch),
+        Err(IndexError::DimensionMismatch { expected: 8, actual: 7 })
+    ));
+    let mut query = vec![0.5; 8];
+    query[3] = f32::NAN;
+    assert!(matches!(
+        segment.search(&query, &params, &mut scratch),
+        Err(IndexError::NonFiniteQuery { index: 3 })
+    ));
+    query[3] = f32::INFINITY;
+    let filter = IdSet::new(100);
+    assert!(matches!(
+        segment.search_filtered(&query, &params, &filter, &mut scratch),
+        Err(IndexError::NonFiniteQuery { index: 3 })
+    ));
+}
+
+#[test]
+fn empty_segment_and_edge_parameters() {
+    let empty = FrozenSegment::build(VectorArena::new(4).expect("arena"), Metric::Cosine, PARAMS)
+        .expect("empty build");
+    let mut scratch = SearchScratch::new();
+    for strategy in [Strategy::Auto, Strategy::Graph, Strategy::Exact] {
+        let params = SearchParams::new(10, 0).with_strategy(strategy);
+        assert!(empty.search(&[1.0; 4], &params, &mut scratch).expect("search").is_empty());
+        assert_eq!(scratch.last_plan(), Plan::Empty);
+    }
+    let restored = FrozenSegment::from_bytes(&empty.to_bytes()).expect("round trip");
+    assert!(restored.is_empty());
+    assert_eq!(empty.bytes_per_vector(), 0.0);
+
+    let rows = uniform(3_000, 16, 3);
+    let segment = build(&rows, Metric::L2, PARAMS);
+    let query = &rows[7];
+    for strategy in [Strategy::Auto, Strategy::Graph] {
+        // k = 0 gives nothing; ef < k is raised to k; k > n gives all n.
+        let none = segment
+            .search(query, &SearchParams::new(0, 50).with_strategy(strategy), &mut scratch)
+            .expect("k = 0");
+        assert!(none.is_empty());
+        let hits = ids(segment
+            .search(query, &SearchParams::new(20, 1).with_strategy(strategy), &mut scratch)
+            .expect("ef < k"));
+        assert_eq!(hits.len(), 20);
+        assert_eq!(hits[0], 7);
+        let all = segment
+            .search(query, &SearchParams::new(10_000, 10).with_strategy(strategy), &mut scratch)
+            .expect("k > n");
+        assert_eq!(all.len(), 3_000);
+    }
+}
+
+#[test]
+fn one_vector_and_duplicates() {
+    let one = build(&uniform(1, 5, 4), Metric::Cosine, PARAMS);
+    let mut scratch = SearchScratch::new();
+    let hits = ids(one
+        .search(&[1.0; 5], &SearchParams::new(3, 3).with_strategy(Strategy::Graph), &mut scratch)
+        .expect("search"));
+    assert_eq!(hits, vec![0]);
+
+    // Realistic duplication (10 vectors copied 50 times each, 10% of the data) keeps full recall;
+    // pathological duplication (half the data one vector) must still work and find the copies.
+    let mut rng = Rng(5);
+    let originals = uniform(10, 12, 55);
+    let mut rows: Vec<Vec<f32>> = uniform(4_500, 12, 5);
+    for _ in 0..500 {
+        let at = rng.below(rows.len());
+        rows.insert(at, originals[rng.below(10)].clone());
+    }
+    let mut blob = vec![vec![0.25f32; 12]; 2_500];
+    blob.extend(uniform(2_500, 12, 56));
+    let queries = uniform(100, 12, 6);
+    for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+        let segment = build(&rows, metric, PARAMS);
+        let r = recall(&segment, &queries, SearchParams::new(10, 128), None);
+        // Dot on unnormalised vectors clamps most distances to 0 (documented), so its ties make
+        // recall meaningless there.
+        assert!(metric == Metric::Dot || r >= 0.95, "{metric:?} recall {r}");
+        let hits = segment.search(&originals[3], &SearchParams::new(10, 64), &mut scratch).expect("search");
+        assert_eq!(hits.len(), 10);
+
+        let segment = build(&blob, metric, PARAMS);
+        let params = SearchParams::new(10, 40).with_strategy(Strategy::Graph);
+        let hits = segment.search(&blob[0], &params, &mut scratch).expect("search");
+        assert_eq!(hits.len(), 10);
+        if metric != Metric::Dot {
+            assert!(hits.iter().all(|hit| hit.distance <= 1e-5));
+        }
+        let hits = segment.search(&queries[0], &params, &mut scratch).expect("search");
+        assert_eq!(hits.len(), 10);
+    }
+}
+
+#[test]
+fn small_segments_are_scanned_exactly() {
+    let rows = uniform(500, 8, 7);
+    let segment = build(&rows, Metric::L2, PARAMS);
+    let mut scratch = SearchScratch::new();
+    let hits = ids(segment.search(&rows[42], &SearchParams::new(5, 5), &mut scratch).expect("s"));
+    assert_eq!(scratch.last_plan(), Plan::ExactAll);
+    assert_eq!(hits[0], 42);
+    assert_eq!(scratch.last_distance_count(), 500);
+}
+
+#[test]
+fn recall_unfiltered_uniform_and_clustered() {
+    let queries_u = uniform(200, 64, 11);
+    let uniform_segment = build(&uniform(5_000, 64, 10), Metric::L2, PARAMS);
+    let r = recall(&uniform_segment, &queries_u, SearchParams::new(10, 128), None);
+    assert!(r >= 0.95, "uniform L2 recall@10 = {r}");
+
+    let data = clustered(5_000, 64, 40, 12);
+    let queries_c = clustered(200, 64, 40, 12 ^ 0xFF);
+    for metric in [Metric::L2, Metric::Cosine] {
+        let segment = build(&data, metric, PARAMS);
+        let r = recall(&segment, &queries_c, SearchParams::new(10, 128), None);
+        assert!(r >= 0.95, "clustered {metric:?} recall@10 = {r}");
+    }
+}
+
+#[test]
+fn recall_filtered_at_1_10_50_percent() {
+    let data = clustered(5_000, 64, 40, 20);
+    let queries = clustered(200, 64, 40, 21);
+    let segment = build(&data, Metric::L2, PARAMS);
+    for (fraction, seed) in [(0.01, 1), (0.10, 2), (0.50, 3)] {
+        let filter = random_filter(segment.len(), fraction, seed);
+        // At 1% the planner scans exactly; forcing the graph there is measured by the harness.
+        let strategies: &[Strategy] =
+            if fraction < 0.05 { &[Strategy::Auto] } else { &[Strategy::Auto, Strategy::Graph] };
+        for &strategy in strategies {
+            let params = SearchParams::new(10, 128).with_strategy(strategy);
+            let r = recall(&segment, &queries, params, Some(&filter));
+            assert!(r >= 0.95, "{fraction} {strategy:?}: filtered recall@10 = {r}");
+        }
+    }
+}
+
+#[test]
+fn planner_picks_exact_for_small_allowed_sets() {
+    let data = uniform(5_000, 16, 30);
+    let segment = build(&data, Metric::L2, PARAMS);
+    let mut scratch = SearchScratch::new();
+    let params = SearchParams::new(10, 32);
+    let tiny = random_filter(segment.len(), 0.01, 4);
+    segment.search_filtered(&data[0], &params, &tiny, &mut scratch).expect("s");
+    assert_eq!(scratch.last_plan(), Plan::ExactAllowed);
+    assert_eq!(scratch.last_distance_count(), tiny.len());
+    let half = random_filter(segment.len(), 0.5, 5);
+    segment.search_filtered(&data[0], &params, &half, &mut scratch).expect("s");
+    assert_eq!(scratch.last_plan(), Plan::Graph);
+}
+
+#[test]
+fn fewer_visible_than_k_returns_all_visible() {
+    let data = uniform(5_000, 16, 40);
+    let mut segment = build(&data, Metric::L2, PARAMS);
+    let mut scratch = SearchScratch::new();
+    // Three allowed ids, one of them deleted; forced graph walk must still find both others.
+    let filter = IdSet::from_ids(5_000, [10, 2_000, 4_999].map(InternalId::new)).expect("ids");
+    assert!(segment.delete(InternalId::new(2_000)).expect("delete"));
+    assert!(!segment.delete(InternalId::new(2_000)).expect("delete again"));
+    assert!(matches!(
+        segment.delete(InternalId::new(5_000)),
+        Err(IndexError::IdOutOfRange { id: 5_000, .. })
+    ));
+    for strategy in [Strategy::Auto, Strategy::Graph, Strategy::Exact] {
+        let params = SearchParams::new(10, 16).with_strategy(strategy);
+        let mut hits = ids(segment.search_filtered(&data[3], &params, &filter, &mut scratch).expect("s"));
+        hits.sort_unstable();
+        assert_eq!(hits, vec![10, 4_999], "{strategy:?}");
+    }
+    // A filter that allows nothing, and one with no estimate.
+    let nothing = IdSet::new(5_000);
+    let params = SearchParams::new(10, 16).with_strategy(Strategy::Graph);
+    assert!(segment.search_filtered(&data[3], &params, &nothing, &mut scratch).expect("s").is_empty());
+    struct EvenIds;
+    impl Filter for EvenIds {
+        fn allows(&self, id: InternalId) -> bool {
+            id.get().is_multiple_of(2)
+        }
+    }
+    let hits =
+        segment.search_filtered(&data[3], &SearchParams::new(10, 32), &EvenIds, &mut scratch).expect("s");
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|hit| hit.id.get().is_multiple_of(2)));
+}
+
+#[test]
+fn tombstones_are_never_returned() {
+    let data = clustered(5_000, 32, 30, 50);
+    let queries = clustered(200, 32, 30, 51);
+    let mut segment = build(&data, Metric::Cosine, PARAMS);
+    let mut rng = Rng(52);
+    for _ in 0..1_000 {
+        segment.delete(InternalId::new(rng.below(5_000) as u32)).expect("delete");
+    }
+    // Delete the exact nearest neighbours of the first queries too, so the walk must route
+    // around them.
+    let mut scratch = SearchScratch::new();
+    for query in &queries[..20] {
+        let exact = SearchParams::new(3, 3).with_strategy(Strategy::Exact);
+        let nearest: Vec<u32> = ids(segment.search(query, &exact, &mut scratch).expect("s"));
+        for id in nearest {
+            segment.delete(InternalId::new(id)).expect("delete");
+        }
+    }
+    assert!(segment.live_len() < 4_200);
+    let r = recall(&segment, &queries, SearchParams::new(10, 128), None);
+    assert!(r >= 0.95, "recall@10 with tombstones = {r}");
+    let filter = random_filter(segment.len(), 0.10, 6);
+    let params = SearchParams::new(10, 128).with_strategy(Strategy::Graph);
+    let r = recall(&segment, &queries, params, Some(&filter));
+    assert!(r >= 0.95, "filtered recall@10 with tombstones = {r}");
+}
+
+#[test]
+fn serialisation_round_trip_gives_identical_results() {
+    let data = clustered(3_000, 24, 20, 60);
+    let mut segment = build(&data, Metric::L2, PARAMS);
+    for id in [1, 5, 77, 2_999] {
+        segment.delete(InternalId::new(id)).expect("delete");
+    }
+    let bytes = segment.to_bytes();
+    let restored = FrozenSegment::from_bytes(&bytes).expect("round trip");
+    assert_eq!(restored.to_bytes(), bytes);
+    assert_eq!(restored.len(), segment.len());
+    assert_eq!(restored.deleted(), segment.deleted());
+    assert_eq!(restored.memory_bytes(), segment.memory_bytes());
+    let filter = random_filter(segment.len(), 0.3, 7);
+    let mut a = SearchScratch::new();
+    let mut b = SearchScratch::new();
+    for query in clustered(50, 24, 20, 61) {
+        let params = SearchParams::new(10, 32).with_strategy(Strategy::Graph);
+        assert_eq!(
+            segment.search(&query, &params, &mut a).expect("a").to_vec(),
+            restored.search(&query, &params, &mut b).expect("b").to_vec()
+        );
+        assert_eq!(
+            segment.search_filtered(&query, &params, &filter, &mut a).expect("a").to_vec(),
+            restored.search_filtered(&query, &params, &filter, &mut b).expect("b").to_vec()
+        );
+    }
+}
+
+/// A small segment with upper levels, for the damage tests.
+fn small_serialised() -> Vec<u8> {
+    let mut segment = build(&uniform(300, 6, 70), Metric::Cosine, HnswParams { m: 4, ef_construction: 16 });
+    segment.delete(InternalId::new(3)).expect("delete");
+    assert!(segment.max_level() > 0, "want upper levels in the fixture");
+    segment.to_bytes()
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = small_serialised();
+    for len in 0..bytes.len() {
+        assert!(FrozenSegment::from_bytes(&bytes[..len]).is_err(), "truncated to {len} bytes");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(FrozenSegment::from_bytes(&longer).is_err());
+}
+
+#[test]
+fn every_single_byte_flip_is_an_error() {
+    let bytes = small_serialised();
+    for position in 0..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[position] ^= 0x5A;
+        assert!(FrozenSegment::from_bytes(&damaged).is_err(), "flip at byte {position}");
+    }
+    let mut future = bytes.clone();
+    future[8] = 2;
+    assert!(matches!(FrozenSegment::from_bytes(&future), Err(IndexError::UnsupportedVersion { version: 2 })));
+}
+
+/// Recomputes the trailing checksum, so structural validation is reached.
+fn reseal(bytes: &mut [u8]) {
+    let body = bytes.len() - 8;
+    let sum = crate::format::checksum_for_tests(&bytes[..body]);
+    bytes[body..].copy_from_slice(&sum.to_le_bytes());
+}
+
+#[test]
+fn structural_damage_behind_a_valid_checksum_is_an_error() {
+    let bytes = small_serialised();
+    // Header fields: metric, dim, n, m, ef_construction, max level, entry.
+    for (offset, value) in [
+        (12, 7u32),
+        (16, 0),
+        (16, u32::MAX),
+        (20, u32::MAX),
+        (24, 300),
+        (28, 1),
+        (32, 15),
+        (36, 300),
+        (36, u32::MAX),
+    ] {
+        let mut damaged = bytes.clone();
+        damaged[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        reseal(&mut damaged);
+        assert!(FrozenSegment::from_bytes(&damaged).is_err(), "field at {offset} = {value}");
+    }
+    // A neighbour id out of range in level 0, and a NaN vector element.
+    let level0 = 40 + 4 * 6 * 300;
+    let mut damaged = bytes.clone();
+    damaged[level0..level0 + 4].copy_from_slice(&300u32.to_le_bytes());
+    reseal(&mut damaged);
+    assert!(matches!(FrozenSegment::from_bytes(&damaged), Err(IndexError::Corrupt { .. })));
+    let mut damaged = bytes.clone();
+    damaged[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
+    reseal(&mut damaged);
+    assert!(matches!(FrozenSegment::from_bytes(&damaged), Err(IndexError::Corrupt { .. })));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Random damage, with or without a recomputed checksum, never panics; without one it is
+    /// always rejected.
+    #[test]
+    fn random_damage_never_panics(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+        fix_checksum in any::<bool>(),
+    ) {
+        let original = fixture();
+        let mut bytes = original.to_vec();
+        for (index, value) in &edits {
+            let position = index.index(bytes.len());
+            bytes[position] ^= value | 1;
+        }
+        if truncate {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        if fix_checksum && bytes.len() >= 48 {
+            reseal(&mut bytes);
+            if let Ok(segment) = FrozenSegment::from_bytes(&bytes) {
+                // A structurally valid result must be searchable without panicking.
+                let mut scratch = SearchScratch::new();
+                let query = vec![0.5; segment.dim()];
+                let params = SearchParams::new(5, 10).with_strategy(Strategy::Graph);
+                prop_assert!(segment.search(&query, &params, &mut scratch).is_ok());
+            }
+        } else {
+            prop_assert!(FrozenSegment::from_bytes(&bytes).is_err());
+        }
+    }
+}
+
+/// The serialised fixture, built once for the proptest.
+fn fixture() -> &'static [u8] {
+    static FIXTURE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(small_serialised)
+}
+
+#[test]
+fn fvecs_and_ivecs_round_trip_and_reject_malformed_files() {
+    let dir = std::env::temp_dir().join(format!("bulkhead-index-fvecs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut fvecs = Vec::new();
+    let mut ivecs = Vec::new();
+    for row in 0..3i32 {
+        fvecs.extend_from_slice(&2i32.to_le_bytes());
+        ivecs.extend_from_slice(&2i32.to_le_bytes());
+        for col in 0..2i32 {
+            fvecs.extend_from_slice(&(row as f32 + col as f32 / 10.0).to_le_bytes());
+            ivecs.extend_from_slice(&(row * 10 + col).to_le_bytes());
+        }
+    }
+    let fpath = dir.join("a.fvecs");
+    let ipath = dir.join("a.ivecs");
+    std::fs::write(&fpath, &fvecs).expect("write");
+    std::fs::write(&ipath, &ivecs).expect("write");
+    let f = read_fvecs(&fpath, None).expect("fvecs");
+    assert_eq!((f.len(), f.dim()), (3, 2));
+    assert_eq!(f.row(2), Some(&[2.0, 2.1][..]));
+    assert_eq!(read_fvecs(&fpath, Some(2)).expect("fvecs").len(), 2);
+    let i = read_ivecs(&ipath, None).expect("ivecs");
+    assert_eq!(i.row(1), Some(&[10, 11][..]));
+
+    std::fs::write(&fpath, &fvecs[..fvecs.len() - 1]).expect("write");
+    assert!(matches!(read_fvecs(&fpath, None), Err(IndexError::MalformedVectorFile { .. })));
+    let mut negative = ivecs.clone();
+    negative[4..8].copy_from_slice(&(-1i32).to_le_bytes());
+    std::fs::write(&ipath, &negative).expect("write");
+    assert!(matches!(read_ivecs(&ipath, None), Err(IndexError::MalformedVectorFile { .. })));
+    assert!(matches!(read_fvecs(&dir.join("missing"), None), Err(IndexError::Io(_))));
+    std::fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// The debian-minilm dataset beside the workspace, if present.
+fn debian_minilm() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/debian-minilm");
+    dir.join("base.fvecs").is_file().then_some(dir)
+}
+
+#[test]
+fn recall_on_debian_minilm_subset() {
+    let Some(dir) = debian_minilm() else {
+        eprintln!("skipping: ../shared/datasets/debian-minilm is not present");
+        return;
+    };
+    let base = read_fvecs(&dir.join("base.fvecs"), Some(20_000)).expect("base");
+    let queries = read_fvecs(&dir.join("query.fvecs"), Some(200)).expect("queries");
+    let segment = FrozenSegment::build_from_rows(base.dim(), base.rows(), Metric::Dot, HnswParams::default())
+        .expect("build");
+    let queries: Vec<Vec<f32>> = queries.rows().map(<[f32]>::to_vec).collect();
+    let r = recall(&segment, &queries, SearchParams::new(10, 64), None);
+    assert!(r >= 0.95, "debian-minilm recall@10 at ef=64: {r}");
+    let filter = random_filter(segment.len(), 0.10, 8);
+    let params = SearchParams::new(10, 64).with_strategy(Strategy::Graph);
+    let r = recall(&segment, &queries, params, Some(&filter));
+    assert!(r >= 0.95, "debian-minilm 10% filtered recall@10 at ef=64: {r}");
+}

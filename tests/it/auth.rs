@@ -15,7 +15,7 @@ fn api_keys_authenticate_and_carry_roles() {
     let admin_scope = tenant(&db, "acme");
     db.tenant(&admin_scope).expect("tenant").create_collection("docs", 2, Metric::Dot).expect("collection");
     let acme = TenantName::new("acme").expect("name");
-    let store = db.store();
+    let store = db.operator();
 
     let writer = store.issue_api_key(&acme, Role::Writer, "ingest", None).expect("issue");
     let reader = store.issue_api_key(&acme, Role::Reader, "search", None).expect("issue");
@@ -28,6 +28,10 @@ fn api_keys_authenticate_and_carry_roles() {
         .expect("writer writes");
     assert!(matches!(
         t.create_collection("more", 2, Metric::Dot),
+        Err(QueryError::Storage(StorageError::PermissionDenied { .. }))
+    ));
+    assert!(matches!(
+        t.drop_collection("docs"),
         Err(QueryError::Storage(StorageError::PermissionDenied { .. }))
     ));
 
@@ -53,9 +57,11 @@ fn api_keys_authenticate_and_carry_roles() {
     assert!(unauthenticated(store.authenticate("bk_nothex_zz")));
     assert!(unauthenticated(store.authenticate(&format!("bk_{}_{}", "0".repeat(32), "0".repeat(64)))));
 
-    // Revocation takes effect at once.
+    // Revocation takes effect at once, for new authentications and for scopes already minted.
+    let held = store.authenticate(&writer.token).expect("writer authenticates");
     store.revoke_api_key(&acme, &writer.key_id).expect("revoke");
     assert!(unauthenticated(store.authenticate(&writer.token)));
+    assert!(matches!(db.tenant(&held), Err(QueryError::Storage(StorageError::Unauthenticated))));
     let listed = store.list_api_keys(&acme).expect("list");
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().any(|k| k.key_id == writer.key_id && k.revoked));
@@ -73,12 +79,12 @@ fn keys_of_one_tenant_cannot_be_revoked_through_another() {
     tenant(&db, "umbrella");
     let acme = TenantName::new("acme").expect("name");
     let umbrella = TenantName::new("umbrella").expect("name");
-    let key = db.store().issue_api_key(&acme, Role::Reader, "k", None).expect("issue");
+    let key = db.operator().issue_api_key(&acme, Role::Reader, "k", None).expect("issue");
     assert!(matches!(
-        db.store().revoke_api_key(&umbrella, &key.key_id),
+        db.operator().revoke_api_key(&umbrella, &key.key_id),
         Err(StorageError::NotFound { what: "api key" })
     ));
-    let scope = db.store().authenticate(&key.token).expect("still valid");
+    let scope = db.operator().authenticate(&key.token).expect("still valid");
     assert_eq!(db.tenant(&scope).expect("tenant").collections().expect("list").len(), 0);
 }
 
@@ -102,7 +108,7 @@ fn unknown_tenants_and_collections_are_plain_not_found() {
     db.tenant(&other).expect("t").create_collection("secret-plans", 2, Metric::Dot).expect("collection");
     let ghost = TenantName::new("ghost").expect("name");
     assert!(matches!(
-        db.store().trusted_host_scope(&ghost, "test"),
+        db.operator().trusted_host_scope(&ghost, "test"),
         Err(StorageError::NotFound { what: "tenant" })
     ));
     // Another tenant's collection looks exactly like one that does not exist.

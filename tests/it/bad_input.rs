@@ -77,6 +77,7 @@ fn every_bad_input_is_refused_and_changes_nothing() {
         ("NaN component", vec![point("w", nan.clone())]),
         ("infinite component", vec![point("w", inf.clone())]),
         ("zero vector with cosine", vec![point("w", vec![0.0; DIM])]),
+        ("finite components whose norm overflows f32", vec![point("w", vec![1e20; DIM])]),
         ("oversized text", vec![huge_text]),
         ("oversized metadata", vec![huge_meta]),
         ("NaN metadata number", vec![nan_meta]),
@@ -102,6 +103,7 @@ fn every_bad_input_is_refused_and_changes_nothing() {
         ("NaN query", nan, 3),
         ("infinite query", inf, 3),
         ("zero query with cosine", vec![0.0; DIM], 3),
+        ("query whose norm overflows f32", vec![1e20; DIM], 3),
     ];
     for (case, query, k) in searches {
         let result = t.search("docs", &query, k);
@@ -162,4 +164,25 @@ fn error_messages_never_echo_tenant_data() {
         assert!(!e.to_string().contains(secret), "{e}");
         assert!(!format!("{e:?}").contains(secret), "{e:?}");
     }
+}
+
+#[test]
+fn a_recreated_collection_starts_empty() {
+    let dir = TestDir::new();
+    let db = dir.open();
+    let scope = tenant(&db, "acme");
+    let t = db.tenant(&scope).expect("tenant");
+    t.create_collection("docs", DIM, Metric::L2).expect("collection");
+    t.upsert("docs", &[point("old", vector(1, DIM))]).expect("upsert");
+    assert_eq!(t.search("docs", &vector(1, DIM), 5).expect("search").len(), 1, "loads the search state");
+    t.drop_collection("docs").expect("drop");
+    t.create_collection("docs", DIM, Metric::L2).expect("recreate");
+    assert!(
+        t.search("docs", &vector(1, DIM), 5).expect("search").is_empty(),
+        "no point of the old collection"
+    );
+    assert!(t.get("docs", &DocId::new("old").expect("id")).expect("get").is_none());
+    t.upsert("docs", &[point("new", vector(2, DIM))]).expect("upsert");
+    let hits = t.search("docs", &vector(2, DIM), 5).expect("search");
+    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["new"]);
 }

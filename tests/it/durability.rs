@@ -38,16 +38,17 @@ fn clean_reopen_keeps_everything_and_the_encryption_count() {
         for n in 0..20 {
             t.upsert("docs", &batch(0, n)).expect("upsert");
         }
-        written = db.store().tenant(&scope).expect("handle").encryptions();
+        written = db.tenant(&scope).expect("tenant").encryptions();
         assert_eq!(
             written,
             1 + 20 * BATCH as u64 * 2,
             "one collection record, a payload and a vector per point"
         );
-        db.store().flush().expect("flush");
+        db.operator().flush().expect("flush");
     }
     let db = dir.open();
-    let scope = db.store().trusted_host_scope(&TenantName::new("acme").expect("n"), "test").expect("scope");
+    let scope =
+        db.operator().trusted_host_scope(&TenantName::new("acme").expect("n"), "test").expect("scope");
     let t = db.tenant(&scope).expect("tenant");
     assert_eq!(t.count("docs").expect("count"), 20 * BATCH as u64);
     for n in 0..20 {
@@ -57,7 +58,7 @@ fn clean_reopen_keeps_everything_and_the_encryption_count() {
             assert_eq!(got.text, point.text);
         }
     }
-    let after = db.store().tenant(&scope).expect("handle").encryptions();
+    let after = db.tenant(&scope).expect("tenant").encryptions();
     assert!(after >= written, "the persisted count is an upper bound: {after} >= {written}");
 }
 
@@ -85,7 +86,7 @@ fn crash_child_writer() {
     let master = MasterKey::from_env("BULKHEAD_CRASH_KEY").expect("key");
     let db = Database::open(Path::new(&data), master, StoreOptions::default()).expect("open");
     let name = TenantName::new("crashy").expect("name");
-    let scope = db.store().trusted_host_scope(&name, "crash test child").expect("scope");
+    let scope = db.operator().trusted_host_scope(&name, "crash test child").expect("scope");
     let t = db.tenant(&scope).expect("tenant");
     let round: u64 = std::env::var("BULKHEAD_CRASH_ROUND").expect("round").parse().expect("round");
     let mut out = std::io::stdout().lock();
@@ -148,7 +149,7 @@ fn killed_mid_stream_loses_no_acknowledged_write() {
 
         let db = dir.open();
         let scope =
-            db.store().trusted_host_scope(&TenantName::new("crashy").expect("n"), "test").expect("scope");
+            db.operator().trusted_host_scope(&TenantName::new("crashy").expect("n"), "test").expect("scope");
         let t = db.tenant(&scope).expect("tenant");
         for &n in &acked {
             for point in batch(round, n) {

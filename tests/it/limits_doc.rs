@@ -19,6 +19,7 @@ fn the_limits_table_matches_the_code() {
         ("MAX_PRINCIPAL_BYTES", limits::MAX_PRINCIPAL_BYTES),
         ("MAX_DIMENSION", limits::MAX_DIMENSION),
         ("MAX_BATCH_POINTS", limits::MAX_BATCH_POINTS),
+        ("MAX_BATCH_BYTES", limits::MAX_BATCH_BYTES),
         ("MAX_K", limits::MAX_K),
         ("MAX_COLLECTIONS_PER_TENANT", limits::MAX_COLLECTIONS_PER_TENANT),
     ];

@@ -61,10 +61,10 @@ fn no_plaintext_anywhere_in_the_data_directory() {
             tenant.upsert(&collection, &[late]).expect("upsert");
             assert_eq!(tenant.search(&collection, &marker_vector(t * 1000), 3).expect("search").len(), 3);
         }
-        db.store().flush().expect("flush");
+        db.operator().flush().expect("flush");
         // Writes after the flush live only in the WAL.
         let scope = db
-            .store()
+            .operator()
             .trusted_host_scope(&bulkhead_query::TenantName::new("zqtenantmarker0").expect("n"), "test")
             .expect("scope");
         let tenant = db.tenant(&scope).expect("tenant");

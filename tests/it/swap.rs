@@ -60,7 +60,7 @@ fn values_moved_between_tenants_or_keys_fail_to_open() {
     let db = dir.open();
     for name in ["alpha", "beta"] {
         let scope = db
-            .store()
+            .operator()
             .trusted_host_scope(&bulkhead_query::TenantName::new(name).expect("n"), "test")
             .expect("scope");
         let t = db.tenant(&scope).expect("tenant");

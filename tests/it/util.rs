@@ -35,8 +35,8 @@ impl TestDir {
 /// Creates a tenant and mints a trusted-host scope for it.
 pub fn tenant(db: &Database, name: &str) -> TenantScope {
     let name = TenantName::new(name).expect("name");
-    db.store().create_tenant(&name).expect("create tenant");
-    db.store().trusted_host_scope(&name, "test fixture").expect("scope")
+    db.operator().create_tenant(&name).expect("create tenant");
+    db.operator().trusted_host_scope(&name, "test fixture").expect("scope")
 }
 
 /// A deterministic vector for `seed`.
@@ -72,6 +72,6 @@ pub fn raw_db(path: &Path) -> rocksdb::DB {
 
 /// The raw column family name of a tenant (its opaque uid in hex).
 pub fn cf_name(db: &Database, tenant: &str) -> String {
-    let info = db.store().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
+    let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
     format!("t-{}", hex::encode(info.uid.as_bytes()))
 }

@@ -5,8 +5,8 @@
 //! # fn main() -> Result<(), bulkhead_query::QueryError> {
 //! let db = Database::open("data".as_ref(), MasterKey::generate(), StoreOptions::default())?;
 //! let acme = TenantName::new("acme")?;
-//! db.store().create_tenant(&acme)?;
-//! let scope = db.store().trusted_host_scope(&acme, "example")?;
+//! db.operator().create_tenant(&acme)?;
+//! let scope = db.operator().trusted_host_scope(&acme, "example")?;
 //! let tenant = db.tenant(&scope)?;
 //! tenant.create_collection("docs", 3, Metric::Cosine)?;
 //! tenant.upsert("docs", &[NewPoint::new(DocId::new("a")?, vec![1.0, 0.0, 0.0], "hello")])?;
@@ -45,7 +45,7 @@ type IndexSlot = Arc<RwLock<Option<FlatIndex>>>;
 /// An open database: the store plus the in-memory search state of the collections in use.
 pub struct Database {
     store: Store,
-    indexes: RwLock<HashMap<(TenantUid, String), IndexSlot>>,
+    indexes: RwLock<HashMap<(TenantUid, u32), IndexSlot>>,
 }
 
 impl fmt::Debug for Database {
@@ -60,9 +60,10 @@ impl Database {
         Ok(Database { store: Store::open(path, master, options)?, indexes: RwLock::new(HashMap::new()) })
     }
 
-    /// The store, for operator work (tenants, API keys) and for minting scopes.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Operator work (tenants, API keys) and the doors that mint scopes. It reaches no tenant
+    /// records: data goes only through [`Database::tenant`], which keeps the search state in step.
+    pub fn operator(&self) -> Operator<'_> {
+        Operator { store: &self.store }
     }
 
     /// One tenant's data, reached through its scope.
@@ -70,9 +71,10 @@ impl Database {
         Ok(Tenant { db: self, handle: self.store.tenant(scope)? })
     }
 
-    /// The search state of one collection, created empty (unloaded) on first use.
+    /// The search state of one collection, created empty (unloaded) on first use. Keyed by the
+    /// collection's number, which a recreated collection of the same name does not share.
     fn index_slot(&self, tenant: TenantUid, collection: &CollectionInfo) -> IndexSlot {
-        let key = (tenant, collection.name.as_str().to_owned());
+        let key = (tenant, collection.number());
         if let Some(slot) = self.indexes.read().get(&key) {
             return Arc::clone(slot);
         }
@@ -80,7 +82,76 @@ impl Database {
     }
 
     fn forget_index(&self, tenant: TenantUid, collection: &CollectionInfo) {
-        self.indexes.write().remove(&(tenant, collection.name.as_str().to_owned()));
+        self.indexes.write().remove(&(tenant, collection.number()));
+    }
+}
+
+/// The operator's view of a database: tenants, API keys, and the two doors that mint scopes.
+#[derive(Debug, Clone, Copy)]
+pub struct Operator<'d> {
+    store: &'d Store,
+}
+
+impl Operator<'_> {
+    /// Creates a tenant with its own column family and keys.
+    pub fn create_tenant(&self, name: &TenantName) -> Result<TenantInfo, StorageError> {
+        self.store.create_tenant(name)
+    }
+
+    /// Lists tenants.
+    pub fn list_tenants(&self) -> Result<Vec<TenantInfo>, StorageError> {
+        self.store.list_tenants()
+    }
+
+    /// Looks a tenant up by name.
+    pub fn tenant_info(&self, name: &TenantName) -> Result<TenantInfo, StorageError> {
+        self.store.tenant_info(name)
+    }
+
+    /// Issues an API key (its token is the only copy of the secret).
+    pub fn issue_api_key(
+        &self,
+        tenant: &TenantName,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+    ) -> Result<IssuedApiKey, StorageError> {
+        self.store.issue_api_key(tenant, role, label, expires_ms)
+    }
+
+    /// Lists a tenant's API keys, never their secrets.
+    pub fn list_api_keys(&self, tenant: &TenantName) -> Result<Vec<ApiKeyInfo>, StorageError> {
+        self.store.list_api_keys(tenant)
+    }
+
+    /// Revokes an API key of `tenant`; scopes minted from it stop working at once.
+    pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<(), StorageError> {
+        self.store.revoke_api_key(tenant, key_id)
+    }
+
+    /// Checks an API key and mints a scope for its tenant and role.
+    pub fn authenticate(&self, token: &str) -> Result<TenantScope, StorageError> {
+        self.store.authenticate(token)
+    }
+
+    /// Mints a tenant-admin scope without a credential, for a process that is itself trusted; the
+    /// reason is logged.
+    pub fn trusted_host_scope(
+        &self,
+        tenant: &TenantName,
+        reason: &'static str,
+    ) -> Result<TenantScope, StorageError> {
+        self.store.trusted_host_scope(tenant, reason)
+    }
+
+    /// Flushes memtables and the write-ahead log (before a clean shutdown).
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.store.flush()
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        self.store.path()
     }
 }
 
@@ -165,9 +236,14 @@ impl<'d> Tenant<'d> {
         // order as the durable one.
         let mut index = slot.write();
         let written = self.handle.upsert(&info, points)?;
-        if let Some(index) = index.as_mut() {
+        if let Some(loaded) = index.as_mut() {
             for ((point_ref, _), point) in written.iter().zip(points) {
-                index.upsert(*point_ref, &point.vector)?;
+                if let Err(e) = loaded.upsert(*point_ref, &point.vector) {
+                    // The write is durable; drop the in-memory state so the next search reloads it
+                    // from storage rather than serving a copy that missed this write.
+                    *index = None;
+                    return Err(e);
+                }
             }
         }
         Ok(written.into_iter().map(|(_, version)| version).collect())
@@ -179,9 +255,12 @@ impl<'d> Tenant<'d> {
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         let mut index = slot.write();
         let removed = self.handle.delete(&info, ids)?;
-        if let Some(index) = index.as_mut() {
+        if let Some(loaded) = index.as_mut() {
             for point_ref in &removed {
-                index.remove(point_ref)?;
+                if let Err(e) = loaded.remove(point_ref) {
+                    *index = None;
+                    return Err(e);
+                }
             }
         }
         Ok(removed.len())
@@ -191,6 +270,16 @@ impl<'d> Tenant<'d> {
     pub fn get(&self, collection: &str, id: &DocId) -> Result<Option<StoredPoint>> {
         let info = self.collection_info(collection)?;
         Ok(self.handle.get(&info, id)?)
+    }
+
+    /// The data-key generation new writes are sealed with.
+    pub fn key_generation(&self) -> u32 {
+        self.handle.write_generation()
+    }
+
+    /// Values sealed so far under the write generation (a persisted upper bound after a restart).
+    pub fn encryptions(&self) -> u64 {
+        self.handle.encryptions()
     }
 
     /// The number of points in a collection.
@@ -212,26 +301,19 @@ impl<'d> Tenant<'d> {
         let info = self.collection_info(collection)?;
         validate_vector(vector, info.dimension, info.metric)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        let ranked = {
-            let loaded = slot.read();
-            match loaded.as_ref() {
-                Some(index) => index.top_k(info.metric, vector, k)?,
-                None => {
-                    drop(loaded);
-                    let mut slot = slot.write();
-                    let index = match slot.take() {
-                        Some(index) => index,
-                        None => FlatIndex::load(&self.handle, &info)?,
-                    };
-                    let ranked = index.top_k(info.metric, vector, k);
-                    *slot = Some(index);
-                    ranked?
-                }
+        if slot.read().is_none() {
+            let mut loading = slot.write();
+            if loading.is_none() {
+                *loading = Some(FlatIndex::load(&self.handle, &info)?);
             }
-        };
+        }
+        // The read guard is held until every hit's payload is read, so no write to this collection
+        // can slip between ranking and reading (writers take the same lock for write).
+        let guard = slot.read();
+        let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
+        let ranked = index.top_k(info.metric, vector, k)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (point_ref, score) in ranked {
-            // A point deleted between ranking and reading is skipped, not an error.
             if let Some(point) = self.handle.get_by_ref(&info, &point_ref)? {
                 hits.push(SearchHit {
                     id: point.id,

@@ -11,7 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Bulkhead: a tenant-partitioned, encrypted vector database.
-#[derive(Parser, Debug)]
+///
+/// The argument types have no `Debug`: they carry API keys, ids, texts and vectors.
+#[derive(Parser)]
 #[command(version, about)]
 struct Cli {
     /// The data directory.
@@ -26,7 +28,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum Command {
     /// Runs the whole path once on the data directory: a tenant, an API key, a collection, an upsert,
     /// a search, a revocation.
@@ -71,14 +73,14 @@ enum Command {
     },
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args)]
 struct ApiKeyArg {
     /// The API key (prefer the environment variable, which stays out of shell history).
     #[arg(long = "api-key", env = "BULKHEAD_API_KEY", hide_env_values = true)]
     token: String,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum TenantCommand {
     /// Creates a tenant with its own keys and column family.
     Create { name: String },
@@ -86,7 +88,7 @@ enum TenantCommand {
     List,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum KeyCommand {
     /// Issues an API key; it is printed once and never stored.
     Issue {
@@ -104,7 +106,7 @@ enum KeyCommand {
     Revoke { tenant: String, key_id: String },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum CollectionCommand {
     /// Creates a collection (needs a tenant-admin key).
     Create {
@@ -137,7 +139,7 @@ fn main() -> Result<()> {
         .with_context(|| format!("opening {}", cli.data_dir.display()))?;
     let mut out = std::io::stdout().lock();
     run(&db, cli.command, &mut out)?;
-    db.store().flush()?;
+    db.operator().flush()?;
     Ok(())
 }
 
@@ -168,7 +170,7 @@ fn parse_metric(text: &str) -> Result<Metric> {
 }
 
 fn run(db: &Database, command: Command, out: &mut impl Write) -> Result<()> {
-    let store = db.store();
+    let store = db.operator();
     match command {
         Command::Demo => demo(db, out)?,
         Command::Tenant(TenantCommand::Create { name }) => {
@@ -239,7 +241,7 @@ fn run(db: &Database, command: Command, out: &mut impl Write) -> Result<()> {
 
 /// The walkthrough in one command, on its own tenant so that it can run again and again.
 fn demo(db: &Database, out: &mut impl Write) -> Result<()> {
-    let store = db.store();
+    let store = db.operator();
     let name = TenantName::new(format!("demo-{}", store.list_tenants()?.len() + 1))?;
     store.create_tenant(&name)?;
     writeln!(out, "1. created tenant {}", name.as_str())?;

@@ -32,6 +32,8 @@ pub mod limits {
     pub const MAX_DIMENSION: usize = 4096;
     /// Most points in one upsert or delete batch.
     pub const MAX_BATCH_POINTS: usize = 1024;
+    /// Most bytes (ids, vectors, texts, metadata, source URIs and ACLs together) in one upsert batch.
+    pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
     /// Largest k a search may ask for.
     pub const MAX_K: usize = 1000;
     /// Most collections one tenant may have.

@@ -99,6 +99,13 @@ pub struct CollectionInfo {
     pub created_ms: u64,
 }
 
+impl CollectionInfo {
+    /// The collection's number inside its tenant: permanent, never reused for another collection.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+}
+
 /// A point to upsert.
 #[derive(Clone)]
 pub struct NewPoint {
@@ -185,6 +192,12 @@ pub fn validate_vector(vector: &[f32], dimension: usize, metric: Metric) -> Resu
     if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
         return Err(invalid("vector", format!("component {i} is NaN or infinite")));
     }
+    // Finite components can still overflow a dot product or a distance; a squared norm below a
+    // quarter of f32::MAX keeps every distance between two accepted vectors finite.
+    let squared_norm: f64 = vector.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+    if squared_norm > f64::from(f32::MAX) / 4.0 {
+        return Err(invalid("vector", "has a norm too large for f32 arithmetic"));
+    }
     if metric == Metric::Cosine && vector.iter().all(|&x| x == 0.0) {
         return Err(invalid("vector", "is all zeros, which has no cosine direction"));
     }
@@ -199,8 +212,9 @@ fn check_len(field: &'static str, text: &str, max: usize) -> Result<()> {
 }
 
 impl NewPoint {
-    /// Checks every documented limit for a point of `collection`.
-    pub fn validate(&self, collection: &CollectionInfo) -> Result<()> {
+    /// Checks every documented limit for a point of `collection`, and returns the bytes the point
+    /// carries (for the per-batch limit).
+    pub fn validate(&self, collection: &CollectionInfo) -> Result<usize> {
         validate_vector(&self.vector, collection.dimension, collection.metric)?;
         check_len("text", &self.text, limits::MAX_TEXT_BYTES)?;
         if let Some(uri) = &self.source_uri {
@@ -227,7 +241,9 @@ impl NewPoint {
         if metadata_bytes > limits::MAX_METADATA_BYTES {
             return Err(invalid("metadata", format!("exceeds {} bytes", limits::MAX_METADATA_BYTES)));
         }
+        let mut acl_bytes = 0;
         if let Acl::Restricted { users, groups } = &self.acl {
+            acl_bytes = users.iter().chain(groups).map(String::len).sum();
             if users.len() + groups.len() > limits::MAX_ACL_ENTRIES {
                 return Err(invalid(
                     "acl",
@@ -238,6 +254,11 @@ impl NewPoint {
                 return Err(invalid("acl", "user and group names must be 1 to 256 bytes"));
             }
         }
-        Ok(())
+        Ok(self.id.as_str().len()
+            + 4 * self.vector.len()
+            + self.text.len()
+            + metadata_bytes
+            + self.source_uri.as_ref().map_or(0, String::len)
+            + acl_bytes)
     }
 }

@@ -44,10 +44,15 @@ impl Role {
 }
 
 /// Proof that the holder was authorised for one tenant of one open database.
+///
+/// A scope minted from an API key remembers the key: [`crate::Store::tenant`] re-checks that the key is
+/// neither revoked nor expired each time the scope is used, so a long-lived scope cannot outlive its
+/// credential.
 pub struct TenantScope {
     pub(crate) tenant: TenantUid,
     pub(crate) store_instance: u64,
     pub(crate) role: Role,
+    pub(crate) key_id: Option<[u8; 16]>,
 }
 
 impl fmt::Debug for TenantScope {

@@ -162,6 +162,11 @@ impl Store {
     fn open_keyring(db: &DB, master: &MasterKey) -> Result<(u32, OwnerCipher, u64)> {
         let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
         match db.get_cf(&sys, layout::META_MASTER_VERSION)? {
+            // A system column family with data but no master version is damaged: initialising it
+            // would overwrite the registry's keys and lose every tenant.
+            None if db.iterator_cf(&sys, IteratorMode::Start).next().is_some() => {
+                Err(StorageError::KeyringCorrupt)
+            }
             None => {
                 let version = 1;
                 let kek = master.kek(&SYSTEM_OWNER, version);
@@ -233,22 +238,26 @@ impl Store {
         Ok(self.db.write_opt(batch, &wo)?)
     }
 
-    /// Seals a registry record into `batch`, with the registry cipher's encryption-count reservation
-    /// when it runs out. The caller holds `registry_lock` (its guard is `reserved`).
-    fn put_registry(
+    /// Seals a registry record into `batch` and commits it (fsynced), with the registry cipher's
+    /// encryption-count reservation when it runs out. The caller holds `registry_lock`, whose guard is
+    /// `reserved`; it moves only after the batch has committed.
+    fn commit_registry(
         &self,
         reserved: &mut u64,
-        batch: &mut WriteBatch,
+        mut batch: WriteBatch,
         key: &[u8],
         record: &[u8],
     ) -> Result<()> {
         let sys = self.sys()?;
-        if self.system.encryptions() + 1 > *reserved {
-            *reserved = self.system.encryptions() + 1 + ENCRYPTION_RESERVATION;
-            batch.put_cf(&sys, layout::encryption_count_key(&SYSTEM_OWNER, 1), reserved.to_be_bytes());
+        let mut next = *reserved;
+        if self.system.encryptions() + 1 > next {
+            next = self.system.encryptions() + 1 + ENCRYPTION_RESERVATION;
+            batch.put_cf(&sys, layout::encryption_count_key(&SYSTEM_OWNER, 1), next.to_be_bytes());
         }
         let ctx = SealContext { column_family: SYS_CF.as_bytes(), record_key: key };
         batch.put_cf(&sys, key, self.system.seal(Purpose::Registry, ctx, record));
+        self.sys_write(batch)?;
+        *reserved = next;
         Ok(())
     }
 
@@ -307,8 +316,7 @@ impl Store {
             kek.wrap(&DataKey::generate(1)).as_bytes(),
         );
         batch.put_cf(&sys, layout::keyring_write_key(uid.as_bytes()), 1u32.to_be_bytes());
-        self.put_registry(&mut reserved, &mut batch, &key, &layout::encode(&record))?;
-        self.sys_write(batch)?;
+        self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %uid.short(), "tenant created");
         Ok(TenantInfo { name: name.clone(), uid, created_ms: record.created_ms, placement: record.placement })
     }
@@ -376,10 +384,9 @@ impl Store {
         };
         let key = layout::apikey_key(&key_id);
         let mut reserved = self.registry_lock.lock();
-        let mut batch = WriteBatch::default();
-        self.put_registry(&mut reserved, &mut batch, &key, &layout::encode(&record))?;
-        self.sys_write(batch)?;
+        self.commit_registry(&mut reserved, WriteBatch::default(), &key, &layout::encode(&record))?;
         let key_id = hex::encode(key_id);
+        tracing::info!(tenant = %info.uid.short(), key_id = %key_id, role = role.as_str(), "api key issued");
         Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret)), key_id })
     }
 
@@ -429,9 +436,9 @@ impl Store {
         }
         record.revoked = true;
         let key = layout::apikey_key(&raw_id);
-        let mut batch = WriteBatch::default();
-        self.put_registry(&mut reserved, &mut batch, &key, &layout::encode(&record))?;
-        self.sys_write(batch)
+        self.commit_registry(&mut reserved, WriteBatch::default(), &key, &layout::encode(&record))?;
+        tracing::info!(tenant = %info.uid.short(), key_id, "api key revoked");
+        Ok(())
     }
 
     // ---- The two doors that mint scopes ----
@@ -449,7 +456,7 @@ impl Store {
             return Err(StorageError::Unauthenticated);
         }
         let presented = self.system.tag(b"api-key-secret", secret.as_ref());
-        let Some((_, record)) = self.load_api_key(key_id)? else {
+        let Some((raw_key_id, record)) = self.load_api_key(key_id)? else {
             return Err(StorageError::Unauthenticated);
         };
         let secret_ok = constant_time_eq(&presented.0, &record.secret_tag);
@@ -463,7 +470,12 @@ impl Store {
             StorageError::NotFound { .. } => StorageError::Unauthenticated,
             other => other,
         })?;
-        Ok(TenantScope { tenant: uid, store_instance: self.instance, role: record.role })
+        Ok(TenantScope {
+            tenant: uid,
+            store_instance: self.instance,
+            role: record.role,
+            key_id: Some(raw_key_id),
+        })
     }
 
     /// Mints a tenant-admin scope for `tenant` without a credential, for a process that embeds the
@@ -472,14 +484,27 @@ impl Store {
     pub fn trusted_host_scope(&self, tenant: &TenantName, reason: &'static str) -> Result<TenantScope> {
         let info = self.tenant_info(tenant)?;
         self.load_tenant(info.uid)?;
-        tracing::info!(tenant = %info.uid.short(), reason, "trusted-host scope minted");
-        Ok(TenantScope { tenant: info.uid, store_instance: self.instance, role: Role::TenantAdmin })
+        tracing::warn!(tenant = %info.uid.short(), reason, "trusted-host scope minted");
+        Ok(TenantScope {
+            tenant: info.uid,
+            store_instance: self.instance,
+            role: Role::TenantAdmin,
+            key_id: None,
+        })
     }
 
     /// The data handle of the scope's tenant: the only way to its records.
     pub fn tenant<'s>(&'s self, scope: &TenantScope) -> Result<TenantHandle<'s>> {
         if scope.store_instance != self.instance {
             return Err(StorageError::ForeignScope);
+        }
+        if let Some(key_id) = &scope.key_id {
+            let still_valid = self
+                .load_api_key(&hex::encode(key_id))?
+                .is_some_and(|(_, record)| !record.revoked && record.expires_ms.is_none_or(|t| t > now_ms()));
+            if !still_valid {
+                return Err(StorageError::Unauthenticated);
+            }
         }
         let state = self.load_tenant(scope.tenant)?;
         TenantHandle::new(self, state, scope.role)

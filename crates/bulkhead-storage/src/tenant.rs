@@ -136,18 +136,33 @@ impl<'s> TenantHandle<'s> {
     }
 
     /// Adds the encryption-count reservation to `batch` if sealing `upcoming` more values would pass
-    /// the persisted upper bound. Called under the write lock, before sealing.
-    fn reserve(&self, write: &mut WriteState, upcoming: u64, batch: &mut WriteBatch) -> Result<()> {
+    /// the persisted upper bound, and returns the reservation the batch leaves in force. Called under
+    /// the write lock, before sealing; the caller stores the returned value in `WriteState` only once
+    /// the batch has committed, so a failed write can never leave memory ahead of disk.
+    fn reserve(&self, write: &WriteState, upcoming: u64, batch: &mut WriteBatch) -> Result<u64> {
         let needed = self.state.cipher.encryptions() + upcoming;
-        if needed > write.reserved_encryptions {
-            write.reserved_encryptions = needed + ENCRYPTION_RESERVATION;
-            let sys =
-                self.store.db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
-            let key =
-                layout::encryption_count_key(self.state.uid.as_bytes(), self.state.cipher.write_generation());
-            batch.put_cf(&sys, key, write.reserved_encryptions.to_be_bytes());
+        if needed <= write.reserved_encryptions {
+            return Ok(write.reserved_encryptions);
         }
-        Ok(())
+        let reserved = needed + ENCRYPTION_RESERVATION;
+        let sys =
+            self.store.db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+        let key =
+            layout::encryption_count_key(self.state.uid.as_bytes(), self.state.cipher.write_generation());
+        batch.put_cf(&sys, key, reserved.to_be_bytes());
+        Ok(reserved)
+    }
+
+    /// Re-reads a collection's record under the write lock and checks that the caller's
+    /// `CollectionInfo` still names it: a stale copy (dropped, or dropped and recreated) or an edited
+    /// one is refused, and writes are validated against the stored configuration, not the copy.
+    fn current_collection(&self, collection: &CollectionInfo) -> Result<CollectionInfo> {
+        self.check_owner(collection)?;
+        let current = self.collection(&collection.name)?;
+        if current.number != collection.number {
+            return Err(StorageError::NotFound { what: "collection" });
+        }
+        Ok(current)
     }
 
     fn commit(&self, batch: WriteBatch) -> Result<()> {
@@ -193,24 +208,26 @@ impl<'s> TenantHandle<'s> {
             created_ms: now_ms(),
         };
         let mut batch = WriteBatch::default();
-        self.reserve(&mut write, 1, &mut batch)?;
+        let reserved = self.reserve(&write, 1, &mut batch)?;
         batch.put_cf(&self.cf, &key, self.seal(Purpose::Payloads, &key, &layout::encode(&record)));
         batch.put_cf(&self.cf, self.state.keys.singleton(Kind::NextCollection), (number + 1).to_be_bytes());
         self.commit(batch)?;
         write.next_collection = number + 1;
-        Ok(self.collection_info(record))
+        write.reserved_encryptions = reserved;
+        self.collection_info(record)
     }
 
-    fn collection_info(&self, record: CollectionRecord) -> CollectionInfo {
-        CollectionInfo {
+    fn collection_info(&self, record: CollectionRecord) -> Result<CollectionInfo> {
+        Ok(CollectionInfo {
             tenant: self.state.uid,
             number: record.number,
-            // Names were validated when the collection was created.
-            name: CollectionName::new(record.name).unwrap_or_else(|_| unreachable!("stored names are valid")),
+            // Names were validated when the collection was created; a stored name that no longer
+            // passes (rules tightened since) is reported, not a panic.
+            name: CollectionName::new(record.name).map_err(|_| StorageError::Codec("collection name"))?,
             dimension: record.dimension as usize,
             metric: record.metric,
             created_ms: record.created_ms,
-        }
+        })
     }
 
     /// Looks a collection up by name.
@@ -220,7 +237,7 @@ impl<'s> TenantHandle<'s> {
             self.store.db.get_cf(&self.cf, &key)?.ok_or(StorageError::NotFound { what: "collection" })?;
         let record: CollectionRecord =
             layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
-        Ok(self.collection_info(record))
+        self.collection_info(record)
     }
 
     /// Lists the tenant's collections.
@@ -231,7 +248,7 @@ impl<'s> TenantHandle<'s> {
             let (key, sealed) = item?;
             let record: CollectionRecord =
                 layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
-            out.push(self.collection_info(record));
+            out.push(self.collection_info(record)?);
         }
         out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
         Ok(out)
@@ -240,8 +257,8 @@ impl<'s> TenantHandle<'s> {
     /// Drops a collection and every point in it. Needs the tenant-admin role.
     pub fn drop_collection(&self, collection: &CollectionInfo) -> Result<()> {
         self.require(Role::TenantAdmin, "dropping collections")?;
-        self.check_owner(collection)?;
         let _write = self.state.write.lock();
+        let collection = &self.current_collection(collection)?;
         let key = self.state.keys.collection(&self.collection_tag(&collection.name));
         let mut batch = WriteBatch::default();
         batch.delete_cf(&self.cf, &key);
@@ -276,12 +293,20 @@ impl<'s> TenantHandle<'s> {
                 reason: format!("a batch holds 1 to {} points", limits::MAX_BATCH_POINTS),
             });
         }
-        for point in points {
-            point.validate(collection)?;
-        }
         let mut write = self.state.write.lock();
+        let collection = &self.current_collection(collection)?;
+        let mut batch_bytes = 0usize;
+        for point in points {
+            batch_bytes += point.validate(collection)?;
+        }
+        if batch_bytes > limits::MAX_BATCH_BYTES {
+            return Err(StorageError::InvalidArgument {
+                field: "points",
+                reason: format!("a batch carries at most {} bytes", limits::MAX_BATCH_BYTES),
+            });
+        }
         let mut batch = WriteBatch::default();
-        self.reserve(&mut write, 2 * points.len() as u64, &mut batch)?;
+        let reserved = self.reserve(&write, 2 * points.len() as u64, &mut batch)?;
         let mut count = self.count_locked(collection)?;
         let mut seen: HashMap<RecordTag, ()> = HashMap::new();
         let mut versions = Vec::with_capacity(points.len());
@@ -313,6 +338,7 @@ impl<'s> TenantHandle<'s> {
         batch.put_cf(&self.cf, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
         self.commit(batch)?;
         write.sequence = sequence;
+        write.reserved_encryptions = reserved;
         Ok(versions)
     }
 
@@ -320,7 +346,6 @@ impl<'s> TenantHandle<'s> {
     /// that existed. Needs the writer role.
     pub fn delete(&self, collection: &CollectionInfo, ids: &[DocId]) -> Result<Vec<PointRef>> {
         self.require(Role::Writer, "deleting points")?;
-        self.check_owner(collection)?;
         if ids.is_empty() || ids.len() > limits::MAX_BATCH_POINTS {
             return Err(StorageError::InvalidArgument {
                 field: "ids",
@@ -328,6 +353,7 @@ impl<'s> TenantHandle<'s> {
             });
         }
         let mut write = self.state.write.lock();
+        let collection = &self.current_collection(collection)?;
         let mut batch = WriteBatch::default();
         let mut count = self.count_locked(collection)?;
         let mut removed = Vec::new();
@@ -346,10 +372,11 @@ impl<'s> TenantHandle<'s> {
             }
         }
         if !removed.is_empty() {
-            write.sequence += 1;
+            let sequence = write.sequence + 1;
             batch.put_cf(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
-            batch.put_cf(&self.cf, self.state.keys.singleton(Kind::Sequence), write.sequence.to_be_bytes());
+            batch.put_cf(&self.cf, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
             self.commit(batch)?;
+            write.sequence = sequence;
         }
         Ok(removed)
     }

@@ -90,3 +90,30 @@ fn registry_encryptions_are_counted_and_persisted_before_use() {
     let store = open().expect("reopen");
     assert!(store.system.encryptions() >= sealed, "the count never goes backwards across a restart");
 }
+
+#[test]
+fn stale_collection_handles_are_refused() {
+    use bulkhead_crypto::MasterKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(&dir.path().join("db"), MasterKey::generate(), StoreOptions::default()).expect("open");
+    let name = TenantName::new("acme").expect("name");
+    store.create_tenant(&name).expect("tenant");
+    let scope = store.trusted_host_scope(&name, "test").expect("scope");
+    let handle = store.tenant(&scope).expect("handle");
+    let docs = CollectionName::new("docs").expect("name");
+    let old = handle.create_collection(&docs, 2, Metric::L2).expect("create");
+    handle.drop_collection(&old).expect("drop");
+    let new = handle.create_collection(&docs, 3, Metric::L2).expect("recreate");
+    assert_ne!(old.number(), new.number());
+    let point = NewPoint::new(DocId::new("a").expect("id"), vec![1.0, 2.0], "x");
+    assert!(matches!(handle.upsert(&old, &[point]), Err(StorageError::NotFound { what: "collection" })));
+    assert!(matches!(handle.drop_collection(&old), Err(StorageError::NotFound { .. })));
+    // An edited copy cannot smuggle in the wrong dimension: the stored configuration decides.
+    let mut edited = new.clone();
+    edited.dimension = 2;
+    let point = NewPoint::new(DocId::new("a").expect("id"), vec![1.0, 2.0], "x");
+    assert!(matches!(handle.upsert(&edited, &[point]), Err(StorageError::InvalidArgument { .. })));
+    assert_eq!(handle.count(&new).expect("count"), 0);
+    assert_eq!(handle.list_collections().expect("list").len(), 1);
+}

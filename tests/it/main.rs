@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod compile_fail;
 mod durability;
+mod graph;
 mod invariants;
 mod isolation;
 mod limits_doc;

@@ -87,8 +87,8 @@ impl FlatIndex {
         Ok(())
     }
 
-    /// The `k` best live points for `query`, best first, with their scores. Ties are broken by
-    /// reference so that results are deterministic.
+    /// The `k` best live points for `query`, best first, with their ranking distances (smaller is
+    /// better; see [`score`]). Ties are broken by reference so that results are deterministic.
     pub(crate) fn top_k(&self, metric: Metric, query: &[f32], k: usize) -> Result<Vec<(PointRef, f32)>> {
         let kernels = Kernels::active();
         let mut distances = vec![0.0f32; self.arena.len()];
@@ -121,12 +121,28 @@ impl FlatIndex {
             scored.truncate(k);
         }
         scored.sort_unstable_by(better);
-        Ok(scored.into_iter().map(|(d, row)| (self.refs[row as usize], score(metric, d))).collect())
+        Ok(scored.into_iter().map(|(d, row)| (self.refs[row as usize], d)).collect())
+    }
+
+    /// The number of live points.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The dimension of the vectors.
+    pub(crate) fn dim(&self) -> usize {
+        self.arena.dim()
+    }
+
+    /// Every live point with its vector, in row order.
+    pub(crate) fn live_points(&self) -> impl Iterator<Item = (PointRef, &[f32])> + '_ {
+        self.arena.iter().enumerate().filter(|(row, _)| self.live[*row]).map(|(row, v)| (self.refs[row], v))
     }
 }
 
-/// The score reported to clients: similarity for cosine and dot, distance for L2.
-fn score(metric: Metric, distance: f32) -> f32 {
+/// The score reported to clients for a ranking distance: similarity for cosine and dot, distance
+/// for L2.
+pub(crate) fn score(metric: Metric, distance: f32) -> f32 {
     match metric {
         Metric::Dot => -distance,
         Metric::L2 => distance.sqrt(),

@@ -17,6 +17,7 @@
 //! There is no way to search, read or write without a [`TenantScope`], and no way to make one except
 //! by authentication or the named trusted-host door (see `bulkhead-storage`'s `scope.rs`).
 
+mod collection;
 mod error;
 mod exact;
 
@@ -29,7 +30,8 @@ pub use bulkhead_storage::{
 pub use error::QueryError;
 
 use bulkhead_storage::{TenantHandle, validate_vector};
-use exact::FlatIndex;
+use collection::CollectionState;
+pub use collection::GraphStatus;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -40,12 +42,17 @@ use std::sync::Arc;
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 
 /// A collection's search state: empty until its first search loads it.
-type IndexSlot = Arc<RwLock<Option<FlatIndex>>>;
+type IndexSlot = Arc<RwLock<Option<CollectionState>>>;
+
+/// Collections with at least this many points in their exact-scan delta get an HNSW segment built in
+/// the background (cosine and L2 collections; dot collections stay exact).
+pub const DEFAULT_GRAPH_THRESHOLD: usize = 20_000;
 
 /// An open database: the store plus the in-memory search state of the collections in use.
 pub struct Database {
     store: Store,
     indexes: RwLock<HashMap<(TenantUid, u32), IndexSlot>>,
+    graph_threshold: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for Database {
@@ -57,7 +64,58 @@ impl fmt::Debug for Database {
 impl Database {
     /// Opens (or creates) a data directory.
     pub fn open(path: &Path, master: MasterKey, options: StoreOptions) -> Result<Database> {
-        Ok(Database { store: Store::open(path, master, options)?, indexes: RwLock::new(HashMap::new()) })
+        Ok(Database {
+            store: Store::open(path, master, options)?,
+            indexes: RwLock::new(HashMap::new()),
+            graph_threshold: std::sync::atomic::AtomicUsize::new(DEFAULT_GRAPH_THRESHOLD),
+        })
+    }
+
+    /// Sets how many exact-scan points a collection accumulates before an HNSW segment is built for
+    /// it in the background (default [`DEFAULT_GRAPH_THRESHOLD`]). Takes effect at each collection's
+    /// next write or load.
+    pub fn with_graph_threshold(self, points: usize) -> Database {
+        self.set_graph_threshold(points);
+        self
+    }
+
+    /// As [`Database::with_graph_threshold`], on an open database.
+    pub fn set_graph_threshold(&self, points: usize) {
+        self.graph_threshold.store(points.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Starts a background build for the collection in `slot` if its state asks for one. Called with
+    /// the slot's write lock held by the caller (`state`).
+    fn maybe_build(&self, slot: &IndexSlot, state: &mut CollectionState) -> Result<()> {
+        let threshold = self.graph_threshold.load(std::sync::atomic::Ordering::Relaxed);
+        let Some(job) = state.take_build_job(threshold)? else { return Ok(()) };
+        let slot = Arc::clone(slot);
+        std::thread::Builder::new()
+            .name("bulkhead-graph-build".into())
+            .spawn(move || {
+                let mut job = job;
+                loop {
+                    let (id, refs, segment) = collection::build(job);
+                    let mut guard = slot.write();
+                    let Some(state) = guard.as_mut() else { return };
+                    if let Err(e) = segment.and_then(|segment| state.install(id, refs, segment)) {
+                        tracing::warn!(error = %e, "background graph build failed; the collection stays on exact search");
+                        state.abandon(id);
+                        return;
+                    }
+                    // Writes that arrived during the build may have filled the delta again.
+                    match state.take_build_job(threshold) {
+                        Ok(Some(next)) => job = next,
+                        Ok(None) => return,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not snapshot the collection for a graph build");
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| QueryError::Internal(format!("cannot start a graph build thread: {e}")))?;
+        Ok(())
     }
 
     /// Operator work (tenants, API keys) and the doors that mint scopes. It reaches no tenant
@@ -237,13 +295,16 @@ impl<'d> Tenant<'d> {
         let mut index = slot.write();
         let written = self.handle.upsert(&info, points)?;
         if let Some(loaded) = index.as_mut() {
-            for ((point_ref, _), point) in written.iter().zip(points) {
-                if let Err(e) = loaded.upsert(*point_ref, &point.vector) {
-                    // The write is durable; drop the in-memory state so the next search reloads it
-                    // from storage rather than serving a copy that missed this write.
-                    *index = None;
-                    return Err(e);
-                }
+            let applied = written
+                .iter()
+                .zip(points)
+                .try_for_each(|((point_ref, _), point)| loaded.upsert(*point_ref, &point.vector))
+                .and_then(|()| self.db.maybe_build(&slot, loaded));
+            if let Err(e) = applied {
+                // The write is durable; drop the in-memory state so the next search reloads it
+                // from storage rather than serving a copy that missed this write.
+                *index = None;
+                return Err(e);
             }
         }
         Ok(written.into_iter().map(|(_, version)| version).collect())
@@ -270,6 +331,23 @@ impl<'d> Tenant<'d> {
     pub fn get(&self, collection: &str, id: &DocId) -> Result<Option<StoredPoint>> {
         let info = self.collection_info(collection)?;
         Ok(self.handle.get(&info, id)?)
+    }
+
+    /// How a collection is searched right now: points in the HNSW segment, points in the exact
+    /// delta, and whether a build runs. A collection not searched since the database opened reports
+    /// everything as delta (its state loads on first search).
+    pub fn graph_status(&self, collection: &str) -> Result<GraphStatus> {
+        let info = self.collection_info(collection)?;
+        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
+        let guard = slot.read();
+        Ok(match guard.as_ref() {
+            Some(state) => state.status(),
+            None => GraphStatus {
+                graph_points: 0,
+                delta_points: self.handle.count(&info)? as usize,
+                building: false,
+            },
+        })
     }
 
     /// The data-key generation new writes are sealed with.
@@ -304,14 +382,16 @@ impl<'d> Tenant<'d> {
         if slot.read().is_none() {
             let mut loading = slot.write();
             if loading.is_none() {
-                *loading = Some(FlatIndex::load(&self.handle, &info)?);
+                let mut state = CollectionState::load(&self.handle, &info)?;
+                self.db.maybe_build(&slot, &mut state)?;
+                *loading = Some(state);
             }
         }
         // The read guard is held until every hit's payload is read, so no write to this collection
         // can slip between ranking and reading (writers take the same lock for write).
         let guard = slot.read();
         let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
-        let ranked = index.top_k(info.metric, vector, k)?;
+        let ranked = index.top_k(vector, k)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (point_ref, score) in ranked {
             if let Some(point) = self.handle.get_by_ref(&info, &point_ref)? {

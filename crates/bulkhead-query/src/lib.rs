@@ -394,7 +394,7 @@ impl<'d> Tenant<'d> {
         let ranked = index.top_k(vector, k)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (point_ref, score) in ranked {
-            if let Some(point) = self.handle.get_by_ref(&info, &point_ref)? {
+            if let Some(point) = self.handle.get_payload_by_ref(&info, &point_ref)? {
                 hits.push(SearchHit {
                     id: point.id,
                     score,

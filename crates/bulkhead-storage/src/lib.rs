@@ -16,7 +16,9 @@ mod tenant;
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
 pub use layout::Placement;
-pub use model::{Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointRef, StoredPoint, validate_vector};
+pub use model::{
+    Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
+};
 pub use scope::{Role, TenantScope};
 pub use store::{ApiKeyInfo, Durability, IssuedApiKey, Store, StoreOptions, TenantInfo};
 pub use tenant::TenantHandle;

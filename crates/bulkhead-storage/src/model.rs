@@ -173,6 +173,34 @@ impl fmt::Debug for StoredPoint {
     }
 }
 
+/// A point read back without its vector: what a search hit returns.
+#[derive(Clone)]
+pub struct PointPayload {
+    /// The client's document id.
+    pub id: DocId,
+    /// The chunk's text.
+    pub text: String,
+    /// Metadata fields.
+    pub metadata: BTreeMap<String, MetaValue>,
+    /// Where the chunk came from.
+    pub source_uri: Option<String>,
+    /// Who may read it.
+    pub acl: Acl,
+    /// The tenant-wide write sequence number of the write that stored this version.
+    pub version: u64,
+    /// The data-key generation that sealed it.
+    pub key_generation: u32,
+}
+
+impl fmt::Debug for PointPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PointPayload")
+            .field("version", &self.version)
+            .field("key_generation", &self.key_generation)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An opaque reference to a stored point (its keyed tag), as exact scans and indexes hold them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PointRef(pub(crate) RecordTag);

@@ -22,7 +22,7 @@ fn snapshot(t: &Tenant<'_>) -> Snapshot {
         .map(|i| {
             t.get("docs", &DocId::new(format!("p{i}")).expect("id"))
                 .expect("get")
-                .map(|p| (p.vector, p.text, p.version))
+                .map(|p| (p.vector, p.payload.text, p.payload.version))
         })
         .collect();
     Snapshot(count, hits, points)

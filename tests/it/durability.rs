@@ -55,7 +55,7 @@ fn clean_reopen_keeps_everything_and_the_encryption_count() {
         for point in batch(0, n) {
             let got = t.get("docs", &point.id).expect("get").expect("present");
             assert_eq!(got.vector, point.vector);
-            assert_eq!(got.text, point.text);
+            assert_eq!(got.payload.text, point.text);
         }
     }
     let after = db.tenant(&scope).expect("tenant").encryptions();

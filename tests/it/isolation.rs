@@ -51,7 +51,7 @@ fn check_tenant(db: &Database, scope: &TenantScope, name: &str, model: &Model) {
         match (got, model.get(&id)) {
             (None, None) => {}
             (Some(point), Some((vector, text))) => {
-                assert_eq!(&point.text, text, "{name}: text of {id}");
+                assert_eq!(&point.payload.text, text, "{name}: text of {id}");
                 assert_eq!(&point.vector, vector, "{name}: vector of {id}");
             }
             (got, want) => panic!("{name}: {id} present={} expected={}", got.is_some(), want.is_some()),

@@ -69,7 +69,7 @@ fn values_moved_between_tenants_or_keys_fail_to_open() {
             match t.get("docs", &DocId::new(id).expect("id")) {
                 Err(QueryError::Storage(StorageError::Integrity)) => failed += 1,
                 // Whatever does open must be the tenant's own data, never the other's.
-                Ok(Some(point)) => assert!(point.text.starts_with(name), "{name} read foreign text"),
+                Ok(Some(point)) => assert!(point.payload.text.starts_with(name), "{name} read foreign text"),
                 other => panic!("{name}: unexpected {other:?}"),
             }
         }

@@ -143,36 +143,6 @@ impl NewPoint {
     }
 }
 
-/// A point read back, with what it was sealed under.
-#[derive(Clone)]
-pub struct StoredPoint {
-    /// The client's document id.
-    pub id: DocId,
-    /// The embedding.
-    pub vector: Vec<f32>,
-    /// The chunk's text.
-    pub text: String,
-    /// Metadata fields.
-    pub metadata: BTreeMap<String, MetaValue>,
-    /// Where the chunk came from.
-    pub source_uri: Option<String>,
-    /// Who may read it.
-    pub acl: Acl,
-    /// The tenant-wide write sequence number of the write that stored this version.
-    pub version: u64,
-    /// The data-key generation that sealed it.
-    pub key_generation: u32,
-}
-
-impl fmt::Debug for StoredPoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredPoint")
-            .field("version", &self.version)
-            .field("key_generation", &self.key_generation)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A point read back without its vector: what a search hit returns.
 #[derive(Clone)]
 pub struct PointPayload {
@@ -198,6 +168,21 @@ impl fmt::Debug for PointPayload {
             .field("version", &self.version)
             .field("key_generation", &self.key_generation)
             .finish_non_exhaustive()
+    }
+}
+
+/// A point read back: its payload and its vector.
+#[derive(Clone)]
+pub struct StoredPoint {
+    /// Everything but the vector, with what it was sealed under.
+    pub payload: PointPayload,
+    /// The embedding.
+    pub vector: Vec<f32>,
+}
+
+impl fmt::Debug for StoredPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredPoint").field("payload", &self.payload).finish_non_exhaustive()
     }
 }
 

@@ -411,16 +411,7 @@ impl<'s> TenantHandle<'s> {
         let vkey = self.state.keys.point(Kind::Vector, collection.number, &point.0);
         let Some(sealed_vector) = self.store.db.get_pinned_cf(&self.cf, &vkey)? else { return Ok(None) };
         let vector = layout::decode_vector(&self.open(Purpose::Vectors, &vkey, &sealed_vector)?)?;
-        Ok(Some(StoredPoint {
-            id: payload.id,
-            vector,
-            text: payload.text,
-            metadata: payload.metadata,
-            source_uri: payload.source_uri,
-            acl: payload.acl,
-            version: payload.version,
-            key_generation: payload.key_generation,
-        }))
+        Ok(Some(StoredPoint { payload, vector }))
     }
 
     /// Reads everything about a point but its vector: what a search hit returns, at one read and one

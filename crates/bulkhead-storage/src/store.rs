@@ -144,6 +144,7 @@ impl Store {
         data_write.set_sync(options.durability == Durability::Fsync);
 
         let (master_version, system, reserved) = Self::open_keyring(&db, &master)?;
+        Self::drop_orphan_column_families(&db, &names)?;
         Ok(Store {
             db,
             path: path.to_owned(),
@@ -202,6 +203,25 @@ impl Store {
                 Ok((version, cipher, reserved))
             }
         }
+    }
+
+    /// Drops tenant column families that no keyring entry owns: left by a crash between creating a
+    /// tenant's column family and writing its keys (`create_tenant` creates the family first). Without
+    /// keys their content, if any, could never be read.
+    fn drop_orphan_column_families(db: &DB, names: &[String]) -> Result<()> {
+        let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+        for name in names {
+            let Some(uid_hex) = name.strip_prefix("t-") else { continue };
+            let mut uid = [0u8; 16];
+            if hex::decode_to_slice(uid_hex, &mut uid).is_err() {
+                continue;
+            }
+            if db.get_cf(&sys, layout::keyring_write_key(&uid))?.is_none() {
+                tracing::warn!(tenant = %TenantUid::from_bytes(uid).short(), "dropping an orphan tenant column family");
+                db.drop_cf(name)?;
+            }
+        }
+        Ok(())
     }
 
     /// Unwraps an owner's naming key and data keys and builds its cipher.

@@ -117,3 +117,26 @@ fn stale_collection_handles_are_refused() {
     assert_eq!(handle.count(&new).expect("count"), 0);
     assert_eq!(handle.list_collections().expect("list").len(), 1);
 }
+
+#[test]
+fn orphan_tenant_column_families_are_dropped_at_open() {
+    use bulkhead_crypto::MasterKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_path = dir.path().join("k");
+    MasterKey::generate().write_new_file(&key_path).expect("key");
+    let path = dir.path().join("db");
+    let open = || Store::open(&path, MasterKey::from_file(&key_path).expect("key"), StoreOptions::default());
+    let orphan = format!("t-{}", hex::encode([0xab; 16]));
+    let real;
+    {
+        let store = open().expect("open");
+        let info = store.create_tenant(&TenantName::new("acme").expect("name")).expect("tenant");
+        real = layout::tenant_cf_name(&info.uid);
+        // What a crash between the two steps of create_tenant leaves behind.
+        store.db.create_cf(&orphan, &rocksdb::Options::default()).expect("create cf");
+    }
+    drop(open().expect("reopen"));
+    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).expect("list");
+    assert!(!names.contains(&orphan), "{names:?}");
+    assert!(names.contains(&real), "a real tenant's column family stays: {names:?}");
+}

@@ -109,6 +109,11 @@ fn every_bad_input_is_refused_and_changes_nothing() {
         let result = t.search("docs", &query, k);
         assert!(invalid(&result), "{case}: {result:?}");
     }
+    for ef in [0, limits::MAX_EF + 1, usize::MAX] {
+        let result = t.search_with_ef("docs", &vector(1, DIM), 3, Some(ef));
+        assert!(invalid(&result), "ef {ef}: {result:?}");
+    }
+    assert_eq!(t.search_with_ef("docs", &vector(1, DIM), 3, Some(1)).expect("ef below k is raised").len(), 3);
 
     // Ids and names are checked when they are made.
     assert!(matches!(DocId::new(""), Err(StorageError::InvalidArgument { .. })));

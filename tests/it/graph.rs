@@ -102,6 +102,12 @@ fn graph_search_stays_correct_through_writes_and_builds() {
         recall
     };
     check(&t, &model);
+    // A wide ef explores much of this small graph and finds (nearly) the exact answer.
+    let q = vector(31_337, DIM);
+    let wide = t.search_with_ef("docs", &q, 10, Some(400)).expect("search");
+    let exact = exact_top(&model, &q, 10);
+    let overlap = wide.iter().filter(|h| exact.iter().any(|e| e == h.id.as_str())).count();
+    assert!(wide.len() == 10 && overlap >= 9, "ef 400 found {overlap} of the exact 10");
 
     // After the build: an update moves a point to the query itself, a delete removes the best hit.
     let q = vector(777_777, DIM);

@@ -21,6 +21,7 @@ fn the_limits_table_matches_the_code() {
         ("MAX_BATCH_POINTS", limits::MAX_BATCH_POINTS),
         ("MAX_BATCH_BYTES", limits::MAX_BATCH_BYTES),
         ("MAX_K", limits::MAX_K),
+        ("MAX_EF", limits::MAX_EF),
         ("MAX_COLLECTIONS_PER_TENANT", limits::MAX_COLLECTIONS_PER_TENANT),
     ];
     for (name, value) in constants {

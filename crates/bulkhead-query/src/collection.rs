@@ -115,10 +115,10 @@ impl CollectionState {
 
     /// The `k` best points, best first, with their client scores: the delta's exact top-k merged
     /// with the segment's graph top-k (the two never hold the same point).
-    pub(crate) fn top_k(&self, query: &[f32], k: usize) -> Result<Vec<(PointRef, f32)>> {
+    pub(crate) fn top_k(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(PointRef, f32)>> {
         let mut ranked = self.delta.top_k(self.metric, query, k)?;
         if let Some(frozen) = &self.frozen {
-            let params = SearchParams::new(k, MIN_EF.max(k));
+            let params = SearchParams::new(k, ef.unwrap_or(MIN_EF).max(k));
             SCRATCH.with(|scratch| -> Result<()> {
                 let mut scratch = scratch.borrow_mut();
                 let hits = frozen.segment.search(query, &params, &mut scratch).map_err(index_error)?;

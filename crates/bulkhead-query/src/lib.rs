@@ -366,14 +366,35 @@ impl<'d> Tenant<'d> {
         Ok(self.handle.count(&info)?)
     }
 
-    /// Exact top-`k` search: every point of the collection is scored, and the best `k` come back with
-    /// their text, metadata and provenance. `k` must be 1 to [`limits::MAX_K`]; the query vector must
-    /// match the collection's dimension and be finite (and not zero for cosine).
+    /// Top-`k` search: the best `k` points come back with their text, metadata and provenance. Small
+    /// collections (and dot collections) are scanned exactly; large cosine and L2 collections are
+    /// searched through their HNSW segment plus an exact scan of recent writes. `k` must be 1 to
+    /// [`limits::MAX_K`]; the query vector must match the collection's dimension and be finite (and
+    /// not zero for cosine).
     pub fn search(&self, collection: &str, vector: &[f32], k: usize) -> Result<Vec<SearchHit>> {
+        self.search_with_ef(collection, vector, k, None)
+    }
+
+    /// As [`Tenant::search`], with the number of candidates a graph search keeps (`ef`, 1 to
+    /// [`limits::MAX_EF`]; raised to `k` if smaller). `None` uses the default (64, or `k` if larger).
+    /// Collections searched exactly ignore it.
+    pub fn search_with_ef(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        k: usize,
+        ef: Option<usize>,
+    ) -> Result<Vec<SearchHit>> {
         if k == 0 || k > limits::MAX_K {
             return Err(QueryError::InvalidArgument {
                 field: "k",
                 reason: format!("must be 1 to {}", limits::MAX_K),
+            });
+        }
+        if ef.is_some_and(|ef| ef == 0 || ef > limits::MAX_EF) {
+            return Err(QueryError::InvalidArgument {
+                field: "ef",
+                reason: format!("must be 1 to {}", limits::MAX_EF),
             });
         }
         let info = self.collection_info(collection)?;
@@ -391,7 +412,7 @@ impl<'d> Tenant<'d> {
         // can slip between ranking and reading (writers take the same lock for write).
         let guard = slot.read();
         let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
-        let ranked = index.top_k(vector, k)?;
+        let ranked = index.top_k(vector, k, ef)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (point_ref, score) in ranked {
             if let Some(point) = self.handle.get_payload_by_ref(&info, &point_ref)? {

@@ -36,6 +36,8 @@ pub mod limits {
     pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
     /// Largest k a search may ask for.
     pub const MAX_K: usize = 1000;
+    /// Largest ef (graph-search candidates) a search may ask for.
+    pub const MAX_EF: usize = 4096;
     /// Most collections one tenant may have.
     pub const MAX_COLLECTIONS_PER_TENANT: usize = 1024;
 }

@@ -6,15 +6,21 @@ use std::path::Path;
 
 use crate::IndexError;
 
-/// Row-major vectors read from an `fvecs` file.
+/// Row-major rows of equal length read from an `fvecs` or `ivecs` file.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fvecs {
+pub struct Rows<T> {
     dim: usize,
-    data: Vec<f32>,
+    data: Vec<T>,
 }
 
-impl Fvecs {
-    /// Returns the dimension of every row.
+/// Vectors read from an `fvecs` file.
+pub type Fvecs = Rows<f32>;
+
+/// Non-negative ids read from an `ivecs` file (ground-truth neighbour lists).
+pub type Ivecs = Rows<u32>;
+
+impl<T> Rows<T> {
+    /// Returns the length of every row.
     pub fn dim(&self) -> usize {
         self.dim
     }
@@ -30,44 +36,14 @@ impl Fvecs {
     }
 
     /// Returns row `index`, or `None` if out of range.
-    pub fn row(&self, index: usize) -> Option<&[f32]> {
+    pub fn row(&self, index: usize) -> Option<&[T]> {
         let start = index.checked_mul(self.dim)?;
         self.data.get(start..start.checked_add(self.dim)?)
     }
 
     /// Iterates over the rows in order.
-    pub fn rows(&self) -> impl ExactSizeIterator<Item = &[f32]> + '_ {
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = &[T]> + '_ {
         self.data.chunks_exact(self.dim.max(1))
-    }
-}
-
-/// Row-major non-negative ids read from an `ivecs` file (ground-truth neighbour lists).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ivecs {
-    dim: usize,
-    data: Vec<u32>,
-}
-
-impl Ivecs {
-    /// Returns the number of ids per row.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    /// Returns the number of rows.
-    pub fn len(&self) -> usize {
-        self.data.len().checked_div(self.dim).unwrap_or(0)
-    }
-
-    /// Returns whether there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// Returns row `index`, or `None` if out of range.
-    pub fn row(&self, index: usize) -> Option<&[u32]> {
-        let start = index.checked_mul(self.dim)?;
-        self.data.get(start..start.checked_add(self.dim)?)
     }
 }
 
@@ -79,7 +55,7 @@ impl Ivecs {
 /// truncated row, a non-positive or changing dimension.
 pub fn read_fvecs(path: &Path, max_rows: Option<usize>) -> Result<Fvecs, IndexError> {
     let (dim, words) = read_rows(&std::fs::read(path)?, max_rows)?;
-    Ok(Fvecs { dim, data: words.into_iter().map(f32::from_le_bytes).collect() })
+    Ok(Rows { dim, data: words.into_iter().map(f32::from_le_bytes).collect() })
 }
 
 /// Reads up to `max_rows` rows (all if `None`) of an `ivecs` file.
@@ -94,7 +70,7 @@ pub fn read_ivecs(path: &Path, max_rows: Option<usize>) -> Result<Ivecs, IndexEr
         .map(|word| u32::try_from(i32::from_le_bytes(word)))
         .collect::<Result<Vec<u32>, _>>()
         .map_err(|_| IndexError::MalformedVectorFile { reason: "negative id" })?;
-    Ok(Ivecs { dim, data })
+    Ok(Rows { dim, data })
 }
 
 /// Splits `bytes` into rows of `[dim: i32][dim × 4 bytes]`, returning the dimension and the raw

@@ -6,7 +6,7 @@
 //! new version, if any, lives in the delta). A search asks both and merges by distance, so a write is
 //! visible to the next search whether or not a build is running.
 
-use crate::exact::{FlatIndex, score};
+use crate::exact::{FlatIndex, kernel_error, score};
 use crate::{QueryError, Result};
 use bulkhead_distance::VectorArena;
 use bulkhead_index::{FrozenSegment, HnswParams, InternalId, SearchParams, SearchScratch};
@@ -147,12 +147,11 @@ impl CollectionState {
             return Ok(None);
         }
         let total = self.delta.len() + self.frozen.as_ref().map_or(0, |f| f.covered.len());
-        let mut arena = VectorArena::with_capacity(self.delta.dim(), total)
-            .map_err(|e| QueryError::Internal(e.to_string()))?;
+        let mut arena = VectorArena::with_capacity(self.delta.dim(), total).map_err(kernel_error)?;
         let mut refs = Vec::with_capacity(total);
         let push =
             |arena: &mut VectorArena, refs: &mut Vec<PointRef>, r: PointRef, v: &[f32]| -> Result<()> {
-                arena.push(v).map_err(|e| QueryError::Internal(e.to_string()))?;
+                arena.push(v).map_err(kernel_error)?;
                 refs.push(r);
                 Ok(())
             };

@@ -20,7 +20,7 @@ pub(crate) struct FlatIndex {
     rows: HashMap<PointRef, u32>,
 }
 
-fn kernel_error(e: bulkhead_distance::DistanceError) -> QueryError {
+pub(crate) fn kernel_error(e: bulkhead_distance::DistanceError) -> QueryError {
     // Vectors are validated before they reach the index, so this is a bug, reported without data.
     QueryError::Internal(format!("distance kernel rejected a validated vector: {e}"))
 }

@@ -198,7 +198,6 @@ fn run(db: &Database, command: Command, out: &mut impl Write) -> Result<()> {
             let role = Role::parse(&role).context("role must be reader, writer or tenant-admin")?;
             let key = store.issue_api_key(&TenantName::new(tenant)?, role, &label, None)?;
             writeln!(out, "{}", key.token)?;
-            tracing::info!(key_id = %key.key_id, "api key issued; it is shown once");
         }
         Command::Key(KeyCommand::List { tenant }) => {
             for k in store.list_api_keys(&TenantName::new(tenant)?)? {

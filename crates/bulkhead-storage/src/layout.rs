@@ -28,7 +28,15 @@
 //! uid(16) 'N' coll u32 BE                          u64 BE number of points in the collection
 //! uid(16) 'P' coll u32 BE tag(32)                  sealed PointPayload (Payloads)
 //! uid(16) 'V' coll u32 BE tag(32)                  sealed vector, f32 little-endian (Vectors)
+//! uid(16) 'J' coll u32 BE                          sealed IndexHeadRecord (IndexSnapshots)
+//! uid(16) 'I' coll u32 BE segment u64 BE chunk u32 BE
+//!                                                  sealed chunk of an index snapshot (IndexSnapshots)
 //! ```
+//!
+//! An index snapshot is an opaque byte string (the query crate's serialised segment) cut into chunks
+//! of at most [`INDEX_CHUNK_BYTES`]. The head names the one segment id that is current and how many
+//! chunks and bytes it has; because every sealed value is bound to its full key, a chunk cannot be
+//! moved to another tenant, collection, segment or position, and a missing one is noticed.
 //!
 //! `tag` is an HMAC-SHA256 under the tenant's naming key (collection names in domain "collection",
 //! document ids in domain "doc" with the collection number prepended), so record keys reveal neither
@@ -89,7 +97,12 @@ pub(crate) enum Kind {
     Count = b'N' as isize,
     Payload = b'P' as isize,
     Vector = b'V' as isize,
+    IndexChunk = b'I' as isize,
+    IndexHead = b'J' as isize,
 }
+
+/// The largest plaintext chunk of an index snapshot.
+pub(crate) const INDEX_CHUNK_BYTES: usize = 1 << 20;
 
 /// Builds tenant record keys under one uid prefix.
 pub(crate) struct TenantKeys {
@@ -116,6 +129,22 @@ impl TenantKeys {
     /// The key of a point's payload or vector record.
     pub(crate) fn point(&self, kind: Kind, coll: u32, tag: &RecordTag) -> Vec<u8> {
         concat(&[&self.prefix, &[kind as u8], &coll.to_be_bytes(), &tag.0])
+    }
+
+    /// The head record of a collection's index snapshot.
+    pub(crate) fn index_head(&self, coll: u32) -> Vec<u8> {
+        concat(&[&self.prefix, &[Kind::IndexHead as u8], &coll.to_be_bytes()])
+    }
+
+    /// The key of chunk `chunk` of index snapshot `segment` of collection `coll`.
+    pub(crate) fn index_chunk(&self, coll: u32, segment: u64, chunk: u32) -> Vec<u8> {
+        concat(&[
+            &self.prefix,
+            &[Kind::IndexChunk as u8],
+            &coll.to_be_bytes(),
+            &segment.to_be_bytes(),
+            &chunk.to_be_bytes(),
+        ])
     }
 
     /// The half-open key range holding every record of `kind` in collection `coll`.
@@ -189,6 +218,14 @@ pub(crate) struct CollectionRecord {
     pub(crate) dimension: u32,
     pub(crate) metric: crate::Metric,
     pub(crate) created_ms: u64,
+}
+
+/// Which index snapshot of a collection is current (sealed under the index-snapshot key).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct IndexHeadRecord {
+    pub(crate) segment: u64,
+    pub(crate) chunks: u32,
+    pub(crate) bytes: u64,
 }
 
 /// Everything about a point except its vector (sealed under the payload key).

@@ -10,6 +10,7 @@ mod ids;
 mod layout;
 mod model;
 mod scope;
+mod snapshot;
 mod store;
 mod tenant;
 
@@ -20,6 +21,7 @@ pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };
 pub use scope::{Role, TenantScope};
+pub use snapshot::{IndexSnapshotSink, SnapshotSaved};
 pub use store::{ApiKeyInfo, Durability, IssuedApiKey, Store, StoreOptions, TenantInfo};
 pub use tenant::TenantHandle;
 

@@ -46,7 +46,11 @@ impl Default for StoreOptions {
 
 /// An open data directory. Tenant data is reached only through [`Store::tenant`] with a scope.
 pub struct Store {
-    pub(crate) db: DB,
+    /// Shared only with [`IndexSnapshotSink`](crate::IndexSnapshotSink)s, which hold it weakly and
+    /// upgrade it only while `open` says the store is open, so dropping the store closes RocksDB.
+    pub(crate) db: Arc<DB>,
+    /// `true` while the store is open; set to `false` (under the write lock) when it is dropped.
+    pub(crate) open: Arc<RwLock<bool>>,
     path: PathBuf,
     instance: u64,
     master: MasterKey,
@@ -56,6 +60,7 @@ pub struct Store {
     /// Serialises registry writes; holds the registry cipher's reserved encryption count.
     registry_lock: Mutex<u64>,
     pub(crate) data_write: WriteOptions,
+    pub(crate) durability: Durability,
 }
 
 impl fmt::Debug for Store {
@@ -64,6 +69,13 @@ impl fmt::Debug for Store {
             .field("path", &self.path)
             .field("master_version", &self.master_version)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Waits for a snapshot save in progress, and stops any later one from reaching RocksDB.
+        *self.open.write() = false;
     }
 }
 
@@ -146,7 +158,8 @@ impl Store {
         let (master_version, system, reserved) = Self::open_keyring(&db, &master)?;
         Self::drop_orphan_column_families(&db, &names)?;
         Ok(Store {
-            db,
+            db: Arc::new(db),
+            open: Arc::new(RwLock::new(true)),
             path: path.to_owned(),
             instance: u64::from_le_bytes(random_bytes()),
             master,
@@ -155,6 +168,7 @@ impl Store {
             tenants: RwLock::new(HashMap::new()),
             registry_lock: Mutex::new(reserved),
             data_write,
+            durability: options.durability,
         })
     }
 

@@ -17,19 +17,19 @@ use std::sync::Arc;
 type RawEntry = (Box<[u8]>, Box<[u8]>);
 
 /// Counters that only the tenant's writer changes, under its lock.
-struct WriteState {
+pub(crate) struct WriteState {
     sequence: u64,
     next_collection: u32,
-    reserved_encryptions: u64,
+    pub(crate) reserved_encryptions: u64,
 }
 
 /// A loaded tenant: its keys and write state. Shared by every handle of the tenant.
 pub(crate) struct TenantState {
-    uid: TenantUid,
+    pub(crate) uid: TenantUid,
     pub(crate) cf_name: String,
-    keys: TenantKeys,
+    pub(crate) keys: TenantKeys,
     cipher: OwnerCipher,
-    write: Mutex<WriteState>,
+    pub(crate) write: Mutex<WriteState>,
 }
 
 impl TenantState {
@@ -59,13 +59,66 @@ impl TenantState {
             write: Mutex::new(WriteState { sequence, next_collection, reserved_encryptions: reserved }),
         })
     }
+
+    pub(crate) fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Vec<u8> {
+        let ctx = SealContext { column_family: self.cf_name.as_bytes(), record_key: key };
+        self.cipher.seal(purpose, ctx, value)
+    }
+
+    pub(crate) fn open(
+        &self,
+        purpose: Purpose,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let ctx = SealContext { column_family: self.cf_name.as_bytes(), record_key: key };
+        Ok(self.cipher.open(purpose, ctx, sealed)?)
+    }
+
+    /// Adds the encryption-count reservation to `batch` if sealing `upcoming` more values would pass
+    /// the persisted upper bound, and returns the reservation the batch leaves in force. Called under
+    /// the write lock, before sealing; the caller stores the returned value in `WriteState` only once
+    /// the batch has committed, so a failed write can never leave memory ahead of disk.
+    pub(crate) fn reserve(
+        &self,
+        db: &DB,
+        write: &WriteState,
+        upcoming: u64,
+        batch: &mut WriteBatch,
+    ) -> Result<u64> {
+        let needed = self.cipher.encryptions() + upcoming;
+        if needed <= write.reserved_encryptions {
+            return Ok(write.reserved_encryptions);
+        }
+        let reserved = needed + ENCRYPTION_RESERVATION;
+        let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+        let key = layout::encryption_count_key(self.uid.as_bytes(), self.cipher.write_generation());
+        batch.put_cf(&sys, key, reserved.to_be_bytes());
+        Ok(reserved)
+    }
+
+    pub(crate) fn collection_tag(&self, name: &CollectionName) -> RecordTag {
+        self.cipher.tag(b"collection", name.as_str().as_bytes())
+    }
+
+    /// Reads a collection's stored record by name.
+    pub(crate) fn collection_record(
+        &self,
+        db: &DB,
+        cf: &Arc<BoundColumnFamily<'_>>,
+        name: &CollectionName,
+    ) -> Result<Option<CollectionRecord>> {
+        let key = self.keys.collection(&self.collection_tag(name));
+        let Some(sealed) = db.get_pinned_cf(cf, &key)? else { return Ok(None) };
+        Ok(Some(layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?))
+    }
 }
 
 /// The data of one tenant, reached through a scope: every method stays inside this tenant.
 pub struct TenantHandle<'s> {
-    store: &'s Store,
-    state: Arc<TenantState>,
-    cf: Arc<BoundColumnFamily<'s>>,
+    pub(crate) store: &'s Store,
+    pub(crate) state: Arc<TenantState>,
+    pub(crate) cf: Arc<BoundColumnFamily<'s>>,
     role: Role,
 }
 
@@ -109,17 +162,15 @@ impl<'s> TenantHandle<'s> {
     }
 
     fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Vec<u8> {
-        let ctx = SealContext { column_family: self.state.cf_name.as_bytes(), record_key: key };
-        self.state.cipher.seal(purpose, ctx, value)
+        self.state.seal(purpose, key, value)
     }
 
     fn open(&self, purpose: Purpose, key: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        let ctx = SealContext { column_family: self.state.cf_name.as_bytes(), record_key: key };
-        Ok(self.state.cipher.open(purpose, ctx, sealed)?)
+        self.state.open(purpose, key, sealed)
     }
 
     fn collection_tag(&self, name: &CollectionName) -> RecordTag {
-        self.state.cipher.tag(b"collection", name.as_str().as_bytes())
+        self.state.collection_tag(name)
     }
 
     fn doc_tag(&self, collection: u32, id: &DocId) -> RecordTag {
@@ -128,29 +179,15 @@ impl<'s> TenantHandle<'s> {
         self.state.cipher.tag(b"doc", &value)
     }
 
-    fn check_owner(&self, collection: &CollectionInfo) -> Result<()> {
+    pub(crate) fn check_owner(&self, collection: &CollectionInfo) -> Result<()> {
         if collection.tenant != self.state.uid {
             return Err(StorageError::NotFound { what: "collection" });
         }
         Ok(())
     }
 
-    /// Adds the encryption-count reservation to `batch` if sealing `upcoming` more values would pass
-    /// the persisted upper bound, and returns the reservation the batch leaves in force. Called under
-    /// the write lock, before sealing; the caller stores the returned value in `WriteState` only once
-    /// the batch has committed, so a failed write can never leave memory ahead of disk.
     fn reserve(&self, write: &WriteState, upcoming: u64, batch: &mut WriteBatch) -> Result<u64> {
-        let needed = self.state.cipher.encryptions() + upcoming;
-        if needed <= write.reserved_encryptions {
-            return Ok(write.reserved_encryptions);
-        }
-        let reserved = needed + ENCRYPTION_RESERVATION;
-        let sys =
-            self.store.db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
-        let key =
-            layout::encryption_count_key(self.state.uid.as_bytes(), self.state.cipher.write_generation());
-        batch.put_cf(&sys, key, reserved.to_be_bytes());
-        Ok(reserved)
+        self.state.reserve(&self.store.db, write, upcoming, batch)
     }
 
     /// Re-reads a collection's record under the write lock and checks that the caller's
@@ -232,11 +269,10 @@ impl<'s> TenantHandle<'s> {
 
     /// Looks a collection up by name.
     pub fn collection(&self, name: &CollectionName) -> Result<CollectionInfo> {
-        let key = self.state.keys.collection(&self.collection_tag(name));
-        let sealed =
-            self.store.db.get_cf(&self.cf, &key)?.ok_or(StorageError::NotFound { what: "collection" })?;
-        let record: CollectionRecord =
-            layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
+        let record = self
+            .state
+            .collection_record(&self.store.db, &self.cf, name)?
+            .ok_or(StorageError::NotFound { what: "collection" })?;
         self.collection_info(record)
     }
 
@@ -262,7 +298,7 @@ impl<'s> TenantHandle<'s> {
         let key = self.state.keys.collection(&self.collection_tag(&collection.name));
         let mut batch = WriteBatch::default();
         batch.delete_cf(&self.cf, &key);
-        for kind in [Kind::Payload, Kind::Vector] {
+        for kind in [Kind::Payload, Kind::Vector, Kind::IndexChunk, Kind::IndexHead] {
             let (start, end) = self.state.keys.point_range(kind, collection.number);
             batch.delete_range_cf(&self.cf, start, end);
         }

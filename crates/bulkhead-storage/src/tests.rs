@@ -140,3 +140,123 @@ fn orphan_tenant_column_families_are_dropped_at_open() {
     assert!(!names.contains(&orphan), "{names:?}");
     assert!(names.contains(&real), "a real tenant's column family stays: {names:?}");
 }
+
+mod snapshots {
+    use super::*;
+    use bulkhead_crypto::MasterKey;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        scope: TenantScope,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("db"), MasterKey::generate(), StoreOptions::default())
+            .expect("open");
+        let name = TenantName::new("acme").expect("name");
+        store.create_tenant(&name).expect("tenant");
+        let scope = store.trusted_host_scope(&name, "test").expect("scope");
+        Fixture { _dir: dir, store, scope }
+    }
+
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    }
+
+    fn index_keys(store: &Store, handle: &TenantHandle<'_>, coll: u32) -> usize {
+        let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, coll);
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_range(start..end);
+        store.db.iterator_cf_opt(&handle.cf, ro, rocksdb::IteratorMode::Start).count()
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_replace_each_other() {
+        let f = fixture();
+        let handle = f.store.tenant(&f.scope).expect("handle");
+        let info = handle
+            .create_collection(&CollectionName::new("docs").expect("name"), 4, Metric::L2)
+            .expect("collection");
+        assert!(handle.load_index_snapshot(&info).expect("load").is_none());
+        let sink = handle.index_snapshot_sink(&info).expect("sink");
+        let chunk = layout::INDEX_CHUNK_BYTES;
+        // Several write batches' worth of chunks, the last one partial; then an exact multiple;
+        // then an empty snapshot.
+        for (len, seed) in [(chunk * 9 + 17, 1u8), (chunk * 2, 2), (0, 3), (5, 4)] {
+            let data = bytes(len, seed);
+            assert_eq!(sink.save(&data).expect("save"), SnapshotSaved::Saved);
+            let loaded = handle.load_index_snapshot(&info).expect("load").expect("present");
+            assert!(loaded.as_slice() == data.as_slice(), "len {len}");
+            let chunks = len.div_ceil(chunk);
+            assert_eq!(index_keys(&f.store, &handle, info.number), chunks, "older chunks are deleted");
+        }
+    }
+
+    #[test]
+    fn damaged_moved_or_missing_chunks_are_errors_not_data() {
+        let f = fixture();
+        let handle = f.store.tenant(&f.scope).expect("handle");
+        let info = handle
+            .create_collection(&CollectionName::new("docs").expect("name"), 4, Metric::L2)
+            .expect("collection");
+        let sink = handle.index_snapshot_sink(&info).expect("sink");
+        let len = layout::INDEX_CHUNK_BYTES * 2 + 3;
+        sink.save(&bytes(len, 9)).expect("save");
+        let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, info.number);
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_range(start..end);
+        let entries: Vec<(Box<[u8]>, Box<[u8]>)> = f
+            .store
+            .db
+            .iterator_cf_opt(&handle.cf, ro, rocksdb::IteratorMode::Start)
+            .map(|r| r.expect("entry"))
+            .collect();
+        assert_eq!(entries.len(), 3);
+        let put = |key: &[u8], value: &[u8]| f.store.db.put_cf(&handle.cf, key, value).expect("put");
+
+        // Chunk 0's value at chunk 1's key: bound to its own key, it does not authenticate there.
+        put(&entries[1].0, &entries[0].1);
+        assert!(matches!(handle.load_index_snapshot(&info), Err(StorageError::Integrity)));
+        put(&entries[1].0, &entries[1].1);
+        assert!(handle.load_index_snapshot(&info).expect("restored").is_some());
+
+        // One flipped ciphertext bit.
+        let mut flipped = entries[2].1.to_vec();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        put(&entries[2].0, &flipped);
+        assert!(matches!(handle.load_index_snapshot(&info), Err(StorageError::Integrity)));
+
+        // A missing chunk.
+        f.store.db.delete_cf(&handle.cf, &entries[2].0).expect("delete");
+        assert!(matches!(handle.load_index_snapshot(&info), Err(StorageError::Codec(_))));
+    }
+
+    #[test]
+    fn a_dropped_collection_or_a_closed_store_gets_nothing_written() {
+        let f = fixture();
+        let handle = f.store.tenant(&f.scope).expect("handle");
+        let name = CollectionName::new("docs").expect("name");
+        let info = handle.create_collection(&name, 4, Metric::L2).expect("collection");
+        let sink = handle.index_snapshot_sink(&info).expect("sink");
+        sink.save(&bytes(100, 1)).expect("save");
+        handle.drop_collection(&info).expect("drop");
+        assert_eq!(index_keys(&f.store, &handle, info.number), 0, "drop deletes the snapshot");
+        let again = handle.create_collection(&name, 4, Metric::L2).expect("recreate");
+        assert_eq!(sink.save(&bytes(100, 2)).expect("save"), SnapshotSaved::Skipped);
+        assert_eq!(index_keys(&f.store, &handle, info.number), 0);
+        assert!(handle.load_index_snapshot(&again).expect("load").is_none());
+
+        let sink = handle.index_snapshot_sink(&again).expect("sink");
+        drop(handle);
+        let Fixture { _dir, store, .. } = f;
+        drop(store);
+        assert_eq!(sink.save(&bytes(100, 3)).expect("save"), SnapshotSaved::Skipped);
+        // The sink did not keep RocksDB open: the directory opens again (and, under another master
+        // key, says so rather than reporting a held lock).
+        let reopened = Store::open(&_dir.path().join("db"), MasterKey::generate(), StoreOptions::default());
+        assert!(matches!(reopened, Err(StorageError::WrongMasterKey { .. })));
+    }
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_owned()
+    manifest_dir().parent().expect("workspace root").to_owned()
 }
 
 fn crates() -> Vec<(String, PathBuf)> {
@@ -126,4 +126,12 @@ fn every_source_file_says_what_it_is_for() {
             assert!(text.starts_with("//!"), "{} does not start with a //! line", file.display());
         }
     }
+}
+
+/// The package's directory, as cargo gives it when it runs this binary. The compile-time value is
+/// only a fallback: a target directory shared between checkouts can hold a binary built in another
+/// one, and cargo reuses it when the sources match.
+pub(crate) fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
 }

@@ -4,7 +4,7 @@ use bulkhead_query::limits;
 
 #[test]
 fn the_limits_table_matches_the_code() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/LIMITS.md"))
+    let doc = std::fs::read_to_string(crate::invariants::manifest_dir().join("../docs/LIMITS.md"))
         .expect("LIMITS.md");
     let constants = [
         ("MAX_TENANT_NAME_BYTES", limits::MAX_TENANT_NAME_BYTES),

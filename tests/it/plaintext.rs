@@ -1,5 +1,6 @@
 //! No plaintext at rest: marker tenant names, collection names, ids, texts, metadata and vectors are
-//! written, the database is closed, and every byte of every file in the data directory is searched.
+//! written, each collection gets an HNSW graph saved as a snapshot, the database is closed, and every
+//! byte of every file in the data directory is searched.
 
 use crate::util::{TestDir, files_below, tenant};
 use bulkhead_query::{Acl, DocId, MetaValue, Metric, NewPoint};
@@ -16,9 +17,12 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 #[test]
 fn no_plaintext_anywhere_in_the_data_directory() {
     let dir = TestDir::new();
-    let mut markers: Vec<Vec<u8>> = Vec::new();
+    // The magic numbers of a serialised collection snapshot and segment: they would be on disk if a
+    // graph were ever written unsealed.
+    let mut markers: Vec<Vec<u8>> = vec![b"BHCOLSN\0".to_vec(), b"BHDXSEG\0".to_vec()];
     {
         let db = dir.open();
+        db.set_graph_threshold(40);
         for t in 0..3 {
             let tenant_name = format!("zqtenantmarker{t}");
             markers.push(tenant_name.clone().into_bytes());
@@ -60,6 +64,11 @@ fn no_plaintext_anywhere_in_the_data_directory() {
             markers.push(format!("zqlatetext{t}").into_bytes());
             tenant.upsert(&collection, &[late]).expect("upsert");
             assert_eq!(tenant.search(&collection, &marker_vector(t * 1000), 3).expect("search").len(), 3);
+            let started = std::time::Instant::now();
+            while !tenant.graph_status(&collection).expect("status").snapshot_saved {
+                assert!(started.elapsed().as_secs() < 120, "the graph snapshot was never saved");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         db.operator().flush().expect("flush");
         // Writes after the flush live only in the WAL.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn shared_testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata").join(name)
+    manifest_dir().join("../../../shared/testdata").join(name)
 }
 
 fn load_json(name: &str) -> Value {
@@ -344,4 +344,12 @@ fn print_golden_vector() {
         "plaintext": "bulkhead golden plaintext v1",
     });
     println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+}
+
+/// The package's directory, as cargo gives it when it runs this binary. The compile-time value is
+/// only a fallback: a target directory shared between checkouts can hold a binary built in another
+/// one, and cargo reuses it when the sources match.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
 }

@@ -539,7 +539,7 @@ fn fvecs_and_ivecs_round_trip_and_reject_malformed_files() {
 
 /// The debian-minilm dataset beside the workspace, if present.
 fn debian_minilm() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/debian-minilm");
+    let dir = manifest_dir().join("../../../shared/datasets/debian-minilm");
     dir.join("base.fvecs").is_file().then_some(dir)
 }
 
@@ -560,4 +560,12 @@ fn recall_on_debian_minilm_subset() {
     let params = SearchParams::new(10, 64).with_strategy(Strategy::Graph);
     let r = recall(&segment, &queries, params, Some(&filter));
     assert!(r >= 0.95, "debian-minilm 10% filtered recall@10 at ef=64: {r}");
+}
+
+/// The package's directory, as cargo gives it when it runs this binary. The compile-time value is
+/// only a fallback: a target directory shared between checkouts can hold a binary built in another
+/// one, and cargo reuses it when the sources match.
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
 }

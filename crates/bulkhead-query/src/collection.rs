@@ -5,12 +5,19 @@
 //! was built from, minus those written or deleted since (those are tombstoned in the segment, and the
 //! new version, if any, lives in the delta). A search asks both and merges by distance, so a write is
 //! visible to the next search whether or not a build is running.
+//!
+//! Each installed segment is saved as a sealed snapshot (its point references, then the segment's
+//! own serialised form). Loading a collection reads the snapshot and the records: a stored point
+//! whose vector is bit-for-bit the one the segment holds for it is covered by the segment; any other
+//! point goes to the delta, and segment entries without such a match are tombstoned. So a snapshot
+//! saved before later writes, or not at all, or damaged (then ignored, with a log line) never
+//! changes a result; it only saves the rebuild.
 
-use crate::exact::{FlatIndex, kernel_error, score};
+use crate::exact::{FlatIndex, MAP_ENTRY_BYTES, kernel_error, score};
 use crate::{QueryError, Result};
 use bulkhead_distance::VectorArena;
 use bulkhead_index::{FrozenSegment, HnswParams, InternalId, SearchParams, SearchScratch};
-use bulkhead_storage::{CollectionInfo, Metric, PointRef, TenantHandle};
+use bulkhead_storage::{CollectionInfo, IndexSnapshotSink, Metric, PointRef, TenantHandle};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,12 +63,18 @@ pub(crate) struct BuildJob {
 /// What a collection's search state looks like, for operators and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GraphStatus {
+    /// Whether the state is in memory (it loads on first use and may be evicted).
+    pub loaded: bool,
     /// Points served by the frozen HNSW segment.
     pub graph_points: usize,
     /// Points served by the exact-scan delta.
     pub delta_points: usize,
     /// Whether a background build is running.
     pub building: bool,
+    /// Whether the segment in use is saved as a snapshot (false when there is no segment).
+    pub snapshot_saved: bool,
+    /// Approximate bytes of memory the state holds.
+    pub memory_bytes: usize,
 }
 
 pub(crate) struct CollectionState {
@@ -69,23 +82,156 @@ pub(crate) struct CollectionState {
     delta: FlatIndex,
     frozen: Option<Frozen>,
     build: Option<BuildTicket>,
+    /// The build id of the frozen segment (0 if it came from a snapshot), and whether it is saved.
+    frozen_id: u64,
+    saved: bool,
+}
+
+/// The first bytes of a collection's index snapshot, and its version.
+const SNAPSHOT_MAGIC: [u8; 8] = *b"BHCOLSN\0";
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// A collection's index snapshot: the version, the number of points `n`, each point's 32-byte
+/// reference in internal-id order, then the segment's own serialised form.
+pub(crate) fn encode_snapshot(refs: &[PointRef], segment: &FrozenSegment) -> Vec<u8> {
+    let graph = segment.to_bytes();
+    let mut out = Vec::with_capacity(16 + refs.len() * 32 + graph.len());
+    out.extend_from_slice(&SNAPSHOT_MAGIC);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(refs.len() as u32).to_le_bytes());
+    for point_ref in refs {
+        out.extend_from_slice(&point_ref.to_bytes());
+    }
+    out.extend_from_slice(&graph);
+    out
+}
+
+/// Reads a snapshot back, checking it against the collection it was loaded for.
+fn decode_snapshot(
+    bytes: &[u8],
+    collection: &CollectionInfo,
+) -> Result<(FrozenSegment, Vec<PointRef>), String> {
+    let header = bytes.get(..16).ok_or("shorter than its header")?;
+    if header[..8] != SNAPSHOT_MAGIC {
+        return Err("bad magic".into());
+    }
+    let word = |at: usize| u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    if word(8) != SNAPSHOT_VERSION {
+        return Err(format!("unsupported snapshot version {}", word(8)));
+    }
+    let n = word(12) as usize;
+    let refs_end = n.checked_mul(32).and_then(|b| b.checked_add(16)).ok_or("too many points")?;
+    let ref_bytes = bytes.get(16..refs_end).ok_or("truncated point references")?;
+    let segment = FrozenSegment::from_bytes(&bytes[refs_end..]).map_err(|e| e.to_string())?;
+    let metric = graph_metric(collection.metric).ok_or("the collection's metric has no graph")?;
+    if segment.len() != n || segment.dim() != collection.dimension || segment.metric() != metric {
+        return Err("segment does not match the collection".into());
+    }
+    let refs: Vec<PointRef> =
+        ref_bytes.chunks_exact(32).map(|c| PointRef::from_bytes(c.try_into().unwrap_or([0; 32]))).collect();
+    Ok((segment, refs))
+}
+
+/// The kernel metric a graph over a collection of `metric` uses; `None` for dot collections, which
+/// stay exact (the graph's dot distance assumes unit vectors).
+fn graph_metric(metric: Metric) -> Option<bulkhead_distance::Metric> {
+    match metric {
+        Metric::Cosine => Some(bulkhead_distance::Metric::Cosine),
+        Metric::L2 => Some(bulkhead_distance::Metric::L2),
+        Metric::Dot => None,
+    }
+}
+
+fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 impl CollectionState {
+    /// Loads a collection: its snapshot, if one opens, and every stored vector (see the module
+    /// documentation for how the two are reconciled).
     pub(crate) fn load(handle: &TenantHandle<'_>, collection: &CollectionInfo) -> Result<CollectionState> {
-        Ok(CollectionState {
-            metric: collection.metric,
-            delta: FlatIndex::load(handle, collection)?,
-            frozen: None,
-            build: None,
-        })
+        let snapshot = match handle.load_index_snapshot(collection) {
+            Ok(None) => None,
+            Ok(Some(bytes)) => match decode_snapshot(&bytes, collection) {
+                Ok(snapshot) => Some(snapshot),
+                Err(reason) => {
+                    tracing::warn!(%reason, "an index snapshot did not load; rebuilding it from the records");
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "an index snapshot did not open; rebuilding it from the records");
+                None
+            }
+        };
+        let mut delta = FlatIndex::empty(collection.dimension)?;
+        let mut failure = None;
+        let mut frozen = snapshot.map(|(segment, refs)| {
+            let index: HashMap<PointRef, InternalId> =
+                refs.iter().enumerate().map(|(i, r)| (*r, InternalId::new(i as u32))).collect();
+            (Frozen { segment, refs, covered: HashMap::with_capacity(index.len()) }, index)
+        });
+        handle.scan_vectors(collection, |point_ref, vector| {
+            if let Some((frozen, index)) = frozen.as_mut()
+                && let Some(&id) = index.get(&point_ref)
+                && frozen.segment.vector(id).is_some_and(|held| same_bits(held, vector))
+            {
+                frozen.covered.insert(point_ref, id);
+                return;
+            }
+            if failure.is_none()
+                && let Err(e) = delta.upsert(point_ref, vector)
+            {
+                failure = Some(e);
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let frozen = match frozen {
+            Some((mut frozen, _)) => {
+                for (i, point_ref) in frozen.refs.iter().enumerate() {
+                    if !frozen.covered.contains_key(point_ref) {
+                        frozen.segment.delete(InternalId::new(i as u32)).map_err(index_error)?;
+                    }
+                }
+                Some(frozen)
+            }
+            None => None,
+        };
+        let saved = frozen.is_some();
+        Ok(CollectionState { metric: collection.metric, delta, frozen, build: None, frozen_id: 0, saved })
     }
 
     pub(crate) fn status(&self) -> GraphStatus {
         GraphStatus {
+            loaded: true,
             graph_points: self.frozen.as_ref().map_or(0, |f| f.covered.len()),
             delta_points: self.delta.len(),
             building: self.build.is_some(),
+            snapshot_saved: self.frozen.is_some() && self.saved,
+            memory_bytes: self.memory_bytes(),
+        }
+    }
+
+    pub(crate) fn building(&self) -> bool {
+        self.build.is_some()
+    }
+
+    /// Approximate heap bytes held: the delta, and the segment with its point maps.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let frozen = self.frozen.as_ref().map_or(0, |f| {
+            f.segment.memory_bytes()
+                + f.refs.len() * size_of::<PointRef>()
+                + f.covered.len() * MAP_ENTRY_BYTES
+        });
+        self.delta.memory_bytes() + frozen
+    }
+
+    /// Records that the segment of build `job_id` was saved, if it is still the one in use.
+    pub(crate) fn mark_saved(&mut self, job_id: u64) {
+        if self.frozen.is_some() && self.frozen_id == job_id {
+            self.saved = true;
         }
     }
 
@@ -138,11 +284,7 @@ impl CollectionState {
     /// segment's covered points and the delta) for a background build. Dot collections stay exact:
     /// the graph's dot distance assumes unit vectors.
     pub(crate) fn take_build_job(&mut self, threshold: usize) -> Result<Option<BuildJob>> {
-        let metric = match self.metric {
-            Metric::Cosine => bulkhead_distance::Metric::Cosine,
-            Metric::L2 => bulkhead_distance::Metric::L2,
-            Metric::Dot => return Ok(None),
-        };
+        let Some(metric) = graph_metric(self.metric) else { return Ok(None) };
         if self.build.is_some() || self.delta.len() < threshold {
             return Ok(None);
         }
@@ -172,16 +314,17 @@ impl CollectionState {
         Ok(Some(BuildJob { id, refs, arena, metric }))
     }
 
-    /// Installs a finished build if it is still the one in flight: points that changed since the
-    /// snapshot are tombstoned in the new segment, and the delta keeps only what it does not cover.
+    /// Installs a finished build if it is still the one in flight (returns whether it did): points
+    /// that changed since the snapshot are tombstoned in the new segment, and the delta keeps only
+    /// what it does not cover.
     pub(crate) fn install(
         &mut self,
         job_id: u64,
         refs: Vec<PointRef>,
         mut segment: FrozenSegment,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         if self.build.as_ref().is_none_or(|b| b.id != job_id) {
-            return Ok(());
+            return Ok(false);
         }
         let dirty = self.build.take().map(|b| b.dirty).unwrap_or_default();
         let mut covered = HashMap::with_capacity(refs.len());
@@ -197,7 +340,9 @@ impl CollectionState {
             self.delta.remove(point_ref)?;
         }
         self.frozen = Some(Frozen { segment, refs, covered });
-        Ok(())
+        self.frozen_id = job_id;
+        self.saved = false;
+        Ok(true)
     }
 
     /// Forgets a failed build so that a later write can start another.
@@ -208,8 +353,35 @@ impl CollectionState {
     }
 }
 
-/// Builds a segment from a job (run on a background thread).
-pub(crate) fn build(job: BuildJob) -> (u64, Vec<PointRef>, Result<FrozenSegment>) {
-    let segment = FrozenSegment::build(job.arena, job.metric, HnswParams::default()).map_err(index_error);
-    (job.id, job.refs, segment)
+/// A finished build: the segment and its snapshot bytes, ready to install and save.
+pub(crate) struct Built {
+    pub(crate) refs: Vec<PointRef>,
+    pub(crate) segment: FrozenSegment,
+    pub(crate) snapshot: Vec<u8>,
+}
+
+/// Builds a segment from a job and serialises its snapshot (run on a background thread, outside
+/// the collection's lock).
+pub(crate) fn build(job: BuildJob) -> (u64, Result<Built>) {
+    let id = job.id;
+    let built = FrozenSegment::build(job.arena, job.metric, HnswParams::default()).map_err(index_error).map(
+        |segment| {
+            let snapshot = encode_snapshot(&job.refs, &segment);
+            Built { refs: job.refs, segment, snapshot }
+        },
+    );
+    (id, built)
+}
+
+/// Saves a build's snapshot through `sink`; failures are logged, not fatal (the records remain the
+/// source of truth). Returns whether it was saved.
+pub(crate) fn save(sink: &IndexSnapshotSink, snapshot: &[u8]) -> bool {
+    match sink.save(snapshot) {
+        Ok(bulkhead_storage::SnapshotSaved::Saved) => true,
+        Ok(bulkhead_storage::SnapshotSaved::Skipped) => false,
+        Err(e) => {
+            tracing::warn!(error = %e, "an index snapshot could not be saved; it will be rebuilt after a restart");
+            false
+        }
+    }
 }

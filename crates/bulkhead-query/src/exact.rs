@@ -6,7 +6,7 @@
 
 use crate::{QueryError, Result};
 use bulkhead_distance::{Kernels, VectorArena};
-use bulkhead_storage::{CollectionInfo, Metric, PointRef, TenantHandle};
+use bulkhead_storage::{Metric, PointRef};
 use std::collections::HashMap;
 
 /// Every vector of one collection, decrypted into memory on first search and kept in step with writes.
@@ -25,28 +25,18 @@ pub(crate) fn kernel_error(e: bulkhead_distance::DistanceError) -> QueryError {
     QueryError::Internal(format!("distance kernel rejected a validated vector: {e}"))
 }
 
+/// Approximate heap bytes of one entry of a `HashMap<PointRef, u32>` (key, value, control byte, at
+/// the table's 7/8 load factor).
+pub(crate) const MAP_ENTRY_BYTES: usize = (32 + 4) * 8 / 7 + 1;
+
 impl FlatIndex {
-    fn empty(dimension: usize) -> Result<FlatIndex> {
+    pub(crate) fn empty(dimension: usize) -> Result<FlatIndex> {
         Ok(FlatIndex {
             arena: VectorArena::new(dimension).map_err(kernel_error)?,
             refs: Vec::new(),
             live: Vec::new(),
             rows: HashMap::new(),
         })
-    }
-
-    /// Loads a collection's vectors from storage.
-    pub(crate) fn load(handle: &TenantHandle<'_>, collection: &CollectionInfo) -> Result<FlatIndex> {
-        let mut index = FlatIndex::empty(collection.dimension)?;
-        let mut failure = None;
-        handle.scan_vectors(collection, |point_ref, vector| {
-            if failure.is_none()
-                && let Err(e) = index.upsert(point_ref, vector)
-            {
-                failure = Some(e);
-            }
-        })?;
-        failure.map_or(Ok(index), Err)
     }
 
     pub(crate) fn upsert(&mut self, point_ref: PointRef, vector: &[f32]) -> Result<()> {
@@ -122,6 +112,13 @@ impl FlatIndex {
         }
         scored.sort_unstable_by(better);
         Ok(scored.into_iter().map(|(d, row)| (self.refs[row as usize], d)).collect())
+    }
+
+    /// Approximate heap bytes: the arena (padded rows and norms), the row bookkeeping and the map.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.arena.len() * (self.arena.stride() + 1) * size_of::<f32>()
+            + self.refs.len() * (size_of::<PointRef>() + 1)
+            + self.rows.len() * MAP_ENTRY_BYTES
     }
 
     /// The number of live points.

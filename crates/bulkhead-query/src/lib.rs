@@ -37,22 +37,42 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Shorthand for query results.
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;
 
-/// A collection's search state: empty until its first search loads it.
-type IndexSlot = Arc<RwLock<Option<CollectionState>>>;
+/// A collection's search state (`None` until its first search loads it, and again once evicted),
+/// when it was last used, and the memory it held when last measured.
+#[derive(Default)]
+struct Slot {
+    state: RwLock<Option<CollectionState>>,
+    last_used: AtomicU64,
+    memory: AtomicUsize,
+}
+
+impl Slot {
+    fn measure(&self, state: &Option<CollectionState>) {
+        self.memory.store(state.as_ref().map_or(0, CollectionState::memory_bytes), Ordering::Relaxed);
+    }
+}
+
+type IndexSlot = Arc<Slot>;
 
 /// Collections with at least this many points in their exact-scan delta get an HNSW segment built in
 /// the background (cosine and L2 collections; dot collections stay exact).
 pub const DEFAULT_GRAPH_THRESHOLD: usize = 20_000;
 
+/// The default memory budget for loaded search state (segments and exact-scan arenas): 2 GiB.
+pub const DEFAULT_INDEX_MEMORY_BUDGET: usize = 2 << 30;
+
 /// An open database: the store plus the in-memory search state of the collections in use.
 pub struct Database {
     store: Store,
     indexes: RwLock<HashMap<(TenantUid, u32), IndexSlot>>,
-    graph_threshold: std::sync::atomic::AtomicUsize,
+    graph_threshold: AtomicUsize,
+    memory_budget: AtomicUsize,
+    clock: AtomicU64,
 }
 
 impl fmt::Debug for Database {
@@ -67,8 +87,55 @@ impl Database {
         Ok(Database {
             store: Store::open(path, master, options)?,
             indexes: RwLock::new(HashMap::new()),
-            graph_threshold: std::sync::atomic::AtomicUsize::new(DEFAULT_GRAPH_THRESHOLD),
+            graph_threshold: AtomicUsize::new(DEFAULT_GRAPH_THRESHOLD),
+            memory_budget: AtomicUsize::new(DEFAULT_INDEX_MEMORY_BUDGET),
+            clock: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the memory budget for loaded search state (default [`DEFAULT_INDEX_MEMORY_BUDGET`]).
+    /// When loading a collection takes the total over it, the least recently used other collections
+    /// are evicted (a collection with a build in flight is kept); an evicted collection loads again,
+    /// from its snapshot, on its next search.
+    pub fn with_index_memory_budget(self, bytes: usize) -> Database {
+        self.set_index_memory_budget(bytes);
+        self
+    }
+
+    /// As [`Database::with_index_memory_budget`], on an open database. Takes effect at the next load.
+    pub fn set_index_memory_budget(&self, bytes: usize) {
+        self.memory_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Approximate bytes of search state loaded now, over every tenant.
+    pub fn index_memory(&self) -> usize {
+        self.indexes.read().values().map(|slot| slot.memory.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Evicts least recently used collections other than `keep` until the loaded state fits the
+    /// budget. Slots another thread holds are skipped rather than waited for.
+    fn enforce_budget(&self, keep: &IndexSlot) {
+        let budget = self.memory_budget.load(Ordering::Relaxed);
+        let mut total = self.index_memory();
+        if total <= budget {
+            return;
+        }
+        let mut candidates: Vec<IndexSlot> =
+            self.indexes.read().values().filter(|slot| !Arc::ptr_eq(slot, keep)).cloned().collect();
+        candidates.sort_by_key(|slot| slot.last_used.load(Ordering::Relaxed));
+        for slot in candidates {
+            if total <= budget {
+                break;
+            }
+            let Some(mut state) = slot.state.try_write() else { continue };
+            if state.as_ref().is_none_or(CollectionState::building) {
+                continue;
+            }
+            total = total.saturating_sub(slot.memory.load(Ordering::Relaxed));
+            *state = None;
+            slot.measure(&state);
+            tracing::debug!("evicted a collection's search state to stay within the memory budget");
+        }
     }
 
     /// Sets how many exact-scan points a collection accumulates before an HNSW segment is built for
@@ -81,28 +148,55 @@ impl Database {
 
     /// As [`Database::with_graph_threshold`], on an open database.
     pub fn set_graph_threshold(&self, points: usize) {
-        self.graph_threshold.store(points.max(1), std::sync::atomic::Ordering::Relaxed);
+        self.graph_threshold.store(points.max(1), Ordering::Relaxed);
     }
 
     /// Starts a background build for the collection in `slot` if its state asks for one. Called with
-    /// the slot's write lock held by the caller (`state`).
-    fn maybe_build(&self, slot: &IndexSlot, state: &mut CollectionState) -> Result<()> {
-        let threshold = self.graph_threshold.load(std::sync::atomic::Ordering::Relaxed);
+    /// the slot's write lock held by the caller (`state`). The build thread installs the segment,
+    /// then saves its snapshot outside the lock.
+    fn maybe_build(
+        &self,
+        handle: &TenantHandle<'_>,
+        collection: &CollectionInfo,
+        slot: &IndexSlot,
+        state: &mut CollectionState,
+    ) -> Result<()> {
+        let threshold = self.graph_threshold.load(Ordering::Relaxed);
         let Some(job) = state.take_build_job(threshold)? else { return Ok(()) };
+        let sink = handle.index_snapshot_sink(collection)?;
         let slot = Arc::clone(slot);
         std::thread::Builder::new()
             .name("bulkhead-graph-build".into())
             .spawn(move || {
                 let mut job = job;
                 loop {
-                    let (id, refs, segment) = collection::build(job);
-                    let mut guard = slot.write();
+                    let (id, built) = collection::build(job);
+                    let mut guard = slot.state.write();
                     let Some(state) = guard.as_mut() else { return };
-                    if let Err(e) = segment.and_then(|segment| state.install(id, refs, segment)) {
-                        tracing::warn!(error = %e, "background graph build failed; the collection stays on exact search");
-                        state.abandon(id);
-                        return;
+                    let installed = built.and_then(|built| {
+                        let installed = state.install(id, built.refs, built.segment)?;
+                        Ok(installed.then_some(built.snapshot))
+                    });
+                    let snapshot = match installed {
+                        Ok(snapshot) => snapshot,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "background graph build failed; the collection stays on exact search");
+                            state.abandon(id);
+                            return;
+                        }
+                    };
+                    slot.measure(&guard);
+                    drop(guard);
+                    if let Some(snapshot) = snapshot
+                        && collection::save(&sink, &snapshot)
+                    {
+                        drop(snapshot);
+                        if let Some(state) = slot.state.write().as_mut() {
+                            state.mark_saved(id);
+                        }
                     }
+                    let mut guard = slot.state.write();
+                    let Some(state) = guard.as_mut() else { return };
                     // Writes that arrived during the build may have filled the delta again.
                     match state.take_build_job(threshold) {
                         Ok(Some(next)) => job = next,
@@ -133,10 +227,11 @@ impl Database {
     /// collection's number, which a recreated collection of the same name does not share.
     fn index_slot(&self, tenant: TenantUid, collection: &CollectionInfo) -> IndexSlot {
         let key = (tenant, collection.number());
-        if let Some(slot) = self.indexes.read().get(&key) {
-            return Arc::clone(slot);
-        }
-        Arc::clone(self.indexes.write().entry(key).or_default())
+        // The read guard must be gone before the write lock is taken.
+        let existing = self.indexes.read().get(&key).cloned();
+        let slot = existing.unwrap_or_else(|| Arc::clone(self.indexes.write().entry(key).or_default()));
+        slot.last_used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        slot
     }
 
     fn forget_index(&self, tenant: TenantUid, collection: &CollectionInfo) {
@@ -278,9 +373,10 @@ impl<'d> Tenant<'d> {
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         let info = self.collection_info(name)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        let mut index = slot.write();
+        let mut index = slot.state.write();
         self.handle.drop_collection(&info)?;
         *index = None;
+        slot.measure(&index);
         drop(index);
         self.db.forget_index(self.handle.tenant_uid(), &info);
         Ok(())
@@ -292,21 +388,23 @@ impl<'d> Tenant<'d> {
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         // Holding the collection's index lock across the write keeps the in-memory state in the same
         // order as the durable one.
-        let mut index = slot.write();
+        let mut index = slot.state.write();
         let written = self.handle.upsert(&info, points)?;
         if let Some(loaded) = index.as_mut() {
             let applied = written
                 .iter()
                 .zip(points)
                 .try_for_each(|((point_ref, _), point)| loaded.upsert(*point_ref, &point.vector))
-                .and_then(|()| self.db.maybe_build(&slot, loaded));
+                .and_then(|()| self.db.maybe_build(&self.handle, &info, &slot, loaded));
             if let Err(e) = applied {
                 // The write is durable; drop the in-memory state so the next search reloads it
                 // from storage rather than serving a copy that missed this write.
                 *index = None;
+                slot.measure(&index);
                 return Err(e);
             }
         }
+        slot.measure(&index);
         Ok(written.into_iter().map(|(_, version)| version).collect())
     }
 
@@ -314,16 +412,18 @@ impl<'d> Tenant<'d> {
     pub fn delete(&self, collection: &str, ids: &[DocId]) -> Result<usize> {
         let info = self.collection_info(collection)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        let mut index = slot.write();
+        let mut index = slot.state.write();
         let removed = self.handle.delete(&info, ids)?;
         if let Some(loaded) = index.as_mut() {
             for point_ref in &removed {
                 if let Err(e) = loaded.remove(point_ref) {
                     *index = None;
+                    slot.measure(&index);
                     return Err(e);
                 }
             }
         }
+        slot.measure(&index);
         Ok(removed.len())
     }
 
@@ -338,14 +438,18 @@ impl<'d> Tenant<'d> {
     /// everything as delta (its state loads on first search).
     pub fn graph_status(&self, collection: &str) -> Result<GraphStatus> {
         let info = self.collection_info(collection)?;
-        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        let guard = slot.read();
-        Ok(match guard.as_ref() {
+        // Looking does not count as use: the slot is not created or moved up the eviction order.
+        let slot = self.db.indexes.read().get(&(self.handle.tenant_uid(), info.number())).cloned();
+        let guard = slot.as_ref().map(|slot| slot.state.read());
+        Ok(match guard.as_ref().and_then(|g| g.as_ref()) {
             Some(state) => state.status(),
             None => GraphStatus {
+                loaded: false,
                 graph_points: 0,
                 delta_points: self.handle.count(&info)? as usize,
                 building: false,
+                snapshot_saved: false,
+                memory_bytes: 0,
             },
         })
     }
@@ -400,17 +504,20 @@ impl<'d> Tenant<'d> {
         let info = self.collection_info(collection)?;
         validate_vector(vector, info.dimension, info.metric)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        if slot.read().is_none() {
-            let mut loading = slot.write();
+        if slot.state.read().is_none() {
+            let mut loading = slot.state.write();
             if loading.is_none() {
                 let mut state = CollectionState::load(&self.handle, &info)?;
-                self.db.maybe_build(&slot, &mut state)?;
+                self.db.maybe_build(&self.handle, &info, &slot, &mut state)?;
                 *loading = Some(state);
+                slot.measure(&loading);
+                drop(loading);
+                self.db.enforce_budget(&slot);
             }
         }
         // The read guard is held until every hit's payload is read, so no write to this collection
         // can slip between ranking and reading (writers take the same lock for write).
-        let guard = slot.read();
+        let guard = slot.state.read();
         let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
         let ranked = index.top_k(vector, k, ef)?;
         let mut hits = Vec::with_capacity(ranked.len());

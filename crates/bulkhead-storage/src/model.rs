@@ -190,6 +190,19 @@ impl fmt::Debug for StoredPoint {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PointRef(pub(crate) RecordTag);
 
+impl PointRef {
+    /// The reference as bytes, for an index snapshot.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.0
+    }
+
+    /// A reference read back from an index snapshot. It addresses a record only through a
+    /// [`TenantHandle`](crate::TenantHandle) of the same tenant and collection, like any other.
+    pub fn from_bytes(bytes: [u8; 32]) -> PointRef {
+        PointRef(RecordTag(bytes))
+    }
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {
     StorageError::InvalidArgument { field, reason: reason.into() }
 }

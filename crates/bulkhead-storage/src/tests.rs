@@ -207,7 +207,7 @@ mod snapshots {
         let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, info.number);
         let mut ro = rocksdb::ReadOptions::default();
         ro.set_iterate_range(start..end);
-        let entries: Vec<(Box<[u8]>, Box<[u8]>)> = f
+        let entries: Vec<_> = f
             .store
             .db
             .iterator_cf_opt(&handle.cf, ro, rocksdb::IteratorMode::Start)

@@ -23,6 +23,12 @@ fn the_limits_table_matches_the_code() {
         ("MAX_K", limits::MAX_K),
         ("MAX_EF", limits::MAX_EF),
         ("MAX_COLLECTIONS_PER_TENANT", limits::MAX_COLLECTIONS_PER_TENANT),
+        ("MAX_FILTER_DEPTH", limits::MAX_FILTER_DEPTH),
+        ("MAX_FILTER_CONDITIONS", limits::MAX_FILTER_CONDITIONS),
+        ("MAX_FILTER_LIST", limits::MAX_FILTER_LIST),
+        ("MAX_FILTER_VALUE_BYTES", limits::MAX_FILTER_VALUE_BYTES),
+        ("MAX_PRINCIPAL_GROUPS", limits::MAX_PRINCIPAL_GROUPS),
+        ("DEFAULT_INDEX_MEMORY_BUDGET", bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET),
     ];
     for (name, value) in constants {
         let row = doc

@@ -10,5 +10,6 @@ mod invariants;
 mod isolation;
 mod limits_doc;
 mod plaintext;
+mod retrieval;
 mod swap;
 mod util;

@@ -13,12 +13,15 @@
 //! saved before later writes, or not at all, or damaged (then ignored, with a log line) never
 //! changes a result; it only saves the rebuild.
 
-use crate::exact::{FlatIndex, MAP_ENTRY_BYTES, kernel_error, score};
+use crate::attrs::AttrIndex;
+use crate::exact::{FlatIndex, MAP_ENTRY_BYTES, kernel_error, ranking_distance, score};
 use crate::{QueryError, Result};
 use bulkhead_distance::VectorArena;
-use bulkhead_index::{FrozenSegment, HnswParams, InternalId, SearchParams, SearchScratch};
-use bulkhead_storage::{CollectionInfo, IndexSnapshotSink, Metric, PointRef, TenantHandle};
+use bulkhead_index::{FrozenSegment, HnswParams, InternalId, Planner, SearchParams, SearchScratch};
+use bulkhead_storage::{Acl, CollectionInfo, IndexSnapshotSink, MetaValue, Metric, PointRef, TenantHandle};
+use roaring::RoaringBitmap;
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -40,8 +43,9 @@ fn index_error(e: bulkhead_index::IndexError) -> QueryError {
 /// A frozen segment and which points it still covers.
 struct Frozen {
     segment: FrozenSegment,
-    /// The point of each internal id.
+    /// The point of each internal id, and its attribute slot.
     refs: Vec<PointRef>,
+    slots: Vec<u32>,
     /// The internal id of each point the segment still covers.
     covered: HashMap<PointRef, InternalId>,
 }
@@ -77,8 +81,25 @@ pub struct GraphStatus {
     pub memory_bytes: usize,
 }
 
+/// The segment's view of an allowed set of slots.
+struct SlotFilter<'a> {
+    slots: &'a [u32],
+    allowed: &'a RoaringBitmap,
+}
+
+impl bulkhead_index::Filter for SlotFilter<'_> {
+    fn allows(&self, id: InternalId) -> bool {
+        self.slots.get(id.get() as usize).is_some_and(|&slot| self.allowed.contains(slot))
+    }
+
+    fn estimated_count(&self) -> Option<usize> {
+        Some((self.allowed.len() as usize).min(self.slots.len()))
+    }
+}
+
 pub(crate) struct CollectionState {
     metric: Metric,
+    attrs: AttrIndex,
     delta: FlatIndex,
     frozen: Option<Frozen>,
     build: Option<BuildTicket>,
@@ -164,12 +185,17 @@ impl CollectionState {
                 None
             }
         };
+        let mut attrs = AttrIndex::default();
+        handle.scan_payloads(collection, |point_ref, payload| {
+            attrs.upsert(point_ref, &payload.acl, &payload.metadata);
+        })?;
         let mut delta = FlatIndex::empty(collection.dimension)?;
         let mut failure = None;
         let mut frozen = snapshot.map(|(segment, refs)| {
             let index: HashMap<PointRef, InternalId> =
                 refs.iter().enumerate().map(|(i, r)| (*r, InternalId::new(i as u32))).collect();
-            (Frozen { segment, refs, covered: HashMap::with_capacity(index.len()) }, index)
+            let slots = refs.iter().map(|r| attrs.slot(r).unwrap_or(u32::MAX)).collect();
+            (Frozen { segment, refs, slots, covered: HashMap::with_capacity(index.len()) }, index)
         });
         handle.scan_vectors(collection, |point_ref, vector| {
             if let Some((frozen, index)) = frozen.as_mut()
@@ -179,8 +205,12 @@ impl CollectionState {
                 frozen.covered.insert(point_ref, id);
                 return;
             }
+            // A vector whose payload is missing (never written that way) is visible to nobody.
+            let slot = attrs.slot(&point_ref).unwrap_or_else(|| {
+                attrs.upsert(point_ref, &Acl::Restricted { users: vec![], groups: vec![] }, &BTreeMap::new())
+            });
             if failure.is_none()
-                && let Err(e) = delta.upsert(point_ref, vector)
+                && let Err(e) = delta.upsert(point_ref, slot, vector)
             {
                 failure = Some(e);
             }
@@ -200,7 +230,15 @@ impl CollectionState {
             None => None,
         };
         let saved = frozen.is_some();
-        Ok(CollectionState { metric: collection.metric, delta, frozen, build: None, frozen_id: 0, saved })
+        Ok(CollectionState {
+            metric: collection.metric,
+            attrs,
+            delta,
+            frozen,
+            build: None,
+            frozen_id: 0,
+            saved,
+        })
     }
 
     pub(crate) fn status(&self) -> GraphStatus {
@@ -225,7 +263,7 @@ impl CollectionState {
                 + f.refs.len() * size_of::<PointRef>()
                 + f.covered.len() * MAP_ENTRY_BYTES
         });
-        self.delta.memory_bytes() + frozen
+        self.delta.memory_bytes() + frozen + self.attrs.memory_bytes()
     }
 
     /// Records that the segment of build `job_id` was saved, if it is still the one in use.
@@ -249,29 +287,94 @@ impl CollectionState {
         Ok(())
     }
 
-    pub(crate) fn upsert(&mut self, point_ref: PointRef, vector: &[f32]) -> Result<()> {
+    pub(crate) fn upsert(
+        &mut self,
+        point_ref: PointRef,
+        vector: &[f32],
+        acl: &Acl,
+        metadata: &BTreeMap<String, MetaValue>,
+    ) -> Result<()> {
         self.uncover(&point_ref)?;
-        self.delta.upsert(point_ref, vector)
+        let slot = self.attrs.upsert(point_ref, acl, metadata);
+        self.delta.upsert(point_ref, slot, vector)
     }
 
     pub(crate) fn remove(&mut self, point_ref: &PointRef) -> Result<()> {
         self.uncover(point_ref)?;
+        self.attrs.remove(point_ref);
         self.delta.remove(point_ref)
     }
 
-    /// The `k` best points, best first, with their client scores: the delta's exact top-k merged
-    /// with the segment's graph top-k (the two never hold the same point).
-    pub(crate) fn top_k(&self, query: &[f32], k: usize, ef: Option<usize>) -> Result<Vec<(PointRef, f32)>> {
-        let mut ranked = self.delta.top_k(self.metric, query, k)?;
-        if let Some(frozen) = &self.frozen {
-            let params = SearchParams::new(k, ef.unwrap_or(MIN_EF).max(k));
-            SCRATCH.with(|scratch| -> Result<()> {
-                let mut scratch = scratch.borrow_mut();
-                let hits = frozen.segment.search(query, &params, &mut scratch).map_err(index_error)?;
-                ranked.extend(hits.iter().map(|hit| (frozen.refs[hit.id.get() as usize], hit.distance)));
-                Ok(())
-            })?;
-        }
+    /// The attribute index (for allowed sets and match reasons).
+    pub(crate) fn attrs(&self) -> &AttrIndex {
+        &self.attrs
+    }
+
+    /// The number of live points.
+    fn len(&self) -> usize {
+        self.delta.len() + self.frozen.as_ref().map_or(0, |f| f.covered.len())
+    }
+
+    /// The current vector of a point, wherever it lives.
+    fn vector(&self, point_ref: &PointRef) -> Option<&[f32]> {
+        self.delta.vector(point_ref).or_else(|| {
+            let frozen = self.frozen.as_ref()?;
+            frozen.segment.vector(*frozen.covered.get(point_ref)?)
+        })
+    }
+
+    /// The `k` best points among `allowed` (every point if `None`), best first, with their client
+    /// scores. `observe` is shown every candidate that reaches ranking, so that a test can check no
+    /// point outside the allowed set ever does.
+    ///
+    /// A small allowed set (by the index planner's rule) is scanned exactly, point by point; a larger
+    /// one filters the delta's exact scan and the segment's graph walk as they go. A global top-k is
+    /// never trimmed afterwards.
+    pub(crate) fn top_k(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: Option<usize>,
+        allowed: Option<&RoaringBitmap>,
+        observe: &mut dyn FnMut(PointRef),
+    ) -> Result<Vec<(PointRef, f32)>> {
+        let ef = ef.unwrap_or(MIN_EF).max(k);
+        let mut ranked = match allowed {
+            Some(set) if Planner::prefers_exact_filtered(set.len() as usize, self.len(), ef) => {
+                let mut ranked = Vec::with_capacity(set.len() as usize);
+                for slot in set {
+                    let Some(point_ref) = self.attrs.point(slot) else { continue };
+                    let Some(vector) = self.vector(&point_ref) else { continue };
+                    ranked.push((point_ref, ranking_distance(self.metric, query, vector)?));
+                }
+                ranked
+            }
+            _ => {
+                let mut ranked = self.delta.top_k(self.metric, query, k, allowed)?;
+                if let Some(frozen) = &self.frozen {
+                    let params = SearchParams::new(k, ef);
+                    SCRATCH.with(|scratch| -> Result<()> {
+                        let mut scratch = scratch.borrow_mut();
+                        let hits = match allowed {
+                            None => frozen.segment.search(query, &params, &mut scratch),
+                            Some(set) => frozen.segment.search_filtered(
+                                query,
+                                &params,
+                                &SlotFilter { slots: &frozen.slots, allowed: set },
+                                &mut scratch,
+                            ),
+                        }
+                        .map_err(index_error)?;
+                        ranked.extend(
+                            hits.iter().map(|hit| (frozen.refs[hit.id.get() as usize], hit.distance)),
+                        );
+                        Ok(())
+                    })?;
+                }
+                ranked
+            }
+        };
+        ranked.iter().for_each(|(point_ref, _)| observe(*point_ref));
         ranked.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(k);
         Ok(ranked
@@ -339,7 +442,8 @@ impl CollectionState {
         for point_ref in covered.keys() {
             self.delta.remove(point_ref)?;
         }
-        self.frozen = Some(Frozen { segment, refs, covered });
+        let slots = refs.iter().map(|r| self.attrs.slot(r).unwrap_or(u32::MAX)).collect();
+        self.frozen = Some(Frozen { segment, refs, slots, covered });
         self.frozen_id = job_id;
         self.saved = false;
         Ok(true)

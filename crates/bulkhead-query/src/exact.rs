@@ -7,13 +7,15 @@
 use crate::{QueryError, Result};
 use bulkhead_distance::{Kernels, VectorArena};
 use bulkhead_storage::{Metric, PointRef};
+use roaring::RoaringBitmap;
 use std::collections::HashMap;
 
 /// Every vector of one collection, decrypted into memory on first search and kept in step with writes.
 pub(crate) struct FlatIndex {
     arena: VectorArena,
-    /// The point each arena row holds.
+    /// The point each arena row holds, and its attribute slot.
     refs: Vec<PointRef>,
+    slots: Vec<u32>,
     /// Whether each row is the current version of its point.
     live: Vec<bool>,
     /// The live row of each point.
@@ -34,14 +36,16 @@ impl FlatIndex {
         Ok(FlatIndex {
             arena: VectorArena::new(dimension).map_err(kernel_error)?,
             refs: Vec::new(),
+            slots: Vec::new(),
             live: Vec::new(),
             rows: HashMap::new(),
         })
     }
 
-    pub(crate) fn upsert(&mut self, point_ref: PointRef, vector: &[f32]) -> Result<()> {
+    pub(crate) fn upsert(&mut self, point_ref: PointRef, slot: u32, vector: &[f32]) -> Result<()> {
         let row = self.arena.push(vector).map_err(kernel_error)?;
         self.refs.push(point_ref);
+        self.slots.push(slot);
         self.live.push(true);
         if let Some(old) = self.rows.insert(point_ref, row) {
             self.retire(old)?;
@@ -70,16 +74,23 @@ impl FlatIndex {
         let mut fresh = FlatIndex::empty(self.arena.dim())?;
         for (row, vector) in self.arena.iter().enumerate() {
             if self.live[row] {
-                fresh.upsert(self.refs[row], vector)?;
+                fresh.upsert(self.refs[row], self.slots[row], vector)?;
             }
         }
         *self = fresh;
         Ok(())
     }
 
-    /// The `k` best live points for `query`, best first, with their ranking distances (smaller is
-    /// better; see [`score`]). Ties are broken by reference so that results are deterministic.
-    pub(crate) fn top_k(&self, metric: Metric, query: &[f32], k: usize) -> Result<Vec<(PointRef, f32)>> {
+    /// The `k` best live points for `query` among those whose slot is in `allowed` (all if `None`),
+    /// best first, with their ranking distances (smaller is better; see [`score`]). Ties are broken
+    /// by reference so that results are deterministic.
+    pub(crate) fn top_k(
+        &self,
+        metric: Metric,
+        query: &[f32],
+        k: usize,
+        allowed: Option<&RoaringBitmap>,
+    ) -> Result<Vec<(PointRef, f32)>> {
         let kernels = Kernels::active();
         let mut distances = vec![0.0f32; self.arena.len()];
         match metric {
@@ -100,7 +111,9 @@ impl FlatIndex {
         let mut scored: Vec<(f32, u32)> = distances
             .iter()
             .zip(0u32..)
-            .filter(|&(_, row)| self.live[row as usize])
+            .filter(|&(_, row)| {
+                self.live[row as usize] && allowed.is_none_or(|set| set.contains(self.slots[row as usize]))
+            })
             .map(|(&d, row)| (d, row))
             .collect();
         let better = |a: &(f32, u32), b: &(f32, u32)| {
@@ -121,6 +134,11 @@ impl FlatIndex {
             + self.rows.len() * MAP_ENTRY_BYTES
     }
 
+    /// The current vector of a point, if this index holds it.
+    pub(crate) fn vector(&self, point_ref: &PointRef) -> Option<&[f32]> {
+        self.rows.get(point_ref).and_then(|&row| self.arena.get(row))
+    }
+
     /// The number of live points.
     pub(crate) fn len(&self) -> usize {
         self.rows.len()
@@ -135,6 +153,18 @@ impl FlatIndex {
     pub(crate) fn live_points(&self) -> impl Iterator<Item = (PointRef, &[f32])> + '_ {
         self.arena.iter().enumerate().filter(|(row, _)| self.live[*row]).map(|(row, v)| (self.refs[row], v))
     }
+}
+
+/// The ranking distance of one row (see [`FlatIndex::top_k`]): what the batch scan computes, for a
+/// single vector.
+pub(crate) fn ranking_distance(metric: Metric, query: &[f32], row: &[f32]) -> Result<f32> {
+    let kernels = Kernels::active();
+    match metric {
+        Metric::L2 => kernels.distance(bulkhead_distance::Metric::L2, query, row),
+        Metric::Cosine => kernels.distance(bulkhead_distance::Metric::Cosine, query, row),
+        Metric::Dot => kernels.dot(query, row).map(|d| -d),
+    }
+    .map_err(kernel_error)
 }
 
 /// The score reported to clients for a ranking distance: similarity for cosine and dot, distance

@@ -17,17 +17,21 @@
 //! There is no way to search, read or write without a [`TenantScope`], and no way to make one except
 //! by authentication or the named trusted-host door (see `bulkhead-storage`'s `scope.rs`).
 
+mod attrs;
 mod collection;
 mod error;
 mod exact;
+mod filter;
 
+pub use attrs::MatchReason;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_storage::{
     Acl, ApiKeyInfo, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey, MetaValue, Metric,
-    NewPoint, Role, StorageError, Store, StoreOptions, StoredPoint, TenantInfo, TenantName, TenantScope,
-    TenantUid, limits,
+    NewPoint, PointRef, Role, StorageError, Store, StoreOptions, StoredPoint, TenantInfo, TenantName,
+    TenantScope, TenantUid, limits,
 };
 pub use error::QueryError;
+pub use filter::{Filter, FilterValue, Principal};
 
 use bulkhead_storage::{TenantHandle, validate_vector};
 use collection::CollectionState;
@@ -326,6 +330,29 @@ pub struct SearchHit {
     pub version: u64,
     /// The data-key generation that sealed it.
     pub key_generation: u32,
+    /// Why the search's principal may see it (`None` for a search without a principal).
+    pub matched_by: Option<MatchReason>,
+}
+
+/// What a search asks for beyond the query vector.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchRequest<'a> {
+    /// How many hits (1 to [`limits::MAX_K`]).
+    pub k: usize,
+    /// Graph candidates kept (1 to [`limits::MAX_EF`]); `None` for the default.
+    pub ef: Option<usize>,
+    /// The user the search runs for: only documents whose ACL lets this principal read them are
+    /// considered, before ranking. `None` searches every document (for a trusted caller).
+    pub principal: Option<&'a Principal>,
+    /// A metadata filter, also applied before ranking.
+    pub filter: Option<&'a Filter>,
+}
+
+impl SearchRequest<'_> {
+    /// `k` hits, every other option at its default.
+    pub fn top(k: usize) -> SearchRequest<'static> {
+        SearchRequest { k, ef: None, principal: None, filter: None }
+    }
 }
 
 impl fmt::Debug for SearchHit {
@@ -394,7 +421,9 @@ impl<'d> Tenant<'d> {
             let applied = written
                 .iter()
                 .zip(points)
-                .try_for_each(|((point_ref, _), point)| loaded.upsert(*point_ref, &point.vector))
+                .try_for_each(|((point_ref, _), point)| {
+                    loaded.upsert(*point_ref, &point.vector, &point.acl, &point.metadata)
+                })
                 .and_then(|()| self.db.maybe_build(&self.handle, &info, &slot, loaded));
             if let Err(e) = applied {
                 // The write is durable; drop the in-memory state so the next search reloads it
@@ -489,6 +518,39 @@ impl<'d> Tenant<'d> {
         k: usize,
         ef: Option<usize>,
     ) -> Result<Vec<SearchHit>> {
+        self.search_request(collection, vector, &SearchRequest { k, ef, principal: None, filter: None })
+    }
+
+    /// Permission-aware search: the best `request.k` documents that the request's principal may read
+    /// and its filter matches, chosen among those documents only (a principal gets
+    /// `min(k, visible)` hits). Each hit says why the principal sees it. The filter is validated
+    /// against its limits before any work.
+    pub fn search_request(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        request: &SearchRequest<'_>,
+    ) -> Result<Vec<SearchHit>> {
+        self.search_observed(collection, vector, request, &mut |_| {})
+    }
+
+    /// The opaque reference of a document id, as [`Tenant::search_observed`] reports candidates.
+    #[doc(hidden)]
+    pub fn point_ref(&self, collection: &str, id: &DocId) -> Result<PointRef> {
+        Ok(self.handle.point_ref(&self.collection_info(collection)?, id)?)
+    }
+
+    /// As [`Tenant::search_request`], showing `observe` the reference of every candidate that
+    /// reaches ranking (for tests that prove no point outside the allowed set does).
+    #[doc(hidden)]
+    pub fn search_observed(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        request: &SearchRequest<'_>,
+        observe: &mut dyn FnMut(PointRef),
+    ) -> Result<Vec<SearchHit>> {
+        let SearchRequest { k, ef, principal, filter } = *request;
         if k == 0 || k > limits::MAX_K {
             return Err(QueryError::InvalidArgument {
                 field: "k",
@@ -500,6 +562,9 @@ impl<'d> Tenant<'d> {
                 field: "ef",
                 reason: format!("must be 1 to {}", limits::MAX_EF),
             });
+        }
+        if let Some(filter) = filter {
+            filter.validate()?;
         }
         let info = self.collection_info(collection)?;
         validate_vector(vector, info.dimension, info.metric)?;
@@ -519,10 +584,19 @@ impl<'d> Tenant<'d> {
         // can slip between ranking and reading (writers take the same lock for write).
         let guard = slot.state.read();
         let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
-        let ranked = index.top_k(vector, k, ef)?;
+        let attrs = index.attrs();
+        let allowed = match (principal, filter) {
+            (None, None) => None,
+            (Some(p), None) => Some(attrs.visible(p)),
+            (None, Some(f)) => Some(attrs.matching(f)),
+            (Some(p), Some(f)) => Some(attrs.visible(p) & attrs.matching(f)),
+        };
+        let ranked = index.top_k(vector, k, ef, allowed.as_ref(), observe)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (point_ref, score) in ranked {
             if let Some(point) = self.handle.get_payload_by_ref(&info, &point_ref)? {
+                let matched_by =
+                    principal.and_then(|p| attrs.slot(&point_ref).and_then(|s| attrs.reason(s, p)));
                 hits.push(SearchHit {
                     id: point.id,
                     score,
@@ -531,6 +605,7 @@ impl<'d> Tenant<'d> {
                     source_uri: point.source_uri,
                     version: point.version,
                     key_generation: point.key_generation,
+                    matched_by,
                 });
             }
         }

@@ -40,6 +40,16 @@ pub mod limits {
     pub const MAX_EF: usize = 4096;
     /// Most collections one tenant may have.
     pub const MAX_COLLECTIONS_PER_TENANT: usize = 1024;
+    /// Deepest nesting of and/or/not in a search filter (a single condition has depth 1).
+    pub const MAX_FILTER_DEPTH: usize = 8;
+    /// Most conditions (leaves) in one search filter.
+    pub const MAX_FILTER_CONDITIONS: usize = 64;
+    /// Most values in one set-membership condition, and most children of one and/or.
+    pub const MAX_FILTER_LIST: usize = 1024;
+    /// Longest keyword value in a filter, in bytes.
+    pub const MAX_FILTER_VALUE_BYTES: usize = 1024;
+    /// Most groups a search principal may hold.
+    pub const MAX_PRINCIPAL_GROUPS: usize = 256;
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> StorageError {

@@ -441,6 +441,12 @@ impl<'s> TenantHandle<'s> {
         self.get_by_ref(collection, &PointRef(self.doc_tag(collection.number, id)))
     }
 
+    /// The reference of a document id in a collection (whether or not the point exists).
+    pub fn point_ref(&self, collection: &CollectionInfo, id: &DocId) -> Result<PointRef> {
+        self.check_owner(collection)?;
+        Ok(PointRef(self.doc_tag(collection.number, id)))
+    }
+
     /// Reads one point by the reference a scan returned.
     pub fn get_by_ref(&self, collection: &CollectionInfo, point: &PointRef) -> Result<Option<StoredPoint>> {
         let Some(payload) = self.get_payload_by_ref(collection, point)? else { return Ok(None) };
@@ -460,11 +466,14 @@ impl<'s> TenantHandle<'s> {
         self.check_owner(collection)?;
         let pkey = self.state.keys.point(Kind::Payload, collection.number, &point.0);
         let Some(sealed_payload) = self.store.db.get_pinned_cf(&self.cf, &pkey)? else { return Ok(None) };
+        Ok(Some(self.open_payload(&pkey, &sealed_payload)?))
+    }
+
+    fn open_payload(&self, key: &[u8], sealed: &[u8]) -> Result<PointPayload> {
         let payload: PointPayloadRecord =
-            layout::decode(&self.open(Purpose::Payloads, &pkey, &sealed_payload)?, "point")?;
-        let key_generation =
-            OwnerCipher::sealed_generation(&sealed_payload).ok_or(StorageError::Integrity)?;
-        Ok(Some(PointPayload {
+            layout::decode(&self.open(Purpose::Payloads, key, sealed)?, "point")?;
+        let key_generation = OwnerCipher::sealed_generation(sealed).ok_or(StorageError::Integrity)?;
+        Ok(PointPayload {
             id: DocId::new(payload.id)?,
             text: payload.text,
             metadata: payload.metadata,
@@ -472,7 +481,24 @@ impl<'s> TenantHandle<'s> {
             acl: payload.acl,
             version: payload.version,
             key_generation,
-        }))
+        })
+    }
+
+    /// Visits every point's payload with its reference (what the attribute index is rebuilt from).
+    /// Fails on the first value that does not authenticate.
+    pub fn scan_payloads(
+        &self,
+        collection: &CollectionInfo,
+        mut visit: impl FnMut(PointRef, PointPayload),
+    ) -> Result<()> {
+        self.check_owner(collection)?;
+        let (start, end) = self.state.keys.point_range(Kind::Payload, collection.number);
+        for item in self.range(start, end) {
+            let (key, sealed) = item?;
+            let tag = TenantKeys::tag_of_point_key(&key).ok_or(StorageError::Codec("point key"))?;
+            visit(PointRef(tag), self.open_payload(&key, &sealed)?);
+        }
+        Ok(())
     }
 
     /// Visits every vector of a collection with its point reference (the exact scan's and the index

@@ -158,6 +158,14 @@ fn build_and_save(dir: &TestDir) -> BTreeMap<String, Vec<f32>> {
     model
 }
 
+/// The generation of the segment that served a search's first hit.
+fn segment_generation(t: &Tenant<'_>, q: &[f32]) -> u64 {
+    match t.search("docs", q, 1).expect("search")[0].index {
+        bulkhead_query::IndexSource::Segment { generation } => generation,
+        other => panic!("expected a segment hit, got {other:?}"),
+    }
+}
+
 fn reopen(dir: &TestDir) -> Database {
     Database::open(&dir.data(), dir.master(), Default::default())
         .expect("open")
@@ -174,6 +182,10 @@ fn acme<'d>(db: &'d Database) -> Tenant<'d> {
 fn a_saved_graph_serves_after_a_restart_and_later_writes_are_reconciled() {
     let dir = TestDir::new();
     let mut model = build_and_save(&dir);
+    let generation = {
+        let db = reopen(&dir);
+        segment_generation(&acme(&db), &vector(3000, DIM))
+    };
     {
         // Writes after the snapshot was saved, too few to start another build: the snapshot on
         // disk no longer matches five updated points and five deleted ones.
@@ -199,11 +211,14 @@ fn a_saved_graph_serves_after_a_restart_and_later_writes_are_reconciled() {
         "the snapshot serves every unchanged point, no rebuild started ({:?} after load)",
         started.elapsed()
     );
-    // The updated points are found at their new place.
+    // The updated points are found at their new place, in the delta; the rest is served by the
+    // same segment as before the restart.
     for i in 0..5u64 {
         let hit = &t.search("docs", &vector(200_000 + i, DIM), 1).expect("search")[0];
         assert_eq!(hit.id.as_str(), format!("p{i}"));
+        assert_eq!(hit.index, bulkhead_query::IndexSource::Delta);
     }
+    assert_eq!(segment_generation(&t, &vector(3000, DIM)), generation);
 }
 
 #[test]

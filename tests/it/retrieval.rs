@@ -126,6 +126,22 @@ fn a_principal_sees_only_what_its_acls_allow_with_the_reason() {
         ],
         "min(k, visible) hits, each with its reason, and never the eng document"
     );
+    // ACL fingerprints: equal for equal ACLs (as sets), different otherwise.
+    let fingerprint = |id: &str| hits.iter().find(|h| h.id.as_str() == id).expect("hit").acl_fingerprint;
+    assert_ne!(fingerprint("public"), fingerprint("alice-own"));
+    assert_ne!(fingerprint("alice-own"), fingerprint("sales-doc"));
+    let twin = Doc {
+        vector: vector(9, DIM),
+        acl: restricted(&["alice", "alice"], &[]),
+        section: "s".into(),
+        year: 1.0,
+        draft: false,
+    };
+    t.upsert("docs", &[new_point("alice-twin", &twin)]).expect("upsert");
+    let again = t.search_request("docs", &vector(9, DIM), &request).expect("search");
+    let twin_hit = again.iter().find(|h| h.id.as_str() == "alice-twin").expect("twin");
+    assert_eq!(twin_hit.acl_fingerprint, fingerprint("alice-own"));
+    t.delete("docs", &[DocId::new("alice-twin").expect("id")]).expect("delete");
     // A principal with no rights of its own sees the tenant-wide document only.
     let nobody = Principal::new("mallory", Vec::<String>::new()).expect("principal");
     let request = SearchRequest { k: 10, ef: None, principal: Some(&nobody), filter: None };

@@ -43,6 +43,8 @@ fn index_error(e: bulkhead_index::IndexError) -> QueryError {
 /// A frozen segment and which points it still covers.
 struct Frozen {
     segment: FrozenSegment,
+    /// A random number naming this segment, reported with every hit it serves.
+    generation: u64,
     /// The point of each internal id, and its attribute slot.
     refs: Vec<PointRef>,
     slots: Vec<u32>,
@@ -59,9 +61,23 @@ struct BuildTicket {
 /// The input of a background build, taken under the collection's lock.
 pub(crate) struct BuildJob {
     pub(crate) id: u64,
+    pub(crate) generation: u64,
     pub(crate) refs: Vec<PointRef>,
     pub(crate) arena: VectorArena,
     pub(crate) metric: bulkhead_distance::Metric,
+}
+
+/// Which part of a collection's index held a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexSource {
+    /// The exact-scan delta of recent writes.
+    Delta,
+    /// The HNSW segment with this generation (a random number given at build time, kept in its
+    /// snapshot).
+    Segment {
+        /// The segment's generation.
+        generation: u64,
+    },
 }
 
 /// What a collection's search state looks like, for operators and tests.
@@ -112,14 +128,18 @@ pub(crate) struct CollectionState {
 const SNAPSHOT_MAGIC: [u8; 8] = *b"BHCOLSN\0";
 const SNAPSHOT_VERSION: u32 = 1;
 
-/// A collection's index snapshot: the version, the number of points `n`, each point's 32-byte
-/// reference in internal-id order, then the segment's own serialised form.
-pub(crate) fn encode_snapshot(refs: &[PointRef], segment: &FrozenSegment) -> Vec<u8> {
+/// Bytes before the point references: magic, version, `n`, generation.
+const SNAPSHOT_HEADER: usize = 24;
+
+/// A collection's index snapshot: the version, the number of points `n`, the segment's generation,
+/// each point's 32-byte reference in internal-id order, then the segment's own serialised form.
+pub(crate) fn encode_snapshot(refs: &[PointRef], segment: &FrozenSegment, generation: u64) -> Vec<u8> {
     let graph = segment.to_bytes();
-    let mut out = Vec::with_capacity(16 + refs.len() * 32 + graph.len());
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER + refs.len() * 32 + graph.len());
     out.extend_from_slice(&SNAPSHOT_MAGIC);
     out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
     out.extend_from_slice(&(refs.len() as u32).to_le_bytes());
+    out.extend_from_slice(&generation.to_le_bytes());
     for point_ref in refs {
         out.extend_from_slice(&point_ref.to_bytes());
     }
@@ -131,8 +151,8 @@ pub(crate) fn encode_snapshot(refs: &[PointRef], segment: &FrozenSegment) -> Vec
 fn decode_snapshot(
     bytes: &[u8],
     collection: &CollectionInfo,
-) -> Result<(FrozenSegment, Vec<PointRef>), String> {
-    let header = bytes.get(..16).ok_or("shorter than its header")?;
+) -> Result<(FrozenSegment, Vec<PointRef>, u64), String> {
+    let header = bytes.get(..SNAPSHOT_HEADER).ok_or("shorter than its header")?;
     if header[..8] != SNAPSHOT_MAGIC {
         return Err("bad magic".into());
     }
@@ -141,8 +161,9 @@ fn decode_snapshot(
         return Err(format!("unsupported snapshot version {}", word(8)));
     }
     let n = word(12) as usize;
-    let refs_end = n.checked_mul(32).and_then(|b| b.checked_add(16)).ok_or("too many points")?;
-    let ref_bytes = bytes.get(16..refs_end).ok_or("truncated point references")?;
+    let generation = u64::from(word(16)) | (u64::from(word(20)) << 32);
+    let refs_end = n.checked_mul(32).and_then(|b| b.checked_add(SNAPSHOT_HEADER)).ok_or("too many points")?;
+    let ref_bytes = bytes.get(SNAPSHOT_HEADER..refs_end).ok_or("truncated point references")?;
     let segment = FrozenSegment::from_bytes(&bytes[refs_end..]).map_err(|e| e.to_string())?;
     let metric = graph_metric(collection.metric).ok_or("the collection's metric has no graph")?;
     if segment.len() != n || segment.dim() != collection.dimension || segment.metric() != metric {
@@ -150,7 +171,7 @@ fn decode_snapshot(
     }
     let refs: Vec<PointRef> =
         ref_bytes.chunks_exact(32).map(|c| PointRef::from_bytes(c.try_into().unwrap_or([0; 32]))).collect();
-    Ok((segment, refs))
+    Ok((segment, refs, generation))
 }
 
 /// The kernel metric a graph over a collection of `metric` uses; `None` for dot collections, which
@@ -191,11 +212,11 @@ impl CollectionState {
         })?;
         let mut delta = FlatIndex::empty(collection.dimension)?;
         let mut failure = None;
-        let mut frozen = snapshot.map(|(segment, refs)| {
+        let mut frozen = snapshot.map(|(segment, refs, generation)| {
             let index: HashMap<PointRef, InternalId> =
                 refs.iter().enumerate().map(|(i, r)| (*r, InternalId::new(i as u32))).collect();
             let slots = refs.iter().map(|r| attrs.slot(r).unwrap_or(u32::MAX)).collect();
-            (Frozen { segment, refs, slots, covered: HashMap::with_capacity(index.len()) }, index)
+            (Frozen { segment, generation, refs, slots, covered: HashMap::with_capacity(index.len()) }, index)
         });
         handle.scan_vectors(collection, |point_ref, vector| {
             if let Some((frozen, index)) = frozen.as_mut()
@@ -315,6 +336,18 @@ impl CollectionState {
         self.delta.len() + self.frozen.as_ref().map_or(0, |f| f.covered.len())
     }
 
+    /// Where a point's current vector lives (`None` if nowhere).
+    pub(crate) fn source(&self, point_ref: &PointRef) -> Option<IndexSource> {
+        if self.delta.vector(point_ref).is_some() {
+            return Some(IndexSource::Delta);
+        }
+        let frozen = self.frozen.as_ref()?;
+        frozen
+            .covered
+            .contains_key(point_ref)
+            .then_some(IndexSource::Segment { generation: frozen.generation })
+    }
+
     /// The current vector of a point, wherever it lives.
     fn vector(&self, point_ref: &PointRef) -> Option<&[f32]> {
         self.delta.vector(point_ref).or_else(|| {
@@ -414,7 +447,8 @@ impl CollectionState {
         }
         let id = NEXT_BUILD.fetch_add(1, Ordering::Relaxed);
         self.build = Some(BuildTicket { id, dirty: HashSet::new() });
-        Ok(Some(BuildJob { id, refs, arena, metric }))
+        let generation = u64::from_le_bytes(bulkhead_crypto::random_bytes());
+        Ok(Some(BuildJob { id, generation, refs, arena, metric }))
     }
 
     /// Installs a finished build if it is still the one in flight (returns whether it did): points
@@ -425,6 +459,7 @@ impl CollectionState {
         job_id: u64,
         refs: Vec<PointRef>,
         mut segment: FrozenSegment,
+        generation: u64,
     ) -> Result<bool> {
         if self.build.as_ref().is_none_or(|b| b.id != job_id) {
             return Ok(false);
@@ -443,7 +478,7 @@ impl CollectionState {
             self.delta.remove(point_ref)?;
         }
         let slots = refs.iter().map(|r| self.attrs.slot(r).unwrap_or(u32::MAX)).collect();
-        self.frozen = Some(Frozen { segment, refs, slots, covered });
+        self.frozen = Some(Frozen { segment, generation, refs, slots, covered });
         self.frozen_id = job_id;
         self.saved = false;
         Ok(true)
@@ -459,6 +494,7 @@ impl CollectionState {
 
 /// A finished build: the segment and its snapshot bytes, ready to install and save.
 pub(crate) struct Built {
+    pub(crate) generation: u64,
     pub(crate) refs: Vec<PointRef>,
     pub(crate) segment: FrozenSegment,
     pub(crate) snapshot: Vec<u8>,
@@ -470,8 +506,8 @@ pub(crate) fn build(job: BuildJob) -> (u64, Result<Built>) {
     let id = job.id;
     let built = FrozenSegment::build(job.arena, job.metric, HnswParams::default()).map_err(index_error).map(
         |segment| {
-            let snapshot = encode_snapshot(&job.refs, &segment);
-            Built { refs: job.refs, segment, snapshot }
+            let snapshot = encode_snapshot(&job.refs, &segment, job.generation);
+            Built { generation: job.generation, refs: job.refs, segment, snapshot }
         },
     );
     (id, built)

@@ -35,7 +35,7 @@ pub use filter::{Filter, FilterValue, Principal};
 
 use bulkhead_storage::{TenantHandle, validate_vector};
 use collection::CollectionState;
-pub use collection::GraphStatus;
+pub use collection::{GraphStatus, IndexSource};
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -178,7 +178,7 @@ impl Database {
                     let mut guard = slot.state.write();
                     let Some(state) = guard.as_mut() else { return };
                     let installed = built.and_then(|built| {
-                        let installed = state.install(id, built.refs, built.segment)?;
+                        let installed = state.install(id, built.refs, built.segment, built.generation)?;
                         Ok(installed.then_some(built.snapshot))
                     });
                     let snapshot = match installed {
@@ -332,6 +332,11 @@ pub struct SearchHit {
     pub key_generation: u32,
     /// Why the search's principal may see it (`None` for a search without a principal).
     pub matched_by: Option<MatchReason>,
+    /// A fingerprint of the document's ACL, keyed per tenant: equal ACLs of one tenant have equal
+    /// fingerprints, and it reveals nothing else.
+    pub acl_fingerprint: [u8; 16],
+    /// Which part of the index held it.
+    pub index: IndexSource,
 }
 
 /// What a search asks for beyond the query vector.
@@ -597,6 +602,7 @@ impl<'d> Tenant<'d> {
             if let Some(point) = self.handle.get_payload_by_ref(&info, &point_ref)? {
                 let matched_by =
                     principal.and_then(|p| attrs.slot(&point_ref).and_then(|s| attrs.reason(s, p)));
+                let source = index.source(&point_ref).unwrap_or(IndexSource::Delta);
                 hits.push(SearchHit {
                     id: point.id,
                     score,
@@ -606,6 +612,8 @@ impl<'d> Tenant<'d> {
                     version: point.version,
                     key_generation: point.key_generation,
                     matched_by,
+                    acl_fingerprint: self.handle.acl_fingerprint(&point.acl),
+                    index: source,
                 });
             }
         }

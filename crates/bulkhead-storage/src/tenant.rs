@@ -441,6 +441,27 @@ impl<'s> TenantHandle<'s> {
         self.get_by_ref(collection, &PointRef(self.doc_tag(collection.number, id)))
     }
 
+    /// A fingerprint of an ACL under the tenant's naming key: the same for equal ACLs (users and
+    /// groups compared as sets) of this tenant, unrelated across tenants.
+    pub fn acl_fingerprint(&self, acl: &crate::Acl) -> [u8; 16] {
+        let canonical = match acl {
+            crate::Acl::TenantWide => Vec::new(),
+            crate::Acl::Restricted { users, groups } => {
+                let mut users: Vec<&String> = users.iter().collect();
+                let mut groups: Vec<&String> = groups.iter().collect();
+                users.sort_unstable();
+                users.dedup();
+                groups.sort_unstable();
+                groups.dedup();
+                layout::encode(&(true, users, groups))
+            }
+        };
+        let tag = self.state.cipher.tag(b"acl", &canonical);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&tag.0[..16]);
+        out
+    }
+
     /// The reference of a document id in a collection (whether or not the point exists).
     pub fn point_ref(&self, collection: &CollectionInfo, id: &DocId) -> Result<PointRef> {
         self.check_owner(collection)?;

@@ -4,22 +4,12 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// SplitMix64, so that the data is the same on every run without an RNG dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-}
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut rng = Rng(seed);
-    (0..n).map(|_| (0..dim).map(|_| rng.next_f32()).collect()).collect()
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect()
 }
 
 fn write_fvecs(path: &Path, rows: &[Vec<f32>]) {

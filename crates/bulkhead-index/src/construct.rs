@@ -146,7 +146,14 @@ impl Distance<f32> for KernelDistance {
     }
 }
 
-/// Builds the graph over every row of `arena` with hnsw_rs, in parallel, and extracts it.
+/// How many times at most a build reports its progress.
+const PROGRESS_STEPS: usize = 100;
+/// The fewest rows inserted between two progress reports, so that small builds stay one parallel
+/// batch.
+const MIN_PROGRESS_CHUNK: usize = 1_000;
+
+/// Builds the graph over every row of `arena` with hnsw_rs, in parallel, and extracts it, calling
+/// `progress(inserted, total)` on the calling thread after each chunk of insertions.
 ///
 /// # Errors
 ///
@@ -156,6 +163,7 @@ pub(crate) fn build_graph(
     arena: &VectorArena,
     metric: Metric,
     params: HnswParams,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Graph, IndexError> {
     params.validate()?;
     let n = arena.len();
@@ -171,7 +179,15 @@ pub(crate) fn build_graph(
     panic::catch_unwind(AssertUnwindSafe(|| {
         let hnsw =
             Hnsw::<f32, KernelDistance>::new(params.m, n, MAX_LAYERS, params.ef_construction, distance);
-        hnsw.parallel_insert_slice(&rows);
+        // Inserting in chunks lets the caller see progress between them; each chunk is still
+        // inserted in parallel, and a chunk boundary only waits for the chunk's slowest insertion.
+        let chunk = (n / PROGRESS_STEPS).max(MIN_PROGRESS_CHUNK);
+        let mut done = 0;
+        for part in rows.chunks(chunk) {
+            hnsw.parallel_insert_slice(&part.to_vec());
+            done += part.len();
+            progress(done, n);
+        }
         extract(&hnsw, n, params.m)
     }))
     .map_err(|_| IndexError::BuildFailed)?

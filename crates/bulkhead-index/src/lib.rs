@@ -17,6 +17,7 @@
 
 mod construct;
 mod error;
+pub mod eval;
 mod filter;
 mod format;
 pub mod fvecs;

@@ -92,8 +92,9 @@ impl SearchParams {
     }
 }
 
-/// The planner's thresholds, chosen by measurement with the `hnsw_recall` example of
-/// `bulkhead-benches` on debian-minilm (384-d, M = 16).
+/// The planner's thresholds, chosen by measurement on debian-minilm (384-d, M = 16): the segment
+/// size with the `hnsw_recall` example of `bulkhead-benches`, the filtered ones with the filtered
+/// sections of `bulkhead bench`.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Planner;

@@ -32,7 +32,24 @@ impl FrozenSegment {
     /// [`IndexError::InvalidParams`] if `params` is out of range; [`IndexError::BuildFailed`] if
     /// the builder fails.
     pub fn build(arena: VectorArena, metric: Metric, params: HnswParams) -> Result<Self, IndexError> {
-        let graph = construct::build_graph(&arena, metric, params)?;
+        Self::build_with_progress(arena, metric, params, |_, _| {})
+    }
+
+    /// As [`build`](Self::build), calling `progress(inserted, total)` on the calling thread after
+    /// each chunk of insertions (about a hundred times for a large arena; the last call has
+    /// `inserted == total`; no call for an empty arena). The graph is then extracted and frozen,
+    /// which takes a small fraction of the build.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build).
+    pub fn build_with_progress(
+        arena: VectorArena,
+        metric: Metric,
+        params: HnswParams,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Self, IndexError> {
+        let graph = construct::build_graph(&arena, metric, params, &mut progress)?;
         let deleted = IdSet::new(arena.len());
         Ok(Self { metric, params, arena, graph, deleted })
     }

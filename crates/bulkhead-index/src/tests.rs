@@ -562,6 +562,62 @@ fn recall_on_debian_minilm_subset() {
     assert!(r >= 0.95, "debian-minilm 10% filtered recall@10 at ef=64: {r}");
 }
 
+#[test]
+fn build_reports_progress_in_order_and_ends_at_the_total() {
+    let rows = uniform(5_000, 8, 40);
+    let mut arena = VectorArena::new(8).expect("arena");
+    for row in &rows {
+        arena.push(row).expect("push");
+    }
+    let mut calls = Vec::new();
+    let segment = FrozenSegment::build_with_progress(arena, Metric::L2, PARAMS, |done, total| {
+        calls.push((done, total));
+    })
+    .expect("build");
+    assert!(calls.len() >= 2, "{calls:?}");
+    assert!(calls.windows(2).all(|w| w[0].0 < w[1].0), "{calls:?}");
+    assert!(calls.iter().all(|&(_, total)| total == 5_000));
+    assert_eq!(calls.last(), Some(&(5_000, 5_000)));
+    let queries = uniform(50, 8, 41);
+    assert!(recall(&segment, &queries, SearchParams::new(10, 64), None) >= 0.95);
+
+    let mut empty_calls = 0;
+    let empty = VectorArena::new(8).expect("arena");
+    FrozenSegment::build_with_progress(empty, Metric::L2, PARAMS, |_, _| empty_calls += 1).expect("build");
+    assert_eq!(empty_calls, 0);
+}
+
+#[test]
+fn eval_measures_the_same_recall_on_one_and_many_threads() {
+    use crate::eval;
+    let data = clustered(3_000, 16, 20, 50);
+    let queries = clustered(101, 16, 20, 51);
+    let queries: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+    let segment = build(&data, Metric::L2, PARAMS);
+    let truth = eval::exact_truth(&segment, &queries, 10, None, 3).expect("truth");
+    assert_eq!(truth.len(), queries.len());
+    assert_eq!(truth, eval::exact_truth(&segment, &queries, 10, None, 1).expect("truth"));
+    let exact = SearchParams::new(10, 10).with_strategy(Strategy::Exact);
+    let measured = eval::measure(&segment, &queries, &truth, &exact, None, 3, 2).expect("measure");
+    assert_eq!(measured.recall, 1.0);
+    assert_eq!(measured.pass_qps.len(), 2);
+    assert_eq!(measured.plans, vec![(Plan::ExactAll, queries.len())]);
+    assert_eq!(measured.distances_per_query, 3_000.0);
+
+    let params = SearchParams::new(10, 32);
+    let one = eval::measure(&segment, &queries, &truth, &params, None, 1, 1).expect("measure");
+    let many = eval::measure(&segment, &queries, &truth, &params, None, 4, 1).expect("measure");
+    assert_eq!(one.recall, many.recall, "the search is deterministic, whatever the threads");
+    assert!(one.median_qps() > 0.0 && one.best_qps() >= one.median_qps());
+
+    let filter = random_filter(segment.len(), 0.2, 9);
+    let shared: eval::SharedFilter<'_> = &filter;
+    let truth = eval::exact_truth(&segment, &queries, 10, Some(shared), 2).expect("truth");
+    assert!(truth.iter().flatten().all(|&id| filter.contains(InternalId::new(id))));
+    let filtered = eval::measure(&segment, &queries, &truth, &params, Some(shared), 2, 1).expect("measure");
+    assert!(filtered.recall >= 0.95, "{filtered:?}");
+}
+
 /// The package's directory, as cargo gives it when it runs this binary. The compile-time value is
 /// only a fallback: a target directory shared between checkouts can hold a binary built in another
 /// one, and cargo reuses it when the sources match.

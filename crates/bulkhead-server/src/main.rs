@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod bench;
+
 /// Bulkhead: a tenant-partitioned, encrypted vector database.
 ///
 /// The argument types have no `Debug`: they carry API keys, ids, texts and vectors.
@@ -71,6 +73,9 @@ enum Command {
         #[command(flatten)]
         key: ApiKeyArg,
     },
+    /// Measures the HNSW index on an fvecs/ivecs dataset: build time, memory, recall and queries/s,
+    /// unfiltered and filtered (needs no data directory or key). See docs/BENCHMARKS.md.
+    Bench(Box<bench::BenchArgs>),
 }
 
 #[derive(clap::Args)]
@@ -146,6 +151,10 @@ fn real_main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Bench(args) = &cli.command {
+        // The benchmark builds its index in memory: no data directory, no master key.
+        return bench::run(args, &mut std::io::stdout().lock());
+    }
     let master = load_master_key(&cli.data_dir, cli.master_key_file.as_deref())?;
     let db = Database::open(&cli.data_dir.join("db"), master, StoreOptions::default())
         .with_context(|| format!("opening {}", cli.data_dir.display()))?;
@@ -240,6 +249,7 @@ fn run(db: &Database, command: Command, out: &mut impl Write) -> Result<()> {
                 db.tenant(&scope)?.upsert(&collection, &[NewPoint::new(DocId::new(id)?, vector, text)])?;
             writeln!(out, "upserted (version {})", versions[0])?;
         }
+        Command::Bench(args) => bench::run(&args, out)?,
         Command::Search { collection, vector, k, key } => {
             let scope = store.authenticate(&key.token)?;
             for hit in db.tenant(&scope)?.search(&collection, &vector, k)? {

@@ -1,6 +1,8 @@
 //! The `bulkhead` binary end to end: the README's walkthrough, run as a user would, on a fresh data
 //! directory.
 
+mod bench;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -462,3 +462,143 @@ proptest! {
         check_against_model(&t, &docs, &queries)?;
     }
 }
+
+/// A tenant "acme" with collection "docs": "public" (tenant-wide), "alice-own" (user alice), "eng"
+/// (group eng), at distinct vectors.
+fn three_docs(db: &Database) {
+    let scope = tenant(db, "acme");
+    let t = db.tenant(&scope).expect("tenant");
+    t.create_collection("docs", DIM, Metric::L2).expect("collection");
+    for (i, (id, acl)) in [
+        ("public", Acl::TenantWide),
+        ("alice-own", restricted(&["alice"], &[])),
+        ("eng", restricted(&[], &["eng"])),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let doc = Doc { vector: vector(i as u64, DIM), acl, section: "s".into(), year: 1.0, draft: false };
+        t.upsert("docs", &[new_point(id, &doc)]).expect("upsert");
+    }
+}
+
+fn ids(hits: &[bulkhead_query::SearchHit]) -> Vec<String> {
+    let mut ids: Vec<String> = hits.iter().map(|h| h.id.as_str().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn user_bound_keys_search_get_and_count_as_their_user_only() {
+    use bulkhead_query::{KeyBinding, Role, StorageError, TenantName};
+    let dir = TestDir::new();
+    let db = dir.open();
+    three_docs(&db);
+    let acme = TenantName::new("acme").expect("name");
+    let op = db.operator();
+    let alice_key = op
+        .issue_bound_api_key(
+            &acme,
+            Role::Reader,
+            "alice",
+            None,
+            KeyBinding::User { user: "alice".into(), groups: vec![] },
+        )
+        .expect("key");
+    let service = op.issue_api_key(&acme, Role::Reader, "svc", None).expect("key");
+    let obo = op
+        .issue_bound_api_key(&acme, Role::Reader, "obo", None, KeyBinding::Service { on_behalf_of: true })
+        .expect("key");
+    assert!(matches!(
+        op.issue_bound_api_key(
+            &acme,
+            Role::Reader,
+            "bad",
+            None,
+            KeyBinding::User { user: String::new(), groups: vec![] }
+        ),
+        Err(StorageError::InvalidArgument { .. })
+    ));
+    let listed = op.list_api_keys(&acme).expect("list");
+    assert!(
+        listed.iter().any(|k| k.key_id == alice_key.key_id && matches!(k.binding, KeyBinding::User { .. }))
+    );
+
+    let q = vector(2, DIM); // the eng document's vector
+    let everything = SearchRequest::top(10);
+    let scope = op.authenticate(&alice_key.token).expect("auth");
+    let t = db.tenant(&scope).expect("tenant");
+    let hits = t.search_request("docs", &q, &everything).expect("search");
+    assert_eq!(ids(&hits), ["alice-own", "public"], "a user key searches as its user");
+    assert!(hits.iter().all(|h| h.matched_by.is_some()));
+    let bob = Principal::new("bob", ["eng"]).expect("p");
+    let as_bob = SearchRequest { k: 10, ef: None, principal: Some(&bob), filter: None };
+    assert!(matches!(
+        t.search_request("docs", &q, &as_bob),
+        Err(QueryError::Storage(StorageError::PermissionDenied { .. }))
+    ));
+    // Not readable and not there look the same, to get and to count.
+    assert!(t.get("docs", &DocId::new("eng").expect("id")).expect("get").is_none());
+    assert!(t.get("docs", &DocId::new("nowhere").expect("id")).expect("get").is_none());
+    assert!(t.get("docs", &DocId::new("alice-own").expect("id")).expect("get").is_some());
+    assert_eq!(t.count("docs").expect("count"), 2);
+
+    // A service key without the on-behalf-of right sees everything but may not name a user.
+    let scope = op.authenticate(&service.token).expect("auth");
+    let t = db.tenant(&scope).expect("tenant");
+    assert_eq!(t.search_request("docs", &q, &everything).expect("search").len(), 3);
+    assert_eq!(t.count("docs").expect("count"), 3);
+    assert!(matches!(
+        t.search_request("docs", &q, &as_bob),
+        Err(QueryError::Storage(StorageError::PermissionDenied { .. }))
+    ));
+    // With the right, it acts as the user it names.
+    let scope = op.authenticate(&obo.token).expect("auth");
+    let t = db.tenant(&scope).expect("tenant");
+    assert_eq!(ids(&t.search_request("docs", &q, &as_bob).expect("search")), ["eng", "public"]);
+    assert_eq!(t.count_as("docs", Some(&bob)).expect("count"), 2);
+    assert!(t.get_as("docs", &DocId::new("alice-own").expect("id"), Some(&bob)).expect("get").is_none());
+}
+
+#[test]
+fn the_result_cache_never_crosses_principals_and_forgets_on_every_change() {
+    let dir = TestDir::new();
+    let db =
+        Database::open(&dir.data(), dir.master(), Default::default()).expect("open").with_result_cache(100);
+    three_docs(&db);
+    let name = bulkhead_query::TenantName::new("acme").expect("name");
+    let scope = db.operator().trusted_host_scope(&name, "test").expect("scope");
+    let t = db.tenant(&scope).expect("tenant");
+    let q = vector(1, DIM);
+    let alice = Principal::new("alice", Vec::<String>::new()).expect("p");
+    let carol = Principal::new("carol", Vec::<String>::new()).expect("p");
+    let as_ = |p| SearchRequest { k: 10, ef: None, principal: Some(p), filter: None };
+
+    assert_eq!(ids(&t.search_request("docs", &q, &as_(&alice)).expect("search")), ["alice-own", "public"]);
+    assert_eq!(ids(&t.search_request("docs", &q, &as_(&alice)).expect("search")), ["alice-own", "public"]);
+    assert_eq!(db.cache_stats().hits, 1, "the same principal and query hit the cache");
+    // Same query, another principal with other rights: computed afresh, never alice's entry.
+    assert_eq!(ids(&t.search_request("docs", &q, &as_(&carol)).expect("search")), ["public"]);
+    assert_eq!(db.cache_stats().hits, 1);
+    // A filter is part of the key too.
+    let filter = Filter::Eq { field: "section".into(), value: FilterValue::Keyword("other".into()) };
+    let filtered = SearchRequest { k: 10, ef: None, principal: Some(&alice), filter: Some(&filter) };
+    assert!(t.search_request("docs", &q, &filtered).expect("search").is_empty());
+
+    // Revoking alice's access to her document removes it from her (cached) results at once.
+    let doc = Doc {
+        vector: vector(1, DIM),
+        acl: restricted(&["dave"], &[]),
+        section: "s".into(),
+        year: 1.0,
+        draft: false,
+    };
+    t.upsert("docs", &[new_point("alice-own", &doc)]).expect("revoke");
+    let before = db.cache_stats().hits;
+    assert_eq!(ids(&t.search_request("docs", &q, &as_(&alice)).expect("search")), ["public"]);
+    assert_eq!(db.cache_stats().hits, before, "the write moved the epoch: no stale hit");
+    // A delete too.
+    t.delete("docs", &[DocId::new("public").expect("id")]).expect("delete");
+    assert!(t.search_request("docs", &q, &as_(&alice)).expect("search").is_empty());
+    assert!(db.cache_stats().entries <= 100);
+}

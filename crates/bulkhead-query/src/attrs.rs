@@ -26,6 +26,17 @@ pub enum MatchReason {
     TenantWide,
 }
 
+/// Whether an ACL lets the principal read (the rule the bitmaps implement, for one document).
+pub(crate) fn acl_allows(acl: &Acl, principal: &Principal) -> bool {
+    match acl {
+        Acl::TenantWide => true,
+        Acl::Restricted { users, groups } => {
+            users.iter().any(|u| u == principal.user())
+                || groups.iter().any(|g| principal.groups().binary_search(g).is_ok())
+        }
+    }
+}
+
 /// A number as a key whose order is the numbers' order (-0.0 and 0.0 are one key).
 fn number_key(x: f64) -> u64 {
     let bits = if x == 0.0 { 0.0f64.to_bits() } else { x.to_bits() };

@@ -218,3 +218,72 @@ impl Filter {
         Ok(())
     }
 }
+
+/// Appends a length-prefixed string (so that concatenations cannot collide).
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl Principal {
+    /// An unambiguous encoding of the principal's permissions (user, then sorted groups): equal
+    /// encodings mean equal rights. Used in result-cache keys.
+    pub(crate) fn canonical(&self, out: &mut Vec<u8>) {
+        put_str(out, &self.user);
+        out.extend_from_slice(&(self.groups.len() as u32).to_le_bytes());
+        for group in &self.groups {
+            put_str(out, group);
+        }
+    }
+}
+
+impl Filter {
+    /// An unambiguous encoding of the filter (prefix notation with tags and lengths).
+    pub(crate) fn canonical(&self, out: &mut Vec<u8>) {
+        match self {
+            Filter::Eq { field, value } => {
+                out.push(1);
+                put_str(out, field);
+                match value {
+                    FilterValue::Keyword(k) => {
+                        out.push(1);
+                        put_str(out, k);
+                    }
+                    FilterValue::Number(n) => {
+                        out.push(2);
+                        out.extend_from_slice(&n.to_bits().to_le_bytes());
+                    }
+                    FilterValue::Bool(b) => out.extend_from_slice(&[3, u8::from(*b)]),
+                }
+            }
+            Filter::In { field, values } => {
+                out.push(2);
+                put_str(out, field);
+                out.extend_from_slice(&(values.len() as u32).to_le_bytes());
+                values.iter().for_each(|v| put_str(out, v));
+            }
+            Filter::Range { field, min, max } => {
+                out.push(3);
+                put_str(out, field);
+                for bound in [min, max] {
+                    match bound {
+                        Some(x) => {
+                            out.push(1);
+                            out.extend_from_slice(&x.to_bits().to_le_bytes());
+                        }
+                        None => out.push(0),
+                    }
+                }
+            }
+            Filter::And(children) | Filter::Or(children) => {
+                out.push(if matches!(self, Filter::And(_)) { 4 } else { 5 });
+                out.extend_from_slice(&(children.len() as u32).to_le_bytes());
+                children.iter().for_each(|c| c.canonical(out));
+            }
+            Filter::Not(child) => {
+                out.push(6);
+                child.canonical(out);
+            }
+        }
+    }
+}

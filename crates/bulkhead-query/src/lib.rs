@@ -18,6 +18,7 @@
 //! by authentication or the named trusted-host door (see `bulkhead-storage`'s `scope.rs`).
 
 mod attrs;
+mod cache;
 mod collection;
 mod error;
 mod exact;
@@ -26,10 +27,11 @@ mod filter;
 pub use attrs::MatchReason;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_storage::{
-    Acl, ApiKeyInfo, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey, MetaValue, Metric,
-    NewPoint, PointRef, Role, StorageError, Store, StoreOptions, StoredPoint, TenantInfo, TenantName,
+    Acl, ApiKeyInfo, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey, KeyBinding, MetaValue,
+    Metric, NewPoint, PointRef, Role, StorageError, Store, StoreOptions, StoredPoint, TenantInfo, TenantName,
     TenantScope, TenantUid, limits,
 };
+pub use cache::CacheStats;
 pub use error::QueryError;
 pub use filter::{Filter, FilterValue, Principal};
 
@@ -53,6 +55,9 @@ struct Slot {
     state: RwLock<Option<CollectionState>>,
     last_used: AtomicU64,
     memory: AtomicUsize,
+    /// Moves on every write, delete or drop of the collection (under the state's write lock), so
+    /// cached results computed before it no longer match. Survives eviction.
+    epoch: AtomicU64,
 }
 
 impl Slot {
@@ -77,6 +82,7 @@ pub struct Database {
     graph_threshold: AtomicUsize,
     memory_budget: AtomicUsize,
     clock: AtomicU64,
+    cache: Option<cache::ResultCache>,
 }
 
 impl fmt::Debug for Database {
@@ -94,7 +100,20 @@ impl Database {
             graph_threshold: AtomicUsize::new(DEFAULT_GRAPH_THRESHOLD),
             memory_budget: AtomicUsize::new(DEFAULT_INDEX_MEMORY_BUDGET),
             clock: AtomicU64::new(0),
+            cache: None,
         })
+    }
+
+    /// Turns on the search-result cache, holding at most `entries` results (see
+    /// [`Tenant::search_request`] for what a cache key contains). Off by default.
+    pub fn with_result_cache(mut self, entries: usize) -> Database {
+        self.cache = Some(cache::ResultCache::new(entries));
+        self
+    }
+
+    /// The result cache's counters (all zero when it is off).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.as_ref().map(cache::ResultCache::stats).unwrap_or_default()
     }
 
     /// Sets the memory budget for loaded search state (default [`DEFAULT_INDEX_MEMORY_BUDGET`]).
@@ -276,6 +295,19 @@ impl Operator<'_> {
         self.store.issue_api_key(tenant, role, label, expires_ms)
     }
 
+    /// Issues an API key bound to a user (its searches run as that user) or a service key that may
+    /// act on behalf of users a request names (see [`KeyBinding`]).
+    pub fn issue_bound_api_key(
+        &self,
+        tenant: &TenantName,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+        binding: KeyBinding,
+    ) -> Result<IssuedApiKey, StorageError> {
+        self.store.issue_bound_api_key(tenant, role, label, expires_ms, binding)
+    }
+
     /// Lists a tenant's API keys, never their secrets.
     pub fn list_api_keys(&self, tenant: &TenantName) -> Result<Vec<ApiKeyInfo>, StorageError> {
         self.store.list_api_keys(tenant)
@@ -407,6 +439,7 @@ impl<'d> Tenant<'d> {
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         let mut index = slot.state.write();
         self.handle.drop_collection(&info)?;
+        slot.epoch.fetch_add(1, Ordering::Relaxed);
         *index = None;
         slot.measure(&index);
         drop(index);
@@ -422,6 +455,7 @@ impl<'d> Tenant<'d> {
         // order as the durable one.
         let mut index = slot.state.write();
         let written = self.handle.upsert(&info, points)?;
+        slot.epoch.fetch_add(1, Ordering::Relaxed);
         if let Some(loaded) = index.as_mut() {
             let applied = written
                 .iter()
@@ -448,6 +482,7 @@ impl<'d> Tenant<'d> {
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         let mut index = slot.state.write();
         let removed = self.handle.delete(&info, ids)?;
+        slot.epoch.fetch_add(1, Ordering::Relaxed);
         if let Some(loaded) = index.as_mut() {
             for point_ref in &removed {
                 if let Err(e) = loaded.remove(point_ref) {
@@ -461,10 +496,52 @@ impl<'d> Tenant<'d> {
         Ok(removed.len())
     }
 
-    /// Reads one point. A point that does not exist is `None`.
+    /// Reads one point. A point that does not exist is `None`, and so is one the scope's user (a
+    /// user-bound key) may not read: the two are indistinguishable.
     pub fn get(&self, collection: &str, id: &DocId) -> Result<Option<StoredPoint>> {
+        self.get_as(collection, id, None)
+    }
+
+    /// As [`Tenant::get`], on behalf of `principal` (needs a service key with the on-behalf-of
+    /// right; a user-bound key always reads as its user).
+    pub fn get_as(
+        &self,
+        collection: &str,
+        id: &DocId,
+        principal: Option<&Principal>,
+    ) -> Result<Option<StoredPoint>> {
+        let principal = self.effective_principal(principal)?;
         let info = self.collection_info(collection)?;
-        Ok(self.handle.get(&info, id)?)
+        let point = self.handle.get(&info, id)?;
+        Ok(point.filter(|p| {
+            principal.as_ref().is_none_or(|principal| attrs::acl_allows(&p.payload.acl, principal))
+        }))
+    }
+
+    /// The principal a request runs as: a user-bound key's own user (a request may not name
+    /// another), or for a service key the user the request names, if the key may act on behalf of
+    /// users.
+    fn effective_principal(&self, requested: Option<&Principal>) -> Result<Option<Principal>> {
+        match self.handle.binding() {
+            KeyBinding::User { user, groups } => {
+                if requested.is_some() {
+                    return Err(StorageError::PermissionDenied {
+                        operation: "naming a principal with a user-bound key",
+                    }
+                    .into());
+                }
+                Ok(Some(Principal::new(user.clone(), groups.iter().cloned())?))
+            }
+            KeyBinding::Service { on_behalf_of } => {
+                if requested.is_some() && !on_behalf_of {
+                    return Err(StorageError::PermissionDenied {
+                        operation: "acting on behalf of a user without the right",
+                    }
+                    .into());
+                }
+                Ok(requested.cloned())
+            }
+        }
     }
 
     /// How a collection is searched right now: points in the HNSW segment, points in the exact
@@ -498,10 +575,39 @@ impl<'d> Tenant<'d> {
         self.handle.encryptions()
     }
 
-    /// The number of points in a collection.
+    /// The number of points in a collection; for a user-bound key, the number its user may read
+    /// (nothing about the others).
     pub fn count(&self, collection: &str) -> Result<u64> {
+        self.count_as(collection, None)
+    }
+
+    /// As [`Tenant::count`], on behalf of `principal` (see [`Tenant::get_as`]).
+    pub fn count_as(&self, collection: &str, principal: Option<&Principal>) -> Result<u64> {
+        let principal = self.effective_principal(principal)?;
         let info = self.collection_info(collection)?;
-        Ok(self.handle.count(&info)?)
+        let Some(principal) = principal else { return Ok(self.handle.count(&info)?) };
+        let slot = self.loaded_slot(&info)?;
+        let guard = slot.state.read();
+        let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
+        Ok(index.attrs().visible(&principal).len())
+    }
+
+    /// The collection's slot with its state loaded (loading it, and evicting others over the
+    /// budget, if needed).
+    fn loaded_slot(&self, info: &CollectionInfo) -> Result<IndexSlot> {
+        let slot = self.db.index_slot(self.handle.tenant_uid(), info);
+        if slot.state.read().is_none() {
+            let mut loading = slot.state.write();
+            if loading.is_none() {
+                let mut state = CollectionState::load(&self.handle, info)?;
+                self.db.maybe_build(&self.handle, info, &slot, &mut state)?;
+                *loading = Some(state);
+                slot.measure(&loading);
+                drop(loading);
+                self.db.enforce_budget(&slot);
+            }
+        }
+        Ok(slot)
     }
 
     /// Top-`k` search: the best `k` points come back with their text, metadata and provenance. Small
@@ -536,7 +642,7 @@ impl<'d> Tenant<'d> {
         vector: &[f32],
         request: &SearchRequest<'_>,
     ) -> Result<Vec<SearchHit>> {
-        self.search_observed(collection, vector, request, &mut |_| {})
+        self.search_inner(collection, vector, request, &mut |_| {}, true)
     }
 
     /// The opaque reference of a document id, as [`Tenant::search_observed`] reports candidates.
@@ -555,6 +661,18 @@ impl<'d> Tenant<'d> {
         request: &SearchRequest<'_>,
         observe: &mut dyn FnMut(PointRef),
     ) -> Result<Vec<SearchHit>> {
+        self.search_inner(collection, vector, request, observe, false)
+    }
+
+    /// The search itself; `use_cache` consults and fills the result cache, if there is one.
+    fn search_inner(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        request: &SearchRequest<'_>,
+        observe: &mut dyn FnMut(PointRef),
+        use_cache: bool,
+    ) -> Result<Vec<SearchHit>> {
         let SearchRequest { k, ef, principal, filter } = *request;
         if k == 0 || k > limits::MAX_K {
             return Err(QueryError::InvalidArgument {
@@ -571,24 +689,46 @@ impl<'d> Tenant<'d> {
         if let Some(filter) = filter {
             filter.validate()?;
         }
+        let principal = self.effective_principal(principal)?;
+        let principal = principal.as_ref();
         let info = self.collection_info(collection)?;
         validate_vector(vector, info.dimension, info.metric)?;
-        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        if slot.state.read().is_none() {
-            let mut loading = slot.state.write();
-            if loading.is_none() {
-                let mut state = CollectionState::load(&self.handle, &info)?;
-                self.db.maybe_build(&self.handle, &info, &slot, &mut state)?;
-                *loading = Some(state);
-                slot.measure(&loading);
-                drop(loading);
-                self.db.enforce_budget(&slot);
-            }
-        }
+        let slot = self.loaded_slot(&info)?;
         // The read guard is held until every hit's payload is read, so no write to this collection
         // can slip between ranking and reading (writers take the same lock for write).
         let guard = slot.state.read();
         let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
+        let cache = self.db.cache.as_ref().filter(|_| use_cache);
+        let cache_key = cache.map(|_| {
+            // Read under the state's read lock: the epoch is the one of the state ranked below.
+            let mut key = self.handle.tenant_uid().as_bytes().to_vec();
+            key.extend_from_slice(&info.number().to_le_bytes());
+            key.extend_from_slice(&slot.epoch.load(Ordering::Relaxed).to_le_bytes());
+            key.extend_from_slice(&self.handle.write_generation().to_le_bytes());
+            match principal {
+                Some(p) => {
+                    key.push(1);
+                    p.canonical(&mut key);
+                }
+                None => key.push(0),
+            }
+            match filter {
+                Some(f) => {
+                    key.push(1);
+                    f.canonical(&mut key);
+                }
+                None => key.push(0),
+            }
+            key.extend_from_slice(&(k as u64).to_le_bytes());
+            key.extend_from_slice(&ef.map_or(0, |ef| ef as u64 + 1).to_le_bytes());
+            key.extend(vector.iter().flat_map(|x| x.to_bits().to_le_bytes()));
+            key
+        });
+        if let (Some(cache), Some(key)) = (cache, cache_key.as_ref())
+            && let Some(hits) = cache.get(key)
+        {
+            return Ok(hits);
+        }
         let attrs = index.attrs();
         let allowed = match (principal, filter) {
             (None, None) => None,
@@ -616,6 +756,9 @@ impl<'d> Tenant<'d> {
                     index: source,
                 });
             }
+        }
+        if let (Some(cache), Some(key)) = (cache, cache_key) {
+            cache.put(key, hits.clone());
         }
         Ok(hits)
     }

@@ -208,6 +208,7 @@ pub(crate) struct ApiKeyRecord {
     pub(crate) created_ms: u64,
     pub(crate) expires_ms: Option<u64>,
     pub(crate) revoked: bool,
+    pub(crate) binding: crate::scope::KeyBinding,
 }
 
 /// A collection's configuration (sealed: its name is tenant data).

@@ -20,7 +20,7 @@ pub use layout::Placement;
 pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };
-pub use scope::{Role, TenantScope};
+pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SnapshotSaved};
 pub use store::{ApiKeyInfo, Durability, IssuedApiKey, Store, StoreOptions, TenantInfo};
 pub use tenant::TenantHandle;

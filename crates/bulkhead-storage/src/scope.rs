@@ -43,6 +43,36 @@ impl Role {
     }
 }
 
+/// Whom a credential searches for: its own user, or (a service key) whoever the request names.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyBinding {
+    /// A backend's key. With `on_behalf_of`, a request may name the user it acts for (and then sees
+    /// only what that user may read); without it, a request may not name one. A request that names
+    /// no user sees every document of the tenant.
+    Service {
+        /// Whether requests may act on behalf of a user they name.
+        on_behalf_of: bool,
+    },
+    /// One user's key: every search runs as this user with these groups, whatever the request says.
+    User {
+        /// The user id.
+        user: String,
+        /// The user's groups.
+        groups: Vec<String>,
+    },
+}
+
+impl fmt::Debug for KeyBinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyBinding::Service { on_behalf_of } => {
+                f.debug_struct("Service").field("on_behalf_of", on_behalf_of).finish()
+            }
+            KeyBinding::User { groups, .. } => write!(f, "User(<redacted>, {} groups)", groups.len()),
+        }
+    }
+}
+
 /// Proof that the holder was authorised for one tenant of one open database.
 ///
 /// A scope minted from an API key remembers the key: [`crate::Store::tenant`] re-checks that the key is
@@ -53,6 +83,7 @@ pub struct TenantScope {
     pub(crate) store_instance: u64,
     pub(crate) role: Role,
     pub(crate) key_id: Option<[u8; 16]>,
+    pub(crate) binding: KeyBinding,
 }
 
 impl fmt::Debug for TenantScope {
@@ -65,6 +96,12 @@ impl TenantScope {
     /// The role this scope carries.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// Whom the scope's searches run for. A trusted-host scope is a service binding that may act on
+    /// behalf of users.
+    pub fn binding(&self) -> &KeyBinding {
+        &self.binding
     }
 
     /// The tenant's opaque uid (for logs and metrics; it reveals nothing).

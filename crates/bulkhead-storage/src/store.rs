@@ -3,7 +3,7 @@
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
 use crate::layout::{self, ApiKeyRecord, Placement, SYS_CF, SYSTEM_OWNER, TenantRecord};
-use crate::scope::{Role, TenantScope};
+use crate::scope::{KeyBinding, Role, TenantScope};
 use crate::tenant::{TenantHandle, TenantState};
 use bulkhead_crypto::{
     DataKey, MasterKey, OwnerCipher, Purpose, SealContext, constant_time_eq, random_bytes,
@@ -107,6 +107,8 @@ pub struct ApiKeyInfo {
     pub expires_ms: Option<u64>,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// Whom its searches run for.
+    pub binding: KeyBinding,
 }
 
 /// A newly issued API key. The secret is shown once and never stored.
@@ -398,11 +400,38 @@ impl Store {
         label: &str,
         expires_ms: Option<u64>,
     ) -> Result<IssuedApiKey> {
+        self.issue_bound_api_key(tenant, role, label, expires_ms, KeyBinding::Service { on_behalf_of: false })
+    }
+
+    /// Issues an API key with a binding: a user's key (its searches run as that user) or a service
+    /// key that may or may not act on behalf of users it names. The user and each group are 1 to
+    /// `MAX_PRINCIPAL_BYTES` bytes; at most `MAX_PRINCIPAL_GROUPS` groups.
+    pub fn issue_bound_api_key(
+        &self,
+        tenant: &TenantName,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+        binding: KeyBinding,
+    ) -> Result<IssuedApiKey> {
         if label.len() > 128 {
             return Err(StorageError::InvalidArgument {
                 field: "label",
                 reason: "must be at most 128 bytes".into(),
             });
+        }
+        if let KeyBinding::User { user, groups } = &binding {
+            let bad = |name: &String| name.is_empty() || name.len() > crate::limits::MAX_PRINCIPAL_BYTES;
+            if bad(user) || groups.iter().any(bad) || groups.len() > crate::limits::MAX_PRINCIPAL_GROUPS {
+                return Err(StorageError::InvalidArgument {
+                    field: "binding",
+                    reason: format!(
+                        "the user and each group are 1 to {} bytes, at most {} groups",
+                        crate::limits::MAX_PRINCIPAL_BYTES,
+                        crate::limits::MAX_PRINCIPAL_GROUPS
+                    ),
+                });
+            }
         }
         let info = self.tenant_info(tenant)?;
         let key_id: [u8; 16] = random_bytes();
@@ -415,6 +444,7 @@ impl Store {
             created_ms: now_ms(),
             expires_ms,
             revoked: false,
+            binding,
         };
         let key = layout::apikey_key(&key_id);
         let mut reserved = self.registry_lock.lock();
@@ -452,6 +482,7 @@ impl Store {
                     created_ms: record.created_ms,
                     expires_ms: record.expires_ms,
                     revoked: record.revoked,
+                    binding: record.binding,
                 });
             }
         }
@@ -509,6 +540,7 @@ impl Store {
             store_instance: self.instance,
             role: record.role,
             key_id: Some(raw_key_id),
+            binding: record.binding,
         })
     }
 
@@ -524,6 +556,7 @@ impl Store {
             store_instance: self.instance,
             role: Role::TenantAdmin,
             key_id: None,
+            binding: KeyBinding::Service { on_behalf_of: true },
         })
     }
 
@@ -541,7 +574,7 @@ impl Store {
             }
         }
         let state = self.load_tenant(scope.tenant)?;
-        TenantHandle::new(self, state, scope.role)
+        TenantHandle::new(self, state, scope.role, scope.binding.clone())
     }
 
     /// Loads (once) a tenant's keys and counters.

@@ -4,7 +4,7 @@ use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, DocId, TenantUid, limits};
 use crate::layout::{self, CollectionRecord, Kind, PointPayloadRecord, SYS_CF, TenantKeys};
 use crate::model::{CollectionInfo, Metric, NewPoint, PointPayload, PointRef, StoredPoint};
-use crate::scope::Role;
+use crate::scope::{KeyBinding, Role};
 use crate::store::{ENCRYPTION_RESERVATION, Store, now_ms};
 use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
 use parking_lot::Mutex;
@@ -120,6 +120,7 @@ pub struct TenantHandle<'s> {
     pub(crate) state: Arc<TenantState>,
     pub(crate) cf: Arc<BoundColumnFamily<'s>>,
     role: Role,
+    binding: KeyBinding,
 }
 
 impl fmt::Debug for TenantHandle<'_> {
@@ -129,9 +130,19 @@ impl fmt::Debug for TenantHandle<'_> {
 }
 
 impl<'s> TenantHandle<'s> {
-    pub(crate) fn new(store: &'s Store, state: Arc<TenantState>, role: Role) -> Result<TenantHandle<'s>> {
+    pub(crate) fn new(
+        store: &'s Store,
+        state: Arc<TenantState>,
+        role: Role,
+        binding: KeyBinding,
+    ) -> Result<TenantHandle<'s>> {
         let cf = store.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
-        Ok(TenantHandle { store, state, cf, role })
+        Ok(TenantHandle { store, state, cf, role, binding })
+    }
+
+    /// Whom this handle's searches run for (from the scope's credential).
+    pub fn binding(&self) -> &KeyBinding {
+        &self.binding
     }
 
     /// The tenant's opaque uid.

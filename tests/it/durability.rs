@@ -129,8 +129,8 @@ fn killed_mid_stream_loses_no_acknowledged_write() {
         let mut acked: Vec<u64> = Vec::new();
         for line in lines.by_ref() {
             let line = line.expect("line");
-            if let Some(n) = line.strip_prefix("ack ") {
-                acked.push(n.parse().expect("n"));
+            if let Some(n) = crate::util::ack(&line) {
+                acked.push(n);
                 if acked.len() as u64 == kill_after {
                     child.kill().expect("SIGKILL");
                     break;
@@ -140,8 +140,8 @@ fn killed_mid_stream_loses_no_acknowledged_write() {
         // Acknowledgements already in the pipe count too.
         for line in lines {
             let Ok(line) = line else { break };
-            if let Some(n) = line.strip_prefix("ack ") {
-                acked.push(n.parse().expect("n"));
+            if let Some(n) = crate::util::ack(&line) {
+                acked.push(n);
             }
         }
         child.wait().expect("reap");

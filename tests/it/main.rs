@@ -11,5 +11,6 @@ mod isolation;
 mod limits_doc;
 mod plaintext;
 mod retrieval;
+mod rotation;
 mod swap;
 mod util;

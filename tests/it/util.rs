@@ -75,3 +75,10 @@ pub fn cf_name(db: &Database, tenant: &str) -> String {
     let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
     format!("t-{}", hex::encode(info.uid.as_bytes()))
 }
+
+/// The number in a child process's `ack N` line. libtest prints `test name ... ` without a newline
+/// before a test runs, so the first acknowledgement shares its line: look for the marker anywhere.
+pub fn ack(line: &str) -> Option<u64> {
+    let (_, n) = line.rsplit_once("ack ")?;
+    n.trim().parse().ok()
+}

@@ -64,6 +64,14 @@ impl ResultCache {
         }
     }
 
+    /// Drops every entry of a tenant (its keys start with the tenant's uid).
+    pub(crate) fn forget_tenant(&self, uid: &[u8; 16]) {
+        let mut inner = self.inner.lock();
+        inner.map.retain(|key, _| !key.starts_with(uid));
+        let Inner { map, order } = &mut *inner;
+        order.retain(|key| map.contains_key(key));
+    }
+
     pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),

@@ -28,8 +28,8 @@ pub use attrs::MatchReason;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_storage::{
     Acl, ApiKeyInfo, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey, KeyBinding, MetaValue,
-    Metric, NewPoint, PointRef, Role, StorageError, Store, StoreOptions, StoredPoint, TenantInfo, TenantName,
-    TenantScope, TenantUid, limits,
+    Metric, NewPoint, PointRef, Role, RotationProgress, StorageError, Store, StoreOptions, StoredPoint,
+    TenantInfo, TenantName, TenantScope, TenantUid, limits,
 };
 pub use cache::CacheStats;
 pub use error::QueryError;
@@ -109,6 +109,19 @@ impl Database {
     pub fn with_result_cache(mut self, entries: usize) -> Database {
         self.cache = Some(cache::ResultCache::new(entries));
         self
+    }
+
+    /// Crypto-shreds a tenant (see `bulkhead-storage`'s `rotation.rs`): its keys are destroyed
+    /// first, then its column family dropped; its loaded indexes and cached results are forgotten
+    /// and its API keys deleted. Returns how many API keys went with it.
+    pub fn delete_tenant(&self, name: &TenantName) -> Result<usize, StorageError> {
+        let uid = self.store.tenant_info(name)?.uid;
+        let revoked = self.store.delete_tenant(name)?;
+        self.indexes.write().retain(|(tenant, _), _| *tenant != uid);
+        if let Some(cache) = &self.cache {
+            cache.forget_tenant(uid.as_bytes());
+        }
+        Ok(revoked)
     }
 
     /// The result cache's counters (all zero when it is off).
@@ -306,6 +319,45 @@ impl Operator<'_> {
         binding: KeyBinding,
     ) -> Result<IssuedApiKey, StorageError> {
         self.store.issue_bound_api_key(tenant, role, label, expires_ms, binding)
+    }
+
+    /// Starts a tenant-key rotation: a new data-key generation seals every write from now on. Drive
+    /// it to the end with [`Operator::rotation_step`].
+    pub fn rotate_tenant_key(&self, tenant: &TenantName) -> Result<RotationProgress, StorageError> {
+        self.store.rotate_tenant_key(tenant)
+    }
+
+    /// Re-seals up to `max_records` older records of the tenant's rotation; `None` if none runs.
+    /// Resumable: the cursor is persisted with every batch.
+    pub fn rotation_step(
+        &self,
+        tenant: TenantUid,
+        max_records: usize,
+    ) -> Result<Option<RotationProgress>, StorageError> {
+        self.store.rotation_step(tenant, max_records)
+    }
+
+    /// A tenant's rotation progress, `None` if none runs.
+    pub fn rotation_status(&self, tenant: TenantUid) -> Result<Option<RotationProgress>, StorageError> {
+        self.store.rotation_status(tenant)
+    }
+
+    /// Tenants whose rotation was interrupted (by a restart) and should be resumed.
+    pub fn pending_rotations(&self) -> Result<Vec<TenantUid>, StorageError> {
+        self.store.pending_rotations()
+    }
+
+    /// Revokes every API key of a tenant at once (the exposed-credential response; follow it with
+    /// [`Operator::rotate_tenant_key`]). Returns how many were revoked.
+    pub fn revoke_all_api_keys(&self, tenant: &TenantName) -> Result<usize, StorageError> {
+        let mut revoked = 0;
+        for key in self.store.list_api_keys(tenant)? {
+            if !key.revoked {
+                self.store.revoke_api_key(tenant, &key.key_id)?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
     }
 
     /// Lists a tenant's API keys, never their secrets.

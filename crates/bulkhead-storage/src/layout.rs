@@ -14,6 +14,8 @@
 //! "enc/" owner(16) generation u32 BE               u64 BE reserved encryption count (upper bound)
 //! "tenant/" tag(32)                                sealed TenantRecord (system cipher, Registry)
 //! "apikey/" key id(16)                             sealed ApiKeyRecord (system cipher, Registry)
+//! "rotate/" owner(16)                              RotationRecord (plain: a generation, counts and a
+//!                                                  record key, which holds only a uid and tags)
 //! ```
 //!
 //! The owner of the registry's own keys is sixteen zero bytes. Tenant column family `t-<32 hex>`,
@@ -75,6 +77,15 @@ pub(crate) fn encryption_count_key(owner: &[u8; 16], generation: u32) -> Vec<u8>
     concat(&[b"enc/", owner, &generation.to_be_bytes()])
 }
 
+pub(crate) fn rotation_key(owner: &[u8; 16]) -> Vec<u8> {
+    concat(&[b"rotate/", owner])
+}
+
+/// Every keyring entry of an owner (its wrapped keys and its write generation) starts with this.
+pub(crate) fn keyring_prefix(owner: &[u8; 16]) -> Vec<u8> {
+    concat(&[b"keyring/", owner, b"/"])
+}
+
 pub(crate) fn tenant_key(tag: &RecordTag) -> Vec<u8> {
     concat(&[TENANT_PREFIX, &tag.0])
 }
@@ -99,6 +110,18 @@ pub(crate) enum Kind {
     Vector = b'V' as isize,
     IndexChunk = b'I' as isize,
     IndexHead = b'J' as isize,
+}
+
+/// The purpose a tenant record's value is sealed under, from its key's kind byte; `None` for the
+/// plain counters (`K`, `S`, `N`).
+pub(crate) fn sealed_purpose(key: &[u8]) -> Option<bulkhead_crypto::Purpose> {
+    use bulkhead_crypto::Purpose;
+    match *key.get(16)? {
+        b'C' | b'P' => Some(Purpose::Payloads),
+        b'V' => Some(Purpose::Vectors),
+        b'I' | b'J' => Some(Purpose::IndexSnapshots),
+        _ => None,
+    }
 }
 
 /// The largest plaintext chunk of an index snapshot.
@@ -227,6 +250,16 @@ pub(crate) struct IndexHeadRecord {
     pub(crate) segment: u64,
     pub(crate) chunks: u32,
     pub(crate) bytes: u64,
+}
+
+/// A tenant-key rotation in progress: every record sealed under an older generation is re-sealed
+/// under `target`, in key order; `after` is the last key done.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RotationRecord {
+    pub(crate) target: u32,
+    pub(crate) after: Option<Vec<u8>>,
+    pub(crate) done: u64,
+    pub(crate) total: u64,
 }
 
 /// Everything about a point except its vector (sealed under the payload key).

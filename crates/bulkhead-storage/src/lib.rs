@@ -9,6 +9,7 @@ mod error;
 mod ids;
 mod layout;
 mod model;
+mod rotation;
 mod scope;
 mod snapshot;
 mod store;
@@ -20,6 +21,7 @@ pub use layout::Placement;
 pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };
+pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SnapshotSaved};
 pub use store::{ApiKeyInfo, Durability, IssuedApiKey, Store, StoreOptions, TenantInfo};

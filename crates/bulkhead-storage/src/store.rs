@@ -53,12 +53,12 @@ pub struct Store {
     pub(crate) open: Arc<RwLock<bool>>,
     path: PathBuf,
     instance: u64,
-    master: MasterKey,
-    master_version: u32,
+    pub(crate) master: MasterKey,
+    pub(crate) master_version: u32,
     pub(crate) system: OwnerCipher,
-    tenants: RwLock<HashMap<TenantUid, Arc<TenantState>>>,
+    pub(crate) tenants: RwLock<HashMap<TenantUid, Arc<TenantState>>>,
     /// Serialises registry writes; holds the registry cipher's reserved encryption count.
-    registry_lock: Mutex<u64>,
+    pub(crate) registry_lock: Mutex<u64>,
     pub(crate) data_write: WriteOptions,
     pub(crate) durability: Durability,
 }
@@ -241,7 +241,7 @@ impl Store {
     }
 
     /// Unwraps an owner's naming key and data keys and builds its cipher.
-    fn load_owner_cipher(
+    pub(crate) fn load_owner_cipher(
         db: &DB,
         master: &MasterKey,
         master_version: u32,
@@ -264,11 +264,11 @@ impl Store {
         Ok(OwnerCipher::new(owner, &naming, &data_keys, write_generation, encryptions)?)
     }
 
-    fn sys(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
+    pub(crate) fn sys(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
         self.db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))
     }
 
-    fn sys_write(&self, batch: WriteBatch) -> Result<()> {
+    pub(crate) fn sys_write(&self, batch: WriteBatch) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(SYS_WRITE_SYNC);
         Ok(self.db.write_opt(batch, &wo)?)
@@ -297,7 +297,7 @@ impl Store {
         Ok(())
     }
 
-    fn open_registry(&self, key: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    pub(crate) fn open_registry(&self, key: &[u8], sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         Ok(self.system.open(
             Purpose::Registry,
             SealContext { column_family: SYS_CF.as_bytes(), record_key: key },
@@ -305,7 +305,7 @@ impl Store {
         )?)
     }
 
-    fn tenant_registry_key(&self, name: &TenantName) -> Vec<u8> {
+    pub(crate) fn tenant_registry_key(&self, name: &TenantName) -> Vec<u8> {
         layout::tenant_key(&self.system.tag(b"tenant-name", name.as_str().as_bytes()))
     }
 
@@ -578,7 +578,7 @@ impl Store {
     }
 
     /// Loads (once) a tenant's keys and counters.
-    fn load_tenant(&self, uid: TenantUid) -> Result<Arc<TenantState>> {
+    pub(crate) fn load_tenant(&self, uid: TenantUid) -> Result<Arc<TenantState>> {
         if let Some(state) = self.tenants.read().get(&uid) {
             return Ok(Arc::clone(state));
         }

@@ -18,7 +18,7 @@ type RawEntry = (Box<[u8]>, Box<[u8]>);
 
 /// Counters that only the tenant's writer changes, under its lock.
 pub(crate) struct WriteState {
-    sequence: u64,
+    pub(crate) sequence: u64,
     next_collection: u32,
     pub(crate) reserved_encryptions: u64,
 }
@@ -28,7 +28,8 @@ pub(crate) struct TenantState {
     pub(crate) uid: TenantUid,
     pub(crate) cf_name: String,
     pub(crate) keys: TenantKeys,
-    cipher: OwnerCipher,
+    /// Swapped (under the tenant's write lock) when a key rotation starts and when it finishes.
+    pub(crate) cipher: parking_lot::RwLock<OwnerCipher>,
     pub(crate) write: Mutex<WriteState>,
 }
 
@@ -55,14 +56,14 @@ impl TenantState {
             uid,
             cf_name,
             keys,
-            cipher,
+            cipher: parking_lot::RwLock::new(cipher),
             write: Mutex::new(WriteState { sequence, next_collection, reserved_encryptions: reserved }),
         })
     }
 
     pub(crate) fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Vec<u8> {
         let ctx = SealContext { column_family: self.cf_name.as_bytes(), record_key: key };
-        self.cipher.seal(purpose, ctx, value)
+        self.cipher.read().seal(purpose, ctx, value)
     }
 
     pub(crate) fn open(
@@ -72,7 +73,7 @@ impl TenantState {
         sealed: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let ctx = SealContext { column_family: self.cf_name.as_bytes(), record_key: key };
-        Ok(self.cipher.open(purpose, ctx, sealed)?)
+        Ok(self.cipher.read().open(purpose, ctx, sealed)?)
     }
 
     /// Adds the encryption-count reservation to `batch` if sealing `upcoming` more values would pass
@@ -86,19 +87,19 @@ impl TenantState {
         upcoming: u64,
         batch: &mut WriteBatch,
     ) -> Result<u64> {
-        let needed = self.cipher.encryptions() + upcoming;
+        let needed = self.cipher.read().encryptions() + upcoming;
         if needed <= write.reserved_encryptions {
             return Ok(write.reserved_encryptions);
         }
         let reserved = needed + ENCRYPTION_RESERVATION;
         let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
-        let key = layout::encryption_count_key(self.uid.as_bytes(), self.cipher.write_generation());
+        let key = layout::encryption_count_key(self.uid.as_bytes(), self.cipher.read().write_generation());
         batch.put_cf(&sys, key, reserved.to_be_bytes());
         Ok(reserved)
     }
 
     pub(crate) fn collection_tag(&self, name: &CollectionName) -> RecordTag {
-        self.cipher.tag(b"collection", name.as_str().as_bytes())
+        self.cipher.read().tag(b"collection", name.as_str().as_bytes())
     }
 
     /// Reads a collection's stored record by name.
@@ -157,12 +158,12 @@ impl<'s> TenantHandle<'s> {
 
     /// The data-key generation new writes are sealed with.
     pub fn write_generation(&self) -> u32 {
-        self.state.cipher.write_generation()
+        self.state.cipher.read().write_generation()
     }
 
     /// Values sealed so far under the write generation (a persisted upper bound after a restart).
     pub fn encryptions(&self) -> u64 {
-        self.state.cipher.encryptions()
+        self.state.cipher.read().encryptions()
     }
 
     fn require(&self, role: Role, operation: &'static str) -> Result<()> {
@@ -187,7 +188,7 @@ impl<'s> TenantHandle<'s> {
     fn doc_tag(&self, collection: u32, id: &DocId) -> RecordTag {
         let mut value = collection.to_be_bytes().to_vec();
         value.extend_from_slice(id.as_str().as_bytes());
-        self.state.cipher.tag(b"doc", &value)
+        self.state.cipher.read().tag(b"doc", &value)
     }
 
     pub(crate) fn check_owner(&self, collection: &CollectionInfo) -> Result<()> {
@@ -467,7 +468,7 @@ impl<'s> TenantHandle<'s> {
                 layout::encode(&(true, users, groups))
             }
         };
-        let tag = self.state.cipher.tag(b"acl", &canonical);
+        let tag = self.state.cipher.read().tag(b"acl", &canonical);
         let mut out = [0u8; 16];
         out.copy_from_slice(&tag.0[..16]);
         out

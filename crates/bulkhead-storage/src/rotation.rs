@@ -1,0 +1,222 @@
+//! Tenant-key rotation and crypto-shredding.
+//!
+//! **Rotation.** [`Store::rotate_tenant_key`] makes a new data-key generation the write key at once
+//! (the wrapped key, the write generation and a rotation record are one fsynced batch, persisted
+//! before the new key is used). Then [`Store::rotation_step`], called repeatedly by whoever drives it
+//! (a background task, or the CLI with a progress bar), re-seals a bounded batch of the tenant's
+//! records under the new generation, in key order, committing the records and the advanced cursor in
+//! one atomic batch; it resumes from the cursor after a restart. When the scan reaches the end, the
+//! older generations' wrapped keys are deleted (fsynced) and dropped from memory: from then on
+//! nothing sealed under them can be opened, and nothing needs to be.
+//!
+//! **Shredding.** [`Store::delete_tenant`] first deletes the tenant's wrapped keys, its registry
+//! entry and its API keys in one fsynced batch; only then does it drop the column family. After the
+//! first step no record of the tenant can be decrypted by anyone; if the process dies before the
+//! second, the next open drops the keyless column family (see `Store::open`).
+
+use crate::error::{Result, StorageError};
+use crate::ids::{TenantName, TenantUid};
+use crate::layout::{self, ApiKeyRecord, RotationRecord};
+use crate::store::Store;
+use bulkhead_crypto::{DataKey, OwnerCipher};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+
+/// How far a tenant-key rotation has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RotationProgress {
+    /// The generation records are being re-sealed under (the write generation).
+    pub target_generation: u32,
+    /// Records scanned so far.
+    pub done: u64,
+    /// Records the tenant held when the rotation started (an estimate: writes add more).
+    pub total: u64,
+    /// Whether the rotation has finished and the older keys are destroyed.
+    pub finished: bool,
+}
+
+impl Store {
+    /// Starts a tenant-key rotation: a new data-key generation becomes the write key at once. Fails
+    /// with `AlreadyExists` if one is already running (resume it with [`Store::rotation_step`]).
+    pub fn rotate_tenant_key(&self, name: &TenantName) -> Result<RotationProgress> {
+        let _registry = self.registry_lock.lock();
+        let info = self.tenant_info(name)?;
+        let owner = *info.uid.as_bytes();
+        let sys = self.sys()?;
+        if self.db.get_cf(&sys, layout::rotation_key(&owner))?.is_some() {
+            return Err(StorageError::AlreadyExists { what: "key rotation" });
+        }
+        let state = self.load_tenant(info.uid)?;
+        let total = {
+            let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+            self.db
+                .iterator_cf(&cf, IteratorMode::Start)
+                .filter(|r| r.as_ref().is_ok_and(|(k, _)| layout::sealed_purpose(k).is_some()))
+                .count() as u64
+        };
+        let mut write = state.write.lock();
+        let target = state.cipher.read().write_generation() + 1;
+        let kek = self.master.kek(&owner, self.master_version);
+        let record = RotationRecord { target, after: None, done: 0, total };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            &sys,
+            layout::keyring_key(&owner, target),
+            kek.wrap(&DataKey::generate(target)).as_bytes(),
+        );
+        batch.put_cf(&sys, layout::keyring_write_key(&owner), target.to_be_bytes());
+        batch.put_cf(&sys, layout::rotation_key(&owner), layout::encode(&record));
+        self.sys_write(batch)?;
+        // Persisted: from here the new generation seals every write. Its encryption count starts at 0.
+        let cipher = Self::load_owner_cipher(&self.db, &self.master, self.master_version, &owner, 0)?;
+        *state.cipher.write() = cipher;
+        write.reserved_encryptions = 0;
+        tracing::info!(tenant = %info.uid.short(), generation = target, "tenant key rotation started");
+        Ok(RotationProgress { target_generation: target, done: 0, total, finished: false })
+    }
+
+    /// The tenants with a rotation in progress (to resume after a restart).
+    pub fn pending_rotations(&self) -> Result<Vec<TenantUid>> {
+        let sys = self.sys()?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(b"rotate/".as_slice()));
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, _) = item?;
+            let owner: [u8; 16] =
+                key[b"rotate/".len()..].try_into().map_err(|_| StorageError::Codec("rotation key"))?;
+            out.push(TenantUid::from_bytes(owner));
+        }
+        Ok(out)
+    }
+
+    /// A tenant's rotation progress, `None` if none is running.
+    pub fn rotation_status(&self, uid: TenantUid) -> Result<Option<RotationProgress>> {
+        let sys = self.sys()?;
+        let Some(raw) = self.db.get_cf(&sys, layout::rotation_key(uid.as_bytes()))? else { return Ok(None) };
+        let record: RotationRecord = layout::decode(&raw, "rotation")?;
+        Ok(Some(RotationProgress {
+            target_generation: record.target,
+            done: record.done,
+            total: record.total,
+            finished: false,
+        }))
+    }
+
+    /// Re-seals up to `max_records` of the tenant's records sealed under an older generation (scanning
+    /// at most `4 · max_records` records), under the tenant's write lock, and persists the cursor in
+    /// the same batch. When the scan is complete, destroys the older generations' keys and reports
+    /// `finished`. Returns `None` if no rotation is running.
+    pub fn rotation_step(&self, uid: TenantUid, max_records: usize) -> Result<Option<RotationProgress>> {
+        let owner = *uid.as_bytes();
+        let state = self.load_tenant(uid)?;
+        let sys = self.sys()?;
+        let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let mut write = state.write.lock();
+        let Some(raw) = self.db.get_cf(&sys, layout::rotation_key(&owner))? else { return Ok(None) };
+        let mut record: RotationRecord = layout::decode(&raw, "rotation")?;
+        let mode = match &record.after {
+            Some(after) => IteratorMode::From(after, rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut stale = Vec::new();
+        let mut scanned = 0usize;
+        let mut exhausted = true;
+        for item in self.db.iterator_cf(&cf, mode) {
+            let (key, value) = item?;
+            if record.after.as_deref() == Some(&*key) {
+                continue;
+            }
+            if scanned == max_records.max(1) * 4 || stale.len() == max_records.max(1) {
+                exhausted = false;
+                break;
+            }
+            scanned += 1;
+            record.after = Some(key.to_vec());
+            let Some(purpose) = layout::sealed_purpose(&key) else { continue };
+            let generation = OwnerCipher::sealed_generation(&value).ok_or(StorageError::Integrity)?;
+            if generation < record.target {
+                stale.push((key, value, purpose));
+            }
+        }
+        let mut batch = WriteBatch::default();
+        let reserved = state.reserve(&self.db, &write, stale.len() as u64, &mut batch)?;
+        for (key, value, purpose) in &stale {
+            let plain = state.open(*purpose, key, value)?;
+            batch.put_cf(&cf, key, state.seal(*purpose, key, &plain));
+        }
+        record.done += scanned as u64;
+        batch.put_cf(&sys, layout::rotation_key(&owner), layout::encode(&record));
+        self.db.write_opt(batch, &self.data_write)?;
+        write.reserved_encryptions = reserved;
+        let mut progress = RotationProgress {
+            target_generation: record.target,
+            done: record.done,
+            total: record.total,
+            finished: false,
+        };
+        if exhausted {
+            // Every record is under the target generation: destroy the older keys, durably first.
+            let mut batch = WriteBatch::default();
+            for generation in 1..record.target {
+                batch.delete_cf(&sys, layout::keyring_key(&owner, generation));
+                batch.delete_cf(&sys, layout::encryption_count_key(&owner, generation));
+            }
+            batch.delete_cf(&sys, layout::rotation_key(&owner));
+            self.sys_write(batch)?;
+            let encryptions = state.cipher.read().encryptions();
+            let cipher =
+                Self::load_owner_cipher(&self.db, &self.master, self.master_version, &owner, encryptions)?;
+            *state.cipher.write() = cipher;
+            progress.finished = true;
+            tracing::info!(tenant = %uid.short(), generation = record.target, "tenant key rotation finished; older keys destroyed");
+        }
+        Ok(Some(progress))
+    }
+
+    /// Crypto-shreds a tenant: destroys its wrapped keys, registry entry and API keys (one fsynced
+    /// batch), then drops its column family. Returns how many API keys were revoked with it.
+    pub fn delete_tenant(&self, name: &TenantName) -> Result<usize> {
+        let _registry = self.registry_lock.lock();
+        let info = self.tenant_info(name)?;
+        let owner = *info.uid.as_bytes();
+        let sys = self.sys()?;
+        let mut batch = WriteBatch::default();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(layout::keyring_prefix(&owner)));
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, _) = item?;
+            batch.delete_cf(&sys, key);
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(&b"enc/"[..]));
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, _) = item?;
+            if key.get(4..20) == Some(&owner[..]) {
+                batch.delete_cf(&sys, key);
+            }
+        }
+        batch.delete_cf(&sys, layout::keyring_write_key(&owner));
+        batch.delete_cf(&sys, layout::rotation_key(&owner));
+        batch.delete_cf(&sys, self.tenant_registry_key(name));
+        let mut revoked = 0;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(layout::APIKEY_PREFIX));
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, value) = item?;
+            let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
+            if record.tenant_uid == owner {
+                batch.delete_cf(&sys, key);
+                revoked += 1;
+            }
+        }
+        self.sys_write(batch)?;
+        // The keys are gone on disk; forget them in memory too. Handles still open keep a copy only
+        // until they are dropped, and what they write goes to a column family about to be dropped.
+        self.tenants.write().remove(&info.uid);
+        tracing::warn!(tenant = %info.uid.short(), revoked, "tenant keys destroyed (crypto-shredded)");
+        self.db.drop_cf(&layout::tenant_cf_name(&info.uid))?;
+        self.db.flush_wal(true)?;
+        tracing::info!(tenant = %info.uid.short(), "tenant column family dropped");
+        Ok(revoked)
+    }
+}

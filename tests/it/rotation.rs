@@ -325,3 +325,68 @@ fn rotations_killed_at_random_lose_nothing() {
     }
     assert_eq!(t.count("docs").expect("count"), 200 + present);
 }
+
+#[test]
+fn the_master_key_rotates_online_and_offline_with_distinct_errors() {
+    let dir = TestDir::new();
+    {
+        let db = dir.open();
+        let scope = tenant(&db, "acme");
+        let t = db.tenant(&scope).expect("tenant");
+        t.create_collection("docs", DIM, Metric::L2).expect("collection");
+        t.upsert("docs", &(0..20).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
+    }
+    let second = MasterKey::generate();
+    let second_file = dir.key_path().with_file_name("second.key");
+    second.write_new_file(&second_file).expect("write");
+    // Online: re-wrap under the second key; the data stays readable, in this process and after.
+    {
+        let db = dir.open();
+        assert_eq!(
+            db.operator().rotate_master_key(MasterKey::from_file(&second_file).expect("k")).expect("rotate"),
+            2
+        );
+        let t = db.tenant(&acme(&db)).expect("tenant");
+        assert_eq!(
+            t.get("docs", &DocId::new("p3").expect("id")).expect("get").expect("p").vector,
+            vector(3, DIM)
+        );
+        tenant(&db, "beta"); // a tenant created after the rotation is wrapped under the new key
+    }
+    let open = |current: MasterKey, previous: Option<MasterKey>| {
+        Database::open_with_previous(&dir.data(), current, previous, StoreOptions::default())
+    };
+    assert!(matches!(
+        open(dir.master(), None),
+        Err(bulkhead_query::QueryError::Storage(StorageError::WrongMasterKey { master_version: 2 }))
+    ));
+    drop(open(MasterKey::from_file(&second_file).expect("k"), None).expect("the second key opens it"));
+
+    // Offline: start with a third key as current and the second as previous, once.
+    let third_file = dir.key_path().with_file_name("third.key");
+    MasterKey::generate().write_new_file(&third_file).expect("write");
+    assert!(matches!(
+        open(MasterKey::from_file(&third_file).expect("k"), Some(dir.master())),
+        Err(bulkhead_query::QueryError::Storage(StorageError::MasterKeysWrong { master_version: 2 }))
+    ));
+    {
+        let db = open(
+            MasterKey::from_file(&third_file).expect("k"),
+            Some(MasterKey::from_file(&second_file).expect("k")),
+        )
+        .expect("re-wrapped at open");
+        let t = db.tenant(&acme(&db)).expect("tenant");
+        assert_eq!(t.count("docs").expect("count"), 20);
+    }
+    let db =
+        open(MasterKey::from_file(&third_file).expect("k"), None).expect("the third key alone opens it now");
+    for name in ["acme", "beta"] {
+        let scope = db.operator().trusted_host_scope(&TenantName::new(name).expect("n"), "t").expect("scope");
+        db.tenant(&scope).expect("tenant").collections().expect("list");
+    }
+    drop(db);
+    assert!(matches!(
+        open(MasterKey::from_file(&second_file).expect("k"), None),
+        Err(bulkhead_query::QueryError::Storage(StorageError::WrongMasterKey { master_version: 3 }))
+    ));
+}

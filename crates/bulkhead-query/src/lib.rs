@@ -94,14 +94,18 @@ impl fmt::Debug for Database {
 impl Database {
     /// Opens (or creates) a data directory.
     pub fn open(path: &Path, master: MasterKey, options: StoreOptions) -> Result<Database> {
-        Ok(Database {
-            store: Store::open(path, master, options)?,
+        Ok(Database::open_store(Store::open(path, master, options)?))
+    }
+
+    fn open_store(store: Store) -> Database {
+        Database {
+            store,
             indexes: RwLock::new(HashMap::new()),
             graph_threshold: AtomicUsize::new(DEFAULT_GRAPH_THRESHOLD),
             memory_budget: AtomicUsize::new(DEFAULT_INDEX_MEMORY_BUDGET),
             clock: AtomicU64::new(0),
             cache: None,
-        })
+        }
     }
 
     /// Turns on the search-result cache, holding at most `entries` results (see
@@ -127,6 +131,18 @@ impl Database {
     /// The result cache's counters (all zero when it is off).
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.as_ref().map(cache::ResultCache::stats).unwrap_or_default()
+    }
+
+    /// Opens a data directory with the previous master key as a fallback: a keyring still under the
+    /// previous key is re-wrapped under `master` first (see `Store::open_with_previous`).
+    pub fn open_with_previous(
+        path: &Path,
+        master: MasterKey,
+        previous: Option<MasterKey>,
+        options: StoreOptions,
+    ) -> Result<Database> {
+        let db = Database::open_store(Store::open_with_previous(path, master, previous, options)?);
+        Ok(db)
     }
 
     /// Sets the memory budget for loaded search state (default [`DEFAULT_INDEX_MEMORY_BUDGET`]).
@@ -345,6 +361,12 @@ impl Operator<'_> {
     /// Tenants whose rotation was interrupted (by a restart) and should be resumed.
     pub fn pending_rotations(&self) -> Result<Vec<TenantUid>, StorageError> {
         self.store.pending_rotations()
+    }
+
+    /// Rotates the master key online: every wrapped key is re-wrapped under `new` (one fsynced
+    /// batch); no tenant data is re-encrypted. Returns the new master version.
+    pub fn rotate_master_key(&self, new: MasterKey) -> Result<u32, StorageError> {
+        self.store.rotate_master_key(new)
     }
 
     /// Revokes every API key of a tenant at once (the exposed-credential response; follow it with

@@ -14,6 +14,12 @@ pub enum StorageError {
     )]
     WrongMasterKey { master_version: u32 },
 
+    /// Neither the current master key nor the previous one given as a fallback opens the keyring.
+    #[error(
+        "neither the current nor the previous master key opens this data directory (keyring version {master_version})"
+    )]
+    MasterKeysWrong { master_version: u32 },
+
     /// A tenant's (or the registry's) wrapped keys did not open although the master key check passed:
     /// the keyring was tampered with or is corrupt.
     #[error("keyring entry did not open under the master key (tampered or corrupt keyring)")]

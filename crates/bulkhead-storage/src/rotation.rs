@@ -55,7 +55,7 @@ impl Store {
         };
         let mut write = state.write.lock();
         let target = state.cipher.read().write_generation() + 1;
-        let kek = self.master.kek(&owner, self.master_version);
+        let kek = self.kek(&owner);
         let record = RotationRecord { target, after: None, done: 0, total };
         let mut batch = WriteBatch::default();
         batch.put_cf(
@@ -67,7 +67,7 @@ impl Store {
         batch.put_cf(&sys, layout::rotation_key(&owner), layout::encode(&record));
         self.sys_write(batch)?;
         // Persisted: from here the new generation seals every write. Its encryption count starts at 0.
-        let cipher = Self::load_owner_cipher(&self.db, &self.master, self.master_version, &owner, 0)?;
+        let cipher = self.owner_cipher(&owner, 0)?;
         *state.cipher.write() = cipher;
         write.reserved_encryptions = 0;
         tracing::info!(tenant = %info.uid.short(), generation = target, "tenant key rotation started");
@@ -164,8 +164,7 @@ impl Store {
             batch.delete_cf(&sys, layout::rotation_key(&owner));
             self.sys_write(batch)?;
             let encryptions = state.cipher.read().encryptions();
-            let cipher =
-                Self::load_owner_cipher(&self.db, &self.master, self.master_version, &owner, encryptions)?;
+            let cipher = self.owner_cipher(&owner, encryptions)?;
             *state.cipher.write() = cipher;
             progress.finished = true;
             tracing::info!(tenant = %uid.short(), generation = record.target, "tenant key rotation finished; older keys destroyed");

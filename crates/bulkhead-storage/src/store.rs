@@ -53,8 +53,8 @@ pub struct Store {
     pub(crate) open: Arc<RwLock<bool>>,
     path: PathBuf,
     instance: u64,
-    pub(crate) master: MasterKey,
-    pub(crate) master_version: u32,
+    /// The master key and its version; replaced (under the registry lock) by a master-key rotation.
+    master: RwLock<(MasterKey, u32)>,
     pub(crate) system: OwnerCipher,
     pub(crate) tenants: RwLock<HashMap<TenantUid, Arc<TenantState>>>,
     /// Serialises registry writes; holds the registry cipher's reserved encryption count.
@@ -67,7 +67,7 @@ impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("path", &self.path)
-            .field("master_version", &self.master_version)
+            .field("master_version", &self.master.read().1)
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +143,21 @@ impl Store {
     /// Opens (or creates) the data directory `path` under `master`. Fails with
     /// [`StorageError::WrongMasterKey`] if the directory was created under another master key.
     pub fn open(path: &Path, master: MasterKey, options: StoreOptions) -> Result<Store> {
+        Self::open_with_previous(path, master, None, options)
+    }
+
+    /// Opens the data directory with a fallback: if the keyring does not open under `master` but
+    /// does under `previous`, every wrapped key is re-wrapped under `master` (a new master version, one
+    /// fsynced batch) before anything else happens. That is how a master key is rotated offline: start
+    /// with the new key as current and the old one as previous, once. Fails with
+    /// [`StorageError::WrongMasterKey`] if `master` is wrong and there is no fallback, and with
+    /// [`StorageError::MasterKeysWrong`] if both are wrong.
+    pub fn open_with_previous(
+        path: &Path,
+        master: MasterKey,
+        previous: Option<MasterKey>,
+        options: StoreOptions,
+    ) -> Result<Store> {
         std::fs::create_dir_all(path)?;
         let opts = db_options();
         let existing = if path.join("CURRENT").exists() { DB::list_cf(&opts, path)? } else { Vec::new() };
@@ -157,15 +172,34 @@ impl Store {
         let mut data_write = WriteOptions::default();
         data_write.set_sync(options.durability == Durability::Fsync);
 
-        let (master_version, system, reserved) = Self::open_keyring(&db, &master)?;
+        let (master_version, system, reserved) = match Self::open_keyring(&db, &master) {
+            Err(StorageError::WrongMasterKey { master_version }) => {
+                let Some(previous) = previous else {
+                    return Err(StorageError::WrongMasterKey { master_version });
+                };
+                if !constant_time_eq(
+                    &Self::stored_check(&db, master_version)?,
+                    &previous.check_value(master_version),
+                ) {
+                    return Err(StorageError::MasterKeysWrong { master_version });
+                }
+                Self::rewrap_keyring(&db, &previous, master_version, &master)?;
+                tracing::warn!(
+                    from = master_version,
+                    to = master_version + 1,
+                    "the keyring opened under the previous master key and was re-wrapped under the current one"
+                );
+                Self::open_keyring(&db, &master)?
+            }
+            other => other?,
+        };
         Self::drop_orphan_column_families(&db, &names)?;
         Ok(Store {
             db: Arc::new(db),
             open: Arc::new(RwLock::new(true)),
             path: path.to_owned(),
             instance: u64::from_le_bytes(random_bytes()),
-            master,
-            master_version,
+            master: RwLock::new((master, master_version)),
             system,
             tenants: RwLock::new(HashMap::new()),
             registry_lock: Mutex::new(reserved),
@@ -238,6 +272,70 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The key-encryption key of `owner` under the current master key.
+    pub(crate) fn kek(&self, owner: &[u8; 16]) -> bulkhead_crypto::Kek {
+        let master = self.master.read();
+        master.0.kek(owner, master.1)
+    }
+
+    /// `owner`'s cipher from the keyring, under the current master key.
+    pub(crate) fn owner_cipher(&self, owner: &[u8; 16], encryptions: u64) -> Result<OwnerCipher> {
+        let master = self.master.read();
+        Self::load_owner_cipher(&self.db, &master.0, master.1, owner, encryptions)
+    }
+
+    fn stored_check(db: &DB, version: u32) -> Result<Vec<u8>> {
+        let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+        Ok(db.get_cf(&sys, layout::master_check_key(version))?.unwrap_or_default())
+    }
+
+    /// Re-wraps every wrapped key of every owner from `old` (at `old_version`) to `new` (at the next
+    /// version), and switches the master version and check value, in one fsynced batch: a crash
+    /// leaves the keyring entirely under one key or the other. Returns the new version.
+    fn rewrap_keyring(db: &DB, old: &MasterKey, old_version: u32, new: &MasterKey) -> Result<u32> {
+        let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
+        let new_version = old_version + 1;
+        let mut batch = WriteBatch::default();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(&b"keyring/"[..]));
+        let prefix = b"keyring/".len();
+        for item in db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, wrapped) = item?;
+            // "keyring/" owner(16) "/" generation(4); the "/write" entries hold no key.
+            if key.len() != prefix + 16 + 1 + 4 {
+                continue;
+            }
+            let owner = &key[prefix..prefix + 16];
+            let generation = u32::from_be_bytes(
+                key[prefix + 17..].try_into().map_err(|_| StorageError::Codec("keyring key"))?,
+            );
+            let data_key = old
+                .kek(owner, old_version)
+                .unwrap_key(&wrapped, generation)
+                .map_err(|_| StorageError::KeyringCorrupt)?;
+            batch.put_cf(&sys, &key, new.kek(owner, new_version).wrap(&data_key).as_bytes());
+        }
+        batch.put_cf(&sys, layout::META_MASTER_VERSION, new_version.to_be_bytes());
+        batch.put_cf(&sys, layout::master_check_key(new_version), new.check_value(new_version));
+        batch.delete_cf(&sys, layout::master_check_key(old_version));
+        let mut wo = WriteOptions::default();
+        wo.set_sync(SYS_WRITE_SYNC);
+        db.write_opt(batch, &wo)?;
+        Ok(new_version)
+    }
+
+    /// Rotates the master key online: every wrapped key is re-wrapped under `new` in one fsynced
+    /// batch, then `new` replaces the old key in memory. No tenant data is re-encrypted. Returns the
+    /// new master version. The old key can be discarded once this returns.
+    pub fn rotate_master_key(&self, new: MasterKey) -> Result<u32> {
+        let _registry = self.registry_lock.lock();
+        let mut master = self.master.write();
+        let version = Self::rewrap_keyring(&self.db, &master.0, master.1, &new)?;
+        *master = (new, version);
+        tracing::warn!(version, "master key rotated");
+        Ok(version)
     }
 
     /// Unwraps an owner's naming key and data keys and builds its cipher.
@@ -316,7 +414,7 @@ impl Store {
 
     /// The master key version in force.
     pub fn master_version(&self) -> u32 {
-        self.master_version
+        self.master.read().1
     }
 
     // ---- Tenants (operator operations: they reach no tenant data) ----
@@ -339,7 +437,7 @@ impl Store {
         // The column family first: if we crash after this, an orphan empty column family remains,
         // which open ignores; the registry entry below is what makes the tenant exist.
         self.db.create_cf(layout::tenant_cf_name(&uid), &Options::default())?;
-        let kek = self.master.kek(uid.as_bytes(), self.master_version);
+        let kek = self.kek(uid.as_bytes());
         let mut batch = WriteBatch::default();
         batch.put_cf(
             &sys,
@@ -595,7 +693,7 @@ impl Store {
             Some(v) => layout::be_u64(&v)?,
             None => 0,
         };
-        let cipher = Self::load_owner_cipher(&self.db, &self.master, self.master_version, owner, reserved)?;
+        let cipher = self.owner_cipher(owner, reserved)?;
         let cf_name = layout::tenant_cf_name(&uid);
         if self.db.cf_handle(&cf_name).is_none() {
             return Err(StorageError::NotFound { what: "tenant" });

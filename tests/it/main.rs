@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod compile_fail;
 mod durability;
+mod golden;
 mod graph;
 mod invariants;
 mod isolation;

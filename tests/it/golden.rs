@@ -44,7 +44,13 @@ fn write_format_1_golden() {
     db.operator().create_tenant(&name).expect("tenant");
     let key = db
         .operator()
-        .issue_bound_api_key(&name, Role::TenantAdmin, "golden", None, KeyBinding::Service { on_behalf_of: true })
+        .issue_bound_api_key(
+            &name,
+            Role::TenantAdmin,
+            "golden",
+            None,
+            KeyBinding::Service { on_behalf_of: true },
+        )
         .expect("key");
     std::fs::write(out.join("api-key"), &key.token).expect("token");
     let scope = db.operator().authenticate(&key.token).expect("auth");

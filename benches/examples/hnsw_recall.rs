@@ -11,27 +11,23 @@
 //! ```
 #![expect(clippy::print_stdout, reason = "a harness whose output is its report")]
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use bulkhead_index::fvecs::{read_fvecs, read_ivecs};
+use anyhow::Result;
 use bulkhead_index::{
     FrozenSegment, HnswParams, IdSet, InternalId, Metric, Plan, SearchParams, SearchScratch, Strategy,
 };
+use common::Dataset;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const K: usize = 10;
 
 fn main() -> Result<()> {
-    let dir = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../../shared/datasets/debian-minilm"));
-    let base = read_fvecs(&dir.join("base.fvecs"), None).context("base.fvecs")?;
-    let queries = read_fvecs(&dir.join("query.fvecs"), None).context("query.fvecs")?;
-    let gt = read_ivecs(&dir.join("gt.ivecs"), None).context("gt.ivecs")?;
+    let Dataset { base, queries, gt, .. } = Dataset::load()?;
     let queries: Vec<&[f32]> = queries.rows().collect();
     println!(
         "debian-minilm: {} base × {}, {} queries, isa {}",
@@ -193,12 +189,4 @@ fn run(
     }
     let n = queries.len() as f64;
     Ok((found as f64 / expected.max(1) as f64, n / elapsed, distances as f64 / n, scratch.last_plan()))
-}
-
-/// The package's directory, as cargo gives it when it runs this binary. The compile-time value is
-/// only a fallback: a target directory shared between checkouts can hold a binary built in another
-/// one, and cargo reuses it when the sources match.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
 }

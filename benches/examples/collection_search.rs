@@ -10,63 +10,38 @@
 //! ```
 #![expect(clippy::print_stdout, reason = "a harness whose output is its report")]
 
+mod common;
+
 use anyhow::{Context, Result};
-use bulkhead_index::fvecs::{read_fvecs, read_ivecs};
-use bulkhead_query::{Database, DocId, MasterKey, Metric, NewPoint, StoreOptions, TenantName};
-use std::path::PathBuf;
+use bulkhead_query::{DocId, Metric, NewPoint, TenantName};
+use common::{Dataset, TempDatabase, bench_scope, build_graph, upsert_rows};
 use std::time::{Duration, Instant};
 
 const K: usize = 10;
 
 fn main() -> Result<()> {
-    let dir = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir().join("../../shared/datasets/debian-minilm"));
-    let base = read_fvecs(&dir.join("base.fvecs"), None).context("base.fvecs")?;
-    let queries = read_fvecs(&dir.join("query.fvecs"), None).context("query.fvecs")?;
-    let gt = read_ivecs(&dir.join("gt.ivecs"), None).context("gt.ivecs")?;
+    let Dataset { base, queries, gt, .. } = Dataset::load()?;
     println!("active ISA: {}", bulkhead_distance::active_isa());
-    let data = tempfile::tempdir()?;
-    let key_file = data.path().join("master.key");
-    MasterKey::generate().write_new_file(&key_file)?;
-    let open = |threshold: usize| -> Result<Database> {
-        let db = Database::open(
-            &data.path().join("db"),
-            MasterKey::from_file(&key_file)?,
-            StoreOptions::default(),
-        )?;
-        Ok(db.with_graph_threshold(threshold))
-    };
+    let data = TempDatabase::new()?;
+    let open = |threshold: usize| data.open(threshold);
     let name = TenantName::new("bench")?;
     let db = open(usize::MAX)?;
     db.operator().create_tenant(&name)?;
-    let scope = db.operator().trusted_host_scope(&name, "benchmark")?;
-    let tenant = db.tenant(&scope)?;
+    let tenant = db.tenant(&bench_scope(&db, &name)?)?;
     tenant.create_collection("docs", base.dim(), Metric::Cosine)?;
-    let start = Instant::now();
-    let rows: Vec<&[f32]> = base.rows().collect();
-    for (chunk_index, chunk) in rows.chunks(1000).enumerate() {
-        let points = chunk
-            .iter()
-            .enumerate()
-            .map(|(j, v)| {
-                Ok(NewPoint::new(DocId::new((chunk_index * 1000 + j).to_string())?, v.to_vec(), ""))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        tenant.upsert("docs", &points)?;
-    }
+    let elapsed = upsert_rows(&tenant, "docs", &base, |i, row| {
+        Ok(NewPoint::new(DocId::new(i.to_string())?, row.to_vec(), ""))
+    })?;
     println!(
         "upserted {} points in {:.1} s (sealed, one RocksDB batch per 1,000)",
         base.len(),
-        start.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     );
 
     drop(tenant);
     drop(db);
     let db = open(usize::MAX)?;
-    let scope = db.operator().trusted_host_scope(&name, "benchmark")?;
-    let tenant = db.tenant(&scope)?;
+    let tenant = db.tenant(&bench_scope(&db, &name)?)?;
     let query0 = queries.row(0).context("a query")?;
     let start = Instant::now();
     tenant.search("docs", query0, K)?;
@@ -99,19 +74,11 @@ fn main() -> Result<()> {
     };
     run(&tenant, "exact scan")?;
 
-    // Lower the threshold; the next write starts a background build of the whole collection.
-    db.set_graph_threshold(1000);
+    // Lower the threshold; rewriting a point starts a background build of the whole collection.
     let start = Instant::now();
     let first = base.row(0).context("a base row")?;
-    tenant.upsert("docs", &[NewPoint::new(DocId::new("0")?, first.to_vec(), "")])?;
-    loop {
-        let status = tenant.graph_status("docs")?;
-        if status.graph_points > 0 && !status.building {
-            println!("background build: {:.1} s ({status:?})", start.elapsed().as_secs_f64());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let (_, status) = build_graph(&db, &tenant, "docs", NewPoint::new(DocId::new("0")?, first.to_vec(), ""))?;
+    println!("background build: {:.1} s ({status:?})", start.elapsed().as_secs_f64());
     run(&tenant, "HNSW segment (ef 64)")?;
     while !tenant.graph_status("docs")?.snapshot_saved {
         std::thread::sleep(Duration::from_millis(50));
@@ -122,8 +89,7 @@ fn main() -> Result<()> {
 
     let before_open = rss_mib()?;
     let db = open(1000)?;
-    let scope = db.operator().trusted_host_scope(&name, "benchmark")?;
-    let tenant = db.tenant(&scope)?;
+    let tenant = db.tenant(&bench_scope(&db, &name)?)?;
     let idle = rss_mib()?;
     let start = Instant::now();
     tenant.search("docs", query0, K)?;
@@ -157,12 +123,4 @@ fn rss_mib() -> Result<f64> {
     let statm = std::fs::read_to_string("/proc/self/statm")?;
     let pages: f64 = statm.split_whitespace().nth(1).context("statm")?.parse()?;
     Ok(pages * 4096.0 / (1 << 20) as f64)
-}
-
-/// The package's directory, as cargo gives it when it runs this binary. The compile-time value is
-/// only a fallback: a target directory shared between checkouts can hold a binary built in another
-/// one, and cargo reuses it when the sources match.
-fn manifest_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
 }

@@ -23,7 +23,7 @@ fn golden_point(i: u64) -> NewPoint {
         format!("golden {i}"),
     );
     p.metadata.insert("n".into(), MetaValue::Number(i as f64));
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         p.acl = Acl::Restricted { users: vec![], groups: vec!["even".into()] };
     }
     p

@@ -1,4 +1,4 @@
-//! `docs/LIMITS.md` and the limit constants agree, so the documented table cannot go stale.
+//! `docs/LIMITS.md` and the limit constants (the library's and the server's) agree, so the documented table cannot go stale.
 
 use bulkhead_query::limits;
 
@@ -29,6 +29,13 @@ fn the_limits_table_matches_the_code() {
         ("MAX_FILTER_VALUE_BYTES", limits::MAX_FILTER_VALUE_BYTES),
         ("MAX_PRINCIPAL_GROUPS", limits::MAX_PRINCIPAL_GROUPS),
         ("DEFAULT_INDEX_MEMORY_BUDGET", bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET),
+        // The server's own limits.
+        ("MAX_MESSAGE_BYTES", bulkhead_server::limits::MAX_MESSAGE_BYTES),
+        ("MAX_SEARCH_BATCH", bulkhead_server::limits::MAX_SEARCH_BATCH),
+        ("MAX_CONCURRENT_STREAMS", bulkhead_server::limits::MAX_CONCURRENT_STREAMS as usize),
+        ("REQUEST_TIMEOUT_MS", bulkhead_server::limits::REQUEST_TIMEOUT_MS as usize),
+        ("MAX_CONCURRENT_WORK", bulkhead_server::limits::MAX_CONCURRENT_WORK),
+        ("MAX_KEY_LABEL_BYTES", bulkhead_server::limits::MAX_KEY_LABEL_BYTES),
     ];
     for (name, value) in constants {
         let row = doc

@@ -1,6 +1,7 @@
-//! The `bulkhead` binary. Until the gRPC server lands, its commands work on an embedded data directory:
-//! operator commands (tenants, API keys) and data commands that authenticate with an API key exactly as
-//! a remote client will.
+//! The `bulkhead` binary. `bulkhead serve` runs the gRPC server over a data directory, and
+//! `bulkhead admin ...` / `bulkhead client ...` talk to a running one (`remote.rs`). The embedded
+//! commands work on a data directory directly: operator commands (tenants, API keys) and data commands
+//! that authenticate with an API key exactly as a remote client does.
 
 use anyhow::{Context, Result, bail};
 use bulkhead_query::{
@@ -11,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod bench;
+mod remote;
 
 /// Bulkhead: a tenant-partitioned, encrypted vector database.
 ///
@@ -32,6 +34,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the gRPC server (data plane, admin plane, reflection) on the data directory until SIGINT
+    /// or SIGTERM. The first run generates a development master key and admin token in it, loudly.
+    Serve(remote::ServeArgs),
+    /// Administers a running server (tenants, API keys) with the admin token.
+    Admin(Box<remote::AdminArgs>),
+    /// Calls a running server's data plane (collections, upsert, search) with an API key.
+    Client(Box<remote::ClientArgs>),
     /// Runs the whole path once on the data directory: a tenant, an API key, a collection, an upsert,
     /// a search, a revocation.
     Demo,
@@ -79,10 +88,10 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct ApiKeyArg {
+pub(crate) struct ApiKeyArg {
     /// The API key (prefer the environment variable, which stays out of shell history).
     #[arg(long = "api-key", env = "BULKHEAD_API_KEY", hide_env_values = true)]
-    token: String,
+    pub(crate) token: String,
 }
 
 #[derive(Subcommand)]
@@ -144,16 +153,23 @@ fn main() -> std::process::ExitCode {
 }
 
 fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    // The server says what it does (start, address, ISA, stop) by default; commands only warn.
+    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    if let Command::Bench(args) = &cli.command {
+    match cli.command {
         // The benchmark builds its index in memory: no data directory, no master key.
-        return bench::run(args, &mut std::io::stdout().lock());
+        Command::Bench(args) => return bench::run(&args, &mut std::io::stdout().lock()),
+        Command::Serve(args) => return remote::serve(&cli.data_dir, cli.master_key_file.as_deref(), &args),
+        Command::Admin(args) => return remote::admin(&cli.data_dir, *args, &mut std::io::stdout().lock()),
+        Command::Client(args) => return remote::client(*args, &mut std::io::stdout().lock()),
+        _ => {}
     }
     let master = load_master_key(&cli.data_dir, cli.master_key_file.as_deref())?;
     let db = Database::open(&cli.data_dir.join("db"), master, StoreOptions::default())
@@ -166,7 +182,7 @@ fn real_main() -> Result<()> {
 
 /// The master key: from `--master-key-file`, else the environment, else a development key kept in the
 /// data directory (created on first use, with a warning).
-fn load_master_key(data_dir: &Path, file: Option<&Path>) -> Result<MasterKey> {
+pub(crate) fn load_master_key(data_dir: &Path, file: Option<&Path>) -> Result<MasterKey> {
     if let Some(file) = file {
         return Ok(MasterKey::from_file(file)?);
     }
@@ -250,6 +266,9 @@ fn run(db: &Database, command: Command, out: &mut impl Write) -> Result<()> {
             writeln!(out, "upserted (version {})", versions[0])?;
         }
         Command::Bench(args) => bench::run(&args, out)?,
+        Command::Serve(_) | Command::Admin(_) | Command::Client(_) => {
+            bail!("network commands are dispatched before the data directory is opened")
+        }
         Command::Search { collection, vector, k, key } => {
             let scope = store.authenticate(&key.token)?;
             for hit in db.tenant(&scope)?.search(&collection, &vector, k)? {

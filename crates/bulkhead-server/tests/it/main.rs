@@ -1,7 +1,13 @@
-//! The `bulkhead` binary end to end: the README's walkthrough, run as a user would, on a fresh data
-//! directory.
+//! The `bulkhead` binary and its gRPC server end to end. This file: the embedded commands' walkthrough
+//! on a fresh data directory; the modules: the server (`grpc`, `auth`, `limits`, `logs`, `serve`).
 
+mod auth;
 mod bench;
+mod grpc;
+mod harness;
+mod limits;
+mod logs;
+mod serve;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,210 @@
+//! Authentication and authorisation: a request's `authorization: Bearer <token>` metadata becomes a
+//! [`TenantScope`] (data plane) or the operator's right (admin plane), or the request is refused. The
+//! role each data-plane RPC needs is the table [`DataOp::required_role`]; the principal a search runs
+//! for is chosen in [`search_principal`]. Everything fails closed: no credential, no work.
+
+use crate::proto;
+use crate::status;
+use bulkhead_query::{Database, Principal, Role, StorageError, TenantScope};
+use std::fmt;
+use std::path::Path;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// The environment variable that holds the admin token (for `bulkhead serve` and `bulkhead admin`).
+pub const ADMIN_TOKEN_ENV: &str = "BULKHEAD_ADMIN_TOKEN";
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub(crate) enum AuthError {
+    /// No `authorization` metadata.
+    Missing,
+    /// `authorization` is not `Bearer <token>`.
+    Malformed,
+    /// The library refused the key (unknown, revoked, expired) or could not check it.
+    Storage(StorageError),
+    /// The admin token was presented to the data plane.
+    AdminOnDataPlane,
+    /// A tenant API key was presented to the admin plane.
+    TenantKeyOnAdmin,
+    /// The key's role is below what the operation needs.
+    Role { role: Role, operation: &'static str },
+}
+
+/// The operator's admin credential. Compared in constant time; its `Debug` prints nothing of it. It
+/// is a bearer secret like an API key, so whoever can read the file or the variable holding it can
+/// administer every tenant.
+pub struct AdminToken(String);
+
+impl fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+impl AdminToken {
+    /// A token from text; it must be at least 32 characters of visible ASCII, so that it cannot be
+    /// guessed and fits in an HTTP header.
+    pub fn new(token: impl Into<String>) -> anyhow::Result<AdminToken> {
+        let token = token.into().trim().to_owned();
+        if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            anyhow::bail!("an admin token must be at least 32 visible ASCII characters");
+        }
+        Ok(AdminToken(token))
+    }
+
+    /// A fresh random token (64 hex characters).
+    pub fn generate() -> AdminToken {
+        AdminToken(format!("bka_{}", hex::encode(bulkhead_crypto::random_bytes::<32>())))
+    }
+
+    /// Reads a token file, refusing one that group or others can read (like the master key).
+    pub fn from_file(path: &Path) -> anyhow::Result<AdminToken> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(|e| {
+                    anyhow::anyhow!("cannot read the admin token file {}: {}", path.display(), e.kind())
+                })?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                anyhow::bail!(
+                    "the admin token file {} has mode {mode:o}: group or others can read it; chmod 600 it",
+                    path.display()
+                );
+            }
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            anyhow::anyhow!("cannot read the admin token file {}: {}", path.display(), e.kind())
+        })?;
+        AdminToken::new(text)
+    }
+
+    /// Writes the token to a new file with mode 0600; fails if the file exists.
+    pub fn write_new_file(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path)?;
+        writeln!(file, "{}", self.0)
+    }
+
+    /// The token as text, to send it (client side only).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `presented` is this token, in time that depends only on the lengths.
+    pub(crate) fn matches(&self, presented: &str) -> bool {
+        bulkhead_crypto::constant_time_eq(self.0.as_bytes(), presented.as_bytes())
+    }
+}
+
+/// The bearer token of a request, or why there is none. Reads only the metadata: no storage access.
+pub(crate) fn bearer(metadata: &MetadataMap) -> Result<String, AuthError> {
+    let value = metadata.get("authorization").ok_or(AuthError::Missing)?;
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AuthError::Malformed)?;
+    Ok(token.to_owned())
+}
+
+/// Every data-plane operation, with the role it needs. The authorisation matrix test walks the service
+/// descriptor and fails if an RPC has no entry here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DataOp {
+    CreateCollection,
+    ListCollections,
+    DescribeCollection,
+    DropCollection,
+    Upsert,
+    Get,
+    Delete,
+    Count,
+    Search,
+    SearchBatch,
+}
+
+impl DataOp {
+    /// The least role that may call it.
+    pub(crate) fn required_role(self) -> Role {
+        match self {
+            DataOp::CreateCollection | DataOp::DropCollection => Role::TenantAdmin,
+            DataOp::Upsert | DataOp::Delete => Role::Writer,
+            DataOp::ListCollections
+            | DataOp::DescribeCollection
+            | DataOp::Get
+            | DataOp::Count
+            | DataOp::Search
+            | DataOp::SearchBatch => Role::Reader,
+        }
+    }
+
+    /// What it does, for a refusal's message.
+    pub(crate) fn verb(self) -> &'static str {
+        match self {
+            DataOp::CreateCollection => "create collections",
+            DataOp::ListCollections => "list collections",
+            DataOp::DescribeCollection => "describe collections",
+            DataOp::DropCollection => "drop collections",
+            DataOp::Upsert => "upsert points",
+            DataOp::Get => "read points",
+            DataOp::Delete => "delete points",
+            DataOp::Count => "count points",
+            DataOp::Search => "search",
+            DataOp::SearchBatch => "search",
+        }
+    }
+}
+
+/// Authenticates a data-plane call and checks its role, before any tenant data is touched.
+pub(crate) fn authorize_data(
+    db: &Database,
+    admin: &AdminToken,
+    token: &str,
+    op: DataOp,
+) -> Result<TenantScope, AuthError> {
+    if admin.matches(token) {
+        return Err(AuthError::AdminOnDataPlane);
+    }
+    let scope = db.operator().authenticate(token).map_err(AuthError::Storage)?;
+    if scope.role() < op.required_role() {
+        return Err(AuthError::Role { role: scope.role(), operation: op.verb() });
+    }
+    Ok(scope)
+}
+
+/// Authenticates an admin-plane call: only the admin token passes. A valid tenant key is told it is
+/// the wrong kind of credential; anything else is unauthenticated.
+pub(crate) fn authorize_admin(db: &Database, admin: &AdminToken, token: &str) -> Result<(), AuthError> {
+    if admin.matches(token) {
+        return Ok(());
+    }
+    match db.operator().authenticate(token) {
+        Ok(_) => Err(AuthError::TenantKeyOnAdmin),
+        Err(e) => Err(AuthError::Storage(e)),
+    }
+}
+
+/// The principal a search (or a get) runs for. Today the caller names it in the request (on-behalf-of:
+/// the RAG backend holding the key speaks for its end user); `None` searches every document of the
+/// tenant. When user-bound keys land, this is the one place that takes the principal from the
+/// credential instead.
+pub(crate) fn search_principal(
+    _scope: &TenantScope,
+    requested: Option<proto::Principal>,
+) -> Result<Option<Principal>, Status> {
+    requested.map(|p| Principal::new(p.user, p.groups).map_err(status::from_query)).transpose()
+}

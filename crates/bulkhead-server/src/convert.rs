@@ -1,0 +1,215 @@
+//! Every conversion between the `bulkhead.v1` messages and the library's types, in one module.
+//! Conversions from the wire validate what the proto cannot express (enums, filter shape and depth);
+//! the library validates every documented limit after them.
+
+use crate::proto as pb;
+use crate::status::{self, invalid};
+use bulkhead_query::{
+    Acl, ApiKeyInfo, CollectionInfo, DocId, Filter, FilterValue, IndexSource, MatchReason, MetaValue, Metric,
+    NewPoint, Principal, Role, SearchHit, StoredPoint, TenantInfo, limits,
+};
+use std::collections::{BTreeMap, HashMap};
+use tonic::Status;
+
+pub(crate) fn metric_from(value: i32) -> Result<Metric, Status> {
+    match pb::Metric::try_from(value) {
+        Ok(pb::Metric::Cosine) => Ok(Metric::Cosine),
+        Ok(pb::Metric::Dot) => Ok(Metric::Dot),
+        Ok(pb::Metric::L2) => Ok(Metric::L2),
+        _ => Err(invalid("metric", "must be METRIC_COSINE, METRIC_DOT or METRIC_L2")),
+    }
+}
+
+pub(crate) fn metric_to(metric: Metric) -> pb::Metric {
+    match metric {
+        Metric::Cosine => pb::Metric::Cosine,
+        Metric::Dot => pb::Metric::Dot,
+        Metric::L2 => pb::Metric::L2,
+    }
+}
+
+pub(crate) fn role_from(value: i32) -> Result<Role, Status> {
+    match pb::Role::try_from(value) {
+        Ok(pb::Role::Reader) => Ok(Role::Reader),
+        Ok(pb::Role::Writer) => Ok(Role::Writer),
+        Ok(pb::Role::TenantAdmin) => Ok(Role::TenantAdmin),
+        _ => Err(invalid("role", "must be ROLE_READER, ROLE_WRITER or ROLE_TENANT_ADMIN")),
+    }
+}
+
+pub(crate) fn role_to(role: Role) -> pb::Role {
+    match role {
+        Role::Reader => pb::Role::Reader,
+        Role::Writer => pb::Role::Writer,
+        Role::TenantAdmin => pb::Role::TenantAdmin,
+        _ => pb::Role::Unspecified,
+    }
+}
+
+/// A dimension as the library takes it (a `u32` always fits a `usize` on the targets we build).
+pub(crate) fn dimension_from(value: u32) -> usize {
+    value as usize
+}
+
+pub(crate) fn collection_to(info: &CollectionInfo) -> pb::Collection {
+    pb::Collection {
+        name: info.name.as_str().to_owned(),
+        dimension: u32::try_from(info.dimension).unwrap_or(u32::MAX),
+        metric: metric_to(info.metric) as i32,
+        created_ms: info.created_ms,
+    }
+}
+
+pub(crate) fn doc_id_from(id: String) -> Result<DocId, Status> {
+    DocId::new(id).map_err(status::from_storage)
+}
+
+fn meta_from(value: pb::MetaValue) -> Result<MetaValue, Status> {
+    match value.kind {
+        Some(pb::meta_value::Kind::Keyword(k)) => Ok(MetaValue::Keyword(k)),
+        Some(pb::meta_value::Kind::Keywords(list)) => Ok(MetaValue::Keywords(list.values)),
+        Some(pb::meta_value::Kind::Number(n)) => Ok(MetaValue::Number(n)),
+        Some(pb::meta_value::Kind::Flag(b)) => Ok(MetaValue::Bool(b)),
+        None => Err(invalid("metadata", "a value has no kind set")),
+    }
+}
+
+fn meta_to(value: MetaValue) -> pb::MetaValue {
+    let kind = match value {
+        MetaValue::Keyword(k) => pb::meta_value::Kind::Keyword(k),
+        MetaValue::Keywords(values) => pb::meta_value::Kind::Keywords(pb::KeywordList { values }),
+        MetaValue::Number(n) => pb::meta_value::Kind::Number(n),
+        MetaValue::Bool(b) => pb::meta_value::Kind::Flag(b),
+    };
+    pb::MetaValue { kind: Some(kind) }
+}
+
+fn metadata_from(map: HashMap<String, pb::MetaValue>) -> Result<BTreeMap<String, MetaValue>, Status> {
+    map.into_iter().map(|(k, v)| Ok((k, meta_from(v)?))).collect()
+}
+
+fn metadata_to(map: BTreeMap<String, MetaValue>) -> HashMap<String, pb::MetaValue> {
+    map.into_iter().map(|(k, v)| (k, meta_to(v))).collect()
+}
+
+pub(crate) fn point_from(point: pb::Point) -> Result<NewPoint, Status> {
+    Ok(NewPoint {
+        id: doc_id_from(point.id)?,
+        vector: point.vector,
+        text: point.text,
+        metadata: metadata_from(point.metadata)?,
+        source_uri: point.source_uri,
+        acl: match point.acl {
+            None => Acl::TenantWide,
+            Some(acl) => Acl::Restricted { users: acl.users, groups: acl.groups },
+        },
+    })
+}
+
+/// Whether `principal` may read a document with this ACL (the rule the search's bitmaps apply).
+pub(crate) fn acl_allows(acl: &Acl, principal: &Principal) -> bool {
+    match acl {
+        Acl::TenantWide => true,
+        Acl::Restricted { users, groups } => {
+            users.iter().any(|u| u == principal.user())
+                || groups.iter().any(|g| principal.groups().contains(g))
+        }
+    }
+}
+
+pub(crate) fn stored_to(point: StoredPoint, with_vector: bool) -> pb::StoredPoint {
+    let payload = point.payload;
+    pb::StoredPoint {
+        id: payload.id.as_str().to_owned(),
+        vector: if with_vector { point.vector } else { Vec::new() },
+        text: payload.text,
+        metadata: metadata_to(payload.metadata),
+        source_uri: payload.source_uri,
+        version: payload.version,
+        key_generation: payload.key_generation,
+    }
+}
+
+/// A filter from the wire. The nesting is checked here, before recursing into it, so a hostile
+/// message cannot recurse deeper than the documented limit (prost bounds decoding to 100 levels).
+pub(crate) fn filter_from(filter: pb::Filter) -> Result<Filter, Status> {
+    filter_at(filter, 1)
+}
+
+fn filter_at(filter: pb::Filter, depth: usize) -> Result<Filter, Status> {
+    use pb::filter::Kind;
+    if depth > limits::MAX_FILTER_DEPTH {
+        return Err(invalid("filter", format!("nested deeper than {}", limits::MAX_FILTER_DEPTH)));
+    }
+    let children = |list: pb::FilterList| -> Result<Vec<Filter>, Status> {
+        if list.filters.len() > limits::MAX_FILTER_LIST {
+            return Err(invalid(
+                "filter",
+                format!("an and/or holds at most {} children", limits::MAX_FILTER_LIST),
+            ));
+        }
+        list.filters.into_iter().map(|f| filter_at(f, depth + 1)).collect()
+    };
+    match filter.kind {
+        Some(Kind::Eq(eq)) => {
+            let value = match eq.value {
+                Some(pb::equals::Value::Keyword(k)) => FilterValue::Keyword(k),
+                Some(pb::equals::Value::Number(n)) => FilterValue::Number(n),
+                Some(pb::equals::Value::Flag(b)) => FilterValue::Bool(b),
+                None => return Err(invalid("filter", "an eq condition has no value")),
+            };
+            Ok(Filter::Eq { field: eq.field, value })
+        }
+        Some(Kind::OneOf(one_of)) => Ok(Filter::In { field: one_of.field, values: one_of.values }),
+        Some(Kind::Range(range)) => Ok(Filter::Range { field: range.field, min: range.min, max: range.max }),
+        Some(Kind::And(list)) => Ok(Filter::And(children(list)?)),
+        Some(Kind::Or(list)) => Ok(Filter::Or(children(list)?)),
+        Some(Kind::Not(child)) => Ok(Filter::Not(Box::new(filter_at(*child, depth + 1)?))),
+        None => Err(invalid("filter", "a filter node has no kind set")),
+    }
+}
+
+pub(crate) fn hit_to(hit: SearchHit) -> pb::Hit {
+    let matched_by = match hit.matched_by {
+        None => pb::MatchReason::Unspecified,
+        Some(MatchReason::User) => pb::MatchReason::User,
+        Some(MatchReason::Group) => pb::MatchReason::Group,
+        Some(MatchReason::TenantWide) => pb::MatchReason::TenantWide,
+    };
+    let index = match hit.index {
+        IndexSource::Delta => pb::hit::Index::Delta(true),
+        IndexSource::Segment { generation } => pb::hit::Index::SegmentGeneration(generation),
+    };
+    pb::Hit {
+        id: hit.id.as_str().to_owned(),
+        score: hit.score,
+        text: hit.text,
+        metadata: metadata_to(hit.metadata),
+        source_uri: hit.source_uri,
+        version: hit.version,
+        key_generation: hit.key_generation,
+        matched_by: matched_by as i32,
+        acl_fingerprint: hit.acl_fingerprint.to_vec(),
+        index: Some(index),
+    }
+}
+
+pub(crate) fn tenant_to(info: &TenantInfo) -> pb::Tenant {
+    pb::Tenant {
+        name: info.name.as_str().to_owned(),
+        uid: info.uid.short(),
+        created_ms: info.created_ms,
+        placement: format!("{:?}", info.placement),
+    }
+}
+
+pub(crate) fn api_key_to(key: ApiKeyInfo) -> pb::ApiKey {
+    pb::ApiKey {
+        key_id: key.key_id,
+        role: role_to(key.role) as i32,
+        label: key.label,
+        created_ms: key.created_ms,
+        expires_ms: key.expires_ms,
+        revoked: key.revoked,
+    }
+}

@@ -1,0 +1,207 @@
+//! The `bulkhead.v1.DataPlane` service: collections, points and search of the credential's tenant.
+//! Each method names its operation (the role it needs is in `auth.rs`), converts the request
+//! (`convert.rs`) and calls the embedded API on the blocking pool.
+
+use crate::auth::{self, DataOp};
+use crate::convert;
+use crate::limits;
+use crate::proto as pb;
+use crate::proto::data_plane_server::DataPlane;
+use crate::server::Shared;
+use crate::status::{self, invalid};
+use bulkhead_query::{SearchRequest, Tenant, TenantScope};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub(crate) struct DataService {
+    shared: Arc<Shared>,
+}
+
+impl DataService {
+    pub(crate) fn new(shared: Arc<Shared>) -> DataService {
+        DataService { shared }
+    }
+
+    /// Runs `work` on the scope's tenant, with the call's credential checked for `op`.
+    async fn tenant<Req: Send + 'static, T: Send + 'static>(
+        &self,
+        request: Request<Req>,
+        op: DataOp,
+        work: impl FnOnce(&Tenant<'_>, &TenantScope, Req) -> Result<T, Status> + Send + 'static,
+    ) -> Result<Response<T>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        let result = self
+            .shared
+            .data(&metadata, op, move |db, scope| {
+                let tenant = db.tenant(&scope).map_err(status::from_query)?;
+                work(&tenant, &scope, message)
+            })
+            .await?;
+        Ok(Response::new(result))
+    }
+}
+
+/// One search, from the fields a `SearchRequest` and a `BatchQuery` share.
+fn search_one(
+    tenant: &Tenant<'_>,
+    scope: &TenantScope,
+    collection: &str,
+    query: pb::BatchQuery,
+) -> Result<pb::SearchResponse, Status> {
+    let principal = auth::search_principal(scope, query.principal)?;
+    let filter = query.filter.map(convert::filter_from).transpose()?;
+    let request = SearchRequest {
+        k: query.k as usize,
+        ef: query.ef.map(|ef| ef as usize),
+        principal: principal.as_ref(),
+        filter: filter.as_ref(),
+    };
+    let hits = tenant.search_request(collection, &query.vector, &request).map_err(status::from_query)?;
+    Ok(pb::SearchResponse { hits: hits.into_iter().map(convert::hit_to).collect() })
+}
+
+#[tonic::async_trait]
+impl DataPlane for DataService {
+    async fn create_collection(
+        &self,
+        request: Request<pb::CreateCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        self.tenant(request, DataOp::CreateCollection, |tenant, _, req| {
+            let metric = convert::metric_from(req.metric)?;
+            let info = tenant
+                .create_collection(&req.name, convert::dimension_from(req.dimension), metric)
+                .map_err(status::from_query)?;
+            Ok(convert::collection_to(&info))
+        })
+        .await
+    }
+
+    async fn list_collections(
+        &self,
+        request: Request<pb::ListCollectionsRequest>,
+    ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        self.tenant(request, DataOp::ListCollections, |tenant, _, _| {
+            let list = tenant.collections().map_err(status::from_query)?;
+            Ok(pb::ListCollectionsResponse { collections: list.iter().map(convert::collection_to).collect() })
+        })
+        .await
+    }
+
+    async fn describe_collection(
+        &self,
+        request: Request<pb::DescribeCollectionRequest>,
+    ) -> Result<Response<pb::Collection>, Status> {
+        self.tenant(request, DataOp::DescribeCollection, |tenant, _, req| {
+            Ok(convert::collection_to(&tenant.collection(&req.name).map_err(status::from_query)?))
+        })
+        .await
+    }
+
+    async fn drop_collection(
+        &self,
+        request: Request<pb::DropCollectionRequest>,
+    ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        self.tenant(request, DataOp::DropCollection, |tenant, _, req| {
+            tenant.drop_collection(&req.name).map_err(status::from_query)?;
+            Ok(pb::DropCollectionResponse {})
+        })
+        .await
+    }
+
+    async fn upsert(
+        &self,
+        request: Request<pb::UpsertRequest>,
+    ) -> Result<Response<pb::UpsertResponse>, Status> {
+        self.tenant(request, DataOp::Upsert, |tenant, _, req| {
+            // The library checks the batch limits too, but only after the points are built: refuse an
+            // oversized batch before converting it.
+            if req.points.len() > bulkhead_query::limits::MAX_BATCH_POINTS {
+                return Err(invalid(
+                    "points",
+                    format!("at most {} points per batch", bulkhead_query::limits::MAX_BATCH_POINTS),
+                ));
+            }
+            let points = req.points.into_iter().map(convert::point_from).collect::<Result<Vec<_>, _>>()?;
+            let versions = tenant.upsert(&req.collection, &points).map_err(status::from_query)?;
+            Ok(pb::UpsertResponse { versions })
+        })
+        .await
+    }
+
+    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+        self.tenant(request, DataOp::Get, |tenant, scope, req| {
+            let principal = auth::search_principal(scope, req.principal)?;
+            let id = convert::doc_id_from(req.id)?;
+            let point = tenant.get(&req.collection, &id).map_err(status::from_query)?;
+            // A point the principal may not read looks exactly like a missing one.
+            let point = point
+                .filter(|p| principal.as_ref().is_none_or(|who| convert::acl_allows(&p.payload.acl, who)))
+                .ok_or_else(|| Status::not_found("point not found"))?;
+            Ok(pb::GetResponse { point: Some(convert::stored_to(point, req.with_vector)) })
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.tenant(request, DataOp::Delete, |tenant, _, req| {
+            if req.ids.len() > bulkhead_query::limits::MAX_BATCH_POINTS {
+                return Err(invalid(
+                    "ids",
+                    format!("at most {} ids per batch", bulkhead_query::limits::MAX_BATCH_POINTS),
+                ));
+            }
+            let ids = req.ids.into_iter().map(convert::doc_id_from).collect::<Result<Vec<_>, _>>()?;
+            let deleted = tenant.delete(&req.collection, &ids).map_err(status::from_query)?;
+            Ok(pb::DeleteResponse { deleted: deleted as u64 })
+        })
+        .await
+    }
+
+    async fn count(&self, request: Request<pb::CountRequest>) -> Result<Response<pb::CountResponse>, Status> {
+        self.tenant(request, DataOp::Count, |tenant, _, req| {
+            Ok(pb::CountResponse { count: tenant.count(&req.collection).map_err(status::from_query)? })
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        self.tenant(request, DataOp::Search, |tenant, scope, req| {
+            let query = pb::BatchQuery {
+                vector: req.vector,
+                k: req.k,
+                ef: req.ef,
+                filter: req.filter,
+                principal: req.principal,
+            };
+            search_one(tenant, scope, &req.collection, query)
+        })
+        .await
+    }
+
+    async fn search_batch(
+        &self,
+        request: Request<pb::SearchBatchRequest>,
+    ) -> Result<Response<pb::SearchBatchResponse>, Status> {
+        self.tenant(request, DataOp::SearchBatch, |tenant, scope, req| {
+            if req.queries.is_empty() || req.queries.len() > limits::MAX_SEARCH_BATCH {
+                return Err(invalid(
+                    "queries",
+                    format!("must be 1 to {} per batch", limits::MAX_SEARCH_BATCH),
+                ));
+            }
+            let results = req
+                .queries
+                .into_iter()
+                .map(|query| search_one(tenant, scope, &req.collection, query))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(pb::SearchBatchResponse { results })
+        })
+        .await
+    }
+}

@@ -1,0 +1,484 @@
+//! The binary's network commands: `bulkhead serve` (the gRPC server over the data directory),
+//! `bulkhead admin ...` (the admin plane, with the admin token) and `bulkhead client ...` (the data
+//! plane, with an API key), both talking to a running server.
+
+use anyhow::{Context, Result};
+use bulkhead_query::{Database, StoreOptions};
+use bulkhead_server::client::{self, DEFAULT_ADDRESS};
+use bulkhead_server::proto as pb;
+use bulkhead_server::{ADMIN_TOKEN_ENV, AdminToken, Server, ServerLimits, limits};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `bulkhead serve`.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. Without TLS, keep it on loopback (or behind a TLS-terminating proxy):
+    /// credentials travel in the clear.
+    #[arg(long, default_value = DEFAULT_ADDRESS)]
+    listen: SocketAddr,
+    /// A file holding the admin token (mode 0600). Without it, the token is read from
+    /// BULKHEAD_ADMIN_TOKEN, and failing that a development token is generated in the data directory.
+    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// The request deadline, in milliseconds.
+    #[arg(long, default_value_t = limits::REQUEST_TIMEOUT_MS)]
+    request_timeout_ms: u64,
+    /// Storage operations run at once.
+    #[arg(long, default_value_t = limits::MAX_CONCURRENT_WORK)]
+    max_concurrent_work: usize,
+}
+
+/// The admin token of `bulkhead serve`: from the file, else the environment, else a development token
+/// kept in the data directory (created on first use, loudly).
+fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken> {
+    if let Some(file) = file {
+        return AdminToken::from_file(file);
+    }
+    if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
+        return AdminToken::new(token).with_context(|| format!("reading {ADMIN_TOKEN_ENV}"));
+    }
+    let dev = data_dir.join("dev-admin.token");
+    if !dev.exists() {
+        std::fs::create_dir_all(data_dir)?;
+        AdminToken::generate().write_new_file(&dev)?;
+        tracing::warn!(
+            path = %dev.display(),
+            "generated a DEVELOPMENT admin token inside the data directory; anyone who can read it \
+             administers every tenant. Use --admin-token-file or {ADMIN_TOKEN_ENV} in production"
+        );
+    }
+    AdminToken::from_file(&dev)
+}
+
+/// How long calls in flight may take to finish after SIGINT or SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the server until SIGINT or SIGTERM, then finishes the calls in flight and flushes.
+pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &ServeArgs) -> Result<()> {
+    let admin = server_admin_token(data_dir, args.admin_token_file.as_deref())?;
+    let master = crate::load_master_key(data_dir, master_key_file)?;
+    let db = Arc::new(
+        Database::open(&data_dir.join("db"), master, StoreOptions::default())
+            .with_context(|| format!("opening {}", data_dir.display()))?,
+    );
+    let limits = ServerLimits {
+        request_timeout: Duration::from_millis(args.request_timeout_ms),
+        max_concurrent_work: args.max_concurrent_work,
+        ..ServerLimits::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        if !address.ip().is_loopback() {
+            tracing::warn!(%address, "listening beyond loopback without TLS: credentials travel in the clear");
+        }
+        tracing::info!(
+            %address,
+            data_dir = %data_dir.display(),
+            simd = %bulkhead_distance::active_isa(),
+            "bulkhead serving bulkhead.v1 (DataPlane, Admin, reflection)"
+        );
+        // After the signal, calls in flight get a grace period to finish; a client that keeps an
+        // idle connection open past it does not hold the shutdown (and the flush) hostage.
+        let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
+        let serve = Server::new(Arc::clone(&db), admin, limits).serve(listener, async move {
+            shutdown_signal().await;
+            let _ = signalled.send(());
+        });
+        tokio::select! {
+            served = serve => served,
+            () = async {
+                if stopping.await.is_ok() {
+                    tokio::time::sleep(SHUTDOWN_GRACE).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            } => {
+                tracing::warn!("connections still open {} s after the signal; stopping anyway", SHUTDOWN_GRACE.as_secs());
+                Ok(())
+            }
+        }
+    })?;
+    db.operator().flush().context("flushing the store")?;
+    tracing::info!("stopped; store flushed");
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutdown signal received: finishing calls in flight");
+}
+
+/// Options every remote command shares.
+#[derive(clap::Args)]
+pub(crate) struct RemoteArgs {
+    /// The server's address.
+    #[arg(long, env = "BULKHEAD_SERVER", default_value = DEFAULT_ADDRESS, global = true)]
+    server: String,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+/// `bulkhead admin ...`.
+#[derive(clap::Args)]
+pub(crate) struct AdminArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// A file holding the admin token. Without it: BULKHEAD_ADMIN_TOKEN, else the development token in
+    /// the data directory.
+    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN_FILE", global = true)]
+    admin_token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AdminCommand {
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(AdminTenant),
+    /// API keys.
+    #[command(subcommand)]
+    Key(AdminKey),
+}
+
+#[derive(clap::Subcommand)]
+enum AdminTenant {
+    /// Creates a tenant.
+    Create { name: String },
+    /// Lists tenants.
+    List,
+    /// Describes a tenant.
+    Describe { name: String },
+    /// Deletes a tenant (not implemented by the server yet: arrives with crypto-shredding).
+    Delete { name: String },
+}
+
+#[derive(clap::Subcommand)]
+enum AdminKey {
+    /// Issues an API key; the token is printed once and never stored.
+    Issue {
+        tenant: String,
+        /// reader, writer or tenant-admin.
+        #[arg(long, default_value = "writer")]
+        role: String,
+        /// A label for the operator's list.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Make the key expire after this many seconds.
+        #[arg(long)]
+        expires_in_secs: Option<u64>,
+    },
+    /// Lists a tenant's keys (ids, roles, state; never secrets).
+    List { tenant: String },
+    /// Revokes a key by id.
+    Revoke { tenant: String, key_id: String },
+}
+
+fn client_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken> {
+    if let Some(file) = file {
+        return AdminToken::from_file(file);
+    }
+    if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
+        return AdminToken::new(token).with_context(|| format!("reading {ADMIN_TOKEN_ENV}"));
+    }
+    let dev = data_dir.join("dev-admin.token");
+    AdminToken::from_file(&dev).with_context(|| {
+        format!("no admin token: pass --admin-token-file, set {ADMIN_TOKEN_ENV}, or run next to a development server")
+    })
+}
+
+fn role_name(role: i32) -> &'static str {
+    match pb::Role::try_from(role) {
+        Ok(pb::Role::Reader) => "reader",
+        Ok(pb::Role::Writer) => "writer",
+        Ok(pb::Role::TenantAdmin) => "tenant-admin",
+        _ => "unknown",
+    }
+}
+
+fn tenant_json(t: &pb::Tenant) -> serde_json::Value {
+    serde_json::json!({ "name": t.name, "uid": t.uid, "created_ms": t.created_ms, "placement": t.placement })
+}
+
+/// A gRPC status as a one-line error.
+fn status(e: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", e.code(), e.message())
+}
+
+pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> Result<()> {
+    let token = client_admin_token(data_dir, args.admin_token_file.as_deref())?;
+    let json = args.remote.json;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let channel = client::connect(&args.remote.server)
+            .await
+            .with_context(|| format!("connecting to {}", args.remote.server))?;
+        let mut admin = client::admin(channel);
+        let token = token.expose();
+        match args.command {
+            AdminCommand::Tenant(AdminTenant::Create { name }) => {
+                let t = admin
+                    .create_tenant(client::authorized(pb::CreateTenantRequest { name }, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    writeln!(out, "{}", tenant_json(&t))?;
+                } else {
+                    writeln!(out, "created tenant {} (uid {})", t.name, t.uid)?;
+                }
+            }
+            AdminCommand::Tenant(AdminTenant::List) => {
+                let list = admin
+                    .list_tenants(client::authorized(pb::ListTenantsRequest {}, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    let all: Vec<_> = list.tenants.iter().map(tenant_json).collect();
+                    writeln!(out, "{}", serde_json::Value::Array(all))?;
+                } else {
+                    for t in list.tenants {
+                        writeln!(out, "{}\tuid {}", t.name, t.uid)?;
+                    }
+                }
+            }
+            AdminCommand::Tenant(AdminTenant::Describe { name }) => {
+                let t = admin
+                    .describe_tenant(client::authorized(pb::DescribeTenantRequest { name }, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    writeln!(out, "{}", tenant_json(&t))?;
+                } else {
+                    writeln!(out, "{}\tuid {}\tcreated {}\t{}", t.name, t.uid, t.created_ms, t.placement)?;
+                }
+            }
+            AdminCommand::Tenant(AdminTenant::Delete { name }) => {
+                admin
+                    .delete_tenant(client::authorized(pb::DeleteTenantRequest { name }, token)?)
+                    .await
+                    .map_err(status)?;
+            }
+            AdminCommand::Key(AdminKey::Issue { tenant, role, label, expires_in_secs }) => {
+                let role = match role.as_str() {
+                    "reader" => pb::Role::Reader,
+                    "writer" => pb::Role::Writer,
+                    "tenant-admin" => pb::Role::TenantAdmin,
+                    _ => anyhow::bail!("role must be reader, writer or tenant-admin"),
+                };
+                let expires_ms = expires_in_secs.map(|s| {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64);
+                    now.saturating_add(s.saturating_mul(1000))
+                });
+                let request = pb::IssueApiKeyRequest { tenant, role: role as i32, label, expires_ms };
+                let issued = admin
+                    .issue_api_key(client::authorized(request, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::json!({ "token": issued.token, "key_id": issued.key_id })
+                    )?;
+                } else {
+                    // Only the token on stdout, so that `$(bulkhead admin key issue ...)` captures it.
+                    writeln!(out, "{}", issued.token)?;
+                }
+            }
+            AdminCommand::Key(AdminKey::List { tenant }) => {
+                let list = admin
+                    .list_api_keys(client::authorized(pb::ListApiKeysRequest { tenant }, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    let all: Vec<_> = list
+                        .keys
+                        .iter()
+                        .map(|k| {
+                            serde_json::json!({
+                                "key_id": k.key_id, "role": role_name(k.role), "label": k.label,
+                                "created_ms": k.created_ms, "expires_ms": k.expires_ms, "revoked": k.revoked,
+                            })
+                        })
+                        .collect();
+                    writeln!(out, "{}", serde_json::Value::Array(all))?;
+                } else {
+                    for k in list.keys {
+                        let state = if k.revoked { "revoked" } else { "active" };
+                        writeln!(out, "{}\t{}\t{}\t{}", k.key_id, role_name(k.role), state, k.label)?;
+                    }
+                }
+            }
+            AdminCommand::Key(AdminKey::Revoke { tenant, key_id }) => {
+                let request = pb::RevokeApiKeyRequest { tenant, key_id: key_id.clone() };
+                admin.revoke_api_key(client::authorized(request, token)?).await.map_err(status)?;
+                if json {
+                    writeln!(out, "{}", serde_json::json!({ "revoked": key_id }))?;
+                } else {
+                    writeln!(out, "revoked {key_id}")?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// `bulkhead client ...`: the data plane of a running server, with an API key.
+#[derive(clap::Args)]
+pub(crate) struct ClientArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    #[command(flatten)]
+    key: crate::ApiKeyArg,
+    #[command(subcommand)]
+    command: ClientCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum ClientCommand {
+    /// Creates a collection (needs a tenant-admin key).
+    CreateCollection {
+        name: String,
+        #[arg(long)]
+        dim: u32,
+        /// cosine, dot or l2.
+        #[arg(long, default_value = "cosine")]
+        metric: String,
+    },
+    /// Lists the tenant's collections.
+    Collections,
+    /// Inserts or replaces one point.
+    Upsert {
+        collection: String,
+        #[arg(long)]
+        id: String,
+        /// The vector, as comma-separated numbers.
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        vector: Vec<f32>,
+        #[arg(long, default_value = "")]
+        text: String,
+        #[arg(long)]
+        source_uri: Option<String>,
+        /// Restrict reading to these users (comma-separated); with --groups, an ACL.
+        #[arg(long, value_delimiter = ',')]
+        users: Vec<String>,
+        /// Restrict reading to these groups (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+    },
+    /// Searches a collection.
+    Search {
+        collection: String,
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+        vector: Vec<f32>,
+        #[arg(long, default_value_t = 5)]
+        k: u32,
+        /// Search on behalf of this user (only documents it may read).
+        #[arg(long = "as-user")]
+        as_user: Option<String>,
+        /// The user's groups (comma-separated).
+        #[arg(long = "as-groups", value_delimiter = ',')]
+        as_groups: Vec<String>,
+    },
+    /// Counts a collection's points.
+    Count { collection: String },
+}
+
+pub(crate) fn client(args: ClientArgs, out: &mut impl Write) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let json = args.remote.json;
+    runtime.block_on(async {
+        let channel = client::connect(&args.remote.server)
+            .await
+            .with_context(|| format!("connecting to {}", args.remote.server))?;
+        let mut data = client::data_plane(channel);
+        let token = args.key.token.as_str();
+        match args.command {
+            ClientCommand::CreateCollection { name, dim, metric } => {
+                let metric = match metric.as_str() {
+                    "cosine" => pb::Metric::Cosine,
+                    "dot" => pb::Metric::Dot,
+                    "l2" => pb::Metric::L2,
+                    _ => anyhow::bail!("metric must be cosine, dot or l2"),
+                };
+                let request = pb::CreateCollectionRequest { name, dimension: dim, metric: metric as i32 };
+                let c = data.create_collection(client::authorized(request, token)?).await.map_err(status)?;
+                let c = c.into_inner();
+                writeln!(out, "created collection {} ({} dimensions)", c.name, c.dimension)?;
+            }
+            ClientCommand::Collections => {
+                let request = pb::ListCollectionsRequest {};
+                let list =
+                    data.list_collections(client::authorized(request, token)?).await.map_err(status)?;
+                for c in list.into_inner().collections {
+                    writeln!(out, "{}\t{} dims", c.name, c.dimension)?;
+                }
+            }
+            ClientCommand::Upsert { collection, id, vector, text, source_uri, users, groups } => {
+                let acl = (!users.is_empty() || !groups.is_empty()).then_some(pb::Acl { users, groups });
+                let point = pb::Point { id, vector, text, metadata: Default::default(), source_uri, acl };
+                let request = pb::UpsertRequest { collection, points: vec![point] };
+                let r = data.upsert(client::authorized(request, token)?).await.map_err(status)?.into_inner();
+                writeln!(out, "upserted (version {})", r.versions.first().copied().unwrap_or_default())?;
+            }
+            ClientCommand::Search { collection, vector, k, as_user, as_groups } => {
+                let principal = as_user.map(|user| pb::Principal { user, groups: as_groups });
+                let request = pb::SearchRequest { collection, vector, k, ef: None, filter: None, principal };
+                let r = data.search(client::authorized(request, token)?).await.map_err(status)?.into_inner();
+                for hit in r.hits {
+                    if json {
+                        let hit = serde_json::json!({
+                            "id": hit.id, "score": hit.score, "text": hit.text, "source_uri": hit.source_uri,
+                            "version": hit.version, "key_generation": hit.key_generation,
+                        });
+                        writeln!(out, "{hit}")?;
+                    } else {
+                        writeln!(out, "{:.4}\t{}\t{}", hit.score, hit.id, hit.text)?;
+                    }
+                }
+            }
+            ClientCommand::Count { collection } => {
+                let request = pb::CountRequest { collection };
+                let r = data.count(client::authorized(request, token)?).await.map_err(status)?.into_inner();
+                writeln!(out, "{}", r.count)?;
+            }
+        }
+        Ok(())
+    })
+}

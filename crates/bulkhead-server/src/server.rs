@@ -1,0 +1,268 @@
+//! The tonic server: both services, reflection, the message-size and stream limits, and the bounded,
+//! deadline-checked hand-off of every call's storage work to tokio's blocking pool.
+
+use crate::admin::AdminService;
+use crate::auth::{self, AdminToken, DataOp};
+use crate::data::DataService;
+use crate::limits;
+use crate::proto::admin_server::AdminServer;
+use crate::proto::data_plane_server::DataPlaneServer;
+use crate::status;
+use bulkhead_query::{Database, TenantScope};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+
+/// What one connection and one request may consume (see `docs/LIMITS.md`).
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Largest message decoded or encoded ([`limits::MAX_MESSAGE_BYTES`]).
+    pub max_message_bytes: usize,
+    /// HTTP/2 streams in flight per connection ([`limits::MAX_CONCURRENT_STREAMS`]).
+    pub max_concurrent_streams: u32,
+    /// The request deadline ([`limits::REQUEST_TIMEOUT`]); a shorter client `grpc-timeout` wins.
+    pub request_timeout: Duration,
+    /// Storage operations run at once over the whole server ([`limits::MAX_CONCURRENT_WORK`]).
+    pub max_concurrent_work: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_message_bytes: limits::MAX_MESSAGE_BYTES,
+            max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS,
+            request_timeout: limits::REQUEST_TIMEOUT,
+            max_concurrent_work: limits::MAX_CONCURRENT_WORK,
+        }
+    }
+}
+
+/// State shared by both services.
+pub(crate) struct Shared {
+    pub(crate) db: Arc<Database>,
+    pub(crate) admin: AdminToken,
+    pub(crate) limits: ServerLimits,
+    work: Arc<Semaphore>,
+}
+
+/// The server over one open database.
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("limits", &self.shared.limits).finish_non_exhaustive()
+    }
+}
+
+/// A handle on the server's storage-work slots, for tests that need every slot busy.
+#[derive(Debug, Clone)]
+pub struct WorkGate(Arc<Semaphore>);
+
+impl WorkGate {
+    /// Takes every slot until the returned permit is dropped: calls then wait for a slot (and their
+    /// deadline) without touching storage.
+    pub async fn hold_all(&self, slots: u32) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.0).acquire_many_owned(slots).await.ok()
+    }
+}
+
+impl Server {
+    /// A server over `db`, accepting `admin` as the admin credential.
+    pub fn new(db: Arc<Database>, admin: AdminToken, limits: ServerLimits) -> Server {
+        let work = Arc::new(Semaphore::new(limits.max_concurrent_work.max(1)));
+        Server { shared: Arc::new(Shared { db, admin, limits, work }) }
+    }
+
+    /// The storage-work slots (see [`WorkGate`]).
+    pub fn work_gate(&self) -> WorkGate {
+        WorkGate(Arc::clone(&self.shared.work))
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls in flight
+    /// finish, and returns. The caller flushes the database afterwards.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let limits = &self.shared.limits;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let data = DataPlaneServer::new(DataService::new(Arc::clone(&self.shared)))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        let admin = AdminServer::new(AdminService::new(Arc::clone(&self.shared)))
+            .max_decoding_message_size(limits.max_message_bytes)
+            .max_encoding_message_size(limits.max_message_bytes);
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
+            .add_service(data)
+            .add_service(admin)
+            .add_service(reflection)
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// tonic reports a message over the size limit as `OUT_OF_RANGE`; gRPC's own implementations, and
+/// our limits table, say `RESOURCE_EXHAUSTED`. Rewrites that one status, wherever tonic puts it (the
+/// headers of a trailers-only response, or the trailers), and leaves every other response alone.
+fn oversized_is_resource_exhausted<B>(response: http::Response<B>) -> http::Response<tonic::body::Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut parts, body) = response.into_parts();
+    rewrite_oversized(&mut parts.headers);
+    http::Response::from_parts(parts, tonic::body::Body::new(RewriteTrailers(body)))
+}
+
+fn rewrite_oversized(headers: &mut http::HeaderMap) {
+    let oversized = headers.get("grpc-status").is_some_and(|v| v == "11")
+        && headers.get("grpc-message").and_then(|v| v.to_str().ok()).is_some_and(|m| {
+            m.contains("message%20length%20too%20large") || m.contains("message length too large")
+        });
+    if oversized {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static(
+                "message larger than the server's limit (MAX_MESSAGE_BYTES, see docs/LIMITS.md)",
+            ),
+        );
+    }
+}
+
+/// A response body whose trailers pass through [`rewrite_oversized`].
+struct RewriteTrailers<B>(B);
+
+impl<B> http_body::Body for RewriteTrailers<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.0).poll_frame(cx).map(|frame| {
+            frame.map(|frame| {
+                frame.map(|mut frame| {
+                    if let Some(trailers) = frame.trailers_mut() {
+                        rewrite_oversized(trailers);
+                    }
+                    frame
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+/// The deadline of a call: the server's, or the client's `grpc-timeout` if sooner.
+fn deadline(metadata: &MetadataMap, limit: Duration) -> (Instant, Duration) {
+    let client = metadata.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
+    let budget = client.map_or(limit, |c| c.min(limit));
+    (Instant::now() + budget, budget)
+}
+
+/// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
+fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+impl Shared {
+    /// Runs `work` on the blocking pool once a work slot is free, within the call's deadline. No slot
+    /// before the deadline: `DEADLINE_EXCEEDED`, and nothing was touched. The slot is held until the
+    /// work ends, even if the deadline passes while it runs (its answer is then dropped; a write that
+    /// was under way completes, as in any database whose client gave up waiting).
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        work: impl FnOnce(&Shared) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let (deadline, budget) = deadline(metadata, self.limits.request_timeout);
+        let slots = Arc::clone(&self.work);
+        let permit = match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_closed)) => return Err(Status::unavailable("the server is shutting down")),
+            Err(_elapsed) => return Err(status::deadline_exceeded(budget)),
+        };
+        if Instant::now() >= deadline {
+            return Err(status::deadline_exceeded(budget));
+        }
+        let shared = Arc::clone(self);
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work(&shared)
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(status::internal(&join)),
+            Err(_elapsed) => Err(status::deadline_exceeded(budget)),
+        }
+    }
+
+    /// A data-plane call: the credential is read from the metadata first (a call without one is
+    /// refused here, before any storage access), then checked, with its role, on the blocking pool
+    /// before `work` sees the scope.
+    pub(crate) async fn data<T: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        op: DataOp,
+        work: impl FnOnce(&Database, TenantScope) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let token = auth::bearer(metadata)?;
+        self.blocking(metadata, move |shared| {
+            let scope = auth::authorize_data(&shared.db, &shared.admin, &token, op)?;
+            work(&shared.db, scope)
+        })
+        .await
+    }
+
+    /// An admin-plane call: only the admin token passes.
+    pub(crate) async fn admin<T: Send + 'static>(
+        self: &Arc<Self>,
+        metadata: &MetadataMap,
+        work: impl FnOnce(&Database) -> Result<T, Status> + Send + 'static,
+    ) -> Result<T, Status> {
+        let token = auth::bearer(metadata)?;
+        self.blocking(metadata, move |shared| {
+            auth::authorize_admin(&shared.db, &shared.admin, &token).map_err(Status::from)?;
+            work(&shared.db)
+        })
+        .await
+    }
+}

@@ -1,0 +1,72 @@
+//! The one place errors become `tonic::Status`. Messages carry only what the library's errors carry
+//! (field names, limits, "collection not found"), never tenant data or secrets; internal failures are
+//! logged here, with their cause, and reported to the client as a bare `INTERNAL`.
+
+use bulkhead_query::{QueryError, StorageError};
+use tonic::Status;
+
+/// A query-layer error as a status.
+pub(crate) fn from_query(error: QueryError) -> Status {
+    match error {
+        QueryError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
+        QueryError::Storage(storage) => from_storage(storage),
+        other => internal(&other),
+    }
+}
+
+/// A storage-layer error as a status.
+pub(crate) fn from_storage(error: StorageError) -> Status {
+    match &error {
+        StorageError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
+        // The same message whether the thing never existed or belongs to another tenant.
+        StorageError::NotFound { .. } => Status::not_found(error.to_string()),
+        StorageError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
+        StorageError::Unauthenticated => Status::unauthenticated(error.to_string()),
+        StorageError::PermissionDenied { .. } => Status::permission_denied(error.to_string()),
+        _ => internal(&error),
+    }
+}
+
+/// A request argument the server itself refuses (a limit of its own, or a malformed proto value).
+pub(crate) fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("invalid {field}: {reason}"))
+}
+
+/// A failure of the database or the server, not the caller's: logged with its cause (which never
+/// holds tenant data), reported without it.
+pub(crate) fn internal(error: &dyn std::error::Error) -> Status {
+    tracing::error!(error = %error, "request failed inside the server");
+    Status::internal("internal error (see the server log)")
+}
+
+/// The request's deadline passed.
+pub(crate) fn deadline_exceeded(limit: std::time::Duration) -> Status {
+    Status::deadline_exceeded(format!(
+        "the request did not finish within its deadline ({} ms)",
+        limit.as_millis()
+    ))
+}
+
+impl From<crate::auth::AuthError> for Status {
+    fn from(error: crate::auth::AuthError) -> Status {
+        use crate::auth::AuthError;
+        match error {
+            AuthError::Missing => Status::unauthenticated(
+                "missing credential: send the metadata `authorization: Bearer <token>`",
+            ),
+            AuthError::Malformed => {
+                Status::unauthenticated("malformed credential: expected `authorization: Bearer <token>`")
+            }
+            AuthError::Storage(e) => from_storage(e),
+            AuthError::AdminOnDataPlane => Status::permission_denied(
+                "the admin credential cannot call the data plane; issue a tenant API key",
+            ),
+            AuthError::TenantKeyOnAdmin => {
+                Status::permission_denied("tenant API keys cannot call the admin service")
+            }
+            AuthError::Role { role, operation } => {
+                Status::permission_denied(format!("a {} key cannot {operation}", role.as_str()))
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Authentication and authorisation on a real server: the matrix of every RPC against every kind of
+//! credential (none, malformed, unknown, revoked, expired, wrong admin token, each role, another
+//! tenant's key, the admin token) with the status each must get, and a meta-test that fails when an
+//! RPC of the service descriptors has no row.
+
+use crate::harness::{TestServer, collections, count, point, req, search};
+use bulkhead_server::proto as pb;
+use prost::Message;
+use std::collections::BTreeSet;
+use tonic::Code;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cred {
+    None,
+    Malformed,
+    Unknown,
+    Revoked,
+    Expired,
+    WrongAdmin,
+    Reader,
+    Writer,
+    TenantAdmin,
+    OtherTenant,
+    Admin,
+}
+
+const CREDS: [Cred; 11] = [
+    Cred::None,
+    Cred::Malformed,
+    Cred::Unknown,
+    Cred::Revoked,
+    Cred::Expired,
+    Cred::WrongAdmin,
+    Cred::Reader,
+    Cred::Writer,
+    Cred::TenantAdmin,
+    Cred::OtherTenant,
+    Cred::Admin,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Needs {
+    Reader,
+    Writer,
+    TenantAdmin,
+    Admin,
+}
+
+/// Every RPC: (service, method, what it needs, whether it names one of acme's collections).
+const ROWS: &[(&str, &str, Needs, bool)] = &[
+    ("DataPlane", "CreateCollection", Needs::TenantAdmin, false),
+    ("DataPlane", "ListCollections", Needs::Reader, false),
+    ("DataPlane", "DescribeCollection", Needs::Reader, true),
+    ("DataPlane", "DropCollection", Needs::TenantAdmin, true),
+    ("DataPlane", "Upsert", Needs::Writer, true),
+    ("DataPlane", "Get", Needs::Reader, true),
+    ("DataPlane", "Delete", Needs::Writer, true),
+    ("DataPlane", "Count", Needs::Reader, true),
+    ("DataPlane", "Search", Needs::Reader, true),
+    ("DataPlane", "SearchBatch", Needs::Reader, true),
+    ("Admin", "CreateTenant", Needs::Admin, false),
+    ("Admin", "ListTenants", Needs::Admin, false),
+    ("Admin", "DescribeTenant", Needs::Admin, false),
+    ("Admin", "DeleteTenant", Needs::Admin, false),
+    ("Admin", "IssueApiKey", Needs::Admin, false),
+    ("Admin", "ListApiKeys", Needs::Admin, false),
+    ("Admin", "RevokeApiKey", Needs::Admin, false),
+];
+
+/// The status a credential must get for a row: written out from the contract, not from the server's
+/// own role table.
+fn expected(method: &str, needs: Needs, scoped: bool, cred: Cred) -> Code {
+    let role = match cred {
+        Cred::None | Cred::Malformed | Cred::Unknown | Cred::Revoked | Cred::Expired | Cred::WrongAdmin => {
+            return Code::Unauthenticated;
+        }
+        Cred::Admin if needs == Needs::Admin => {
+            return if method == "DeleteTenant" { Code::Unimplemented } else { Code::Ok };
+        }
+        Cred::Admin => return Code::PermissionDenied,
+        _ if needs == Needs::Admin => return Code::PermissionDenied,
+        Cred::Reader => Needs::Reader,
+        Cred::Writer => Needs::Writer,
+        Cred::TenantAdmin | Cred::OtherTenant => Needs::TenantAdmin,
+    };
+    if role < needs {
+        Code::PermissionDenied
+    } else if cred == Cred::OtherTenant && scoped {
+        Code::NotFound
+    } else {
+        Code::Ok
+    }
+}
+
+struct World {
+    server: TestServer,
+    tokens: Vec<(Cred, Option<String>)>,
+    acme_admin: String,
+}
+
+impl World {
+    fn token(&self, cred: Cred) -> Option<&str> {
+        self.tokens.iter().find(|(c, _)| *c == cred).and_then(|(_, t)| t.as_deref())
+    }
+}
+
+async fn world() -> World {
+    let server = TestServer::start().await;
+    let acme_admin = crate::harness::seed(&server, "acme").await;
+    server.tenant("globex").await;
+    let (reader, _) = server.key("acme", pb::Role::Reader).await;
+    let (writer, _) = server.key("acme", pb::Role::Writer).await;
+    let (other, _) = server.key("globex", pb::Role::TenantAdmin).await;
+    let (revoked, revoked_id) = server.key("acme", pb::Role::TenantAdmin).await;
+    let mut admin = server.admin().await;
+    admin
+        .revoke_api_key(req(
+            pb::RevokeApiKeyRequest { tenant: "acme".into(), key_id: revoked_id },
+            &server.admin_token,
+        ))
+        .await
+        .expect("revoke");
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let expiring = pb::IssueApiKeyRequest {
+        tenant: "acme".into(),
+        role: pb::Role::TenantAdmin as i32,
+        label: "short-lived".into(),
+        expires_ms: Some(now + 1_000),
+    };
+    let expired =
+        admin.issue_api_key(req(expiring, &server.admin_token)).await.expect("issue").into_inner().token;
+    let mut data = server.data().await;
+    // It works until it expires, then it is refused like any unknown key.
+    data.count(req(pb::CountRequest { collection: "docs".into() }, &expired))
+        .await
+        .expect("valid before expiry");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let unknown = format!("bk_{}_{}", "00".repeat(16), "11".repeat(32));
+    let tokens = vec![
+        (Cred::None, None),
+        (Cred::Malformed, Some("<malformed>".to_owned())),
+        (Cred::Unknown, Some(unknown)),
+        (Cred::Revoked, Some(revoked)),
+        (Cred::Expired, Some(expired)),
+        (Cred::WrongAdmin, Some(format!("bka_{}", "ab".repeat(32)))),
+        (Cred::Reader, Some(reader)),
+        (Cred::Writer, Some(writer)),
+        (Cred::TenantAdmin, Some(acme_admin.clone())),
+        (Cred::OtherTenant, Some(other)),
+        (Cred::Admin, Some(server.admin_token.clone())),
+    ];
+    World { server, tokens, acme_admin }
+}
+
+/// `message` with the credential as the test wants it sent.
+fn with<T>(message: T, cred: Cred, token: Option<&str>) -> tonic::Request<T> {
+    match (cred, token) {
+        (Cred::Malformed, _) => {
+            let mut request = tonic::Request::new(message);
+            request.metadata_mut().insert("authorization", "Basic dXNlcjpwYXNz".parse().expect("header"));
+            request
+        }
+        (_, Some(token)) => req(message, token),
+        (_, None) => tonic::Request::new(message),
+    }
+}
+
+fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
+    result.map_or_else(|s| s.code(), |_| Code::Ok)
+}
+
+/// Calls one RPC with one credential; every call is a valid request, so only authorisation decides.
+async fn call(world: &World, method: &str, cred: Cred, fresh: &mut u32) -> Code {
+    let token = world.token(cred);
+    let server = &world.server;
+    let mut data = server.data().await;
+    let mut admin = server.admin().await;
+    *fresh += 1;
+    let n = *fresh;
+    match method {
+        "CreateCollection" => {
+            let r = pb::CreateCollectionRequest {
+                name: format!("c{n}"),
+                dimension: 3,
+                metric: pb::Metric::Cosine as i32,
+            };
+            code(data.create_collection(with(r, cred, token)).await)
+        }
+        "ListCollections" => {
+            code(data.list_collections(with(pb::ListCollectionsRequest {}, cred, token)).await)
+        }
+        "DescribeCollection" => code(
+            data.describe_collection(with(
+                pb::DescribeCollectionRequest { name: "docs".into() },
+                cred,
+                token,
+            ))
+            .await,
+        ),
+        "DropCollection" => {
+            let name = format!("drop{n}");
+            let create = pb::CreateCollectionRequest {
+                name: name.clone(),
+                dimension: 3,
+                metric: pb::Metric::Cosine as i32,
+            };
+            data.create_collection(req(create, &world.acme_admin)).await.expect("throwaway collection");
+            code(data.drop_collection(with(pb::DropCollectionRequest { name }, cred, token)).await)
+        }
+        "Upsert" => {
+            let r = pb::UpsertRequest {
+                collection: "docs".into(),
+                points: vec![point("a", [1.0, 0.0, 0.0], "alpha")],
+            };
+            code(data.upsert(with(r, cred, token)).await)
+        }
+        "Get" => {
+            let r = pb::GetRequest { collection: "docs".into(), id: "a".into(), ..Default::default() };
+            code(data.get(with(r, cred, token)).await)
+        }
+        "Delete" => {
+            let r = pb::DeleteRequest { collection: "docs".into(), ids: vec!["no-such-point".into()] };
+            code(data.delete(with(r, cred, token)).await)
+        }
+        "Count" => code(data.count(with(pb::CountRequest { collection: "docs".into() }, cred, token)).await),
+        "Search" => code(data.search(with(search("docs", [1.0, 0.0, 0.0], 1), cred, token)).await),
+        "SearchBatch" => {
+            let q = pb::BatchQuery { vector: vec![1.0, 0.0, 0.0], k: 1, ..Default::default() };
+            let r = pb::SearchBatchRequest { collection: "docs".into(), queries: vec![q] };
+            code(data.search_batch(with(r, cred, token)).await)
+        }
+        "CreateTenant" => code(
+            admin.create_tenant(with(pb::CreateTenantRequest { name: format!("t{n}") }, cred, token)).await,
+        ),
+        "ListTenants" => code(admin.list_tenants(with(pb::ListTenantsRequest {}, cred, token)).await),
+        "DescribeTenant" => code(
+            admin.describe_tenant(with(pb::DescribeTenantRequest { name: "acme".into() }, cred, token)).await,
+        ),
+        "DeleteTenant" => code(
+            admin.delete_tenant(with(pb::DeleteTenantRequest { name: "acme".into() }, cred, token)).await,
+        ),
+        "IssueApiKey" => {
+            let r = pb::IssueApiKeyRequest {
+                tenant: "acme".into(),
+                role: pb::Role::Reader as i32,
+                label: String::new(),
+                expires_ms: None,
+            };
+            code(admin.issue_api_key(with(r, cred, token)).await)
+        }
+        "ListApiKeys" => code(
+            admin.list_api_keys(with(pb::ListApiKeysRequest { tenant: "acme".into() }, cred, token)).await,
+        ),
+        "RevokeApiKey" => {
+            let (_, key_id) = server.key("acme", pb::Role::Reader).await;
+            code(
+                admin
+                    .revoke_api_key(with(
+                        pb::RevokeApiKeyRequest { tenant: "acme".into(), key_id },
+                        cred,
+                        token,
+                    ))
+                    .await,
+            )
+        }
+        other => panic!("the matrix has no call for {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_matrix() {
+    let world = world().await;
+    let mut fresh = 0;
+    let mut failures = Vec::new();
+    for &(_, method, needs, scoped) in ROWS {
+        for cred in CREDS {
+            let want = expected(method, needs, scoped, cred);
+            let got = call(&world, method, cred, &mut fresh).await;
+            if got != want {
+                failures.push(format!("{method} with {cred:?}: expected {want:?}, got {got:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorisation matrix mismatches:\n{}", failures.join("\n"));
+    // Refused calls changed nothing: acme still has its two points, and only collections created by
+    // the credentials allowed to create them exist.
+    assert_eq!(count(&world.server, "acme", "docs"), 2);
+    let acme = collections(&world.server, "acme");
+    let created_by_acme = acme.iter().filter(|c| c.starts_with('c')).count();
+    assert_eq!(created_by_acme, 1, "only acme's tenant-admin key created a collection in acme: {acme:?}");
+    let throwaway = acme.iter().filter(|c| c.starts_with("drop")).count();
+    assert_eq!(
+        throwaway,
+        CREDS.len() - 1,
+        "only acme's tenant-admin key dropped its throwaway collection: {acme:?}"
+    );
+    world.server.stop().await;
+}
+
+#[test]
+fn every_rpc_of_the_descriptors_has_a_matrix_row() {
+    let set = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET).expect("descriptor set");
+    let described: BTreeSet<(String, String)> = set
+        .file
+        .iter()
+        .filter(|f| f.package() == "bulkhead.v1")
+        .flat_map(|f| f.service.iter())
+        .flat_map(|s| s.method.iter().map(move |m| (s.name().to_owned(), m.name().to_owned())))
+        .collect();
+    let rows: BTreeSet<(String, String)> =
+        ROWS.iter().map(|(s, m, _, _)| ((*s).to_owned(), (*m).to_owned())).collect();
+    assert_eq!(described.len(), 17, "the contract has 17 RPCs today: {described:?}");
+    let missing: Vec<_> = described.difference(&rows).collect();
+    assert!(missing.is_empty(), "RPCs without an authorisation matrix row: {missing:?}");
+    let stale: Vec<_> = rows.difference(&described).collect();
+    assert!(stale.is_empty(), "matrix rows for RPCs that do not exist: {stale:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_why_without_detail() {
+    let world = world().await;
+    let mut data = world.server.data().await;
+    let count_req = || pb::CountRequest { collection: "docs".into() };
+    let none = data.count(tonic::Request::new(count_req())).await.expect_err("no credential");
+    assert!(none.message().contains("missing credential"), "{}", none.message());
+    // Unknown, revoked and expired keys get one and the same message, so probing learns nothing.
+    let mut messages = BTreeSet::new();
+    for cred in [Cred::Unknown, Cred::Revoked, Cred::Expired] {
+        let status = data.count(with(count_req(), cred, world.token(cred))).await.expect_err("refused");
+        assert_eq!(status.code(), Code::Unauthenticated);
+        messages.insert(status.message().to_owned());
+    }
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let reader = data
+        .upsert(with(
+            pb::UpsertRequest { collection: "docs".into(), points: vec![] },
+            Cred::Reader,
+            world.token(Cred::Reader),
+        ))
+        .await
+        .expect_err("reader");
+    assert_eq!(reader.message(), "a reader key cannot upsert points");
+    let mut admin = world.server.admin().await;
+    let tenant_key = admin
+        .list_tenants(with(pb::ListTenantsRequest {}, Cred::TenantAdmin, world.token(Cred::TenantAdmin)))
+        .await
+        .expect_err("tenant key on admin");
+    assert!(tenant_key.message().contains("tenant API keys cannot call the admin service"));
+    world.server.stop().await;
+}

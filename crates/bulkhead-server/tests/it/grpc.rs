@@ -1,0 +1,246 @@
+//! The gRPC walkthrough on a real server: an operator creates a tenant and keys, a writer fills a
+//! collection, a reader searches (with and without a principal), roles and revocation hold, and one
+//! tenant's key cannot see another tenant's collection. Plus reflection and the admin plane's
+//! unimplemented delete.
+
+use crate::harness::{TestServer, point, req, search};
+use bulkhead_server::proto as pb;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn walkthrough_over_grpc() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let mut data = server.data().await;
+    server.tenant("acme").await;
+    let tenants =
+        admin.list_tenants(req(pb::ListTenantsRequest {}, &server.admin_token)).await.expect("list");
+    assert_eq!(tenants.into_inner().tenants.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["acme"]);
+
+    let (tenant_admin, _) = server.key("acme", pb::Role::TenantAdmin).await;
+    let (writer, _) = server.key("acme", pb::Role::Writer).await;
+    let (reader, reader_id) = server.key("acme", pb::Role::Reader).await;
+    assert!(writer.starts_with("bk_") && reader.starts_with("bk_"));
+
+    // Writers may not create collections; tenant admins may.
+    let create =
+        pb::CreateCollectionRequest { name: "docs".into(), dimension: 3, metric: pb::Metric::Cosine as i32 };
+    let denied =
+        data.create_collection(req(create.clone(), &writer)).await.expect_err("writer cannot create");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let created = data.create_collection(req(create, &tenant_admin)).await.expect("create").into_inner();
+    assert_eq!(
+        (created.name.as_str(), created.dimension, created.metric),
+        ("docs", 3, pb::Metric::Cosine as i32)
+    );
+
+    let mut restricted = point("secret-plan", [0.9, 0.1, 0.0], "only alice reads this");
+    restricted.acl = Some(pb::Acl { users: vec!["alice".into()], groups: vec![] });
+    restricted.source_uri = Some("s3://bucket/plan.pdf".into());
+    let mut public = point("handbook", [1.0, 0.0, 0.0], "everyone reads this");
+    public
+        .metadata
+        .insert("lang".into(), pb::MetaValue { kind: Some(pb::meta_value::Kind::Keyword("en".into())) });
+    let other = point("other", [0.0, 0.0, 1.0], "far away");
+    let upserted = data
+        .upsert(req(
+            pb::UpsertRequest { collection: "docs".into(), points: vec![restricted, public, other] },
+            &writer,
+        ))
+        .await
+        .expect("upsert")
+        .into_inner();
+    assert_eq!(upserted.versions.len(), 3);
+
+    // The reader searches on behalf of bob: alice's document is filtered out before ranking.
+    let mut as_bob = search("docs", [1.0, 0.0, 0.0], 2);
+    as_bob.principal = Some(pb::Principal { user: "bob".into(), groups: vec![] });
+    let hits = data.search(req(as_bob, &reader)).await.expect("search").into_inner().hits;
+    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["handbook", "other"]);
+    let top = &hits[0];
+    assert_eq!(top.text, "everyone reads this");
+    assert_eq!(top.matched_by, pb::MatchReason::TenantWide as i32);
+    assert_eq!(top.acl_fingerprint.len(), 16);
+    assert!(top.version > 0 && matches!(top.index, Some(pb::hit::Index::Delta(true))));
+    assert!(matches!(
+        top.metadata.get("lang").and_then(|v| v.kind.clone()),
+        Some(pb::meta_value::Kind::Keyword(ref v)) if v == "en"
+    ));
+
+    // On behalf of alice, her document comes first, with its provenance.
+    let mut as_alice = search("docs", [0.9, 0.1, 0.0], 1);
+    as_alice.principal = Some(pb::Principal { user: "alice".into(), groups: vec![] });
+    let hits = data.search(req(as_alice, &reader)).await.expect("search").into_inner().hits;
+    assert_eq!(hits[0].id, "secret-plan");
+    assert_eq!(hits[0].matched_by, pb::MatchReason::User as i32);
+    assert_eq!(hits[0].source_uri.as_deref(), Some("s3://bucket/plan.pdf"));
+
+    // A metadata filter, in a batch with a second query.
+    let lang_en = pb::Filter {
+        kind: Some(pb::filter::Kind::Eq(pb::Equals {
+            field: "lang".into(),
+            value: Some(pb::equals::Value::Keyword("en".into())),
+        })),
+    };
+    let batch = pb::SearchBatchRequest {
+        collection: "docs".into(),
+        queries: vec![
+            pb::BatchQuery { vector: vec![0.0, 0.0, 1.0], k: 3, filter: Some(lang_en), ..Default::default() },
+            pb::BatchQuery { vector: vec![0.0, 0.0, 1.0], k: 1, ..Default::default() },
+        ],
+    };
+    let results = data.search_batch(req(batch, &reader)).await.expect("batch").into_inner().results;
+    assert_eq!(results[0].hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["handbook"]);
+    assert_eq!(results[1].hits[0].id, "other");
+
+    // Get honours the principal: bob's view of alice's document is "not found".
+    let get = |principal: &str| pb::GetRequest {
+        collection: "docs".into(),
+        id: "secret-plan".into(),
+        principal: Some(pb::Principal { user: principal.into(), groups: vec![] }),
+        with_vector: true,
+    };
+    let got = data.get(req(get("alice"), &reader)).await.expect("get").into_inner().point.expect("point");
+    assert_eq!((got.text.as_str(), got.vector.len()), ("only alice reads this", 3));
+    let hidden = data.get(req(get("bob"), &reader)).await.expect_err("hidden");
+    assert_eq!(hidden.code(), Code::NotFound);
+
+    // The reader cannot write; nothing changed.
+    let write =
+        pb::UpsertRequest { collection: "docs".into(), points: vec![point("x", [1.0, 1.0, 0.0], "x")] };
+    let denied = data.upsert(req(write, &reader)).await.expect_err("reader cannot write");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let delete = pb::DeleteRequest { collection: "docs".into(), ids: vec!["other".into()] };
+    assert_eq!(
+        data.delete(req(delete.clone(), &reader)).await.expect_err("reader cannot delete").code(),
+        Code::PermissionDenied
+    );
+    let count =
+        data.count(req(pb::CountRequest { collection: "docs".into() }, &reader)).await.expect("count");
+    assert_eq!(count.into_inner().count, 3);
+
+    // The writer deletes; the count follows.
+    let deleted = data.delete(req(delete, &writer)).await.expect("delete").into_inner();
+    assert_eq!(deleted.deleted, 1);
+    assert_eq!(
+        data.count(req(pb::CountRequest { collection: "docs".into() }, &reader))
+            .await
+            .expect("count")
+            .into_inner()
+            .count,
+        2
+    );
+
+    // Revocation takes effect at once.
+    admin
+        .revoke_api_key(req(
+            pb::RevokeApiKeyRequest { tenant: "acme".into(), key_id: reader_id.clone() },
+            &server.admin_token,
+        ))
+        .await
+        .expect("revoke");
+    let refused = data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &reader)).await.expect_err("revoked");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let keys = admin
+        .list_api_keys(req(pb::ListApiKeysRequest { tenant: "acme".into() }, &server.admin_token))
+        .await
+        .expect("keys");
+    let keys = keys.into_inner().keys;
+    assert_eq!(keys.len(), 3);
+    assert!(keys.iter().any(|k| k.key_id == reader_id && k.revoked && k.role == pb::Role::Reader as i32));
+
+    // Describe and drop.
+    let described =
+        data.describe_collection(req(pb::DescribeCollectionRequest { name: "docs".into() }, &reader));
+    assert!(matches!(described.await, Err(s) if s.code() == Code::Unauthenticated));
+    data.drop_collection(req(pb::DropCollectionRequest { name: "docs".into() }, &tenant_admin))
+        .await
+        .expect("drop");
+    let list = data.list_collections(req(pb::ListCollectionsRequest {}, &writer)).await.expect("list");
+    assert!(list.into_inner().collections.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_collection_looks_missing() {
+    let server = TestServer::start().await;
+    crate::harness::seed(&server, "acme").await;
+    server.tenant("globex").await;
+    let (globex, _) = server.key("globex", pb::Role::TenantAdmin).await;
+    let (acme_reader, _) = server.key("acme", pb::Role::Reader).await;
+    let mut data = server.data().await;
+
+    let theirs =
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &globex)).await.expect_err("not visible");
+    let missing =
+        data.search(req(search("nothing", [1.0, 0.0, 0.0], 1), &globex)).await.expect_err("missing");
+    assert_eq!(theirs.code(), Code::NotFound);
+    assert_eq!((theirs.code(), theirs.message()), (missing.code(), missing.message()));
+    for status in [
+        data.describe_collection(req(pb::DescribeCollectionRequest { name: "docs".into() }, &globex))
+            .await
+            .expect_err("describe"),
+        data.count(req(pb::CountRequest { collection: "docs".into() }, &globex)).await.expect_err("count"),
+        data.drop_collection(req(pb::DropCollectionRequest { name: "docs".into() }, &globex))
+            .await
+            .expect_err("drop"),
+    ] {
+        assert_eq!((status.code(), status.message()), (Code::NotFound, "collection not found"));
+    }
+    let listed =
+        data.list_collections(req(pb::ListCollectionsRequest {}, &globex)).await.expect("list").into_inner();
+    assert!(listed.collections.is_empty());
+    // Globex may make its own "docs"; acme's is untouched.
+    let create =
+        pb::CreateCollectionRequest { name: "docs".into(), dimension: 3, metric: pb::Metric::L2 as i32 };
+    data.create_collection(req(create, &globex)).await.expect("globex creates its own");
+    let theirs =
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 5), &globex)).await.expect("own").into_inner();
+    assert!(theirs.hits.is_empty());
+    let ours =
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 5), &acme_reader)).await.expect("acme").into_inner();
+    assert_eq!(ours.hits.len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_tenant_is_unimplemented_and_says_why() {
+    let server = TestServer::start().await;
+    server.tenant("acme").await;
+    let mut admin = server.admin().await;
+    let status = admin
+        .delete_tenant(req(pb::DeleteTenantRequest { name: "acme".into() }, &server.admin_token))
+        .await
+        .expect_err("not implemented");
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert!(status.message().contains("crypto-shredding"), "{}", status.message());
+    let still = admin
+        .describe_tenant(req(pb::DescribeTenantRequest { name: "acme".into() }, &server.admin_token))
+        .await;
+    assert_eq!(still.expect("still there").into_inner().name, "acme");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_both_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let server = TestServer::start().await;
+    let mut client = ServerReflectionClient::new(server.channel().await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses =
+        client.server_reflection_info(tokio_stream::iter([request])).await.expect("reflection").into_inner();
+    let response = responses.message().await.expect("message").expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection response");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"bulkhead.v1.DataPlane") && names.contains(&"bulkhead.v1.Admin"), "{names:?}");
+    server.stop().await;
+}

@@ -1,0 +1,151 @@
+//! A real server for one test: a fresh RocksDB directory under a temporary directory, a random master
+//! key and admin token, the tonic server on 127.0.0.1 with an ephemeral port, and a clean stop.
+
+use bulkhead_query::{Database, MasterKey, StoreOptions};
+use bulkhead_server::proto as pb;
+use bulkhead_server::proto::admin_client::AdminClient;
+use bulkhead_server::proto::data_plane_client::DataPlaneClient;
+use bulkhead_server::{AdminToken, Server, ServerLimits, WorkGate, client};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub db: Arc<Database>,
+    pub admin_token: String,
+    pub gate: WorkGate,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::with_limits(ServerLimits::default()).await
+    }
+
+    pub async fn with_limits(limits: ServerLimits) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(
+            Database::open(&dir.path().join("db"), MasterKey::generate(), StoreOptions::default())
+                .expect("open"),
+        );
+        let admin = AdminToken::generate();
+        let admin_token = admin.expose().to_owned();
+        let server = Server::new(Arc::clone(&db), admin, limits);
+        let gate = server.work_gate();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            let _ = rx.await;
+        }));
+        TestServer { addr, db, admin_token, gate, shutdown: Some(tx), task: Some(task), _dir: dir }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        client::connect(&self.addr.to_string()).await.expect("connect")
+    }
+
+    pub async fn data(&self) -> DataPlaneClient<Channel> {
+        client::data_plane(self.channel().await)
+    }
+
+    pub async fn admin(&self) -> AdminClient<Channel> {
+        client::admin(self.channel().await)
+    }
+
+    /// Creates a tenant through the admin service.
+    pub async fn tenant(&self, name: &str) {
+        let mut admin = self.admin().await;
+        admin
+            .create_tenant(req(pb::CreateTenantRequest { name: name.into() }, &self.admin_token))
+            .await
+            .expect("create tenant");
+    }
+
+    /// Issues a key through the admin service; returns (token, key id).
+    pub async fn key(&self, tenant: &str, role: pb::Role) -> (String, String) {
+        let mut admin = self.admin().await;
+        let request = pb::IssueApiKeyRequest {
+            tenant: tenant.into(),
+            role: role as i32,
+            label: String::new(),
+            expires_ms: None,
+        };
+        let issued = admin.issue_api_key(req(request, &self.admin_token)).await.expect("issue").into_inner();
+        (issued.token, issued.key_id)
+    }
+
+    /// Stops the server (finishing calls in flight) and checks that it stopped cleanly.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stopped cleanly");
+        }
+        self.db.operator().flush().expect("flush");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// `message` with the bearer credential.
+pub fn req<T>(message: T, token: &str) -> tonic::Request<T> {
+    client::authorized(message, token).expect("header")
+}
+
+/// A collection of dimension 3 and two points, made with a tenant-admin key.
+pub async fn seed(server: &TestServer, tenant: &str) -> String {
+    server.tenant(tenant).await;
+    let (admin, _) = server.key(tenant, pb::Role::TenantAdmin).await;
+    let mut data = server.data().await;
+    data.create_collection(req(
+        pb::CreateCollectionRequest { name: "docs".into(), dimension: 3, metric: pb::Metric::Cosine as i32 },
+        &admin,
+    ))
+    .await
+    .expect("create collection");
+    let points = vec![point("a", [1.0, 0.0, 0.0], "alpha"), point("b", [0.0, 1.0, 0.0], "beta")];
+    data.upsert(req(pb::UpsertRequest { collection: "docs".into(), points }, &admin)).await.expect("upsert");
+    admin
+}
+
+pub fn point(id: &str, vector: [f32; 3], text: &str) -> pb::Point {
+    pb::Point { id: id.into(), vector: vector.to_vec(), text: text.into(), ..Default::default() }
+}
+
+/// The collection's point count, read through the library (not the server under test).
+pub fn count(server: &TestServer, tenant: &str, collection: &str) -> u64 {
+    let name = bulkhead_query::TenantName::new(tenant).expect("name");
+    let scope = server.db.operator().trusted_host_scope(&name, "test inspection").expect("scope");
+    server.db.tenant(&scope).expect("tenant").count(collection).expect("count")
+}
+
+/// The tenant's collection names, read through the library.
+pub fn collections(server: &TestServer, tenant: &str) -> Vec<String> {
+    let name = bulkhead_query::TenantName::new(tenant).expect("name");
+    let scope = server.db.operator().trusted_host_scope(&name, "test inspection").expect("scope");
+    server
+        .db
+        .tenant(&scope)
+        .expect("tenant")
+        .collections()
+        .expect("list")
+        .iter()
+        .map(|c| c.name.as_str().to_owned())
+        .collect()
+}
+
+pub fn search(collection: &str, vector: [f32; 3], k: u32) -> pb::SearchRequest {
+    pb::SearchRequest { collection: collection.into(), vector: vector.to_vec(), k, ..Default::default() }
+}

@@ -1,0 +1,340 @@
+//! Every limit of docs/LIMITS.md, over gRPC: a request just over it gets INVALID_ARGUMENT (or
+//! RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED) with a message naming the limit, and the database is
+//! unchanged; where cheap, a request exactly at the limit still succeeds.
+
+use crate::harness::{TestServer, collections, count, point, req, search};
+use bulkhead_query::limits as lib;
+use bulkhead_server::ServerLimits;
+use bulkhead_server::limits;
+use bulkhead_server::proto as pb;
+use std::time::Duration;
+use tonic::Code;
+
+/// Asserts the status and that its message mentions `needle`.
+fn refused(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, needle: &str) {
+    let status = result.expect_err("must be refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(status.message().contains(needle), "message {:?} does not mention {needle:?}", status.message());
+}
+
+async fn upsert(
+    server: &TestServer,
+    token: &str,
+    points: Vec<pb::Point>,
+) -> Result<pb::UpsertResponse, tonic::Status> {
+    let mut data = server.data().await;
+    data.upsert(req(pb::UpsertRequest { collection: "docs".into(), points }, token))
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn leaf(i: usize) -> pb::Filter {
+    pb::Filter {
+        kind: Some(pb::filter::Kind::Eq(pb::Equals {
+            field: format!("f{i}"),
+            value: Some(pb::equals::Value::Flag(true)),
+        })),
+    }
+}
+
+fn nested(depth: usize) -> pb::Filter {
+    let mut filter = leaf(0);
+    for _ in 1..depth {
+        filter = pb::Filter { kind: Some(pb::filter::Kind::Not(Box::new(filter))) };
+    }
+    filter
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_and_batch_limits() {
+    let server = TestServer::start().await;
+    let token = crate::harness::seed(&server, "acme").await;
+    let unchanged =
+        |server: &TestServer| assert_eq!(count(server, "acme", "docs"), 2, "the database changed");
+
+    let over = |f: &dyn Fn(&mut pb::Point)| {
+        let mut p = point("new", [1.0, 1.0, 0.0], "t");
+        f(&mut p);
+        vec![p]
+    };
+    refused(
+        upsert(&server, &token, over(&|p| p.id = "i".repeat(lib::MAX_DOC_ID_BYTES + 1))).await,
+        Code::InvalidArgument,
+        "document id",
+    );
+    refused(
+        upsert(&server, &token, over(&|p| p.text = "t".repeat(lib::MAX_TEXT_BYTES + 1))).await,
+        Code::InvalidArgument,
+        "262144",
+    );
+    refused(
+        upsert(&server, &token, over(&|p| p.source_uri = Some("u".repeat(lib::MAX_SOURCE_URI_BYTES + 1))))
+            .await,
+        Code::InvalidArgument,
+        "2048",
+    );
+    refused(
+        upsert(
+            &server,
+            &token,
+            over(&|p| {
+                for i in 0..=lib::MAX_METADATA_FIELDS {
+                    p.metadata.insert(
+                        format!("k{i}"),
+                        pb::MetaValue { kind: Some(pb::meta_value::Kind::Flag(true)) },
+                    );
+                }
+            }),
+        )
+        .await,
+        Code::InvalidArgument,
+        "64 fields",
+    );
+    refused(
+        upsert(
+            &server,
+            &token,
+            over(&|p| {
+                p.metadata.insert(
+                    "k".into(),
+                    pb::MetaValue {
+                        kind: Some(pb::meta_value::Kind::Keyword("v".repeat(lib::MAX_METADATA_BYTES))),
+                    },
+                );
+            }),
+        )
+        .await,
+        Code::InvalidArgument,
+        "65536",
+    );
+    refused(
+        upsert(
+            &server,
+            &token,
+            over(&|p| {
+                p.acl = Some(pb::Acl {
+                    users: (0..=lib::MAX_ACL_ENTRIES).map(|i| format!("u{i}")).collect(),
+                    groups: vec![],
+                })
+            }),
+        )
+        .await,
+        Code::InvalidArgument,
+        "1024",
+    );
+    refused(
+        upsert(&server, &token, over(&|p| p.vector = vec![1.0, 0.0])).await,
+        Code::InvalidArgument,
+        "dimension",
+    );
+    refused(
+        upsert(&server, &token, over(&|p| p.vector = vec![1.0, f32::NAN, 0.0])).await,
+        Code::InvalidArgument,
+        "NaN",
+    );
+    unchanged(&server);
+
+    // Points per batch: one over is refused; exactly at the limit is accepted.
+    let batch =
+        |n: usize| (0..n).map(|i| point(&format!("p{i}"), [1.0, i as f32, 0.0], "")).collect::<Vec<_>>();
+    refused(upsert(&server, &token, batch(lib::MAX_BATCH_POINTS + 1)).await, Code::InvalidArgument, "1024");
+    unchanged(&server);
+    // Bytes per batch: 128 texts of the largest size, plus their ids and vectors, is just over 32 MiB.
+    let heavy: Vec<_> = (0..128)
+        .map(|i| point(&format!("h{i}"), [1.0, 0.0, 0.0], &"x".repeat(lib::MAX_TEXT_BYTES)))
+        .collect();
+    refused(upsert(&server, &token, heavy).await, Code::InvalidArgument, "batch");
+    unchanged(&server);
+    let accepted = upsert(&server, &token, batch(lib::MAX_BATCH_POINTS)).await.expect("a batch at the limit");
+    assert_eq!(accepted.versions.len(), lib::MAX_BATCH_POINTS);
+
+    // Delete batches have the same limit.
+    let mut data = server.data().await;
+    let ids = (0..=lib::MAX_BATCH_POINTS).map(|i| format!("p{i}")).collect();
+    refused(
+        data.delete(req(pb::DeleteRequest { collection: "docs".into(), ids }, &token)).await,
+        Code::InvalidArgument,
+        "1024",
+    );
+    assert_eq!(count(&server, "acme", "docs"), 2 + lib::MAX_BATCH_POINTS as u64);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collection_limits() {
+    let server = TestServer::start().await;
+    let token = crate::harness::seed(&server, "acme").await;
+    let mut data = server.data().await;
+    let create = |name: String, dimension: u32| pb::CreateCollectionRequest {
+        name,
+        dimension,
+        metric: pb::Metric::Cosine as i32,
+    };
+    refused(
+        data.create_collection(req(create("big".into(), lib::MAX_DIMENSION as u32 + 1), &token)).await,
+        Code::InvalidArgument,
+        "4096",
+    );
+    refused(
+        data.create_collection(req(create("n".repeat(lib::MAX_COLLECTION_NAME_BYTES + 1), 3), &token)).await,
+        Code::InvalidArgument,
+        "collection name",
+    );
+    refused(
+        data.create_collection(req(
+            pb::CreateCollectionRequest { name: "m".into(), dimension: 3, metric: 0 },
+            &token,
+        ))
+        .await,
+        Code::InvalidArgument,
+        "metric",
+    );
+    assert_eq!(collections(&server, "acme"), ["docs"]);
+    data.create_collection(req(create("at-limit".into(), lib::MAX_DIMENSION as u32), &token))
+        .await
+        .expect("dimension at the limit");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_limits() {
+    let server = TestServer::start().await;
+    let token = crate::harness::seed(&server, "acme").await;
+    let mut data = server.data().await;
+
+    refused(
+        data.search(req(search("docs", [1.0, 0.0, 0.0], lib::MAX_K as u32 + 1), &token)).await,
+        Code::InvalidArgument,
+        "1000",
+    );
+    refused(data.search(req(search("docs", [1.0, 0.0, 0.0], 0), &token)).await, Code::InvalidArgument, "k");
+    data.search(req(search("docs", [1.0, 0.0, 0.0], lib::MAX_K as u32), &token))
+        .await
+        .expect("k at the limit");
+    let mut ef = search("docs", [1.0, 0.0, 0.0], 1);
+    ef.ef = Some(lib::MAX_EF as u32 + 1);
+    refused(data.search(req(ef.clone(), &token)).await, Code::InvalidArgument, "4096");
+    ef.ef = Some(lib::MAX_EF as u32);
+    data.search(req(ef, &token)).await.expect("ef at the limit");
+
+    let with_filter = |filter: pb::Filter| {
+        let mut r = search("docs", [1.0, 0.0, 0.0], 1);
+        r.filter = Some(filter);
+        r
+    };
+    refused(
+        data.search(req(with_filter(nested(lib::MAX_FILTER_DEPTH + 1)), &token)).await,
+        Code::InvalidArgument,
+        "deeper than 8",
+    );
+    data.search(req(with_filter(nested(lib::MAX_FILTER_DEPTH)), &token)).await.expect("depth at the limit");
+    // A hostile nesting far beyond the limit is refused as cleanly (prost stops decoding at 100 levels).
+    let deep = data.search(req(with_filter(nested(90)), &token)).await.expect_err("deep");
+    assert_eq!(deep.code(), Code::InvalidArgument, "{deep:?}");
+    let and = |n: usize| pb::Filter {
+        kind: Some(pb::filter::Kind::And(pb::FilterList { filters: (0..n).map(leaf).collect() })),
+    };
+    refused(
+        data.search(req(with_filter(and(lib::MAX_FILTER_CONDITIONS + 1)), &token)).await,
+        Code::InvalidArgument,
+        "64 conditions",
+    );
+    data.search(req(with_filter(and(lib::MAX_FILTER_CONDITIONS)), &token))
+        .await
+        .expect("conditions at the limit");
+    let one_of = pb::Filter {
+        kind: Some(pb::filter::Kind::OneOf(pb::OneOf {
+            field: "f".into(),
+            values: (0..=lib::MAX_FILTER_LIST).map(|i| i.to_string()).collect(),
+        })),
+    };
+    refused(data.search(req(with_filter(one_of), &token)).await, Code::InvalidArgument, "1024 values");
+
+    let mut principal = search("docs", [1.0, 0.0, 0.0], 1);
+    principal.principal = Some(pb::Principal {
+        user: "u".into(),
+        groups: (0..=lib::MAX_PRINCIPAL_GROUPS).map(|i| format!("g{i}")).collect(),
+    });
+    refused(data.search(req(principal, &token)).await, Code::InvalidArgument, "256 groups");
+
+    let query = pb::BatchQuery { vector: vec![1.0, 0.0, 0.0], k: 1, ..Default::default() };
+    let batch =
+        |n: usize| pb::SearchBatchRequest { collection: "docs".into(), queries: vec![query.clone(); n] };
+    refused(
+        data.search_batch(req(batch(limits::MAX_SEARCH_BATCH + 1), &token)).await,
+        Code::InvalidArgument,
+        "64",
+    );
+    let results =
+        data.search_batch(req(batch(limits::MAX_SEARCH_BATCH), &token)).await.expect("batch at the limit");
+    assert_eq!(results.into_inner().results.len(), limits::MAX_SEARCH_BATCH);
+    assert_eq!(count(&server, "acme", "docs"), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_size_limit() {
+    let server = TestServer::start().await;
+    let token = crate::harness::seed(&server, "acme").await;
+    // One message just over the limit: a single text of MAX_MESSAGE_BYTES bytes plus its framing.
+    let big = point("big", [1.0, 0.0, 0.0], &"x".repeat(limits::MAX_MESSAGE_BYTES));
+    refused(upsert(&server, &token, vec![big]).await, Code::ResourceExhausted, "MAX_MESSAGE_BYTES");
+    assert_eq!(count(&server, "acme", "docs"), 2);
+    // The server is still serving on the same connection.
+    let mut data = server.data().await;
+    data.count(req(pb::CountRequest { collection: "docs".into() }, &token)).await.expect("still serving");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_deadline() {
+    let limits = ServerLimits {
+        request_timeout: Duration::from_millis(300),
+        max_concurrent_work: 2,
+        ..ServerLimits::default()
+    };
+    let server = TestServer::with_limits(limits).await;
+    let token = crate::harness::seed(&server, "acme").await;
+    // Every storage slot busy: the call waits for one until its deadline, then gives up untouched.
+    let held = server.gate.hold_all(2).await.expect("slots");
+    let started = std::time::Instant::now();
+    let write = upsert(&server, &token, vec![point("late", [1.0, 1.0, 1.0], "late")]).await;
+    refused(write, Code::DeadlineExceeded, "300 ms");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A client's shorter grpc-timeout wins over the server's deadline.
+    let mut data = server.data().await;
+    let mut short = req(pb::CountRequest { collection: "docs".into() }, &token);
+    short.set_timeout(Duration::from_millis(50));
+    let status = data.count(short).await.expect_err("deadline");
+    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+    drop(held);
+    assert_eq!(count(&server, "acme", "docs"), 2, "the late write never ran");
+    data.count(req(pb::CountRequest { collection: "docs".into() }, &token)).await.expect("slots free again");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_streams_are_advertised() {
+    let server = TestServer::start().await;
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.expect("tcp");
+    let (_send, mut connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    // The limit arrives in the server's SETTINGS frame; drive the connection until it has.
+    let advertised = tokio::time::timeout(
+        Duration::from_secs(5),
+        std::future::poll_fn(|cx| {
+            let _ = std::pin::Pin::new(&mut connection).poll(cx);
+            let max = connection.max_concurrent_send_streams();
+            if max == limits::MAX_CONCURRENT_STREAMS as usize {
+                std::task::Poll::Ready(max)
+            } else {
+                std::task::Poll::Pending
+            }
+        }),
+    )
+    .await
+    .expect("the server advertises its stream limit");
+    assert_eq!(advertised, 128);
+    // Closed before the server stops: a graceful stop waits for open connections.
+    drop((_send, connection));
+    server.stop().await;
+}

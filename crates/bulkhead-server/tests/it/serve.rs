@@ -1,0 +1,115 @@
+//! `bulkhead serve` as an operator runs it: the real binary on a fresh data directory with no
+//! arguments but an ephemeral port, driven by `bulkhead admin` and `bulkhead client` as in the
+//! README, then stopped with SIGTERM (finishing cleanly and flushing).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn bulkhead(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("BULKHEAD_MASTER_KEY")
+        .env_remove("BULKHEAD_API_KEY")
+        .env_remove("BULKHEAD_ADMIN_TOKEN")
+        .env_remove("BULKHEAD_DATA_DIR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run bulkhead")
+}
+
+fn ok(output: Output) -> String {
+    assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+#[test]
+fn serve_admin_client_walkthrough() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("BULKHEAD_MASTER_KEY")
+        .env_remove("BULKHEAD_ADMIN_TOKEN")
+        .env_remove("BULKHEAD_DATA_DIR")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bulkhead serve");
+    let mut stderr = BufReader::new(server.stderr.take().expect("stderr"));
+    let mut startup = String::new();
+    let address = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).expect("read log") > 0, "the server exited: {startup}");
+        startup.push_str(&line);
+        if line.contains("bulkhead serving") {
+            let at = line.find("address=").expect("address field") + "address=".len();
+            break line[at..].split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    assert!(startup.contains("DEVELOPMENT master key"), "{startup}");
+    assert!(startup.contains("DEVELOPMENT admin token"), "{startup}");
+    assert!(startup.contains("simd="), "the active ISA is logged: {startup}");
+    assert!(dir.path().join("bulkhead-data/dev-master.key").exists());
+    let env = [("BULKHEAD_SERVER", address.as_str())];
+
+    assert!(
+        ok(bulkhead(dir.path(), &["admin", "tenant", "create", "acme"], &env))
+            .contains("created tenant acme")
+    );
+    let admin_key =
+        ok(bulkhead(dir.path(), &["admin", "key", "issue", "acme", "--role", "tenant-admin"], &env));
+    let admin_key = admin_key.trim();
+    let reader = ok(bulkhead(dir.path(), &["admin", "key", "issue", "acme", "--role", "reader"], &env));
+    let reader = reader.trim();
+    assert!(admin_key.starts_with("bk_") && reader.starts_with("bk_"));
+    let as_admin = [env[0], ("BULKHEAD_API_KEY", admin_key)];
+    let as_reader = [env[0], ("BULKHEAD_API_KEY", reader)];
+    ok(bulkhead(dir.path(), &["client", "create-collection", "docs", "--dim", "3"], &as_admin));
+    ok(bulkhead(
+        dir.path(),
+        &["client", "upsert", "docs", "--id", "a", "--vector", "1,0,0", "--text", "hello"],
+        &as_admin,
+    ));
+    ok(bulkhead(
+        dir.path(),
+        &["client", "upsert", "docs", "--id", "b", "--vector", "0,1,0", "--text", "world"],
+        &as_admin,
+    ));
+    let hits = ok(bulkhead(
+        dir.path(),
+        &["client", "search", "docs", "--vector", "0.9,0.1,0", "--k", "1"],
+        &as_reader,
+    ));
+    assert!(hits.contains("a\thello"), "{hits}");
+    let denied =
+        bulkhead(dir.path(), &["client", "upsert", "docs", "--id", "c", "--vector", "0,0,1"], &as_reader);
+    assert!(!denied.status.success());
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("PermissionDenied"));
+
+    let listed = ok(bulkhead(dir.path(), &["admin", "--json", "key", "list", "acme"], &env));
+    let keys: serde_json::Value = serde_json::from_str(listed.trim()).expect("json");
+    assert_eq!(keys.as_array().map(Vec::len), Some(2));
+    let key_id = reader.split('_').nth(1).expect("key id");
+    ok(bulkhead(dir.path(), &["admin", "key", "revoke", "acme", key_id], &env));
+    let revoked = bulkhead(dir.path(), &["client", "count", "docs"], &as_reader);
+    assert!(String::from_utf8_lossy(&revoked.stderr).contains("invalid or expired credential"));
+    assert_eq!(ok(bulkhead(dir.path(), &["client", "count", "docs"], &as_admin)).trim(), "2");
+
+    // SIGTERM: the server finishes, flushes and exits 0.
+    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let mut rest = String::new();
+    for line in stderr.lines() {
+        rest.push_str(&line.expect("log"));
+        rest.push('\n');
+    }
+    let status = server.wait().expect("wait");
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(rest.contains("store flushed"), "{rest}");
+    for secret in [admin_key, reader] {
+        assert!(!startup.contains(secret) && !rest.contains(secret), "a key reached the server log");
+    }
+}

@@ -358,6 +358,11 @@ impl Operator<'_> {
         self.store.rotation_status(tenant)
     }
 
+    /// The data-key generation that seals the tenant's new writes.
+    pub fn key_generation(&self, tenant: TenantUid) -> Result<u32, StorageError> {
+        self.store.key_generation(tenant)
+    }
+
     /// Tenants whose rotation was interrupted (by a restart) and should be resumed.
     pub fn pending_rotations(&self) -> Result<Vec<TenantUid>, StorageError> {
         self.store.pending_rotations()

@@ -6,7 +6,7 @@ use crate::proto as pb;
 use crate::proto::admin_server::Admin;
 use crate::server::Shared;
 use crate::status::{self, invalid};
-use bulkhead_query::{Database, TenantName};
+use bulkhead_query::{Database, MasterKey, TenantName};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -77,14 +77,62 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
-        // Checked like every admin call (a caller without the admin token learns nothing), then
-        // refused: deleting a tenant means crypto-shredding it, which the embedded API does not offer
-        // yet (the rotation and shredding issue).
-        self.call(request, |_, _| {
-            Err(Status::unimplemented(
-                "deleting a tenant is not implemented yet: it arrives with crypto-shredding (revoke the \
-                 tenant's keys meanwhile)",
-            ))
+        self.call(request, |db, req| {
+            let revoked = db.delete_tenant(&tenant_name(req.name)?).map_err(status::from_storage)?;
+            Ok(pb::DeleteTenantResponse { revoked_keys: revoked as u32 })
+        })
+        .await
+    }
+
+    async fn revoke_all_api_keys(
+        &self,
+        request: Request<pb::RevokeAllApiKeysRequest>,
+    ) -> Result<Response<pb::RevokeAllApiKeysResponse>, Status> {
+        self.call(request, |db, req| {
+            let revoked =
+                db.operator().revoke_all_api_keys(&tenant_name(req.tenant)?).map_err(status::from_storage)?;
+            Ok(pb::RevokeAllApiKeysResponse { revoked: revoked as u32 })
+        })
+        .await
+    }
+
+    async fn rotate_tenant_key(
+        &self,
+        request: Request<pb::RotateTenantKeyRequest>,
+    ) -> Result<Response<pb::RotationStatus>, Status> {
+        self.call(request, |db, req| {
+            let progress =
+                db.operator().rotate_tenant_key(&tenant_name(req.tenant)?).map_err(status::from_storage)?;
+            // The server's rotation task (server.rs) re-seals the older records from here on.
+            Ok(convert::rotation_to(Some(progress), progress.target_generation))
+        })
+        .await
+    }
+
+    async fn get_rotation_status(
+        &self,
+        request: Request<pb::GetRotationStatusRequest>,
+    ) -> Result<Response<pb::RotationStatus>, Status> {
+        self.call(request, |db, req| {
+            let op = db.operator();
+            let uid = op.tenant_info(&tenant_name(req.tenant)?).map_err(status::from_storage)?.uid;
+            let progress = op.rotation_status(uid).map_err(status::from_storage)?;
+            let generation = op.key_generation(uid).map_err(status::from_storage)?;
+            Ok(convert::rotation_to(progress, generation))
+        })
+        .await
+    }
+
+    async fn rotate_master_key(
+        &self,
+        request: Request<pb::RotateMasterKeyRequest>,
+    ) -> Result<Response<pb::RotateMasterKeyResponse>, Status> {
+        self.call(request, |db, req| {
+            // The key file is read on the server's host and must be private (MasterKey checks).
+            let key = MasterKey::from_file(std::path::Path::new(&req.new_key_file))
+                .map_err(|e| invalid("new_key_file", format!("cannot use it as a master key: {e}")))?;
+            let version = db.operator().rotate_master_key(key).map_err(status::from_storage)?;
+            Ok(pb::RotateMasterKeyResponse { master_version: version })
         })
         .await
     }
@@ -104,9 +152,10 @@ impl Admin for AdminService {
             if req.expires_ms.is_some_and(|t| t <= now_ms()) {
                 return Err(invalid("expires_ms", "must be in the future"));
             }
+            let binding = convert::binding_from(req.binding);
             let issued = db
                 .operator()
-                .issue_api_key(&tenant_name(req.tenant)?, role, &req.label, req.expires_ms)
+                .issue_bound_api_key(&tenant_name(req.tenant)?, role, &req.label, req.expires_ms, binding)
                 .map_err(status::from_storage)?;
             Ok(pb::IssueApiKeyResponse { token: issued.token.clone(), key_id: issued.key_id.clone() })
         })

@@ -5,8 +5,9 @@
 use crate::proto as pb;
 use crate::status::{self, invalid};
 use bulkhead_query::{
-    Acl, ApiKeyInfo, CollectionInfo, DocId, Filter, FilterValue, IndexSource, MatchReason, MetaValue, Metric,
-    NewPoint, Principal, Role, SearchHit, StoredPoint, TenantInfo, limits,
+    Acl, ApiKeyInfo, CollectionInfo, DocId, Filter, FilterValue, IndexSource, KeyBinding, MatchReason,
+    MetaValue, Metric, NewPoint, Principal, Role, RotationProgress, SearchHit, StoredPoint, TenantInfo,
+    limits,
 };
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -211,5 +212,44 @@ pub(crate) fn api_key_to(key: ApiKeyInfo) -> pb::ApiKey {
         created_ms: key.created_ms,
         expires_ms: key.expires_ms,
         revoked: key.revoked,
+        user: match &key.binding {
+            KeyBinding::User { user, groups } => {
+                Some(pb::UserBinding { user: user.clone(), groups: groups.clone() })
+            }
+            KeyBinding::Service { .. } => None,
+        },
+        on_behalf_of: matches!(key.binding, KeyBinding::Service { on_behalf_of: true }),
+    }
+}
+
+/// The binding an issue request asks for.
+pub(crate) fn binding_from(binding: Option<pb::issue_api_key_request::Binding>) -> KeyBinding {
+    match binding {
+        None => KeyBinding::Service { on_behalf_of: false },
+        Some(pb::issue_api_key_request::Binding::OnBehalfOf(on_behalf_of)) => {
+            KeyBinding::Service { on_behalf_of }
+        }
+        Some(pb::issue_api_key_request::Binding::User(u)) => {
+            KeyBinding::User { user: u.user, groups: u.groups }
+        }
+    }
+}
+
+/// A rotation's progress (or its absence) for the wire.
+pub(crate) fn rotation_to(progress: Option<RotationProgress>, key_generation: u32) -> pb::RotationStatus {
+    match progress {
+        Some(p) if !p.finished => pb::RotationStatus {
+            running: true,
+            key_generation: p.target_generation,
+            done: p.done,
+            total: p.total,
+        },
+        Some(p) => pb::RotationStatus {
+            running: false,
+            key_generation: p.target_generation,
+            done: p.done,
+            total: p.total,
+        },
+        None => pb::RotationStatus { running: false, key_generation, done: 0, total: 0 },
     }
 }

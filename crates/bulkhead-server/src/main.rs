@@ -41,6 +41,12 @@ enum Command {
     Admin(Box<remote::AdminArgs>),
     /// Calls a running server's data plane (collections, upsert, search) with an API key.
     Client(Box<remote::ClientArgs>),
+    /// Writes a new random master key to FILE (created with mode 0600; an existing file is never
+    /// overwritten), for `--master-key-file` or `bulkhead admin rotate-master-key`.
+    GenerateMasterKey {
+        /// Where to write it.
+        file: PathBuf,
+    },
     /// Runs the whole path once on the data directory: a tenant, an API key, a collection, an upsert,
     /// a search, a revocation.
     Demo,
@@ -169,6 +175,12 @@ fn real_main() -> Result<()> {
         Command::Serve(args) => return remote::serve(&cli.data_dir, cli.master_key_file.as_deref(), &args),
         Command::Admin(args) => return remote::admin(&cli.data_dir, *args, &mut std::io::stdout().lock()),
         Command::Client(args) => return remote::client(*args, &mut std::io::stdout().lock()),
+        Command::GenerateMasterKey { file } => {
+            MasterKey::generate()
+                .write_new_file(&file)
+                .with_context(|| format!("writing {}", file.display()))?;
+            return Ok(());
+        }
         _ => {}
     }
     let master = load_master_key(&cli.data_dir, cli.master_key_file.as_deref())?;
@@ -266,7 +278,7 @@ fn run(db: &Database, command: Command, out: &mut impl Write) -> Result<()> {
             writeln!(out, "upserted (version {})", versions[0])?;
         }
         Command::Bench(args) => bench::run(&args, out)?,
-        Command::Serve(_) | Command::Admin(_) | Command::Client(_) => {
+        Command::Serve(_) | Command::Admin(_) | Command::Client(_) | Command::GenerateMasterKey { .. } => {
             bail!("network commands are dispatched before the data directory is opened")
         }
         Command::Search { collection, vector, k, key } => {

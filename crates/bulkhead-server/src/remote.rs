@@ -30,6 +30,10 @@ pub(crate) struct ServeArgs {
     /// Storage operations run at once.
     #[arg(long, default_value_t = limits::MAX_CONCURRENT_WORK)]
     max_concurrent_work: usize,
+    /// The previous master key (mode 0600), after a master-key rotation: a keyring still under it is
+    /// re-wrapped under the current key at start. Drop the flag once the server has started.
+    #[arg(long)]
+    previous_master_key_file: Option<PathBuf>,
 }
 
 /// The admin token of `bulkhead serve`: from the file, else the environment, else a development token
@@ -61,8 +65,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &ServeArgs) -> Result<()> {
     let admin = server_admin_token(data_dir, args.admin_token_file.as_deref())?;
     let master = crate::load_master_key(data_dir, master_key_file)?;
+    let previous = match &args.previous_master_key_file {
+        Some(file) => Some(bulkhead_query::MasterKey::from_file(file).context("the previous master key")?),
+        None => None,
+    };
     let db = Arc::new(
-        Database::open(&data_dir.join("db"), master, StoreOptions::default())
+        Database::open_with_previous(&data_dir.join("db"), master, previous, StoreOptions::default())
             .with_context(|| format!("opening {}", data_dir.display()))?,
     );
     let limits = ServerLimits {
@@ -168,6 +176,20 @@ enum AdminCommand {
     /// API keys.
     #[command(subcommand)]
     Key(AdminKey),
+    /// Starts a tenant-key rotation and, unless `--no-wait`, shows its progress until it finishes
+    /// (the server keeps going if this command is interrupted, and after a restart).
+    RotateTenantKey {
+        tenant: String,
+        /// Return at once instead of following the progress.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Shows a tenant's key generation and any rotation in progress.
+    RotationStatus { tenant: String },
+    /// Re-wraps every data key under the master key in FILE (a path on the server's host, mode
+    /// 0600). Restart the server with `--master-key-file FILE` (the old key as
+    /// `--previous-master-key-file` until it has started once).
+    RotateMasterKey { new_key_file: String },
 }
 
 #[derive(clap::Subcommand)]
@@ -178,8 +200,13 @@ enum AdminTenant {
     List,
     /// Describes a tenant.
     Describe { name: String },
-    /// Deletes a tenant (not implemented by the server yet: arrives with crypto-shredding).
-    Delete { name: String },
+    /// Deletes a tenant by crypto-shredding: its keys are destroyed first, then its data. Irreversible.
+    Delete {
+        name: String,
+        /// Confirms the deletion (required).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -196,11 +223,23 @@ enum AdminKey {
         /// Make the key expire after this many seconds.
         #[arg(long)]
         expires_in_secs: Option<u64>,
+        /// A service key whose requests may name the end user they act for (and then see only what
+        /// that user may read).
+        #[arg(long, conflicts_with = "user")]
+        on_behalf_of: bool,
+        /// A user's own key: every search, get and count runs as this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// The user's groups (with `--user`), comma-separated.
+        #[arg(long, value_delimiter = ',', requires = "user")]
+        groups: Vec<String>,
     },
     /// Lists a tenant's keys (ids, roles, state; never secrets).
     List { tenant: String },
     /// Revokes a key by id.
     Revoke { tenant: String, key_id: String },
+    /// Revokes every key of a tenant at once (then rotate its data key).
+    RevokeAll { tenant: String },
 }
 
 fn client_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken> {
@@ -223,6 +262,12 @@ fn role_name(role: i32) -> &'static str {
         Ok(pb::Role::TenantAdmin) => "tenant-admin",
         _ => "unknown",
     }
+}
+
+fn rotation_json(tenant: &str, s: &pb::RotationStatus) -> serde_json::Value {
+    serde_json::json!({
+        "tenant": tenant, "running": s.running, "key_generation": s.key_generation, "done": s.done, "total": s.total,
+    })
 }
 
 fn tenant_json(t: &pb::Tenant) -> serde_json::Value {
@@ -284,13 +329,84 @@ pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> R
                     writeln!(out, "{}\tuid {}\tcreated {}\t{}", t.name, t.uid, t.created_ms, t.placement)?;
                 }
             }
-            AdminCommand::Tenant(AdminTenant::Delete { name }) => {
-                admin
-                    .delete_tenant(client::authorized(pb::DeleteTenantRequest { name }, token)?)
+            AdminCommand::Tenant(AdminTenant::Delete { name, yes }) => {
+                anyhow::ensure!(yes, "deleting a tenant destroys its keys and data for good: add --yes");
+                let deleted = admin
+                    .delete_tenant(client::authorized(pb::DeleteTenantRequest { name: name.clone() }, token)?)
                     .await
-                    .map_err(status)?;
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    writeln!(out, "{}", serde_json::json!({ "deleted": name, "revoked_keys": deleted.revoked_keys }))?;
+                } else {
+                    writeln!(out, "deleted tenant {name}: keys destroyed, {} API keys revoked", deleted.revoked_keys)?;
+                }
             }
-            AdminCommand::Key(AdminKey::Issue { tenant, role, label, expires_in_secs }) => {
+            AdminCommand::RotateTenantKey { tenant, no_wait } => {
+                let mut status_now = admin
+                    .rotate_tenant_key(client::authorized(pb::RotateTenantKeyRequest { tenant: tenant.clone() }, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if !json {
+                    writeln!(out, "rotation started: new writes are sealed under key generation {}", status_now.key_generation)?;
+                }
+                let bar = (!no_wait && !json).then(|| {
+                    let bar = indicatif::ProgressBar::new(status_now.total.max(1));
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("re-sealing {bar:40} {pos}/{len} records ({eta} left)")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                    );
+                    bar
+                });
+                while !no_wait && status_now.running {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    status_now = admin
+                        .get_rotation_status(client::authorized(pb::GetRotationStatusRequest { tenant: tenant.clone() }, token)?)
+                        .await
+                        .map_err(status)?
+                        .into_inner();
+                    if let Some(bar) = &bar {
+                        bar.set_length(status_now.total.max(status_now.done).max(1));
+                        bar.set_position(status_now.done);
+                    }
+                }
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                if json {
+                    writeln!(out, "{}", rotation_json(&tenant, &status_now))?;
+                } else if !no_wait {
+                    writeln!(out, "rotation finished: every record is under generation {}; the old key is destroyed", status_now.key_generation)?;
+                }
+            }
+            AdminCommand::RotationStatus { tenant } => {
+                let status_now = admin
+                    .get_rotation_status(client::authorized(pb::GetRotationStatusRequest { tenant: tenant.clone() }, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    writeln!(out, "{}", rotation_json(&tenant, &status_now))?;
+                } else if status_now.running {
+                    writeln!(out, "{tenant}: rotating to generation {}, {} of {} records scanned", status_now.key_generation, status_now.done, status_now.total)?;
+                } else {
+                    writeln!(out, "{tenant}: key generation {}, no rotation running", status_now.key_generation)?;
+                }
+            }
+            AdminCommand::RotateMasterKey { new_key_file } => {
+                let rotated = admin
+                    .rotate_master_key(client::authorized(pb::RotateMasterKeyRequest { new_key_file }, token)?)
+                    .await
+                    .map_err(status)?
+                    .into_inner();
+                if json {
+                    writeln!(out, "{}", serde_json::json!({ "master_version": rotated.master_version }))?;
+                } else {
+                    writeln!(out, "every data key is re-wrapped under master key version {}; restart the server with the new key file", rotated.master_version)?;
+                }
+            }
+            AdminCommand::Key(AdminKey::Issue { tenant, role, label, expires_in_secs, on_behalf_of, user, groups }) => {
                 let role = match role.as_str() {
                     "reader" => pb::Role::Reader,
                     "writer" => pb::Role::Writer,
@@ -303,7 +419,11 @@ pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> R
                         .map_or(0, |d| d.as_millis() as u64);
                     now.saturating_add(s.saturating_mul(1000))
                 });
-                let request = pb::IssueApiKeyRequest { tenant, role: role as i32, label, expires_ms };
+                let binding = match user {
+                    Some(user) => Some(pb::issue_api_key_request::Binding::User(pb::UserBinding { user, groups })),
+                    None => on_behalf_of.then_some(pb::issue_api_key_request::Binding::OnBehalfOf(true)),
+                };
+                let request = pb::IssueApiKeyRequest { tenant, role: role as i32, label, expires_ms, binding };
                 let issued = admin
                     .issue_api_key(client::authorized(request, token)?)
                     .await
@@ -343,6 +463,15 @@ pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> R
                         let state = if k.revoked { "revoked" } else { "active" };
                         writeln!(out, "{}\t{}\t{}\t{}", k.key_id, role_name(k.role), state, k.label)?;
                     }
+                }
+            }
+            AdminCommand::Key(AdminKey::RevokeAll { tenant }) => {
+                let request = pb::RevokeAllApiKeysRequest { tenant: tenant.clone() };
+                let revoked = admin.revoke_all_api_keys(client::authorized(request, token)?).await.map_err(status)?.into_inner();
+                if json {
+                    writeln!(out, "{}", serde_json::json!({ "tenant": tenant, "revoked": revoked.revoked }))?;
+                } else {
+                    writeln!(out, "revoked {} keys of {tenant}", revoked.revoked)?;
                 }
             }
             AdminCommand::Key(AdminKey::Revoke { tenant, key_id }) => {

@@ -74,6 +74,11 @@ impl Store {
         Ok(RotationProgress { target_generation: target, done: 0, total, finished: false })
     }
 
+    /// The data-key generation that seals the tenant's new writes.
+    pub fn key_generation(&self, uid: TenantUid) -> Result<u32> {
+        Ok(self.load_tenant(uid)?.cipher.read().write_generation())
+    }
+
     /// The tenants with a rotation in progress (to resume after a restart).
     pub fn pending_rotations(&self) -> Result<Vec<TenantUid>> {
         let sys = self.sys()?;

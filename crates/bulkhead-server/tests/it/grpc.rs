@@ -204,20 +204,75 @@ async fn another_tenants_collection_looks_missing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delete_tenant_is_unimplemented_and_says_why() {
+async fn rotation_and_deletion_over_grpc() {
     let server = TestServer::start().await;
-    server.tenant("acme").await;
+    let writer = crate::harness::seed(&server, "acme").await;
+    let (reader, _) = server.key("acme", pb::Role::Reader).await;
     let mut admin = server.admin().await;
-    let status = admin
+    let mut data = server.data().await;
+    let tenant = || pb::GetRotationStatusRequest { tenant: "acme".into() };
+
+    // A rotation: new writes use generation 2 at once; the server's task re-seals the rest.
+    let started = admin
+        .rotate_tenant_key(req(pb::RotateTenantKeyRequest { tenant: "acme".into() }, &server.admin_token))
+        .await
+        .expect("rotate")
+        .into_inner();
+    assert_eq!(started.key_generation, 2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status =
+            admin.get_rotation_status(req(tenant(), &server.admin_token)).await.expect("status").into_inner();
+        if !status.running {
+            assert_eq!(status.key_generation, 2);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the rotation never finished: {status:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let hits = data
+        .search(req(search("docs", [1.0, 0.0, 0.0], 5), &reader))
+        .await
+        .expect("search")
+        .into_inner()
+        .hits;
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h.key_generation == 2), "every record re-sealed under the new key");
+
+    // The master key, re-wrapped online from a private file on the server's host.
+    let rotated = admin
+        .rotate_master_key(req(
+            pb::RotateMasterKeyRequest { new_key_file: server.key_file().display().to_string() },
+            &server.admin_token,
+        ))
+        .await
+        .expect("rotate master")
+        .into_inner();
+    assert_eq!(rotated.master_version, 2);
+    let missing = admin
+        .rotate_master_key(req(
+            pb::RotateMasterKeyRequest { new_key_file: "/nonexistent/key".into() },
+            &server.admin_token,
+        ))
+        .await
+        .expect_err("no such file");
+    assert_eq!(missing.code(), Code::InvalidArgument);
+
+    // Deletion: the tenant's keys stop working at once and the name is free again.
+    let deleted = admin
         .delete_tenant(req(pb::DeleteTenantRequest { name: "acme".into() }, &server.admin_token))
         .await
-        .expect_err("not implemented");
-    assert_eq!(status.code(), Code::Unimplemented);
-    assert!(status.message().contains("crypto-shredding"), "{}", status.message());
-    let still = admin
+        .expect("delete")
+        .into_inner();
+    assert_eq!(deleted.revoked_keys, 2);
+    let refused = data.search(req(search("docs", [1.0, 0.0, 0.0], 5), &writer)).await.expect_err("gone");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let gone = admin
         .describe_tenant(req(pb::DescribeTenantRequest { name: "acme".into() }, &server.admin_token))
-        .await;
-    assert_eq!(still.expect("still there").into_inner().name, "acme");
+        .await
+        .expect_err("gone");
+    assert_eq!(gone.code(), Code::NotFound);
+    server.tenant("acme").await;
     server.stop().await;
 }
 

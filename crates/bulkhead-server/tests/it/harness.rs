@@ -57,6 +57,13 @@ impl TestServer {
         client::admin(self.channel().await)
     }
 
+    /// A new master key in a private file inside the test's directory (for master-key rotation).
+    pub fn key_file(&self) -> std::path::PathBuf {
+        let path = self._dir.path().join(format!("master-{}.key", hex_suffix()));
+        MasterKey::generate().write_new_file(&path).expect("key file");
+        path
+    }
+
     /// Creates a tenant through the admin service.
     pub async fn tenant(&self, name: &str) {
         let mut admin = self.admin().await;
@@ -69,11 +76,13 @@ impl TestServer {
     /// Issues a key through the admin service; returns (token, key id).
     pub async fn key(&self, tenant: &str, role: pb::Role) -> (String, String) {
         let mut admin = self.admin().await;
+        // Test keys may act on behalf of the end users their searches name.
         let request = pb::IssueApiKeyRequest {
             tenant: tenant.into(),
             role: role as i32,
             label: String::new(),
             expires_ms: None,
+            binding: Some(pb::issue_api_key_request::Binding::OnBehalfOf(true)),
         };
         let issued = admin.issue_api_key(req(request, &self.admin_token)).await.expect("issue").into_inner();
         (issued.token, issued.key_id)
@@ -148,4 +157,11 @@ pub fn collections(server: &TestServer, tenant: &str) -> Vec<String> {
 
 pub fn search(collection: &str, vector: [f32; 3], k: u32) -> pb::SearchRequest {
     pb::SearchRequest { collection: collection.into(), vector: vector.to_vec(), k, ..Default::default() }
+}
+
+/// A random suffix for file names.
+fn hex_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }

@@ -66,6 +66,7 @@ async fn no_secret_or_tenant_data_in_logs_or_errors() {
         role: pb::Role::TenantAdmin as i32,
         label: "LABELMARKER-6f".into(),
         expires_ms: None,
+        binding: Some(pb::issue_api_key_request::Binding::OnBehalfOf(true)),
     };
     let token = admin.issue_api_key(req(issue, &server.admin_token)).await.expect("issue").into_inner().token;
     let mut data = server.data().await;

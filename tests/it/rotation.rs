@@ -205,12 +205,12 @@ fn a_tenant_whose_keys_were_destroyed_before_a_crash_is_cleaned_up_at_open() {
 #[test]
 #[ignore = "run as a child process by rotations_killed_at_random_lose_nothing"]
 fn rotation_crash_child() {
-    let Some(data) = std::env::var_os("BULKHEAD_ROTATION_DATA") else { return };
-    let master = MasterKey::from_env("BULKHEAD_ROTATION_KEY").expect("key");
+    let Some(data) = std::env::var_os("BULKHEAD_KILL_DATA") else { return };
+    let master = MasterKey::from_env("BULKHEAD_KILL_KEY").expect("key");
     let db = Database::open(Path::new(&data), master, StoreOptions::default()).expect("open");
     let name = TenantName::new("acme").expect("name");
     let t = db.tenant(&acme(&db)).expect("tenant");
-    let round: u64 = std::env::var("BULKHEAD_ROTATION_ROUND").expect("round").parse().expect("round");
+    let round: u64 = std::env::var("BULKHEAD_KILL_ROUND").expect("round").parse().expect("round");
     let mut out = std::io::stdout().lock();
     let op = db.operator();
     for n in 0u64.. {
@@ -236,57 +236,16 @@ fn rotations_killed_at_random_lose_nothing() {
         t.upsert("docs", &(0..200).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
         (*uid(&db).as_bytes(), cf_name(&db, "acme"))
     };
-    let key_hex = std::fs::read_to_string(dir.key_path()).expect("key");
     let cycles: u64 =
         std::env::var("BULKHEAD_ROTATION_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
     let mut acked_all: Vec<u64> = Vec::new();
-    let mut rng_state = 0x9e37_79b9_7f4a_7c15u64;
-    for round in 0..cycles {
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "--ignored",
-                "--exact",
-                "rotation::rotation_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("BULKHEAD_ROTATION_DATA", dir.data())
-            .env("BULKHEAD_ROTATION_KEY", key_hex.trim())
-            .env("BULKHEAD_ROTATION_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        let kill_after = 1 + rng_state % 40;
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut seen = 0;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(n) = crate::util::ack(&line) {
-                acked_all.push(n);
-                seen += 1;
-                if seen == kill_after {
-                    child.kill().expect("SIGKILL");
-                    break;
-                }
-            }
-        }
-        for line in lines {
-            let Ok(line) = line else { break };
-            if let Some(n) = crate::util::ack(&line) {
-                acked_all.push(n);
-            }
-        }
-        child.wait().expect("reap");
-
+    kill_loop(&dir, "rotation::rotation_crash_child", cycles, |round, acked| {
+        acked_all = acked.to_vec();
         // Every acknowledged record and every original record reads back intact.
         {
             let db = dir.open();
             let t = db.tenant(&acme(&db)).expect("tenant");
-            for &id in acked_all.iter().rev().take(60).chain([0, 57, 199].iter()) {
+            for &id in acked.iter().rev().take(60).chain([0, 57, 199].iter()) {
                 let p = t
                     .get("docs", &DocId::new(format!("p{id}")).expect("id"))
                     .expect("get")
@@ -297,7 +256,7 @@ fn rotations_killed_at_random_lose_nothing() {
         // No record is sealed under a generation whose key is gone.
         let (keys, sealed) = raw_generations(&dir.data(), &owner, &cf);
         assert!(sealed.is_subset(&keys), "round {round}: records under {sealed:?}, keys {keys:?}");
-    }
+    });
     // The rotations made progress across the kills (each finished rotation destroys a key).
     let db = dir.open();
     let t = db.tenant(&acme(&db)).expect("tenant");

@@ -92,30 +92,51 @@ impl FlatIndex {
         allowed: Option<&RoaringBitmap>,
     ) -> Result<Vec<(PointRef, f32)>> {
         let kernels = Kernels::active();
-        let mut distances = vec![0.0f32; self.arena.len()];
-        match metric {
-            Metric::L2 => kernels
-                .distances_all(bulkhead_distance::Metric::L2, query, &self.arena, &mut distances)
-                .map_err(kernel_error)?,
-            Metric::Cosine => kernels
-                .distances_all(bulkhead_distance::Metric::Cosine, query, &self.arena, &mut distances)
-                .map_err(kernel_error)?,
+        // With an allowed set, only its live rows are scored (no distance is computed for a row
+        // outside it); without one, every row, in one pass over the arena.
+        let rows: Vec<u32> = match allowed {
+            Some(set) => (0u32..)
+                .zip(&self.slots)
+                .filter(|&(row, slot)| self.live[row as usize] && set.contains(*slot))
+                .map(|(row, _)| row)
+                .collect(),
+            None => Vec::new(),
+        };
+        let scan_all = allowed.is_none();
+        let mut distances = vec![0.0f32; if scan_all { self.arena.len() } else { rows.len() }];
+        let kernel_metric = match metric {
+            Metric::L2 => Some(bulkhead_distance::Metric::L2),
+            Metric::Cosine => Some(bulkhead_distance::Metric::Cosine),
+            Metric::Dot => None,
+        };
+        match (kernel_metric, scan_all) {
+            (Some(m), true) => {
+                kernels.distances_all(m, query, &self.arena, &mut distances).map_err(kernel_error)?
+            }
+            (Some(m), false) => {
+                kernels.distances(m, query, &self.arena, &rows, &mut distances).map_err(kernel_error)?
+            }
             // The kernels' Dot distance assumes unit vectors (it clamps 1 - a·b at 0); a Dot
             // collection ranks by the raw inner product, largest first.
-            Metric::Dot => {
-                for (d, row) in distances.iter_mut().zip(self.arena.iter()) {
-                    *d = -kernels.dot(query, row).map_err(kernel_error)?;
+            (None, _) => {
+                for (i, d) in distances.iter_mut().enumerate() {
+                    let row = if scan_all { i as u32 } else { rows[i] };
+                    let vector =
+                        self.arena.get(row).ok_or(QueryError::Internal("row out of range".into()))?;
+                    *d = -kernels.dot(query, vector).map_err(kernel_error)?;
                 }
             }
         }
-        let mut scored: Vec<(f32, u32)> = distances
-            .iter()
-            .zip(0u32..)
-            .filter(|&(_, row)| {
-                self.live[row as usize] && allowed.is_none_or(|set| set.contains(self.slots[row as usize]))
-            })
-            .map(|(&d, row)| (d, row))
-            .collect();
+        let mut scored: Vec<(f32, u32)> = if scan_all {
+            distances
+                .iter()
+                .zip(0u32..)
+                .filter(|&(_, row)| self.live[row as usize])
+                .map(|(&d, row)| (d, row))
+                .collect()
+        } else {
+            distances.iter().copied().zip(rows.iter().copied()).collect()
+        };
         let better = |a: &(f32, u32), b: &(f32, u32)| {
             a.0.total_cmp(&b.0).then_with(|| self.refs[a.1 as usize].cmp(&self.refs[b.1 as usize]))
         };

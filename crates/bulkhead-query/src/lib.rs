@@ -72,6 +72,10 @@ type IndexSlot = Arc<Slot>;
 /// the background (cosine and L2 collections; dot collections stay exact).
 pub const DEFAULT_GRAPH_THRESHOLD: usize = 20_000;
 
+/// Encryptions under one data-key generation after which a tenant's key is rotated automatically:
+/// 2^30, well below the 2^32 that NIST SP 800-38D allows for random 96-bit nonces.
+pub const DEFAULT_AUTO_ROTATE_ENCRYPTIONS: u64 = 1 << 30;
+
 /// The default memory budget for loaded search state (segments and exact-scan arenas): 2 GiB.
 pub const DEFAULT_INDEX_MEMORY_BUDGET: usize = 2 << 30;
 
@@ -83,6 +87,7 @@ pub struct Database {
     memory_budget: AtomicUsize,
     clock: AtomicU64,
     cache: Option<cache::ResultCache>,
+    auto_rotate: AtomicU64,
 }
 
 impl fmt::Debug for Database {
@@ -105,6 +110,38 @@ impl Database {
             memory_budget: AtomicUsize::new(DEFAULT_INDEX_MEMORY_BUDGET),
             clock: AtomicU64::new(0),
             cache: None,
+            auto_rotate: AtomicU64::new(DEFAULT_AUTO_ROTATE_ENCRYPTIONS),
+        }
+    }
+
+    /// Sets after how many encryptions under one data-key generation a tenant's key is rotated
+    /// automatically (default [`DEFAULT_AUTO_ROTATE_ENCRYPTIONS`]): the write that reaches it starts
+    /// the rotation, and whoever drives rotations (the server's task) finishes it.
+    pub fn with_auto_rotation(self, encryptions: u64) -> Database {
+        self.auto_rotate.store(encryptions.max(1), Ordering::Relaxed);
+        self
+    }
+
+    /// Starts a rotation of the handle's tenant if its write generation has sealed the configured
+    /// number of values and none runs yet. A failure is logged: the write itself has succeeded.
+    fn maybe_auto_rotate(&self, handle: &TenantHandle<'_>) {
+        if handle.encryptions() < self.auto_rotate.load(Ordering::Relaxed) {
+            return;
+        }
+        let uid = handle.tenant_uid();
+        match self.store.rotation_status(uid) {
+            Ok(Some(_)) => {}
+            Ok(None) => match self.store.rotate_tenant_key_of(uid) {
+                Ok(progress) => tracing::warn!(
+                    tenant = %uid.short(),
+                    generation = progress.target_generation,
+                    "encryption limit reached: tenant key rotation started automatically"
+                ),
+                Err(e) => {
+                    tracing::warn!(tenant = %uid.short(), error = %e, "automatic key rotation failed to start")
+                }
+            },
+            Err(e) => tracing::warn!(tenant = %uid.short(), error = %e, "cannot read the rotation state"),
         }
     }
 
@@ -552,6 +589,8 @@ impl<'d> Tenant<'d> {
             }
         }
         slot.measure(&index);
+        drop(index);
+        self.db.maybe_auto_rotate(&self.handle);
         Ok(written.into_iter().map(|(_, version)| version).collect())
     }
 

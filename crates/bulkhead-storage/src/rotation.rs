@@ -38,14 +38,18 @@ impl Store {
     /// Starts a tenant-key rotation: a new data-key generation becomes the write key at once. Fails
     /// with `AlreadyExists` if one is already running (resume it with [`Store::rotation_step`]).
     pub fn rotate_tenant_key(&self, name: &TenantName) -> Result<RotationProgress> {
+        self.rotate_tenant_key_of(self.tenant_info(name)?.uid)
+    }
+
+    /// As [`Store::rotate_tenant_key`], by the tenant's uid.
+    pub fn rotate_tenant_key_of(&self, uid: TenantUid) -> Result<RotationProgress> {
         let _registry = self.registry_lock.lock();
-        let info = self.tenant_info(name)?;
-        let owner = *info.uid.as_bytes();
+        let owner = *uid.as_bytes();
         let sys = self.sys()?;
         if self.db.get_cf(&sys, layout::rotation_key(&owner))?.is_some() {
             return Err(StorageError::AlreadyExists { what: "key rotation" });
         }
-        let state = self.load_tenant(info.uid)?;
+        let state = self.load_tenant(uid)?;
         let total = {
             let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
             self.db
@@ -70,7 +74,7 @@ impl Store {
         let cipher = self.owner_cipher(&owner, 0)?;
         *state.cipher.write() = cipher;
         write.reserved_encryptions = 0;
-        tracing::info!(tenant = %info.uid.short(), generation = target, "tenant key rotation started");
+        tracing::info!(tenant = %uid.short(), generation = target, "tenant key rotation started");
         Ok(RotationProgress { target_generation: target, done: 0, total, finished: false })
     }
 

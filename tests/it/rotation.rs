@@ -633,3 +633,52 @@ fn nothing_of_a_deleted_tenant_is_left_in_the_clear() {
         }
     }
 }
+
+#[test]
+fn key_operations_leave_a_verifiable_audit_chain_that_outlives_the_tenant() {
+    let dir = TestDir::new();
+    let name = TenantName::new("acme").expect("n");
+    let uid = {
+        let db = dir.open();
+        tenant(&db, "acme");
+        let op = db.operator();
+        let key = op.issue_api_key(&name, Role::Reader, "r", None).expect("key");
+        op.revoke_api_key(&name, &key.key_id).expect("revoke");
+        let uid = uid(&db);
+        op.rotate_tenant_key(&name).expect("rotate");
+        while !op.rotation_step(uid, 100).expect("step").expect("running").finished {}
+        db.delete_tenant(&name).expect("delete");
+        let events: Vec<String> =
+            op.audit_events(uid).expect("events").into_iter().map(|e| e.operation).collect();
+        assert_eq!(
+            events,
+            [
+                "tenant-created",
+                "api-key-issued",
+                "api-key-revoked",
+                "tenant-key-rotation-started",
+                "tenant-key-rotation-finished",
+                "tenant-deleted"
+            ]
+        );
+        assert_eq!(
+            op.audit_verify(uid).expect("verify"),
+            bulkhead_query::AuditCheck { events: 6, first_broken: None }
+        );
+        uid
+    };
+    // Tampering with the third event (raw disk access) breaks the chain there.
+    {
+        let raw = raw_db(&dir.data());
+        let sys = raw.cf_handle("sys").expect("sys");
+        let mut key = b"audit/".to_vec();
+        key.extend_from_slice(uid.as_bytes());
+        key.extend_from_slice(&2u64.to_be_bytes());
+        let mut value = raw.get_cf(&sys, &key).expect("get").expect("event 2");
+        value[0] ^= 1; // its time
+        raw.put_cf(&sys, &key, value).expect("put");
+        raw.flush_wal(true).expect("flush");
+    }
+    let db = dir.open();
+    assert_eq!(db.operator().audit_verify(uid).expect("verify").first_broken, Some(2));
+}

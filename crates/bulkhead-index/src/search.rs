@@ -144,6 +144,8 @@ pub struct SearchScratch {
     hits: Vec<Hit>,
     plan: Plan,
     distance_count: usize,
+    /// When on, every id a distance is computed for, in order (the scoring hook for tests).
+    scored: Option<Vec<u32>>,
 }
 
 impl SearchScratch {
@@ -155,6 +157,19 @@ impl SearchScratch {
     /// Returns the plan the last search ran.
     pub fn last_plan(&self) -> Plan {
         self.plan
+    }
+
+    /// Turns the scoring log on or off: while on, each search records every id it computes a
+    /// distance for (routing steps included), readable with [`scored`](Self::scored). For tests that
+    /// prove a filtered search never scores an id outside its allowed set.
+    pub fn record_scored(&mut self, on: bool) {
+        self.scored = on.then(Vec::new);
+    }
+
+    /// Returns the ids the last search computed distances for (empty unless
+    /// [`record_scored`](Self::record_scored) is on).
+    pub fn scored(&self) -> &[u32] {
+        self.scored.as_deref().unwrap_or(&[])
     }
 
     /// Returns how many distances the last search computed.
@@ -299,6 +314,9 @@ impl FrozenSegment {
         self.check_query(query)?;
         scratch.distance_count = 0;
         scratch.hits.clear();
+        if let Some(log) = &mut scratch.scored {
+            log.clear();
+        }
         let k = params.k.min(self.live_len());
         if k == 0 {
             scratch.plan = Plan::Empty;
@@ -346,6 +364,9 @@ impl FrozenSegment {
         self.check_query(query)?;
         scratch.distance_count = 0;
         scratch.hits.clear();
+        if let Some(log) = &mut scratch.scored {
+            log.clear();
+        }
         let k = params.k.min(self.live_len());
         let estimate = filter.estimated_count();
         if k == 0 || estimate == Some(0) {
@@ -354,13 +375,15 @@ impl FrozenSegment {
         }
         let admit = Allowed { filter, deleted: &self.deleted };
         let ef = params.ef.max(k);
+        // Every exact path scans the allowed ids only: no distance is computed for an id the filter
+        // refuses.
         match params.strategy {
             Strategy::Exact => {
-                self.exact_all(query, k, &admit, scratch)?;
+                self.exact_allowed(query, k, filter, scratch)?;
                 return Ok(&scratch.hits);
             }
             Strategy::Auto if self.len() <= Planner::EXACT_SEGMENT_MAX => {
-                self.exact_all(query, k, &admit, scratch)?;
+                self.exact_allowed(query, k, filter, scratch)?;
                 return Ok(&scratch.hits);
             }
             Strategy::Auto
@@ -409,9 +432,13 @@ impl FrozenSegment {
         ids: &[u32],
         out: &mut Vec<f32>,
         count: &mut usize,
+        scored: &mut Option<Vec<u32>>,
     ) -> Result<(), IndexError> {
         out.clear();
         *count += ids.len();
+        if let Some(log) = scored {
+            log.extend_from_slice(ids);
+        }
         for &id in ids {
             let row = self.arena.get(id).ok_or(IndexError::IdOutOfRange { id, len: self.len() })?;
             out.push(kernels.distance(self.metric, query, row)?);
@@ -427,11 +454,15 @@ impl FrozenSegment {
         ids: &[u32],
         out: &mut Vec<f32>,
         count: &mut usize,
+        scored: &mut Option<Vec<u32>>,
     ) -> Result<(), IndexError> {
         if out.len() < ids.len() {
             out.resize(ids.len(), 0.0);
         }
         *count += ids.len();
+        if let Some(log) = scored {
+            log.extend_from_slice(ids);
+        }
         Kernels::active().distances(self.metric, query, &self.arena, ids, &mut out[..ids.len()])?;
         Ok(())
     }
@@ -448,7 +479,17 @@ impl FrozenSegment {
     ) -> Result<(), IndexError> {
         s.plan = Plan::Graph;
         let kernels = Kernels::active();
-        let (entry, entry_distance) = self.descend(kernels, query, s)?;
+        let entry = if A::TWO_HOP {
+            self.descend_admitted(kernels, query, admit, s)?
+        } else {
+            Some(self.descend(kernels, query, s)?)
+        };
+        let Some((entry, entry_distance)) = entry else {
+            // No admitted node near the entry point: the caller falls back to an exact scan.
+            s.results.clear();
+            s.hits.clear();
+            return Ok(());
+        };
         self.beam(kernels, query, entry, entry_distance, ef, admit, s)?;
         drain_sorted(&mut s.results, &mut s.hits, k);
         Ok(())
@@ -465,7 +506,14 @@ impl FrozenSegment {
         let mut current = self.graph.entry;
         s.batch.clear();
         s.batch.push(current);
-        self.walk_distances(kernels, query, &s.batch, &mut s.batch_distances, &mut s.distance_count)?;
+        self.walk_distances(
+            kernels,
+            query,
+            &s.batch,
+            &mut s.batch_distances,
+            &mut s.distance_count,
+            &mut s.scored,
+        )?;
         let mut current_distance = s.batch_distances[0];
         for level in (1..=self.graph.max_level()).rev() {
             loop {
@@ -476,7 +524,14 @@ impl FrozenSegment {
                 if s.batch.is_empty() {
                     break;
                 }
-                self.walk_distances(kernels, query, &s.batch, &mut s.batch_distances, &mut s.distance_count)?;
+                self.walk_distances(
+                    kernels,
+                    query,
+                    &s.batch,
+                    &mut s.batch_distances,
+                    &mut s.distance_count,
+                    &mut s.scored,
+                )?;
                 let mut moved = false;
                 for (&id, &distance) in s.batch.iter().zip(&s.batch_distances) {
                     if distance < current_distance {
@@ -491,6 +546,87 @@ impl FrozenSegment {
             }
         }
         Ok((current, current_distance))
+    }
+
+    /// Greedy descent for a filtered search: computes distances only for nodes the filter admits,
+    /// looking through refused neighbours to theirs (as the beam does), and starts from the entry
+    /// point only if the filter admits it. Returns the closest admitted node found at level 0's
+    /// doorstep, or `None` if none is reachable that way.
+    fn descend_admitted<A: Admit>(
+        &self,
+        kernels: &Kernels,
+        query: &[f32],
+        admit: &A,
+        s: &mut SearchScratch,
+    ) -> Result<Option<(u32, f32)>, IndexError> {
+        let mut current = self.graph.entry;
+        let mut current_distance = f32::INFINITY;
+        if admit.traversable(current) {
+            s.batch.clear();
+            s.batch.push(current);
+            self.walk_distances(
+                kernels,
+                query,
+                &s.batch,
+                &mut s.batch_distances,
+                &mut s.distance_count,
+                &mut s.scored,
+            )?;
+            current_distance = s.batch_distances[0];
+        }
+        for level in (0..=self.graph.max_level()).rev() {
+            // Level 0 only needs one admitted starting node; the beam does the rest.
+            if level == 0 && current_distance.is_finite() {
+                break;
+            }
+            loop {
+                let neighbours = |id: u32| -> &[u32] {
+                    if level == 0 {
+                        self.graph.neighbours0(id)
+                    } else {
+                        self.graph.neighbours_upper(level, id)
+                    }
+                };
+                s.batch.clear();
+                for &id in neighbours(current).iter().take_while(|&&id| id != NO_NEIGHBOUR) {
+                    if admit.traversable(id) {
+                        s.batch.push(id);
+                    } else {
+                        s.batch.extend(
+                            neighbours(id)
+                                .iter()
+                                .take_while(|&&hop| hop != NO_NEIGHBOUR)
+                                .filter(|&&hop| hop != current && admit.traversable(hop)),
+                        );
+                    }
+                }
+                s.batch.sort_unstable();
+                s.batch.dedup();
+                if s.batch.is_empty() {
+                    break;
+                }
+                self.walk_distances(
+                    kernels,
+                    query,
+                    &s.batch,
+                    &mut s.batch_distances,
+                    &mut s.distance_count,
+                    &mut s.scored,
+                )?;
+                let mut moved = false;
+                for (&id, &distance) in s.batch.iter().zip(&s.batch_distances) {
+                    if distance < current_distance {
+                        current = id;
+                        current_distance = distance;
+                        moved = true;
+                    }
+                }
+                if !moved || level == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(current_distance.is_finite().then_some((current, current_distance)))
     }
 
     /// The level-0 beam search from `entry`, leaving up to `ef` admissible results in
@@ -561,7 +697,14 @@ impl FrozenSegment {
             if s.batch.is_empty() {
                 continue;
             }
-            self.walk_distances(kernels, query, &s.batch, &mut s.batch_distances, &mut s.distance_count)?;
+            self.walk_distances(
+                kernels,
+                query,
+                &s.batch,
+                &mut s.batch_distances,
+                &mut s.distance_count,
+                &mut s.scored,
+            )?;
             for (&id, &distance) in s.batch.iter().zip(&s.batch_distances) {
                 let key = pack(distance, id);
                 let admits = s.results.len() < ef || s.results.peek().is_some_and(|&w| key < w);
@@ -593,6 +736,9 @@ impl FrozenSegment {
             s.scan_distances.resize(n, 0.0);
         }
         s.distance_count += n;
+        if let Some(log) = &mut s.scored {
+            log.extend(0..n as u32);
+        }
         Kernels::active().distances_all(self.metric, query, &self.arena, &mut s.scan_distances[..n])?;
         s.results.clear();
         for (id, &distance) in (0u32..).zip(&s.scan_distances[..n]) {
@@ -625,7 +771,7 @@ impl FrozenSegment {
                 ids.push(raw);
             }
         });
-        self.scan_distances(query, &s.scan_ids, &mut s.scan_distances, &mut s.distance_count)?;
+        self.scan_distances(query, &s.scan_ids, &mut s.scan_distances, &mut s.distance_count, &mut s.scored)?;
         s.results.clear();
         for (&id, &distance) in s.scan_ids.iter().zip(&s.scan_distances) {
             push_bounded(&mut s.results, pack(distance, id), k);

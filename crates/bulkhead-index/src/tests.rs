@@ -625,3 +625,31 @@ fn manifest_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")), std::path::PathBuf::from)
 }
+
+#[test]
+fn a_filtered_search_never_scores_an_id_outside_the_allowed_set() {
+    let data = clustered(4_000, 16, 20, 60);
+    let segment = build(&data, Metric::L2, PARAMS);
+    let queries = clustered(30, 16, 20, 61);
+    let mut scratch = SearchScratch::new();
+    scratch.record_scored(true);
+    for (fraction, seed) in [(0.01, 1), (0.1, 2), (0.5, 3)] {
+        let filter = random_filter(segment.len(), fraction, seed);
+        for strategy in [Strategy::Auto, Strategy::Graph, Strategy::Exact] {
+            for query in &queries {
+                let params = SearchParams::new(10, 64).with_strategy(strategy);
+                segment.search_filtered(query, &params, &filter, &mut scratch).expect("search");
+                assert!(!scratch.scored().is_empty());
+                let outside =
+                    scratch.scored().iter().filter(|&&id| !filter.contains(InternalId::new(id))).count();
+                assert_eq!(
+                    outside, 0,
+                    "{strategy:?} at {fraction}: {outside} ids outside the allowed set were scored"
+                );
+            }
+        }
+    }
+    // Unfiltered searches score freely, and the log says so.
+    segment.search(&queries[0], &SearchParams::new(10, 64), &mut scratch).expect("search");
+    assert!(scratch.scored().len() >= 10);
+}

@@ -428,21 +428,21 @@ impl CollectionState {
     }
 
     /// The `k` best points among `allowed` (every point if `None`), best first, with their client
-    /// scores. `observe` is shown every candidate that reaches ranking, so that a test can check no
-    /// point outside the allowed set ever does.
+    /// scores. `observe`, if given, is shown every point a distance is computed for (graph routing
+    /// included), so that a test can check that no point outside the allowed set is ever scored.
     ///
     /// The delta is scanned exactly: point by point over the allowed set when that set is small (by
     /// the index planner's rule) and smaller than the delta, otherwise in one filtered pass. The segment gets the allowed set as a
     /// filter over its ids (see [`Frozen::search`]), and its planner scans a small one exactly with
     /// the batch kernels or walks the graph with the filter applied as it goes. A global top-k is
     /// never trimmed afterwards.
-    pub(crate) fn top_k(
+    pub(crate) fn top_k<'o>(
         &self,
         query: &[f32],
         k: usize,
         ef: Option<usize>,
         allowed: Option<&RoaringBitmap>,
-        observe: &mut dyn FnMut(PointRef),
+        mut observe: Option<&mut (dyn FnMut(PointRef) + 'o)>,
     ) -> Result<Vec<(PointRef, f32)>> {
         let ef = ef.unwrap_or(MIN_EF).max(k);
         let mut ranked = match allowed {
@@ -455,22 +455,29 @@ impl CollectionState {
                 for slot in set {
                     let Some(point_ref) = self.attrs.point(slot) else { continue };
                     let Some(vector) = self.delta.vector(&point_ref) else { continue };
+                    if let Some(observe) = observe.as_mut() {
+                        observe(point_ref);
+                    }
                     ranked.push((point_ref, ranking_distance(self.metric, query, vector)?));
                 }
                 ranked
             }
-            _ => self.delta.top_k(self.metric, query, k, allowed)?,
+            _ => self.delta.top_k(self.metric, query, k, allowed, observe.as_deref_mut())?,
         };
         if let Some(frozen) = &self.frozen {
             let params = SearchParams::new(k, ef);
             SCRATCH.with(|scratch| -> Result<()> {
                 let mut scratch = scratch.borrow_mut();
+                scratch.record_scored(observe.is_some());
                 let hits = frozen.search(query, &params, allowed, &mut scratch)?;
                 ranked.extend(hits.iter().map(|hit| (frozen.refs[hit.id.get() as usize], hit.distance)));
+                if let Some(observe) = observe.as_mut() {
+                    scratch.scored().iter().for_each(|&id| observe(frozen.refs[id as usize]));
+                    scratch.record_scored(false);
+                }
                 Ok(())
             })?;
         }
-        ranked.iter().for_each(|(point_ref, _)| observe(*point_ref));
         ranked.sort_unstable_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         ranked.truncate(k);
         Ok(ranked

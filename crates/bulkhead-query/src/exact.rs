@@ -84,12 +84,13 @@ impl FlatIndex {
     /// The `k` best live points for `query` among those whose slot is in `allowed` (all if `None`),
     /// best first, with their ranking distances (smaller is better; see [`score`]). Ties are broken
     /// by reference so that results are deterministic.
-    pub(crate) fn top_k(
+    pub(crate) fn top_k<'o>(
         &self,
         metric: Metric,
         query: &[f32],
         k: usize,
         allowed: Option<&RoaringBitmap>,
+        observe: Option<&mut (dyn FnMut(PointRef) + 'o)>,
     ) -> Result<Vec<(PointRef, f32)>> {
         let kernels = Kernels::active();
         // With an allowed set, only its live rows are scored (no distance is computed for a row
@@ -103,6 +104,11 @@ impl FlatIndex {
             None => Vec::new(),
         };
         let scan_all = allowed.is_none();
+        if let Some(observe) = observe {
+            let scored: Box<dyn Iterator<Item = u32>> =
+                if scan_all { Box::new(0..self.arena.len() as u32) } else { Box::new(rows.iter().copied()) };
+            scored.for_each(|row| observe(self.refs[row as usize]));
+        }
         let mut distances = vec![0.0f32; if scan_all { self.arena.len() } else { rows.len() }];
         let kernel_metric = match metric {
             Metric::L2 => Some(bulkhead_distance::Metric::L2),

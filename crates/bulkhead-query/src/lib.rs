@@ -27,9 +27,9 @@ mod filter;
 pub use attrs::MatchReason;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_storage::{
-    Acl, ApiKeyInfo, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey, KeyBinding, MetaValue,
-    Metric, NewPoint, PointRef, Role, RotationProgress, StorageError, Store, StoreOptions, StoredPoint,
-    TenantInfo, TenantName, TenantScope, TenantUid, limits,
+    Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey,
+    KeyBinding, MetaValue, Metric, NewPoint, PointRef, Role, RotationProgress, StorageError, Store,
+    StoreOptions, StoredPoint, TenantInfo, TenantName, TenantScope, TenantUid, limits,
 };
 pub use cache::CacheStats;
 pub use error::QueryError;
@@ -400,6 +400,17 @@ impl Operator<'_> {
         self.store.key_generation(tenant)
     }
 
+    /// A tenant's administrative audit events, oldest first; kept after the tenant is deleted. The
+    /// system's own chain (master-key events) is under the all-zero uid.
+    pub fn audit_events(&self, tenant: TenantUid) -> Result<Vec<AuditEvent>, StorageError> {
+        self.store.audit_events(tenant)
+    }
+
+    /// Recomputes a tenant's audit chain and reports the first broken link, if any.
+    pub fn audit_verify(&self, tenant: TenantUid) -> Result<AuditCheck, StorageError> {
+        self.store.audit_verify(tenant)
+    }
+
     /// Tenants whose rotation was interrupted (by a restart) and should be resumed.
     pub fn pending_rotations(&self) -> Result<Vec<TenantUid>, StorageError> {
         self.store.pending_rotations()
@@ -760,7 +771,7 @@ impl<'d> Tenant<'d> {
         vector: &[f32],
         request: &SearchRequest<'_>,
     ) -> Result<Vec<SearchHit>> {
-        self.search_inner(collection, vector, request, &mut |_| {}, true)
+        self.search_inner(collection, vector, request, None, true)
     }
 
     /// The opaque reference of a document id, as [`Tenant::search_observed`] reports candidates.
@@ -769,8 +780,9 @@ impl<'d> Tenant<'d> {
         Ok(self.handle.point_ref(&self.collection_info(collection)?, id)?)
     }
 
-    /// As [`Tenant::search_request`], showing `observe` the reference of every candidate that
-    /// reaches ranking (for tests that prove no point outside the allowed set does).
+    /// As [`Tenant::search_request`], showing `observe` the reference of every point a distance is
+    /// computed for, graph routing included (for tests that prove no point outside the allowed set
+    /// is ever scored).
     #[doc(hidden)]
     pub fn search_observed(
         &self,
@@ -779,7 +791,7 @@ impl<'d> Tenant<'d> {
         request: &SearchRequest<'_>,
         observe: &mut dyn FnMut(PointRef),
     ) -> Result<Vec<SearchHit>> {
-        self.search_inner(collection, vector, request, observe, false)
+        self.search_inner(collection, vector, request, Some(observe), false)
     }
 
     /// The search itself; `use_cache` consults and fills the result cache, if there is one.
@@ -788,7 +800,7 @@ impl<'d> Tenant<'d> {
         collection: &str,
         vector: &[f32],
         request: &SearchRequest<'_>,
-        observe: &mut dyn FnMut(PointRef),
+        observe: Option<&mut dyn FnMut(PointRef)>,
         use_cache: bool,
     ) -> Result<Vec<SearchHit>> {
         let SearchRequest { k, ef, principal, filter } = *request;

@@ -5,6 +5,7 @@
 //! minted only by [`Store::authenticate`] (an API key) and [`Store::trusted_host_scope`]. This is the
 //! only crate that names `rocksdb`. Byte layouts are all in `layout.rs`.
 
+mod audit;
 mod error;
 mod ids;
 mod layout;
@@ -15,6 +16,7 @@ mod snapshot;
 mod store;
 mod tenant;
 
+pub use audit::{AuditCheck, AuditEvent};
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
 pub use layout::Placement;

@@ -69,6 +69,7 @@ impl Store {
         );
         batch.put_cf(&sys, layout::keyring_write_key(&owner), target.to_be_bytes());
         batch.put_cf(&sys, layout::rotation_key(&owner), layout::encode(&record));
+        self.audit_into(&mut batch, &uid, "tenant-key-rotation-started", None)?;
         self.sys_write(batch)?;
         // Persisted: from here the new generation seals every write. Its encryption count starts at 0.
         let cipher = self.owner_cipher(&owner, 0)?;
@@ -176,6 +177,11 @@ impl Store {
             let cipher = self.owner_cipher(&owner, encryptions)?;
             *state.cipher.write() = cipher;
             progress.finished = true;
+            // The registry lock is taken after the tenant's write lock is released (the order the
+            // rotation's start takes them in is the reverse).
+            drop(write);
+            let _registry = self.registry_lock.lock();
+            self.audit(&uid, "tenant-key-rotation-finished", None)?;
             tracing::info!(tenant = %uid.short(), generation = record.target, "tenant key rotation finished; older keys destroyed");
         }
         Ok(Some(progress))
@@ -206,6 +212,9 @@ impl Store {
         batch.delete_cf(&sys, layout::keyring_write_key(&owner));
         batch.delete_cf(&sys, layout::rotation_key(&owner));
         batch.delete_cf(&sys, self.tenant_registry_key(name));
+        // The audit event commits with the key destruction, in the system column family that
+        // outlives the tenant.
+        self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
         let mut revoked = 0;
         let mut ro = ReadOptions::default();
         ro.set_iterate_range(rocksdb::PrefixRange(layout::APIKEY_PREFIX));

@@ -334,6 +334,9 @@ impl Store {
         let mut master = self.master.write();
         let version = Self::rewrap_keyring(&self.db, &master.0, master.1, &new)?;
         *master = (new, version);
+        drop(master);
+        // The system's own chain (the all-zero uid) records master-key events.
+        self.audit(&TenantUid::from_bytes(layout::SYSTEM_OWNER), "master-key-rotated", None)?;
         tracing::warn!(version, "master key rotated");
         Ok(version)
     }
@@ -450,6 +453,7 @@ impl Store {
             kek.wrap(&DataKey::generate(1)).as_bytes(),
         );
         batch.put_cf(&sys, layout::keyring_write_key(uid.as_bytes()), 1u32.to_be_bytes());
+        self.audit_into(&mut batch, &uid, "tenant-created", None)?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %uid.short(), "tenant created");
         Ok(TenantInfo { name: name.clone(), uid, created_ms: record.created_ms, placement: record.placement })
@@ -546,7 +550,9 @@ impl Store {
         };
         let key = layout::apikey_key(&key_id);
         let mut reserved = self.registry_lock.lock();
-        self.commit_registry(&mut reserved, WriteBatch::default(), &key, &layout::encode(&record))?;
+        let mut batch = WriteBatch::default();
+        self.audit_into(&mut batch, &info.uid, "api-key-issued", Some(&hex::encode(key_id)))?;
+        self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         let key_id = hex::encode(key_id);
         tracing::info!(tenant = %info.uid.short(), key_id = %key_id, role = role.as_str(), "api key issued");
         Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret)), key_id })
@@ -599,7 +605,9 @@ impl Store {
         }
         record.revoked = true;
         let key = layout::apikey_key(&raw_id);
-        self.commit_registry(&mut reserved, WriteBatch::default(), &key, &layout::encode(&record))?;
+        let mut batch = WriteBatch::default();
+        self.audit_into(&mut batch, &info.uid, "api-key-revoked", Some(key_id))?;
+        self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %info.uid.short(), key_id, "api key revoked");
         Ok(())
     }

@@ -12,7 +12,7 @@ pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7450";
 /// Connects to a server at `address` (`host:port`, or a full `http://` URL).
 pub async fn connect(address: &str) -> anyhow::Result<Channel> {
     let url = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
-    Ok(Channel::from_shared(url)?.connect().await?)
+    Ok(Channel::from_shared(url)?.tcp_nodelay(true).connect().await?)
 }
 
 /// A data-plane client that accepts responses up to the server's message limit.

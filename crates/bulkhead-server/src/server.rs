@@ -109,7 +109,12 @@ impl Server {
             .add_service(data)
             .add_service(admin)
             .add_service(reflection)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(
+                // Without TCP_NODELAY, a small response waits for the client's delayed ACK: about
+                // 40 ms per call on Linux (measured: 23 queries/s from one client).
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await;
         rotations.abort();
         served?;

@@ -198,10 +198,11 @@ pub(crate) fn authorize_admin(db: &Database, admin: &AdminToken, token: &str) ->
     }
 }
 
-/// The principal a search (or a get) runs for. Today the caller names it in the request (on-behalf-of:
-/// the RAG backend holding the key speaks for its end user); `None` searches every document of the
-/// tenant. When user-bound keys land, this is the one place that takes the principal from the
-/// credential instead.
+/// The principal a request names (on-behalf-of: the RAG backend holding the key speaks for its end
+/// user), as the domain type. Whether the key may name one is decided by `bulkhead-query` from the
+/// key's binding: a user-bound key always runs as its own user and a request naming another is
+/// refused; a service key may name one only with the on-behalf-of right; without one, a service key
+/// searches every document of the tenant.
 pub(crate) fn search_principal(
     _scope: &TenantScope,
     requested: Option<proto::Principal>,

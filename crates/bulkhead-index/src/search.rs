@@ -479,11 +479,7 @@ impl FrozenSegment {
     ) -> Result<(), IndexError> {
         s.plan = Plan::Graph;
         let kernels = Kernels::active();
-        let entry = if A::TWO_HOP {
-            self.descend_admitted(kernels, query, admit, s)?
-        } else {
-            Some(self.descend(kernels, query, s)?)
-        };
+        let entry = self.descend(kernels, query, admit, s)?;
         let Some((entry, entry_distance)) = entry else {
             // No admitted node near the entry point: the caller falls back to an exact scan.
             s.results.clear();
@@ -495,64 +491,12 @@ impl FrozenSegment {
         Ok(())
     }
 
-    /// Greedy descent from the entry point to level 1; returns the closest node found and its
-    /// distance.
-    fn descend(
-        &self,
-        kernels: &Kernels,
-        query: &[f32],
-        s: &mut SearchScratch,
-    ) -> Result<(u32, f32), IndexError> {
-        let mut current = self.graph.entry;
-        s.batch.clear();
-        s.batch.push(current);
-        self.walk_distances(
-            kernels,
-            query,
-            &s.batch,
-            &mut s.batch_distances,
-            &mut s.distance_count,
-            &mut s.scored,
-        )?;
-        let mut current_distance = s.batch_distances[0];
-        for level in (1..=self.graph.max_level()).rev() {
-            loop {
-                s.batch.clear();
-                s.batch.extend(
-                    self.graph.neighbours_upper(level, current).iter().take_while(|&&id| id != NO_NEIGHBOUR),
-                );
-                if s.batch.is_empty() {
-                    break;
-                }
-                self.walk_distances(
-                    kernels,
-                    query,
-                    &s.batch,
-                    &mut s.batch_distances,
-                    &mut s.distance_count,
-                    &mut s.scored,
-                )?;
-                let mut moved = false;
-                for (&id, &distance) in s.batch.iter().zip(&s.batch_distances) {
-                    if distance < current_distance {
-                        current = id;
-                        current_distance = distance;
-                        moved = true;
-                    }
-                }
-                if !moved {
-                    break;
-                }
-            }
-        }
-        Ok((current, current_distance))
-    }
-
-    /// Greedy descent for a filtered search: computes distances only for nodes the filter admits,
-    /// looking through refused neighbours to theirs (as the beam does), and starts from the entry
-    /// point only if the filter admits it. Returns the closest admitted node found at level 0's
-    /// doorstep, or `None` if none is reachable that way.
-    fn descend_admitted<A: Admit>(
+    /// Greedy descent from the entry point through the upper levels; returns the closest node found
+    /// and its distance. It computes distances only for nodes `admit` lets it traverse (all of them
+    /// without a filter), looking through refused neighbours to theirs (as the beam does), and starts
+    /// from the entry point only if it is admitted; if it is not, one level-0 step looks for an
+    /// admitted start. `None` if no admitted node is reachable that way.
+    fn descend<A: Admit>(
         &self,
         kernels: &Kernels,
         query: &[f32],
@@ -588,10 +532,12 @@ impl FrozenSegment {
                     }
                 };
                 s.batch.clear();
+                let mut looked_through = false;
                 for &id in neighbours(current).iter().take_while(|&&id| id != NO_NEIGHBOUR) {
                     if admit.traversable(id) {
                         s.batch.push(id);
                     } else {
+                        looked_through = true;
                         s.batch.extend(
                             neighbours(id)
                                 .iter()
@@ -600,8 +546,11 @@ impl FrozenSegment {
                         );
                     }
                 }
-                s.batch.sort_unstable();
-                s.batch.dedup();
+                // Two hops can reach a node twice; a plain neighbour list cannot.
+                if looked_through {
+                    s.batch.sort_unstable();
+                    s.batch.dedup();
+                }
                 if s.batch.is_empty() {
                     break;
                 }

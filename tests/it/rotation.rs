@@ -3,7 +3,7 @@
 //! acknowledged write and never leaves a record sealed under a destroyed key, and a deleted tenant's
 //! records cannot be opened by anyone.
 
-use crate::util::{TestDir, cf_name, raw_db, tenant, vector};
+use crate::util::{TestDir, cf_name, raw_db, raw_records, tenant, vector};
 use bulkhead_crypto::OwnerCipher;
 use bulkhead_query::{
     Database, DocId, MasterKey, Metric, NewPoint, Role, StorageError, StoreOptions, TenantName, TenantUid,
@@ -579,15 +579,7 @@ fn values_moved_between_tenants_still_fail_after_rotations() {
     {
         // Alpha's generation-2 vector value goes under beta's key for the same point.
         let raw = raw_db(&dir.data());
-        let records = |cf: &str| -> Vec<(Vec<u8>, Vec<u8>)> {
-            let handle = raw.cf_handle(cf).expect("cf");
-            raw.iterator_cf(&handle, rocksdb::IteratorMode::Start)
-                .map(|r| r.expect("entry"))
-                .filter(|(k, _)| k.get(16) == Some(&b'V'))
-                .map(|(k, v)| (k.to_vec(), v.to_vec()))
-                .collect()
-        };
-        let (a, b) = (records(&cf_a), records(&cf_b));
+        let (a, b) = (raw_records(&raw, &cf_a, b'V'), raw_records(&raw, &cf_b, b'V'));
         assert_eq!(OwnerCipher::sealed_generation(&a[0].1), Some(2));
         raw.put_cf(&raw.cf_handle(&cf_b).expect("cf"), &b[0].0, &a[0].1).expect("put");
         raw.flush_wal(true).expect("flush");

@@ -1,18 +1,8 @@
 //! Ciphertext is bound to its place: a sealed value copied at the RocksDB level into another tenant's
 //! column family, or under another record key, fails to open with an integrity error.
 
-use crate::util::{TestDir, cf_name, raw_db, tenant};
+use crate::util::{TestDir, cf_name, raw_db, raw_records, tenant};
 use bulkhead_query::{DocId, Metric, NewPoint, QueryError, StorageError};
-
-/// The raw (key, value) pairs of one record kind ('P' payload, 'V' vector) in a tenant's column family.
-fn raw_records(db: &rocksdb::DB, cf: &str, kind: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let handle = db.cf_handle(cf).expect("cf");
-    db.iterator_cf(&handle, rocksdb::IteratorMode::Start)
-        .map(|r| r.expect("iter"))
-        .filter(|(k, _)| k.get(16) == Some(&kind))
-        .map(|(k, v)| (k.to_vec(), v.to_vec()))
-        .collect()
-}
 
 #[test]
 fn values_moved_between_tenants_or_keys_fail_to_open() {

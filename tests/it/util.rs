@@ -70,6 +70,16 @@ pub fn raw_db(path: &Path) -> rocksdb::DB {
     rocksdb::DB::open_cf(&opts, path, cfs).expect("raw open")
 }
 
+/// The raw (key, value) pairs of one record kind ('P' payload, 'V' vector) in a tenant's column family.
+pub fn raw_records(db: &rocksdb::DB, cf: &str, kind: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let handle = db.cf_handle(cf).expect("cf");
+    db.iterator_cf(&handle, rocksdb::IteratorMode::Start)
+        .map(|r| r.expect("iter"))
+        .filter(|(k, _)| k.get(16) == Some(&kind))
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
+        .collect()
+}
+
 /// The raw column family name of a tenant (its opaque uid in hex).
 pub fn cf_name(db: &Database, tenant: &str) -> String {
     let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");

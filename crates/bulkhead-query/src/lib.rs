@@ -131,7 +131,7 @@ impl Database {
         let uid = handle.tenant_uid();
         match self.store.rotation_status(uid) {
             Ok(Some(_)) => {}
-            Ok(None) => match self.store.rotate_tenant_key_of(uid) {
+            Ok(None) => match self.store.start_automatic_rotation(uid) {
                 Ok(progress) => tracing::warn!(
                     tenant = %uid.short(),
                     generation = progress.target_generation,

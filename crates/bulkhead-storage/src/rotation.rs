@@ -41,22 +41,39 @@ impl Store {
         self.rotate_tenant_key_of(self.tenant_info(name)?.uid)
     }
 
-    /// As [`Store::rotate_tenant_key`], by the tenant's uid.
+    /// As [`Store::rotate_tenant_key`], by the tenant's uid. The progress total is the exact number of
+    /// sealed records, counted by a scan before any lock is taken.
     pub fn rotate_tenant_key_of(&self, uid: TenantUid) -> Result<RotationProgress> {
-        let _registry = self.registry_lock.lock();
+        let state = self.load_tenant(uid)?;
+        let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let total = self
+            .db
+            .iterator_cf(&cf, IteratorMode::Start)
+            .filter(|r| r.as_ref().is_ok_and(|(k, _)| layout::sealed_purpose(k).is_some()))
+            .count() as u64;
+        drop(cf);
+        self.start_rotation(uid, total)
+    }
+
+    /// Starts a rotation the write path asked for (an encryption limit reached): the progress total
+    /// is RocksDB's key-count estimate, which costs nothing, instead of a scan of a tenant that has
+    /// sealed a billion values.
+    pub fn start_automatic_rotation(&self, uid: TenantUid) -> Result<RotationProgress> {
+        let state = self.load_tenant(uid)?;
+        let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let total = self.db.property_int_value_cf(&cf, "rocksdb.estimate-num-keys")?.unwrap_or(0);
+        drop(cf);
+        self.start_rotation(uid, total)
+    }
+
+    fn start_rotation(&self, uid: TenantUid, total: u64) -> Result<RotationProgress> {
         let owner = *uid.as_bytes();
+        let state = self.load_tenant(uid)?;
+        let _registry = self.registry_lock.lock();
         let sys = self.sys()?;
         if self.db.get_cf(&sys, layout::rotation_key(&owner))?.is_some() {
             return Err(StorageError::AlreadyExists { what: "key rotation" });
         }
-        let state = self.load_tenant(uid)?;
-        let total = {
-            let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
-            self.db
-                .iterator_cf(&cf, IteratorMode::Start)
-                .filter(|r| r.as_ref().is_ok_and(|(k, _)| layout::sealed_purpose(k).is_some()))
-                .count() as u64
-        };
         let mut write = state.write.lock();
         let target = state.cipher.read().write_generation() + 1;
         let kek = self.kek(&owner);

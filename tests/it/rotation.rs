@@ -655,7 +655,7 @@ fn key_operations_leave_a_verifiable_audit_chain_that_outlives_the_tenant() {
         );
         assert_eq!(
             op.audit_verify(uid).expect("verify"),
-            bulkhead_query::AuditCheck { events: 6, first_broken: None }
+            bulkhead_query::AuditCheck { events: 6, first_seq: 0, first_broken: None }
         );
         uid
     };

@@ -20,6 +20,15 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// A short, stable code for the audit trail and metrics (`invalid-argument`, `not-found`, ...).
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            QueryError::InvalidArgument { .. } => "invalid-argument",
+            QueryError::Internal(_) => "internal",
+            QueryError::Storage(e) => e.reason_code(),
+        }
+    }
+
     /// True for errors caused by the caller's input (as opposed to the database or its keys).
     pub fn is_invalid_argument(&self) -> bool {
         matches!(

@@ -27,9 +27,10 @@ mod filter;
 pub use attrs::MatchReason;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_storage::{
-    Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DocId, Durability, IssuedApiKey,
-    KeyBinding, MetaValue, Metric, NewPoint, PointRef, Role, RotationProgress, StorageError, Store,
-    StoreOptions, StoredPoint, TenantInfo, TenantName, TenantScope, TenantUid, limits,
+    AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DocId, Durability,
+    IssuedApiKey, KeyBinding, MetaValue, Metric, NewPoint, PointRef, Role, RotationProgress, StorageError,
+    Store, StoreOptions, StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantScope, TenantUid,
+    limits,
 };
 pub use cache::CacheStats;
 pub use error::QueryError;
@@ -88,6 +89,7 @@ pub struct Database {
     clock: AtomicU64,
     cache: Option<cache::ResultCache>,
     auto_rotate: AtomicU64,
+    access_audit: bool,
 }
 
 impl fmt::Debug for Database {
@@ -111,7 +113,35 @@ impl Database {
             clock: AtomicU64::new(0),
             cache: None,
             auto_rotate: AtomicU64::new(DEFAULT_AUTO_ROTATE_ENCRYPTIONS),
+            access_audit: true,
         }
+    }
+
+    /// Turns the access audit trail off (it is on by default): data operations and refusals then
+    /// leave no event. Administrative events are always recorded. For a host that keeps its own
+    /// trail, and for measuring the trail's cost (docs/BENCHMARKS.md).
+    pub fn without_access_audit(mut self) -> Database {
+        self.access_audit = false;
+        self
+    }
+
+    /// Records in the scope's tenant trail that a request was refused before it reached the tenant's
+    /// data (its role is below the operation's, or the request was malformed). `operation` and
+    /// `outcome` are short codes (`search`, `permission-denied`).
+    ///
+    /// # Errors
+    ///
+    /// A storage error if the event could not be written.
+    pub fn audit_refusal(
+        &self,
+        scope: &TenantScope,
+        operation: &str,
+        outcome: &str,
+    ) -> Result<(), StorageError> {
+        if !self.access_audit {
+            return Ok(());
+        }
+        self.store.audit_refusal(scope, operation, outcome)
     }
 
     /// Sets after how many encryptions under one data-key generation a tenant's key is rotated
@@ -309,7 +339,7 @@ impl Database {
 
     /// One tenant's data, reached through its scope.
     pub fn tenant<'d>(&'d self, scope: &TenantScope) -> Result<Tenant<'d>> {
-        Ok(Tenant { db: self, handle: self.store.tenant(scope)? })
+        Ok(Tenant { db: self, handle: self.store.tenant(scope)?, events: std::cell::Cell::new(0) })
     }
 
     /// The search state of one collection, created empty (unloaded) on first use. Keyed by the
@@ -409,6 +439,38 @@ impl Operator<'_> {
     /// Recomputes a tenant's audit chain and reports the first broken link, if any.
     pub fn audit_verify(&self, tenant: TenantUid) -> Result<AuditCheck, StorageError> {
         self.store.audit_verify(tenant)
+    }
+
+    /// A page of a tenant's audit events (see [`Store::audit_page`]).
+    pub fn audit_page(
+        &self,
+        tenant: TenantUid,
+        from_seq: u64,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<(Vec<AuditEvent>, Option<u64>), StorageError> {
+        self.store.audit_page(tenant, from_seq, since_ms, limit)
+    }
+
+    /// Every uid with an audit chain: tenants, deleted tenants, and the system chain (zero uid).
+    pub fn audit_tenants(&self) -> Result<Vec<TenantUid>, StorageError> {
+        self.store.audit_tenants()
+    }
+
+    /// Deletes a tenant's audit events older than `before_ms`, leaving a verifiable checkpoint.
+    pub fn audit_prune(&self, tenant: TenantUid, before_ms: u64) -> Result<u64, StorageError> {
+        self.store.audit_prune(tenant, before_ms)
+    }
+
+    /// The keyed hash that stands for `value` in the tenant's audit events.
+    pub fn audit_subject_hash(&self, tenant: TenantUid, subject: Subject, value: &[u8]) -> SubjectHash {
+        self.store.audit_subject_hash(tenant, subject, value)
+    }
+
+    /// Records an operator's read of a tenant's administrative state (`admin-describe-tenant`,
+    /// `admin-export-audit`, ...) in that tenant's trail.
+    pub fn audit_admin_read(&self, tenant: TenantUid, operation: &str) -> Result<(), StorageError> {
+        self.store.audit_access(tenant, &AccessEvent { operation, outcome: "ok", ..AccessEvent::default() })
     }
 
     /// Tenants whose rotation was interrupted (by a restart) and should be resumed.
@@ -532,6 +594,8 @@ impl fmt::Debug for SearchHit {
 pub struct Tenant<'d> {
     db: &'d Database,
     handle: TenantHandle<'d>,
+    /// Access events recorded through this handle (see [`Tenant::audited_events`]).
+    events: std::cell::Cell<u64>,
 }
 
 impl fmt::Debug for Tenant<'_> {
@@ -540,28 +604,87 @@ impl fmt::Debug for Tenant<'_> {
     }
 }
 
+/// What an access event says about an operation, before its outcome is known.
+#[derive(Default)]
+struct Audit<'a> {
+    operation: &'a str,
+    collection: Option<&'a str>,
+    principal: Option<&'a Principal>,
+    query: Option<&'a [f32]>,
+    documents: Vec<&'a str>,
+}
+
+impl<'a> Audit<'a> {
+    fn on(operation: &'a str, collection: &'a str) -> Audit<'a> {
+        Audit { operation, collection: Some(collection), ..Audit::default() }
+    }
+}
+
 impl<'d> Tenant<'d> {
+    /// Runs `work` and records its access event (operation, outcome, hashed subject, key id, key
+    /// generation) in the tenant's audit trail. An event that cannot be written fails the operation:
+    /// no evidence, no access.
+    fn audited<T>(&self, audit: Audit<'_>, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let result = work();
+        if !self.db.access_audit {
+            return result;
+        }
+        let user = audit.principal.map(Principal::user).or(match self.handle.binding() {
+            KeyBinding::User { user, .. } => Some(user.as_str()),
+            KeyBinding::Service { .. } => None,
+        });
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.reason_code(),
+        };
+        self.events.set(self.events.get() + 1);
+        self.handle.audit(AccessEvent {
+            operation: audit.operation,
+            outcome,
+            principal: user,
+            collection: audit.collection,
+            query: audit.query,
+            documents: &audit.documents,
+            ..AccessEvent::default()
+        })?;
+        result
+    }
+
+    /// How many access events this handle has recorded. A caller that refuses a request after
+    /// opening the handle but before any operation (a malformed field) records the refusal itself
+    /// when this is still 0 ([`Database::audit_refusal`]).
+    pub fn audited_events(&self) -> u64 {
+        self.events.get()
+    }
+
     fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
         Ok(self.handle.collection(&CollectionName::new(name)?)?)
     }
 
     /// Creates a collection of `dimension`-sized vectors compared by `metric`.
     pub fn create_collection(&self, name: &str, dimension: usize, metric: Metric) -> Result<CollectionInfo> {
-        Ok(self.handle.create_collection(&CollectionName::new(name)?, dimension, metric)?)
+        self.audited(Audit::on("create-collection", name), || {
+            Ok(self.handle.create_collection(&CollectionName::new(name)?, dimension, metric)?)
+        })
     }
 
     /// Describes a collection.
     pub fn collection(&self, name: &str) -> Result<CollectionInfo> {
-        self.collection_info(name)
+        self.audited(Audit::on("describe-collection", name), || self.collection_info(name))
     }
 
     /// Lists the tenant's collections.
     pub fn collections(&self) -> Result<Vec<CollectionInfo>> {
-        Ok(self.handle.list_collections()?)
+        let audit = Audit { operation: "list-collections", ..Audit::default() };
+        self.audited(audit, || Ok(self.handle.list_collections()?))
     }
 
     /// Drops a collection with all its points.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
+        self.audited(Audit::on("drop-collection", name), || self.drop_collection_inner(name))
+    }
+
+    fn drop_collection_inner(&self, name: &str) -> Result<()> {
         let info = self.collection_info(name)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         let mut index = slot.state.write();
@@ -576,6 +699,14 @@ impl<'d> Tenant<'d> {
 
     /// Inserts or replaces a batch of points, atomically. Returns each point's version.
     pub fn upsert(&self, collection: &str, points: &[NewPoint]) -> Result<Vec<u64>> {
+        let audit = Audit {
+            documents: points.iter().map(|p| p.id.as_str()).collect(),
+            ..Audit::on("upsert", collection)
+        };
+        self.audited(audit, || self.upsert_inner(collection, points))
+    }
+
+    fn upsert_inner(&self, collection: &str, points: &[NewPoint]) -> Result<Vec<u64>> {
         let info = self.collection_info(collection)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         // Holding the collection's index lock across the write keeps the in-memory state in the same
@@ -607,6 +738,12 @@ impl<'d> Tenant<'d> {
 
     /// Deletes points by id. Returns how many existed.
     pub fn delete(&self, collection: &str, ids: &[DocId]) -> Result<usize> {
+        let audit =
+            Audit { documents: ids.iter().map(DocId::as_str).collect(), ..Audit::on("delete", collection) };
+        self.audited(audit, || self.delete_inner(collection, ids))
+    }
+
+    fn delete_inner(&self, collection: &str, ids: &[DocId]) -> Result<usize> {
         let info = self.collection_info(collection)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         let mut index = slot.state.write();
@@ -639,12 +776,15 @@ impl<'d> Tenant<'d> {
         id: &DocId,
         principal: Option<&Principal>,
     ) -> Result<Option<StoredPoint>> {
-        let principal = self.effective_principal(principal)?;
-        let info = self.collection_info(collection)?;
-        let point = self.handle.get(&info, id)?;
-        Ok(point.filter(|p| {
-            principal.as_ref().is_none_or(|principal| attrs::acl_allows(&p.payload.acl, principal))
-        }))
+        let audit = Audit { principal, documents: vec![id.as_str()], ..Audit::on("get", collection) };
+        self.audited(audit, || {
+            let principal = self.effective_principal(principal)?;
+            let info = self.collection_info(collection)?;
+            let point = self.handle.get(&info, id)?;
+            Ok(point.filter(|p| {
+                principal.as_ref().is_none_or(|principal| attrs::acl_allows(&p.payload.acl, principal))
+            }))
+        })
     }
 
     /// The principal a request runs as: a user-bound key's own user (a request may not name
@@ -677,6 +817,10 @@ impl<'d> Tenant<'d> {
     /// delta, and whether a build runs. A collection not searched since the database opened reports
     /// everything as delta (its state loads on first search).
     pub fn graph_status(&self, collection: &str) -> Result<GraphStatus> {
+        self.audited(Audit::on("describe-collection", collection), || self.graph_status_inner(collection))
+    }
+
+    fn graph_status_inner(&self, collection: &str) -> Result<GraphStatus> {
         let info = self.collection_info(collection)?;
         // Looking does not count as use: the slot is not created or moved up the eviction order.
         let slot = self.db.indexes.read().get(&(self.handle.tenant_uid(), info.number())).cloned();
@@ -699,6 +843,24 @@ impl<'d> Tenant<'d> {
         self.handle.write_generation()
     }
 
+    /// A page of this tenant's own audit trail (tenant-admin scopes only): events from `from_seq`
+    /// on at or after `since_ms`, at most `limit`, and where the next page starts. The export is
+    /// itself an event.
+    pub fn audit_page(
+        &self,
+        from_seq: u64,
+        since_ms: u64,
+        limit: usize,
+    ) -> Result<(Vec<AuditEvent>, Option<u64>)> {
+        let audit = Audit { operation: "export-audit", ..Audit::default() };
+        self.audited(audit, || {
+            if self.handle.role() < Role::TenantAdmin {
+                return Err(StorageError::PermissionDenied { operation: "exporting the audit trail" }.into());
+            }
+            Ok(self.db.store.audit_page(self.handle.tenant_uid(), from_seq, since_ms, limit)?)
+        })
+    }
+
     /// Values sealed so far under the write generation (a persisted upper bound after a restart).
     pub fn encryptions(&self) -> u64 {
         self.handle.encryptions()
@@ -712,6 +874,11 @@ impl<'d> Tenant<'d> {
 
     /// As [`Tenant::count`], on behalf of `principal` (see [`Tenant::get_as`]).
     pub fn count_as(&self, collection: &str, principal: Option<&Principal>) -> Result<u64> {
+        let audit = Audit { principal, ..Audit::on("count", collection) };
+        self.audited(audit, || self.count_inner(collection, principal))
+    }
+
+    fn count_inner(&self, collection: &str, principal: Option<&Principal>) -> Result<u64> {
         let principal = self.effective_principal(principal)?;
         let info = self.collection_info(collection)?;
         let Some(principal) = principal else { return Ok(self.handle.count(&info)?) };
@@ -777,7 +944,8 @@ impl<'d> Tenant<'d> {
     /// The opaque reference of a document id, as [`Tenant::search_observed`] reports candidates.
     #[doc(hidden)]
     pub fn point_ref(&self, collection: &str, id: &DocId) -> Result<PointRef> {
-        Ok(self.handle.point_ref(&self.collection_info(collection)?, id)?)
+        let audit = Audit { documents: vec![id.as_str()], ..Audit::on("point-ref", collection) };
+        self.audited(audit, || Ok(self.handle.point_ref(&self.collection_info(collection)?, id)?))
     }
 
     /// As [`Tenant::search_request`], showing `observe` the reference of every point a distance is
@@ -796,6 +964,19 @@ impl<'d> Tenant<'d> {
 
     /// The search itself; `use_cache` consults and fills the result cache, if there is one.
     fn search_inner(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        request: &SearchRequest<'_>,
+        observe: Option<&mut dyn FnMut(PointRef)>,
+        use_cache: bool,
+    ) -> Result<Vec<SearchHit>> {
+        let audit =
+            Audit { principal: request.principal, query: Some(vector), ..Audit::on("search", collection) };
+        self.audited(audit, || self.search_unaudited(collection, vector, request, observe, use_cache))
+    }
+
+    fn search_unaudited(
         &self,
         collection: &str,
         vector: &[f32],

@@ -6,7 +6,7 @@ use crate::proto as pb;
 use crate::proto::admin_server::Admin;
 use crate::server::Shared;
 use crate::status::{self, invalid};
-use bulkhead_query::{Database, MasterKey, TenantName};
+use bulkhead_query::{Database, MasterKey, TenantName, TenantUid};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -31,6 +31,19 @@ impl AdminService {
 
 fn tenant_name(name: String) -> Result<TenantName, Status> {
     TenantName::new(name).map_err(status::from_storage)
+}
+
+/// A tenant named by its name, or (a deleted tenant, whose name is gone) by its full uid in hex.
+fn tenant_uid(db: &Database, tenant: &str) -> Result<TenantUid, Status> {
+    if let Some(uid) = TenantUid::from_hex(tenant) {
+        return Ok(uid);
+    }
+    Ok(db.operator().tenant_info(&tenant_name(tenant.to_owned())?).map_err(status::from_storage)?.uid)
+}
+
+/// Records an operator's read of a tenant's administrative state in that tenant's trail.
+fn audit_read(db: &Database, uid: TenantUid, operation: &str) -> Result<(), Status> {
+    db.operator().audit_admin_read(uid, operation).map_err(status::from_storage)
 }
 
 fn now_ms() -> u64 {
@@ -68,6 +81,7 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::Tenant>, Status> {
         self.call(request, |db, req| {
             let info = db.operator().tenant_info(&tenant_name(req.name)?).map_err(status::from_storage)?;
+            audit_read(db, info.uid, "admin-describe-tenant")?;
             Ok(convert::tenant_to(&info))
         })
         .await
@@ -116,6 +130,7 @@ impl Admin for AdminService {
         self.call(request, |db, req| {
             let op = db.operator();
             let uid = op.tenant_info(&tenant_name(req.tenant)?).map_err(status::from_storage)?.uid;
+            audit_read(db, uid, "admin-rotation-status")?;
             let progress = op.rotation_status(uid).map_err(status::from_storage)?;
             let generation = op.key_generation(uid).map_err(status::from_storage)?;
             Ok(convert::rotation_to(progress, generation))
@@ -167,8 +182,10 @@ impl Admin for AdminService {
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
         self.call(request, |db, req| {
-            let keys =
-                db.operator().list_api_keys(&tenant_name(req.tenant)?).map_err(status::from_storage)?;
+            let name = tenant_name(req.tenant)?;
+            let uid = db.operator().tenant_info(&name).map_err(status::from_storage)?.uid;
+            audit_read(db, uid, "admin-list-api-keys")?;
+            let keys = db.operator().list_api_keys(&name).map_err(status::from_storage)?;
             Ok(pb::ListApiKeysResponse { keys: keys.into_iter().map(convert::api_key_to).collect() })
         })
         .await
@@ -183,6 +200,49 @@ impl Admin for AdminService {
                 .revoke_api_key(&tenant_name(req.tenant)?, &req.key_id)
                 .map_err(status::from_storage)?;
             Ok(pb::RevokeApiKeyResponse {})
+        })
+        .await
+    }
+
+    async fn export_audit(
+        &self,
+        request: Request<pb::ExportAuditRequest>,
+    ) -> Result<Response<pb::ExportAuditResponse>, Status> {
+        self.call(request, |db, req| {
+            let uid = tenant_uid(db, &req.tenant)?;
+            audit_read(db, uid, "admin-export-audit")?;
+            let limit = limits::audit_page(req.limit)?;
+            let (events, next) = db
+                .operator()
+                .audit_page(uid, req.from_seq, req.since_ms, limit)
+                .map_err(status::from_storage)?;
+            Ok(convert::audit_page_to(events, next))
+        })
+        .await
+    }
+
+    async fn verify_audit(
+        &self,
+        request: Request<pb::VerifyAuditRequest>,
+    ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
+        self.call(request, |db, req| {
+            let op = db.operator();
+            let uids = if req.tenant.is_empty() {
+                op.audit_tenants().map_err(status::from_storage)?
+            } else {
+                vec![tenant_uid(db, &req.tenant)?]
+            };
+            let mut chains = Vec::with_capacity(uids.len());
+            for uid in uids {
+                let check = op.audit_verify(uid).map_err(status::from_storage)?;
+                chains.push(pb::AuditChainCheck {
+                    tenant_uid: uid.to_hex(),
+                    events: check.events,
+                    first_seq: check.first_seq,
+                    first_broken: check.first_broken,
+                });
+            }
+            Ok(pb::VerifyAuditResponse { chains })
         })
         .await
     }

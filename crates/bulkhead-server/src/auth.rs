@@ -135,13 +135,14 @@ pub(crate) enum DataOp {
     Count,
     Search,
     SearchBatch,
+    ExportAudit,
 }
 
 impl DataOp {
     /// The least role that may call it.
     pub(crate) fn required_role(self) -> Role {
         match self {
-            DataOp::CreateCollection | DataOp::DropCollection => Role::TenantAdmin,
+            DataOp::CreateCollection | DataOp::DropCollection | DataOp::ExportAudit => Role::TenantAdmin,
             DataOp::Upsert | DataOp::Delete => Role::Writer,
             DataOp::ListCollections
             | DataOp::DescribeCollection
@@ -165,6 +166,23 @@ impl DataOp {
             DataOp::Count => "count points",
             DataOp::Search => "search",
             DataOp::SearchBatch => "search",
+            DataOp::ExportAudit => "export the audit trail",
+        }
+    }
+
+    /// Its name in the audit trail (as the library names the same operation).
+    pub(crate) fn audit_name(self) -> &'static str {
+        match self {
+            DataOp::CreateCollection => "create-collection",
+            DataOp::ListCollections => "list-collections",
+            DataOp::DescribeCollection => "describe-collection",
+            DataOp::DropCollection => "drop-collection",
+            DataOp::Upsert => "upsert",
+            DataOp::Get => "get",
+            DataOp::Delete => "delete",
+            DataOp::Count => "count",
+            DataOp::Search | DataOp::SearchBatch => "search",
+            DataOp::ExportAudit => "export-audit",
         }
     }
 }
@@ -181,6 +199,7 @@ pub(crate) fn authorize_data(
     }
     let scope = db.operator().authenticate(token).map_err(AuthError::Storage)?;
     if scope.role() < op.required_role() {
+        record_refusal(db, &scope, op.audit_name(), "permission-denied");
         return Err(AuthError::Role { role: scope.role(), operation: op.verb() });
     }
     Ok(scope)
@@ -193,8 +212,19 @@ pub(crate) fn authorize_admin(db: &Database, admin: &AdminToken, token: &str) ->
         return Ok(());
     }
     match db.operator().authenticate(token) {
-        Ok(_) => Err(AuthError::TenantKeyOnAdmin),
+        Ok(scope) => {
+            record_refusal(db, &scope, "admin-plane", "permission-denied");
+            Err(AuthError::TenantKeyOnAdmin)
+        }
         Err(e) => Err(AuthError::Storage(e)),
+    }
+}
+
+/// Records a refusal in the scope's tenant trail. The request is refused either way; an event that
+/// cannot be written is logged (without the request's content).
+pub(crate) fn record_refusal(db: &Database, scope: &TenantScope, operation: &str, outcome: &str) {
+    if let Err(e) = db.audit_refusal(scope, operation, outcome) {
+        tracing::error!(tenant = %scope.tenant_uid().short(), operation, error = %e, "could not record a refusal in the audit trail");
     }
 }
 

@@ -5,9 +5,9 @@
 use crate::proto as pb;
 use crate::status::{self, invalid};
 use bulkhead_query::{
-    Acl, ApiKeyInfo, CollectionInfo, DocId, Filter, FilterValue, IndexSource, KeyBinding, MatchReason,
-    MetaValue, Metric, NewPoint, Principal, Role, RotationProgress, SearchHit, StoredPoint, TenantInfo,
-    limits,
+    Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, IndexSource, KeyBinding,
+    MatchReason, MetaValue, Metric, NewPoint, Principal, Role, RotationProgress, SearchHit, StoredPoint,
+    TenantInfo, limits,
 };
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -232,6 +232,29 @@ pub(crate) fn binding_from(binding: Option<pb::issue_api_key_request::Binding>) 
         Some(pb::issue_api_key_request::Binding::User(u)) => {
             KeyBinding::User { user: u.user, groups: u.groups }
         }
+    }
+}
+
+/// A page of audit events for the wire (hashes in hex).
+pub(crate) fn audit_page_to(events: Vec<AuditEvent>, next_seq: Option<u64>) -> pb::ExportAuditResponse {
+    let hex = |h: bulkhead_query::SubjectHash| h.to_hex();
+    pb::ExportAuditResponse {
+        events: events
+            .into_iter()
+            .map(|e| pb::AuditEvent {
+                seq: e.seq,
+                time_ms: e.time_ms,
+                operation: e.operation,
+                key_id: e.key_id,
+                outcome: e.outcome,
+                key_generation: e.key_generation,
+                principal_hash: e.principal.map(hex),
+                collection_hash: e.collection.map(hex),
+                query_hash: e.query.map(hex),
+                document_hashes: e.documents.into_iter().map(hex).collect(),
+            })
+            .collect(),
+        next_seq,
     }
 }
 

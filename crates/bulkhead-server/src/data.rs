@@ -34,7 +34,15 @@ impl DataService {
             .shared
             .data(&metadata, op, move |db, scope| {
                 let tenant = db.tenant(&scope).map_err(status::from_query)?;
-                work(&tenant, &scope, message)
+                let result = work(&tenant, &scope, message);
+                // A request refused here before it reached an operation (a malformed field, a batch
+                // over a server limit) still leaves its event.
+                if let Err(refused) = &result
+                    && tenant.audited_events() == 0
+                {
+                    auth::record_refusal(db, &scope, op.audit_name(), status::reason_code(refused.code()));
+                }
+                result
             })
             .await?;
         Ok(Response::new(result))
@@ -201,6 +209,19 @@ impl DataPlane for DataService {
                 .map(|query| search_one(tenant, scope, &req.collection, query))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(pb::SearchBatchResponse { results })
+        })
+        .await
+    }
+
+    async fn export_audit(
+        &self,
+        request: Request<pb::ExportOwnAuditRequest>,
+    ) -> Result<Response<pb::ExportAuditResponse>, Status> {
+        self.tenant(request, DataOp::ExportAudit, |tenant, _, req| {
+            let limit = limits::audit_page(req.limit)?;
+            let (events, next) =
+                tenant.audit_page(req.from_seq, req.since_ms, limit).map_err(status::from_query)?;
+            Ok(convert::audit_page_to(events, next))
         })
         .await
     }

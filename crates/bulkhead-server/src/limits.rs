@@ -26,5 +26,19 @@ pub const MAX_CONCURRENT_WORK: usize = 64;
 /// Longest API key label, in bytes (enforced by the library too).
 pub const MAX_KEY_LABEL_BYTES: usize = 128;
 
+/// Most audit events in one `ExportAudit` page (also the default).
+pub const MAX_AUDIT_PAGE: usize = 1_000;
+
+/// The page size an `ExportAudit` request asks for: 0 means the maximum.
+pub(crate) fn audit_page(limit: u32) -> Result<usize, tonic::Status> {
+    match limit as usize {
+        0 => Ok(MAX_AUDIT_PAGE),
+        n if n <= MAX_AUDIT_PAGE => Ok(n),
+        _ => {
+            Err(crate::status::invalid("limit", format!("must be at most {MAX_AUDIT_PAGE} events per page")))
+        }
+    }
+}
+
 /// [`REQUEST_TIMEOUT_MS`] as a duration.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(REQUEST_TIMEOUT_MS);

@@ -34,6 +34,10 @@ pub(crate) struct ServeArgs {
     /// re-wrapped under the current key at start. Drop the flag once the server has started.
     #[arg(long)]
     previous_master_key_file: Option<PathBuf>,
+    /// Keep audit events this many days, then prune them (leaving a verifiable checkpoint). Without
+    /// it they are kept forever.
+    #[arg(long)]
+    audit_retention_days: Option<u64>,
 }
 
 /// The admin token of `bulkhead serve`: from the file, else the environment, else a development token
@@ -76,6 +80,9 @@ pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &Serv
     let limits = ServerLimits {
         request_timeout: Duration::from_millis(args.request_timeout_ms),
         max_concurrent_work: args.max_concurrent_work,
+        audit_retention: args
+            .audit_retention_days
+            .map(|days| Duration::from_secs(days.saturating_mul(86_400))),
         ..ServerLimits::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -190,6 +197,23 @@ enum AdminCommand {
     /// 0600). Restart the server with `--master-key-file FILE` (the old key as
     /// `--previous-master-key-file` until it has started once).
     RotateMasterKey { new_key_file: String },
+    /// The audit trail: verify chains, export a tenant's events.
+    #[command(subcommand)]
+    Audit(AdminAudit),
+}
+
+#[derive(clap::Subcommand)]
+enum AdminAudit {
+    /// Recomputes the audit chain of TENANT (a name, or the full uid of a deleted tenant), or of
+    /// every chain, and reports the first broken event of each. Fails if any chain is broken.
+    Verify { tenant: Option<String> },
+    /// Writes TENANT's audit events as JSON lines, oldest first.
+    Export {
+        tenant: String,
+        /// Only events at or after this time (milliseconds since the Unix epoch).
+        #[arg(long, default_value_t = 0)]
+        since_ms: u64,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -394,6 +418,34 @@ pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> R
                     writeln!(out, "{tenant}: key generation {}, no rotation running", status_now.key_generation)?;
                 }
             }
+            AdminCommand::Audit(AdminAudit::Export { tenant, since_ms }) => {
+                let mut from_seq = 0;
+                loop {
+                    let request = pb::ExportAuditRequest { tenant: tenant.clone(), since_ms, from_seq, limit: 0 };
+                    let page = admin.export_audit(client::authorized(request, token)?).await.map_err(status)?;
+                    match write_audit_page(page.into_inner(), out)? {
+                        Some(next) => from_seq = next,
+                        None => break,
+                    }
+                }
+            }
+            AdminCommand::Audit(AdminAudit::Verify { tenant }) => {
+                let request = pb::VerifyAuditRequest { tenant: tenant.unwrap_or_default() };
+                let checked = admin.verify_audit(client::authorized(request, token)?).await.map_err(status)?.into_inner();
+                let broken = checked.chains.iter().filter(|c| c.first_broken.is_some()).count();
+                for c in &checked.chains {
+                    if json {
+                        writeln!(out, "{}", serde_json::json!({ "tenant_uid": c.tenant_uid, "events": c.events, "first_seq": c.first_seq, "first_broken": c.first_broken }))?;
+                    } else if let Some(seq) = c.first_broken {
+                        writeln!(out, "{}: BROKEN at event {seq} ({} events from {})", c.tenant_uid, c.events, c.first_seq)?;
+                    } else {
+                        writeln!(out, "{}: intact, {} events from {}", c.tenant_uid, c.events, c.first_seq)?;
+                    }
+                }
+                if broken > 0 {
+                    anyhow::bail!("{broken} audit chain(s) broken");
+                }
+            }
             AdminCommand::RotateMasterKey { new_key_file } => {
                 let rotated = admin
                     .rotate_master_key(client::authorized(pb::RotateMasterKeyRequest { new_key_file }, token)?)
@@ -547,6 +599,32 @@ enum ClientCommand {
     },
     /// Counts a collection's points.
     Count { collection: String },
+    /// Writes the key's own tenant's audit events as JSON lines (needs a tenant-admin key).
+    AuditExport {
+        /// Only events at or after this time (milliseconds since the Unix epoch).
+        #[arg(long, default_value_t = 0)]
+        since_ms: u64,
+    },
+}
+
+/// Writes a page of audit events as JSON lines; returns where the next page starts.
+fn write_audit_page(page: pb::ExportAuditResponse, out: &mut impl Write) -> Result<Option<u64>> {
+    for e in &page.events {
+        let line = serde_json::json!({
+            "seq": e.seq,
+            "time_ms": e.time_ms,
+            "operation": e.operation,
+            "key_id": e.key_id,
+            "outcome": e.outcome,
+            "key_generation": e.key_generation,
+            "principal_hash": e.principal_hash,
+            "collection_hash": e.collection_hash,
+            "query_hash": e.query_hash,
+            "document_hashes": e.document_hashes,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(page.next_seq)
 }
 
 pub(crate) fn client(args: ClientArgs, out: &mut impl Write) -> Result<()> {
@@ -606,6 +684,18 @@ pub(crate) fn client(args: ClientArgs, out: &mut impl Write) -> Result<()> {
                 let request = pb::CountRequest { collection };
                 let r = data.count(client::authorized(request, token)?).await.map_err(status)?.into_inner();
                 writeln!(out, "{}", r.count)?;
+            }
+            ClientCommand::AuditExport { since_ms } => {
+                let mut from_seq = 0;
+                loop {
+                    let request = pb::ExportOwnAuditRequest { since_ms, from_seq, limit: 0 };
+                    let page =
+                        data.export_audit(client::authorized(request, token)?).await.map_err(status)?;
+                    match write_audit_page(page.into_inner(), out)? {
+                        Some(next) => from_seq = next,
+                        None => break,
+                    }
+                }
             }
         }
         Ok(())

@@ -28,6 +28,9 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// Storage operations run at once over the whole server ([`limits::MAX_CONCURRENT_WORK`]).
     pub max_concurrent_work: usize,
+    /// How long audit events are kept: older ones are pruned hourly, leaving a verifiable
+    /// checkpoint. `None` (the default) keeps them forever.
+    pub audit_retention: Option<Duration>,
 }
 
 impl Default for ServerLimits {
@@ -37,6 +40,7 @@ impl Default for ServerLimits {
             max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS,
             request_timeout: limits::REQUEST_TIMEOUT,
             max_concurrent_work: limits::MAX_CONCURRENT_WORK,
+            audit_retention: None,
         }
     }
 }
@@ -103,6 +107,8 @@ impl Server {
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
         let rotations = tokio::spawn(drive_rotations(Arc::clone(&self.shared.db)));
+        let retention =
+            limits.audit_retention.map(|keep| tokio::spawn(prune_audit(Arc::clone(&self.shared.db), keep)));
         let served = tonic::transport::Server::builder()
             .max_concurrent_streams(limits.max_concurrent_streams)
             .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
@@ -117,6 +123,9 @@ impl Server {
             )
             .await;
         rotations.abort();
+        if let Some(retention) = retention {
+            retention.abort();
+        }
         served?;
         Ok(())
     }
@@ -157,6 +166,34 @@ async fn drive_rotations(db: Arc<Database>) {
             }
         };
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// How often the retention task prunes the audit trail.
+const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Prunes every audit chain to the retention period, at start and then hourly. Runs until aborted.
+async fn prune_audit(db: Arc<Database>, keep: Duration) {
+    loop {
+        let db_for_pass = Arc::clone(&db);
+        let pruned = tokio::task::spawn_blocking(move || -> Result<u64, bulkhead_query::StorageError> {
+            let op = db_for_pass.operator();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let before_ms = now.saturating_sub(keep).as_millis() as u64;
+            let mut pruned = 0;
+            for tenant in op.audit_tenants()? {
+                pruned += op.audit_prune(tenant, before_ms)?;
+            }
+            Ok(pruned)
+        })
+        .await;
+        match pruned {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(events = n, "audit events past their retention pruned"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "audit pruning failed; retrying in an hour"),
+            Err(e) => tracing::warn!(error = %e, "the audit pruning task failed; retrying in an hour"),
+        }
+        tokio::time::sleep(AUDIT_PRUNE_EVERY).await;
     }
 }
 

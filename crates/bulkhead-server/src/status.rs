@@ -27,6 +27,24 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
     }
 }
 
+/// The audit trail's reason code for a refused call's status.
+pub(crate) fn reason_code(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "ok",
+        Code::InvalidArgument | Code::OutOfRange => "invalid-argument",
+        Code::NotFound => "not-found",
+        Code::AlreadyExists => "already-exists",
+        Code::PermissionDenied => "permission-denied",
+        Code::Unauthenticated => "unauthenticated",
+        Code::ResourceExhausted => "resource-exhausted",
+        Code::DeadlineExceeded => "deadline-exceeded",
+        Code::Cancelled => "cancelled",
+        Code::FailedPrecondition | Code::Aborted => "failed-precondition",
+        _ => "internal",
+    }
+}
+
 /// A request argument the server itself refuses (a limit of its own, or a malformed proto value).
 pub(crate) fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("invalid {field}: {reason}"))

@@ -75,6 +75,27 @@ pub enum StorageError {
     Crypto(CryptoError),
 }
 
+impl StorageError {
+    /// A short, stable code for the audit trail and metrics (`not-found`, `permission-denied`, ...).
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            StorageError::WrongMasterKey { .. } | StorageError::MasterKeysWrong { .. } => "wrong-master-key",
+            StorageError::KeyringCorrupt => "keyring-corrupt",
+            StorageError::Integrity => "integrity",
+            StorageError::NotFound { .. } => "not-found",
+            StorageError::AlreadyExists { .. } => "already-exists",
+            StorageError::InvalidArgument { .. } => "invalid-argument",
+            StorageError::Unauthenticated => "unauthenticated",
+            StorageError::PermissionDenied { .. } => "permission-denied",
+            StorageError::ForeignScope => "foreign-scope",
+            StorageError::Engine(_)
+            | StorageError::Io(_)
+            | StorageError::Codec(_)
+            | StorageError::Crypto(_) => "internal",
+        }
+    }
+}
+
 impl From<rocksdb::Error> for StorageError {
     fn from(e: rocksdb::Error) -> Self {
         StorageError::Engine(e.into_string())

@@ -164,6 +164,17 @@ impl TenantUid {
         TenantUid(bytes)
     }
 
+    /// The full uid in hex (32 characters), as audit exports name a tenant.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// A uid from its full hex form; `None` if `text` is not 32 hex characters.
+    pub fn from_hex(text: &str) -> Option<TenantUid> {
+        let mut raw = [0u8; 16];
+        hex::decode_to_slice(text, &mut raw).ok().map(|()| TenantUid(raw))
+    }
+
     /// The opaque bytes (they reveal nothing about the tenant).
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0

@@ -16,7 +16,7 @@ mod snapshot;
 mod store;
 mod tenant;
 
-pub use audit::{AuditCheck, AuditEvent};
+pub use audit::{AccessEvent, AuditCheck, AuditEvent, MAX_AUDITED_DOCUMENTS, Subject, SubjectHash};
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
 pub use layout::Placement;

@@ -86,7 +86,7 @@ impl Store {
         );
         batch.put_cf(&sys, layout::keyring_write_key(&owner), target.to_be_bytes());
         batch.put_cf(&sys, layout::rotation_key(&owner), layout::encode(&record));
-        self.audit_into(&mut batch, &uid, "tenant-key-rotation-started", None)?;
+        let _audit_slot = self.audit_into(&mut batch, &uid, "tenant-key-rotation-started", None)?;
         self.sys_write(batch)?;
         // Persisted: from here the new generation seals every write. Its encryption count starts at 0.
         let cipher = self.owner_cipher(&owner, 0)?;
@@ -231,7 +231,7 @@ impl Store {
         batch.delete_cf(&sys, self.tenant_registry_key(name));
         // The audit event commits with the key destruction, in the system column family that
         // outlives the tenant.
-        self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
+        let audit_slot = self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
         let mut revoked = 0;
         let mut ro = ReadOptions::default();
         ro.set_iterate_range(rocksdb::PrefixRange(layout::APIKEY_PREFIX));
@@ -244,6 +244,7 @@ impl Store {
             }
         }
         self.sys_write(batch)?;
+        drop(audit_slot);
         // The keys are gone on disk; forget them in memory too. Handles still open keep a copy only
         // until they are dropped, and what they write goes to a column family about to be dropped.
         self.tenants.write().remove(&info.uid);

@@ -104,6 +104,11 @@ impl TenantScope {
         &self.binding
     }
 
+    /// The public id of the API key that minted this scope (none for a trusted-host scope).
+    pub fn key_id(&self) -> Option<String> {
+        self.key_id.map(hex::encode)
+    }
+
     /// The tenant's opaque uid (for logs and metrics; it reveals nothing).
     pub fn tenant_uid(&self) -> TenantUid {
         self.tenant

@@ -1,5 +1,6 @@
 //! The store: one RocksDB instance, its registry and keyring, and the doors that mint tenant scopes.
 
+use crate::audit::AccessEvent;
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
 use crate::layout::{self, ApiKeyRecord, Placement, SYS_CF, SYSTEM_OWNER, TenantRecord};
@@ -59,6 +60,8 @@ pub struct Store {
     pub(crate) tenants: RwLock<HashMap<TenantUid, Arc<TenantState>>>,
     /// Serialises registry writes; holds the registry cipher's reserved encryption count.
     pub(crate) registry_lock: Mutex<u64>,
+    /// The ends of the audit chains, and the lock that orders appends to them.
+    pub(crate) audit_heads: crate::audit::AuditHeads,
     pub(crate) data_write: WriteOptions,
     pub(crate) durability: Durability,
 }
@@ -203,6 +206,7 @@ impl Store {
             system,
             tenants: RwLock::new(HashMap::new()),
             registry_lock: Mutex::new(reserved),
+            audit_heads: crate::audit::AuditHeads::default(),
             data_write,
             durability: options.durability,
         })
@@ -453,7 +457,7 @@ impl Store {
             kek.wrap(&DataKey::generate(1)).as_bytes(),
         );
         batch.put_cf(&sys, layout::keyring_write_key(uid.as_bytes()), 1u32.to_be_bytes());
-        self.audit_into(&mut batch, &uid, "tenant-created", None)?;
+        let _audit_slot = self.audit_into(&mut batch, &uid, "tenant-created", None)?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %uid.short(), "tenant created");
         Ok(TenantInfo { name: name.clone(), uid, created_ms: record.created_ms, placement: record.placement })
@@ -551,7 +555,8 @@ impl Store {
         let key = layout::apikey_key(&key_id);
         let mut reserved = self.registry_lock.lock();
         let mut batch = WriteBatch::default();
-        self.audit_into(&mut batch, &info.uid, "api-key-issued", Some(&hex::encode(key_id)))?;
+        let _audit_slot =
+            self.audit_into(&mut batch, &info.uid, "api-key-issued", Some(&hex::encode(key_id)))?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         let key_id = hex::encode(key_id);
         tracing::info!(tenant = %info.uid.short(), key_id = %key_id, role = role.as_str(), "api key issued");
@@ -606,7 +611,7 @@ impl Store {
         record.revoked = true;
         let key = layout::apikey_key(&raw_id);
         let mut batch = WriteBatch::default();
-        self.audit_into(&mut batch, &info.uid, "api-key-revoked", Some(key_id))?;
+        let _audit_slot = self.audit_into(&mut batch, &info.uid, "api-key-revoked", Some(key_id))?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %info.uid.short(), key_id, "api key revoked");
         Ok(())
@@ -632,10 +637,28 @@ impl Store {
         };
         let secret_ok = constant_time_eq(&presented.0, &record.secret_tag);
         let expired = record.expires_ms.is_some_and(|t| t <= now_ms());
+        let uid = TenantUid::from_bytes(record.tenant_uid);
         if !secret_ok || record.revoked || expired {
+            // The key names its tenant: the refusal goes into that tenant's trail (the caller still
+            // learns only "unauthenticated"). A key of a deleted tenant is gone with its records.
+            let outcome = if !secret_ok {
+                "wrong-secret"
+            } else if record.revoked {
+                "revoked-key"
+            } else {
+                "expired-key"
+            };
+            self.audit_access(
+                uid,
+                &AccessEvent {
+                    operation: "authenticate",
+                    key_id: Some(key_id),
+                    outcome,
+                    ..AccessEvent::default()
+                },
+            )?;
             return Err(StorageError::Unauthenticated);
         }
-        let uid = TenantUid::from_bytes(record.tenant_uid);
         // A key whose tenant is gone authenticates nobody.
         self.load_tenant(uid).map_err(|e| match e {
             StorageError::NotFound { .. } => StorageError::Unauthenticated,
@@ -648,6 +671,16 @@ impl Store {
             key_id: Some(raw_key_id),
             binding: record.binding,
         })
+    }
+
+    /// Records in the scope's tenant trail that a request with this scope was refused before it
+    /// reached the tenant's data (a role below the operation's, a malformed request).
+    pub fn audit_refusal(&self, scope: &TenantScope, operation: &str, outcome: &str) -> Result<()> {
+        let key_id = scope.key_id();
+        self.audit_access(
+            scope.tenant,
+            &AccessEvent { operation, key_id: key_id.as_deref(), outcome, ..AccessEvent::default() },
+        )
     }
 
     /// Mints a tenant-admin scope for `tenant` without a credential, for a process that embeds the
@@ -680,7 +713,7 @@ impl Store {
             }
         }
         let state = self.load_tenant(scope.tenant)?;
-        TenantHandle::new(self, state, scope.role, scope.binding.clone())
+        TenantHandle::new(self, state, scope)
     }
 
     /// Loads (once) a tenant's keys and counters.

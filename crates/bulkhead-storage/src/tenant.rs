@@ -1,10 +1,11 @@
 //! A tenant's data handle: collections and points, sealed under the tenant's keys, written atomically.
 
+use crate::audit::AccessEvent;
 use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, DocId, TenantUid, limits};
 use crate::layout::{self, CollectionRecord, Kind, PointPayloadRecord, SYS_CF, TenantKeys};
 use crate::model::{CollectionInfo, Metric, NewPoint, PointPayload, PointRef, StoredPoint};
-use crate::scope::{KeyBinding, Role};
+use crate::scope::{KeyBinding, Role, TenantScope};
 use crate::store::{ENCRYPTION_RESERVATION, Store, now_ms};
 use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
 use parking_lot::Mutex;
@@ -122,6 +123,7 @@ pub struct TenantHandle<'s> {
     pub(crate) cf: Arc<BoundColumnFamily<'s>>,
     role: Role,
     binding: KeyBinding,
+    key_id: Option<[u8; 16]>,
 }
 
 impl fmt::Debug for TenantHandle<'_> {
@@ -134,11 +136,26 @@ impl<'s> TenantHandle<'s> {
     pub(crate) fn new(
         store: &'s Store,
         state: Arc<TenantState>,
-        role: Role,
-        binding: KeyBinding,
+        scope: &TenantScope,
     ) -> Result<TenantHandle<'s>> {
         let cf = store.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
-        Ok(TenantHandle { store, state, cf, role, binding })
+        Ok(TenantHandle {
+            store,
+            state,
+            cf,
+            role: scope.role,
+            binding: scope.binding.clone(),
+            key_id: scope.key_id,
+        })
+    }
+
+    /// Appends an access event to the tenant's audit chain, with this handle's API key id and the
+    /// key generation in force filled in.
+    pub fn audit(&self, event: AccessEvent<'_>) -> Result<()> {
+        let key_id = self.key_id.map(hex::encode);
+        let event =
+            AccessEvent { key_id: key_id.as_deref(), key_generation: Some(self.write_generation()), ..event };
+        self.store.audit_access(self.state.uid, &event)
     }
 
     /// Whom this handle's searches run for (from the scope's credential).

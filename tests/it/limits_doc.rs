@@ -32,6 +32,7 @@ fn the_limits_table_matches_the_code() {
         // The server's own limits.
         ("MAX_MESSAGE_BYTES", bulkhead_server::limits::MAX_MESSAGE_BYTES),
         ("MAX_SEARCH_BATCH", bulkhead_server::limits::MAX_SEARCH_BATCH),
+        ("MAX_AUDIT_PAGE", bulkhead_server::limits::MAX_AUDIT_PAGE),
         ("MAX_CONCURRENT_STREAMS", bulkhead_server::limits::MAX_CONCURRENT_STREAMS as usize),
         ("REQUEST_TIMEOUT_MS", bulkhead_server::limits::REQUEST_TIMEOUT_MS as usize),
         ("MAX_CONCURRENT_WORK", bulkhead_server::limits::MAX_CONCURRENT_WORK),

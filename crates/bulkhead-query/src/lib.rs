@@ -89,7 +89,7 @@ pub struct Database {
     clock: AtomicU64,
     cache: Option<cache::ResultCache>,
     auto_rotate: AtomicU64,
-    access_audit: bool,
+    access_audit: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Database {
@@ -113,16 +113,21 @@ impl Database {
             clock: AtomicU64::new(0),
             cache: None,
             auto_rotate: AtomicU64::new(DEFAULT_AUTO_ROTATE_ENCRYPTIONS),
-            access_audit: true,
+            access_audit: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
     /// Turns the access audit trail off (it is on by default): data operations and refusals then
     /// leave no event. Administrative events are always recorded. For a host that keeps its own
     /// trail, and for measuring the trail's cost (docs/BENCHMARKS.md).
-    pub fn without_access_audit(mut self) -> Database {
-        self.access_audit = false;
+    pub fn without_access_audit(self) -> Database {
+        self.set_access_audit(false);
         self
+    }
+
+    /// Turns the access audit trail on or off for the operations that start from now on.
+    pub fn set_access_audit(&self, on: bool) {
+        self.access_audit.store(on, Ordering::Relaxed);
     }
 
     /// Records in the scope's tenant trail that a request was refused before it reached the tenant's
@@ -138,7 +143,7 @@ impl Database {
         operation: &str,
         outcome: &str,
     ) -> Result<(), StorageError> {
-        if !self.access_audit {
+        if !self.access_audit.load(Ordering::Relaxed) {
             return Ok(());
         }
         self.store.audit_refusal(scope, operation, outcome)
@@ -626,7 +631,7 @@ impl<'d> Tenant<'d> {
     /// no evidence, no access.
     fn audited<T>(&self, audit: Audit<'_>, work: impl FnOnce() -> Result<T>) -> Result<T> {
         let result = work();
-        if !self.db.access_audit {
+        if !self.db.access_audit.load(Ordering::Relaxed) {
             return result;
         }
         let user = audit.principal.map(Principal::user).or(match self.handle.binding() {

@@ -58,6 +58,7 @@ const ROWS: &[(&str, &str, Needs, bool)] = &[
     ("DataPlane", "Count", Needs::Reader, true),
     ("DataPlane", "Search", Needs::Reader, true),
     ("DataPlane", "SearchBatch", Needs::Reader, true),
+    ("DataPlane", "ExportAudit", Needs::TenantAdmin, false),
     ("Admin", "CreateTenant", Needs::Admin, false),
     ("Admin", "ListTenants", Needs::Admin, false),
     ("Admin", "DescribeTenant", Needs::Admin, false),
@@ -69,7 +70,75 @@ const ROWS: &[(&str, &str, Needs, bool)] = &[
     ("Admin", "RotateTenantKey", Needs::Admin, false),
     ("Admin", "GetRotationStatus", Needs::Admin, false),
     ("Admin", "RotateMasterKey", Needs::Admin, false),
+    ("Admin", "ExportAudit", Needs::Admin, false),
+    ("Admin", "VerifyAudit", Needs::Admin, false),
 ];
+
+/// The events a call must leave in acme's audit trail (operation, outcome), the events of the row's
+/// own set-up first: written out from the contract, like [`expected`].
+fn expected_events(
+    service: &str,
+    method: &str,
+    needs: Needs,
+    cred: Cred,
+) -> Vec<(&'static str, &'static str)> {
+    let mut events = match (method, cred) {
+        ("DropCollection", _) => vec![("create-collection", "ok")],
+        ("RevokeApiKey", _) => vec![("api-key-issued", "ok")],
+        _ => vec![],
+    };
+    let data_name = match method {
+        "CreateCollection" => "create-collection",
+        "ListCollections" => "list-collections",
+        "DescribeCollection" => "describe-collection",
+        "DropCollection" => "drop-collection",
+        "Upsert" => "upsert",
+        "Get" => "get",
+        "Delete" => "delete",
+        "Count" => "count",
+        "Search" | "SearchBatch" => "search",
+        "ExportAudit" => "export-audit",
+        _ => "",
+    };
+    let role = match cred {
+        // No tenant is named, or another tenant's: nothing in acme's trail.
+        Cred::None | Cred::Malformed | Cred::Unknown | Cred::WrongAdmin | Cred::OtherTenant => return events,
+        Cred::Revoked => {
+            events.push(("authenticate", "revoked-key"));
+            return events;
+        }
+        Cred::Expired => {
+            events.push(("authenticate", "expired-key"));
+            return events;
+        }
+        Cred::Admin if service == "DataPlane" => return events,
+        Cred::Admin => {
+            let admin_event = match method {
+                "DescribeTenant" => Some(("admin-describe-tenant", "ok")),
+                "IssueApiKey" => Some(("api-key-issued", "ok")),
+                "ListApiKeys" => Some(("admin-list-api-keys", "ok")),
+                "RevokeApiKey" => Some(("api-key-revoked", "ok")),
+                "GetRotationStatus" => Some(("admin-rotation-status", "ok")),
+                "ExportAudit" => Some(("admin-export-audit", "ok")),
+                // The other admin calls act on other tenants (or none).
+                _ => None,
+            };
+            events.extend(admin_event);
+            return events;
+        }
+        Cred::Reader => Needs::Reader,
+        Cred::Writer => Needs::Writer,
+        Cred::TenantAdmin => Needs::TenantAdmin,
+    };
+    if service == "Admin" {
+        events.push(("admin-plane", "permission-denied"));
+    } else if role < needs {
+        events.push((data_name, "permission-denied"));
+    } else {
+        events.push((data_name, "ok"));
+    }
+    events
+}
 
 /// The status a credential must get for a row: written out from the contract, not from the server's
 /// own role table.
@@ -156,6 +225,41 @@ async fn world() -> World {
     World { server, tokens, acme_admin }
 }
 
+/// Reads acme's audit trail through the admin plane, a call at a time. Each read is itself an event
+/// (`admin-export-audit`), the last one of the page it reads, which the next read starts after.
+struct AcmeTrail {
+    next_seq: u64,
+}
+
+impl AcmeTrail {
+    async fn new(world: &World) -> AcmeTrail {
+        let mut trail = AcmeTrail { next_seq: 0 };
+        trail.since_last(world).await;
+        trail
+    }
+
+    /// The (operation, outcome) of every event since the previous read, without this read's own.
+    async fn since_last(&mut self, world: &World) -> Vec<(String, String)> {
+        let mut admin = world.server.admin().await;
+        let mut events = Vec::new();
+        let mut from_seq = self.next_seq;
+        loop {
+            let r = pb::ExportAuditRequest { tenant: "acme".into(), since_ms: 0, from_seq, limit: 0 };
+            let page =
+                admin.export_audit(req(r, &world.server.admin_token)).await.expect("export").into_inner();
+            events.extend(page.events);
+            match page.next_seq {
+                Some(next) => from_seq = next,
+                None => break,
+            }
+        }
+        let own = events.pop().expect("the read's own event");
+        assert_eq!(own.operation, "admin-export-audit");
+        self.next_seq = own.seq + 1;
+        events.into_iter().map(|e| (e.operation, e.outcome)).collect()
+    }
+}
+
 /// `message` with the credential as the test wants it sent.
 fn with<T>(message: T, cred: Cred, token: Option<&str>) -> tonic::Request<T> {
     match (cred, token) {
@@ -233,6 +337,17 @@ async fn call(world: &World, method: &str, cred: Cred, fresh: &mut u32) -> Code 
             let r = pb::SearchBatchRequest { collection: "docs".into(), queries: vec![q] };
             code(data.search_batch(with(r, cred, token)).await)
         }
+        "DataPlane/ExportAudit" => {
+            let r = pb::ExportOwnAuditRequest { since_ms: 0, from_seq: 0, limit: 1 };
+            code(data.export_audit(with(r, cred, token)).await)
+        }
+        "Admin/ExportAudit" => {
+            let r = pb::ExportAuditRequest { tenant: "acme".into(), since_ms: 0, from_seq: 0, limit: 1 };
+            code(admin.export_audit(with(r, cred, token)).await)
+        }
+        "VerifyAudit" => code(
+            admin.verify_audit(with(pb::VerifyAuditRequest { tenant: "acme".into() }, cred, token)).await,
+        ),
         "CreateTenant" => code(
             admin.create_tenant(with(pb::CreateTenantRequest { name: format!("t{n}") }, cred, token)).await,
         ),
@@ -308,16 +423,37 @@ async fn authorization_matrix() {
     let world = world().await;
     let mut fresh = 0;
     let mut failures = Vec::new();
-    for &(_, method, needs, scoped) in ROWS {
+    let mut trail = AcmeTrail::new(&world).await;
+    for &(service, method, needs, scoped) in ROWS {
+        // The two ExportAudit RPCs share a method name.
+        let name = if method == "ExportAudit" { format!("{service}/{method}") } else { method.to_owned() };
         for cred in CREDS {
             let want = expected(method, needs, scoped, cred);
-            let got = call(&world, method, cred, &mut fresh).await;
+            let got = call(&world, &name, cred, &mut fresh).await;
             if got != want {
-                failures.push(format!("{method} with {cred:?}: expected {want:?}, got {got:?}"));
+                failures.push(format!("{name} with {cred:?}: expected {want:?}, got {got:?}"));
+            }
+            let want_events: Vec<(String, String)> = expected_events(service, method, needs, cred)
+                .into_iter()
+                .map(|(op, outcome)| (op.to_owned(), outcome.to_owned()))
+                .collect();
+            let got_events = trail.since_last(&world).await;
+            if got_events != want_events {
+                failures.push(format!(
+                    "{name} with {cred:?}: audit events {got_events:?}, expected {want_events:?}"
+                ));
             }
         }
     }
     assert!(failures.is_empty(), "authorisation matrix mismatches:\n{}", failures.join("\n"));
+    let mut admin = world.server.admin().await;
+    let verified = admin
+        .verify_audit(req(pb::VerifyAuditRequest { tenant: String::new() }, &world.server.admin_token))
+        .await
+        .expect("verify")
+        .into_inner();
+    assert!(verified.chains.len() >= 3, "acme, globex, the system chain and more: {}", verified.chains.len());
+    assert!(verified.chains.iter().all(|c| c.first_broken.is_none()), "every chain intact");
     // Refused calls changed nothing: acme still has its two points, and only collections created by
     // the credentials allowed to create them exist.
     assert_eq!(count(&world.server, "acme", "docs"), 2);
@@ -345,7 +481,7 @@ fn every_rpc_of_the_descriptors_has_a_matrix_row() {
         .collect();
     let rows: BTreeSet<(String, String)> =
         ROWS.iter().map(|(s, m, _, _)| ((*s).to_owned(), (*m).to_owned())).collect();
-    assert_eq!(described.len(), 21, "the contract has 21 RPCs today: {described:?}");
+    assert_eq!(described.len(), 24, "the contract has 24 RPCs today: {described:?}");
     let missing: Vec<_> = described.difference(&rows).collect();
     assert!(missing.is_empty(), "RPCs without an authorisation matrix row: {missing:?}");
     let stale: Vec<_> = rows.difference(&described).collect();

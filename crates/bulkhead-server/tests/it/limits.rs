@@ -202,6 +202,16 @@ async fn search_limits() {
     let token = crate::harness::seed(&server, "acme").await;
     let mut data = server.data().await;
 
+    let page = |limit: usize| pb::ExportOwnAuditRequest { since_ms: 0, from_seq: 0, limit: limit as u32 };
+    refused(
+        data.export_audit(req(page(bulkhead_server::limits::MAX_AUDIT_PAGE + 1), &token)).await,
+        Code::InvalidArgument,
+        "1000",
+    );
+    data.export_audit(req(page(bulkhead_server::limits::MAX_AUDIT_PAGE), &token))
+        .await
+        .expect("at the limit");
+
     refused(
         data.search(req(search("docs", [1.0, 0.0, 0.0], lib::MAX_K as u32 + 1), &token)).await,
         Code::InvalidArgument,

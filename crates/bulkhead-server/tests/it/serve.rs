@@ -110,6 +110,23 @@ fn serve_admin_client_walkthrough() {
         ok(bulkhead(dir.path(), &["admin", "rotate-master-key", new_key.to_str().expect("utf-8")], &env));
     assert!(master.contains("master key version 2"), "{master}");
     assert_eq!(ok(bulkhead(dir.path(), &["client", "count", "docs"], &as_admin)).trim(), "2");
+    // The audit trail: the tenant-admin exports its own tenant's events as JSON lines; the operator
+    // verifies every chain.
+    let trail = ok(bulkhead(dir.path(), &["client", "audit-export"], &as_admin));
+    let operations: Vec<String> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["operation"].to_string())
+        .collect();
+    for expected in
+        ["\"tenant-created\"", "\"upsert\"", "\"search\"", "\"authenticate\"", "\"api-key-revoked\""]
+    {
+        assert!(operations.iter().any(|op| op == expected), "{expected} in {operations:?}");
+    }
+    assert!(!trail.contains("docs"), "the collection's name appears only hashed");
+    let admin_export = ok(bulkhead(dir.path(), &["admin", "audit", "export", "acme"], &env));
+    assert!(admin_export.lines().count() > operations.len(), "the operator sees the tenant's export too");
+    let verified = ok(bulkhead(dir.path(), &["admin", "audit", "verify"], &env));
+    assert!(verified.lines().count() >= 2 && !verified.contains("BROKEN"), "{verified}");
     // Delete needs --yes, then shreds the tenant: its keys stop working.
     assert!(!bulkhead(dir.path(), &["admin", "tenant", "delete", "acme"], &env).status.success());
     let deleted = ok(bulkhead(dir.path(), &["admin", "tenant", "delete", "acme", "--yes"], &env));

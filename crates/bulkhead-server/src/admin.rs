@@ -22,10 +22,11 @@ impl AdminService {
     async fn call<Req: Send + 'static, T: Send + 'static>(
         &self,
         request: Request<Req>,
+        operation: &'static str,
         work: impl FnOnce(&Database, Req) -> Result<T, Status> + Send + 'static,
     ) -> Result<Response<T>, Status> {
         let (metadata, _, message) = request.into_parts();
-        Ok(Response::new(self.shared.admin(&metadata, move |db| work(db, message)).await?))
+        Ok(Response::new(self.shared.admin(&metadata, operation, move |db| work(db, message)).await?))
     }
 }
 
@@ -56,7 +57,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-create-tenant", |db, req| {
             let info = db.operator().create_tenant(&tenant_name(req.name)?).map_err(status::from_storage)?;
             tracing::info!(tenant = %info.uid.short(), "tenant created through the admin service");
             Ok(convert::tenant_to(&info))
@@ -68,7 +69,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        self.call(request, |db, _| {
+        self.call(request, "admin-list-tenants", |db, _| {
             let tenants = db.operator().list_tenants().map_err(status::from_storage)?;
             Ok(pb::ListTenantsResponse { tenants: tenants.iter().map(convert::tenant_to).collect() })
         })
@@ -79,7 +80,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::DescribeTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-describe-tenant", |db, req| {
             let info = db.operator().tenant_info(&tenant_name(req.name)?).map_err(status::from_storage)?;
             audit_read(db, info.uid, "admin-describe-tenant")?;
             Ok(convert::tenant_to(&info))
@@ -91,7 +92,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-delete-tenant", |db, req| {
             let revoked = db.delete_tenant(&tenant_name(req.name)?).map_err(status::from_storage)?;
             Ok(pb::DeleteTenantResponse { revoked_keys: revoked as u32 })
         })
@@ -102,7 +103,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::RevokeAllApiKeysRequest>,
     ) -> Result<Response<pb::RevokeAllApiKeysResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-revoke-all-api-keys", |db, req| {
             let revoked =
                 db.operator().revoke_all_api_keys(&tenant_name(req.tenant)?).map_err(status::from_storage)?;
             Ok(pb::RevokeAllApiKeysResponse { revoked: revoked as u32 })
@@ -114,7 +115,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::RotateTenantKeyRequest>,
     ) -> Result<Response<pb::RotationStatus>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-rotate-tenant-key", |db, req| {
             let progress =
                 db.operator().rotate_tenant_key(&tenant_name(req.tenant)?).map_err(status::from_storage)?;
             // The server's rotation task (server.rs) re-seals the older records from here on.
@@ -127,7 +128,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::GetRotationStatusRequest>,
     ) -> Result<Response<pb::RotationStatus>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-get-rotation-status", |db, req| {
             let op = db.operator();
             let uid = op.tenant_info(&tenant_name(req.tenant)?).map_err(status::from_storage)?.uid;
             audit_read(db, uid, "admin-rotation-status")?;
@@ -142,7 +143,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::RotateMasterKeyRequest>,
     ) -> Result<Response<pb::RotateMasterKeyResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-rotate-master-key", |db, req| {
             // The key file is read on the server's host and must be private (MasterKey checks).
             let key = MasterKey::from_file(std::path::Path::new(&req.new_key_file))
                 .map_err(|e| invalid("new_key_file", format!("cannot use it as a master key: {e}")))?;
@@ -156,7 +157,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::IssueApiKeyRequest>,
     ) -> Result<Response<pb::IssueApiKeyResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-issue-api-key", |db, req| {
             let role = convert::role_from(req.role)?;
             if req.label.len() > limits::MAX_KEY_LABEL_BYTES {
                 return Err(invalid(
@@ -181,7 +182,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ListApiKeysRequest>,
     ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-list-api-keys", |db, req| {
             let name = tenant_name(req.tenant)?;
             let uid = db.operator().tenant_info(&name).map_err(status::from_storage)?.uid;
             audit_read(db, uid, "admin-list-api-keys")?;
@@ -195,7 +196,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::RevokeApiKeyRequest>,
     ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-revoke-api-key", |db, req| {
             db.operator()
                 .revoke_api_key(&tenant_name(req.tenant)?, &req.key_id)
                 .map_err(status::from_storage)?;
@@ -208,7 +209,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ExportAuditRequest>,
     ) -> Result<Response<pb::ExportAuditResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-export-audit", |db, req| {
             let uid = tenant_uid(db, &req.tenant)?;
             audit_read(db, uid, "admin-export-audit")?;
             let limit = limits::audit_page(req.limit)?;
@@ -225,7 +226,7 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
-        self.call(request, |db, req| {
+        self.call(request, "admin-verify-audit", |db, req| {
             let op = db.operator();
             let uids = if req.tenant.is_empty() {
                 op.audit_tenants().map_err(status::from_storage)?

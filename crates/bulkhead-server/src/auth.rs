@@ -5,7 +5,7 @@
 
 use crate::proto;
 use crate::status;
-use bulkhead_query::{Database, Principal, Role, StorageError, TenantScope};
+use bulkhead_query::{Database, Principal, Role, StorageError, TenantScope, TenantUid};
 use std::fmt;
 use std::path::Path;
 use tonic::Status;
@@ -26,9 +26,32 @@ pub(crate) enum AuthError {
     /// The admin token was presented to the data plane.
     AdminOnDataPlane,
     /// A tenant API key was presented to the admin plane.
-    TenantKeyOnAdmin,
+    TenantKeyOnAdmin { tenant: TenantUid },
     /// The key's role is below what the operation needs.
-    Role { role: Role, operation: &'static str },
+    Role { role: Role, operation: &'static str, tenant: TenantUid },
+}
+
+impl AuthError {
+    /// The reason code metrics count it under.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing-credential",
+            AuthError::Malformed => "malformed-credential",
+            AuthError::Storage(StorageError::Unauthenticated) => "unauthenticated",
+            AuthError::Storage(_) => "internal",
+            AuthError::AdminOnDataPlane => "admin-on-data-plane",
+            AuthError::TenantKeyOnAdmin { .. } => "tenant-key-on-admin",
+            AuthError::Role { .. } => "role",
+        }
+    }
+
+    /// The tenant the refused credential belongs to, when it is known (as the metrics label it).
+    pub(crate) fn tenant_label(&self) -> String {
+        match self {
+            AuthError::TenantKeyOnAdmin { tenant } | AuthError::Role { tenant, .. } => tenant.short(),
+            _ => crate::metrics::NO_TENANT.to_owned(),
+        }
+    }
 }
 
 /// The operator's admin credential. Compared in constant time; its `Debug` prints nothing of it. It
@@ -200,7 +223,7 @@ pub(crate) fn authorize_data(
     let scope = db.operator().authenticate(token).map_err(AuthError::Storage)?;
     if scope.role() < op.required_role() {
         record_refusal(db, &scope, op.audit_name(), "permission-denied");
-        return Err(AuthError::Role { role: scope.role(), operation: op.verb() });
+        return Err(AuthError::Role { role: scope.role(), operation: op.verb(), tenant: scope.tenant_uid() });
     }
     Ok(scope)
 }
@@ -214,7 +237,7 @@ pub(crate) fn authorize_admin(db: &Database, admin: &AdminToken, token: &str) ->
     match db.operator().authenticate(token) {
         Ok(scope) => {
             record_refusal(db, &scope, "admin-plane", "permission-denied");
-            Err(AuthError::TenantKeyOnAdmin)
+            Err(AuthError::TenantKeyOnAdmin { tenant: scope.tenant_uid() })
         }
         Err(e) => Err(AuthError::Storage(e)),
     }

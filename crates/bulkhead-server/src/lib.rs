@@ -14,6 +14,7 @@ pub mod client;
 mod convert;
 mod data;
 pub mod limits;
+mod metrics;
 pub mod server;
 mod status;
 

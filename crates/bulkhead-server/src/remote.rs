@@ -38,7 +38,15 @@ pub(crate) struct ServeArgs {
     /// it they are kept forever.
     #[arg(long)]
     audit_retention_days: Option<u64>,
+    /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus), or `off`.
+    /// Without it, 127.0.0.1:7451 if that port is free (else none, with a warning). Keep it on
+    /// loopback or a private network: it shows every tenant's traffic (by opaque uid).
+    #[arg(long)]
+    metrics_listen: Option<String>,
 }
+
+/// The default metrics address: loopback, next to the gRPC port.
+const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:7451";
 
 /// The admin token of `bulkhead serve`: from the file, else the environment, else a development token
 /// kept in the data directory (created on first use, loudly).
@@ -103,11 +111,36 @@ pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &Serv
         // After the signal, calls in flight get a grace period to finish; a client that keeps an
         // idle connection open past it does not hold the shutdown (and the flush) hostage.
         let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
-        let serve = Server::new(Arc::clone(&db), admin, limits).serve(listener, async move {
+        let server = Server::new(Arc::clone(&db), admin, limits);
+        let metrics = match args.metrics_listen.as_deref() {
+            Some("off") => None,
+            Some(address) => {
+                let address: SocketAddr = address.parse().context("--metrics-listen: an address or `off`")?;
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("listening for metrics on {address}"))?;
+                Some(listener)
+            }
+            None => match tokio::net::TcpListener::bind(DEFAULT_METRICS_ADDRESS).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    tracing::warn!(address = DEFAULT_METRICS_ADDRESS, error = %e, "no metrics endpoint: the default port is taken");
+                    None
+                }
+            },
+        };
+        let metrics = match metrics {
+            Some(listener) => {
+                tracing::info!(address = %listener.local_addr()?, "metrics at /metrics");
+                Some(server.serve_metrics(listener))
+            }
+            None => None,
+        };
+        let serve = server.serve(listener, async move {
             shutdown_signal().await;
             let _ = signalled.send(());
         });
-        tokio::select! {
+        let served = tokio::select! {
             served = serve => served,
             () = async {
                 if stopping.await.is_ok() {
@@ -119,7 +152,11 @@ pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &Serv
                 tracing::warn!("connections still open {} s after the signal; stopping anyway", SHUTDOWN_GRACE.as_secs());
                 Ok(())
             }
+        };
+        if let Some(metrics) = metrics {
+            metrics.abort();
         }
+        served
     })?;
     db.operator().flush().context("flushing the store")?;
     tracing::info!("stopped; store flushed");

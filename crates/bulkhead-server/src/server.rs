@@ -5,6 +5,7 @@ use crate::admin::AdminService;
 use crate::auth::{self, AdminToken, DataOp};
 use crate::data::DataService;
 use crate::limits;
+use crate::metrics::{self, Metrics};
 use crate::proto::admin_server::AdminServer;
 use crate::proto::data_plane_server::DataPlaneServer;
 use crate::status;
@@ -50,6 +51,7 @@ pub(crate) struct Shared {
     pub(crate) db: Arc<Database>,
     pub(crate) admin: AdminToken,
     pub(crate) limits: ServerLimits,
+    pub(crate) metrics: Arc<Metrics>,
     work: Arc<Semaphore>,
 }
 
@@ -81,7 +83,18 @@ impl Server {
     /// A server over `db`, accepting `admin` as the admin credential.
     pub fn new(db: Arc<Database>, admin: AdminToken, limits: ServerLimits) -> Server {
         let work = Arc::new(Semaphore::new(limits.max_concurrent_work.max(1)));
-        Server { shared: Arc::new(Shared { db, admin, limits, work }) }
+        let metrics = Arc::new(Metrics::new());
+        Server { shared: Arc::new(Shared { db, admin, limits, metrics, work }) }
+    }
+
+    /// Serves the metrics (`GET /metrics`, OpenMetrics text) on `listener` until the returned task
+    /// is aborted. Keep it off the public network: it names tenants by uid and shows their traffic.
+    pub fn serve_metrics(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            Arc::clone(&self.shared.metrics),
+            Arc::clone(&self.shared.db),
+        ))
     }
 
     /// The storage-work slots (see [`WorkGate`]).
@@ -327,10 +340,17 @@ impl Shared {
         op: DataOp,
         work: impl FnOnce(&Database, TenantScope) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let token = auth::bearer(metadata)?;
+        let arrived = Instant::now();
+        let token =
+            auth::bearer(metadata).inspect_err(|e| self.metrics.denial(e.tenant_label(), e.reason()))?;
         self.blocking(metadata, move |shared| {
-            let scope = auth::authorize_data(&shared.db, &shared.admin, &token, op)?;
-            work(&shared.db, scope)
+            let scope = auth::authorize_data(&shared.db, &shared.admin, &token, op)
+                .inspect_err(|e| shared.metrics.denial(e.tenant_label(), e.reason()))?;
+            let tenant = scope.tenant_uid().short();
+            let result = work(&shared.db, scope);
+            let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
+            shared.metrics.request(tenant, op.audit_name(), outcome, arrived.elapsed());
+            result
         })
         .await
     }
@@ -339,12 +359,19 @@ impl Shared {
     pub(crate) async fn admin<T: Send + 'static>(
         self: &Arc<Self>,
         metadata: &MetadataMap,
+        operation: &'static str,
         work: impl FnOnce(&Database) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let token = auth::bearer(metadata)?;
+        let arrived = Instant::now();
+        let token =
+            auth::bearer(metadata).inspect_err(|e| self.metrics.denial(e.tenant_label(), e.reason()))?;
         self.blocking(metadata, move |shared| {
-            auth::authorize_admin(&shared.db, &shared.admin, &token).map_err(Status::from)?;
-            work(&shared.db)
+            auth::authorize_admin(&shared.db, &shared.admin, &token)
+                .inspect_err(|e| shared.metrics.denial(e.tenant_label(), e.reason()))?;
+            let result = work(&shared.db);
+            let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
+            shared.metrics.request(metrics::OPERATOR.to_owned(), operation, outcome, arrived.elapsed());
+            result
         })
         .await
     }

@@ -79,10 +79,10 @@ impl From<crate::auth::AuthError> for Status {
             AuthError::AdminOnDataPlane => Status::permission_denied(
                 "the admin credential cannot call the data plane; issue a tenant API key",
             ),
-            AuthError::TenantKeyOnAdmin => {
+            AuthError::TenantKeyOnAdmin { .. } => {
                 Status::permission_denied("tenant API keys cannot call the admin service")
             }
-            AuthError::Role { role, operation } => {
+            AuthError::Role { role, operation, .. } => {
                 Status::permission_denied(format!("a {} key cannot {operation}", role.as_str()))
             }
         }

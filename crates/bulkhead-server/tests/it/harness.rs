@@ -13,6 +13,8 @@ use tonic::transport::Channel;
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// Where the server's metrics are served (`GET /metrics`).
+    pub metrics_addr: SocketAddr,
     pub db: Arc<Database>,
     pub admin_token: String,
     pub gate: WorkGate,
@@ -36,13 +38,26 @@ impl TestServer {
         let admin_token = admin.expose().to_owned();
         let server = Server::new(Arc::clone(&db), admin, limits);
         let gate = server.work_gate();
+        let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
+        let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
+        // The metrics task ends with the test's runtime.
+        drop(server.serve_metrics(metrics_listener));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async move {
             let _ = rx.await;
         }));
-        TestServer { addr, db, admin_token, gate, shutdown: Some(tx), task: Some(task), _dir: dir }
+        TestServer {
+            addr,
+            metrics_addr,
+            db,
+            admin_token,
+            gate,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
     }
 
     pub async fn channel(&self) -> Channel {

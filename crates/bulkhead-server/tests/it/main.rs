@@ -7,6 +7,7 @@ mod grpc;
 mod harness;
 mod limits;
 mod logs;
+mod metrics;
 mod serve;
 
 use std::path::Path;

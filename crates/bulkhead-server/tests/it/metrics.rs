@@ -1,0 +1,107 @@
+//! The metrics endpoint after a scripted scenario: every counter equals what the scenario did, tenants
+//! appear only as opaque uids, and nothing but `GET /metrics` is served.
+
+use crate::harness::{TestServer, req, search};
+use bulkhead_server::proto as pb;
+use std::collections::BTreeMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// One HTTP/1.1 request to the metrics port; returns the status line and the body.
+async fn http_get(server: &TestServer, path: &str) -> (String, String) {
+    let mut stream = tokio::net::TcpStream::connect(server.metrics_addr).await.expect("connect");
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response");
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}
+
+/// Every sample of the text format: `name{labels}` → value.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(name, value)| (name.to_owned(), value.parse().expect("a number")))
+        .collect()
+}
+
+fn sample(all: &BTreeMap<String, f64>, name: &str) -> f64 {
+    all.get(name)
+        .copied()
+        .unwrap_or_else(|| panic!("no sample {name}; have {:#?}", all.keys().collect::<Vec<_>>()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_what_a_scripted_scenario_did() {
+    let server = TestServer::start().await;
+    let admin_key = crate::harness::seed(&server, "acme").await;
+    let (reader, _) = server.key("acme", pb::Role::Reader).await;
+    let mut admin = server.admin().await;
+    let acme = admin
+        .describe_tenant(req(pb::DescribeTenantRequest { name: "acme".into() }, &server.admin_token))
+        .await
+        .expect("describe")
+        .into_inner()
+        .uid;
+    let mut data = server.data().await;
+    for _ in 0..3 {
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &reader)).await.expect("search");
+    }
+    data.search(req(search("nope", [1.0, 0.0, 0.0], 1), &reader)).await.expect_err("no such collection");
+    let upsert = pb::UpsertRequest { collection: "docs".into(), points: vec![] };
+    data.upsert(req(upsert, &reader)).await.expect_err("a reader cannot write");
+    data.count(tonic::Request::new(pb::CountRequest { collection: "docs".into() }))
+        .await
+        .expect_err("no key");
+    let unknown = format!("bk_{}_{}", "00".repeat(16), "11".repeat(32));
+    data.count(req(pb::CountRequest { collection: "docs".into() }, &unknown)).await.expect_err("unknown key");
+    admin
+        .list_tenants(req(pb::ListTenantsRequest {}, &admin_key))
+        .await
+        .expect_err("a tenant key on the admin plane");
+
+    let (status, text) = http_get(&server, "/metrics").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let all = samples(&text);
+    let requests = |tenant: &str, op: &str, outcome: &str| {
+        sample(
+            &all,
+            &format!(
+                "bulkhead_requests_total{{tenant=\"{tenant}\",operation=\"{op}\",outcome=\"{outcome}\"}}"
+            ),
+        )
+    };
+    assert_eq!(requests(&acme, "search", "ok"), 3.0);
+    assert_eq!(requests(&acme, "search", "not-found"), 1.0);
+    // seed: one collection and one upsert, with the tenant-admin key.
+    assert_eq!(requests(&acme, "create-collection", "ok"), 1.0);
+    assert_eq!(requests(&acme, "upsert", "ok"), 1.0);
+    // The operator's calls: seed's tenant and two keys, this test's describe.
+    assert_eq!(requests("operator", "admin-create-tenant", "ok"), 1.0);
+    assert_eq!(requests("operator", "admin-issue-api-key", "ok"), 2.0);
+    assert_eq!(requests("operator", "admin-describe-tenant", "ok"), 1.0);
+    let latency =
+        format!("bulkhead_request_duration_seconds_count{{tenant=\"{acme}\",operation=\"search\"}}");
+    assert_eq!(sample(&all, &latency), 4.0);
+    let denials = |tenant: &str, reason: &str| {
+        sample(&all, &format!("bulkhead_denials_total{{tenant=\"{tenant}\",reason=\"{reason}\"}}"))
+    };
+    assert_eq!(denials(&acme, "role"), 1.0);
+    assert_eq!(denials(&acme, "tenant-key-on-admin"), 1.0);
+    assert_eq!(denials("none", "missing-credential"), 1.0);
+    assert_eq!(denials("none", "unauthenticated"), 1.0);
+    let isa = format!("bulkhead_simd_isa{{isa=\"{}\"}}", bulkhead_distance::active_isa());
+    assert_eq!(sample(&all, &isa), 1.0);
+    assert!(all.contains_key("bulkhead_index_memory_bytes"), "{text}");
+    // Tenants by uid only; nothing a tenant sent.
+    for secret in ["acme", "docs", "alpha", reader.as_str(), admin_key.as_str()] {
+        assert!(!text.contains(secret), "{secret} in the metrics");
+    }
+
+    let (status, _) = http_get(&server, "/other").await;
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    server.stop().await;
+}

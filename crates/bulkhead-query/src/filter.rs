@@ -140,6 +140,12 @@ impl Filter {
     /// most [`limits::MAX_FILTER_LIST`], field names and keywords within their byte limits, finite
     /// numbers and non-inverted ranges. Iterative, so a hostile nesting cannot overflow the stack.
     pub fn validate(&self) -> Result<()> {
+        self.validate_within(limits::MAX_FILTER_CONDITIONS)
+    }
+
+    /// As [`Filter::validate`], with at most `max_conditions` conditions (a tenant policy's tighter
+    /// limit).
+    pub(crate) fn validate_within(&self, max_conditions: usize) -> Result<()> {
         let mut conditions = 0usize;
         let mut stack = vec![(self, 1usize)];
         while let Some((node, depth)) = stack.pop() {
@@ -167,11 +173,8 @@ impl Filter {
             };
             let Some(field) = field else { continue };
             conditions += 1;
-            if conditions > limits::MAX_FILTER_CONDITIONS {
-                return Err(invalid(
-                    "filter",
-                    format!("at most {} conditions", limits::MAX_FILTER_CONDITIONS),
-                ));
+            if conditions > max_conditions {
+                return Err(invalid("filter", format!("at most {max_conditions} conditions")));
             }
             if field.is_empty() || field.len() > limits::MAX_METADATA_KEY_BYTES {
                 return Err(invalid(

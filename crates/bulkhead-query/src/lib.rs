@@ -29,8 +29,8 @@ pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_storage::{
     AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DocId, Durability,
     IssuedApiKey, KeyBinding, MetaValue, Metric, NewPoint, PointRef, Role, RotationProgress, StorageError,
-    Store, StoreOptions, StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantScope, TenantUid,
-    limits,
+    Store, StoreOptions, StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy,
+    TenantScope, TenantUid, VersionedPolicy, limits,
 };
 pub use cache::CacheStats;
 pub use error::QueryError;
@@ -446,6 +446,24 @@ impl Operator<'_> {
         self.store.audit_verify(tenant)
     }
 
+    /// The tenant's policy in force and its version.
+    pub fn policy(&self, tenant: &TenantName) -> Result<std::sync::Arc<VersionedPolicy>, StorageError> {
+        self.store.policy(self.store.tenant_info(tenant)?.uid)
+    }
+
+    /// Replaces the tenant's policy if it is still at `expected_version`; returns the new version.
+    /// The change is an audit event carrying `note`. Cached search results of the tenant stop
+    /// matching (the version is part of their key).
+    pub fn set_policy(
+        &self,
+        tenant: &TenantName,
+        policy: TenantPolicy,
+        expected_version: u64,
+        note: &str,
+    ) -> Result<u64, StorageError> {
+        self.store.set_policy(tenant, policy, expected_version, note)
+    }
+
     /// A page of a tenant's audit events (see [`Store::audit_page`]).
     pub fn audit_page(
         &self,
@@ -563,6 +581,8 @@ pub struct SearchHit {
     pub acl_fingerprint: [u8; 16],
     /// Which part of the index held it.
     pub index: IndexSource,
+    /// The version of the tenant's policy the search ran under.
+    pub policy_version: u64,
 }
 
 /// What a search asks for beyond the query vector.
@@ -630,7 +650,13 @@ impl<'d> Tenant<'d> {
     /// generation) in the tenant's audit trail. An event that cannot be written fails the operation:
     /// no evidence, no access.
     fn audited<T>(&self, audit: Audit<'_>, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        let result = work();
+        let allowed = self.handle.policy().policy.allows(self.handle.role(), audit.operation);
+        let result = if allowed {
+            work()
+        } else {
+            Err(StorageError::PermissionDenied { operation: "this operation under the tenant's policy" }
+                .into())
+        };
         if !self.db.access_audit.load(Ordering::Relaxed) {
             return result;
         }
@@ -712,6 +738,13 @@ impl<'d> Tenant<'d> {
     }
 
     fn upsert_inner(&self, collection: &str, points: &[NewPoint]) -> Result<Vec<u64>> {
+        let policy = self.handle.policy();
+        if !points.iter().all(|p| policy.policy.allows_source(p.source_uri.as_deref().unwrap_or(""))) {
+            return Err(StorageError::PermissionDenied {
+                operation: "writing a source URI outside the tenant policy's prefixes",
+            }
+            .into());
+        }
         let info = self.collection_info(collection)?;
         let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
         // Holding the collection's index lock across the write keeps the in-memory state in the same
@@ -990,20 +1023,25 @@ impl<'d> Tenant<'d> {
         use_cache: bool,
     ) -> Result<Vec<SearchHit>> {
         let SearchRequest { k, ef, principal, filter } = *request;
-        if k == 0 || k > limits::MAX_K {
-            return Err(QueryError::InvalidArgument {
-                field: "k",
-                reason: format!("must be 1 to {}", limits::MAX_K),
-            });
+        // The tenant's policy may tighten the global limits, never loosen them.
+        let policy = self.handle.policy();
+        let tighter = |global: usize, own: Option<u32>| own.map_or(global, |own| global.min(own as usize));
+        let max_k = tighter(limits::MAX_K, policy.policy.max_k);
+        let max_ef = tighter(limits::MAX_EF, policy.policy.max_ef);
+        if k == 0 || k > max_k {
+            return Err(QueryError::InvalidArgument { field: "k", reason: format!("must be 1 to {max_k}") });
         }
-        if ef.is_some_and(|ef| ef == 0 || ef > limits::MAX_EF) {
+        if ef.is_some_and(|ef| ef == 0 || ef > max_ef) {
             return Err(QueryError::InvalidArgument {
                 field: "ef",
-                reason: format!("must be 1 to {}", limits::MAX_EF),
+                reason: format!("must be 1 to {max_ef}"),
             });
         }
         if let Some(filter) = filter {
-            filter.validate()?;
+            filter.validate_within(tighter(
+                limits::MAX_FILTER_CONDITIONS,
+                policy.policy.max_filter_conditions,
+            ))?;
         }
         let principal = self.effective_principal(principal)?;
         let principal = principal.as_ref();
@@ -1021,6 +1059,7 @@ impl<'d> Tenant<'d> {
             key.extend_from_slice(&info.number().to_le_bytes());
             key.extend_from_slice(&slot.epoch.load(Ordering::Relaxed).to_le_bytes());
             key.extend_from_slice(&self.handle.write_generation().to_le_bytes());
+            key.extend_from_slice(&policy.version.to_le_bytes());
             match principal {
                 Some(p) => {
                     key.push(1);
@@ -1070,6 +1109,7 @@ impl<'d> Tenant<'d> {
                     matched_by,
                     acl_fingerprint: self.handle.acl_fingerprint(&point.acl),
                     index: source,
+                    policy_version: policy.version,
                 });
             }
         }

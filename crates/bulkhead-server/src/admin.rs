@@ -247,4 +247,31 @@ impl Admin for AdminService {
         })
         .await
     }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyResponse>, Status> {
+        self.call(request, "admin-get-policy", |db, req| {
+            let name = tenant_name(req.tenant)?;
+            let policy = db.operator().policy(&name).map_err(status::from_storage)?;
+            Ok(convert::policy_to(&policy))
+        })
+        .await
+    }
+
+    async fn set_policy(
+        &self,
+        request: Request<pb::SetPolicyRequest>,
+    ) -> Result<Response<pb::PolicyResponse>, Status> {
+        self.call(request, "admin-set-policy", |db, req| {
+            let name = tenant_name(req.tenant)?;
+            let policy = convert::policy_from(req.policy.unwrap_or_default())?;
+            let op = db.operator();
+            op.set_policy(&name, policy, req.expected_version, &req.note).map_err(status::from_storage)?;
+            let policy = op.policy(&name).map_err(status::from_storage)?;
+            Ok(convert::policy_to(&policy))
+        })
+        .await
+    }
 }

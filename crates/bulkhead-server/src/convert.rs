@@ -7,7 +7,7 @@ use crate::status::{self, invalid};
 use bulkhead_query::{
     Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, IndexSource, KeyBinding,
     MatchReason, MetaValue, Metric, NewPoint, Principal, Role, RotationProgress, SearchHit, StoredPoint,
-    TenantInfo, limits,
+    TenantInfo, TenantPolicy, VersionedPolicy, limits,
 };
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -192,6 +192,46 @@ pub(crate) fn hit_to(hit: SearchHit) -> pb::Hit {
         matched_by: matched_by as i32,
         acl_fingerprint: hit.acl_fingerprint.to_vec(),
         index: Some(index),
+        policy_version: hit.policy_version,
+    }
+}
+
+/// A tenant policy from the wire.
+pub(crate) fn policy_from(policy: pb::TenantPolicy) -> Result<TenantPolicy, Status> {
+    let denied = policy
+        .denied
+        .into_iter()
+        .map(|d| Ok((role_from(d.role)?, d.operation)))
+        .collect::<Result<Vec<_>, Status>>()?;
+    Ok(TenantPolicy {
+        denied,
+        max_k: policy.max_k,
+        max_ef: policy.max_ef,
+        max_filter_conditions: policy.max_filter_conditions,
+        source_uri_prefixes: policy.source_uri_prefixes,
+    })
+}
+
+/// A tenant policy with its version, for the wire.
+pub(crate) fn policy_to(versioned: &VersionedPolicy) -> pb::PolicyResponse {
+    let policy = &versioned.policy;
+    pb::PolicyResponse {
+        version: versioned.version,
+        changed_ms: versioned.changed_ms,
+        policy: Some(pb::TenantPolicy {
+            denied: policy
+                .denied
+                .iter()
+                .map(|(role, operation)| pb::DeniedOperation {
+                    role: role_to(*role) as i32,
+                    operation: operation.clone(),
+                })
+                .collect(),
+            max_k: policy.max_k,
+            max_ef: policy.max_ef,
+            max_filter_conditions: policy.max_filter_conditions,
+            source_uri_prefixes: policy.source_uri_prefixes.clone(),
+        }),
     }
 }
 
@@ -252,6 +292,8 @@ pub(crate) fn audit_page_to(events: Vec<AuditEvent>, next_seq: Option<u64>) -> p
                 collection_hash: e.collection.map(hex),
                 query_hash: e.query.map(hex),
                 document_hashes: e.documents.into_iter().map(hex).collect(),
+                policy_version: e.policy_version,
+                note: e.note,
             })
             .collect(),
         next_seq,

@@ -237,6 +237,90 @@ enum AdminCommand {
     /// The audit trail: verify chains, export a tenant's events.
     #[command(subcommand)]
     Audit(AdminAudit),
+    /// A tenant's versioned policy.
+    #[command(subcommand)]
+    Policy(AdminPolicy),
+}
+
+#[derive(clap::Subcommand)]
+enum AdminPolicy {
+    /// Prints the tenant's policy in force, with its version, as JSON.
+    Show { tenant: String },
+    /// Replaces the tenant's policy with the JSON in FILE (the shape `show` prints:
+    /// `{"denied":[{"role":"reader","operation":"count"}],"max_k":100,"max_ef":null,
+    /// "max_filter_conditions":null,"source_uri_prefixes":["https://wiki/"]}`), if it is still at
+    /// --expected-version.
+    Set {
+        tenant: String,
+        /// The policy, as JSON.
+        #[arg(long)]
+        file: PathBuf,
+        /// The version being replaced (what `show` printed).
+        #[arg(long)]
+        expected_version: u64,
+        /// Why (kept in the tenant's audit trail; no tenant data).
+        #[arg(long)]
+        note: String,
+    },
+}
+
+fn policy_json(policy: &pb::PolicyResponse) -> serde_json::Value {
+    let p = policy.policy.clone().unwrap_or_default();
+    serde_json::json!({
+        "version": policy.version,
+        "changed_ms": policy.changed_ms,
+        "policy": {
+            "denied": p.denied.iter().map(|d| serde_json::json!({ "role": role_name(d.role), "operation": d.operation })).collect::<Vec<_>>(),
+            "max_k": p.max_k,
+            "max_ef": p.max_ef,
+            "max_filter_conditions": p.max_filter_conditions,
+            "source_uri_prefixes": p.source_uri_prefixes,
+        }
+    })
+}
+
+fn policy_from_json(text: &str) -> Result<pb::TenantPolicy> {
+    let value: serde_json::Value = serde_json::from_str(text).context("the policy file is not JSON")?;
+    // `show` prints the policy inside {"version", "policy"}; accept either shape.
+    let p = value.get("policy").unwrap_or(&value);
+    let limit = |name: &str| -> Result<Option<u32>> {
+        match p.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => Ok(Some(
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .with_context(|| format!("{name}: a number"))?,
+            )),
+        }
+    };
+    let mut denied = Vec::new();
+    for d in p.get("denied").and_then(|d| d.as_array()).map(Vec::as_slice).unwrap_or_default() {
+        let role = match d.get("role").and_then(|r| r.as_str()) {
+            Some("reader") => pb::Role::Reader,
+            Some("writer") => pb::Role::Writer,
+            Some("tenant-admin") => pb::Role::TenantAdmin,
+            _ => anyhow::bail!("denied: role must be reader, writer or tenant-admin"),
+        };
+        let operation = d.get("operation").and_then(|o| o.as_str()).context("denied: an operation name")?;
+        denied.push(pb::DeniedOperation { role: role as i32, operation: operation.to_owned() });
+    }
+    let source_uri_prefixes = p
+        .get("source_uri_prefixes")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().map(str::to_owned).context("source_uri_prefixes: strings"))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    Ok(pb::TenantPolicy {
+        denied,
+        max_k: limit("max_k")?,
+        max_ef: limit("max_ef")?,
+        max_filter_conditions: limit("max_filter_conditions")?,
+        source_uri_prefixes,
+    })
 }
 
 #[derive(clap::Subcommand)]
@@ -464,6 +548,21 @@ pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> R
                         Some(next) => from_seq = next,
                         None => break,
                     }
+                }
+            }
+            AdminCommand::Policy(AdminPolicy::Show { tenant }) => {
+                let request = pb::GetPolicyRequest { tenant };
+                let policy = admin.get_policy(client::authorized(request, token)?).await.map_err(status)?.into_inner();
+                writeln!(out, "{}", serde_json::to_string_pretty(&policy_json(&policy))?)?;
+            }
+            AdminCommand::Policy(AdminPolicy::Set { tenant, file, expected_version, note }) => {
+                let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                let request = pb::SetPolicyRequest { tenant, policy: Some(policy_from_json(&text)?), expected_version, note };
+                let policy = admin.set_policy(client::authorized(request, token)?).await.map_err(status)?.into_inner();
+                if json {
+                    writeln!(out, "{}", policy_json(&policy))?;
+                } else {
+                    writeln!(out, "policy version {} in force", policy.version)?;
                 }
             }
             AdminCommand::Audit(AdminAudit::Verify { tenant }) => {

@@ -58,7 +58,7 @@ struct RecordV1 {
 
 /// An event in the current format.
 #[derive(Serialize, Deserialize, Clone)]
-struct RecordV2 {
+pub(crate) struct RecordV2 {
     time_ms: u64,
     operation: String,
     key_id: Option<String>,
@@ -68,6 +68,8 @@ struct RecordV2 {
     collection: Option<[u8; 16]>,
     query: Option<[u8; 16]>,
     documents: Vec<[u8; 16]>,
+    pub(crate) policy_version: Option<u64>,
+    pub(crate) note: Option<String>,
     mac: [u8; 32],
 }
 
@@ -168,6 +170,8 @@ pub struct AccessEvent<'a> {
     pub query: Option<&'a [f32]>,
     /// The document ids concerned (at most [`MAX_AUDITED_DOCUMENTS`] are kept).
     pub documents: &'a [&'a str],
+    /// The version of the tenant's policy in force.
+    pub policy_version: Option<u64>,
 }
 
 impl std::fmt::Debug for AccessEvent<'_> {
@@ -204,6 +208,10 @@ pub struct AuditEvent {
     pub query: Option<SubjectHash>,
     /// Keyed hashes of the document ids.
     pub documents: Vec<SubjectHash>,
+    /// The version of the tenant's policy in force (access events), or set (`policy-changed`).
+    pub policy_version: Option<u64>,
+    /// The operator's note (`policy-changed`).
+    pub note: Option<String>,
 }
 
 /// The result of checking a tenant's chain.
@@ -249,6 +257,8 @@ fn to_event(seq: u64, stored: Stored) -> AuditEvent {
             collection: None,
             query: None,
             documents: Vec::new(),
+            policy_version: None,
+            note: None,
         },
         Stored::V2(r) => AuditEvent {
             seq,
@@ -261,6 +271,8 @@ fn to_event(seq: u64, stored: Stored) -> AuditEvent {
             collection: r.collection.map(SubjectHash),
             query: r.query.map(SubjectHash),
             documents: r.documents.into_iter().map(SubjectHash).collect(),
+            policy_version: r.policy_version,
+            note: r.note,
         },
         Stored::Unreadable => AuditEvent {
             seq,
@@ -273,6 +285,8 @@ fn to_event(seq: u64, stored: Stored) -> AuditEvent {
             collection: None,
             query: None,
             documents: Vec::new(),
+            policy_version: None,
+            note: None,
         },
     }
 }
@@ -383,7 +397,7 @@ impl Store {
         Ok(record.mac)
     }
 
-    fn admin_record(operation: &str, key_id: Option<&str>) -> RecordV2 {
+    pub(crate) fn admin_record(operation: &str, key_id: Option<&str>) -> RecordV2 {
         RecordV2 {
             time_ms: now_ms(),
             operation: operation.to_owned(),
@@ -394,6 +408,8 @@ impl Store {
             collection: None,
             query: None,
             documents: Vec::new(),
+            policy_version: None,
+            note: None,
             mac: [0; 32],
         }
     }
@@ -407,9 +423,19 @@ impl Store {
         operation: &str,
         key_id: Option<&str>,
     ) -> Result<AuditSlot<'_>> {
+        self.audit_record_into(batch, uid, Self::admin_record(operation, key_id))
+    }
+
+    /// As [`Store::audit_into`], with a record the caller filled in.
+    pub(crate) fn audit_record_into(
+        &self,
+        batch: &mut WriteBatch,
+        uid: &TenantUid,
+        record: RecordV2,
+    ) -> Result<AuditSlot<'_>> {
         let mut heads = self.audit_heads.0.lock();
         let head = self.head_of(&mut heads, uid)?;
-        self.put_event(batch, uid, head, Self::admin_record(operation, key_id))?;
+        self.put_event(batch, uid, head, record)?;
         Ok(AuditSlot { heads, uid: *uid })
     }
 
@@ -443,6 +469,8 @@ impl Store {
                 .take(MAX_AUDITED_DOCUMENTS)
                 .map(|d| self.audit_subject_hash(uid, Subject::Document, d.as_bytes()).0)
                 .collect(),
+            policy_version: event.policy_version,
+            note: None,
             mac: [0; 32],
         };
         let mut heads = self.audit_heads.0.lock();

@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod layout;
 mod model;
+mod policy;
 mod rotation;
 mod scope;
 mod snapshot;
@@ -23,6 +24,7 @@ pub use layout::Placement;
 pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };
+pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, VersionedPolicy};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SnapshotSaved};

@@ -382,7 +382,7 @@ impl Store {
     /// Seals a registry record into `batch` and commits it (fsynced), with the registry cipher's
     /// encryption-count reservation when it runs out. The caller holds `registry_lock`, whose guard is
     /// `reserved`; it moves only after the batch has committed.
-    fn commit_registry(
+    pub(crate) fn commit_registry(
         &self,
         reserved: &mut u64,
         mut batch: WriteBatch,
@@ -739,7 +739,8 @@ impl Store {
         if self.db.cf_handle(&cf_name).is_none() {
             return Err(StorageError::NotFound { what: "tenant" });
         }
-        let state = Arc::new(TenantState::load(&self.db, uid, cf_name, cipher, reserved)?);
+        let policy = self.stored_policy(&uid)?;
+        let state = Arc::new(TenantState::load(&self.db, uid, cf_name, cipher, reserved, policy)?);
         tenants.insert(uid, Arc::clone(&state));
         Ok(state)
     }

@@ -32,6 +32,8 @@ pub(crate) struct TenantState {
     /// Swapped (under the tenant's write lock) when a key rotation starts and when it finishes.
     pub(crate) cipher: parking_lot::RwLock<OwnerCipher>,
     pub(crate) write: Mutex<WriteState>,
+    /// The policy in force; replaced by [`Store::set_policy`].
+    pub(crate) policy: parking_lot::RwLock<Arc<crate::policy::VersionedPolicy>>,
 }
 
 impl TenantState {
@@ -41,6 +43,7 @@ impl TenantState {
         cf_name: String,
         cipher: OwnerCipher,
         reserved: u64,
+        policy: crate::policy::VersionedPolicy,
     ) -> Result<TenantState> {
         let keys = TenantKeys::new(&uid);
         let cf = db.cf_handle(&cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
@@ -59,6 +62,7 @@ impl TenantState {
             keys,
             cipher: parking_lot::RwLock::new(cipher),
             write: Mutex::new(WriteState { sequence, next_collection, reserved_encryptions: reserved }),
+            policy: parking_lot::RwLock::new(Arc::new(policy)),
         })
     }
 
@@ -153,14 +157,23 @@ impl<'s> TenantHandle<'s> {
     /// key generation in force filled in.
     pub fn audit(&self, event: AccessEvent<'_>) -> Result<()> {
         let key_id = self.key_id.map(hex::encode);
-        let event =
-            AccessEvent { key_id: key_id.as_deref(), key_generation: Some(self.write_generation()), ..event };
+        let event = AccessEvent {
+            key_id: key_id.as_deref(),
+            key_generation: Some(self.write_generation()),
+            policy_version: Some(self.state.policy.read().version),
+            ..event
+        };
         self.store.audit_access(self.state.uid, &event)
     }
 
     /// Whom this handle's searches run for (from the scope's credential).
     pub fn binding(&self) -> &KeyBinding {
         &self.binding
+    }
+
+    /// The tenant's policy in force.
+    pub fn policy(&self) -> Arc<crate::policy::VersionedPolicy> {
+        Arc::clone(&self.state.policy.read())
     }
 
     /// The tenant's opaque uid.

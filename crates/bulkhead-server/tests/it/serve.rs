@@ -125,6 +125,32 @@ fn serve_admin_client_walkthrough() {
     assert!(!trail.contains("docs"), "the collection's name appears only hashed");
     let admin_export = ok(bulkhead(dir.path(), &["admin", "audit", "export", "acme"], &env));
     assert!(admin_export.lines().count() > operations.len(), "the operator sees the tenant's export too");
+    // A policy: shown at version 0, set from a JSON file, then in force (k above its limit refused).
+    let shown = ok(bulkhead(dir.path(), &["admin", "policy", "show", "acme"], &env));
+    assert!(shown.contains("\"version\": 0"), "{shown}");
+    let policy_file = dir.path().join("policy.json");
+    std::fs::write(&policy_file, r#"{"denied":[{"role":"reader","operation":"count"}],"max_k":2}"#)
+        .expect("write");
+    let set = ok(bulkhead(
+        dir.path(),
+        &[
+            "admin",
+            "policy",
+            "set",
+            "acme",
+            "--file",
+            policy_file.to_str().expect("utf-8"),
+            "--expected-version",
+            "0",
+            "--note",
+            "tighter k",
+        ],
+        &env,
+    ));
+    assert!(set.contains("policy version 1 in force"), "{set}");
+    let over =
+        bulkhead(dir.path(), &["client", "search", "docs", "--vector", "1,0,0", "--k", "3"], &as_admin);
+    assert!(String::from_utf8_lossy(&over.stderr).contains("must be 1 to 2"), "{over:?}");
     let verified = ok(bulkhead(dir.path(), &["admin", "audit", "verify"], &env));
     assert!(verified.lines().count() >= 2 && !verified.contains("BROKEN"), "{verified}");
     // Delete needs --yes, then shreds the tenant: its keys stop working.

@@ -1,0 +1,147 @@
+//! Each tenant's versioned policy: which operations each role may perform, tighter query limits than
+//! the global ones, and which source URIs its keys may write. Changed only by the operator
+//! ([`Store::set_policy`]); every change increments the version and is an audit event with the
+//! operator's note; the version in force is in every access event and every search hit.
+//!
+//! Layout: `"policy/" uid(16)` → `PolicyRecord`, sealed like every registry record. A tenant without
+//! one has the default policy (everything its roles allow, the global limits) at version 0.
+
+use crate::error::{Result, StorageError};
+use crate::ids::{TenantName, TenantUid};
+use crate::layout;
+use crate::scope::Role;
+use crate::store::{Store, now_ms};
+use rocksdb::WriteBatch;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+const POLICY_PREFIX: &[u8] = b"policy/";
+/// Longest change note, in bytes.
+pub const MAX_POLICY_NOTE_BYTES: usize = 256;
+/// Most source URI prefixes in one policy.
+pub const MAX_POLICY_PREFIXES: usize = 64;
+
+fn policy_key(uid: &TenantUid) -> Vec<u8> {
+    [POLICY_PREFIX, uid.as_bytes()].concat()
+}
+
+/// What a tenant's keys may do, on top of what their roles allow.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TenantPolicy {
+    /// Operations (as the audit trail names them: `search`, `upsert`, `count`, ...) refused to a role
+    /// although the role would allow them. A higher role is not affected.
+    pub denied: Vec<(Role, String)>,
+    /// Largest `k` a search may ask for (at most the global limit).
+    pub max_k: Option<u32>,
+    /// Largest `ef` a search may ask for (at most the global limit).
+    pub max_ef: Option<u32>,
+    /// Most conditions in one search filter (at most the global limit).
+    pub max_filter_conditions: Option<u32>,
+    /// If not empty, every written point must carry a source URI that starts with one of these.
+    pub source_uri_prefixes: Vec<String>,
+}
+
+impl TenantPolicy {
+    /// Whether `role` may perform `operation` under this policy.
+    pub fn allows(&self, role: Role, operation: &str) -> bool {
+        !self.denied.iter().any(|(r, op)| *r == role && op == operation)
+    }
+
+    /// Whether a point with this source URI may be written.
+    pub fn allows_source(&self, source_uri: &str) -> bool {
+        self.source_uri_prefixes.is_empty()
+            || self.source_uri_prefixes.iter().any(|p| source_uri.starts_with(p.as_str()))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let invalid =
+            |reason: &str| StorageError::InvalidArgument { field: "policy", reason: reason.to_owned() };
+        if self.denied.len() > 64 {
+            return Err(invalid("at most 64 denied operations"));
+        }
+        if self.denied.iter().any(|(_, op)| op.is_empty() || op.len() > 64) {
+            return Err(invalid("an operation name is 1 to 64 bytes"));
+        }
+        if self.source_uri_prefixes.len() > MAX_POLICY_PREFIXES {
+            return Err(invalid("at most 64 source URI prefixes"));
+        }
+        if self
+            .source_uri_prefixes
+            .iter()
+            .any(|p| p.is_empty() || p.len() > crate::limits::MAX_SOURCE_URI_BYTES)
+        {
+            return Err(invalid("a source URI prefix is 1 byte to the source URI limit"));
+        }
+        if [self.max_k, self.max_ef, self.max_filter_conditions].contains(&Some(0)) {
+            return Err(invalid("a limit is at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// A tenant's policy with its version.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VersionedPolicy {
+    /// 0 for the default policy; each change adds 1.
+    pub version: u64,
+    /// When it took effect (milliseconds since the Unix epoch; 0 for the default).
+    pub changed_ms: u64,
+    /// The policy.
+    pub policy: TenantPolicy,
+}
+
+impl Store {
+    /// The tenant's policy in force (cached with the tenant's state).
+    pub fn policy(&self, uid: TenantUid) -> Result<Arc<VersionedPolicy>> {
+        Ok(Arc::clone(&self.load_tenant(uid)?.policy.read()))
+    }
+
+    /// Reads a tenant's stored policy (the default if it has none).
+    pub(crate) fn stored_policy(&self, uid: &TenantUid) -> Result<VersionedPolicy> {
+        let key = policy_key(uid);
+        match self.db.get_cf(&self.sys()?, &key)? {
+            None => Ok(VersionedPolicy::default()),
+            Some(sealed) => layout::decode(&self.open_registry(&key, &sealed)?, "policy"),
+        }
+    }
+
+    /// Replaces the tenant's policy, if its version is still `expected_version` (so that two
+    /// operators editing at once cannot overwrite each other's change unseen). The new version, the
+    /// policy and an audit event with `note` commit in one fsynced batch. Returns the new version.
+    pub fn set_policy(
+        &self,
+        tenant: &TenantName,
+        policy: TenantPolicy,
+        expected_version: u64,
+        note: &str,
+    ) -> Result<u64> {
+        policy.validate()?;
+        if note.len() > MAX_POLICY_NOTE_BYTES || note.chars().any(char::is_control) {
+            return Err(StorageError::InvalidArgument {
+                field: "note",
+                reason: format!("at most {MAX_POLICY_NOTE_BYTES} bytes, no control characters"),
+            });
+        }
+        let mut reserved = self.registry_lock.lock();
+        let uid = self.tenant_info(tenant)?.uid;
+        let state = self.load_tenant(uid)?;
+        let current = self.stored_policy(&uid)?;
+        if current.version != expected_version {
+            return Err(StorageError::InvalidArgument {
+                field: "expected_version",
+                reason: format!("the policy is at version {}, not {expected_version}", current.version),
+            });
+        }
+        let next = VersionedPolicy { version: current.version + 1, changed_ms: now_ms(), policy };
+        let mut batch = WriteBatch::default();
+        let mut event = Store::admin_record("policy-changed", None);
+        event.policy_version = Some(next.version);
+        event.note = Some(note.to_owned());
+        let _audit_slot = self.audit_record_into(&mut batch, &uid, event)?;
+        self.commit_registry(&mut reserved, batch, &policy_key(&uid), &layout::encode(&next))?;
+        let version = next.version;
+        *state.policy.write() = Arc::new(next);
+        tracing::info!(tenant = %uid.short(), version, "tenant policy changed");
+        Ok(version)
+    }
+}

@@ -8,6 +8,7 @@ use crate::limits;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::data_plane_server::DataPlaneServer;
 use crate::status;
+use crate::tls::ServerTls;
 use bulkhead_query::{Database, TenantScope};
 use std::future::Future;
 use std::sync::Arc;
@@ -53,11 +54,15 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Server {
     shared: Arc<Shared>,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("limits", &self.shared.limits).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("limits", &self.shared.limits)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +82,18 @@ impl Server {
     /// A server over `db`, accepting `admin` as the admin credential.
     pub fn new(db: Arc<Database>, admin: AdminToken, limits: ServerLimits) -> Server {
         let work = Arc::new(Semaphore::new(limits.max_concurrent_work.max(1)));
-        Server { shared: Arc::new(Shared { db, admin, limits, work }) }
+        Server { shared: Arc::new(Shared { db, admin, limits, work }), tls: None }
+    }
+
+    /// Serves over TLS with this identity (without it, in plaintext).
+    pub fn with_tls(mut self, tls: ServerTls) -> Server {
+        self.tls = Some(Arc::new(tls));
+        self
+    }
+
+    /// Whether the server will serve over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The storage-work slots (see [`WorkGate`]).
@@ -102,8 +118,12 @@ impl Server {
         let admin = AdminServer::new(AdminService::new(Arc::clone(&self.shared)))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(tls.config())?;
+        }
         let rotations = tokio::spawn(drive_rotations(Arc::clone(&self.shared.db)));
-        let served = tonic::transport::Server::builder()
+        let served = builder
             .max_concurrent_streams(limits.max_concurrent_streams)
             .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
             .add_service(data)

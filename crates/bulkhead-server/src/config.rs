@@ -74,6 +74,11 @@ pub struct LimitsConfig {
     /// Storage operations run at once ([`limits::MAX_CONCURRENT_WORK`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrent_work: Option<usize>,
+    /// Memory for loaded search state, all tenants, in bytes
+    /// ([`bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET`]); least recently used collections are
+    /// evicted beyond it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_memory_budget_bytes: Option<usize>,
 }
 
 /// `[log]`: what the server logs and how.
@@ -107,7 +112,9 @@ impl TlsConfig {
 
 impl LimitsConfig {
     fn is_empty(&self) -> bool {
-        self.request_timeout_ms.is_none() && self.max_concurrent_work.is_none()
+        self.request_timeout_ms.is_none()
+            && self.max_concurrent_work.is_none()
+            && self.index_memory_budget_bytes.is_none()
     }
 }
 
@@ -178,6 +185,10 @@ impl ServeConfig {
             limits: LimitsConfig {
                 request_timeout_ms: higher.limits.request_timeout_ms.or(self.limits.request_timeout_ms),
                 max_concurrent_work: higher.limits.max_concurrent_work.or(self.limits.max_concurrent_work),
+                index_memory_budget_bytes: higher
+                    .limits
+                    .index_memory_budget_bytes
+                    .or(self.limits.index_memory_budget_bytes),
             },
             log: LogConfig {
                 level: higher.log.level.or(self.log.level),
@@ -220,6 +231,11 @@ impl ServeConfig {
         self.limits.max_concurrent_work.unwrap_or(limits::MAX_CONCURRENT_WORK)
     }
 
+    /// The memory budget of loaded search state, or [`bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET`].
+    pub fn index_memory_budget_bytes(&self) -> usize {
+        self.limits.index_memory_budget_bytes.unwrap_or(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET)
+    }
+
     /// The log filter, or [`DEFAULT_LOG_LEVEL`].
     pub fn log_level(&self) -> &str {
         self.log.level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL)
@@ -239,6 +255,7 @@ impl ServeConfig {
             limits: LimitsConfig {
                 request_timeout_ms: Some(self.request_timeout().as_millis() as u64),
                 max_concurrent_work: Some(self.max_concurrent_work()),
+                index_memory_budget_bytes: Some(self.index_memory_budget_bytes()),
             },
             log: LogConfig { level: Some(self.log_level().to_owned()), format: Some(self.log_format()) },
             ..self.clone()

@@ -45,6 +45,10 @@ pub(crate) struct ServeArgs {
     /// Storage operations run at once [default: 64].
     #[arg(long, env = "BULKHEAD_MAX_CONCURRENT_WORK", value_parser = clap::value_parser!(u64).range(1..))]
     max_concurrent_work: Option<u64>,
+    /// Memory for loaded search state (indexes, arenas, bitmaps) over all tenants, in bytes; least
+    /// recently used collections are evicted beyond it [default: 2147483648].
+    #[arg(long, env = "BULKHEAD_INDEX_MEMORY_BUDGET_BYTES")]
+    index_memory_budget_bytes: Option<usize>,
     /// The previous master key (mode 0600), after a master-key rotation: a keyring still under it is
     /// re-wrapped under the current key at start. Drop the flag once the server has started.
     #[arg(long, env = "BULKHEAD_PREVIOUS_MASTER_KEY_FILE")]
@@ -85,6 +89,7 @@ pub(crate) fn serve_settings(
         limits: LimitsConfig {
             request_timeout_ms: args.request_timeout_ms,
             max_concurrent_work: args.max_concurrent_work.map(|n| n as usize),
+            index_memory_budget_bytes: args.index_memory_budget_bytes,
         },
         log: LogConfig { level: args.log_level.clone(), format: args.log_format },
     };
@@ -169,7 +174,8 @@ pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
     };
     let db = Arc::new(
         Database::open_with_previous(&data_dir.join("db"), master, previous, StoreOptions::default())
-            .with_context(|| format!("opening {}", data_dir.display()))?,
+            .with_context(|| format!("opening {}", data_dir.display()))?
+            .with_index_memory_budget(settings.index_memory_budget_bytes()),
     );
     let limits = ServerLimits {
         request_timeout: settings.request_timeout(),
@@ -187,6 +193,8 @@ pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
             .await
             .with_context(|| format!("listening on {listen}"))?;
         let address = listener.local_addr()?;
+        // Before the line that says the server serves: from then on a signal stops it cleanly.
+        let signal = shutdown_signal()?;
         let tls = server.is_tls();
         if let Some(cert) = settings.tls.cert.as_deref().filter(|_| tls) {
             tracing::info!(cert = %cert.display(), "TLS on (rustls)");
@@ -206,7 +214,7 @@ pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
         // idle connection open past it does not hold the shutdown (and the flush) hostage.
         let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
         let serve = server.serve(listener, async move {
-            shutdown_signal().await;
+            signal.await;
             let _ = signalled.send(());
         });
         tokio::select! {
@@ -228,29 +236,30 @@ pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so that a signal sent as soon as the server has said
+/// it serves stops it cleanly instead of killing it.
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
+            tracing::info!("shutdown signal received: finishing calls in flight");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received: finishing calls in flight");
+        })
     }
-    tracing::info!("shutdown signal received: finishing calls in flight");
 }
 
 /// Options every remote command shares.

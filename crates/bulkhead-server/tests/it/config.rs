@@ -42,7 +42,7 @@ fn the_example_file_parses_and_sets_every_setting() {
         previous_master_key_file,
         admin_token_file,
         tls: TlsConfig { cert, key },
-        limits: LimitsConfig { request_timeout_ms, max_concurrent_work },
+        limits: LimitsConfig { request_timeout_ms, max_concurrent_work, index_memory_budget_bytes },
         log: LogConfig { level, format },
     } = full;
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
@@ -51,6 +51,7 @@ fn the_example_file_parses_and_sets_every_setting() {
     // The documented defaults are the code's.
     assert_eq!(request_timeout_ms, Some(bulkhead_server::limits::REQUEST_TIMEOUT_MS));
     assert_eq!(max_concurrent_work, Some(bulkhead_server::limits::MAX_CONCURRENT_WORK));
+    assert_eq!(index_memory_budget_bytes, Some(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET));
     assert_eq!(level.as_deref(), Some(bulkhead_server::config::DEFAULT_LOG_LEVEL));
     assert_eq!(bulkhead_server::client::DEFAULT_ADDRESS.parse().ok(), Some(DEFAULT_LISTEN));
 }
@@ -159,6 +160,7 @@ fn a_flag_beats_its_environment_variable_beats_the_file_beats_the_default() {
     assert_eq!(defaults.data_dir, Some(PathBuf::from("bulkhead-data")));
     assert_eq!(defaults.limits.request_timeout_ms, Some(bulkhead_server::limits::REQUEST_TIMEOUT_MS));
     assert_eq!(defaults.limits.max_concurrent_work, Some(bulkhead_server::limits::MAX_CONCURRENT_WORK));
+    assert_eq!(defaults.limits.index_memory_budget_bytes, Some(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET));
     assert_eq!(defaults.log.level.as_deref(), Some("info"));
     assert!(text.contains("# TLS: off") && text.contains("development key"), "{text}");
     assert!(!dir.path().join("bulkhead-data").exists(), "--print-config touches nothing");

@@ -4,20 +4,26 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CryptoError {
-    /// The master key source could not be read (missing file, unreadable, unset variable). An operator
-    /// problem, reported with the source's name but never its content.
+    /// The master key's environment variable is not set. An operator problem, reported with the
+    /// variable's name but never its content.
     #[error("master key source {source_name} could not be read: {reason}")]
     MasterKeyUnavailable { source_name: String, reason: String },
 
     /// The master key source held something other than 64 hex characters (32 bytes). Classified apart
-    /// from `MasterKeyUnavailable` because the fix is to the content, not to the path.
+    /// from `SecretFileUnavailable` because the fix is to the content, not to the path.
     #[error("master key in {source_name} is malformed: expected 64 hex characters (32 bytes)")]
     MasterKeyMalformed { source_name: String },
 
-    /// The master key file can be read by group or others. Refused because a key that anyone on the
-    /// host can read protects nothing.
-    #[error("master key file {path} is readable by group or others (mode {mode:o}); chmod 600 it")]
-    MasterKeyFilePermissions { path: String, mode: u32 },
+    /// A file holding a secret (`what`: the master key, the admin token, a TLS private key) can be
+    /// read by group or others. Refused because a secret that anyone on the host can read protects
+    /// nothing.
+    #[error("{what} file {path} is readable by group or others (mode {mode:o}); chmod 600 it")]
+    SecretFilePermissions { what: &'static str, path: String, mode: u32 },
+
+    /// A file holding a secret could not be opened or read (missing, unreadable). An operator problem,
+    /// reported with the path and the reason but never the content.
+    #[error("{what} file {path} could not be read: {reason}")]
+    SecretFileUnavailable { what: &'static str, path: String, reason: String },
 
     /// A wrapped data key failed to authenticate under the key-encryption key: the master key is not
     /// the one the keyring was written with, or the wrapped key was altered or moved.

@@ -3,9 +3,10 @@
 use crate::CryptoError;
 use crate::kdf::{derive_key, hmac_sha256};
 use crate::keys::Kek;
+use crate::secret_file::open_secret_file;
 use rand::RngCore;
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -39,21 +40,16 @@ impl MasterKey {
     /// Reads a key file holding 64 hex characters (surrounding whitespace ignored). Refuses a file that
     /// group or others can read.
     pub fn from_file(path: &Path) -> Result<MasterKey, CryptoError> {
-        let source_name = path.display().to_string();
-        let unavailable = |e: std::io::Error| CryptoError::MasterKeyUnavailable {
-            source_name: source_name.clone(),
+        let mut file = open_secret_file(path, "master key")?;
+        // Room for the hex and some whitespace, so that reading never reallocates (and leaves no
+        // unwiped copy behind); a longer file is malformed anyway.
+        let mut text = Zeroizing::new(Vec::with_capacity(256));
+        file.read_to_end(&mut text).map_err(|e| CryptoError::SecretFileUnavailable {
+            what: "master key",
+            path: path.display().to_string(),
             reason: e.kind().to_string(),
-        };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path).map_err(unavailable)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(CryptoError::MasterKeyFilePermissions { path: source_name, mode });
-            }
-        }
-        let text = Zeroizing::new(std::fs::read(path).map_err(unavailable)?);
-        Self::from_hex(&text, &source_name)
+        })?;
+        Self::from_hex(&text, &path.display().to_string())
     }
 
     /// Reads the key from an environment variable holding 64 hex characters.

@@ -261,7 +261,10 @@ fn master_key_files() {
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(MasterKey::from_file(&path), Err(CryptoError::MasterKeyFilePermissions { .. })));
+        assert!(matches!(
+            MasterKey::from_file(&path),
+            Err(CryptoError::SecretFilePermissions { what: "master key", .. })
+        ));
     }
     let bad = dir.path().join("bad.key");
     std::fs::write(&bad, "not hex").expect("write");
@@ -275,7 +278,7 @@ fn master_key_files() {
     assert!(!err.to_string().contains("not hex"), "the error never echoes the file's content");
     assert!(matches!(
         MasterKey::from_file(&dir.path().join("missing")),
-        Err(CryptoError::MasterKeyUnavailable { .. })
+        Err(CryptoError::SecretFileUnavailable { what: "master key", .. })
     ));
 }
 

@@ -83,24 +83,9 @@ impl AdminToken {
 
     /// Reads a token file, refusing one that group or others can read (like the master key).
     pub fn from_file(path: &Path) -> anyhow::Result<AdminToken> {
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path)
-                .map_err(|e| {
-                    anyhow::anyhow!("cannot read the admin token file {}: {}", path.display(), e.kind())
-                })?
-                .permissions()
-                .mode()
-                & 0o777;
-            if mode & 0o077 != 0 {
-                anyhow::bail!(
-                    "the admin token file {} has mode {mode:o}: group or others can read it; chmod 600 it",
-                    path.display()
-                );
-            }
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        use std::io::Read;
+        let mut text = String::new();
+        bulkhead_crypto::open_secret_file(path, "admin token")?.read_to_string(&mut text).map_err(|e| {
             anyhow::anyhow!("cannot read the admin token file {}: {}", path.display(), e.kind())
         })?;
         AdminToken::new(text)

@@ -4,15 +4,68 @@
 use crate::limits;
 use crate::proto::admin_client::AdminClient;
 use crate::proto::data_plane_client::DataPlaneClient;
+use crate::tls::{ClientTls, tls_reason};
 use tonic::transport::Channel;
 
 /// Where `bulkhead serve` listens by default, and where the clients look for it.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7450";
 
-/// Connects to a server at `address` (`host:port`, or a full `http://` URL).
+/// Connects to a plaintext server at `address` (`host:port`, or a full `http://` URL).
 pub async fn connect(address: &str) -> anyhow::Result<Channel> {
-    let url = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
-    Ok(Channel::from_shared(url)?.tcp_nodelay(true).connect().await?)
+    connect_with(address, None).await
+}
+
+/// Connects to a server at `address`: over TLS trusting `tls` (`host:port` or an `https://` URL), or
+/// in plaintext without it (`host:port` or an `http://` URL). A failure says which side of that
+/// choice is the likely cause (a plaintext client at a TLS server, a certificate not trusted).
+pub async fn connect_with(address: &str, tls: Option<&ClientTls>) -> anyhow::Result<Channel> {
+    let url = match (address.split_once("://"), tls) {
+        (None, None) => format!("http://{address}"),
+        (None, Some(_)) => format!("https://{address}"),
+        (Some(("http", _)), None) | (Some(("https", _)), Some(_)) => address.to_owned(),
+        (Some(("https", _)), None) => anyhow::bail!(
+            "{address} is an https:// address: give the certificate to trust with --tls-ca FILE"
+        ),
+        (Some(("http", _)), Some(_)) => {
+            anyhow::bail!("--tls-ca is for TLS servers: use https:// instead of http:// in {address}")
+        }
+        (Some((scheme, _)), _) => {
+            anyhow::bail!("unknown scheme {scheme}:// in {address}: use http:// or https://")
+        }
+    };
+    let mut endpoint = Channel::from_shared(url)?.tcp_nodelay(true);
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls.config())
+            .map_err(|e| anyhow::anyhow!("TLS settings for {address}: {}", tls_reason(&e)))?;
+    }
+    let channel = endpoint.connect().await.map_err(|e| {
+        let reason = tls_reason(&e);
+        match tls {
+            Some(_) => anyhow::anyhow!("TLS connection to {address} failed: {reason}"),
+            None => anyhow::anyhow!("cannot connect to {address}: {reason}"),
+        }
+    })?;
+    Ok(channel)
+}
+
+/// A call's error as one line, with a hint when a plaintext client was talking to a TLS server (the
+/// server's TLS handshake fails on the HTTP/2 preface, so the client sees a broken connection, not a
+/// TLS error).
+pub fn describe_status(status: &tonic::Status, tls: bool) -> String {
+    let mut line = format!("{:?}: {}", status.code(), status.message());
+    // A status the server sent has no source; one the client made from a failed connection does.
+    let broken =
+        matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal);
+    let Some(source) = std::error::Error::source(status).filter(|_| broken) else { return line };
+    let cause = tls_reason(source);
+    if !line.contains(&cause) {
+        line.push_str(&format!(" ({cause})"));
+    }
+    if !tls {
+        line.push_str("; if the server serves TLS, connect with an https:// address and --tls-ca FILE");
+    }
+    line
 }
 
 /// A data-plane client that accepts responses up to the server's message limit.

@@ -6,20 +6,24 @@
 //! credential into a scope (or the admin's right) and holds the role each RPC needs; `data.rs` and
 //! `admin.rs` implement the two services; `convert.rs` is every proto ⇄ domain conversion;
 //! `status.rs` is the one place errors become `tonic::Status`; `limits.rs` the server's own limits;
-//! `client.rs` the client side used by the CLI and the tests.
+//! `client.rs` the client side used by the CLI and the tests; `tls.rs` the TLS identity of the server
+//! and the trust of a client; `config.rs` the settings of `bulkhead serve` and their precedence.
 
 mod admin;
 mod auth;
 pub mod client;
+pub mod config;
 mod convert;
 mod data;
 pub mod limits;
 mod metrics;
 pub mod server;
 mod status;
+pub mod tls;
 
 pub use auth::{ADMIN_TOKEN_ENV, AdminToken};
 pub use server::{Server, ServerLimits, WorkGate};
+pub use tls::{ClientTls, ServerTls};
 
 /// The code generated from `proto/bulkhead/v1/bulkhead.proto`.
 pub mod proto {

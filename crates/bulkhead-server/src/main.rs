@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use bulkhead_query::{
     Database, DocId, MASTER_KEY_ENV, MasterKey, Metric, NewPoint, Role, StoreOptions, TenantName, limits,
 };
+use bulkhead_server::config::{DEFAULT_DATA_DIR, LogFormat};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,9 +21,9 @@ mod remote;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The data directory.
-    #[arg(long, global = true, default_value = "bulkhead-data", env = "BULKHEAD_DATA_DIR")]
-    data_dir: PathBuf,
+    /// The data directory [default: bulkhead-data].
+    #[arg(long, global = true, env = "BULKHEAD_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     /// A file holding the master key (64 hex characters, mode 0600). Without it, the key is read from
     /// the BULKHEAD_MASTER_KEY environment variable, and failing that a development key is generated
     /// inside the data directory.
@@ -160,20 +161,24 @@ fn main() -> std::process::ExitCode {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    // The server says what it does (start, address, ISA, stop) by default; commands only warn.
-    let default_level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Command::Serve(args) = &cli.command {
+        // The server's settings come first: the config file may set its log level and format.
+        let settings = remote::serve_settings(cli.data_dir.as_deref(), cli.master_key_file.as_deref(), args)?;
+        if args.print_config() {
+            return remote::print_config(&settings, &mut std::io::stdout().lock());
+        }
+        init_logging(settings.log_level(), settings.log_format())?;
+        return remote::serve(&settings);
+    }
+    // Commands other than the server only warn, unless BULKHEAD_LOG says otherwise.
+    let filter = std::env::var("BULKHEAD_LOG").unwrap_or_else(|_| "warn".to_owned());
+    init_logging(&filter, LogFormat::Text).or_else(|_| init_logging("warn", LogFormat::Text))?;
+    let data_dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let data_dir = data_dir.as_path();
     match cli.command {
         // The benchmark builds its index in memory: no data directory, no master key.
         Command::Bench(args) => return bench::run(&args, &mut std::io::stdout().lock()),
-        Command::Serve(args) => return remote::serve(&cli.data_dir, cli.master_key_file.as_deref(), &args),
-        Command::Admin(args) => return remote::admin(&cli.data_dir, *args, &mut std::io::stdout().lock()),
+        Command::Admin(args) => return remote::admin(data_dir, *args, &mut std::io::stdout().lock()),
         Command::Client(args) => return remote::client(*args, &mut std::io::stdout().lock()),
         Command::GenerateMasterKey { file } => {
             MasterKey::generate()
@@ -183,12 +188,24 @@ fn real_main() -> Result<()> {
         }
         _ => {}
     }
-    let master = load_master_key(&cli.data_dir, cli.master_key_file.as_deref())?;
-    let db = Database::open(&cli.data_dir.join("db"), master, StoreOptions::default())
-        .with_context(|| format!("opening {}", cli.data_dir.display()))?;
+    let master = load_master_key(data_dir, cli.master_key_file.as_deref())?;
+    let db = Database::open(&data_dir.join("db"), master, StoreOptions::default())
+        .with_context(|| format!("opening {}", data_dir.display()))?;
     let mut out = std::io::stdout().lock();
     run(&db, cli.command, &mut out)?;
     db.operator().flush()?;
+    Ok(())
+}
+
+/// Logs to stderr through `filter` (a level or tracing directives), as text or JSON lines.
+fn init_logging(filter: &str, format: LogFormat) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .with_context(|| format!("the log filter {filter:?} is not valid"))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
     Ok(())
 }
 

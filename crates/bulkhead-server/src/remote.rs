@@ -5,44 +5,142 @@
 use anyhow::{Context, Result};
 use bulkhead_query::{Database, StoreOptions};
 use bulkhead_server::client::{self, DEFAULT_ADDRESS};
+use bulkhead_server::config::{LimitsConfig, LogConfig, LogFormat, ServeConfig, TlsConfig};
 use bulkhead_server::proto as pb;
-use bulkhead_server::{ADMIN_TOKEN_ENV, AdminToken, Server, ServerLimits, limits};
+use bulkhead_server::{ADMIN_TOKEN_ENV, AdminToken, ClientTls, Server, ServerLimits, ServerTls};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `bulkhead serve`.
+/// `bulkhead serve`. Every setting can also come from an environment variable or the `--config`
+/// file: a flag wins over its variable, which wins over the file, which wins over the default.
 #[derive(clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Address to listen on. Without TLS, keep it on loopback (or behind a TLS-terminating proxy):
-    /// credentials travel in the clear.
-    #[arg(long, default_value = DEFAULT_ADDRESS)]
-    listen: SocketAddr,
+    /// A TOML file with any of the settings below (docs/bulkhead.example.toml); relative paths in
+    /// it are relative to the file.
+    #[arg(long, env = "BULKHEAD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Print the effective settings (after flags, environment and file) as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Address to listen on [default: 127.0.0.1:7450]. Without TLS, keep it on loopback (or behind a
+    /// TLS-terminating proxy): credentials travel in the clear.
+    #[arg(long, env = "BULKHEAD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// The server's certificate chain (PEM, server certificate first): serve over TLS.
+    #[arg(long, env = "BULKHEAD_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM, mode 0600).
+    #[arg(long, env = "BULKHEAD_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// A file holding the admin token (mode 0600). Without it, the token is read from
     /// BULKHEAD_ADMIN_TOKEN, and failing that a development token is generated in the data directory.
     #[arg(long, env = "BULKHEAD_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
-    /// The request deadline, in milliseconds.
-    #[arg(long, default_value_t = limits::REQUEST_TIMEOUT_MS)]
-    request_timeout_ms: u64,
-    /// Storage operations run at once.
-    #[arg(long, default_value_t = limits::MAX_CONCURRENT_WORK)]
-    max_concurrent_work: usize,
+    /// The request deadline, in milliseconds [default: 30000].
+    #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_ms: Option<u64>,
+    /// Storage operations run at once [default: 64].
+    #[arg(long, env = "BULKHEAD_MAX_CONCURRENT_WORK", value_parser = clap::value_parser!(u64).range(1..))]
+    max_concurrent_work: Option<u64>,
+    /// Memory for loaded search state (indexes, arenas, bitmaps) over all tenants, in bytes; least
+    /// recently used collections are evicted beyond it [default: 2147483648].
+    #[arg(long, env = "BULKHEAD_INDEX_MEMORY_BUDGET_BYTES")]
+    index_memory_budget_bytes: Option<usize>,
     /// The previous master key (mode 0600), after a master-key rotation: a keyring still under it is
     /// re-wrapped under the current key at start. Drop the flag once the server has started.
-    #[arg(long)]
+    #[arg(long, env = "BULKHEAD_PREVIOUS_MASTER_KEY_FILE")]
     previous_master_key_file: Option<PathBuf>,
-    /// Keep audit events this many days, then prune them (leaving a verifiable checkpoint). Without
-    /// it they are kept forever.
-    #[arg(long)]
+    /// Keep audit events this many days, then prune them (leaving a verifiable checkpoint) [default:
+    /// forever].
+    #[arg(long, env = "BULKHEAD_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
     audit_retention_days: Option<u64>,
-    /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus), or `off`.
-    /// Without it, 127.0.0.1:7451 if that port is free (else none, with a warning). Keep it on
-    /// loopback or a private network: it shows every tenant's traffic (by opaque uid).
-    #[arg(long)]
+    /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus), or `off`
+    /// [default: 127.0.0.1:7451 if that port is free, else none with a warning]. Keep it on loopback
+    /// or a private network: it shows every tenant's traffic (by opaque uid).
+    #[arg(long, env = "BULKHEAD_METRICS_LISTEN")]
     metrics_listen: Option<String>,
+    /// The log filter: a level (error, warn, info, debug, trace) or tracing directives [default: info].
+    #[arg(long, env = "BULKHEAD_LOG")]
+    log_level: Option<String>,
+    /// The log format [default: text].
+    #[arg(long, env = "BULKHEAD_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+impl ServeArgs {
+    /// Whether to print the settings instead of serving.
+    pub(crate) fn print_config(&self) -> bool {
+        self.print_config
+    }
+}
+
+/// The settings of `bulkhead serve`: the command line (flags and their environment variables, with
+/// the global `--data-dir` and `--master-key-file`) over the config file over the defaults.
+pub(crate) fn serve_settings(
+    data_dir: Option<&Path>,
+    master_key_file: Option<&Path>,
+    args: &ServeArgs,
+) -> Result<ServeConfig> {
+    let mut file = match &args.config {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    let command_line = ServeConfig {
+        listen: args.listen,
+        data_dir: data_dir.map(Path::to_owned),
+        master_key_file: master_key_file.map(Path::to_owned),
+        previous_master_key_file: args.previous_master_key_file.clone(),
+        admin_token_file: args.admin_token_file.clone(),
+        metrics_listen: args.metrics_listen.clone(),
+        audit_retention_days: args.audit_retention_days,
+        tls: TlsConfig { cert: args.tls_cert.clone(), key: args.tls_key.clone() },
+        limits: LimitsConfig {
+            request_timeout_ms: args.request_timeout_ms,
+            max_concurrent_work: args.max_concurrent_work.map(|n| n as usize),
+            index_memory_budget_bytes: args.index_memory_budget_bytes,
+        },
+        log: LogConfig { level: args.log_level.clone(), format: args.log_format },
+    };
+    // A key or token given in the environment itself outranks a file named in the config file, as
+    // every environment variable outranks the file.
+    if std::env::var_os(bulkhead_query::MASTER_KEY_ENV).is_some() {
+        file.master_key_file = None;
+    }
+    if std::env::var_os(ADMIN_TOKEN_ENV).is_some() {
+        file.admin_token_file = None;
+    }
+    let settings = file.overlay(command_line);
+    settings.validate()?;
+    settings.tls_files()?;
+    Ok(settings)
+}
+
+/// `bulkhead serve --print-config`: the effective settings as a config file, with comments saying
+/// where the secrets come from (never the secrets).
+pub(crate) fn print_config(settings: &ServeConfig, out: &mut impl Write) -> Result<()> {
+    let data_dir = settings.data_dir();
+    if settings.master_key_file.is_none() {
+        if std::env::var_os(bulkhead_query::MASTER_KEY_ENV).is_some() {
+            writeln!(out, "# master key: from {}", bulkhead_query::MASTER_KEY_ENV)?;
+        } else {
+            writeln!(out, "# master key: development key {}", data_dir.join("dev-master.key").display())?;
+        }
+    }
+    if settings.admin_token_file.is_none() {
+        if std::env::var_os(ADMIN_TOKEN_ENV).is_some() {
+            writeln!(out, "# admin token: from {ADMIN_TOKEN_ENV}")?;
+        } else {
+            writeln!(out, "# admin token: development token {}", data_dir.join("dev-admin.token").display())?;
+        }
+    }
+    if settings.tls_files()?.is_none() {
+        writeln!(out, "# TLS: off (plaintext gRPC)")?;
+    }
+    write!(out, "{}", settings.to_toml()?)?;
+    Ok(())
 }
 
 /// The default metrics address: loopback, next to the gRPC port.
@@ -74,36 +172,55 @@ fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs the server until SIGINT or SIGTERM, then finishes the calls in flight and flushes.
-pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &ServeArgs) -> Result<()> {
-    let admin = server_admin_token(data_dir, args.admin_token_file.as_deref())?;
-    let master = crate::load_master_key(data_dir, master_key_file)?;
-    let previous = match &args.previous_master_key_file {
+pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
+    let data_dir = settings.data_dir();
+    let data_dir = data_dir.as_path();
+    // TLS files first: a bad certificate or key stops the start before the database is opened.
+    let tls = match settings.tls_files()? {
+        Some((cert, key)) => Some(ServerTls::from_pem_files(cert, key)?),
+        None => None,
+    };
+    let admin = server_admin_token(data_dir, settings.admin_token_file.as_deref())?;
+    let master = crate::load_master_key(data_dir, settings.master_key_file.as_deref())?;
+    let previous = match &settings.previous_master_key_file {
         Some(file) => Some(bulkhead_query::MasterKey::from_file(file).context("the previous master key")?),
         None => None,
     };
     let db = Arc::new(
         Database::open_with_previous(&data_dir.join("db"), master, previous, StoreOptions::default())
-            .with_context(|| format!("opening {}", data_dir.display()))?,
+            .with_context(|| format!("opening {}", data_dir.display()))?
+            .with_index_memory_budget(settings.index_memory_budget_bytes()),
     );
     let limits = ServerLimits {
-        request_timeout: Duration::from_millis(args.request_timeout_ms),
-        max_concurrent_work: args.max_concurrent_work,
-        audit_retention: args
-            .audit_retention_days
-            .map(|days| Duration::from_secs(days.saturating_mul(86_400))),
+        request_timeout: settings.request_timeout(),
+        max_concurrent_work: settings.max_concurrent_work(),
+        audit_retention: settings.audit_retention(),
         ..ServerLimits::default()
     };
+    let mut server = Server::new(Arc::clone(&db), admin, limits);
+    if let Some(tls) = tls {
+        server = server.with_tls(tls);
+    }
+    let listen = settings.listen();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .with_context(|| format!("listening on {}", args.listen))?;
+            .with_context(|| format!("listening on {listen}"))?;
         let address = listener.local_addr()?;
-        if !address.ip().is_loopback() {
-            tracing::warn!(%address, "listening beyond loopback without TLS: credentials travel in the clear");
+        // Before the line that says the server serves: from then on a signal stops it cleanly.
+        let signal = shutdown_signal()?;
+        let tls = server.is_tls();
+        if let Some(cert) = settings.tls.cert.as_deref().filter(|_| tls) {
+            tracing::info!(cert = %cert.display(), "TLS on (rustls)");
+        } else if address.ip().is_loopback() {
+            tracing::info!("TLS off: serving plaintext gRPC (give --tls-cert and --tls-key to serve TLS)");
+        } else {
+            tracing::warn!(%address, "TLS off: serving plaintext gRPC beyond loopback: credentials travel in the clear");
         }
         tracing::info!(
             %address,
+            tls,
             data_dir = %data_dir.display(),
             simd = %bulkhead_distance::active_isa(),
             "bulkhead serving bulkhead.v1 (DataPlane, Admin, reflection)"
@@ -111,8 +228,7 @@ pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &Serv
         // After the signal, calls in flight get a grace period to finish; a client that keeps an
         // idle connection open past it does not hold the shutdown (and the flush) hostage.
         let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
-        let server = Server::new(Arc::clone(&db), admin, limits);
-        let metrics = match args.metrics_listen.as_deref() {
+        let metrics = match settings.metrics_listen.as_deref() {
             Some("off") => None,
             Some(address) => {
                 let address: SocketAddr = address.parse().context("--metrics-listen: an address or `off`")?;
@@ -137,7 +253,7 @@ pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &Serv
             None => None,
         };
         let serve = server.serve(listener, async move {
-            shutdown_signal().await;
+            signal.await;
             let _ = signalled.send(());
         });
         let served = tokio::select! {
@@ -163,40 +279,65 @@ pub(crate) fn serve(data_dir: &Path, master_key_file: Option<&Path>, args: &Serv
     Ok(())
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// A future that completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so that a signal sent as soon as the server has said
+/// it serves stops it cleanly instead of killing it.
+fn shutdown_signal() -> Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
-                }
+        let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = term.recv() => {}
             }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
+            tracing::info!("shutdown signal received: finishing calls in flight");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received: finishing calls in flight");
+        })
     }
-    tracing::info!("shutdown signal received: finishing calls in flight");
 }
 
 /// Options every remote command shares.
 #[derive(clap::Args)]
 pub(crate) struct RemoteArgs {
-    /// The server's address.
+    /// The server's address: host:port, http://host:port, or https://host:port (with --tls-ca).
     #[arg(long, env = "BULKHEAD_SERVER", default_value = DEFAULT_ADDRESS, global = true)]
     server: String,
+    /// The CA or self-signed certificate (PEM) to trust: connect over TLS.
+    #[arg(long, env = "BULKHEAD_TLS_CA", global = true)]
+    tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry, when it is not the host of --server (for
+    /// instance when connecting by IP address to a certificate issued for a DNS name).
+    #[arg(long, env = "BULKHEAD_TLS_DOMAIN", global = true)]
+    tls_domain: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+}
+
+impl RemoteArgs {
+    /// A channel to the server, over TLS when --tls-ca is given.
+    async fn connect(&self) -> Result<tonic::transport::Channel> {
+        let tls = match &self.tls_ca {
+            Some(ca) => Some(ClientTls::from_pem_file(ca, self.tls_domain.clone())?),
+            None if self.tls_domain.is_some() => anyhow::bail!("--tls-domain needs --tls-ca"),
+            None => None,
+        };
+        client::connect_with(&self.server, tls.as_ref()).await
+    }
+
+    /// Whether calls go over TLS.
+    fn tls(&self) -> bool {
+        self.tls_ca.is_some()
+    }
 }
 
 /// `bulkhead admin ...`.
@@ -419,19 +560,18 @@ fn tenant_json(t: &pb::Tenant) -> serde_json::Value {
     serde_json::json!({ "name": t.name, "uid": t.uid, "created_ms": t.created_ms, "placement": t.placement })
 }
 
-/// A gRPC status as a one-line error.
-fn status(e: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", e.code(), e.message())
+/// The one-line error of a failed call (with a hint when a plaintext client meets a TLS server).
+fn status_error(tls: bool) -> impl Fn(tonic::Status) -> anyhow::Error + Copy {
+    move |e| anyhow::anyhow!(client::describe_status(&e, tls))
 }
 
 pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> Result<()> {
     let token = client_admin_token(data_dir, args.admin_token_file.as_deref())?;
     let json = args.remote.json;
+    let status = status_error(args.remote.tls());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let channel = client::connect(&args.remote.server)
-            .await
-            .with_context(|| format!("connecting to {}", args.remote.server))?;
+        let channel = args.remote.connect().await?;
         let mut admin = client::admin(channel);
         let token = token.expose();
         match args.command {
@@ -766,10 +906,9 @@ fn write_audit_page(page: pb::ExportAuditResponse, out: &mut impl Write) -> Resu
 pub(crate) fn client(args: ClientArgs, out: &mut impl Write) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let json = args.remote.json;
+    let status = status_error(args.remote.tls());
     runtime.block_on(async {
-        let channel = client::connect(&args.remote.server)
-            .await
-            .with_context(|| format!("connecting to {}", args.remote.server))?;
+        let channel = args.remote.connect().await?;
         let mut data = client::data_plane(channel);
         let token = args.key.token.as_str();
         match args.command {

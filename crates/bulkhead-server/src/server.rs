@@ -9,6 +9,7 @@ use crate::metrics::{self, Metrics};
 use crate::proto::admin_server::AdminServer;
 use crate::proto::data_plane_server::DataPlaneServer;
 use crate::status;
+use crate::tls::ServerTls;
 use bulkhead_query::{Database, TenantScope};
 use std::future::Future;
 use std::sync::Arc;
@@ -59,11 +60,15 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct Server {
     shared: Arc<Shared>,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("limits", &self.shared.limits).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("limits", &self.shared.limits)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +89,7 @@ impl Server {
     pub fn new(db: Arc<Database>, admin: AdminToken, limits: ServerLimits) -> Server {
         let work = Arc::new(Semaphore::new(limits.max_concurrent_work.max(1)));
         let metrics = Arc::new(Metrics::new());
-        Server { shared: Arc::new(Shared { db, admin, limits, metrics, work }) }
+        Server { shared: Arc::new(Shared { db, admin, limits, metrics, work }), tls: None }
     }
 
     /// Serves the metrics (`GET /metrics`, OpenMetrics text) on `listener` until the returned task
@@ -95,6 +100,17 @@ impl Server {
             Arc::clone(&self.shared.metrics),
             Arc::clone(&self.shared.db),
         ))
+    }
+
+    /// Serves over TLS with this identity (without it, in plaintext).
+    pub fn with_tls(mut self, tls: ServerTls) -> Server {
+        self.tls = Some(Arc::new(tls));
+        self
+    }
+
+    /// Whether the server will serve over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The storage-work slots (see [`WorkGate`]).
@@ -119,10 +135,14 @@ impl Server {
         let admin = AdminServer::new(AdminService::new(Arc::clone(&self.shared)))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(tls.config())?;
+        }
         let rotations = tokio::spawn(drive_rotations(Arc::clone(&self.shared.db)));
         let retention =
             limits.audit_retention.map(|keep| tokio::spawn(prune_audit(Arc::clone(&self.shared.db), keep)));
-        let served = tonic::transport::Server::builder()
+        let served = builder
             .max_concurrent_streams(limits.max_concurrent_streams)
             .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
             .add_service(data)

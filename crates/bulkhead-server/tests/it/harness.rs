@@ -5,7 +5,7 @@ use bulkhead_query::{Database, MasterKey, StoreOptions};
 use bulkhead_server::proto as pb;
 use bulkhead_server::proto::admin_client::AdminClient;
 use bulkhead_server::proto::data_plane_client::DataPlaneClient;
-use bulkhead_server::{AdminToken, Server, ServerLimits, WorkGate, client};
+use bulkhead_server::{AdminToken, ClientTls, Server, ServerLimits, ServerTls, WorkGate, client};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -18,6 +18,7 @@ pub struct TestServer {
     pub db: Arc<Database>,
     pub admin_token: String,
     pub gate: WorkGate,
+    client_tls: Option<ClientTls>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -29,6 +30,15 @@ impl TestServer {
     }
 
     pub async fn with_limits(limits: ServerLimits) -> TestServer {
+        TestServer::with(limits, None).await
+    }
+
+    /// A server over TLS with this identity, whose helpers connect trusting `trust`.
+    pub async fn with_tls(tls: ServerTls, trust: ClientTls) -> TestServer {
+        TestServer::with(ServerLimits::default(), Some((tls, trust))).await
+    }
+
+    async fn with(limits: ServerLimits, tls: Option<(ServerTls, ClientTls)>) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Arc::new(
             Database::open(&dir.path().join("db"), MasterKey::generate(), StoreOptions::default())
@@ -36,7 +46,11 @@ impl TestServer {
         );
         let admin = AdminToken::generate();
         let admin_token = admin.expose().to_owned();
-        let server = Server::new(Arc::clone(&db), admin, limits);
+        let mut server = Server::new(Arc::clone(&db), admin, limits);
+        let (tls, client_tls) = tls.unzip();
+        if let Some(tls) = tls {
+            server = server.with_tls(tls);
+        }
         let gate = server.work_gate();
         let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
         let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
@@ -54,6 +68,7 @@ impl TestServer {
             db,
             admin_token,
             gate,
+            client_tls,
             shutdown: Some(tx),
             task: Some(task),
             _dir: dir,
@@ -61,7 +76,7 @@ impl TestServer {
     }
 
     pub async fn channel(&self) -> Channel {
-        client::connect(&self.addr.to_string()).await.expect("connect")
+        client::connect_with(&self.addr.to_string(), self.client_tls.as_ref()).await.expect("connect")
     }
 
     pub async fn data(&self) -> DataPlaneClient<Channel> {

@@ -1,14 +1,16 @@
 //! The `bulkhead` binary and its gRPC server end to end. This file: the embedded commands' walkthrough
-//! on a fresh data directory; the modules: the server (`grpc`, `auth`, `limits`, `logs`, `serve`).
+//! on a fresh data directory; the modules: the server (`grpc`, `auth`, `limits`, `logs`, `serve`, `tls`, `config`).
 
 mod auth;
 mod bench;
+mod config;
 mod grpc;
 mod harness;
 mod limits;
 mod logs;
 mod metrics;
 mod serve;
+mod tls;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-fn bulkhead(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn bulkhead(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
     cmd.current_dir(dir)
         .args(args)
@@ -20,35 +20,83 @@ fn bulkhead(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run bulkhead")
 }
 
-fn ok(output: Output) -> String {
+pub fn ok(output: Output) -> String {
     assert!(output.status.success(), "failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// A running `bulkhead serve` process, its log so far, and the address it listens on. Dropping it
+/// kills the process (a test that fails midway leaves no server behind).
+pub struct Running {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    pub startup: String,
+    pub address: String,
+}
+
+/// Starts `bulkhead serve ARGS` in `dir` with a clean environment plus `env`, and waits for the line
+/// that says it serves; `Err` holds the log of a server that exited instead.
+pub fn start_serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Running, String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bulkhead"));
+    cmd.current_dir(dir).arg("serve").args(args).env("NO_COLOR", "1").stderr(Stdio::piped());
+    for var in ["BULKHEAD_MASTER_KEY", "BULKHEAD_ADMIN_TOKEN", "BULKHEAD_DATA_DIR", "BULKHEAD_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("start bulkhead serve");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    // Held from here on, so that the process is killed and reaped however this ends.
+    let mut running = Running { child, stderr, startup: String::new(), address: String::new() };
+    loop {
+        let mut line = String::new();
+        if running.stderr.read_line(&mut line).expect("read log") == 0 {
+            return Err(std::mem::take(&mut running.startup));
+        }
+        running.startup.push_str(&line);
+        if line.contains("bulkhead serving") {
+            // `address=127.0.0.1:7450` in text logs, `"address":"127.0.0.1:7450"` in JSON ones.
+            let address = match line.find("address=") {
+                Some(at) => line[at + "address=".len()..].split_whitespace().next(),
+                None => line.split("\"address\":\"").nth(1).and_then(|rest| rest.split('"').next()),
+            };
+            running.address = address.expect("address field").to_owned();
+            return Ok(running);
+        }
+    }
+}
+
+impl Running {
+    /// SIGTERM, then the rest of the log once the process has exited 0.
+    pub fn stop(mut self) -> String {
+        let killed =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(killed.success());
+        let mut rest = String::new();
+        for line in (&mut self.stderr).lines() {
+            rest.push_str(&line.expect("log"));
+            rest.push('\n');
+        }
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "{status:?}: {rest}");
+        rest
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 #[test]
 fn serve_admin_client_walkthrough() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("BULKHEAD_MASTER_KEY")
-        .env_remove("BULKHEAD_ADMIN_TOKEN")
-        .env_remove("BULKHEAD_DATA_DIR")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start bulkhead serve");
-    let mut stderr = BufReader::new(server.stderr.take().expect("stderr"));
-    let mut startup = String::new();
-    let address = loop {
-        let mut line = String::new();
-        assert!(stderr.read_line(&mut line).expect("read log") > 0, "the server exited: {startup}");
-        startup.push_str(&line);
-        if line.contains("bulkhead serving") {
-            let at = line.find("address=").expect("address field") + "address=".len();
-            break line[at..].split_whitespace().next().expect("address").to_owned();
-        }
-    };
+    let server = start_serve(dir.path(), &["--listen", "127.0.0.1:0"], &[]).expect("serving");
+    let (startup, address) = (server.startup.clone(), server.address.clone());
+    assert!(startup.contains("TLS off: serving plaintext"), "{startup}");
     assert!(startup.contains("DEVELOPMENT master key"), "{startup}");
     assert!(startup.contains("DEVELOPMENT admin token"), "{startup}");
     assert!(startup.contains("simd="), "the active ISA is logged: {startup}");
@@ -161,15 +209,7 @@ fn serve_admin_client_walkthrough() {
     assert!(String::from_utf8_lossy(&gone.stderr).contains("invalid or expired credential"));
 
     // SIGTERM: the server finishes, flushes and exits 0.
-    let killed = Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
-    let mut rest = String::new();
-    for line in stderr.lines() {
-        rest.push_str(&line.expect("log"));
-        rest.push('\n');
-    }
-    let status = server.wait().expect("wait");
-    assert!(status.success(), "{status:?}: {rest}");
+    let rest = server.stop();
     assert!(rest.contains("store flushed"), "{rest}");
     for secret in [admin_key, reader] {
         assert!(!startup.contains(secret) && !rest.contains(secret), "a key reached the server log");

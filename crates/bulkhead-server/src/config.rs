@@ -1,0 +1,286 @@
+//! The settings of `bulkhead serve` and where they come from: a flag, else its environment variable,
+//! else the TOML file of `--config`, else the built-in default. [`ServeConfig`] is both the file's
+//! schema (unknown keys are an error naming the key) and the layer the command line and environment
+//! make: [`ServeConfig::overlay`] stacks them, and the getters apply the defaults. The commented
+//! example `docs/bulkhead.example.toml` is parsed by a test, so it cannot drift from this file.
+//!
+//! Nothing here holds a secret: the master key, the admin token and the TLS private key appear only
+//! as the paths of their files.
+
+use crate::limits;
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// [`crate::client::DEFAULT_ADDRESS`] as an address (`tests/it/config.rs` checks that they agree).
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7450));
+
+/// The data directory when none is configured.
+pub const DEFAULT_DATA_DIR: &str = "bulkhead-data";
+
+/// The log filter of the server when none is configured.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// Every setting of `bulkhead serve`; `None` means "not set at this layer".
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// The data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// The master key file (mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub master_key_file: Option<PathBuf>,
+    /// The previous master key file, after a master-key rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_master_key_file: Option<PathBuf>,
+    /// The admin token file (mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Where to serve the metrics (an address, or `off`); unset: 127.0.0.1:7451 if free.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<String>,
+    /// Keep audit events this many days (unset: forever).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u64>,
+    /// TLS: serve over TLS when both are set.
+    #[serde(default, skip_serializing_if = "TlsConfig::is_empty")]
+    pub tls: TlsConfig,
+    /// The server's settable limits.
+    #[serde(default, skip_serializing_if = "LimitsConfig::is_empty")]
+    pub limits: LimitsConfig,
+    /// Logging.
+    #[serde(default, skip_serializing_if = "LogConfig::is_empty")]
+    pub log: LogConfig,
+}
+
+/// `[tls]`: the server's certificate chain and private key, both PEM.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM), server certificate first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM, mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+/// `[limits]`: the limits an operator may change (the others are fixed, see `docs/LIMITS.md`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The request deadline, in milliseconds ([`limits::REQUEST_TIMEOUT_MS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    /// Storage operations run at once ([`limits::MAX_CONCURRENT_WORK`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_work: Option<usize>,
+    /// Memory for loaded search state, all tenants, in bytes
+    /// ([`bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET`]); least recently used collections are
+    /// evicted beyond it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_memory_budget_bytes: Option<usize>,
+}
+
+/// `[log]`: what the server logs and how.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter: a level (`info`) or directives (`warn,bulkhead_server=debug`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// `text` or `json` (one object per line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl TlsConfig {
+    fn is_empty(&self) -> bool {
+        self.cert.is_none() && self.key.is_none()
+    }
+}
+
+impl LimitsConfig {
+    fn is_empty(&self) -> bool {
+        self.request_timeout_ms.is_none()
+            && self.max_concurrent_work.is_none()
+            && self.index_memory_budget_bytes.is_none()
+    }
+}
+
+impl LogConfig {
+    fn is_empty(&self) -> bool {
+        self.level.is_none() && self.format.is_none()
+    }
+}
+
+impl ServeConfig {
+    /// Reads a config file. Relative paths in it are taken relative to the file's directory, so that
+    /// the file means the same thing whatever directory the server is started from.
+    pub fn from_file(path: &Path) -> anyhow::Result<ServeConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {}", path.display(), e.kind()))?;
+        let base = path.parent().unwrap_or_else(|| Path::new(""));
+        ServeConfig::parse(&text, base).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    }
+
+    /// Parses a config file's text; relative paths are joined to `base`. An unknown key, a value of
+    /// the wrong type or an invalid value is an error that names it.
+    pub fn parse(text: &str, base: &Path) -> anyhow::Result<ServeConfig> {
+        let mut config: ServeConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.validate()?;
+        for path in [
+            &mut config.data_dir,
+            &mut config.master_key_file,
+            &mut config.previous_master_key_file,
+            &mut config.admin_token_file,
+            &mut config.tls.cert,
+            &mut config.tls.key,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Checks the values that have a type wider than their meaning.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.limits.request_timeout_ms == Some(0) {
+            anyhow::bail!("limits.request_timeout_ms must be at least 1");
+        }
+        if self.limits.max_concurrent_work == Some(0) {
+            anyhow::bail!("limits.max_concurrent_work must be at least 1");
+        }
+        if self.audit_retention_days == Some(0) {
+            anyhow::bail!("audit_retention_days must be at least 1 (leave it out to keep events forever)");
+        }
+        if let Some(listen) = self.metrics_listen.as_deref().filter(|m| *m != "off") {
+            listen
+                .parse::<SocketAddr>()
+                .map_err(|_| anyhow::anyhow!("metrics_listen {listen:?} is neither an address nor `off`"))?;
+        }
+        if let Some(level) = &self.log.level {
+            tracing_subscriber::EnvFilter::try_new(level)
+                .map_err(|e| anyhow::anyhow!("log.level {level:?} is not a log filter: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// `self` with every setting that `higher` sets replaced by `higher`'s (the command line and the
+    /// environment over the file).
+    pub fn overlay(self, higher: ServeConfig) -> ServeConfig {
+        ServeConfig {
+            listen: higher.listen.or(self.listen),
+            data_dir: higher.data_dir.or(self.data_dir),
+            master_key_file: higher.master_key_file.or(self.master_key_file),
+            previous_master_key_file: higher.previous_master_key_file.or(self.previous_master_key_file),
+            admin_token_file: higher.admin_token_file.or(self.admin_token_file),
+            metrics_listen: higher.metrics_listen.or(self.metrics_listen),
+            audit_retention_days: higher.audit_retention_days.or(self.audit_retention_days),
+            tls: TlsConfig { cert: higher.tls.cert.or(self.tls.cert), key: higher.tls.key.or(self.tls.key) },
+            limits: LimitsConfig {
+                request_timeout_ms: higher.limits.request_timeout_ms.or(self.limits.request_timeout_ms),
+                max_concurrent_work: higher.limits.max_concurrent_work.or(self.limits.max_concurrent_work),
+                index_memory_budget_bytes: higher
+                    .limits
+                    .index_memory_budget_bytes
+                    .or(self.limits.index_memory_budget_bytes),
+            },
+            log: LogConfig {
+                level: higher.log.level.or(self.log.level),
+                format: higher.log.format.or(self.log.format),
+            },
+        }
+    }
+
+    /// The listen address, or [`DEFAULT_LISTEN`].
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.unwrap_or(DEFAULT_LISTEN)
+    }
+
+    /// The data directory, or [`DEFAULT_DATA_DIR`].
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+    }
+
+    /// The certificate and key files, if TLS is configured; an error if only one of them is.
+    pub fn tls_files(&self) -> anyhow::Result<Option<(&Path, &Path)>> {
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                anyhow::bail!("a TLS certificate needs its private key: set --tls-key (or tls.key)")
+            }
+            (None, Some(_)) => {
+                anyhow::bail!("a TLS private key needs its certificate: set --tls-cert (or tls.cert)")
+            }
+        }
+    }
+
+    /// The request deadline, or [`limits::REQUEST_TIMEOUT`].
+    pub fn request_timeout(&self) -> Duration {
+        self.limits.request_timeout_ms.map_or(limits::REQUEST_TIMEOUT, Duration::from_millis)
+    }
+
+    /// Storage operations run at once, or [`limits::MAX_CONCURRENT_WORK`].
+    pub fn max_concurrent_work(&self) -> usize {
+        self.limits.max_concurrent_work.unwrap_or(limits::MAX_CONCURRENT_WORK)
+    }
+
+    /// The memory budget of loaded search state, or [`bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET`].
+    pub fn index_memory_budget_bytes(&self) -> usize {
+        self.limits.index_memory_budget_bytes.unwrap_or(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET)
+    }
+
+    /// How long audit events are kept (`None`: forever).
+    pub fn audit_retention(&self) -> Option<Duration> {
+        self.audit_retention_days.map(|days| Duration::from_secs(days.saturating_mul(86_400)))
+    }
+
+    /// The log filter, or [`DEFAULT_LOG_LEVEL`].
+    pub fn log_level(&self) -> &str {
+        self.log.level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL)
+    }
+
+    /// The log format, or text.
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or_default()
+    }
+
+    /// The effective settings as a config file (defaults filled in, secrets' files as paths), for
+    /// `bulkhead serve --print-config`.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        let effective = ServeConfig {
+            listen: Some(self.listen()),
+            data_dir: Some(self.data_dir()),
+            limits: LimitsConfig {
+                request_timeout_ms: Some(self.request_timeout().as_millis() as u64),
+                max_concurrent_work: Some(self.max_concurrent_work()),
+                index_memory_budget_bytes: Some(self.index_memory_budget_bytes()),
+            },
+            log: LogConfig { level: Some(self.log_level().to_owned()), format: Some(self.log_format()) },
+            ..self.clone()
+        };
+        Ok(toml::to_string(&effective)?)
+    }
+}

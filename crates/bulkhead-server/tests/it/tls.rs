@@ -1,0 +1,242 @@
+//! TLS: a server with a self-signed certificate made here (rcgen) serves the walkthrough to a client
+//! that trusts it; a client that trusts another certificate, a plaintext client, a key file others
+//! can read and a key that is not the certificate's are each refused with a clear error that holds
+//! no key material. The last test runs the binary: `serve` from a config file with TLS, `admin` and
+//! `client` with `--tls-ca`.
+
+use crate::harness::{TestServer, req, search, seed};
+use crate::serve::{bulkhead, ok, start_serve};
+use bulkhead_server::proto as pb;
+use bulkhead_server::{ClientTls, ServerTls, client};
+use std::path::{Path, PathBuf};
+
+/// A self-signed certificate and its key, written as PEM files (the key with `key_mode`).
+struct SelfSigned {
+    cert: PathBuf,
+    key: PathBuf,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn self_signed(dir: &Path, name: &str, names: &[&str], key_mode: u32) -> SelfSigned {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let made = rcgen::generate_simple_self_signed(names).expect("self-signed certificate");
+    let (cert_pem, key_pem) = (made.cert.pem(), made.signing_key.serialize_pem());
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, &cert_pem).expect("write cert");
+    std::fs::write(&key, &key_pem).expect("write key");
+    set_mode(&key, key_mode);
+    SelfSigned { cert, key, cert_pem, key_pem }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// The key's base64 body: what must never appear in an error or a log.
+fn key_body(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+fn trust(cert: &SelfSigned, domain: Option<&str>) -> ClientTls {
+    ClientTls::from_pem(cert.cert_pem.as_bytes(), domain.map(str::to_owned)).expect("trust")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_trusting_the_certificate_runs_the_walkthrough_over_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = self_signed(dir.path(), "server", &["localhost", "127.0.0.1"], 0o600);
+    let tls = ServerTls::from_pem_files(&cert.cert, &cert.key).expect("server identity");
+    assert!(!format!("{tls:?}").contains(&key_body(&cert.key_pem)[..40]), "Debug prints no key");
+    let server = TestServer::with_tls(tls, trust(&cert, None)).await;
+
+    // Tenant, keys, collection and points over TLS (the harness's helpers use the TLS channel).
+    let writer = seed(&server, "acme").await;
+    let (reader, _) = server.key("acme", pb::Role::Reader).await;
+    let mut data = server.data().await;
+    let hits = data.search(req(search("docs", [0.9, 0.1, 0.0], 1), &reader)).await.expect("search");
+    assert_eq!(hits.into_inner().hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    let count = data.count(req(pb::CountRequest { collection: "docs".into() }, &writer)).await;
+    assert_eq!(count.expect("count").into_inner().count, 2);
+
+    // By host name too, and by a name given apart from the address.
+    let by_name = format!("localhost:{}", server.addr.port());
+    client::connect_with(&by_name, Some(&trust(&cert, None))).await.expect("by host name");
+    let other = self_signed(dir.path(), "named", &["bulkhead.test"], 0o600);
+    let named = TestServer::with_tls(
+        ServerTls::from_pem_files(&other.cert, &other.key).expect("identity"),
+        trust(&other, Some("bulkhead.test")),
+    )
+    .await;
+    named.tenant("acme").await;
+    let wrong_name = client::connect_with(&named.addr.to_string(), Some(&trust(&other, None)))
+        .await
+        .expect_err("the certificate is not for 127.0.0.1");
+    assert!(format!("{wrong_name:#}").contains("not valid for this host name"), "{wrong_name:#}");
+    named.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_trusts_another_certificate_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = self_signed(dir.path(), "server", &["127.0.0.1"], 0o600);
+    let stranger = self_signed(dir.path(), "stranger", &["127.0.0.1"], 0o600);
+    let server = TestServer::with_tls(
+        ServerTls::from_pem_files(&cert.cert, &cert.key).expect("identity"),
+        trust(&cert, None),
+    )
+    .await;
+    let refused = client::connect_with(&server.addr.to_string(), Some(&trust(&stranger, None)))
+        .await
+        .expect_err("untrusted certificate");
+    let message = format!("{refused:#}");
+    assert!(message.contains("TLS connection to"), "{message}");
+    assert!(message.contains("not signed by the trusted CA"), "{message}");
+    // An https:// address needs a CA; http:// with a CA is a contradiction. Both say so.
+    let https = format!("https://{}", server.addr);
+    let no_ca = client::connect_with(&https, None).await.expect_err("https without a CA");
+    assert!(format!("{no_ca:#}").contains("--tls-ca"), "{no_ca:#}");
+    let http = format!("http://{}", server.addr);
+    let mixed = client::connect_with(&http, Some(&trust(&cert, None))).await.expect_err("http with a CA");
+    assert!(format!("{mixed:#}").contains("https://"), "{mixed:#}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_client_at_a_tls_server_gets_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = self_signed(dir.path(), "server", &["127.0.0.1"], 0o600);
+    let server = TestServer::with_tls(
+        ServerTls::from_pem_files(&cert.cert, &cert.key).expect("identity"),
+        trust(&cert, None),
+    )
+    .await;
+    // The plaintext connection may fail at once or at its first call, depending on timing; either
+    // way the error tells the operator to use TLS.
+    let message = match client::connect(&server.addr.to_string()).await {
+        Err(e) => format!("{e:#}"),
+        Ok(channel) => {
+            let call = client::admin(channel)
+                .list_tenants(req(pb::ListTenantsRequest {}, &server.admin_token))
+                .await
+                .expect_err("plaintext call to a TLS server");
+            client::describe_status(&call, false)
+        }
+    };
+    assert!(message.contains("https://") && message.contains("--tls-ca"), "{message}");
+    assert!(!message.contains(&server.admin_token), "{message}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_at_a_plaintext_server_is_told_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = self_signed(dir.path(), "server", &["127.0.0.1"], 0o600);
+    let server = TestServer::start().await;
+    let refused = client::connect_with(&server.addr.to_string(), Some(&trust(&cert, None)))
+        .await
+        .expect_err("TLS to a plaintext server");
+    assert!(format!("{refused:#}").contains("did not speak TLS"), "{refused:#}");
+    server.stop().await;
+}
+
+#[test]
+fn bad_key_and_certificate_files_are_refused_without_their_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = self_signed(dir.path(), "server", &["127.0.0.1"], 0o644);
+    let body = key_body(&cert.key_pem);
+
+    // A key file others can read: the same refusal as the master key's.
+    let exposed = ServerTls::from_pem_files(&cert.cert, &cert.key).expect_err("mode 644");
+    let message = format!("{exposed:#}");
+    assert!(message.contains("TLS private key file") && message.contains("chmod 600"), "{message}");
+    assert!(message.contains(&cert.key.display().to_string()), "names the path: {message}");
+
+    // A key that is not the certificate's.
+    set_mode(&cert.key, 0o600);
+    let other = self_signed(dir.path(), "other", &["127.0.0.1"], 0o600);
+    let mismatched = ServerTls::from_pem_files(&cert.cert, &other.key).expect_err("mismatched key");
+    let message = format!("{mismatched:#}");
+    assert!(message.contains("does not belong to the certificate"), "{message}");
+
+    // Unreadable or wrong files.
+    let missing = ServerTls::from_pem_files(&dir.path().join("missing.crt"), &cert.key).expect_err("missing");
+    assert!(format!("{missing:#}").contains("cannot read the TLS certificate file"), "{missing:#}");
+    let swapped = ServerTls::from_pem_files(&cert.key, &cert.key).expect_err("a key as certificate");
+    assert!(format!("{swapped:#}").contains("holds no PEM certificate"), "{swapped:#}");
+    let garbage = dir.path().join("garbage.key");
+    std::fs::write(&garbage, "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n")
+        .expect("write");
+    set_mode(&garbage, 0o600);
+    let unparsable = ServerTls::from_pem_files(&cert.cert, &garbage).expect_err("garbage key");
+    let unparsable = format!("{unparsable:#}");
+    assert!(unparsable.contains("cannot be used"), "{unparsable}");
+    assert!(!unparsable.contains("bm90IGEga2V5"), "{unparsable}");
+
+    for message in [exposed, mismatched].map(|e| format!("{e:#} {e:?}")) {
+        assert!(!message.contains(&body[..40]), "key material in an error: {message}");
+        assert!(!message.contains(&key_body(&other.key_pem)[..40]), "key material in an error: {message}");
+    }
+}
+
+/// The binary end to end: `serve --config` with TLS in the file, `admin` and `client` with
+/// `--tls-ca` (host:port and https://), a client without it told to use TLS, a world-readable key
+/// refused at start.
+#[test]
+fn the_binary_serves_tls_from_its_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = self_signed(dir.path(), "server", &["localhost", "127.0.0.1"], 0o600);
+    std::fs::write(
+        dir.path().join("bulkhead.toml"),
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n",
+    )
+    .expect("config");
+    // From another directory: the file's relative paths are the file's.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bulkhead.toml");
+    let config = config.to_str().expect("utf-8");
+    let server = start_serve(elsewhere.path(), &["--config", config], &[]).expect("serving over TLS");
+    assert!(server.startup.contains("TLS on"), "{}", server.startup);
+    assert!(server.startup.contains("tls=true"), "{}", server.startup);
+    assert!(dir.path().join("data/dev-admin.token").exists(), "data_dir relative to the file");
+
+    let ca = cert.cert.to_str().expect("utf-8");
+    let token = dir.path().join("data/dev-admin.token");
+    let token = token.to_str().expect("utf-8");
+    let https = format!("https://{}", server.address);
+    let env = [("BULKHEAD_SERVER", server.address.as_str()), ("BULKHEAD_ADMIN_TOKEN_FILE", token)];
+    let created = ok(bulkhead(dir.path(), &["admin", "--tls-ca", ca, "tenant", "create", "acme"], &env));
+    assert!(created.contains("created tenant acme"), "{created}");
+    let key = ok(bulkhead(
+        dir.path(),
+        &["admin", "--server", &https, "--tls-ca", ca, "key", "issue", "acme", "--role", "tenant-admin"],
+        &env,
+    ));
+    let as_admin = [env[0], ("BULKHEAD_API_KEY", key.trim()), ("BULKHEAD_TLS_CA", ca)];
+    ok(bulkhead(dir.path(), &["client", "create-collection", "docs", "--dim", "3"], &as_admin));
+    ok(bulkhead(
+        dir.path(),
+        &["client", "upsert", "docs", "--id", "a", "--vector", "1,0,0", "--text", "hi"],
+        &as_admin,
+    ));
+    let hits =
+        ok(bulkhead(dir.path(), &["client", "search", "docs", "--vector", "1,0,0", "--k", "1"], &as_admin));
+    assert!(hits.contains("a\thi"), "{hits}");
+
+    // The same call without --tls-ca: refused, with the way out in the message.
+    let plaintext = bulkhead(dir.path(), &["client", "count", "docs"], &as_admin[..2]);
+    assert!(!plaintext.status.success());
+    let stderr = String::from_utf8_lossy(&plaintext.stderr);
+    assert!(stderr.contains("https://") && stderr.contains("--tls-ca"), "{stderr}");
+    assert!(!stderr.contains(key.trim()), "{stderr}");
+    let rest = server.stop();
+    assert!(!rest.contains(&key_body(&cert.key_pem)[..40]) && !rest.contains(key.trim()), "{rest}");
+
+    // A world-readable key stops the start with the master key's refusal.
+    set_mode(&cert.key, 0o644);
+    let refused = start_serve(elsewhere.path(), &["--config", config], &[]).err().expect("refused");
+    assert!(refused.contains("TLS private key file") && refused.contains("chmod 600"), "{refused}");
+}

@@ -14,4 +14,6 @@ if [ -z "${BULKHEAD_BIN:-}" ]; then
   cargo build --release --quiet -p bulkhead-server
   export BULKHEAD_BIN="$CARGO_TARGET_DIR/release/bulkhead"
 fi
+# The load benchmark is only compiled here (like `cargo bench --no-run`); it runs by hand.
+"$python" -m py_compile benches/python/grpc_load.py
 exec "$python" clients/python/walkthrough.py --bin "$BULKHEAD_BIN"

@@ -28,6 +28,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import statistics
 import sys
 import tempfile
@@ -102,7 +103,7 @@ def search_worker(stubs_dir, address, token, worker, workers, ef, passes, querie
     for vector in vectors[:WARMUP_QUERIES]:
         data.Search(pb.SearchRequest(collection=COLLECTION, vector=vector, k=K, ef=ef), metadata=auth)
     # Every process starts timing together, once all are connected and warm.
-    ready.wait()
+    ready.wait(timeout=300)
     latencies, found = [], 0
     first = time.perf_counter()
     for _ in range(passes):
@@ -131,8 +132,14 @@ def measure(context, stubs_dir, address, token, queries, truth, ef, clients, pas
     ]
     for w in workers:
         w.start()
+    collected = []
     try:
-        collected = [results.get(timeout=600) for _ in workers]
+        while len(collected) < len(workers):
+            try:
+                collected.append(results.get(timeout=1))
+            except queue.Empty:
+                if any(w.exitcode not in (None, 0) for w in workers):
+                    raise RuntimeError("a client process failed") from None
     finally:
         for w in workers:
             w.join(timeout=10)

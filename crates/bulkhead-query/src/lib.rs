@@ -858,6 +858,14 @@ impl<'d> Tenant<'d> {
         self.audited(Audit::on("describe-collection", collection), || self.graph_status_inner(collection))
     }
 
+    /// A collection's description and how it is searched right now, as one operation (one audit
+    /// event).
+    pub fn describe(&self, collection: &str) -> Result<(CollectionInfo, GraphStatus)> {
+        self.audited(Audit::on("describe-collection", collection), || {
+            Ok((self.collection_info(collection)?, self.graph_status_inner(collection)?))
+        })
+    }
+
     fn graph_status_inner(&self, collection: &str) -> Result<GraphStatus> {
         let info = self.collection_info(collection)?;
         // Looking does not count as use: the slot is not created or moved up the eviction order.

@@ -55,12 +55,21 @@ pub async fn connect_with(address: &str, tls: Option<&ClientTls>) -> anyhow::Res
 pub fn describe_status(status: &tonic::Status, tls: bool) -> String {
     let mut line = format!("{:?}: {}", status.code(), status.message());
     // A status the server sent has no source; one the client made from a failed connection does.
-    let broken =
-        matches!(status.code(), tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal);
-    let Some(source) = std::error::Error::source(status).filter(|_| broken) else { return line };
-    let cause = tls_reason(source);
-    if !line.contains(&cause) {
-        line.push_str(&format!(" ({cause})"));
+    // A connection a TLS server closed on a plaintext client's first call can also surface as
+    // CANCELLED.
+    let broken = matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
+    );
+    match std::error::Error::source(status) {
+        Some(source) if broken => {
+            let cause = tls_reason(source);
+            if !line.contains(&cause) {
+                line.push_str(&format!(" ({cause})"));
+            }
+        }
+        None if status.code() == tonic::Code::Cancelled => {}
+        _ => return line,
     }
     if !tls {
         line.push_str("; if the server serves TLS, connect with an https:// address and --tls-ca FILE");

@@ -5,9 +5,9 @@
 use crate::proto as pb;
 use crate::status::{self, invalid};
 use bulkhead_query::{
-    Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, IndexSource, KeyBinding,
-    MatchReason, MetaValue, Metric, NewPoint, Principal, Role, RotationProgress, SearchHit, StoredPoint,
-    TenantInfo, TenantPolicy, VersionedPolicy, limits,
+    Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, GraphStatus, IndexSource,
+    KeyBinding, MatchReason, MetaValue, Metric, NewPoint, Principal, Role, RotationProgress, SearchHit,
+    StoredPoint, TenantInfo, TenantPolicy, VersionedPolicy, limits,
 };
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -58,6 +58,16 @@ pub(crate) fn collection_to(info: &CollectionInfo) -> pb::Collection {
         dimension: u32::try_from(info.dimension).unwrap_or(u32::MAX),
         metric: metric_to(info.metric) as i32,
         created_ms: info.created_ms,
+        index: None,
+    }
+}
+
+pub(crate) fn index_status_to(status: &GraphStatus) -> pb::IndexStatus {
+    pb::IndexStatus {
+        loaded: status.loaded,
+        graph_points: status.graph_points as u64,
+        delta_points: status.delta_points as u64,
+        building: status.building,
     }
 }
 

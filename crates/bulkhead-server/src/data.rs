@@ -9,7 +9,7 @@ use crate::proto as pb;
 use crate::proto::data_plane_server::DataPlane;
 use crate::server::Shared;
 use crate::status::{self, invalid};
-use bulkhead_query::{SearchRequest, Tenant, TenantScope};
+use bulkhead_query::{KeyBinding, SearchRequest, Tenant, TenantScope};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -99,8 +99,18 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::DescribeCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
-        self.tenant(request, DataOp::DescribeCollection, |tenant, _, req| {
-            Ok(convert::collection_to(&tenant.collection(&req.name).map_err(status::from_query)?))
+        self.tenant(request, DataOp::DescribeCollection, |tenant, scope, req| {
+            // The segment and delta sizes add up to every point of the collection, which a
+            // user-bound key may not learn (its counts cover only what its user may read).
+            if matches!(scope.binding(), KeyBinding::User { .. }) {
+                return Ok(convert::collection_to(
+                    &tenant.collection(&req.name).map_err(status::from_query)?,
+                ));
+            }
+            let (info, graph) = tenant.describe(&req.name).map_err(status::from_query)?;
+            let mut collection = convert::collection_to(&info);
+            collection.index = Some(convert::index_status_to(&graph));
+            Ok(collection)
         })
         .await
     }

@@ -1,7 +1,7 @@
 //! The gRPC walkthrough on a real server: an operator creates a tenant and keys, a writer fills a
 //! collection, a reader searches (with and without a principal), roles and revocation hold, and one
-//! tenant's key cannot see another tenant's collection. Plus reflection and the admin plane's
-//! unimplemented delete.
+//! tenant's key cannot see another tenant's collection; the index status a client polls after a bulk
+//! load. Plus reflection and the admin plane's unimplemented delete.
 
 use crate::harness::{TestServer, point, req, search};
 use bulkhead_server::proto as pb;
@@ -200,6 +200,68 @@ async fn another_tenants_collection_looks_missing() {
     let ours =
         data.search(req(search("docs", [1.0, 0.0, 0.0], 5), &acme_reader)).await.expect("acme").into_inner();
     assert_eq!(ours.hits.len(), 2);
+    server.stop().await;
+}
+
+/// What a client polls to know when a bulk load is indexed: `DescribeCollection`'s index status,
+/// from "not loaded" through the background build to "every point in the segment". A user-bound key
+/// gets no index status (its sizes would count documents its user may not read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_reports_the_index_state() {
+    let server = TestServer::start().await;
+    server.db.set_graph_threshold(64);
+    let writer = crate::harness::seed(&server, "acme").await;
+    let mut data = server.data().await;
+    let describe = || req(pb::DescribeCollectionRequest { name: "docs".into() }, &writer);
+    let index = data.describe_collection(describe()).await.expect("describe").into_inner().index;
+    assert_eq!(
+        index,
+        Some(pb::IndexStatus { loaded: false, graph_points: 0, delta_points: 2, building: false })
+    );
+
+    let points = (0..200)
+        .map(|i| {
+            let angle = i as f32 / 200.0 * std::f32::consts::FRAC_PI_2;
+            point(&format!("p{i}"), [angle.cos(), angle.sin(), 0.5], "")
+        })
+        .collect();
+    data.upsert(req(pb::UpsertRequest { collection: "docs".into(), points }, &writer)).await.expect("upsert");
+    // The first search loads the collection, which starts the build.
+    data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &writer)).await.expect("search");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let index = loop {
+        let index = data.describe_collection(describe()).await.expect("describe").into_inner().index;
+        let index = index.expect("a service key sees the index status");
+        assert!(index.loaded);
+        assert_eq!(index.graph_points + index.delta_points, 202);
+        if index.delta_points == 0 && !index.building {
+            break index;
+        }
+        assert!(std::time::Instant::now() < deadline, "the segment never covered the collection: {index:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(index.graph_points, 202);
+    let hits = data.search(req(search("docs", [1.0, 0.0, 0.5], 1), &writer)).await.expect("search");
+    assert!(matches!(hits.into_inner().hits[0].index, Some(pb::hit::Index::SegmentGeneration(_))));
+
+    let mut admin = server.admin().await;
+    let bound = pb::IssueApiKeyRequest {
+        tenant: "acme".into(),
+        role: pb::Role::Reader as i32,
+        label: String::new(),
+        expires_ms: None,
+        binding: Some(pb::issue_api_key_request::Binding::User(pb::UserBinding {
+            user: "alice".into(),
+            groups: vec![],
+        })),
+    };
+    let alice = admin.issue_api_key(req(bound, &server.admin_token)).await.expect("issue").into_inner().token;
+    let seen = data
+        .describe_collection(req(pb::DescribeCollectionRequest { name: "docs".into() }, &alice))
+        .await
+        .expect("describe")
+        .into_inner();
+    assert_eq!((seen.name.as_str(), seen.index), ("docs", None));
     server.stop().await;
 }
 

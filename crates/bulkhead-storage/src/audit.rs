@@ -244,22 +244,33 @@ impl Drop for AuditSlot<'_> {
     }
 }
 
+/// An event with no subject, key generation, policy version or note.
+fn bare_event(
+    seq: u64,
+    time_ms: u64,
+    operation: String,
+    key_id: Option<String>,
+    outcome: String,
+) -> AuditEvent {
+    AuditEvent {
+        seq,
+        time_ms,
+        operation,
+        key_id,
+        outcome,
+        key_generation: None,
+        principal: None,
+        collection: None,
+        query: None,
+        documents: Vec::new(),
+        policy_version: None,
+        note: None,
+    }
+}
+
 fn to_event(seq: u64, stored: Stored) -> AuditEvent {
     match stored {
-        Stored::V1(r) => AuditEvent {
-            seq,
-            time_ms: r.time_ms,
-            operation: r.operation,
-            key_id: r.key_id,
-            outcome: r.outcome,
-            key_generation: None,
-            principal: None,
-            collection: None,
-            query: None,
-            documents: Vec::new(),
-            policy_version: None,
-            note: None,
-        },
+        Stored::V1(r) => bare_event(seq, r.time_ms, r.operation, r.key_id, r.outcome),
         Stored::V2(r) => AuditEvent {
             seq,
             time_ms: r.time_ms,
@@ -274,20 +285,7 @@ fn to_event(seq: u64, stored: Stored) -> AuditEvent {
             policy_version: r.policy_version,
             note: r.note,
         },
-        Stored::Unreadable => AuditEvent {
-            seq,
-            time_ms: 0,
-            operation: "unreadable".to_owned(),
-            key_id: None,
-            outcome: "unreadable".to_owned(),
-            key_generation: None,
-            principal: None,
-            collection: None,
-            query: None,
-            documents: Vec::new(),
-            policy_version: None,
-            note: None,
-        },
+        Stored::Unreadable => bare_event(seq, 0, "unreadable".to_owned(), None, "unreadable".to_owned()),
     }
 }
 

@@ -21,13 +21,14 @@ pub mod eval;
 mod filter;
 mod format;
 pub mod fvecs;
+mod native;
 mod search;
 mod segment;
 
 #[cfg(test)]
 mod tests;
 
-pub use construct::HnswParams;
+pub use construct::{BuildOptions, Builder, HnswParams};
 pub use error::IndexError;
 pub use filter::{Filter, IdSet, InternalId};
 pub use format::FORMAT_VERSION;

@@ -4,7 +4,7 @@
 use bulkhead_distance::{Metric, VectorArena};
 
 use crate::construct::{self, Graph};
-use crate::{HnswParams, IdSet, IndexError, InternalId};
+use crate::{BuildOptions, HnswParams, IdSet, IndexError, InternalId};
 
 /// An immutable HNSW segment over the vectors `0..len`: the vectors in an aligned
 /// [`VectorArena`], the graph in flat arrays, and a tombstone set.
@@ -47,9 +47,26 @@ impl FrozenSegment {
         arena: VectorArena,
         metric: Metric,
         params: HnswParams,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Self, IndexError> {
+        Self::build_with_options(arena, metric, params, BuildOptions::new(), progress)
+    }
+
+    /// As [`build_with_progress`](Self::build_with_progress), with the builder, its threads and its
+    /// seed chosen by `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`IndexError::BuildFailed`] if a thread pool of the
+    /// requested size cannot be started.
+    pub fn build_with_options(
+        arena: VectorArena,
+        metric: Metric,
+        params: HnswParams,
+        options: BuildOptions,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self, IndexError> {
-        let graph = construct::build_graph(&arena, metric, params, &mut progress)?;
+        let graph = construct::build_graph(&arena, metric, params, options, &mut progress)?;
         let deleted = IdSet::new(arena.len());
         Ok(Self { metric, params, arena, graph, deleted })
     }

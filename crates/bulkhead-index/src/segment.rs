@@ -24,8 +24,9 @@ pub struct FrozenSegment {
 impl FrozenSegment {
     /// Builds a segment over every row of `arena` (row `i` becomes internal id `i`).
     ///
-    /// The arena already guarantees finite rows of one dimension; the graph is built by hnsw_rs on
-    /// all cores (its global rayon pool) and then frozen.
+    /// The arena already guarantees finite rows of one dimension; the graph is built by the default
+    /// builder ([`Builder::Native`](crate::Builder::Native)) on all cores (rayon's global pool)
+    /// and then frozen.
     ///
     /// # Errors
     ///

@@ -1,9 +1,14 @@
-//! Graph construction: hnsw_rs builds the HNSW graph in parallel over our distance kernels, and
-//! the result is copied out into the flat [`Graph`] that the segment keeps.
+//! Graph construction: the parameters, the choice of builder, the thread pool a build runs on,
+//! and the flat [`Graph`] every builder produces.
 //!
-//! hnsw_rs is an implementation detail of this file: nothing else in the crate names it, and its
-//! structure is dropped as soon as the graph has been extracted.
+//! Two builders produce the same [`Graph`]: our own ([`Builder::Native`], in `native.rs`), which
+//! inserts in parallel straight into flat adjacency arrays, and hnsw_rs ([`Builder::HnswRs`]),
+//! which builds its own structure in parallel through a distance adapter over our kernels and is
+//! then read out through its public API. hnsw_rs is an implementation detail of this file:
+//! nothing else in the crate names it, and its structure is dropped as soon as the graph has been
+//! extracted.
 
+use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
 
 use bulkhead_distance::{Kernels, Metric, VectorArena};
@@ -16,8 +21,8 @@ use crate::IndexError;
 /// `u32::MAX` rows.
 pub(crate) const NO_NEIGHBOUR: u32 = u32::MAX;
 
-/// The most layers hnsw_rs creates (its `NB_LAYER_MAX`), so the most upper levels a graph has is
-/// one less.
+/// The most layers a graph has (hnsw_rs's `NB_LAYER_MAX`; the native builder caps its level draws
+/// to match), so the most upper levels a graph has is one less.
 pub(crate) const MAX_LAYERS: usize = 16;
 
 /// HNSW construction parameters.
@@ -55,6 +60,115 @@ impl HnswParams {
             return Err(IndexError::InvalidParams { reason: "ef_construction must be in m..=2000" });
         }
         Ok(())
+    }
+}
+
+/// Which construction builds a segment's graph. Both produce the same kind of frozen segment,
+/// searched by the same loop; they differ in build time, build memory and the edges they choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Builder {
+    /// Our own parallel construction (`native.rs`): writes straight into the segment's flat
+    /// adjacency, deterministic for a given seed on one thread.
+    #[default]
+    Native,
+    /// hnsw_rs 0.3.5's parallel insertion, read out into the segment's arrays; kept to measure
+    /// against.
+    HnswRs,
+}
+
+impl Builder {
+    /// Returns the name used in reports and on the command line: `"native"` or `"hnsw_rs"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builder::Native => "native",
+            Builder::HnswRs => "hnsw_rs",
+        }
+    }
+}
+
+/// How a graph is built: the builder, its threads and its seed. The defaults (`new`) are the
+/// native builder on rayon's global pool (every core) with a fixed seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct BuildOptions {
+    /// Which construction runs.
+    pub builder: Builder,
+    /// Threads to build on: `None` for rayon's global pool (every core), `Some(1)` for the calling
+    /// thread alone (the native builder is then deterministic), more for a pool of that size made
+    /// for the build.
+    pub threads: Option<NonZeroUsize>,
+    /// Seed of the native builder's level draws (hnsw_rs draws its own).
+    pub seed: u64,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BuildOptions {
+    /// The seed of [`new`](Self::new).
+    pub const DEFAULT_SEED: u64 = 0x6275_6c6b_6865_6164;
+
+    /// Returns the default options: [`Builder::Native`], every core, [`DEFAULT_SEED`](Self::DEFAULT_SEED).
+    pub const fn new() -> Self {
+        Self { builder: Builder::Native, threads: None, seed: Self::DEFAULT_SEED }
+    }
+
+    /// Returns these options with `builder`.
+    pub const fn with_builder(self, builder: Builder) -> Self {
+        Self { builder, ..self }
+    }
+
+    /// Returns these options with `threads` (`None`: every core).
+    pub const fn with_threads(self, threads: Option<NonZeroUsize>) -> Self {
+        Self { threads, ..self }
+    }
+
+    /// Returns these options with `seed`.
+    pub const fn with_seed(self, seed: u64) -> Self {
+        Self { seed, ..self }
+    }
+}
+
+/// Where a build's parallel work runs.
+pub(crate) enum Executor {
+    /// rayon's global pool.
+    Global,
+    /// A pool made for this build.
+    Pool(rayon::ThreadPool),
+}
+
+impl Executor {
+    /// Returns the executor for `threads` (see [`BuildOptions::threads`]).
+    fn new(threads: Option<NonZeroUsize>) -> Result<Self, IndexError> {
+        match threads {
+            None => Ok(Self::Global),
+            Some(threads) => rayon::ThreadPoolBuilder::new()
+                .num_threads(threads.get())
+                .thread_name(|index| format!("bulkhead-build-{index}"))
+                .build()
+                .map(Self::Pool)
+                .map_err(|_| IndexError::BuildFailed),
+        }
+    }
+
+    /// Returns how many threads the work runs on.
+    pub(crate) fn threads(&self) -> usize {
+        match self {
+            Self::Global => rayon::current_num_threads(),
+            Self::Pool(pool) => pool.current_num_threads(),
+        }
+    }
+
+    /// Runs `work` with this executor's pool as the one rayon's parallel iterators use.
+    pub(crate) fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
+        match self {
+            Self::Global => work(),
+            Self::Pool(pool) => pool.install(work),
+        }
     }
 }
 
@@ -147,50 +261,79 @@ impl Distance<f32> for KernelDistance {
 }
 
 /// How many times at most a build reports its progress.
-const PROGRESS_STEPS: usize = 100;
+pub(crate) const PROGRESS_STEPS: usize = 100;
 /// The fewest rows inserted between two progress reports, so that small builds stay one parallel
 /// batch.
-const MIN_PROGRESS_CHUNK: usize = 1_000;
+pub(crate) const MIN_PROGRESS_CHUNK: usize = 1_000;
 
-/// Builds the graph over every row of `arena` with hnsw_rs, in parallel, and extracts it, calling
+/// Builds the graph over every row of `arena` with the builder `options` names, calling
 /// `progress(inserted, total)` on the calling thread after each chunk of insertions.
 ///
 /// # Errors
 ///
-/// [`IndexError::InvalidParams`] for parameters out of range; [`IndexError::BuildFailed`] if
-/// hnsw_rs panics.
+/// [`IndexError::InvalidParams`] for parameters out of range (checked before any work);
+/// [`IndexError::BuildFailed`] if the builder panics or breaks an invariant, or the build's thread
+/// pool cannot be started.
 pub(crate) fn build_graph(
     arena: &VectorArena,
     metric: Metric,
     params: HnswParams,
+    options: BuildOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Graph, IndexError> {
+    build_graph_with_fault(arena, metric, params, options, progress, None)
+}
+
+/// As [`build_graph`]; `fault` makes the native builder panic while inserting that node (tests).
+pub(crate) fn build_graph_with_fault(
+    arena: &VectorArena,
+    metric: Metric,
+    params: HnswParams,
+    options: BuildOptions,
+    progress: &mut dyn FnMut(usize, usize),
+    fault: Option<u32>,
+) -> Result<Graph, IndexError> {
     params.validate()?;
-    let n = arena.len();
-    if n == 0 {
+    if arena.is_empty() {
         return Ok(Graph::empty(params.m));
     }
-    let rows: Vec<(&[f32], usize)> = arena.iter().zip(0..n).collect();
-    let distance = KernelDistance { kernels: Kernels::active(), metric };
-    // hnsw_rs has no error values: malformed states end in `panic!` or failed `assert!`s. The
-    // input is validated (finite rows, parameters in range), so a panic here is a bug; catching it
-    // keeps it from unwinding through the caller. Everything it touches is dropped inside the
-    // closure, so no broken state is observed afterwards.
-    panic::catch_unwind(AssertUnwindSafe(|| {
-        let hnsw =
-            Hnsw::<f32, KernelDistance>::new(params.m, n, MAX_LAYERS, params.ef_construction, distance);
-        // Inserting in chunks lets the caller see progress between them; each chunk is still
-        // inserted in parallel, and a chunk boundary only waits for the chunk's slowest insertion.
-        let chunk = (n / PROGRESS_STEPS).max(MIN_PROGRESS_CHUNK);
-        let mut done = 0;
-        for part in rows.chunks(chunk) {
-            hnsw.parallel_insert_slice(&part.to_vec());
-            done += part.len();
-            progress(done, n);
+    let executor = Executor::new(options.threads)?;
+    // Neither builder should panic on validated input (finite rows, parameters in range): hnsw_rs
+    // has no error values, so its malformed states end in `panic!`, and ours would panic only on a
+    // bug. Catching the panic keeps it from unwinding through the caller; rayon carries a worker's
+    // panic back to this thread. Everything the build touches is dropped inside the closure, so no
+    // broken state is observed afterwards.
+    panic::catch_unwind(AssertUnwindSafe(|| match options.builder {
+        Builder::Native => {
+            crate::native::build(arena, metric, params, options.seed, &executor, progress, fault)
         }
-        extract(&hnsw, n, params.m)
+        Builder::HnswRs => build_hnsw_rs(arena, metric, params, &executor, progress),
     }))
     .map_err(|_| IndexError::BuildFailed)?
+}
+
+/// Builds the graph with hnsw_rs, in parallel, and extracts it.
+fn build_hnsw_rs(
+    arena: &VectorArena,
+    metric: Metric,
+    params: HnswParams,
+    executor: &Executor,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Graph, IndexError> {
+    let n = arena.len();
+    let rows: Vec<(&[f32], usize)> = arena.iter().zip(0..n).collect();
+    let distance = KernelDistance { kernels: Kernels::active(), metric };
+    let hnsw = Hnsw::<f32, KernelDistance>::new(params.m, n, MAX_LAYERS, params.ef_construction, distance);
+    // Inserting in chunks lets the caller see progress between them; each chunk is still inserted
+    // in parallel, and a chunk boundary only waits for the chunk's slowest insertion.
+    let chunk = (n / PROGRESS_STEPS).max(MIN_PROGRESS_CHUNK);
+    let mut done = 0;
+    for part in rows.chunks(chunk) {
+        executor.install(|| hnsw.parallel_insert_slice(&part.to_vec()));
+        done += part.len();
+        progress(done, n);
+    }
+    extract(&hnsw, n, params.m)
 }
 
 /// Copies hnsw_rs's graph into a [`Graph`], keeping at most `2m` level-0 and `m` upper-level

@@ -10,7 +10,7 @@ use bulkhead_distance::DistanceError;
 #[non_exhaustive]
 pub enum IndexError {
     /// A construction parameter is out of its supported range. It is a caller error, checked before
-    /// hnsw_rs sees the value (hnsw_rs exits the process on some bad parameters).
+    /// any builder sees the value (hnsw_rs exits the process on some bad parameters).
     #[error("invalid index parameter: {reason}")]
     InvalidParams {
         /// Which rule was broken.
@@ -44,9 +44,9 @@ pub enum IndexError {
     /// rows). It is a caller error on the input vectors.
     #[error("vector rejected: {0}")]
     Vector(#[from] DistanceError),
-    /// hnsw_rs panicked while building the graph. It is an internal failure: the input had been
-    /// validated, so the panic is a bug in the builder, caught so that it cannot take the process
-    /// down.
+    /// The graph builder panicked or broke one of its invariants (or its thread pool could not be
+    /// started). It is an internal failure: the input had been validated, so a panic is a bug in
+    /// the builder, caught so that it cannot take the process down.
     #[error("graph construction failed inside the HNSW builder")]
     BuildFailed,
     /// A serialised segment was written by a format version this build does not read. It is

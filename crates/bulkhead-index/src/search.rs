@@ -180,7 +180,7 @@ impl SearchScratch {
 
 /// An epoch-stamped visited set: `marks[id] == epoch` means visited in the current query.
 #[derive(Debug, Default)]
-struct Visited {
+pub(crate) struct Visited {
     marks: Vec<u16>,
     epoch: u16,
 }
@@ -188,7 +188,7 @@ struct Visited {
 impl Visited {
     /// Starts a new query over ids `0..len`.
     #[inline]
-    fn reset(&mut self, len: usize) {
+    pub(crate) fn reset(&mut self, len: usize) {
         if self.marks.len() < len {
             self.marks.resize(len, 0);
         }
@@ -203,7 +203,7 @@ impl Visited {
 
     /// Marks `id` visited; returns whether it was unvisited.
     #[inline]
-    fn insert(&mut self, id: u32) -> bool {
+    pub(crate) fn insert(&mut self, id: u32) -> bool {
         let slot = &mut self.marks[id as usize];
         let fresh = *slot != self.epoch;
         *slot = self.epoch;
@@ -212,14 +212,14 @@ impl Visited {
 
     /// Returns whether `id` has been visited in this query.
     #[inline]
-    fn contains(&self, id: u32) -> bool {
+    pub(crate) fn contains(&self, id: u32) -> bool {
         self.marks[id as usize] == self.epoch
     }
 }
 
 /// Packs a distance and an id into one key ordered by distance, then id.
 #[inline]
-fn pack(distance: f32, id: u32) -> u64 {
+pub(crate) fn pack(distance: f32, id: u32) -> u64 {
     // Adding `0.0` turns `-0.0` into `+0.0`; NaN (which the kernels never return for finite
     // input) sorts last, as does anything negative would-be, so a broken distance cannot become
     // the best result.
@@ -229,13 +229,13 @@ fn pack(distance: f32, id: u32) -> u64 {
 
 /// Returns the distance half of a packed key.
 #[inline]
-fn key_distance(key: u64) -> f32 {
+pub(crate) fn key_distance(key: u64) -> f32 {
     f32::from_bits((key >> 32) as u32)
 }
 
 /// Returns the id half of a packed key.
 #[inline]
-fn key_id(key: u64) -> u32 {
+pub(crate) fn key_id(key: u64) -> u32 {
     key as u32
 }
 

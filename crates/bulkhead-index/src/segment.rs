@@ -4,7 +4,7 @@
 use bulkhead_distance::{Metric, VectorArena};
 
 use crate::construct::{self, Graph};
-use crate::{HnswParams, IdSet, IndexError, InternalId};
+use crate::{BuildOptions, HnswParams, IdSet, IndexError, InternalId};
 
 /// An immutable HNSW segment over the vectors `0..len`: the vectors in an aligned
 /// [`VectorArena`], the graph in flat arrays, and a tombstone set.
@@ -24,8 +24,9 @@ pub struct FrozenSegment {
 impl FrozenSegment {
     /// Builds a segment over every row of `arena` (row `i` becomes internal id `i`).
     ///
-    /// The arena already guarantees finite rows of one dimension; the graph is built by hnsw_rs on
-    /// all cores (its global rayon pool) and then frozen.
+    /// The arena already guarantees finite rows of one dimension; the graph is built by the default
+    /// builder ([`Builder::Native`](crate::Builder::Native)) on all cores (rayon's global pool)
+    /// and then frozen.
     ///
     /// # Errors
     ///
@@ -47,9 +48,26 @@ impl FrozenSegment {
         arena: VectorArena,
         metric: Metric,
         params: HnswParams,
+        progress: impl FnMut(usize, usize),
+    ) -> Result<Self, IndexError> {
+        Self::build_with_options(arena, metric, params, BuildOptions::new(), progress)
+    }
+
+    /// As [`build_with_progress`](Self::build_with_progress), with the builder, its threads and its
+    /// seed chosen by `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`build`](Self::build), and [`IndexError::BuildFailed`] if a thread pool of the
+    /// requested size cannot be started.
+    pub fn build_with_options(
+        arena: VectorArena,
+        metric: Metric,
+        params: HnswParams,
+        options: BuildOptions,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Self, IndexError> {
-        let graph = construct::build_graph(&arena, metric, params, &mut progress)?;
+        let graph = construct::build_graph(&arena, metric, params, options, &mut progress)?;
         let deleted = IdSet::new(arena.len());
         Ok(Self { metric, params, arena, graph, deleted })
     }

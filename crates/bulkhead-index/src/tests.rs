@@ -1,16 +1,19 @@
 //! Unit tests: parameter and query validation, recall against exact search (unfiltered, filtered,
 //! with tombstones, on synthetic data and on debian-minilm when present), planner choices, the
-//! serialised format's round trip and its rejection of damaged input, and the fvecs readers.
+//! serialised format's round trip and its rejection of damaged input, the fvecs readers, and the
+//! graph builders (structure, reachability, duplicates, tiny inputs, determinism, panics).
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use bulkhead_distance::VectorArena;
 use proptest::prelude::*;
 
+use crate::construct::NO_NEIGHBOUR;
 use crate::fvecs::{read_fvecs, read_ivecs};
 use crate::{
-    Filter, FrozenSegment, Hit, HnswParams, IdSet, IndexError, InternalId, Metric, Plan, SearchParams,
-    SearchScratch, Strategy,
+    BuildOptions, Builder, Filter, FrozenSegment, Hit, HnswParams, IdSet, IndexError, InternalId, Metric,
+    Plan, SearchParams, SearchScratch, Strategy,
 };
 
 /// SplitMix64: a tiny deterministic generator, so the tests need no RNG dependency.
@@ -108,9 +111,10 @@ fn random_filter(n: usize, fraction: f64, seed: u64) -> IdSet {
         .expect("ids in range")
 }
 
-/// The build parameters of most tests. hnsw_rs's parallel insertion is not deterministic (thread
-/// races decide some edges), so recall varies a little between runs: ef_construction = 200 and
-/// the ef values below leave a margin over the 0.95 bar on these deliberately hard 64-d sets.
+/// The build parameters of most tests. Parallel insertion is not deterministic (thread races
+/// decide some edges, in either builder), so recall varies a little between runs:
+/// ef_construction = 200 and the ef values below leave a margin over the 0.95 bar on these
+/// deliberately hard 64-d sets.
 const PARAMS: HnswParams = HnswParams { m: 16, ef_construction: 200 };
 
 #[test]
@@ -652,4 +656,292 @@ fn a_filtered_search_never_scores_an_id_outside_the_allowed_set() {
     // Unfiltered searches score freely, and the log says so.
     segment.search(&queries[0], &SearchParams::new(10, 64), &mut scratch).expect("search");
     assert!(scratch.scored().len() >= 10);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The graph builders (`native.rs`, and hnsw_rs through `construct.rs`).
+// ------------------------------------------------------------------------------------------------
+
+/// Builds with explicit options.
+fn build_with(rows: &[Vec<f32>], metric: Metric, params: HnswParams, options: BuildOptions) -> FrozenSegment {
+    let dim = rows.first().map_or(4, Vec::len);
+    let mut arena = VectorArena::new(dim).expect("arena");
+    for row in rows {
+        arena.push(row).expect("push");
+    }
+    FrozenSegment::build_with_options(arena, metric, params, options, |_, _| {}).expect("build")
+}
+
+/// Options for one builder on `threads` threads (`None`: every core).
+fn options(builder: Builder, threads: Option<usize>) -> BuildOptions {
+    BuildOptions::new().with_builder(builder).with_threads(threads.and_then(NonZeroUsize::new))
+}
+
+/// Checks the structural rules every frozen graph obeys: lists within their bounds, only valid
+/// ids, no self-loops or repeats, padding only at the end, upper levels nested and closed, the
+/// entry point on the top level.
+fn assert_well_formed(segment: &FrozenSegment) {
+    let graph = &segment.graph;
+    let n = segment.len() as u32;
+    let m = graph.m;
+    assert_eq!(graph.level0.len(), segment.len() * 2 * m);
+    for id in 0..n {
+        let slots = graph.neighbours0(id);
+        let list: Vec<u32> = slots.iter().copied().take_while(|&t| t != NO_NEIGHBOUR).collect();
+        assert!(
+            slots[list.len()..].iter().all(|&t| t == NO_NEIGHBOUR),
+            "node {id}: a neighbour after padding"
+        );
+        assert!(list.len() <= 2 * m);
+        assert!(list.iter().all(|&t| t < n && t != id), "node {id}: bad neighbour in {list:?}");
+        let mut unique = list.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), list.len(), "node {id}: repeated neighbour");
+    }
+    let mut below: Option<&[u32]> = None;
+    for (index, layer) in graph.upper.iter().enumerate() {
+        assert!(layer.nodes.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(layer.links.len(), layer.nodes.len() * m);
+        if let Some(below) = below {
+            assert!(
+                layer.nodes.iter().all(|id| below.binary_search(id).is_ok()),
+                "level {} not nested",
+                index + 1
+            );
+        }
+        for (position, &id) in layer.nodes.iter().enumerate() {
+            let list: Vec<u32> = layer.links[position * m..(position + 1) * m]
+                .iter()
+                .copied()
+                .take_while(|&t| t != NO_NEIGHBOUR)
+                .collect();
+            assert!(list.iter().all(|t| *t != id && layer.nodes.binary_search(t).is_ok()));
+        }
+        below = Some(&layer.nodes);
+    }
+    if n > 0 {
+        assert!(graph.entry < n);
+        if let Some(top) = graph.upper.last() {
+            assert!(top.nodes.binary_search(&graph.entry).is_ok(), "the entry point is not on the top level");
+        }
+    }
+}
+
+/// Returns the nodes not reachable at level 0 from the entry point.
+fn unreachable_from_entry(segment: &FrozenSegment) -> Vec<u32> {
+    let graph = &segment.graph;
+    let n = segment.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut seen = vec![false; n];
+    let mut stack = vec![graph.entry];
+    seen[graph.entry as usize] = true;
+    while let Some(id) = stack.pop() {
+        for &target in graph.neighbours0(id).iter().take_while(|&&t| t != NO_NEIGHBOUR) {
+            if !std::mem::replace(&mut seen[target as usize], true) {
+                stack.push(target);
+            }
+        }
+    }
+    (0u32..).zip(&seen).filter(|&(_, &reached)| !reached).map(|(id, _)| id).collect()
+}
+
+#[test]
+fn native_builder_matches_exact_search_on_random_sets() {
+    let data = uniform(3_000, 16, 80);
+    let queries = uniform(200, 16, 81);
+    let clustered_data = clustered(3_000, 32, 30, 82);
+    let clustered_queries = clustered(200, 32, 30, 83);
+    for threads in [Some(1), None] {
+        let segment = build_with(&data, Metric::L2, PARAMS, options(Builder::Native, threads));
+        let r = recall(&segment, &queries, SearchParams::new(10, 64), None);
+        assert!(r >= 0.95, "uniform, threads {threads:?}: recall@10 {r}");
+        for metric in [Metric::L2, Metric::Cosine] {
+            let segment = build_with(&clustered_data, metric, PARAMS, options(Builder::Native, threads));
+            let r = recall(&segment, &clustered_queries, SearchParams::new(10, 128), None);
+            assert!(r >= 0.95, "clustered {metric:?}, threads {threads:?}: recall@10 {r}");
+        }
+    }
+}
+
+#[test]
+fn both_builders_make_well_formed_connected_graphs() {
+    let data = clustered(2_000, 16, 25, 84);
+    for builder in [Builder::Native, Builder::HnswRs] {
+        for params in
+            [PARAMS, HnswParams { m: 4, ef_construction: 16 }, HnswParams { m: 64, ef_construction: 100 }]
+        {
+            let segment = build_with(&data, Metric::L2, params, options(builder, None));
+            assert_well_formed(&segment);
+            if builder == Builder::Native {
+                // Lists are topped up to `m` with passed-over candidates, so the mean degree is at
+                // least `m` (a node only the first few insertions saw may keep a shorter list).
+                let edges: usize = (0..segment.len() as u32)
+                    .map(|id| segment.base_neighbours(InternalId::new(id)).count())
+                    .sum();
+                assert!(edges >= params.m * segment.len(), "{params:?}: {edges} level-0 edges");
+                assert!(segment.max_level() >= 1, "2,000 nodes and no upper level");
+            }
+            let unreachable = unreachable_from_entry(&segment).len();
+            if params.m >= 16 {
+                assert_eq!(unreachable, 0, "{builder:?} {params:?}");
+            } else if builder == Builder::Native {
+                // With m = 4 a cut-back list can drop a node's only incoming edge. Measured: 80 of
+                // 2,000 nodes unreachable for the native builder, 351 for hnsw_rs. Known limitation
+                // (no repair pass yet).
+                assert!(unreachable <= 200, "{params:?}: {unreachable} unreachable");
+            }
+        }
+    }
+    let segment = build_with(&uniform(3_000, 24, 85), Metric::Cosine, PARAMS, options(Builder::Native, None));
+    assert_well_formed(&segment);
+    assert_eq!(unreachable_from_entry(&segment), Vec::<u32>::new());
+}
+
+#[test]
+fn native_builder_handles_zero_one_two_and_three_vectors() {
+    for n in 0..=3usize {
+        let rows = uniform(n, 6, 86 + n as u64);
+        for threads in [Some(1), Some(2)] {
+            let segment = build_with(&rows, Metric::L2, PARAMS, options(Builder::Native, threads));
+            assert_eq!(segment.len(), n);
+            assert_well_formed(&segment);
+            assert_eq!(unreachable_from_entry(&segment), Vec::<u32>::new());
+            // Each node links to every other one.
+            for id in 0..n as u32 {
+                assert_eq!(segment.base_neighbours(InternalId::new(id)).count(), n - 1);
+            }
+            let mut scratch = SearchScratch::new();
+            let query = vec![0.1f32; segment.dim()];
+            let graph = SearchParams::new(5, 5).with_strategy(Strategy::Graph);
+            let hits = ids(segment.search(&query, &graph, &mut scratch).expect("search"));
+            let exact = ids(segment
+                .search(&query, &graph.with_strategy(Strategy::Exact), &mut scratch)
+                .expect("exact"));
+            assert_eq!(hits, exact);
+        }
+    }
+}
+
+#[test]
+fn native_builder_keeps_duplicates_searchable() {
+    // Half the data one vector, copied 2,500 times, the other half uniform.
+    let mut rows = vec![vec![0.25f32; 12]; 2_500];
+    rows.extend(uniform(2_500, 12, 87));
+    let queries = uniform(100, 12, 88);
+    let segment = build_with(&rows, Metric::L2, PARAMS, options(Builder::Native, None));
+    assert_well_formed(&segment);
+    // Among 2,500 identical vectors most copies end with no incoming edge (a copy's list keeps
+    // at most 16 other copies, and every copy ties with every other); a search for the vector
+    // still finds k of them (below). The distinct vectors must all be reachable.
+    let unreachable = unreachable_from_entry(&segment);
+    assert!(unreachable.iter().all(|&id| id < 2_500), "a distinct vector is unreachable: {unreachable:?}");
+    let graph = SearchParams::new(10, 64).with_strategy(Strategy::Graph);
+    let r = recall(&segment, &queries, graph, None);
+    assert!(r >= 0.9, "uniform queries among 2,500 copies: recall@10 {r}");
+    let mut scratch = SearchScratch::new();
+    let hits = segment.search(&rows[0], &graph, &mut scratch).expect("search").to_vec();
+    assert_eq!(scratch.last_plan(), Plan::Graph);
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|hit| hit.distance == 0.0 && hit.id.get() < 2_500));
+}
+
+#[test]
+fn native_builder_on_one_thread_is_deterministic_for_a_seed() {
+    let data = clustered(2_500, 16, 20, 89);
+    let one = options(Builder::Native, Some(1));
+    let first = build_with(&data, Metric::Cosine, PARAMS, one);
+    let second = build_with(&data, Metric::Cosine, PARAMS, one);
+    assert_eq!(first.graph, second.graph);
+    assert_eq!(first.to_bytes(), second.to_bytes());
+    let reseeded = build_with(&data, Metric::Cosine, PARAMS, one.with_seed(7));
+    assert_ne!(first.graph, reseeded.graph, "another seed draws other levels");
+    // Levels come from the seed alone, whatever the threads: the upper levels hold the same nodes.
+    let parallel = build_with(&data, Metric::Cosine, PARAMS, options(Builder::Native, Some(2)));
+    let nodes = |segment: &FrozenSegment| -> Vec<Vec<u32>> {
+        segment.graph.upper.iter().map(|layer| layer.nodes.clone()).collect()
+    };
+    assert_eq!(nodes(&first), nodes(&parallel));
+}
+
+#[test]
+fn a_panic_inside_the_builder_is_an_error() {
+    let rows = uniform(3_000, 8, 90);
+    let mut arena = VectorArena::new(8).expect("arena");
+    for row in &rows {
+        arena.push(row).expect("push");
+    }
+    // In the sequential prefix, on a worker thread of the parallel part, and on one thread.
+    for (fault, threads) in [(10, Some(2)), (2_500, Some(2)), (2_500, Some(1)), (2_999, None)] {
+        let built = crate::construct::build_graph_with_fault(
+            &arena,
+            Metric::L2,
+            PARAMS,
+            options(Builder::Native, threads),
+            &mut |_, _| {},
+            Some(fault),
+        );
+        assert!(matches!(built, Err(IndexError::BuildFailed)), "fault at {fault}, threads {threads:?}");
+    }
+    // A panicking progress callback is caught the same way, for both builders.
+    for builder in [Builder::Native, Builder::HnswRs] {
+        let mut arena = VectorArena::new(8).expect("arena");
+        for row in &rows {
+            arena.push(row).expect("push");
+        }
+        let built = FrozenSegment::build_with_options(
+            arena,
+            Metric::L2,
+            PARAMS,
+            options(builder, None),
+            |done, _| {
+                assert!(done < 2_000, "progress hook gives up");
+            },
+        );
+        assert!(matches!(built, Err(IndexError::BuildFailed)), "{builder:?}");
+    }
+}
+
+#[test]
+fn both_builders_validate_params_and_report_progress() {
+    let rows = uniform(3_000, 8, 91);
+    for builder in [Builder::Native, Builder::HnswRs] {
+        let arena = |rows: &[Vec<f32>]| {
+            let mut arena = VectorArena::new(8).expect("arena");
+            for row in rows {
+                arena.push(row).expect("push");
+            }
+            arena
+        };
+        let mut calls = 0;
+        let bad = HnswParams { m: 65, ef_construction: 100 };
+        let refused = FrozenSegment::build_with_options(
+            arena(&rows),
+            Metric::L2,
+            bad,
+            options(builder, None),
+            |_, _| {
+                calls += 1;
+            },
+        );
+        assert!(matches!(refused, Err(IndexError::InvalidParams { .. })));
+        assert_eq!(calls, 0, "no work before the parameters are checked");
+
+        let mut seen = Vec::new();
+        let segment = FrozenSegment::build_with_options(
+            arena(&rows),
+            Metric::L2,
+            PARAMS,
+            options(builder, None),
+            |done, total| {
+                seen.push((done, total));
+            },
+        )
+        .expect("build");
+        assert!(seen.len() >= 2 && seen.windows(2).all(|w| w[0].0 < w[1].0), "{builder:?}: {seen:?}");
+        assert_eq!(seen.last(), Some(&(3_000, 3_000)));
+        assert_eq!(segment.len(), 3_000);
+    }
 }

@@ -13,7 +13,9 @@ use anyhow::{Context, Result, bail, ensure};
 use bulkhead_distance::VectorArena;
 use bulkhead_index::eval::{self, Measurement, SharedFilter};
 use bulkhead_index::fvecs::{Fvecs, Ivecs, read_fvecs, read_ivecs};
-use bulkhead_index::{FrozenSegment, HnswParams, IdSet, InternalId, Metric, SearchParams};
+use bulkhead_index::{
+    BuildOptions, Builder, FrozenSegment, HnswParams, IdSet, InternalId, Metric, SearchParams,
+};
 use bulkhead_query::limits;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -53,6 +55,11 @@ pub(crate) struct BenchArgs {
     /// HNSW beam width while building; M to 2000.
     #[arg(long, default_value_t = 200)]
     ef_construction: usize,
+    /// The graph construction: native (our own, the default) or hnsw-rs (hnsw_rs 0.3.5, kept to
+    /// measure against). Run the command once per builder to compare them: the RSS figures of a
+    /// second build in one process would include what the first left in the allocator.
+    #[arg(long, value_enum, default_value_t = BenchBuilder::Native)]
+    builder: BenchBuilder,
     /// Search beam widths to measure, comma-separated; each 1 to the server's MAX_EF (raised to k
     /// when smaller).
     #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
@@ -74,6 +81,25 @@ pub(crate) struct BenchArgs {
     /// Seed of the random allowed sets.
     #[arg(long, default_value_t = 0x5eed_1dc5)]
     seed: u64,
+    /// Skip the filtered sections (build and unfiltered search only).
+    #[arg(long)]
+    no_filtered: bool,
+}
+
+/// The graph construction as the user names it; see [`BenchArgs::builder`].
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BenchBuilder {
+    Native,
+    HnswRs,
+}
+
+impl From<BenchBuilder> for Builder {
+    fn from(builder: BenchBuilder) -> Self {
+        match builder {
+            BenchBuilder::Native => Builder::Native,
+            BenchBuilder::HnswRs => Builder::HnswRs,
+        }
+    }
 }
 
 /// The metric as the user names it; see [`BenchArgs::metric`].
@@ -128,27 +154,34 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
     writeln!(out, "metric:   {metric_note}")?;
     let truth_note = if data.truth.is_some() { "ground truth file" } else { "exact scan" };
     writeln!(out, "truth:    {truth_note}")?;
+    let builder = Builder::from(args.builder);
     writeln!(
         out,
-        "index:    M = {}, ef_construction = {}; build on {} cores, search on 1 and {threads} threads",
+        "index:    M = {}, ef_construction = {}, {} builder; build on {} cores, search on 1 and {threads} \
+         threads",
         params.m,
         params.ef_construction,
+        builder.name(),
         std::thread::available_parallelism().map_or(1, usize::from),
     )?;
 
     let rss_before = Memory::read();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let segment = {
         let mut progress = Progress::new(n);
-        let segment = FrozenSegment::build_with_progress(data.arena, metric, params, |done, _| {
+        let options = BuildOptions::new().with_builder(builder);
+        let segment = FrozenSegment::build_with_options(data.arena, metric, params, options, |done, _| {
             progress.update(done, started.elapsed());
         })?;
         progress.finish();
         segment
     };
     let build = started.elapsed();
+    let cpu = cpu_before.zip(cpu_seconds()).map(|(before, after)| after - before);
     let rss_after = Memory::read();
-    writeln!(out, "\nbuild:    {:.1} s (max level {})", build.as_secs_f64(), segment.max_level())?;
+    let cpu_note = cpu.map_or(String::new(), |cpu| format!(", {cpu:.1} s CPU over all threads"));
+    writeln!(out, "\nbuild:    {:.1} s (max level {}{cpu_note})", build.as_secs_f64(), segment.max_level())?;
     writeln!(
         out,
         "memory:   segment {:.0} B/vector (vectors {} B padded + norm, graph and tombstones the rest)",
@@ -186,7 +219,8 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
     }
 
     let mut rng = StdRng::seed_from_u64(args.seed);
-    for &percent in &args.selectivity {
+    let selectivity: &[f64] = if args.no_filtered { &[] } else { &args.selectivity };
+    for &percent in selectivity {
         let fraction = percent / 100.0;
         let allowed =
             IdSet::from_ids(n, (0..n as u32).filter(|_| rng.gen_bool(fraction)).map(InternalId::new))?;
@@ -382,6 +416,20 @@ impl Memory {
             .ok()?;
         Some(Self { resident: pages * page_size()?, peak: peak_kib * 1024 })
     }
+}
+
+/// The CPU time the process has used so far (user and system, every thread), from
+/// `/proc/self/stat`, in seconds; it counts a build's work without the time spent waiting for a
+/// core on a busy machine. Linux only; assumes the usual 100 clock ticks per second.
+fn cpu_seconds() -> Option<f64> {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / TICKS_PER_SECOND)
 }
 
 /// The page size, from the `AT_PAGESZ` entry of the auxiliary vector (pairs of native words), so

@@ -261,6 +261,38 @@ impl Kernels {
         }
     }
 
+    /// Returns the `metric` distance from `query` to row `id` of `arena`, one row at a time (no
+    /// prefetching: for scattered rows, where the hardware prefetcher does better). Cosine uses the
+    /// row's stored squared norm and `query_squared_norm` (`query·query`, computed once by the
+    /// caller), so it costs one dot product, as in [`distances`](Self::distances).
+    ///
+    /// # Errors
+    ///
+    /// [`DistanceError::DimensionMismatch`] if `query.len() != arena.dim()`;
+    /// [`DistanceError::IdOutOfRange`] if `id` is not below `arena.len()`.
+    #[inline]
+    pub fn distance_to_row(
+        &self,
+        metric: Metric,
+        query: &[f32],
+        query_squared_norm: f32,
+        arena: &VectorArena,
+        id: u32,
+    ) -> Result<f32, DistanceError> {
+        let row = arena.get(id).ok_or(DistanceError::IdOutOfRange { id, len: arena.len() })?;
+        if query.len() != row.len() {
+            return Err(DistanceError::DimensionMismatch { left: query.len(), right: row.len() });
+        }
+        Ok(match metric {
+            Metric::Cosine => {
+                let norm = arena.squared_norms()[id as usize];
+                cosine_from_parts(self.dot_unchecked(query, row), query_squared_norm, norm)
+            }
+            Metric::Dot => dot_distance(self.dot_unchecked(query, row)),
+            Metric::L2 => self.l2_squared_unchecked(query, row),
+        })
+    }
+
     /// Writes the `metric` distance from `query` to each row `ids[i]` of `arena` into `out[i]`.
     ///
     /// Everything is checked before anything is computed, so on error `out` is untouched. Cosine

@@ -25,7 +25,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use bulkhead_distance::Kernels;
+use bulkhead_distance::{Kernels, Metric};
 
 use crate::construct::NO_NEIGHBOUR;
 use crate::{Filter, FrozenSegment, IdSet, IndexError, InternalId};
@@ -415,7 +415,7 @@ impl FrozenSegment {
     }
 
     /// Computes the distances from `query` to the scattered rows `ids` of a graph walk into
-    /// `out[..ids.len()]`, one [`Kernels::distance`] call per row.
+    /// `out[..ids.len()]`, one [`Kernels::distance_to_row`] call per row.
     ///
     /// Measured on debian-minilm (61,666 × 384, `distances/q` ≈ 450 at ef = 16), this is ~17%
     /// faster than one [`Kernels::distances`] batch per expansion: the batch prefetches every
@@ -439,9 +439,13 @@ impl FrozenSegment {
         if let Some(log) = scored {
             log.extend_from_slice(ids);
         }
+        // Cosine takes the rows' stored squared norms: one dot product per row, not three sums.
+        let query_norm = if self.metric == Metric::Cosine { kernels.dot(query, query)? } else { 0.0 };
         for &id in ids {
-            let row = self.arena.get(id).ok_or(IndexError::IdOutOfRange { id, len: self.len() })?;
-            out.push(kernels.distance(self.metric, query, row)?);
+            if id as usize >= self.len() {
+                return Err(IndexError::IdOutOfRange { id, len: self.len() });
+            }
+            out.push(kernels.distance_to_row(self.metric, query, query_norm, &self.arena, id)?);
         }
         Ok(())
     }

@@ -25,7 +25,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use bulkhead_distance::{Kernels, Metric};
+use bulkhead_distance::Kernels;
 
 use crate::construct::NO_NEIGHBOUR;
 use crate::{Filter, FrozenSegment, IdSet, IndexError, InternalId};
@@ -146,6 +146,8 @@ pub struct SearchScratch {
     distance_count: usize,
     /// When on, every id a distance is computed for, in order (the scoring hook for tests).
     scored: Option<Vec<u32>>,
+    /// `query·query` of the current search (for cosine in the graph walk), set once per search.
+    query_norm: f32,
 }
 
 impl SearchScratch {
@@ -313,6 +315,7 @@ impl FrozenSegment {
     ) -> Result<&'s [Hit], IndexError> {
         self.check_query(query)?;
         scratch.distance_count = 0;
+        scratch.query_norm = Kernels::active().dot(query, query)?;
         scratch.hits.clear();
         if let Some(log) = &mut scratch.scored {
             log.clear();
@@ -363,6 +366,7 @@ impl FrozenSegment {
     ) -> Result<&'s [Hit], IndexError> {
         self.check_query(query)?;
         scratch.distance_count = 0;
+        scratch.query_norm = Kernels::active().dot(query, query)?;
         scratch.hits.clear();
         if let Some(log) = &mut scratch.scored {
             log.clear();
@@ -428,7 +432,8 @@ impl FrozenSegment {
     fn walk_distances(
         &self,
         kernels: &Kernels,
-        query: &[f32],
+        // The query and its squared norm (set once per search in the scratch).
+        (query, query_norm): (&[f32], f32),
         ids: &[u32],
         out: &mut Vec<f32>,
         count: &mut usize,
@@ -440,7 +445,6 @@ impl FrozenSegment {
             log.extend_from_slice(ids);
         }
         // Cosine takes the rows' stored squared norms: one dot product per row, not three sums.
-        let query_norm = if self.metric == Metric::Cosine { kernels.dot(query, query)? } else { 0.0 };
         for &id in ids {
             if id as usize >= self.len() {
                 return Err(IndexError::IdOutOfRange { id, len: self.len() });
@@ -514,7 +518,7 @@ impl FrozenSegment {
             s.batch.push(current);
             self.walk_distances(
                 kernels,
-                query,
+                (query, s.query_norm),
                 &s.batch,
                 &mut s.batch_distances,
                 &mut s.distance_count,
@@ -560,7 +564,7 @@ impl FrozenSegment {
                 }
                 self.walk_distances(
                     kernels,
-                    query,
+                    (query, s.query_norm),
                     &s.batch,
                     &mut s.batch_distances,
                     &mut s.distance_count,
@@ -652,7 +656,7 @@ impl FrozenSegment {
             }
             self.walk_distances(
                 kernels,
-                query,
+                (query, s.query_norm),
                 &s.batch,
                 &mut s.batch_distances,
                 &mut s.distance_count,

@@ -545,14 +545,9 @@ impl Store {
         Ok((events, next))
     }
 
-    /// A tenant's audit events from sequence number `from_seq` on, oldest first.
-    pub fn audit_events_from(&self, uid: TenantUid, from_seq: u64) -> Result<Vec<AuditEvent>> {
-        Ok(self.audit_page(uid, from_seq, 0, usize::MAX)?.0)
-    }
-
     /// All of a tenant's audit events, oldest first.
     pub fn audit_events(&self, uid: TenantUid) -> Result<Vec<AuditEvent>> {
-        self.audit_events_from(uid, 0)
+        Ok(self.audit_page(uid, 0, 0, usize::MAX)?.0)
     }
 
     /// Every tenant uid that has an audit chain, including deleted tenants and the system chain (the

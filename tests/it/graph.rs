@@ -233,7 +233,9 @@ fn a_damaged_snapshot_is_ignored_and_rebuilt_from_the_records() {
         let scope = store.trusted_host_scope(&TenantName::new("acme").expect("n"), "test").expect("scope");
         let handle = store.tenant(&scope).expect("handle");
         let info = handle.collection(&CollectionName::new("docs").expect("n")).expect("info");
-        handle.load_index_snapshot(&info).expect("load").expect("saved").to_vec()
+        let mut segments = handle.load_index_snapshots(&info).expect("load");
+        assert_eq!(segments.len(), 1, "one segment after the bulk load settles");
+        segments.pop().expect("saved").1.expect("opens").to_vec()
     };
     for damaged in [saved[..saved.len() / 2].to_vec(), b"not a snapshot".to_vec()] {
         {
@@ -290,4 +292,147 @@ fn least_recently_used_collections_are_evicted_over_the_memory_budget() {
     t.search("three", &vector(1, DIM), 1).expect("search");
     t.search("one", &vector(1, DIM), 1).expect("search");
     assert!(loaded("one") && !loaded("two") && !loaded("three"));
+}
+
+/// Waits until no background job runs and everything is saved (or there is no segment).
+fn wait_idle(t: &Tenant<'_>) -> bulkhead_query::GraphStatus {
+    let start = Instant::now();
+    loop {
+        let status = t.graph_status("docs").expect("status");
+        if !status.building && (status.segments == 0 || status.snapshot_saved) {
+            return status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the jobs never settled: {status:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Upserts the points `range` (vector seed = index) and records them in the model.
+fn load(t: &Tenant<'_>, model: &mut BTreeMap<String, Vec<f32>>, range: std::ops::Range<u64>) {
+    let points: Vec<NewPoint> = range.map(|i| point(i, i)).collect();
+    for chunk in points.chunks(100) {
+        t.upsert("docs", chunk).expect("upsert");
+    }
+    model.extend(points.into_iter().map(|p| (p.id.as_str().to_owned(), p.vector)));
+}
+
+/// The segment generations that serve the model's points.
+fn generations(t: &Tenant<'_>, model: &BTreeMap<String, Vec<f32>>) -> std::collections::BTreeSet<u64> {
+    model
+        .values()
+        .step_by(37)
+        .filter_map(|v| match t.search("docs", v, 1).expect("search")[0].index {
+            bulkhead_query::IndexSource::Segment { generation } => Some(generation),
+            bulkhead_query::IndexSource::Delta => None,
+        })
+        .collect()
+}
+
+/// Creates the collection (on a database whose threshold is 2,000), loads it and writes 2,000
+/// points: one flush of exactly the threshold, one segment. Returns the model and the segment.
+fn one_segment_of_2000(t: &Tenant<'_>) -> (BTreeMap<String, Vec<f32>>, std::collections::BTreeSet<u64>) {
+    t.create_collection("docs", DIM, Metric::L2).expect("collection");
+    assert!(t.search("docs", &vector(0, DIM), 1).expect("search").is_empty());
+    let mut model = BTreeMap::new();
+    load(t, &mut model, 0..2_000);
+    let status = wait_idle(t);
+    assert_eq!((status.segments, status.graph_points, status.delta_points), (1, 2_000, 0), "{status:?}");
+    let base = generations(t, &model);
+    assert_eq!(base.len(), 1);
+    (model, base)
+}
+
+#[test]
+fn a_small_segment_is_flushed_beside_a_large_one_then_merged_into_it() {
+    let dir = TestDir::new();
+    let db = reopen(&dir).with_graph_threshold(2_000);
+    let scope = tenant(&db, "acme");
+    let t = db.tenant(&scope).expect("tenant");
+    let (mut model, base) = one_segment_of_2000(&t);
+
+    // With a threshold of 200, the large segment (over four thresholds) is not grown by a flush:
+    // the next 200 points get a segment of their own, and 200 beside 2,000 is not yet worth a merge.
+    db.set_graph_threshold(200);
+    load(&t, &mut model, 2_000..2_200);
+    let status = wait_idle(&t);
+    assert_eq!((status.segments, status.graph_points, status.delta_points), (2, 2_200, 0), "{status:?}");
+    assert_eq!(generations(&t, &model).len(), 2, "a search fans out over both segments");
+    assert!(base.is_subset(&generations(&t, &model)), "the large segment is untouched");
+    check(&t, &model);
+
+    // Both segments are saved, listed, and load again after a restart.
+    drop(t);
+    drop(db);
+    let db = reopen(&dir).with_graph_threshold(200);
+    let t = acme(&db);
+    check(&t, &model);
+    let status = t.graph_status("docs").expect("status");
+    assert_eq!(
+        (status.segments, status.graph_points, status.delta_points, status.building),
+        (2, 2_200, 0, false),
+        "{status:?}"
+    );
+
+    // The next flush grows the small segment to 400, which is now an eighth of the large one:
+    // it is merged into the large one (extended, so none of its tombstones are dropped either).
+    let q = vector(2_000, DIM);
+    assert_eq!(t.delete("docs", &[DocId::new("p5").expect("id")]).expect("delete"), 1);
+    model.remove("p5");
+    load(&t, &mut model, 2_200..2_400);
+    let status = wait_idle(&t);
+    assert_eq!(
+        (status.segments, status.graph_points, status.delta_points, status.tombstones),
+        (1, 2_399, 0, 1),
+        "{status:?}"
+    );
+    let merged = generations(&t, &model);
+    assert_eq!(merged.len(), 1);
+    assert!(merged.is_disjoint(&base), "the merged segment is a new one");
+    assert_eq!(t.search("docs", &q, 1).expect("search")[0].id.as_str(), "p2000");
+    check(&t, &model);
+
+    // After a restart the one merged segment serves everything.
+    drop(t);
+    drop(db);
+    let db = reopen(&dir).with_graph_threshold(200);
+    let t = acme(&db);
+    check(&t, &model);
+    assert_eq!(generations(&t, &model), merged);
+    let status = t.graph_status("docs").expect("status");
+    assert_eq!((status.segments, status.graph_points, status.delta_points), (1, 2_399, 0), "{status:?}");
+}
+
+#[test]
+fn deleting_a_fifth_of_a_segment_purges_its_tombstones() {
+    let dir = TestDir::new();
+    let db = reopen(&dir).with_graph_threshold(2_000);
+    let scope = tenant(&db, "acme");
+    let t = db.tenant(&scope).expect("tenant");
+    let (mut model, before) = one_segment_of_2000(&t);
+    // (A purge also needs a quarter threshold of tombstones, 50 here.)
+    db.set_graph_threshold(200);
+
+    // 400 deletes (20%) are tolerated as tombstones; the 401st tips the segment over.
+    let ids = |range: std::ops::Range<u64>| -> Vec<DocId> {
+        range.map(|i| DocId::new(format!("p{i}")).expect("id")).collect()
+    };
+    assert_eq!(t.delete("docs", &ids(0..400)).expect("delete"), 400);
+    (0..400).for_each(|i| drop(model.remove(&format!("p{i}"))));
+    let status = wait_idle(&t);
+    assert_eq!((status.tombstones, status.graph_points), (400, 1_600), "{status:?}");
+    check(&t, &model);
+    assert_eq!(t.delete("docs", &ids(400..401)).expect("delete"), 1);
+    model.remove("p400");
+    // Searches and writes go on while the purge runs.
+    t.upsert("docs", &[point(5_000, 5_000)]).expect("upsert");
+    model.insert("p5000".into(), vector(5_000, DIM));
+    check(&t, &model);
+    let status = wait_idle(&t);
+    assert_eq!(
+        (status.segments, status.tombstones, status.graph_points, status.delta_points),
+        (1, 0, 1_599, 1),
+        "the rebuilt segment holds live points only: {status:?}"
+    );
+    assert!(generations(&t, &model).is_disjoint(&before));
+    check(&t, &model);
 }

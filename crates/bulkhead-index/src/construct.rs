@@ -202,6 +202,12 @@ impl Graph {
         Self { m, level0: Vec::new(), upper: Vec::new(), entry: NO_NEIGHBOUR }
     }
 
+    /// Returns the number of nodes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.level0.len() / self.stride0()
+    }
+
     /// Returns the number of level-0 slots per node.
     #[inline]
     pub(crate) fn stride0(&self) -> usize {
@@ -308,6 +314,33 @@ pub(crate) fn build_graph_with_fault(
             crate::native::build(arena, metric, params, options.seed, &executor, progress, fault)
         }
         Builder::HnswRs => build_hnsw_rs(arena, metric, params, &executor, progress),
+    }))
+    .map_err(|_| IndexError::BuildFailed)?
+}
+
+/// Extends `base` (the graph over the first `base.len()` rows of `arena`) with the rows after
+/// them, with the native builder (hnsw_rs cannot extend a graph it did not build), on the threads
+/// `options` names, catching a panic as [`build_graph`] does.
+///
+/// # Errors
+///
+/// As [`build_graph`]; [`IndexError::BuildFailed`] also if `base` does not fit `arena` or
+/// `params.m`.
+pub(crate) fn extend_graph(
+    arena: &VectorArena,
+    metric: Metric,
+    params: HnswParams,
+    base: &Graph,
+    options: BuildOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Graph, IndexError> {
+    params.validate()?;
+    if base.len() == 0 {
+        return build_graph(arena, metric, params, options.with_builder(Builder::Native), progress);
+    }
+    let executor = Executor::new(options.threads)?;
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::native::extend(arena, metric, params, base, options.seed, &executor, progress)
     }))
     .map_err(|_| IndexError::BuildFailed)?
 }

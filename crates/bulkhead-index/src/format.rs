@@ -247,7 +247,13 @@ impl FrozenSegment {
         if !reader.bytes.is_empty() {
             return Err(corrupt("trailing bytes"));
         }
-        Ok(Self { metric, params, arena, graph: Graph { m, level0, upper, entry }, deleted })
+        Ok(Self {
+            metric,
+            params,
+            arena: std::sync::Arc::new(arena),
+            graph: std::sync::Arc::new(Graph { m, level0, upper, entry }),
+            deleted,
+        })
     }
 }
 

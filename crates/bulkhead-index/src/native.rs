@@ -77,15 +77,52 @@ pub(crate) fn build(
     progress: &mut dyn FnMut(usize, usize),
     fault: Option<u32>,
 ) -> Result<Graph, IndexError> {
-    let n = arena.len();
-    let building = Building::new(arena, metric, params, seed)?;
+    let building = Building::new(arena, metric, params, seed, None)?;
+    insert_all(building, 0, executor, progress, fault)
+}
+
+/// Extends `base`, the graph over the first `base.len()` rows of `arena`, with the rows after
+/// them: the base's lists and levels are copied, then each new row is inserted exactly as a build
+/// inserts it (its level drawn from `seed`, links in both directions, lists cut back by the
+/// heuristic), so the cost is that of the new rows only. `params.m` must be the base's `m`.
+///
+/// # Errors
+///
+/// As [`build`], and [`IndexError::BuildFailed`] if `base` does not fit `arena` or `params`.
+pub(crate) fn extend(
+    arena: &VectorArena,
+    metric: Metric,
+    params: HnswParams,
+    base: &Graph,
+    seed: u64,
+    executor: &Executor,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Graph, IndexError> {
+    let start = base.len();
+    if base.m != params.m || start > arena.len() {
+        return Err(IndexError::BuildFailed);
+    }
+    let building = Building::new(arena, metric, params, seed, Some(base))?;
+    insert_all(building, start, executor, progress, None)
+}
+
+/// Inserts the rows `start..n` into `building` and freezes it: up to [`SEQUENTIAL_PREFIX`] nodes on
+/// the calling thread (all of them on one thread), then the rest in parallel chunks.
+fn insert_all(
+    building: Building<'_>,
+    start: usize,
+    executor: &Executor,
+    progress: &mut dyn FnMut(usize, usize),
+    fault: Option<u32>,
+) -> Result<Graph, IndexError> {
+    let n = building.arena.len();
     let threads = executor.threads();
     let scratches: Vec<Mutex<Scratch>> =
         (0..threads.max(1)).map(|_| Mutex::new(Scratch::default())).collect();
 
-    let prefix = if threads <= 1 { n } else { SEQUENTIAL_PREFIX.min(n) };
-    let chunk = (n / PROGRESS_STEPS).max(MIN_PROGRESS_CHUNK);
-    let mut done = 0;
+    let prefix = if threads <= 1 { n } else { SEQUENTIAL_PREFIX.max(start).min(n) };
+    let chunk = ((n - start) / PROGRESS_STEPS).max(MIN_PROGRESS_CHUNK);
+    let mut done = start;
     {
         let mut scratch = scratches[0].lock();
         while done < prefix {
@@ -94,7 +131,7 @@ pub(crate) fn build(
                 building.insert(id as u32, &mut scratch, fault)?;
             }
             done = end;
-            progress(done, n);
+            progress(done - start, n - start);
         }
     }
     while done < n {
@@ -106,7 +143,7 @@ pub(crate) fn build(
             })
         })?;
         done = end;
-        progress(done, n);
+        progress(done - start, n - start);
     }
     drop(scratches);
     building.freeze(executor)
@@ -169,16 +206,28 @@ struct Building<'a> {
 }
 
 impl<'a> Building<'a> {
+    /// The graph under construction over `arena`: empty, or `base`'s lists and levels for its
+    /// nodes (the first `base.len()` rows) with the rows after them not linked yet.
     fn new(
         arena: &'a VectorArena,
         metric: Metric,
         params: HnswParams,
         seed: u64,
+        base: Option<&Graph>,
     ) -> Result<Self, IndexError> {
         let n = arena.len();
         let m = params.m;
         let m0 = 2 * m;
-        let levels: Vec<u8> = (0..n as u64).map(|id| draw_level(seed, id, m)).collect();
+        let base_len = base.map_or(0, Graph::len);
+        let mut levels: Vec<u8> = (0..n as u64).map(|id| draw_level(seed, id, m)).collect();
+        if let Some(base) = base {
+            levels[..base_len].fill(0);
+            for (index, layer) in base.upper.iter().enumerate() {
+                for &id in &layer.nodes {
+                    *levels.get_mut(id as usize).ok_or(IndexError::BuildFailed)? = (index + 1) as u8;
+                }
+            }
+        }
         let mut upper_start = vec![0usize; n];
         let mut total = 0usize;
         for (start, &level) in upper_start.iter_mut().zip(&levels) {
@@ -189,7 +238,25 @@ impl<'a> Building<'a> {
                 .ok_or(IndexError::BuildFailed)?;
         }
         let slots0 = n.checked_mul(m0).ok_or(IndexError::BuildFailed)?;
-        let first = u64::from(levels[0]) << 32;
+        let mut level0: Vec<AtomicU32> = (0..slots0).map(|_| AtomicU32::new(NO_NEIGHBOUR)).collect();
+        let mut upper: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(NO_NEIGHBOUR)).collect();
+        let entry = match base {
+            Some(base) if base_len > 0 => {
+                for (slot, &target) in level0.iter_mut().zip(&base.level0) {
+                    *slot.get_mut() = target;
+                }
+                for (index, layer) in base.upper.iter().enumerate() {
+                    for (&id, list) in layer.nodes.iter().zip(layer.links.chunks_exact(m)) {
+                        let start = upper_start[id as usize] + index * m;
+                        for (slot, &target) in upper[start..start + m].iter_mut().zip(list) {
+                            *slot.get_mut() = target;
+                        }
+                    }
+                }
+                (u64::from(base.max_level() as u32) << 32) | u64::from(base.entry)
+            }
+            _ => u64::from(levels[0]) << 32,
+        };
         Ok(Self {
             arena,
             kernels: Kernels::active(),
@@ -198,11 +265,11 @@ impl<'a> Building<'a> {
             m0,
             ef: params.ef_construction,
             levels,
-            level0: (0..slots0).map(|_| AtomicU32::new(NO_NEIGHBOUR)).collect(),
+            level0,
             upper_start,
-            upper: (0..total).map(|_| AtomicU32::new(NO_NEIGHBOUR)).collect(),
+            upper,
             locks: (0..n).map(|_| Mutex::new(())).collect(),
-            entry: AtomicU64::new(first),
+            entry: AtomicU64::new(entry),
         })
     }
 

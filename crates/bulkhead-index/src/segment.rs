@@ -1,6 +1,8 @@
 //! [`FrozenSegment`]: the immutable, read-optimised index over one batch of vectors, plus its
 //! tombstones.
 
+use std::sync::Arc;
+
 use bulkhead_distance::{Metric, VectorArena};
 
 use crate::construct::{self, Graph};
@@ -9,15 +11,19 @@ use crate::{BuildOptions, HnswParams, IdSet, IndexError, InternalId};
 /// An immutable HNSW segment over the vectors `0..len`: the vectors in an aligned
 /// [`VectorArena`], the graph in flat arrays, and a tombstone set.
 ///
-/// Built once ([`build`](Self::build)) or loaded ([`from_bytes`](Self::from_bytes)), then only
-/// searched; the one mutation is [`delete`](Self::delete), which marks a tombstone. Deleted
-/// vectors stay in the graph as waypoints and are never returned.
+/// Built once ([`build`](Self::build)), extended into a new segment ([`extend`](Self::extend)) or
+/// loaded ([`from_bytes`](Self::from_bytes)), then only searched; the one mutation is
+/// [`delete`](Self::delete), which marks a tombstone. Deleted vectors stay in the graph as
+/// waypoints and are never returned.
+///
+/// The vectors and the graph are shared (`Arc`), so a clone costs only its tombstone bitset: a
+/// background merge takes a clone to read from while searches go on with the original.
 #[derive(Debug, Clone)]
 pub struct FrozenSegment {
     pub(crate) metric: Metric,
     pub(crate) params: HnswParams,
-    pub(crate) arena: VectorArena,
-    pub(crate) graph: Graph,
+    pub(crate) arena: Arc<VectorArena>,
+    pub(crate) graph: Arc<Graph>,
     pub(crate) deleted: IdSet,
 }
 
@@ -69,7 +75,47 @@ impl FrozenSegment {
     ) -> Result<Self, IndexError> {
         let graph = construct::build_graph(&arena, metric, params, options, &mut progress)?;
         let deleted = IdSet::new(arena.len());
-        Ok(Self { metric, params, arena, graph, deleted })
+        Ok(Self { metric, params, arena: Arc::new(arena), graph: Arc::new(graph), deleted })
+    }
+
+    /// Returns a new segment holding this one's vectors (ids `0..len()`, tombstones kept) followed
+    /// by `rows` (ids from `len()` on), whose graph is this one's extended by inserting the new
+    /// rows: the cost of inserting `rows` only, not of a rebuild. This segment is not changed.
+    ///
+    /// The new rows are inserted by the native builder with `options`' threads and seed (whatever
+    /// builder built this one), `progress(inserted, new rows)` after each chunk. Tombstoned
+    /// vectors keep routing in the new graph; to drop them, build a new segment from the live rows.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::Vector`] if a row has the wrong length, a non-finite element or an
+    /// overflowing norm; [`IndexError::BuildFailed`] if the builder fails.
+    pub fn extend<'a>(
+        &self,
+        rows: impl IntoIterator<Item = &'a [f32]>,
+        options: BuildOptions,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Self, IndexError> {
+        let mut arena = VectorArena::with_capacity(self.dim(), self.len())?;
+        for row in self.arena.iter() {
+            arena.push(row)?;
+        }
+        for row in rows {
+            arena.push(row)?;
+        }
+        let graph =
+            construct::extend_graph(&arena, self.metric, self.params, &self.graph, options, &mut progress)?;
+        let mut deleted = IdSet::new(arena.len());
+        for id in self.deleted.iter() {
+            deleted.insert(id)?;
+        }
+        Ok(Self {
+            metric: self.metric,
+            params: self.params,
+            arena: Arc::new(arena),
+            graph: Arc::new(graph),
+            deleted,
+        })
     }
 
     /// Builds a segment from `rows` of dimension `dim` (row `i` becomes internal id `i`).

@@ -945,3 +945,88 @@ fn both_builders_validate_params_and_report_progress() {
         assert_eq!(segment.len(), 3_000);
     }
 }
+
+// ------------------------------------------------------------------------------------------------
+// Extending a segment (the merge of segments in `bulkhead-query`).
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn an_extended_segment_finds_old_and_new_rows_like_a_full_build() {
+    let data = clustered(4_000, 32, 40, 90);
+    let queries = clustered(200, 32, 40, 91);
+    for metric in [Metric::L2, Metric::Cosine] {
+        for threads in [Some(1), None] {
+            let base = build_with(&data[..1_500], metric, PARAMS, options(Builder::Native, threads));
+            let extended = base
+                .extend(data[1_500..].iter().map(Vec::as_slice), options(Builder::Native, threads), |_, _| {})
+                .expect("extend");
+            assert_eq!(extended.len(), 4_000);
+            assert_eq!(base.len(), 1_500, "the base segment is not changed");
+            assert_well_formed(&extended);
+            assert!(unreachable_from_entry(&extended).is_empty(), "{metric:?}: unreachable nodes");
+            for (id, row) in (0u32..).zip(&data) {
+                assert_eq!(extended.vector(InternalId::new(id)), Some(row.as_slice()), "row {id} moved");
+            }
+            let r = recall(&extended, &queries, SearchParams::new(10, 128), None);
+            assert!(r >= 0.95, "{metric:?}, threads {threads:?}: recall@10 {r}");
+            // The base's lists are its starting point, not its end: new rows are linked into them.
+            let linked_back = (0..1_500u32)
+                .filter(|&id| extended.base_neighbours(InternalId::new(id)).any(|t| t.get() >= 1_500))
+                .count();
+            assert!(linked_back > 750, "only {linked_back} of 1,500 base nodes link to a new row");
+        }
+    }
+}
+
+#[test]
+fn extending_keeps_tombstones_and_handles_small_and_empty_cases() {
+    let data = uniform(600, 8, 92);
+    let mut base = build(&data[..300], Metric::L2, PARAMS);
+    for id in [0u32, 7, 299] {
+        assert!(base.delete(InternalId::new(id)).expect("in range"));
+    }
+    let extended =
+        base.extend(data[300..].iter().map(Vec::as_slice), BuildOptions::new(), |_, _| {}).expect("extend");
+    assert_eq!(extended.live_len(), 597);
+    for id in [0u32, 7, 299] {
+        assert!(extended.is_deleted(InternalId::new(id)));
+    }
+    let mut scratch = SearchScratch::new();
+    let params = SearchParams::new(600, 600).with_strategy(Strategy::Graph);
+    let hits = extended.search(&data[7], &params, &mut scratch).expect("search");
+    assert_eq!(hits.len(), 597, "every live row is found, no tombstone");
+    assert!(hits.iter().all(|hit| !extended.is_deleted(hit.id)));
+
+    // Nothing to add: the same rows. An empty base: an ordinary build.
+    let same = base.extend(std::iter::empty(), BuildOptions::new(), |_, _| {}).expect("extend by nothing");
+    assert_eq!(same.len(), 300);
+    assert_well_formed(&same);
+    let empty = FrozenSegment::build_from_rows(8, std::iter::empty(), Metric::L2, PARAMS).expect("empty");
+    let from_empty =
+        empty.extend(data.iter().map(Vec::as_slice), BuildOptions::new(), |_, _| {}).expect("extend empty");
+    assert_eq!(from_empty.len(), 600);
+    assert_well_formed(&from_empty);
+    assert!(unreachable_from_entry(&from_empty).is_empty());
+
+    // A row of the wrong length or with a NaN is refused; the base is untouched.
+    let short = [1.0f32; 7];
+    assert!(matches!(base.extend([&short[..]], BuildOptions::new(), |_, _| {}), Err(IndexError::Vector(_))));
+    let nan = [f32::NAN; 8];
+    assert!(matches!(base.extend([&nan[..]], BuildOptions::new(), |_, _| {}), Err(IndexError::Vector(_))));
+    assert_eq!(base.len(), 300);
+}
+
+#[test]
+fn extending_reports_progress_over_the_new_rows_only() {
+    let data = uniform(5_000, 8, 93);
+    let base = build(&data[..2_000], Metric::L2, PARAMS);
+    let mut seen = Vec::new();
+    base.extend(data[2_000..].iter().map(Vec::as_slice), BuildOptions::new(), |done, total| {
+        seen.push((done, total))
+    })
+    .expect("extend");
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|&(_, total)| total == 3_000));
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(seen.last(), Some(&(3_000, 3_000)));
+}

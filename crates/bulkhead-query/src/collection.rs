@@ -1,24 +1,51 @@
 //! A collection's search state: an exact-scan delta that takes every write, and, once the collection
-//! is large, an HNSW segment frozen in the background from a snapshot of it.
+//! is large, HNSW segments built in the background from it and merged in the background.
 //!
-//! Invariant: every live point is in exactly one of the two places. The segment *covers* the points it
-//! was built from, minus those written or deleted since (those are tombstoned in the segment, and the
-//! new version, if any, lives in the delta). A search asks both and merges by distance, so a write is
-//! visible to the next search whether or not a build is running.
+//! Invariant: every live point is in exactly one place: the delta or one segment. A segment *covers*
+//! the points it was built from, minus those written or deleted since (those are tombstoned in it,
+//! and the new version, if any, lives in the delta). A search asks the delta and every segment and
+//! merges by distance, so a write is visible to the next search whether or not a job is running.
 //!
-//! Each installed segment is saved as a sealed snapshot (its point references, then the segment's
-//! own serialised form). Loading a collection reads the snapshot and the records: a stored point
-//! whose vector is bit-for-bit the one the segment holds for it is covered by the segment; any other
-//! point goes to the delta, and segment entries without such a match are tombstoned. So a snapshot
-//! saved before later writes, or not at all, or damaged (then ignored, with a log line) never
-//! changes a result; it only saves the rebuild.
+//! # Segments and their jobs
+//!
+//! Background jobs keep the delta small and the segments few (see [`CollectionState::take_jobs`]):
+//!
+//! - **Flush**: once the delta holds the graph threshold, its points go into a segment. If there is
+//!   a small segment (at most [`EXTEND_MAX_FACTOR`] thresholds of points), that segment is extended
+//!   with them (its graph copied and the new points inserted, so each point is inserted once);
+//!   otherwise a new segment is built from the delta alone.
+//! - **Merge**: when there are more than [`MAX_SEGMENTS`] segments, or the smaller ones hold at
+//!   least one [`MERGE_RATIO`]th of the largest's points, the largest is extended with the live
+//!   points of the others, which are then dropped. So a point is inserted into a graph about twice
+//!   over its life, however large the collection grows, instead of once per rebuild.
+//! - **Purge**: tombstones stay in a graph as waypoints. When more than [`PURGE_FRACTION`] of a
+//!   segment's points are tombstones (and at least a quarter threshold of them), the merge or a
+//!   job of its own builds the segment anew from its live points instead, which drops them.
+//!
+//! At most one flush and one merge (or purge) run at a time, on separate threads; a flush never
+//! touches a segment a merge is reading. Points written or deleted while a job runs are tombstoned
+//! in its result when it is installed.
+//!
+//! # Snapshots
+//!
+//! Each installed segment is saved as a sealed snapshot of its own (its point references, then the
+//! segment's serialised form), and the collection's head in storage lists the saved segments in
+//! use. Loading a collection reads the listed snapshots and the records: a stored point whose
+//! vector is bit-for-bit the one a segment holds for it is covered by that segment (by the first
+//! such segment, should two hold it); any other point goes to the delta, and segment entries
+//! without such a match are tombstoned. So a snapshot saved before later writes, or not at all, or
+//! damaged (then ignored, with a log line) never changes a result; it only saves a rebuild.
 
 use crate::attrs::AttrIndex;
 use crate::exact::{FlatIndex, MAP_ENTRY_BYTES, kernel_error, ranking_distance, score};
 use crate::{QueryError, Result};
 use bulkhead_distance::VectorArena;
-use bulkhead_index::{FrozenSegment, HnswParams, IdSet, InternalId, Planner, SearchParams, SearchScratch};
-use bulkhead_storage::{Acl, CollectionInfo, IndexSnapshotSink, MetaValue, Metric, PointRef, TenantHandle};
+use bulkhead_index::{
+    BuildOptions, FrozenSegment, HnswParams, IdSet, InternalId, Planner, SearchParams, SearchScratch,
+};
+use bulkhead_storage::{
+    Acl, CollectionInfo, IndexSnapshotSink, MetaValue, Metric, PointRef, SavedSegment, TenantHandle,
+};
 use roaring::RoaringBitmap;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -53,6 +80,8 @@ struct Frozen {
     /// The internal id of each attribute slot (`u32::MAX` for none), so that an allowed set of
     /// slots becomes a bitset of internal ids in time proportional to its size.
     ids_by_slot: Vec<u32>,
+    /// Its snapshot in storage, once saved.
+    saved: Option<SavedSegment>,
 }
 
 impl Frozen {
@@ -71,7 +100,18 @@ impl Frozen {
                 *entry = id;
             }
         }
-        Frozen { segment, generation, refs, slots, covered, ids_by_slot }
+        Frozen { segment, generation, refs, slots, covered, ids_by_slot, saved: None }
+    }
+
+    /// Tombstoned or superseded entries: points the segment holds but no longer covers.
+    fn dead(&self) -> usize {
+        self.segment.len() - self.covered.len()
+    }
+
+    /// Whether so many of its entries are dead that it should be rebuilt from its live points.
+    fn needs_purge(&self, threshold: usize) -> bool {
+        let dead = self.dead();
+        dead >= (threshold / 4).max(1) && dead as f64 > PURGE_FRACTION * self.segment.len() as f64
     }
 
     /// The segment's ids whose slots are in `allowed`, as a bitset over the segment. A slot the
@@ -146,20 +186,61 @@ impl bulkhead_index::Filter for SlotFilter<'_> {
     }
 }
 
-/// A build in flight: which snapshot it started from, and which points changed since.
-struct BuildTicket {
+/// A job in flight: what it takes, and which points changed since it took them.
+struct Ticket {
     id: u64,
+    /// Whether it takes the delta's points (a flush).
+    flush: bool,
+    /// The generations of the segments its result replaces.
+    replaces: Vec<u64>,
     dirty: HashSet<PointRef>,
 }
 
-/// The input of a background build, taken under the collection's lock.
+/// Points for a job, taken under the collection's lock: references and their vectors.
+pub(crate) struct Points {
+    refs: Vec<PointRef>,
+    arena: VectorArena,
+}
+
+/// A segment a job reads (a cheap clone: vectors and graph are shared) with its live entries.
+pub(crate) struct Input {
+    segment: FrozenSegment,
+    refs: Vec<PointRef>,
+    live: Vec<InternalId>,
+}
+
+/// What a job builds.
+pub(crate) enum Work {
+    /// A new segment over these points.
+    Build(Points),
+    /// `base` (every entry, tombstones included) extended with these points.
+    Extend { base: Input, points: Points },
+    /// One segment in place of `inputs`: the input `base` names extended with the live points of
+    /// the others, or, when `base` is `None`, a fresh build over every input's live points (which
+    /// drops every tombstone).
+    Merge { inputs: Vec<Input>, base: Option<usize> },
+}
+
+/// The input of a background job, taken under the collection's lock.
 pub(crate) struct BuildJob {
     pub(crate) id: u64,
     pub(crate) generation: u64,
-    pub(crate) refs: Vec<PointRef>,
-    pub(crate) arena: VectorArena,
     pub(crate) metric: bulkhead_distance::Metric,
+    pub(crate) work: Work,
 }
+
+/// A flush extends a segment of at most this many graph thresholds of live points instead of
+/// building a new one.
+pub(crate) const EXTEND_MAX_FACTOR: usize = 4;
+
+/// A merge starts when there are more segments than this...
+pub(crate) const MAX_SEGMENTS: usize = 3;
+
+/// ...or when the segments other than the largest hold at least `1 / MERGE_RATIO` of its points.
+pub(crate) const MERGE_RATIO: usize = 8;
+
+/// A segment more than this fraction of whose entries are tombstones is rebuilt without them.
+pub(crate) const PURGE_FRACTION: f64 = 0.2;
 
 /// Which part of a collection's index held a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,13 +260,18 @@ pub enum IndexSource {
 pub struct GraphStatus {
     /// Whether the state is in memory (it loads on first use and may be evicted).
     pub loaded: bool,
-    /// Points served by the frozen HNSW segment.
+    /// Points served by the HNSW segments.
     pub graph_points: usize,
+    /// How many HNSW segments there are.
+    pub segments: usize,
+    /// Entries the segments hold for points rewritten or deleted since (they route searches and
+    /// are never returned; a purge drops them).
+    pub tombstones: usize,
     /// Points served by the exact-scan delta.
     pub delta_points: usize,
-    /// Whether a background build is running.
+    /// Whether a background job (a flush into a segment, a merge or a purge) is running.
     pub building: bool,
-    /// Whether the segment in use is saved as a snapshot (false when there is no segment).
+    /// Whether every segment in use is saved as a snapshot (false when there is no segment).
     pub snapshot_saved: bool,
     /// Approximate bytes of memory the state holds.
     pub memory_bytes: usize,
@@ -195,11 +281,8 @@ pub(crate) struct CollectionState {
     metric: Metric,
     attrs: AttrIndex,
     delta: FlatIndex,
-    frozen: Option<Frozen>,
-    build: Option<BuildTicket>,
-    /// The build id of the frozen segment (0 if it came from a snapshot), and whether it is saved.
-    frozen_id: u64,
-    saved: bool,
+    segments: Vec<Frozen>,
+    jobs: Vec<Ticket>,
 }
 
 /// The first bytes of a collection's index snapshot, and its version.
@@ -267,42 +350,52 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 }
 
 impl CollectionState {
-    /// Loads a collection: its snapshot, if one opens, and every stored vector (see the module
-    /// documentation for how the two are reconciled).
+    /// Loads a collection: the segments of its snapshot that open, and every stored vector (see
+    /// the module documentation for how the two are reconciled).
     pub(crate) fn load(handle: &TenantHandle<'_>, collection: &CollectionInfo) -> Result<CollectionState> {
-        let snapshot = match handle.load_index_snapshot(collection) {
-            Ok(None) => None,
-            Ok(Some(bytes)) => match decode_snapshot(&bytes, collection) {
-                Ok(snapshot) => Some(snapshot),
-                Err(reason) => {
-                    tracing::warn!(%reason, "an index snapshot did not load; rebuilding it from the records");
-                    None
+        let mut snapshots = Vec::new();
+        match handle.load_index_snapshots(collection) {
+            Ok(listed) => {
+                for (saved, bytes) in listed {
+                    match bytes.map_err(|e| e.to_string()).and_then(|b| decode_snapshot(&b, collection)) {
+                        Ok(snapshot) => snapshots.push((saved, snapshot)),
+                        Err(reason) => tracing::warn!(
+                            %reason,
+                            "an index segment snapshot did not load; its points are rebuilt from the records"
+                        ),
+                    }
                 }
-            },
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "an index snapshot did not open; rebuilding it from the records");
-                None
             }
-        };
+        }
         let mut attrs = AttrIndex::default();
         handle.scan_payloads(collection, |point_ref, payload| {
             attrs.upsert(point_ref, &payload.acl, &payload.metadata);
         })?;
         let mut delta = FlatIndex::empty(collection.dimension)?;
         let mut failure = None;
-        let mut frozen = snapshot.map(|(segment, refs, generation)| {
-            let index: HashMap<PointRef, InternalId> =
-                refs.iter().enumerate().map(|(i, r)| (*r, InternalId::new(i as u32))).collect();
+        // Where each point a snapshot holds is: (segment, id). The first segment to hold a point
+        // is asked; the others' entries for it stay uncovered and are tombstoned below.
+        let mut index: HashMap<PointRef, (usize, InternalId)> = HashMap::new();
+        let mut segments: Vec<Frozen> = Vec::with_capacity(snapshots.len());
+        for (position, (saved, (segment, refs, generation))) in snapshots.into_iter().enumerate() {
+            for (i, point_ref) in refs.iter().enumerate() {
+                index.entry(*point_ref).or_insert((position, InternalId::new(i as u32)));
+            }
             let slots = refs.iter().map(|r| attrs.slot(r).unwrap_or(u32::MAX)).collect();
-            (Frozen::new(segment, generation, refs, slots, HashMap::with_capacity(index.len())), index)
-        });
+            let mut frozen = Frozen::new(segment, generation, refs, slots, HashMap::new());
+            frozen.saved = Some(saved);
+            segments.push(frozen);
+        }
         handle.scan_vectors(collection, |point_ref, vector| {
-            if let Some((frozen, index)) = frozen.as_mut()
-                && let Some(&id) = index.get(&point_ref)
-                && frozen.segment.vector(id).is_some_and(|held| same_bits(held, vector))
-            {
-                frozen.covered.insert(point_ref, id);
-                return;
+            if let Some(&(position, id)) = index.get(&point_ref) {
+                let frozen = &mut segments[position];
+                if frozen.segment.vector(id).is_some_and(|held| same_bits(held, vector)) {
+                    frozen.covered.insert(point_ref, id);
+                    return;
+                }
             }
             // A vector whose payload is missing (never written that way) is visible to nobody.
             let slot = attrs.slot(&point_ref).unwrap_or_else(|| {
@@ -317,72 +410,72 @@ impl CollectionState {
         if let Some(e) = failure {
             return Err(e);
         }
-        let frozen = match frozen {
-            Some((mut frozen, _)) => {
-                for (i, point_ref) in frozen.refs.iter().enumerate() {
-                    if !frozen.covered.contains_key(point_ref) {
-                        frozen.segment.delete(InternalId::new(i as u32)).map_err(index_error)?;
-                    }
+        for frozen in &mut segments {
+            for (i, point_ref) in frozen.refs.iter().enumerate() {
+                let id = InternalId::new(i as u32);
+                if frozen.covered.get(point_ref) != Some(&id) {
+                    frozen.segment.delete(id).map_err(index_error)?;
                 }
-                Some(frozen)
             }
-            None => None,
-        };
-        let saved = frozen.is_some();
-        Ok(CollectionState {
-            metric: collection.metric,
-            attrs,
-            delta,
-            frozen,
-            build: None,
-            frozen_id: 0,
-            saved,
-        })
+        }
+        // A segment that covers nothing any more (all of it rewritten since) is dropped.
+        segments.retain(|frozen| !frozen.covered.is_empty());
+        Ok(CollectionState { metric: collection.metric, attrs, delta, segments, jobs: Vec::new() })
     }
 
     pub(crate) fn status(&self) -> GraphStatus {
         GraphStatus {
             loaded: true,
-            graph_points: self.frozen.as_ref().map_or(0, |f| f.covered.len()),
+            graph_points: self.segments.iter().map(|f| f.covered.len()).sum(),
+            segments: self.segments.len(),
+            tombstones: self.segments.iter().map(Frozen::dead).sum(),
             delta_points: self.delta.len(),
-            building: self.build.is_some(),
-            snapshot_saved: self.frozen.is_some() && self.saved,
+            building: self.building(),
+            snapshot_saved: !self.segments.is_empty() && self.segments.iter().all(|f| f.saved.is_some()),
             memory_bytes: self.memory_bytes(),
         }
     }
 
+    /// Whether a background job is running (such a collection is not evicted).
     pub(crate) fn building(&self) -> bool {
-        self.build.is_some()
+        !self.jobs.is_empty()
     }
 
-    /// Approximate heap bytes held: the delta, and the segment with its point maps.
+    /// Approximate heap bytes held: the delta, and the segments with their point maps.
     pub(crate) fn memory_bytes(&self) -> usize {
-        let frozen = self.frozen.as_ref().map_or(0, |f| {
-            f.segment.memory_bytes()
-                + f.refs.len() * size_of::<PointRef>()
-                + (f.slots.len() + f.ids_by_slot.len()) * size_of::<u32>()
-                + f.covered.len() * MAP_ENTRY_BYTES
-        });
-        self.delta.memory_bytes() + frozen + self.attrs.memory_bytes()
+        let segments: usize = self
+            .segments
+            .iter()
+            .map(|f| {
+                f.segment.memory_bytes()
+                    + f.refs.len() * size_of::<PointRef>()
+                    + (f.slots.len() + f.ids_by_slot.len()) * size_of::<u32>()
+                    + f.covered.len() * MAP_ENTRY_BYTES
+            })
+            .sum();
+        self.delta.memory_bytes() + segments + self.attrs.memory_bytes()
     }
 
-    /// Records that the segment of build `job_id` was saved, if it is still the one in use.
-    pub(crate) fn mark_saved(&mut self, job_id: u64) {
-        if self.frozen.is_some() && self.frozen_id == job_id {
-            self.saved = true;
-        }
+    /// Records that the segment `generation` is saved as `saved`, and returns the snapshots of
+    /// every segment now in use that is saved (what the collection's head should list), or `None`
+    /// if that segment is no longer in use (merged away, or the state was reloaded).
+    pub(crate) fn mark_saved(&mut self, generation: u64, saved: SavedSegment) -> Option<Vec<SavedSegment>> {
+        let frozen = self.segments.iter_mut().find(|f| f.generation == generation)?;
+        frozen.saved = Some(saved);
+        Some(self.segments.iter().filter_map(|f| f.saved).collect())
     }
 
-    /// Takes a point out of the frozen segment (it was rewritten or deleted) and remembers it for
-    /// the build in flight.
+    /// Takes a point out of the segment that covers it (it was rewritten or deleted) and
+    /// remembers it for the jobs in flight.
     fn uncover(&mut self, point_ref: &PointRef) -> Result<()> {
-        if let Some(frozen) = self.frozen.as_mut()
-            && let Some(id) = frozen.covered.remove(point_ref)
-        {
-            frozen.segment.delete(id).map_err(index_error)?;
+        for frozen in &mut self.segments {
+            if let Some(id) = frozen.covered.remove(point_ref) {
+                frozen.segment.delete(id).map_err(index_error)?;
+                break;
+            }
         }
-        if let Some(build) = self.build.as_mut() {
-            build.dirty.insert(*point_ref);
+        for job in &mut self.jobs {
+            job.dirty.insert(*point_ref);
         }
         Ok(())
     }
@@ -412,7 +505,7 @@ impl CollectionState {
 
     /// The number of live points.
     fn len(&self) -> usize {
-        self.delta.len() + self.frozen.as_ref().map_or(0, |f| f.covered.len())
+        self.delta.len() + self.segments.iter().map(|f| f.covered.len()).sum::<usize>()
     }
 
     /// Where a point's current vector lives (`None` if nowhere).
@@ -420,11 +513,10 @@ impl CollectionState {
         if self.delta.vector(point_ref).is_some() {
             return Some(IndexSource::Delta);
         }
-        let frozen = self.frozen.as_ref()?;
-        frozen
-            .covered
-            .contains_key(point_ref)
-            .then_some(IndexSource::Segment { generation: frozen.generation })
+        self.segments
+            .iter()
+            .find(|f| f.covered.contains_key(point_ref))
+            .map(|f| IndexSource::Segment { generation: f.generation })
     }
 
     /// The `k` best points among `allowed` (every point if `None`), best first, with their client
@@ -432,10 +524,11 @@ impl CollectionState {
     /// included), so that a test can check that no point outside the allowed set is ever scored.
     ///
     /// The delta is scanned exactly: point by point over the allowed set when that set is small (by
-    /// the index planner's rule) and smaller than the delta, otherwise in one filtered pass. The segment gets the allowed set as a
-    /// filter over its ids (see [`Frozen::search`]), and its planner scans a small one exactly with
-    /// the batch kernels or walks the graph with the filter applied as it goes. A global top-k is
-    /// never trimmed afterwards.
+    /// the index planner's rule) and smaller than the delta, otherwise in one filtered pass. Each
+    /// segment gets the allowed set as a filter over its ids (see [`Frozen::search`]), and its
+    /// planner scans a small one exactly with the batch kernels or walks the graph with the filter
+    /// applied as it goes. The best `k` of every part are merged; a global top-k is never trimmed
+    /// afterwards.
     pub(crate) fn top_k<'o>(
         &self,
         query: &[f32],
@@ -464,17 +557,19 @@ impl CollectionState {
             }
             _ => self.delta.top_k(self.metric, query, k, allowed, observe.as_deref_mut())?,
         };
-        if let Some(frozen) = &self.frozen {
+        if !self.segments.is_empty() {
             let params = SearchParams::new(k, ef);
             SCRATCH.with(|scratch| -> Result<()> {
                 let mut scratch = scratch.borrow_mut();
                 scratch.record_scored(observe.is_some());
-                let hits = frozen.search(query, &params, allowed, &mut scratch)?;
-                ranked.extend(hits.iter().map(|hit| (frozen.refs[hit.id.get() as usize], hit.distance)));
-                if let Some(observe) = observe.as_mut() {
-                    scratch.scored().iter().for_each(|&id| observe(frozen.refs[id as usize]));
-                    scratch.record_scored(false);
+                for frozen in &self.segments {
+                    let hits = frozen.search(query, &params, allowed, &mut scratch)?;
+                    ranked.extend(hits.iter().map(|hit| (frozen.refs[hit.id.get() as usize], hit.distance)));
+                    if let Some(observe) = observe.as_mut() {
+                        scratch.scored().iter().for_each(|&id| observe(frozen.refs[id as usize]));
+                    }
                 }
+                scratch.record_scored(false);
                 Ok(())
             })?;
         }
@@ -486,83 +581,127 @@ impl CollectionState {
             .collect())
     }
 
-    /// If the delta has grown past `threshold` and no build runs, snapshots every live point (the
-    /// segment's covered points and the delta) for a background build. Dot collections stay exact:
-    /// the graph's dot distance assumes unit vectors.
-    pub(crate) fn take_build_job(&mut self, threshold: usize) -> Result<Option<BuildJob>> {
-        let Some(metric) = graph_metric(self.metric) else { return Ok(None) };
-        if self.build.is_some() || self.delta.len() < threshold {
-            return Ok(None);
-        }
-        let total = self.delta.len() + self.frozen.as_ref().map_or(0, |f| f.covered.len());
-        let mut arena = VectorArena::with_capacity(self.delta.dim(), total).map_err(kernel_error)?;
-        let mut refs = Vec::with_capacity(total);
-        let push =
-            |arena: &mut VectorArena, refs: &mut Vec<PointRef>, r: PointRef, v: &[f32]| -> Result<()> {
-                arena.push(v).map_err(kernel_error)?;
-                refs.push(r);
-                Ok(())
+    /// The background jobs the collection needs now and that are not running yet (see the module
+    /// documentation): at most one flush of the delta and one merge or purge of segments. Each
+    /// job's input is taken now; its ticket records the points written while it runs. Dot
+    /// collections stay exact: the graph's dot distance assumes unit vectors.
+    pub(crate) fn take_jobs(&mut self, threshold: usize) -> Result<Vec<BuildJob>> {
+        let Some(metric) = graph_metric(self.metric) else { return Ok(Vec::new()) };
+        let threshold = threshold.max(1);
+        let busy: HashSet<u64> = self.jobs.iter().flat_map(|job| job.replaces.iter().copied()).collect();
+        let mut jobs = Vec::new();
+        if !self.jobs.iter().any(|job| job.flush) && self.delta.len() >= threshold {
+            let points = self.delta_points()?;
+            // The smallest free segment, if it is small and clean enough to grow.
+            let small = self
+                .segments
+                .iter()
+                .filter(|f| !busy.contains(&f.generation) && !f.needs_purge(threshold))
+                .filter(|f| f.covered.len() <= EXTEND_MAX_FACTOR * threshold)
+                .min_by_key(|f| f.covered.len());
+            let (work, replaces) = match small {
+                Some(frozen) => (Work::Extend { base: input(frozen), points }, vec![frozen.generation]),
+                None => (Work::Build(points), Vec::new()),
             };
-        if let Some(frozen) = &self.frozen {
-            for (&point_ref, &id) in &frozen.covered {
-                let vector = frozen
-                    .segment
-                    .vector(id)
-                    .ok_or(QueryError::Internal("covered id out of range".into()))?;
-                push(&mut arena, &mut refs, point_ref, vector)?;
+            jobs.push(self.ticket(metric, work, true, replaces));
+        }
+        let busy: HashSet<u64> = self.jobs.iter().flat_map(|job| job.replaces.iter().copied()).collect();
+        if self.jobs.iter().all(|job| job.flush) {
+            let free: Vec<&Frozen> = self.segments.iter().filter(|f| !busy.contains(&f.generation)).collect();
+            let largest = free.iter().enumerate().max_by_key(|(_, f)| f.covered.len()).map(|(i, _)| i);
+            if let Some(largest) = largest {
+                let others: usize = free
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != largest)
+                    .map(|(_, f)| f.covered.len())
+                    .sum();
+                let merge = free.len() > MAX_SEGMENTS
+                    || (free.len() >= 2 && others.saturating_mul(MERGE_RATIO) >= free[largest].covered.len());
+                let purge = free[largest].needs_purge(threshold);
+                if merge || free.iter().any(|f| f.needs_purge(threshold)) {
+                    let inputs: Vec<Input> = free.iter().map(|f| input(f)).collect();
+                    let replaces = free.iter().map(|f| f.generation).collect();
+                    let base = (!purge).then_some(largest);
+                    jobs.push(self.ticket(metric, Work::Merge { inputs, base }, false, replaces));
+                }
             }
         }
-        for (point_ref, vector) in self.delta.live_points() {
-            push(&mut arena, &mut refs, point_ref, vector)?;
-        }
-        let id = NEXT_BUILD.fetch_add(1, Ordering::Relaxed);
-        self.build = Some(BuildTicket { id, dirty: HashSet::new() });
-        let generation = u64::from_le_bytes(bulkhead_crypto::random_bytes());
-        Ok(Some(BuildJob { id, generation, refs, arena, metric }))
+        Ok(jobs)
     }
 
-    /// Installs a finished build if it is still the one in flight (returns whether it did): points
-    /// that changed since the snapshot are tombstoned in the new segment, and the delta keeps only
-    /// what it does not cover.
-    pub(crate) fn install(
+    /// Registers a job and returns it.
+    fn ticket(
         &mut self,
-        job_id: u64,
-        refs: Vec<PointRef>,
-        mut segment: FrozenSegment,
-        generation: u64,
-    ) -> Result<bool> {
-        if self.build.as_ref().is_none_or(|b| b.id != job_id) {
-            return Ok(false);
+        metric: bulkhead_distance::Metric,
+        work: Work,
+        flush: bool,
+        replaces: Vec<u64>,
+    ) -> BuildJob {
+        let id = NEXT_BUILD.fetch_add(1, Ordering::Relaxed);
+        self.jobs.push(Ticket { id, flush, replaces, dirty: HashSet::new() });
+        let generation = u64::from_le_bytes(bulkhead_crypto::random_bytes());
+        BuildJob { id, generation, metric, work }
+    }
+
+    /// A copy of the delta's live points.
+    fn delta_points(&self) -> Result<Points> {
+        let mut arena =
+            VectorArena::with_capacity(self.delta.dim(), self.delta.len()).map_err(kernel_error)?;
+        let mut refs = Vec::with_capacity(self.delta.len());
+        for (point_ref, vector) in self.delta.live_points() {
+            arena.push(vector).map_err(kernel_error)?;
+            refs.push(point_ref);
         }
-        let dirty = self.build.take().map(|b| b.dirty).unwrap_or_default();
+        Ok(Points { refs, arena })
+    }
+
+    /// Installs a finished job if it is still in flight (returns whether it did): the segments it
+    /// replaces go, its result comes in with the points that changed since it started tombstoned,
+    /// and the delta keeps only what no segment covers.
+    pub(crate) fn install(&mut self, job_id: u64, built: Built) -> Result<bool> {
+        let Some(position) = self.jobs.iter().position(|job| job.id == job_id) else { return Ok(false) };
+        let ticket = self.jobs.swap_remove(position);
+        let Built { generation, refs, mut segment, .. } = built;
         let mut covered = HashMap::with_capacity(refs.len());
         for (i, point_ref) in refs.iter().enumerate() {
             let id = InternalId::new(i as u32);
-            if dirty.contains(point_ref) {
+            if segment.is_deleted(id) {
+                continue;
+            }
+            if ticket.dirty.contains(point_ref) {
                 segment.delete(id).map_err(index_error)?;
             } else {
                 covered.insert(*point_ref, id);
             }
         }
-        for point_ref in covered.keys() {
-            self.delta.remove(point_ref)?;
+        if ticket.flush {
+            for point_ref in covered.keys() {
+                self.delta.remove(point_ref)?;
+            }
         }
+        self.segments.retain(|f| !ticket.replaces.contains(&f.generation));
         let slots = refs.iter().map(|r| self.attrs.slot(r).unwrap_or(u32::MAX)).collect();
-        self.frozen = Some(Frozen::new(segment, generation, refs, slots, covered));
-        self.frozen_id = job_id;
-        self.saved = false;
+        if !covered.is_empty() {
+            self.segments.push(Frozen::new(segment, generation, refs, slots, covered));
+        }
         Ok(true)
     }
 
-    /// Forgets a failed build so that a later write can start another.
+    /// Forgets a failed job so that a later write can start another.
     pub(crate) fn abandon(&mut self, job_id: u64) {
-        if self.build.as_ref().is_some_and(|b| b.id == job_id) {
-            self.build = None;
-        }
+        self.jobs.retain(|job| job.id != job_id);
     }
 }
 
-/// A finished build: the segment and its snapshot bytes, ready to install and save.
+/// A job's view of a segment: a clone (shared vectors and graph) and its live entries now.
+fn input(frozen: &Frozen) -> Input {
+    let mut live: Vec<InternalId> = frozen.covered.values().copied().collect();
+    live.sort_unstable_by_key(|id| id.get());
+    Input { segment: frozen.segment.clone(), refs: frozen.refs.clone(), live }
+}
+
+/// A finished job: the segment and its snapshot bytes, ready to install and save.
 pub(crate) struct Built {
     pub(crate) generation: u64,
     pub(crate) refs: Vec<PointRef>,
@@ -570,28 +709,73 @@ pub(crate) struct Built {
     pub(crate) snapshot: Vec<u8>,
 }
 
-/// Builds a segment from a job and serialises its snapshot (run on a background thread, outside
-/// the collection's lock).
+/// Runs a job and serialises its snapshot (on a background thread, outside the collection's lock).
 pub(crate) fn build(job: BuildJob) -> (u64, Result<Built>) {
-    let id = job.id;
-    let built = FrozenSegment::build(job.arena, job.metric, HnswParams::default()).map_err(index_error).map(
-        |segment| {
-            let snapshot = encode_snapshot(&job.refs, &segment, job.generation);
-            Built { generation: job.generation, refs: job.refs, segment, snapshot }
-        },
-    );
+    let BuildJob { id, generation, metric, work } = job;
+    let built = run(work, metric).map(|(segment, refs)| {
+        let snapshot = encode_snapshot(&refs, &segment, generation);
+        Built { generation, refs, segment, snapshot }
+    });
     (id, built)
 }
 
-/// Saves a build's snapshot through `sink`; failures are logged, not fatal (the records remain the
-/// source of truth). Returns whether it was saved.
-pub(crate) fn save(sink: &IndexSnapshotSink, snapshot: &[u8]) -> bool {
-    match sink.save(snapshot) {
-        Ok(bulkhead_storage::SnapshotSaved::Saved) => true,
-        Ok(bulkhead_storage::SnapshotSaved::Skipped) => false,
+/// The segment a job's work produces, with the point of each of its ids.
+fn run(work: Work, metric: bulkhead_distance::Metric) -> Result<(FrozenSegment, Vec<PointRef>)> {
+    let options = BuildOptions::new();
+    match work {
+        Work::Build(points) => {
+            let segment =
+                FrozenSegment::build(points.arena, metric, HnswParams::default()).map_err(index_error)?;
+            Ok((segment, points.refs))
+        }
+        Work::Extend { base, points } => {
+            let segment =
+                base.segment.extend(points.arena.iter(), options, |_, _| {}).map_err(index_error)?;
+            let mut refs = base.refs;
+            refs.extend(points.refs);
+            Ok((segment, refs))
+        }
+        Work::Merge { mut inputs, base } => {
+            let base = base.filter(|&i| i < inputs.len()).map(|i| inputs.swap_remove(i));
+            let dim = base.as_ref().or(inputs.first()).map_or(0, |input| input.segment.dim());
+            let total = inputs.iter().map(|input| input.live.len()).sum();
+            let mut points = Points {
+                refs: Vec::with_capacity(total),
+                arena: VectorArena::with_capacity(dim, total).map_err(kernel_error)?,
+            };
+            for input in &inputs {
+                for &id in &input.live {
+                    let vector = input
+                        .segment
+                        .vector(id)
+                        .ok_or(QueryError::Internal("live id out of range".into()))?;
+                    points.arena.push(vector).map_err(kernel_error)?;
+                    points.refs.push(input.refs[id.get() as usize]);
+                }
+            }
+            match base {
+                Some(base) => run(Work::Extend { base, points }, metric),
+                None => run(Work::Build(points), metric),
+            }
+        }
+    }
+}
+
+/// Saves a job's segment snapshot through `sink`, without listing it in the collection's head
+/// yet; failures are logged, not fatal (the records remain the source of truth).
+pub(crate) fn save_segment(sink: &IndexSnapshotSink, snapshot: &[u8]) -> Option<SavedSegment> {
+    match sink.save_segment(snapshot) {
+        Ok(saved) => saved,
         Err(e) => {
             tracing::warn!(error = %e, "an index snapshot could not be saved; it will be rebuilt after a restart");
-            false
+            None
         }
+    }
+}
+
+/// Makes `segments` the collection's listed snapshots; a failure is logged.
+pub(crate) fn list_segments(sink: &IndexSnapshotSink, segments: &[SavedSegment]) {
+    if let Err(e) = sink.set_segments(segments) {
+        tracing::warn!(error = %e, "the index snapshot head could not be written; segments will be rebuilt after a restart");
     }
 }

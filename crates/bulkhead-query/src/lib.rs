@@ -36,7 +36,7 @@ pub use cache::CacheStats;
 pub use error::QueryError;
 pub use filter::{Filter, FilterValue, Principal};
 
-use bulkhead_storage::{TenantHandle, validate_vector};
+use bulkhead_storage::{IndexSnapshotSink, TenantHandle, validate_vector};
 use collection::CollectionState;
 pub use collection::{GraphStatus, IndexSource};
 use parking_lot::RwLock;
@@ -59,6 +59,8 @@ struct Slot {
     /// Moves on every write, delete or drop of the collection (under the state's write lock), so
     /// cached results computed before it no longer match. Survives eviction.
     epoch: AtomicU64,
+    /// Held while a job saves its segment's snapshot and lists the saved segments.
+    snapshots: parking_lot::Mutex<()>,
 }
 
 impl Slot {
@@ -68,6 +70,73 @@ impl Slot {
 }
 
 type IndexSlot = Arc<Slot>;
+
+/// Runs a background index job on a thread of its own (see [`run_job`]).
+fn spawn_job(
+    slot: IndexSlot,
+    sink: Arc<IndexSnapshotSink>,
+    threshold: usize,
+    job: collection::BuildJob,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("bulkhead-index-job".into())
+        .spawn(move || run_job(&slot, &sink, threshold, job))
+        .map(drop)
+        .map_err(|e| QueryError::Internal(format!("cannot start an index job thread: {e}")))
+}
+
+/// A job's thread: builds, installs the result if the job is still wanted, starts the jobs that
+/// are due next, then saves the new segment and lists the saved segments in the collection's head.
+/// Saves of one collection take turns (`Slot::snapshots`), so a head never drops a segment whose
+/// chunks are still being written, and the last head written describes the latest state.
+fn run_job(slot: &IndexSlot, sink: &Arc<IndexSnapshotSink>, threshold: usize, job: collection::BuildJob) {
+    let (id, built) = collection::build(job);
+    let mut guard = slot.state.write();
+    let Some(state) = guard.as_mut() else { return };
+    let mut built = match built {
+        Ok(built) => built,
+        Err(e) => {
+            tracing::warn!(error = %e, "a background index job failed; its points stay where they were");
+            state.abandon(id);
+            return;
+        }
+    };
+    let generation = built.generation;
+    let snapshot = std::mem::take(&mut built.snapshot);
+    match state.install(id, built) {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "a finished index job could not be installed");
+            state.abandon(id);
+            return;
+        }
+    }
+    // Writes that arrived meanwhile may have filled the delta again, and a flush may call for a
+    // merge.
+    match state.take_jobs(threshold) {
+        Ok(jobs) => {
+            for job in jobs {
+                let next = job.id;
+                if let Err(e) = spawn_job(Arc::clone(slot), Arc::clone(sink), threshold, job) {
+                    tracing::warn!(error = %e, "could not start an index job");
+                    state.abandon(next);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not take the collection's points for an index job"),
+    }
+    slot.measure(&guard);
+    drop(guard);
+    let _turn = slot.snapshots.lock();
+    if let Some(saved) = collection::save_segment(sink, &snapshot) {
+        drop(snapshot);
+        let listed = slot.state.write().as_mut().and_then(|state| state.mark_saved(generation, saved));
+        if let Some(listed) = listed {
+            collection::list_segments(sink, &listed);
+        }
+    }
+}
 
 /// Collections with at least this many points in their exact-scan delta get an HNSW segment built in
 /// the background (cosine and L2 collections; dot collections stay exact).
@@ -275,9 +344,10 @@ impl Database {
         self.graph_threshold.store(points.max(1), Ordering::Relaxed);
     }
 
-    /// Starts a background build for the collection in `slot` if its state asks for one. Called with
-    /// the slot's write lock held by the caller (`state`). The build thread installs the segment,
-    /// then saves its snapshot outside the lock.
+    /// Starts the background jobs (flush, merge, purge) the collection in `slot` needs now, each
+    /// on a thread of its own. Called with the slot's write lock held by the caller (`state`).
+    /// Each job thread installs its segment, starts whatever jobs are due next, then saves the
+    /// segment's snapshot outside the lock.
     fn maybe_build(
         &self,
         handle: &TenantHandle<'_>,
@@ -286,54 +356,20 @@ impl Database {
         state: &mut CollectionState,
     ) -> Result<()> {
         let threshold = self.graph_threshold.load(Ordering::Relaxed);
-        let Some(job) = state.take_build_job(threshold)? else { return Ok(()) };
-        let sink = handle.index_snapshot_sink(collection)?;
-        let slot = Arc::clone(slot);
-        std::thread::Builder::new()
-            .name("bulkhead-graph-build".into())
-            .spawn(move || {
-                let mut job = job;
-                loop {
-                    let (id, built) = collection::build(job);
-                    let mut guard = slot.state.write();
-                    let Some(state) = guard.as_mut() else { return };
-                    let installed = built.and_then(|built| {
-                        let installed = state.install(id, built.refs, built.segment, built.generation)?;
-                        Ok(installed.then_some(built.snapshot))
-                    });
-                    let snapshot = match installed {
-                        Ok(snapshot) => snapshot,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "background graph build failed; the collection stays on exact search");
-                            state.abandon(id);
-                            return;
-                        }
-                    };
-                    slot.measure(&guard);
-                    drop(guard);
-                    if let Some(snapshot) = snapshot
-                        && collection::save(&sink, &snapshot)
-                    {
-                        drop(snapshot);
-                        if let Some(state) = slot.state.write().as_mut() {
-                            state.mark_saved(id);
-                        }
-                    }
-                    let mut guard = slot.state.write();
-                    let Some(state) = guard.as_mut() else { return };
-                    // Writes that arrived during the build may have filled the delta again.
-                    match state.take_build_job(threshold) {
-                        Ok(Some(next)) => job = next,
-                        Ok(None) => return,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not snapshot the collection for a graph build");
-                            return;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| QueryError::Internal(format!("cannot start a graph build thread: {e}")))?;
-        Ok(())
+        let jobs = state.take_jobs(threshold)?;
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let sink = Arc::new(handle.index_snapshot_sink(collection)?);
+        let mut failure = None;
+        for job in jobs {
+            let id = job.id;
+            if let Err(e) = spawn_job(Arc::clone(slot), Arc::clone(&sink), threshold, job) {
+                state.abandon(id);
+                failure.get_or_insert(e);
+            }
+        }
+        failure.map_or(Ok(()), Err)
     }
 
     /// Operator work (tenants, API keys) and the doors that mint scopes. It reaches no tenant
@@ -788,12 +824,15 @@ impl<'d> Tenant<'d> {
         let removed = self.handle.delete(&info, ids)?;
         slot.epoch.fetch_add(1, Ordering::Relaxed);
         if let Some(loaded) = index.as_mut() {
-            for point_ref in &removed {
-                if let Err(e) = loaded.remove(point_ref) {
-                    *index = None;
-                    slot.measure(&index);
-                    return Err(e);
-                }
+            // Enough deletes call for a purge of a segment's tombstones.
+            let applied = removed
+                .iter()
+                .try_for_each(|point_ref| loaded.remove(point_ref))
+                .and_then(|()| self.db.maybe_build(&self.handle, &info, &slot, loaded));
+            if let Err(e) = applied {
+                *index = None;
+                slot.measure(&index);
+                return Err(e);
             }
         }
         slot.measure(&index);
@@ -876,6 +915,8 @@ impl<'d> Tenant<'d> {
             None => GraphStatus {
                 loaded: false,
                 graph_points: 0,
+                segments: 0,
+                tombstones: 0,
                 delta_points: self.handle.count(&info)? as usize,
                 building: false,
                 snapshot_saved: false,

@@ -68,6 +68,7 @@ pub(crate) fn index_status_to(status: &GraphStatus) -> pb::IndexStatus {
         graph_points: status.graph_points as u64,
         delta_points: status.delta_points as u64,
         building: status.building,
+        segments: status.segments as u32,
     }
 }
 

@@ -30,14 +30,15 @@
 //! uid(16) 'N' coll u32 BE                          u64 BE number of points in the collection
 //! uid(16) 'P' coll u32 BE tag(32)                  sealed PointPayload (Payloads)
 //! uid(16) 'V' coll u32 BE tag(32)                  sealed vector, f32 little-endian (Vectors)
-//! uid(16) 'J' coll u32 BE                          sealed IndexHeadRecord (IndexSnapshots)
+//! uid(16) 'J' coll u32 BE                          sealed IndexSegmentsRecord (IndexSnapshots)
 //! uid(16) 'I' coll u32 BE segment u64 BE chunk u32 BE
 //!                                                  sealed chunk of an index snapshot (IndexSnapshots)
 //! ```
 //!
-//! An index snapshot is an opaque byte string (the query crate's serialised segment) cut into chunks
-//! of at most [`INDEX_CHUNK_BYTES`]. The head names the one segment id that is current and how many
-//! chunks and bytes it has; because every sealed value is bound to its full key, a chunk cannot be
+//! A collection's index snapshot is a list of segments, each an opaque byte string (the query
+//! crate's serialised segment) cut into chunks of at most [`INDEX_CHUNK_BYTES`]. The head names the
+//! segment ids that are current and how many chunks and bytes each has (format 1 heads named exactly
+//! one; they still load); because every sealed value is bound to its full key, a chunk cannot be
 //! moved to another tenant, collection, segment or position, and a missing one is noticed.
 //!
 //! `tag` is an HMAC-SHA256 under the tenant's naming key (collection names in domain "collection",
@@ -244,12 +245,43 @@ pub(crate) struct CollectionRecord {
     pub(crate) created_ms: u64,
 }
 
-/// Which index snapshot of a collection is current (sealed under the index-snapshot key).
+/// One segment's snapshot: its id (below 2^63), how many chunks and bytes it has. Format 1 heads
+/// were exactly this record, naming the one current segment.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct IndexHeadRecord {
     pub(crate) segment: u64,
     pub(crate) chunks: u32,
     pub(crate) bytes: u64,
+}
+
+/// Which segment snapshots of a collection are current (sealed under the index-snapshot key at
+/// the head key):
+///
+/// ```text
+/// field      encoding (postcard)
+/// marker     varint u64, always u64::MAX (a format-1 head starts with a segment id < 2^63 here)
+/// segments   varint length, then one IndexHeadRecord each
+/// ```
+#[derive(Serialize, Deserialize)]
+pub(crate) struct IndexSegmentsRecord {
+    marker: u64,
+    segments: Vec<IndexHeadRecord>,
+}
+
+impl IndexSegmentsRecord {
+    const MARKER: u64 = u64::MAX;
+
+    pub(crate) fn new(segments: Vec<IndexHeadRecord>) -> IndexSegmentsRecord {
+        IndexSegmentsRecord { marker: Self::MARKER, segments }
+    }
+
+    /// Decodes a head of either format: a list (this record) or a format-1 single segment.
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<IndexHeadRecord>> {
+        match postcard::from_bytes::<IndexSegmentsRecord>(bytes) {
+            Ok(record) if record.marker == Self::MARKER => Ok(record.segments),
+            _ => Ok(vec![decode::<IndexHeadRecord>(bytes, "index head")?]),
+        }
+    }
 }
 
 /// A tenant-key rotation in progress: every record sealed under an older generation is re-sealed

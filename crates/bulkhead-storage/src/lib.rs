@@ -27,7 +27,7 @@ pub use model::{
 pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, VersionedPolicy};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};
-pub use snapshot::{IndexSnapshotSink, SnapshotSaved};
+pub use snapshot::{IndexSnapshotSink, SavedSegment, SnapshotSaved};
 pub use store::{ApiKeyInfo, Durability, IssuedApiKey, Store, StoreOptions, TenantInfo};
 pub use tenant::TenantHandle;
 

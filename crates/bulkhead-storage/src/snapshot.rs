@@ -13,7 +13,7 @@ use crate::store::{Durability, Store};
 use crate::tenant::{TenantHandle, TenantState};
 use bulkhead_crypto::{Purpose, random_bytes};
 use parking_lot::RwLock;
-use rocksdb::{DB, WriteBatch, WriteOptions};
+use rocksdb::{BoundColumnFamily, DB, WriteBatch, WriteOptions};
 use std::fmt;
 use std::sync::{Arc, Weak};
 use zeroize::Zeroizing;
@@ -39,7 +39,7 @@ impl fmt::Debug for IndexSnapshotSink {
     }
 }
 
-/// What [`IndexSnapshotSink::save`] did.
+/// What [`IndexSnapshotSink::save`] and [`IndexSnapshotSink::set_segments`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotSaved {
     /// The snapshot is stored and current.
@@ -48,20 +48,45 @@ pub enum SnapshotSaved {
     Skipped,
 }
 
+/// One segment's snapshot as stored: an opaque id and its size. Returned by
+/// [`IndexSnapshotSink::save_segment`] and [`TenantHandle::load_index_snapshots`], and passed back
+/// to [`IndexSnapshotSink::set_segments`] to say which segments are current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedSegment {
+    pub(crate) id: u64,
+    pub(crate) chunks: u32,
+    pub(crate) bytes: u64,
+}
+
+impl SavedSegment {
+    fn record(self) -> IndexHeadRecord {
+        IndexHeadRecord { segment: self.id, chunks: self.chunks, bytes: self.bytes }
+    }
+}
+
 impl IndexSnapshotSink {
-    /// Replaces the collection's index snapshot with `bytes`.
-    ///
-    /// The new chunks go under a fresh segment id, a few at a time, each batch under the tenant's
-    /// write lock (which keeps the encryption-count reservation exact); the last batch switches the
-    /// head to them and deletes every other segment's chunks, so a crash at any point leaves either
-    /// the old snapshot or the new one current, plus at most some unreferenced chunks that the next
-    /// save deletes.
+    /// Makes `bytes` the collection's only index snapshot: [`save_segment`](Self::save_segment),
+    /// then [`set_segments`](Self::set_segments) with that one segment.
     pub fn save(&self, bytes: &[u8]) -> Result<SnapshotSaved> {
+        match self.save_segment(bytes)? {
+            Some(saved) => self.set_segments(&[saved]),
+            None => Ok(SnapshotSaved::Skipped),
+        }
+    }
+
+    /// Stores `bytes` as the snapshot of one segment under a fresh id, without making it current:
+    /// it is read back only once [`set_segments`](Self::set_segments) lists it, and deleted by the
+    /// next `set_segments` that does not. `None` if the store was closed or the collection dropped
+    /// first (what was written is deleted).
+    ///
+    /// The chunks go a few at a time, each batch under the tenant's write lock (which keeps the
+    /// encryption-count reservation exact). A caller that saves segments from several threads
+    /// must not run `set_segments` while a `save_segment` it will list is still writing.
+    pub fn save_segment(&self, bytes: &[u8]) -> Result<Option<SavedSegment>> {
         let open = self.open.read();
-        let Some(db) = self.db.upgrade().filter(|_| *open) else { return Ok(SnapshotSaved::Skipped) };
+        let Some(db) = self.db.upgrade().filter(|_| *open) else { return Ok(None) };
         let cf = db.cf_handle(&self.state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
-        let mut wo = WriteOptions::default();
-        wo.set_sync(self.sync);
+        let wo = self.write_options();
         let number = self.collection.number;
         let keys = &self.state.keys;
         // Below u64::MAX, so that `segment + 1` bounds the range of the segments after it.
@@ -69,48 +94,89 @@ impl IndexSnapshotSink {
         let chunks: Vec<&[u8]> = bytes.chunks(INDEX_CHUNK_BYTES).collect();
         let chunk_count = u32::try_from(chunks.len())
             .map_err(|_| StorageError::InvalidArgument { field: "index", reason: "too large".into() })?;
-        let (older, newer) = (
-            (keys.index_chunk(number, 0, 0), keys.index_chunk(number, segment, 0)),
-            (keys.index_chunk(number, segment + 1, 0), keys.point_range(Kind::IndexChunk, number).1),
-        );
         let mut written = 0;
-        loop {
+        while written < chunks.len() {
             let batch_chunks = &chunks[written..chunks.len().min(written + CHUNKS_PER_BATCH)];
-            let last = written + batch_chunks.len() == chunks.len();
             let mut write = self.state.write.lock();
-            // A dropped (or dropped and recreated) collection gets no snapshot: delete what this
-            // save wrote so far, which `drop_collection` may have missed.
-            let current = self.state.collection_record(&db, &cf, &self.collection.name)?;
             let mut batch = WriteBatch::default();
-            if current.is_none_or(|record| record.number != number) {
-                batch.delete_range_cf(&cf, older.1.clone(), newer.0.clone());
+            if !self.collection_current(&db, &cf)? {
+                // A dropped (or dropped and recreated) collection gets no snapshot: delete what
+                // this save wrote so far, which `drop_collection` may have missed.
+                batch.delete_range_cf(
+                    &cf,
+                    keys.index_chunk(number, segment, 0),
+                    keys.index_chunk(number, segment + 1, 0),
+                );
                 db.write_opt(batch, &wo)?;
-                return Ok(SnapshotSaved::Skipped);
+                return Ok(None);
             }
-            let upcoming = batch_chunks.len() as u64 + u64::from(last);
-            let reserved = self.state.reserve(&db, &write, upcoming, &mut batch)?;
+            let reserved = self.state.reserve(&db, &write, batch_chunks.len() as u64, &mut batch)?;
             for (i, chunk) in batch_chunks.iter().enumerate() {
                 let key = keys.index_chunk(number, segment, (written + i) as u32);
                 batch.put_cf(&cf, &key, self.state.seal(Purpose::IndexSnapshots, &key, chunk));
             }
-            if last {
-                let head = IndexHeadRecord { segment, chunks: chunk_count, bytes: bytes.len() as u64 };
-                let key = keys.index_head(number);
-                batch.put_cf(
-                    &cf,
-                    &key,
-                    self.state.seal(Purpose::IndexSnapshots, &key, &layout::encode(&head)),
-                );
-                batch.delete_range_cf(&cf, older.0.clone(), older.1.clone());
-                batch.delete_range_cf(&cf, newer.0.clone(), newer.1.clone());
-            }
             db.write_opt(batch, &wo)?;
             write.reserved_encryptions = reserved;
             written += batch_chunks.len();
-            if last {
-                return Ok(SnapshotSaved::Saved);
-            }
         }
+        Ok(Some(SavedSegment { id: segment, chunks: chunk_count, bytes: bytes.len() as u64 }))
+    }
+
+    /// Makes `segments` the collection's current snapshot (the head lists them, in this order) and
+    /// deletes every other segment's chunks, in one batch: a crash leaves the old list or the new
+    /// one current, never a mix. An empty list deletes the head and every chunk.
+    pub fn set_segments(&self, segments: &[SavedSegment]) -> Result<SnapshotSaved> {
+        let open = self.open.read();
+        let Some(db) = self.db.upgrade().filter(|_| *open) else { return Ok(SnapshotSaved::Skipped) };
+        let cf = db.cf_handle(&self.state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let number = self.collection.number;
+        let keys = &self.state.keys;
+        let mut write = self.state.write.lock();
+        if !self.collection_current(&db, &cf)? {
+            return Ok(SnapshotSaved::Skipped);
+        }
+        let mut batch = WriteBatch::default();
+        let head_key = keys.index_head(number);
+        let mut reserved = None;
+        if segments.is_empty() {
+            batch.delete_cf(&cf, &head_key);
+        } else {
+            reserved = Some(self.state.reserve(&db, &write, 1, &mut batch)?);
+            let head = layout::IndexSegmentsRecord::new(segments.iter().map(|s| s.record()).collect());
+            batch.put_cf(
+                &cf,
+                &head_key,
+                self.state.seal(Purpose::IndexSnapshots, &head_key, &layout::encode(&head)),
+            );
+        }
+        // Delete the gaps between the listed ids.
+        let mut ids: Vec<u64> = segments.iter().map(|s| s.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut from = keys.index_chunk(number, 0, 0);
+        for id in ids {
+            batch.delete_range_cf(&cf, from, keys.index_chunk(number, id, 0));
+            from = keys.index_chunk(number, id + 1, 0);
+        }
+        batch.delete_range_cf(&cf, from, keys.point_range(Kind::IndexChunk, number).1);
+        db.write_opt(batch, &self.write_options())?;
+        if let Some(reserved) = reserved {
+            write.reserved_encryptions = reserved;
+        }
+        Ok(SnapshotSaved::Saved)
+    }
+
+    fn write_options(&self) -> WriteOptions {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync);
+        wo
+    }
+
+    /// Whether the collection this sink was made for still exists (not dropped, nor dropped and
+    /// recreated under the same name). Called under the tenant's write lock.
+    fn collection_current(&self, db: &DB, cf: &Arc<BoundColumnFamily<'_>>) -> Result<bool> {
+        let current = self.state.collection_record(db, cf, &self.collection.name)?;
+        Ok(current.is_some_and(|record| record.number == self.collection.number))
     }
 }
 
@@ -128,21 +194,43 @@ impl TenantHandle<'_> {
         })
     }
 
-    /// Reads and opens the collection's current index snapshot; `None` if it has none.
+    /// Reads and opens the collection's current index snapshot: each listed segment's bytes (or
+    /// the error that segment gave), in the head's order; empty if there is none.
     ///
     /// # Errors
     ///
-    /// [`StorageError::Integrity`] if a chunk or the head fails to authenticate (damaged, moved or
-    /// sealed under another key), [`StorageError::Codec`] if a chunk is missing or the sizes
-    /// disagree. Either way the caller rebuilds the index from the records.
-    pub fn load_index_snapshot(&self, collection: &CollectionInfo) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    /// For the head itself: [`StorageError::Integrity`] if it fails to authenticate (damaged,
+    /// moved or sealed under another key), [`StorageError::Codec`] if it does not decode. Per
+    /// segment, the same errors for a chunk, and `Codec` for a missing chunk or sizes that
+    /// disagree. Either way the caller rebuilds what failed from the records.
+    #[expect(clippy::type_complexity, reason = "one result per segment, beside the head's")]
+    pub fn load_index_snapshots(
+        &self,
+        collection: &CollectionInfo,
+    ) -> Result<Vec<(SavedSegment, Result<Zeroizing<Vec<u8>>>)>> {
         self.check_owner(collection)?;
         let db = &self.store.db;
+        let head_key = self.state.keys.index_head(collection.number);
+        let Some(sealed) = db.get_pinned_cf(&self.cf, &head_key)? else { return Ok(Vec::new()) };
+        let plain = self.state.open(Purpose::IndexSnapshots, &head_key, &sealed)?;
+        let segments = layout::IndexSegmentsRecord::decode(&plain)?;
+        Ok(segments
+            .into_iter()
+            .map(|head| {
+                let saved = SavedSegment { id: head.segment, chunks: head.chunks, bytes: head.bytes };
+                (saved, self.load_segment(collection, &head))
+            })
+            .collect())
+    }
+
+    /// Reads and opens one segment's chunks.
+    fn load_segment(
+        &self,
+        collection: &CollectionInfo,
+        head: &IndexHeadRecord,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let db = &self.store.db;
         let keys = &self.state.keys;
-        let head_key = keys.index_head(collection.number);
-        let Some(sealed) = db.get_pinned_cf(&self.cf, &head_key)? else { return Ok(None) };
-        let head: IndexHeadRecord =
-            layout::decode(&self.state.open(Purpose::IndexSnapshots, &head_key, &sealed)?, "index head")?;
         let max_bytes = u64::from(head.chunks) * INDEX_CHUNK_BYTES as u64;
         if head.bytes > max_bytes || head.bytes.saturating_add(INDEX_CHUNK_BYTES as u64) <= max_bytes {
             return Err(StorageError::Codec("index head"));
@@ -163,6 +251,6 @@ impl TenantHandle<'_> {
         if out.len() as u64 != head.bytes {
             return Err(StorageError::Codec("index size"));
         }
-        Ok(Some(out))
+        Ok(out)
     }
 }

@@ -143,7 +143,8 @@ fn orphan_tenant_column_families_are_dropped_at_open() {
 
 mod snapshots {
     use super::*;
-    use bulkhead_crypto::MasterKey;
+    use bulkhead_crypto::{MasterKey, Purpose};
+    use zeroize::Zeroizing;
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -165,6 +166,14 @@ mod snapshots {
         (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
+    /// The collection's snapshot when it has at most one segment (the head's error, or that
+    /// segment's result).
+    fn load_one(handle: &TenantHandle<'_>, info: &CollectionInfo) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        let mut segments = handle.load_index_snapshots(info)?;
+        assert!(segments.len() <= 1, "one segment at most");
+        segments.pop().map(|(_, bytes)| bytes).transpose()
+    }
+
     fn index_keys(store: &Store, handle: &TenantHandle<'_>, coll: u32) -> usize {
         let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, coll);
         let mut ro = rocksdb::ReadOptions::default();
@@ -179,7 +188,7 @@ mod snapshots {
         let info = handle
             .create_collection(&CollectionName::new("docs").expect("name"), 4, Metric::L2)
             .expect("collection");
-        assert!(handle.load_index_snapshot(&info).expect("load").is_none());
+        assert!(load_one(&handle, &info).expect("load").is_none());
         let sink = handle.index_snapshot_sink(&info).expect("sink");
         let chunk = layout::INDEX_CHUNK_BYTES;
         // Several write batches' worth of chunks, the last one partial; then an exact multiple;
@@ -187,7 +196,7 @@ mod snapshots {
         for (len, seed) in [(chunk * 9 + 17, 1u8), (chunk * 2, 2), (0, 3), (5, 4)] {
             let data = bytes(len, seed);
             assert_eq!(sink.save(&data).expect("save"), SnapshotSaved::Saved);
-            let loaded = handle.load_index_snapshot(&info).expect("load").expect("present");
+            let loaded = load_one(&handle, &info).expect("load").expect("present");
             assert!(loaded.as_slice() == data.as_slice(), "len {len}");
             let chunks = len.div_ceil(chunk);
             assert_eq!(index_keys(&f.store, &handle, info.number), chunks, "older chunks are deleted");
@@ -218,20 +227,20 @@ mod snapshots {
 
         // Chunk 0's value at chunk 1's key: bound to its own key, it does not authenticate there.
         put(&entries[1].0, &entries[0].1);
-        assert!(matches!(handle.load_index_snapshot(&info), Err(StorageError::Integrity)));
+        assert!(matches!(load_one(&handle, &info), Err(StorageError::Integrity)));
         put(&entries[1].0, &entries[1].1);
-        assert!(handle.load_index_snapshot(&info).expect("restored").is_some());
+        assert!(load_one(&handle, &info).expect("restored").is_some());
 
         // One flipped ciphertext bit.
         let mut flipped = entries[2].1.to_vec();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
         put(&entries[2].0, &flipped);
-        assert!(matches!(handle.load_index_snapshot(&info), Err(StorageError::Integrity)));
+        assert!(matches!(load_one(&handle, &info), Err(StorageError::Integrity)));
 
         // A missing chunk.
         f.store.db.delete_cf(&handle.cf, &entries[2].0).expect("delete");
-        assert!(matches!(handle.load_index_snapshot(&info), Err(StorageError::Codec(_))));
+        assert!(matches!(load_one(&handle, &info), Err(StorageError::Codec(_))));
     }
 
     #[test]
@@ -247,7 +256,7 @@ mod snapshots {
         let again = handle.create_collection(&name, 4, Metric::L2).expect("recreate");
         assert_eq!(sink.save(&bytes(100, 2)).expect("save"), SnapshotSaved::Skipped);
         assert_eq!(index_keys(&f.store, &handle, info.number), 0);
-        assert!(handle.load_index_snapshot(&again).expect("load").is_none());
+        assert!(load_one(&handle, &again).expect("load").is_none());
 
         let sink = handle.index_snapshot_sink(&again).expect("sink");
         drop(handle);
@@ -258,5 +267,73 @@ mod snapshots {
         // key, says so rather than reporting a held lock).
         let reopened = Store::open(&_dir.path().join("db"), MasterKey::generate(), StoreOptions::default());
         assert!(matches!(reopened, Err(StorageError::WrongMasterKey { .. })));
+    }
+
+    #[test]
+    fn several_segments_are_listed_in_order_and_unlisted_chunks_are_deleted() {
+        let f = fixture();
+        let handle = f.store.tenant(&f.scope).expect("handle");
+        let info = handle
+            .create_collection(&CollectionName::new("docs").expect("name"), 4, Metric::L2)
+            .expect("collection");
+        let sink = handle.index_snapshot_sink(&info).expect("sink");
+        let chunk = layout::INDEX_CHUNK_BYTES;
+        let (a, b, c) = (bytes(chunk + 5, 1), bytes(7, 2), bytes(chunk * 2, 3));
+        let saved_a = sink.save_segment(&a).expect("save").expect("open");
+        let saved_b = sink.save_segment(&b).expect("save").expect("open");
+        // Saved but not listed yet: not part of the snapshot.
+        assert!(handle.load_index_snapshots(&info).expect("load").is_empty());
+        assert_eq!(sink.set_segments(&[saved_b, saved_a]).expect("set"), SnapshotSaved::Saved);
+        let loaded = handle.load_index_snapshots(&info).expect("load");
+        assert_eq!(loaded.iter().map(|(saved, _)| *saved).collect::<Vec<_>>(), [saved_b, saved_a]);
+        let contents: Vec<Vec<u8>> = loaded.into_iter().map(|(_, r)| r.expect("opens").to_vec()).collect();
+        assert_eq!(contents, [b.clone(), a.clone()]);
+        assert_eq!(index_keys(&f.store, &handle, info.number), 3);
+
+        // A segment saved and then left out (a crash before its head, or a newer list) is deleted
+        // by the next list, together with the segments it no longer names.
+        let saved_c = sink.save_segment(&c).expect("save").expect("open");
+        let _orphan = sink.save_segment(&bytes(9, 4)).expect("save").expect("open");
+        assert_eq!(index_keys(&f.store, &handle, info.number), 6);
+        sink.set_segments(&[saved_c]).expect("set");
+        assert_eq!(index_keys(&f.store, &handle, info.number), 2);
+        let loaded = handle.load_index_snapshots(&info).expect("load");
+        assert_eq!(loaded.len(), 1);
+        assert!(loaded[0].1.as_ref().expect("opens").as_slice() == c.as_slice());
+
+        // A damaged segment fails alone; the others still load.
+        let saved_b = sink.save_segment(&b).expect("save").expect("open");
+        sink.set_segments(&[saved_c, saved_b]).expect("set");
+        let key = handle.state.keys.index_chunk(info.number, saved_c.id, 1);
+        f.store.db.delete_cf(&handle.cf, &key).expect("delete");
+        let loaded = handle.load_index_snapshots(&info).expect("load");
+        assert!(matches!(loaded[0].1, Err(StorageError::Codec(_))));
+        assert!(loaded[1].1.as_ref().expect("opens").as_slice() == b.as_slice());
+
+        // An empty list: no head, no chunks.
+        sink.set_segments(&[]).expect("set");
+        assert!(handle.load_index_snapshots(&info).expect("load").is_empty());
+        assert_eq!(index_keys(&f.store, &handle, info.number), 0);
+    }
+
+    #[test]
+    fn a_format_1_head_naming_one_segment_still_loads() {
+        let f = fixture();
+        let handle = f.store.tenant(&f.scope).expect("handle");
+        let info = handle
+            .create_collection(&CollectionName::new("docs").expect("name"), 4, Metric::L2)
+            .expect("collection");
+        let sink = handle.index_snapshot_sink(&info).expect("sink");
+        let data = bytes(layout::INDEX_CHUNK_BYTES + 1, 5);
+        let saved = sink.save_segment(&data).expect("save").expect("open");
+        // The head as format 1 wrote it: the bare record of one segment.
+        let head = layout::IndexHeadRecord { segment: saved.id, chunks: saved.chunks, bytes: saved.bytes };
+        let key = handle.state.keys.index_head(info.number);
+        let sealed = handle.state.seal(Purpose::IndexSnapshots, &key, &layout::encode(&head));
+        f.store.db.put_cf(&handle.cf, &key, sealed).expect("put");
+        let loaded = handle.load_index_snapshots(&info).expect("load");
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].0, saved);
+        assert!(loaded[0].1.as_ref().expect("opens").as_slice() == data.as_slice());
     }
 }

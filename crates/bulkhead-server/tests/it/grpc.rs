@@ -216,7 +216,13 @@ async fn describe_reports_the_index_state() {
     let index = data.describe_collection(describe()).await.expect("describe").into_inner().index;
     assert_eq!(
         index,
-        Some(pb::IndexStatus { loaded: false, graph_points: 0, delta_points: 2, building: false })
+        Some(pb::IndexStatus {
+            loaded: false,
+            graph_points: 0,
+            delta_points: 2,
+            building: false,
+            segments: 0
+        })
     );
 
     let points = (0..200)
@@ -240,7 +246,7 @@ async fn describe_reports_the_index_state() {
         assert!(std::time::Instant::now() < deadline, "the segment never covered the collection: {index:?}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    assert_eq!(index.graph_points, 202);
+    assert_eq!((index.graph_points, index.segments), (202, 1));
     let hits = data.search(req(search("docs", [1.0, 0.0, 0.5], 1), &writer)).await.expect("search");
     assert!(matches!(hits.into_inner().hits[0].index, Some(pb::hit::Index::SegmentGeneration(_))));
 

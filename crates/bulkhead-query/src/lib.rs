@@ -909,6 +909,9 @@ impl<'d> Tenant<'d> {
         let info = self.collection_info(collection)?;
         // Looking does not count as use: the slot is not created or moved up the eviction order.
         let slot = self.db.indexes.read().get(&(self.handle.tenant_uid(), info.number())).cloned();
+        if let Some(slot) = &slot {
+            self.flush_if_idle(&info, slot);
+        }
         let guard = slot.as_ref().map(|slot| slot.state.read());
         Ok(match guard.as_ref().and_then(|g| g.as_ref()) {
             Some(state) => state.status(),
@@ -973,6 +976,23 @@ impl<'d> Tenant<'d> {
         let guard = slot.state.read();
         let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
         Ok(index.attrs().visible(&principal).len())
+    }
+
+    /// Starts the flush of a collection whose delta has waited, without writes, for
+    /// [`collection::IDLE_FLUSH_AFTER`] (see [`CollectionState::take_jobs`]): searches and status
+    /// reads check, so a collection that stops receiving writes ends up fully indexed. Never waits
+    /// for the collection's lock; a failure is logged (the search goes on).
+    fn flush_if_idle(&self, info: &CollectionInfo, slot: &IndexSlot) {
+        let threshold = self.db.graph_threshold.load(Ordering::Relaxed);
+        if !slot.state.read().as_ref().is_some_and(|state| state.idle_flush_due(threshold)) {
+            return;
+        }
+        let Some(mut guard) = slot.state.try_write() else { return };
+        if let Some(state) = guard.as_mut()
+            && let Err(e) = self.db.maybe_build(&self.handle, info, slot, state)
+        {
+            tracing::warn!(error = %e, "could not start the flush of an idle collection");
+        }
     }
 
     /// The collection's slot with its state loaded (loading it, and evicting others over the
@@ -1097,6 +1117,7 @@ impl<'d> Tenant<'d> {
         let info = self.collection_info(collection)?;
         validate_vector(vector, info.dimension, info.metric)?;
         let slot = self.loaded_slot(&info)?;
+        self.flush_if_idle(&info, &slot);
         // The read guard is held until every hit's payload is read, so no write to this collection
         // can slip between ranking and reading (writers take the same lock for write).
         let guard = slot.state.read();

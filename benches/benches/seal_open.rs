@@ -17,7 +17,7 @@ fn seal_open(c: &mut Criterion) {
     // A 384-d vector is 1,536 bytes; a typical RAG chunk with metadata is a few kilobytes.
     for size in [64usize, 1536, 4096, 65536] {
         let plaintext = vec![7u8; size];
-        let sealed = cipher.seal(Purpose::Payloads, ctx, &plaintext);
+        let sealed = cipher.seal(Purpose::Payloads, ctx, &plaintext).expect("seal");
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("seal", size), &plaintext, |b, p| {
             b.iter(|| cipher.seal(Purpose::Payloads, ctx, black_box(p)))

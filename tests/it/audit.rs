@@ -5,8 +5,8 @@
 
 use crate::util::{TestDir, raw_db, tenant, vector};
 use bulkhead_query::{
-    Acl, AuditEvent, Database, DocId, Metric, NewPoint, Principal, Role, SearchRequest, Subject, TenantName,
-    TenantUid,
+    Acl, AuditEvent, Database, DocId, Metric, NewPoint, Principal, Role, SearchRequest, StorageError,
+    Subject, TenantName, TenantUid,
 };
 
 fn uid(db: &Database, name: &str) -> TenantUid {
@@ -314,6 +314,18 @@ fn a_versioned_policy_is_enforced_and_named_in_events_and_hits() {
         assert_eq!(op.set_policy(&name, policy.clone(), 0, "readers may not count").expect("set"), 1);
         // An edit from a stale version is refused and changes nothing.
         assert!(op.set_policy(&name, TenantPolicy::default(), 0, "stale").is_err());
+        // A deny list naming no operation (a typo) would deny nothing: it is refused, and says which
+        // operations exist.
+        let typo = TenantPolicy { denied: vec![(Role::Reader, "serch".to_owned())], ..policy.clone() };
+        match op.set_policy(&name, typo, 1, "typo") {
+            Err(StorageError::InvalidArgument { field: "policy", reason }) => {
+                assert!(
+                    reason.contains("\"serch\" is not an operation") && reason.contains("search"),
+                    "{reason}"
+                );
+            }
+            other => panic!("a typo must be refused: {other:?}"),
+        }
         assert_eq!(op.policy(&name).expect("policy").policy, policy);
         let changed =
             op.audit_events(uid).expect("events").into_iter().filter(|e| e.operation == "policy-changed");
@@ -352,5 +364,171 @@ fn a_versioned_policy_is_enforced_and_named_in_events_and_hits() {
             ("upsert", "ok", Some(1)),
         ]
     );
+    assert_eq!(db.operator().audit_verify(uid).expect("verify").first_broken, None);
+}
+
+fn raw_delete(dir: &TestDir, keys: &[Vec<u8>]) {
+    let raw = raw_db(&dir.data());
+    let sys = raw.cf_handle("sys").expect("sys");
+    for key in keys {
+        raw.delete_cf(&sys, key).expect("delete");
+    }
+    raw.flush_wal(true).expect("flush");
+}
+
+fn keyed(prefix: &[u8], uid: TenantUid) -> Vec<u8> {
+    [prefix, uid.as_bytes().as_slice()].concat()
+}
+
+/// Removing events from the end of a chain, or a chain's anchor, is found: each chain's anchor
+/// (written with every event) names where it ends.
+#[test]
+fn truncating_a_chain_or_removing_its_anchor_is_found() {
+    let dir = TestDir::new();
+    let (uid, n) = {
+        let db = dir.open();
+        let (uid, n) = scenario(&db);
+        assert_eq!(db.operator().audit_verify(uid).expect("verify").first_broken, None);
+        (uid, n)
+    };
+    // The last two events go.
+    raw_delete(&dir, &[audit_key(uid, n - 1), audit_key(uid, n - 2)]);
+    {
+        let db = dir.open();
+        let check = db.operator().audit_verify(uid).expect("verify");
+        assert_eq!((check.first_broken, check.reason), (Some(n - 2), Some("truncated")), "{check:?}");
+        assert_eq!(check.events, n - 2);
+        // Appending would hide the cut: an append goes on from the anchor, so the gap stays visible.
+        let scope =
+            db.operator().trusted_host_scope(&TenantName::new("acme").expect("name"), "t").expect("s");
+        db.tenant(&scope).expect("t").count("secret-collection").expect("count");
+        let check = db.operator().audit_verify(uid).expect("verify");
+        assert_eq!((check.first_broken, check.reason), (Some(n - 2), Some("sequence")), "{check:?}");
+    }
+    // Without its anchor, an intact chain is reported broken, and nothing more is appended to it:
+    // an operation that cannot leave its event does not run.
+    let dir = TestDir::new();
+    let uid = scenario(&dir.open()).0;
+    raw_delete(&dir, &[keyed(b"audithead/", uid)]);
+    let db = dir.open();
+    let check = db.operator().audit_verify(uid).expect("verify");
+    assert_eq!(check.reason, Some("anchor"), "{check:?}");
+    let scope = db.operator().trusted_host_scope(&TenantName::new("acme").expect("name"), "t").expect("s");
+    let refused = db.tenant(&scope).expect("t").count("secret-collection");
+    assert!(
+        matches!(refused, Err(bulkhead_query::QueryError::Storage(StorageError::Integrity))),
+        "{refused:?}"
+    );
+}
+
+/// A whole chain removed (events, checkpoint, anchor and registration) is found by the directory
+/// check: the number of registered chains is authenticated.
+#[test]
+fn removing_a_whole_chain_is_found() {
+    let dir = TestDir::new();
+    let (uid, n, other) = {
+        let db = dir.open();
+        let (uid, n) = scenario(&db);
+        let other = tenant(&db, "other").tenant_uid();
+        let op = db.operator();
+        assert_eq!(op.audit_prune(uid, u64::MAX).expect("prune"), n - 1, "a checkpoint exists too");
+        let directory = op.audit_directory_check().expect("directory");
+        assert!(directory.intact(), "{directory:?}");
+        assert_eq!(directory.registered, 2);
+        (uid, n, other)
+    };
+    // Everything of acme's chain goes, as an attacker with the disk would remove it.
+    let mut keys: Vec<Vec<u8>> = (0..n).map(|seq| audit_key(uid, seq)).collect();
+    keys.extend([b"auditck/".as_slice(), b"audithead/", b"auditreg/"].map(|p| keyed(p, uid)));
+    raw_delete(&dir, &keys);
+    let db = dir.open();
+    let op = db.operator();
+    assert!(!op.audit_tenants().expect("chains").contains(&uid), "the chain is gone from the listing");
+    let directory = op.audit_directory_check().expect("directory");
+    assert!(!directory.intact(), "{directory:?}");
+    assert_eq!((directory.registered, directory.expected), (1, Some(2)));
+    assert_eq!(op.audit_verify(other).expect("verify").first_broken, None, "the other chain is intact");
+
+    // Without its registration removed, the emptied chain itself is reported.
+    let dir = TestDir::new();
+    let (uid, n) = scenario(&dir.open());
+    let mut keys: Vec<Vec<u8>> = (0..n).map(|seq| audit_key(uid, seq)).collect();
+    keys.extend([b"audithead/".as_slice()].map(|p| keyed(p, uid)));
+    raw_delete(&dir, &keys);
+    let check = dir.open().operator().audit_verify(uid).expect("verify");
+    assert_eq!((check.events, check.first_broken, check.reason), (0, Some(0), Some("anchor")), "{check:?}");
+}
+
+/// A write and its access event are one atomic batch: when the event cannot be written (the
+/// chain's anchor was altered on disk), the write does not happen either.
+#[test]
+fn a_write_whose_event_cannot_be_written_does_not_happen() {
+    let dir = TestDir::new();
+    let uid = {
+        let db = dir.open();
+        let (uid, _) = scenario(&db);
+        uid
+    };
+    {
+        let raw = raw_db(&dir.data());
+        let sys = raw.cf_handle("sys").expect("sys");
+        let key = keyed(b"audithead/", uid);
+        let mut anchor = raw.get_cf(&sys, &key).expect("get").expect("anchor");
+        anchor[0] ^= 1;
+        raw.put_cf(&sys, &key, anchor).expect("put");
+        raw.flush_wal(true).expect("flush");
+    }
+    let db = dir.open();
+    let scope = db.operator().trusted_host_scope(&TenantName::new("acme").expect("name"), "t").expect("s");
+    let t = db.tenant(&scope).expect("t");
+    let before = t.count("secret-collection");
+    assert!(before.is_err(), "reads need their event too");
+    let written = t.upsert("secret-collection", &[point("doc-new", 9)]);
+    assert!(
+        matches!(written, Err(bulkhead_query::QueryError::Storage(StorageError::Integrity))),
+        "{written:?}"
+    );
+    // Read back without the audit trail (as a host that keeps its own would): nothing was written.
+    db.set_access_audit(false);
+    let t = db.tenant(&scope).expect("t");
+    assert_eq!(t.count("secret-collection").expect("count"), 1);
+    assert!(t.get("secret-collection", &DocId::new("doc-new").expect("id")).expect("get").is_none());
+}
+
+/// A known key id presented with a wrong secret over and over leaves at most one event per
+/// `REFUSAL_EVENT_EVERY`, and the next event says how many refusals it stands for.
+#[test]
+fn repeated_refusals_of_one_key_are_folded_into_few_events() {
+    let dir = TestDir::new();
+    let db = dir.open();
+    let (uid, n) = scenario(&db);
+    let key = db
+        .operator()
+        .issue_api_key(&TenantName::new("acme").expect("name"), Role::Reader, "r", None)
+        .expect("key");
+    let (prefix, _) = key.token.rsplit_once('_').expect("token");
+    let wrong = format!("{prefix}_{}", "00".repeat(32));
+    let started = std::time::Instant::now();
+    let mut presented = 0u64;
+    while started.elapsed() < bulkhead_query::REFUSAL_EVENT_EVERY / 2 || presented < 1000 {
+        assert!(matches!(db.operator().authenticate(&wrong), Err(StorageError::Unauthenticated)));
+        presented += 1;
+    }
+    let refusals = |db: &Database| -> Vec<AuditEvent> {
+        events_after(db, uid, n).into_iter().filter(|e| e.operation == "authenticate").collect()
+    };
+    let windows = started.elapsed().as_secs() + 1;
+    assert!(refusals(&db).len() as u64 <= windows, "{} events for {presented} refusals", refusals(&db).len());
+    std::thread::sleep(bulkhead_query::REFUSAL_EVENT_EVERY);
+    assert!(db.operator().authenticate(&wrong).is_err());
+    let events = refusals(&db);
+    let last = events.last().expect("an event");
+    assert_eq!(last.outcome, "wrong-secret");
+    let folded: u64 = events
+        .iter()
+        .filter_map(|e| e.note.as_deref())
+        .map(|note| note.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()).expect("a count"))
+        .sum();
+    assert_eq!(folded + events.len() as u64, presented + 1, "every refusal is accounted for");
     assert_eq!(db.operator().audit_verify(uid).expect("verify").first_broken, None);
 }

@@ -191,3 +191,47 @@ fn a_recreated_collection_starts_empty() {
     let hits = t.search("docs", &vector(2, DIM), 5).expect("search");
     assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["new"]);
 }
+
+#[test]
+fn collection_numbers_never_wrap() {
+    let dir = TestDir::new();
+    let uid = {
+        let db = dir.open();
+        let scope = tenant(&db, "acme");
+        let t = db.tenant(&scope).expect("tenant");
+        t.create_collection("docs", DIM, Metric::Cosine).expect("create");
+        t.upsert("docs", &[point("p0", vector(0, DIM))]).expect("upsert");
+        scope.tenant_uid()
+    };
+    // An attacker, or four billion creations, brings the tenant's next collection number to the top
+    // of its range: the store's own counter, in the tenant's column family (`uid 'K'`).
+    let set_next = |next: u32| {
+        let raw = crate::util::raw_db(&dir.data());
+        let cf = raw.cf_handle(&format!("t-{}", hex::encode(uid.as_bytes()))).expect("tenant cf");
+        raw.put_cf(&cf, [uid.as_bytes().as_slice(), b"K"].concat(), next.to_be_bytes()).expect("put");
+    };
+    let acme = |db: &bulkhead_query::Database| {
+        db.operator().trusted_host_scope(&bulkhead_query::TenantName::new("acme").expect("name"), "test")
+    };
+    set_next(u32::MAX);
+    {
+        let db = dir.open();
+        let t = db.tenant(&acme(&db).expect("scope")).expect("tenant");
+        let refused = t.create_collection("more", DIM, Metric::Cosine);
+        assert!(invalid(&refused), "{refused:?}");
+        let message = refused.expect_err("refused").to_string();
+        assert!(message.contains("every collection number"), "{message}");
+        // Nothing changed: the old collection is whole, the refused one does not exist.
+        assert_eq!(t.count("docs").expect("count"), 1);
+        assert_eq!(t.collections().expect("list").len(), 1);
+    }
+    set_next(u32::MAX - 1);
+    let db = dir.open();
+    let t = db.tenant(&acme(&db).expect("scope")).expect("tenant");
+    let last = t.create_collection("last", DIM, Metric::Cosine).expect("the last number is used");
+    assert_eq!(last.number(), u32::MAX - 1);
+    t.upsert("last", &[point("q", vector(1, DIM))]).expect("upsert into the last");
+    assert_eq!(t.count("last").expect("count"), 1);
+    assert_eq!(t.count("docs").expect("count"), 1);
+    assert!(invalid(&t.create_collection("after", DIM, Metric::Cosine)));
+}

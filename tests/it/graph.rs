@@ -463,3 +463,51 @@ fn a_delta_below_the_threshold_is_flushed_once_writes_stop() {
     let status = wait_idle(&t);
     assert_eq!((status.graph_points, status.delta_points), (2_300, 100), "{status:?}");
 }
+
+/// Background jobs run on the database's bounded pool and count in the memory budget with what
+/// they hold; a collection whose job is running can still be evicted, and its job is cancelled
+/// (it stops, its result is never installed) instead of finishing for nobody.
+#[test]
+fn a_collection_with_a_job_running_is_evicted_and_its_job_cancelled() {
+    const BIG: u64 = 60_000;
+    const WIDE: usize = 64;
+    let dir = TestDir::new();
+    let db = Database::open(&dir.data(), dir.master(), Default::default())
+        .expect("open")
+        .with_graph_threshold(BIG as usize);
+    let scope = tenant(&db, "acme");
+    let t = db.tenant(&scope).expect("tenant");
+    t.create_collection("big", WIDE, Metric::L2).expect("collection");
+    t.create_collection("small", DIM, Metric::L2).expect("collection");
+    t.upsert("small", &(0..10).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
+    t.search("big", &vector(1, WIDE), 1).expect("load big while empty");
+    for chunk in 0..BIG / 1000 {
+        let points: Vec<NewPoint> = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|i| NewPoint::new(DocId::new(format!("b{i}")).expect("id"), vector(i, WIDE), "t"))
+            .collect();
+        t.upsert("big", &points).expect("upsert");
+    }
+    // The flush of 60,000 points has started; its memory is counted while it runs: the copied
+    // vectors and the graph it builds, on top of the delta's own copy.
+    let status = t.graph_status("big").expect("status");
+    assert!(status.building, "a flush runs");
+    let delta_only = BIG as usize * WIDE * 4;
+    assert!(status.memory_bytes >= 2 * delta_only, "the job's input is counted: {}", status.memory_bytes);
+    assert_eq!(db.index_jobs().running + db.index_jobs().queued, 1);
+    // Loading another collection under a budget of zero evicts "big", its job and all.
+    db.set_index_memory_budget(0);
+    t.search("small", &vector(1, DIM), 1).expect("search");
+    assert!(!t.graph_status("big").expect("status").loaded, "evicted although building");
+    let start = Instant::now();
+    while db.index_jobs().cancelled == 0 || db.index_jobs().running > 0 {
+        assert!(start.elapsed() < Duration::from_secs(120), "the job was never cancelled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let counts = db.index_jobs();
+    assert_eq!((counts.finished, counts.cancelled, counts.running), (0, 1, 0), "{counts:?}");
+    // Everything is still there: the collection loads again from its records and answers.
+    db.set_index_memory_budget(usize::MAX);
+    let hits = t.search("big", &vector(123, WIDE), 1).expect("search");
+    assert_eq!(hits[0].id.as_str(), "b123");
+    assert_eq!(t.count("big").expect("count"), BIG);
+}

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod background;
 mod bad_input;
 mod compile_fail;
 mod durability;
@@ -10,9 +11,11 @@ mod golden;
 mod graph;
 mod invariants;
 mod isolation;
+mod keyring;
 mod limits_doc;
 mod plaintext;
 mod retrieval;
 mod rotation;
+mod supply_chain;
 mod swap;
 mod util;

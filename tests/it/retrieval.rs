@@ -517,6 +517,21 @@ fn user_bound_keys_search_get_and_count_as_their_user_only() {
         ),
         Err(StorageError::InvalidArgument { .. })
     ));
+    // A user-bound key may not write: it could otherwise overwrite or delete documents its user
+    // cannot read, and learn that they exist. Refused at issue, for every role above reader.
+    for role in [Role::Writer, Role::TenantAdmin] {
+        let refused = op.issue_bound_api_key(
+            &acme,
+            role,
+            "bad",
+            None,
+            KeyBinding::User { user: "alice".into(), groups: vec![] },
+        );
+        assert!(
+            matches!(&refused, Err(StorageError::InvalidArgument { field: "role", reason }) if reason.contains("reader")),
+            "{refused:?}"
+        );
+    }
     let listed = op.list_api_keys(&acme).expect("list");
     assert!(
         listed.iter().any(|k| k.key_id == alice_key.key_id && matches!(k.binding, KeyBinding::User { .. }))

@@ -614,16 +614,7 @@ fn nothing_of_a_deleted_tenant_is_left_in_the_clear() {
         db.operator().flush().expect("flush");
     }
     drop(dir.open());
-    for file in crate::util::files_below(&dir.data()) {
-        let bytes = std::fs::read(&file).expect("read");
-        for marker in &markers {
-            assert!(
-                !bytes.windows(marker.len()).any(|w| w == marker.as_slice()),
-                "marker in {}",
-                file.display()
-            );
-        }
-    }
+    nowhere_in(&dir.data(), &markers, "a marker of the deleted tenant");
 }
 
 #[test]
@@ -655,7 +646,7 @@ fn key_operations_leave_a_verifiable_audit_chain_that_outlives_the_tenant() {
         );
         assert_eq!(
             op.audit_verify(uid).expect("verify"),
-            bulkhead_query::AuditCheck { events: 6, first_seq: 0, first_broken: None }
+            bulkhead_query::AuditCheck { events: 6, first_seq: 0, first_broken: None, reason: None }
         );
         uid
     };
@@ -673,4 +664,93 @@ fn key_operations_leave_a_verifiable_audit_chain_that_outlives_the_tenant() {
     }
     let db = dir.open();
     assert_eq!(db.operator().audit_verify(uid).expect("verify").first_broken, Some(2));
+}
+
+/// Every wrapped key of `owner` as stored now, by generation (read raw from a closed data
+/// directory): the bytes a "shredded" key must not leave anywhere.
+fn wrapped_keys(data: &Path, owner: &[u8; 16]) -> Vec<(u32, Vec<u8>)> {
+    let raw = raw_db(data);
+    let sys = raw.cf_handle("sys").expect("sys");
+    let prefix = [b"keyring/".as_slice(), owner, b"/"].concat();
+    raw.prefix_iterator_cf(&sys, &prefix)
+        .map(|item| item.expect("entry"))
+        .take_while(|(key, _)| key.starts_with(&prefix))
+        .filter_map(|(key, value)| {
+            let generation = <[u8; 4]>::try_from(&key[prefix.len()..]).ok()?;
+            Some((u32::from_be_bytes(generation), value.to_vec()))
+        })
+        .collect()
+}
+
+/// Asserts that none of `needles` occurs in any file of the data directory (table files, logs,
+/// manifest, options, info logs alike); `what` says what was found, for the failure.
+fn nowhere_in(data: &Path, needles: &[Vec<u8>], what: &str) {
+    assert!(!needles.is_empty());
+    for file in crate::util::files_below(data) {
+        let bytes = std::fs::read(&file).expect("read");
+        for needle in needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "{what} is still in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Crypto-shredding leaves nothing behind: after a tenant's deletion, and after a rotation
+/// finishes, the destroyed wrapped keys are in no file of the data directory (not in a table file
+/// under a tombstone, not in a write-ahead log), while the store is still open and after it closes.
+#[test]
+fn destroyed_wrapped_keys_are_in_no_file_of_the_data_directory() {
+    let dir = TestDir::new();
+    let (gone, kept) = {
+        let db = dir.open();
+        for name in ["gone", "kept"] {
+            let scope = tenant(&db, name);
+            let t = db.tenant(&scope).expect("tenant");
+            t.create_collection("docs", DIM, Metric::L2).expect("collection");
+            t.upsert("docs", &(0..50).map(|i| point(i, 1)).collect::<Vec<_>>()).expect("upsert");
+        }
+        // Some of the keys reach table files before the deletion, some stay in the log.
+        db.operator().flush().expect("flush");
+        let info =
+            |name: &str| db.operator().tenant_info(&TenantName::new(name).expect("n")).expect("info").uid;
+        (*info("gone").as_bytes(), *info("kept").as_bytes())
+    };
+    let destroyed: Vec<Vec<u8>> = wrapped_keys(&dir.data(), &gone).into_iter().map(|(_, k)| k).collect();
+    assert_eq!(destroyed.len(), 2, "the naming key and generation 1");
+    {
+        let db = dir.open();
+        db.delete_tenant(&TenantName::new("gone").expect("n")).expect("delete");
+        nowhere_in(&dir.data(), &destroyed, "after delete, store open: a destroyed wrapped key");
+    }
+    nowhere_in(&dir.data(), &destroyed, "after delete, store closed: a destroyed wrapped key");
+
+    // A finished rotation destroys generation 1 of "kept"; its naming key stays.
+    let keys = wrapped_keys(&dir.data(), &kept);
+    let generation_1: Vec<Vec<u8>> = keys.iter().filter(|(g, _)| *g == 1).map(|(_, k)| k.clone()).collect();
+    let naming: Vec<u8> = keys.iter().find(|(g, _)| *g == 0).expect("naming key").1.clone();
+    {
+        let db = dir.open();
+        let name = TenantName::new("kept").expect("n");
+        db.operator().rotate_tenant_key(&name).expect("rotate");
+        let uid = db.operator().tenant_info(&name).expect("info").uid;
+        while !db.operator().rotation_step(uid, 16).expect("step").expect("running").finished {}
+        nowhere_in(
+            &dir.data(),
+            &generation_1,
+            "after a finished rotation, store open: a destroyed wrapped key",
+        );
+        let t = db.tenant(&db.operator().trusted_host_scope(&name, "test").expect("scope")).expect("tenant");
+        assert_eq!(t.count("docs").expect("count"), 50, "everything still reads");
+    }
+    nowhere_in(
+        &dir.data(),
+        &generation_1,
+        "after a finished rotation, store closed: a destroyed wrapped key",
+    );
+    let after = wrapped_keys(&dir.data(), &kept);
+    assert_eq!(after.iter().map(|(g, _)| *g).collect::<Vec<_>>(), [0, 2]);
+    assert!(after.contains(&(0, naming)), "the naming key is kept");
 }

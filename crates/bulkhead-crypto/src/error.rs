@@ -46,6 +46,13 @@ pub enum CryptoError {
     #[error("sealed value has unsupported format version {version}")]
     UnsupportedFormat { version: u8 },
 
+    /// The write generation has sealed [`crate::HARD_ENCRYPTION_LIMIT`] values: sealing more under
+    /// it would make nonce collisions likely, so it is refused until a rotation makes a new
+    /// generation the write key. Classified apart because it is an operational state with a known
+    /// remedy (rotate the tenant's key), not a fault.
+    #[error("key generation {generation} has sealed its limit of values; rotate the key to write more")]
+    EncryptionLimit { generation: u32 },
+
     /// HKDF was asked for more output than RFC 5869 allows (255 × 32 bytes for SHA-256).
     #[error("HKDF output length {requested} exceeds the maximum of {max}")]
     KdfLength { requested: usize, max: usize },

@@ -25,7 +25,9 @@ pub use error::CryptoError;
 pub use format::{FORMAT_VERSION, SEALED_OVERHEAD};
 pub use keys::{DataKey, Kek, WrappedKey};
 pub use master::{MASTER_KEY_ENV, MasterKey};
-pub use seal::{OwnerCipher, Purpose, RecordTag, SealContext, constant_time_eq, random_bytes};
+pub use seal::{
+    HARD_ENCRYPTION_LIMIT, OwnerCipher, Purpose, RecordTag, SealContext, constant_time_eq, random_bytes,
+};
 pub use secret_file::open_secret_file;
 
 #[cfg(test)]

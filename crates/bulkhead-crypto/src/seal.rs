@@ -16,6 +16,12 @@ use zeroize::Zeroizing;
 const PURPOSE_SALT: &[u8] = b"bulkhead.purpose.v1";
 const NAMING_SALT: &[u8] = b"bulkhead.naming.v1";
 
+/// The most values one owner's data-key generation ever seals: 2^32, the bound NIST SP 800-38D
+/// sets for AES-GCM with random 96-bit nonces under one key (counted over all four purpose keys of
+/// the generation together, which is stricter). Automatic rotation starts far below it; this is the
+/// hard stop if a rotation cannot run.
+pub const HARD_ENCRYPTION_LIMIT: u64 = 1 << 32;
+
 /// What a sealed value is; each purpose has its own key derived from the data key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -139,7 +145,25 @@ impl OwnerCipher {
     }
 
     /// Seals `plaintext` for `ctx` under the write generation's `purpose` key with a fresh random nonce.
-    pub fn seal(&self, purpose: Purpose, ctx: SealContext<'_>, plaintext: &[u8]) -> Vec<u8> {
+    ///
+    /// # Errors
+    ///
+    /// [`CryptoError::EncryptionLimit`] once the write generation has sealed
+    /// [`HARD_ENCRYPTION_LIMIT`] values: past it, random 96-bit nonces are no longer safe to use
+    /// (NIST SP 800-38D), so nothing more is sealed under this generation whether or not a rotation
+    /// to a new one was started in time.
+    pub fn seal(
+        &self,
+        purpose: Purpose,
+        ctx: SealContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        // Counted before the nonce is drawn: a value over the limit is never encrypted.
+        self.encryptions
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < HARD_ENCRYPTION_LIMIT).then_some(n + 1)
+            })
+            .map_err(|_| CryptoError::EncryptionLimit { generation: self.write_generation })?;
         let header = SealedHeader {
             version: FORMAT_VERSION,
             purpose: purpose as u8,
@@ -154,12 +178,11 @@ impl OwnerCipher {
         let ct = cipher
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad })
             .expect("AES-GCM encryption of an in-memory value cannot fail");
-        self.encryptions.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::with_capacity(HEADER_LEN + ct.len());
         header.write(&nonce, &mut out);
         out.extend_from_slice(&ct);
         debug_assert_eq!(out.len(), HEADER_LEN + plaintext.len() + TAG_LEN);
-        out
+        Ok(out)
     }
 
     /// Opens a value sealed for `ctx` and `purpose` under any generation this cipher holds.

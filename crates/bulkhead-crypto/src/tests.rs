@@ -165,13 +165,34 @@ const CTX: SealContext<'static> = SealContext { column_family: b"t-0001", record
 fn seal_round_trips_and_counts() {
     let master = MasterKey::generate();
     let (cipher, _, _) = cipher_for(b"tenant-a", &master);
-    let sealed = cipher.seal(Purpose::Payloads, CTX, b"hello");
+    let sealed = cipher.seal(Purpose::Payloads, CTX, b"hello").expect("seal");
     assert_eq!(sealed.len(), 5 + SEALED_OVERHEAD);
     assert_eq!(&**cipher.open(Purpose::Payloads, CTX, &sealed).expect("opens"), b"hello");
     assert_eq!(cipher.encryptions(), 1);
-    let again = cipher.seal(Purpose::Payloads, CTX, b"hello");
+    let again = cipher.seal(Purpose::Payloads, CTX, b"hello").expect("seal");
     assert_ne!(sealed, again, "a fresh nonce each time");
     assert_eq!(cipher.encryptions(), 2);
+}
+
+#[test]
+fn sealing_stops_at_the_hard_encryption_limit() {
+    let naming = DataKey::generate(0);
+    let data = DataKey::generate(1);
+    // A generation two values short of the limit (as a persisted count would bring it back).
+    let cipher =
+        OwnerCipher::new(b"tenant-a", &naming, &[data], 1, HARD_ENCRYPTION_LIMIT - 2).expect("cipher");
+    let first = cipher.seal(Purpose::Payloads, CTX, b"one").expect("below the limit");
+    cipher.seal(Purpose::Vectors, CTX, b"two").expect("the last value of the generation");
+    assert_eq!(cipher.encryptions(), HARD_ENCRYPTION_LIMIT);
+    for purpose in [Purpose::Payloads, Purpose::Vectors, Purpose::IndexSnapshots, Purpose::Registry] {
+        assert!(matches!(
+            cipher.seal(purpose, CTX, b"three"),
+            Err(CryptoError::EncryptionLimit { generation: 1 })
+        ));
+    }
+    // The refusal counts nothing and encrypts nothing; what was sealed still opens.
+    assert_eq!(cipher.encryptions(), HARD_ENCRYPTION_LIMIT);
+    assert_eq!(&**cipher.open(Purpose::Payloads, CTX, &first).expect("opens"), b"one");
 }
 
 #[test]
@@ -179,7 +200,7 @@ fn sealed_values_are_bound_to_their_place() {
     let master = MasterKey::generate();
     let (a, _, _) = cipher_for(b"tenant-a", &master);
     let (b, _, _) = cipher_for(b"tenant-b", &master);
-    let sealed = a.seal(Purpose::Payloads, CTX, b"secret");
+    let sealed = a.seal(Purpose::Payloads, CTX, b"secret").expect("seal");
     let other_cf = SealContext { column_family: b"t-0002", ..CTX };
     let other_key = SealContext { record_key: b"record-2", ..CTX };
     assert!(matches!(a.open(Purpose::Payloads, other_cf, &sealed), Err(CryptoError::Integrity)));
@@ -329,11 +350,13 @@ fn print_golden_vector() {
     let cipher = OwnerCipher::new(owner, &naming, &[data], 1, 0).expect("cipher");
     let cf = b"t-golden";
     let record_key = b"\x00record";
-    let sealed = cipher.seal(
-        Purpose::Payloads,
-        SealContext { column_family: cf, record_key },
-        b"bulkhead golden plaintext v1",
-    );
+    let sealed = cipher
+        .seal(
+            Purpose::Payloads,
+            SealContext { column_family: cf, record_key },
+            b"bulkhead golden plaintext v1",
+        )
+        .expect("seal");
     let out = serde_json::json!({
         "master_key_hex": std::fs::read_to_string(&path).expect("read").trim(),
         "check_value_v1": hex::encode(master.check_value(1)),

@@ -4,16 +4,15 @@
 //! Two builders produce the same [`Graph`]: our own ([`Builder::Native`], in `native.rs`), which
 //! inserts in parallel straight into flat adjacency arrays, and hnsw_rs ([`Builder::HnswRs`]),
 //! which builds its own structure in parallel through a distance adapter over our kernels and is
-//! then read out through its public API. hnsw_rs is an implementation detail of this file:
-//! nothing else in the crate names it, and its structure is dropped as soon as the graph has been
-//! extracted.
+//! then read out through its public API (`hnsw_rs_build.rs`, compiled only with the `hnsw-rs`
+//! feature).
 
 use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
-use bulkhead_distance::{Kernels, Metric, VectorArena};
-use hnsw_rs::anndists::dist::distances::Distance;
-use hnsw_rs::hnsw::Hnsw;
+use bulkhead_distance::{Metric, VectorArena};
 
 use crate::IndexError;
 
@@ -73,7 +72,8 @@ pub enum Builder {
     #[default]
     Native,
     /// hnsw_rs 0.3.5's parallel insertion, read out into the segment's arrays; kept to measure
-    /// against.
+    /// against, and only in builds with the `hnsw-rs` feature (the server binary has none of it).
+    #[cfg(feature = "hnsw-rs")]
     HnswRs,
 }
 
@@ -82,14 +82,15 @@ impl Builder {
     pub fn name(self) -> &'static str {
         match self {
             Builder::Native => "native",
+            #[cfg(feature = "hnsw-rs")]
             Builder::HnswRs => "hnsw_rs",
         }
     }
 }
 
-/// How a graph is built: the builder, its threads and its seed. The defaults (`new`) are the
-/// native builder on rayon's global pool (every core) with a fixed seed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// How a graph is built: the builder, its threads, its seed, and a flag that cancels it. The
+/// defaults (`new`) are the native builder on rayon's global pool (every core) with a fixed seed.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct BuildOptions {
     /// Which construction runs.
@@ -100,6 +101,9 @@ pub struct BuildOptions {
     pub threads: Option<NonZeroUsize>,
     /// Seed of the native builder's level draws (hnsw_rs draws its own).
     pub seed: u64,
+    /// Once set, the native builder stops before its next chunk of insertions and the build fails
+    /// with [`IndexError::Cancelled`] (for a job nobody needs any more; hnsw_rs ignores it).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for BuildOptions {
@@ -112,24 +116,30 @@ impl BuildOptions {
     /// The seed of [`new`](Self::new).
     pub const DEFAULT_SEED: u64 = 0x6275_6c6b_6865_6164;
 
-    /// Returns the default options: [`Builder::Native`], every core, [`DEFAULT_SEED`](Self::DEFAULT_SEED).
+    /// Returns the default options: [`Builder::Native`], every core, [`DEFAULT_SEED`](Self::DEFAULT_SEED),
+    /// no cancellation.
     pub const fn new() -> Self {
-        Self { builder: Builder::Native, threads: None, seed: Self::DEFAULT_SEED }
+        Self { builder: Builder::Native, threads: None, seed: Self::DEFAULT_SEED, cancel: None }
     }
 
     /// Returns these options with `builder`.
-    pub const fn with_builder(self, builder: Builder) -> Self {
+    pub fn with_builder(self, builder: Builder) -> Self {
         Self { builder, ..self }
     }
 
     /// Returns these options with `threads` (`None`: every core).
-    pub const fn with_threads(self, threads: Option<NonZeroUsize>) -> Self {
+    pub fn with_threads(self, threads: Option<NonZeroUsize>) -> Self {
         Self { threads, ..self }
     }
 
     /// Returns these options with `seed`.
-    pub const fn with_seed(self, seed: u64) -> Self {
+    pub fn with_seed(self, seed: u64) -> Self {
         Self { seed, ..self }
+    }
+
+    /// Returns these options cancelled by `flag` (see [`BuildOptions::cancel`]).
+    pub fn with_cancel(self, flag: Arc<AtomicBool>) -> Self {
+        Self { cancel: Some(flag), ..self }
     }
 }
 
@@ -249,23 +259,6 @@ impl Graph {
     }
 }
 
-/// The hnsw_rs distance: our kernels, with NaN (impossible for the finite rows an arena holds)
-/// mapped to the largest distance so that hnsw_rs, which panics on NaN, never sees one.
-struct KernelDistance {
-    kernels: &'static Kernels,
-    metric: Metric,
-}
-
-impl Distance<f32> for KernelDistance {
-    #[inline]
-    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
-        match self.kernels.distance(self.metric, a, b) {
-            Ok(distance) if !distance.is_nan() => distance,
-            _ => f32::MAX,
-        }
-    }
-}
-
 /// How many times at most a build reports its progress.
 pub(crate) const PROGRESS_STEPS: usize = 100;
 /// The fewest rows inserted between two progress reports, so that small builds stay one parallel
@@ -310,10 +303,9 @@ pub(crate) fn build_graph_with_fault(
     // panic back to this thread. Everything the build touches is dropped inside the closure, so no
     // broken state is observed afterwards.
     panic::catch_unwind(AssertUnwindSafe(|| match options.builder {
-        Builder::Native => {
-            crate::native::build(arena, metric, params, options.seed, &executor, progress, fault)
-        }
-        Builder::HnswRs => build_hnsw_rs(arena, metric, params, &executor, progress),
+        Builder::Native => crate::native::build(arena, metric, params, &options, &executor, progress, fault),
+        #[cfg(feature = "hnsw-rs")]
+        Builder::HnswRs => crate::hnsw_rs_build::build(arena, metric, params, &executor, progress),
     }))
     .map_err(|_| IndexError::BuildFailed)?
 }
@@ -336,109 +328,11 @@ pub(crate) fn extend_graph(
 ) -> Result<Graph, IndexError> {
     params.validate()?;
     if base.len() == 0 {
-        return build_graph(arena, metric, params, options.with_builder(Builder::Native), progress);
+        return build_graph(arena, metric, params, options.clone().with_builder(Builder::Native), progress);
     }
     let executor = Executor::new(options.threads)?;
     panic::catch_unwind(AssertUnwindSafe(|| {
-        crate::native::extend(arena, metric, params, base, options.seed, &executor, progress)
+        crate::native::extend(arena, metric, params, base, &options, &executor, progress)
     }))
     .map_err(|_| IndexError::BuildFailed)?
-}
-
-/// Builds the graph with hnsw_rs, in parallel, and extracts it.
-fn build_hnsw_rs(
-    arena: &VectorArena,
-    metric: Metric,
-    params: HnswParams,
-    executor: &Executor,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Graph, IndexError> {
-    let n = arena.len();
-    let rows: Vec<(&[f32], usize)> = arena.iter().zip(0..n).collect();
-    let distance = KernelDistance { kernels: Kernels::active(), metric };
-    let hnsw = Hnsw::<f32, KernelDistance>::new(params.m, n, MAX_LAYERS, params.ef_construction, distance);
-    // Inserting in chunks lets the caller see progress between them; each chunk is still inserted
-    // in parallel, and a chunk boundary only waits for the chunk's slowest insertion.
-    let chunk = (n / PROGRESS_STEPS).max(MIN_PROGRESS_CHUNK);
-    let mut done = 0;
-    for part in rows.chunks(chunk) {
-        executor.install(|| hnsw.parallel_insert_slice(&part.to_vec()));
-        done += part.len();
-        progress(done, n);
-    }
-    extract(&hnsw, n, params.m)
-}
-
-/// Copies hnsw_rs's graph into a [`Graph`], keeping at most `2m` level-0 and `m` upper-level
-/// neighbours per node, dropping self-loops, duplicates and ids out of range, and keeping only
-/// upper-level edges whose target is on that level.
-fn extract(hnsw: &Hnsw<'_, f32, KernelDistance>, n: usize, m: usize) -> Result<Graph, IndexError> {
-    let stride0 = 2 * m;
-    let mut level0 = vec![NO_NEIGHBOUR; n * stride0];
-    let mut levels = vec![0u8; n];
-    // Per node, its upper-level lists (index 0 = level 1), filled in a second pass.
-    let mut upper_lists: Vec<(u32, Vec<Vec<u32>>)> = Vec::new();
-    let mut seen = vec![false; n];
-    for point in hnsw.get_point_indexation() {
-        let id = point.get_origin_id();
-        if id >= n || seen[id] {
-            return Err(IndexError::BuildFailed);
-        }
-        seen[id] = true;
-        let level = usize::from(point.get_point_id().0).min(MAX_LAYERS - 1);
-        levels[id] = level as u8;
-        let neighbourhood = point.get_neighborhood_id();
-        let mut lists = neighbourhood.iter().map(|layer| {
-            let mut kept: Vec<u32> = Vec::with_capacity(layer.len());
-            for neighbour in layer {
-                let target = neighbour.get_origin_id();
-                if target < n && target != id && !kept.contains(&(target as u32)) {
-                    kept.push(target as u32);
-                }
-            }
-            kept
-        });
-        if let Some(list) = lists.next() {
-            let slots = &mut level0[id * stride0..(id + 1) * stride0];
-            for (slot, target) in slots.iter_mut().zip(list) {
-                *slot = target;
-            }
-        }
-        if level > 0 {
-            upper_lists.push((id as u32, lists.take(level).collect()));
-        }
-    }
-    if seen.iter().any(|&present| !present) {
-        return Err(IndexError::BuildFailed);
-    }
-    let max_level = levels.iter().copied().max().map_or(0, usize::from);
-    // The entry point: the lowest id on the top level (hnsw_rs keeps the first node to reach the
-    // top; any node there serves, since the top level is connected through its own lists).
-    let entry =
-        levels.iter().position(|&level| usize::from(level) == max_level).map_or(NO_NEIGHBOUR, |id| id as u32);
-    upper_lists.sort_unstable_by_key(|&(id, _)| id);
-    let mut upper = Vec::with_capacity(max_level);
-    for level in 1..=max_level {
-        let nodes: Vec<u32> = upper_lists
-            .iter()
-            .filter(|(id, _)| usize::from(levels[*id as usize]) >= level)
-            .map(|&(id, _)| id)
-            .collect();
-        let mut links = vec![NO_NEIGHBOUR; nodes.len() * m];
-        for (position, &id) in nodes.iter().enumerate() {
-            let Ok(index) = upper_lists.binary_search_by_key(&id, |&(node, _)| node) else {
-                continue;
-            };
-            let Some(list) = upper_lists[index].1.get(level - 1) else {
-                continue;
-            };
-            let targets =
-                list.iter().copied().filter(|&target| usize::from(levels[target as usize]) >= level);
-            for (slot, target) in links[position * m..(position + 1) * m].iter_mut().zip(targets) {
-                *slot = target;
-            }
-        }
-        upper.push(UpperLevel { nodes, links });
-    }
-    Ok(Graph { m, level0, upper, entry })
 }

@@ -49,6 +49,10 @@ pub enum IndexError {
     /// the builder, caught so that it cannot take the process down.
     #[error("graph construction failed inside the HNSW builder")]
     BuildFailed,
+    /// The build was cancelled through [`BuildOptions::cancel`](crate::BuildOptions): nobody needs
+    /// its result any more (its collection was evicted or dropped, or the database is closing).
+    #[error("graph construction was cancelled")]
+    Cancelled,
     /// A serialised segment was written by a format version this build does not read. It is
     /// classified apart from [`Corrupt`](Self::Corrupt) so operators can tell an upgrade problem
     /// from damaged data.

@@ -7,7 +7,8 @@
 //! [`VectorArena`](bulkhead_distance::VectorArena) in parallel with our distance kernels, by
 //! default with our own construction (`native.rs`), which writes straight into flat arrays
 //! (level 0 as one `Vec<u32>` with `2m` slots per node, the upper levels in a sparse form); the
-//! hnsw_rs construction stays available ([`Builder::HnswRs`]) and is copied into the same arrays.
+//! hnsw_rs construction stays available with the `hnsw-rs` feature (`Builder::HnswRs`) and is
+//! copied into the same arrays.
 //! Search is ours: greedy descent, then a level-0 beam search over gathered neighbour batches, a
 //! reusable visited set and packed-key heaps (see `search.rs`). Filters are applied during
 //! traversal, small allowed sets and small segments are scanned exactly, and deletions are
@@ -22,6 +23,8 @@ pub mod eval;
 mod filter;
 mod format;
 pub mod fvecs;
+#[cfg(feature = "hnsw-rs")]
+mod hnsw_rs_build;
 mod native;
 mod search;
 mod segment;

@@ -44,7 +44,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use bulkhead_distance::{Kernels, Metric, VectorArena};
 use parking_lot::Mutex;
@@ -52,15 +52,17 @@ use rayon::prelude::*;
 
 use crate::IndexError;
 use crate::construct::{
-    Executor, Graph, HnswParams, MAX_LAYERS, MIN_PROGRESS_CHUNK, NO_NEIGHBOUR, PROGRESS_STEPS, UpperLevel,
+    BuildOptions, Executor, Graph, HnswParams, MAX_LAYERS, MIN_PROGRESS_CHUNK, NO_NEIGHBOUR, PROGRESS_STEPS,
+    UpperLevel,
 };
 use crate::search::{Visited, key_distance, key_id, pack};
 
 /// Nodes inserted one by one on the calling thread before the parallel part starts.
 const SEQUENTIAL_PREFIX: usize = 1_000;
 
-/// Builds the graph over every row of `arena` (`n ≥ 1`, parameters already validated), calling
-/// `progress(inserted, total)` on the calling thread after each chunk of insertions.
+/// Builds the graph over every row of `arena` (`n ≥ 1`, parameters already validated) with the
+/// seed of `options`, calling `progress(inserted, total)` on the calling thread after each chunk of
+/// insertions and stopping with [`IndexError::Cancelled`] before a chunk once `options.cancel` is set.
 ///
 /// `fault` makes the insertion of that node panic: the hook that proves a panic inside a worker
 /// comes back as an error (tests only pass it).
@@ -72,13 +74,13 @@ pub(crate) fn build(
     arena: &VectorArena,
     metric: Metric,
     params: HnswParams,
-    seed: u64,
+    options: &BuildOptions,
     executor: &Executor,
     progress: &mut dyn FnMut(usize, usize),
     fault: Option<u32>,
 ) -> Result<Graph, IndexError> {
-    let building = Building::new(arena, metric, params, seed, None)?;
-    insert_all(building, 0, executor, progress, fault)
+    let building = Building::new(arena, metric, params, options.seed, None)?;
+    insert_all(building, 0, executor, progress, fault, options.cancel.as_deref())
 }
 
 /// Extends `base`, the graph over the first `base.len()` rows of `arena`, with the rows after
@@ -94,7 +96,7 @@ pub(crate) fn extend(
     metric: Metric,
     params: HnswParams,
     base: &Graph,
-    seed: u64,
+    options: &BuildOptions,
     executor: &Executor,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Graph, IndexError> {
@@ -102,8 +104,8 @@ pub(crate) fn extend(
     if base.m != params.m || start > arena.len() {
         return Err(IndexError::BuildFailed);
     }
-    let building = Building::new(arena, metric, params, seed, Some(base))?;
-    insert_all(building, start, executor, progress, None)
+    let building = Building::new(arena, metric, params, options.seed, Some(base))?;
+    insert_all(building, start, executor, progress, None, options.cancel.as_deref())
 }
 
 /// Inserts the rows `start..n` into `building` and freezes it: up to [`SEQUENTIAL_PREFIX`] nodes on
@@ -114,8 +116,11 @@ fn insert_all(
     executor: &Executor,
     progress: &mut dyn FnMut(usize, usize),
     fault: Option<u32>,
+    cancel: Option<&AtomicBool>,
 ) -> Result<Graph, IndexError> {
     let n = building.arena.len();
+    // Checked before each chunk: a cancelled build ends within one chunk's work.
+    let cancelled = || cancel.is_some_and(|flag| flag.load(Ordering::Relaxed));
     let threads = executor.threads();
     let scratches: Vec<Mutex<Scratch>> =
         (0..threads.max(1)).map(|_| Mutex::new(Scratch::default())).collect();
@@ -126,6 +131,9 @@ fn insert_all(
     {
         let mut scratch = scratches[0].lock();
         while done < prefix {
+            if cancelled() {
+                return Err(IndexError::Cancelled);
+            }
             let end = (done + chunk).min(prefix);
             for id in done..end {
                 building.insert(id as u32, &mut scratch, fault)?;
@@ -135,6 +143,9 @@ fn insert_all(
         }
     }
     while done < n {
+        if cancelled() {
+            return Err(IndexError::Cancelled);
+        }
         let end = (done + chunk).min(n);
         executor.install(|| {
             (done as u32..end as u32).into_par_iter().try_for_each(|id| {

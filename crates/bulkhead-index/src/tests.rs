@@ -766,10 +766,19 @@ fn native_builder_matches_exact_search_on_random_sets() {
     }
 }
 
+/// Every builder this build has: the native one, and hnsw_rs with the `hnsw-rs` feature (which the
+/// workspace's test run turns on through the benches package).
+fn builders() -> Vec<Builder> {
+    let mut all = vec![Builder::Native];
+    #[cfg(feature = "hnsw-rs")]
+    all.push(Builder::HnswRs);
+    all
+}
+
 #[test]
 fn both_builders_make_well_formed_connected_graphs() {
     let data = clustered(2_000, 16, 25, 84);
-    for builder in [Builder::Native, Builder::HnswRs] {
+    for builder in builders() {
         for params in
             [PARAMS, HnswParams { m: 4, ef_construction: 16 }, HnswParams { m: 64, ef_construction: 100 }]
         {
@@ -852,8 +861,8 @@ fn native_builder_keeps_duplicates_searchable() {
 fn native_builder_on_one_thread_is_deterministic_for_a_seed() {
     let data = clustered(2_500, 16, 20, 89);
     let one = options(Builder::Native, Some(1));
-    let first = build_with(&data, Metric::Cosine, PARAMS, one);
-    let second = build_with(&data, Metric::Cosine, PARAMS, one);
+    let first = build_with(&data, Metric::Cosine, PARAMS, one.clone());
+    let second = build_with(&data, Metric::Cosine, PARAMS, one.clone());
     assert_eq!(first.graph, second.graph);
     assert_eq!(first.to_bytes(), second.to_bytes());
     let reseeded = build_with(&data, Metric::Cosine, PARAMS, one.with_seed(7));
@@ -886,7 +895,7 @@ fn a_panic_inside_the_builder_is_an_error() {
         assert!(matches!(built, Err(IndexError::BuildFailed)), "fault at {fault}, threads {threads:?}");
     }
     // A panicking progress callback is caught the same way, for both builders.
-    for builder in [Builder::Native, Builder::HnswRs] {
+    for builder in builders() {
         let mut arena = VectorArena::new(8).expect("arena");
         for row in &rows {
             arena.push(row).expect("push");
@@ -907,7 +916,7 @@ fn a_panic_inside_the_builder_is_an_error() {
 #[test]
 fn both_builders_validate_params_and_report_progress() {
     let rows = uniform(3_000, 8, 91);
-    for builder in [Builder::Native, Builder::HnswRs] {
+    for builder in builders() {
         let arena = |rows: &[Vec<f32>]| {
             let mut arena = VectorArena::new(8).expect("arena");
             for row in rows {
@@ -1029,4 +1038,58 @@ fn extending_reports_progress_over_the_new_rows_only() {
     assert!(seen.iter().all(|&(_, total)| total == 3_000));
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(seen.last(), Some(&(3_000, 3_000)));
+}
+
+#[test]
+fn a_cancelled_build_or_extension_stops_early_with_cancelled() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let rows = uniform(6_000, 8, 17);
+    let arena = |rows: &[Vec<f32>]| {
+        let mut arena = VectorArena::new(8).expect("arena");
+        for row in rows {
+            arena.push(row).expect("push");
+        }
+        arena
+    };
+    // Cancelled before it starts: no insertion at all.
+    let flag = Arc::new(AtomicBool::new(true));
+    let mut calls = 0;
+    let built = FrozenSegment::build_with_options(
+        arena(&rows),
+        Metric::L2,
+        PARAMS,
+        BuildOptions::new().with_cancel(Arc::clone(&flag)),
+        |_, _| calls += 1,
+    );
+    assert!(matches!(built, Err(IndexError::Cancelled)));
+    assert_eq!(calls, 0);
+    // Cancelled while it runs (from the progress callback, as another thread would): it stops at
+    // the next chunk instead of finishing.
+    for threads in [Some(1), None] {
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut last = 0;
+        let options = options(Builder::Native, threads).with_cancel(Arc::clone(&flag));
+        let built =
+            FrozenSegment::build_with_options(arena(&rows), Metric::L2, PARAMS, options, |done, _| {
+                last = done;
+                flag.store(true, Ordering::Relaxed);
+            });
+        assert!(matches!(built, Err(IndexError::Cancelled)), "threads {threads:?}");
+        assert!(last < rows.len(), "stopped after {last} of {} rows", rows.len());
+    }
+    // An extension too, and an uncancelled one still works.
+    let base = FrozenSegment::build(arena(&rows[..2_000]), Metric::L2, PARAMS).expect("base");
+    let flag = Arc::new(AtomicBool::new(true));
+    let extended = base.extend(
+        rows[2_000..].iter().map(Vec::as_slice),
+        BuildOptions::new().with_cancel(Arc::clone(&flag)),
+        |_, _| {},
+    );
+    assert!(matches!(extended, Err(IndexError::Cancelled)));
+    flag.store(false, Ordering::Relaxed);
+    let extended = base
+        .extend(rows[2_000..].iter().map(Vec::as_slice), BuildOptions::new().with_cancel(flag), |_, _| {})
+        .expect("not cancelled");
+    assert_eq!(extended.len(), rows.len());
 }

@@ -51,7 +51,8 @@ use roaring::RoaringBitmap;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Candidates the graph walk keeps (its `ef`) at least; raised to `k` for larger `k`. At 64,
@@ -196,6 +197,12 @@ struct Ticket {
     /// The generations of the segments its result replaces.
     replaces: Vec<u64>,
     dirty: HashSet<PointRef>,
+    /// Set when nobody needs the job's result any more (the state is dropped: evicted, its
+    /// collection dropped, the database closed): the build stops at its next chunk.
+    cancel: Arc<AtomicBool>,
+    /// The memory the job holds while it runs (its input copies and the graph it builds), counted
+    /// in the collection's [`CollectionState::memory_bytes`].
+    bytes: usize,
 }
 
 /// Points for a job, taken under the collection's lock: references and their vectors.
@@ -229,6 +236,34 @@ pub(crate) struct BuildJob {
     pub(crate) generation: u64,
     pub(crate) metric: bulkhead_distance::Metric,
     pub(crate) work: Work,
+    /// Set when the job's result is no longer wanted (see [`Ticket::cancel`]).
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+impl BuildJob {
+    /// Whether the job was cancelled (its result would be thrown away).
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// A graph row's bytes beyond its vector: a level-0 list of `2m` slots (m = 16), upper levels,
+/// the row's norm and alignment, and its point reference.
+const GRAPH_ROW_BYTES: usize = 2 * 16 * 4 + 64 + 32;
+
+impl Work {
+    /// What the job holds while it runs: every row of the segment it produces (copied vectors and
+    /// the new graph), which is at most its inputs plus its new points.
+    fn memory_bytes(&self) -> usize {
+        let row = |dim: usize| dim * 4 + GRAPH_ROW_BYTES;
+        match self {
+            Work::Build(points) => points.refs.len() * row(points.arena.dim()),
+            Work::Extend { base, points } => (base.refs.len() + points.refs.len()) * row(points.arena.dim()),
+            Work::Merge { inputs, .. } => {
+                inputs.iter().map(|input| input.refs.len() * row(input.segment.dim())).sum()
+            }
+        }
+    }
 }
 
 /// A flush extends a segment of at most this many graph thresholds of live points instead of
@@ -461,7 +496,8 @@ impl CollectionState {
         !self.jobs.is_empty()
     }
 
-    /// Approximate heap bytes held: the delta, and the segments with their point maps.
+    /// Approximate heap bytes held: the delta, the segments with their point maps, the attribute
+    /// bitmaps, and what the running jobs hold (their inputs and the graphs they build).
     pub(crate) fn memory_bytes(&self) -> usize {
         let segments: usize = self
             .segments
@@ -473,7 +509,8 @@ impl CollectionState {
                     + f.covered.len() * MAP_ENTRY_BYTES
             })
             .sum();
-        self.delta.memory_bytes() + segments + self.attrs.memory_bytes()
+        let jobs: usize = self.jobs.iter().map(|job| job.bytes).sum();
+        self.delta.memory_bytes() + segments + self.attrs.memory_bytes() + jobs
     }
 
     /// Records that the segment `generation` is saved as `saved`, and returns the snapshots of
@@ -557,6 +594,7 @@ impl CollectionState {
         ef: Option<usize>,
         allowed: Option<&RoaringBitmap>,
         mut observe: Option<&mut (dyn FnMut(PointRef) + 'o)>,
+        budget: &crate::Budget,
     ) -> Result<Vec<(PointRef, f32)>> {
         let ef = ef.unwrap_or(MIN_EF).max(k);
         let mut ranked = match allowed {
@@ -584,6 +622,8 @@ impl CollectionState {
                 let mut scratch = scratch.borrow_mut();
                 scratch.record_scored(observe.is_some());
                 for frozen in &self.segments {
+                    // A check point per segment: a request whose caller stopped waiting ends here.
+                    budget.check()?;
                     let hits = frozen.search(query, &params, allowed, &mut scratch)?;
                     ranked.extend(hits.iter().map(|hit| (frozen.refs[hit.id.get() as usize], hit.distance)));
                     if let Some(observe) = observe.as_mut() {
@@ -672,9 +712,18 @@ impl CollectionState {
         replaces: Vec<u64>,
     ) -> BuildJob {
         let id = NEXT_BUILD.fetch_add(1, Ordering::Relaxed);
-        self.jobs.push(Ticket { id, flush, replaces, dirty: HashSet::new() });
+        let cancel = Arc::new(AtomicBool::new(false));
+        let bytes = work.memory_bytes();
+        self.jobs.push(Ticket {
+            id,
+            flush,
+            replaces,
+            dirty: HashSet::new(),
+            cancel: Arc::clone(&cancel),
+            bytes,
+        });
         let generation = u64::from_le_bytes(bulkhead_crypto::random_bytes());
-        BuildJob { id, generation, metric, work }
+        BuildJob { id, generation, metric, work, cancel }
     }
 
     /// A copy of the delta's live points.
@@ -727,6 +776,16 @@ impl CollectionState {
     }
 }
 
+impl Drop for CollectionState {
+    /// A dropped state (evicted, its collection dropped, the database closing) wants no job result:
+    /// its running jobs stop at their next chunk, its queued ones never start.
+    fn drop(&mut self) {
+        for job in &self.jobs {
+            job.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A job's view of a segment: a clone (shared vectors and graph) and its live entries now.
 fn input(frozen: &Frozen) -> Input {
     let mut live: Vec<InternalId> = frozen.covered.values().copied().collect();
@@ -744,8 +803,8 @@ pub(crate) struct Built {
 
 /// Runs a job and serialises its snapshot (on a background thread, outside the collection's lock).
 pub(crate) fn build(job: BuildJob) -> (u64, Result<Built>) {
-    let BuildJob { id, generation, metric, work } = job;
-    let built = run(work, metric).map(|(segment, refs)| {
+    let BuildJob { id, generation, metric, work, cancel } = job;
+    let built = run(work, metric, &cancel).map(|(segment, refs)| {
         let snapshot = encode_snapshot(&refs, &segment, generation);
         Built { generation, refs, segment, snapshot }
     });
@@ -753,12 +812,22 @@ pub(crate) fn build(job: BuildJob) -> (u64, Result<Built>) {
 }
 
 /// The segment a job's work produces, with the point of each of its ids.
-fn run(work: Work, metric: bulkhead_distance::Metric) -> Result<(FrozenSegment, Vec<PointRef>)> {
-    let options = BuildOptions::new();
+fn run(
+    work: Work,
+    metric: bulkhead_distance::Metric,
+    cancel: &Arc<AtomicBool>,
+) -> Result<(FrozenSegment, Vec<PointRef>)> {
+    let options = BuildOptions::new().with_cancel(Arc::clone(cancel));
     match work {
         Work::Build(points) => {
-            let segment =
-                FrozenSegment::build(points.arena, metric, HnswParams::default()).map_err(index_error)?;
+            let segment = FrozenSegment::build_with_options(
+                points.arena,
+                metric,
+                HnswParams::default(),
+                options,
+                |_, _| {},
+            )
+            .map_err(index_error)?;
             Ok((segment, points.refs))
         }
         Work::Extend { base, points } => {
@@ -787,8 +856,8 @@ fn run(work: Work, metric: bulkhead_distance::Metric) -> Result<(FrozenSegment, 
                 }
             }
             match base {
-                Some(base) => run(Work::Extend { base, points }, metric),
-                None => run(Work::Build(points), metric),
+                Some(base) => run(Work::Extend { base, points }, metric, cancel),
+                None => run(Work::Build(points), metric, cancel),
             }
         }
     }

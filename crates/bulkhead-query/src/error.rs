@@ -10,6 +10,20 @@ pub enum QueryError {
     #[error("invalid {field}: {reason}")]
     InvalidArgument { field: &'static str, reason: String },
 
+    /// The request's deadline passed while it ran; it stopped at its next check point.
+    #[error("the request's deadline passed before it finished")]
+    DeadlineExceeded,
+
+    /// The request was cancelled (its caller stopped waiting); it stopped at its next check point.
+    #[error("the request was cancelled")]
+    Cancelled,
+
+    /// The request would need more of a bounded resource than it may have (`what`: the response);
+    /// refused before the excess was built. Apart from `InvalidArgument` because the same request can
+    /// succeed over smaller data.
+    #[error("{what} too large: {reason}")]
+    ResourceExhausted { what: &'static str, reason: String },
+
     /// A broken internal invariant (a bug), reported without tenant data.
     #[error("internal error: {0}")]
     Internal(String),
@@ -24,6 +38,9 @@ impl QueryError {
     pub fn reason_code(&self) -> &'static str {
         match self {
             QueryError::InvalidArgument { .. } => "invalid-argument",
+            QueryError::DeadlineExceeded => "deadline-exceeded",
+            QueryError::Cancelled => "cancelled",
+            QueryError::ResourceExhausted { .. } => "resource-exhausted",
             QueryError::Internal(_) => "internal",
             QueryError::Storage(e) => e.reason_code(),
         }

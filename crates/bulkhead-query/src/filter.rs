@@ -136,7 +136,8 @@ impl fmt::Debug for Filter {
 
 impl Filter {
     /// Checks the filter against every limit before any work: depth at most
-    /// [`limits::MAX_FILTER_DEPTH`], at most [`limits::MAX_FILTER_CONDITIONS`] conditions, lists of at
+    /// [`limits::MAX_FILTER_DEPTH`], at most [`limits::MAX_FILTER_NODES`] nodes of any kind and
+    /// [`limits::MAX_FILTER_CONDITIONS`] conditions among them, lists of at
     /// most [`limits::MAX_FILTER_LIST`], field names and keywords within their byte limits, finite
     /// numbers and non-inverted ranges. Iterative, so a hostile nesting cannot overflow the stack.
     pub fn validate(&self) -> Result<()> {
@@ -147,8 +148,15 @@ impl Filter {
     /// limit).
     pub(crate) fn validate_within(&self, max_conditions: usize) -> Result<()> {
         let mut conditions = 0usize;
+        let mut nodes = 0usize;
         let mut stack = vec![(self, 1usize)];
         while let Some((node, depth)) = stack.pop() {
+            // Every node costs a bitmap operation when the filter is evaluated, an empty `and` as
+            // much as a condition: count them all, and stop at the first one over the limit.
+            nodes += 1;
+            if nodes > limits::MAX_FILTER_NODES {
+                return Err(invalid("filter", format!("at most {} nodes", limits::MAX_FILTER_NODES)));
+            }
             if depth > limits::MAX_FILTER_DEPTH {
                 return Err(invalid("filter", format!("nested deeper than {}", limits::MAX_FILTER_DEPTH)));
             }

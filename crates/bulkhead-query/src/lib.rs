@@ -18,23 +18,27 @@
 //! by authentication or the named trusted-host door (see `bulkhead-storage`'s `scope.rs`).
 
 mod attrs;
+mod budget;
 mod cache;
 mod collection;
 mod error;
 mod exact;
 mod filter;
+mod jobs;
 
 pub use attrs::MatchReason;
+pub use budget::Budget;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_storage::{
-    AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DocId, Durability,
-    IssuedApiKey, KeyBinding, MetaValue, Metric, NewPoint, PointRef, Role, RotationProgress, StorageError,
-    Store, StoreOptions, StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy,
-    TenantScope, TenantUid, VersionedPolicy, limits,
+    AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DirectoryCheck,
+    DocId, Durability, IssuedApiKey, KeyBinding, MetaValue, Metric, NewPoint, Operation, PointRef,
+    REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, Store, StoreOptions, StoredPoint, Subject,
+    SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid, VersionedPolicy, limits,
 };
 pub use cache::CacheStats;
 pub use error::QueryError;
 pub use filter::{Filter, FilterValue, Principal};
+pub use jobs::{INDEX_JOB_WORKERS, IndexJobCounts};
 
 use bulkhead_storage::{IndexSnapshotSink, TenantHandle, validate_vector};
 use collection::CollectionState;
@@ -71,36 +75,59 @@ impl Slot {
 
 type IndexSlot = Arc<Slot>;
 
-/// Runs a background index job on a thread of its own (see [`run_job`]).
+/// Queues a background index job on the database's pool (see [`run_job`]).
 fn spawn_job(
+    jobs: &jobs::Jobs,
+    tenant: TenantUid,
     slot: IndexSlot,
     sink: Arc<IndexSnapshotSink>,
     threshold: usize,
     job: collection::BuildJob,
-) -> Result<()> {
-    std::thread::Builder::new()
-        .name("bulkhead-index-job".into())
-        .spawn(move || run_job(&slot, &sink, threshold, job))
-        .map(drop)
-        .map_err(|e| QueryError::Internal(format!("cannot start an index job thread: {e}")))
+) {
+    let cancel = Arc::clone(&job.cancel);
+    let pool = jobs.clone();
+    jobs.submit(tenant, cancel, move || run_job(&pool, tenant, &slot, &sink, threshold, job));
 }
 
-/// A job's thread: builds, installs the result if the job is still wanted, starts the jobs that
-/// are due next, then saves the new segment and lists the saved segments in the collection's head.
-/// Saves of one collection take turns (`Slot::snapshots`), so a head never drops a segment whose
-/// chunks are still being written, and the last head written describes the latest state.
-fn run_job(slot: &IndexSlot, sink: &Arc<IndexSnapshotSink>, threshold: usize, job: collection::BuildJob) {
+/// A job on a pool worker: builds, installs the result if the job is still wanted, queues the jobs
+/// that are due next, then saves the new segment and lists the saved segments in the collection's
+/// head. Saves of one collection take turns (`Slot::snapshots`), so a head never drops a segment
+/// whose chunks are still being written, and the last head written describes the latest state. A
+/// cancelled job (its collection evicted or dropped meanwhile) ends quietly.
+fn run_job(
+    jobs: &jobs::Jobs,
+    tenant: TenantUid,
+    slot: &IndexSlot,
+    sink: &Arc<IndexSnapshotSink>,
+    threshold: usize,
+    job: collection::BuildJob,
+) {
+    if job.cancelled() {
+        jobs.note_cancelled();
+        return;
+    }
+    let cancel = Arc::clone(&job.cancel);
     let (id, built) = collection::build(job);
     let mut guard = slot.state.write();
-    let Some(state) = guard.as_mut() else { return };
+    let Some(state) = guard.as_mut() else {
+        jobs.note_cancelled();
+        return;
+    };
     let mut built = match built {
         Ok(built) => built,
+        Err(_) if cancel.load(Ordering::Relaxed) => {
+            jobs.note_cancelled();
+            state.abandon(id);
+            return;
+        }
         Err(e) => {
+            jobs.note_finished();
             tracing::warn!(error = %e, "a background index job failed; its points stay where they were");
             state.abandon(id);
             return;
         }
     };
+    jobs.note_finished();
     let generation = built.generation;
     let snapshot = std::mem::take(&mut built.snapshot);
     match state.install(id, built) {
@@ -115,13 +142,9 @@ fn run_job(slot: &IndexSlot, sink: &Arc<IndexSnapshotSink>, threshold: usize, jo
     // Writes that arrived meanwhile may have filled the delta again, and a flush may call for a
     // merge.
     match state.take_jobs(threshold) {
-        Ok(jobs) => {
-            for job in jobs {
-                let next = job.id;
-                if let Err(e) = spawn_job(Arc::clone(slot), Arc::clone(sink), threshold, job) {
-                    tracing::warn!(error = %e, "could not start an index job");
-                    state.abandon(next);
-                }
+        Ok(next) => {
+            for job in next {
+                spawn_job(jobs, tenant, Arc::clone(slot), Arc::clone(sink), threshold, job);
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not take the collection's points for an index job"),
@@ -151,6 +174,9 @@ pub const DEFAULT_INDEX_MEMORY_BUDGET: usize = 2 << 30;
 
 /// An open database: the store plus the in-memory search state of the collections in use.
 pub struct Database {
+    /// First, so that it is dropped first: its workers are stopped (running jobs cancelled) and
+    /// joined while the store is still open.
+    jobs: jobs::JobPool,
     store: Store,
     indexes: RwLock<HashMap<(TenantUid, u32), IndexSlot>>,
     graph_threshold: AtomicUsize,
@@ -175,6 +201,7 @@ impl Database {
 
     fn open_store(store: Store) -> Database {
         Database {
+            jobs: jobs::JobPool::new(jobs::INDEX_JOB_WORKERS),
             store,
             indexes: RwLock::new(HashMap::new()),
             graph_threshold: AtomicUsize::new(DEFAULT_GRAPH_THRESHOLD),
@@ -288,7 +315,7 @@ impl Database {
 
     /// Sets the memory budget for loaded search state (default [`DEFAULT_INDEX_MEMORY_BUDGET`]).
     /// When loading a collection takes the total over it, the least recently used other collections
-    /// are evicted (a collection with a build in flight is kept); an evicted collection loads again,
+    /// are evicted (one with a background job running too: the job is cancelled); an evicted one loads again,
     /// from its snapshot, on its next search.
     pub fn with_index_memory_budget(self, bytes: usize) -> Database {
         self.set_index_memory_budget(bytes);
@@ -321,9 +348,11 @@ impl Database {
                 break;
             }
             let Some(mut state) = slot.state.try_write() else { continue };
-            if state.as_ref().is_none_or(CollectionState::building) {
+            if state.is_none() {
                 continue;
             }
+            // A collection with a job running is evicted like any other: dropping its state
+            // cancels the job (its build stops at the next chunk) and frees what it held.
             total = total.saturating_sub(slot.memory.load(Ordering::Relaxed));
             *state = None;
             slot.measure(&state);
@@ -344,9 +373,9 @@ impl Database {
         self.graph_threshold.store(points.max(1), Ordering::Relaxed);
     }
 
-    /// Starts the background jobs (flush, merge, purge) the collection in `slot` needs now, each
-    /// on a thread of its own. Called with the slot's write lock held by the caller (`state`).
-    /// Each job thread installs its segment, starts whatever jobs are due next, then saves the
+    /// Queues the background jobs (flush, merge, purge) the collection in `slot` needs now on the
+    /// database's job pool (`jobs.rs`). Called with the slot's write lock held by the caller
+    /// (`state`). Each job installs its segment, queues whatever jobs are due next, then saves the
     /// segment's snapshot outside the lock.
     fn maybe_build(
         &self,
@@ -361,15 +390,23 @@ impl Database {
             return Ok(());
         }
         let sink = Arc::new(handle.index_snapshot_sink(collection)?);
-        let mut failure = None;
         for job in jobs {
-            let id = job.id;
-            if let Err(e) = spawn_job(Arc::clone(slot), Arc::clone(&sink), threshold, job) {
-                state.abandon(id);
-                failure.get_or_insert(e);
-            }
+            spawn_job(
+                self.jobs.jobs(),
+                handle.tenant_uid(),
+                Arc::clone(slot),
+                Arc::clone(&sink),
+                threshold,
+                job,
+            );
         }
-        failure.map_or(Ok(()), Err)
+        Ok(())
+    }
+
+    /// The background index job pool's counts: jobs queued and running now, finished and
+    /// cancelled since the database opened.
+    pub fn index_jobs(&self) -> IndexJobCounts {
+        self.jobs.jobs().counts()
     }
 
     /// Operator work (tenants, API keys) and the doors that mint scopes. It reaches no tenant
@@ -482,6 +519,12 @@ impl Operator<'_> {
         self.store.audit_verify(tenant)
     }
 
+    /// Checks that every audit chain ever registered is still registered (a whole chain removed at
+    /// the storage level shows here; see `bulkhead-storage`'s `audit.rs`).
+    pub fn audit_directory_check(&self) -> Result<DirectoryCheck, StorageError> {
+        self.store.audit_directory_check()
+    }
+
     /// The tenant's policy in force and its version.
     pub fn policy(&self, tenant: &TenantName) -> Result<std::sync::Arc<VersionedPolicy>, StorageError> {
         self.store.policy(self.store.tenant_info(tenant)?.uid)
@@ -530,6 +573,15 @@ impl Operator<'_> {
     /// `admin-export-audit`, ...) in that tenant's trail.
     pub fn audit_admin_read(&self, tenant: TenantUid, operation: &str) -> Result<(), StorageError> {
         self.store.audit_access(tenant, &AccessEvent { operation, outcome: "ok", ..AccessEvent::default() })
+    }
+
+    /// Records in a tenant's trail the outcome of background work on it (`task`: `key-rotation`,
+    /// `audit-prune`; `outcome`: `ok` when a run of failures ends, or the reason code of the
+    /// failure that starts one).
+    pub fn audit_background(&self, tenant: TenantUid, task: &str, outcome: &str) -> Result<(), StorageError> {
+        let operation = format!("background-{task}");
+        self.store
+            .audit_access(tenant, &AccessEvent { operation: &operation, outcome, ..AccessEvent::default() })
     }
 
     /// Tenants whose rotation was interrupted (by a restart) and should be resumed.
@@ -642,6 +694,39 @@ impl SearchRequest<'_> {
     }
 }
 
+impl SearchHit {
+    /// An upper bound of the bytes this hit takes in an encoded answer (its strings, metadata and
+    /// fixed fields with their framing): what a [`Budget`]'s response bytes are charged.
+    pub fn encoded_bytes_upper_bound(&self) -> usize {
+        // Per string or value: its bytes plus a tag and a length prefix (at most 1 + 5 bytes).
+        const FRAMING: usize = 6;
+        let metadata: usize = self
+            .metadata
+            .iter()
+            .map(|(key, value)| {
+                let value = match value {
+                    MetaValue::Keyword(k) => k.len() + FRAMING,
+                    MetaValue::Keywords(list) => {
+                        list.iter().map(|k| k.len() + FRAMING).sum::<usize>() + FRAMING
+                    }
+                    MetaValue::Number(_) => 9 + FRAMING,
+                    MetaValue::Bool(_) => 2 + FRAMING,
+                };
+                // A map entry is a message of its own: key, value, and their framing.
+                key.len() + value + 3 * FRAMING
+            })
+            .sum();
+        // The id, text and source URI, then the fixed fields (score, version, generations,
+        // matched-by, the 16-byte fingerprint, the index source) and the hit's own framing.
+        self.id.as_str().len()
+            + self.text.len()
+            + self.source_uri.as_ref().map_or(0, String::len)
+            + 3 * FRAMING
+            + metadata
+            + 96
+    }
+}
+
 impl fmt::Debug for SearchHit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SearchHit")
@@ -666,9 +751,8 @@ impl fmt::Debug for Tenant<'_> {
 }
 
 /// What an access event says about an operation, before its outcome is known.
-#[derive(Default)]
 struct Audit<'a> {
-    operation: &'a str,
+    operation: Operation,
     collection: Option<&'a str>,
     principal: Option<&'a Principal>,
     query: Option<&'a [f32]>,
@@ -676,8 +760,12 @@ struct Audit<'a> {
 }
 
 impl<'a> Audit<'a> {
-    fn on(operation: &'a str, collection: &'a str) -> Audit<'a> {
-        Audit { operation, collection: Some(collection), ..Audit::default() }
+    fn new(operation: Operation) -> Audit<'a> {
+        Audit { operation, collection: None, principal: None, query: None, documents: Vec::new() }
+    }
+
+    fn on(operation: Operation, collection: &'a str) -> Audit<'a> {
+        Audit { collection: Some(collection), ..Audit::new(operation) }
     }
 }
 
@@ -686,34 +774,42 @@ impl<'d> Tenant<'d> {
     /// generation) in the tenant's audit trail. An event that cannot be written fails the operation:
     /// no evidence, no access.
     fn audited<T>(&self, audit: Audit<'_>, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        let allowed = self.handle.policy().policy.allows(self.handle.role(), audit.operation);
-        let result = if allowed {
-            work()
-        } else {
+        let audited = self.db.access_audit.load(Ordering::Relaxed);
+        if audited {
+            // Staged before the work: a write commits it in its own batch (see
+            // `TenantHandle::stage_audit`); anything else is written below with its outcome.
+            let user = audit.principal.map(Principal::user).or(match self.handle.binding() {
+                KeyBinding::User { user, .. } => Some(user.as_str()),
+                KeyBinding::Service { .. } => None,
+            });
+            self.handle.stage_audit(AccessEvent {
+                operation: audit.operation.name(),
+                principal: user,
+                collection: audit.collection,
+                query: audit.query,
+                documents: &audit.documents,
+                ..AccessEvent::default()
+            });
+        }
+        // The role the operation needs (the one table, `Operation::required_role`), then the
+        // tenant's policy, which may deny an operation the role would allow.
+        let result = if self.handle.role() < audit.operation.required_role() {
+            Err(StorageError::PermissionDenied { operation: audit.operation.verb() }.into())
+        } else if !self.handle.policy().policy.allows(self.handle.role(), audit.operation) {
             Err(StorageError::PermissionDenied { operation: "this operation under the tenant's policy" }
                 .into())
+        } else {
+            work()
         };
-        if !self.db.access_audit.load(Ordering::Relaxed) {
+        if !audited {
             return result;
         }
-        let user = audit.principal.map(Principal::user).or(match self.handle.binding() {
-            KeyBinding::User { user, .. } => Some(user.as_str()),
-            KeyBinding::Service { .. } => None,
-        });
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.reason_code(),
         };
         self.events.set(self.events.get() + 1);
-        self.handle.audit(AccessEvent {
-            operation: audit.operation,
-            outcome,
-            principal: user,
-            collection: audit.collection,
-            query: audit.query,
-            documents: &audit.documents,
-            ..AccessEvent::default()
-        })?;
+        self.handle.finish_audit(outcome)?;
         result
     }
 
@@ -730,25 +826,25 @@ impl<'d> Tenant<'d> {
 
     /// Creates a collection of `dimension`-sized vectors compared by `metric`.
     pub fn create_collection(&self, name: &str, dimension: usize, metric: Metric) -> Result<CollectionInfo> {
-        self.audited(Audit::on("create-collection", name), || {
+        self.audited(Audit::on(Operation::CreateCollection, name), || {
             Ok(self.handle.create_collection(&CollectionName::new(name)?, dimension, metric)?)
         })
     }
 
     /// Describes a collection.
     pub fn collection(&self, name: &str) -> Result<CollectionInfo> {
-        self.audited(Audit::on("describe-collection", name), || self.collection_info(name))
+        self.audited(Audit::on(Operation::DescribeCollection, name), || self.collection_info(name))
     }
 
     /// Lists the tenant's collections.
     pub fn collections(&self) -> Result<Vec<CollectionInfo>> {
-        let audit = Audit { operation: "list-collections", ..Audit::default() };
+        let audit = Audit::new(Operation::ListCollections);
         self.audited(audit, || Ok(self.handle.list_collections()?))
     }
 
     /// Drops a collection with all its points.
     pub fn drop_collection(&self, name: &str) -> Result<()> {
-        self.audited(Audit::on("drop-collection", name), || self.drop_collection_inner(name))
+        self.audited(Audit::on(Operation::DropCollection, name), || self.drop_collection_inner(name))
     }
 
     fn drop_collection_inner(&self, name: &str) -> Result<()> {
@@ -768,7 +864,7 @@ impl<'d> Tenant<'d> {
     pub fn upsert(&self, collection: &str, points: &[NewPoint]) -> Result<Vec<u64>> {
         let audit = Audit {
             documents: points.iter().map(|p| p.id.as_str()).collect(),
-            ..Audit::on("upsert", collection)
+            ..Audit::on(Operation::Upsert, collection)
         };
         self.audited(audit, || self.upsert_inner(collection, points))
     }
@@ -812,8 +908,10 @@ impl<'d> Tenant<'d> {
 
     /// Deletes points by id. Returns how many existed.
     pub fn delete(&self, collection: &str, ids: &[DocId]) -> Result<usize> {
-        let audit =
-            Audit { documents: ids.iter().map(DocId::as_str).collect(), ..Audit::on("delete", collection) };
+        let audit = Audit {
+            documents: ids.iter().map(DocId::as_str).collect(),
+            ..Audit::on(Operation::Delete, collection)
+        };
         self.audited(audit, || self.delete_inner(collection, ids))
     }
 
@@ -853,7 +951,8 @@ impl<'d> Tenant<'d> {
         id: &DocId,
         principal: Option<&Principal>,
     ) -> Result<Option<StoredPoint>> {
-        let audit = Audit { principal, documents: vec![id.as_str()], ..Audit::on("get", collection) };
+        let audit =
+            Audit { principal, documents: vec![id.as_str()], ..Audit::on(Operation::Get, collection) };
         self.audited(audit, || {
             let principal = self.effective_principal(principal)?;
             let info = self.collection_info(collection)?;
@@ -894,13 +993,15 @@ impl<'d> Tenant<'d> {
     /// delta, and whether a build runs. A collection not searched since the database opened reports
     /// everything as delta (its state loads on first search).
     pub fn graph_status(&self, collection: &str) -> Result<GraphStatus> {
-        self.audited(Audit::on("describe-collection", collection), || self.graph_status_inner(collection))
+        self.audited(Audit::on(Operation::DescribeCollection, collection), || {
+            self.graph_status_inner(collection)
+        })
     }
 
     /// A collection's description and how it is searched right now, as one operation (one audit
     /// event).
     pub fn describe(&self, collection: &str) -> Result<(CollectionInfo, GraphStatus)> {
-        self.audited(Audit::on("describe-collection", collection), || {
+        self.audited(Audit::on(Operation::DescribeCollection, collection), || {
             Ok((self.collection_info(collection)?, self.graph_status_inner(collection)?))
         })
     }
@@ -942,11 +1043,8 @@ impl<'d> Tenant<'d> {
         since_ms: u64,
         limit: usize,
     ) -> Result<(Vec<AuditEvent>, Option<u64>)> {
-        let audit = Audit { operation: "export-audit", ..Audit::default() };
+        let audit = Audit::new(Operation::ExportAudit);
         self.audited(audit, || {
-            if self.handle.role() < Role::TenantAdmin {
-                return Err(StorageError::PermissionDenied { operation: "exporting the audit trail" }.into());
-            }
             Ok(self.db.store.audit_page(self.handle.tenant_uid(), from_seq, since_ms, limit)?)
         })
     }
@@ -964,7 +1062,7 @@ impl<'d> Tenant<'d> {
 
     /// As [`Tenant::count`], on behalf of `principal` (see [`Tenant::get_as`]).
     pub fn count_as(&self, collection: &str, principal: Option<&Principal>) -> Result<u64> {
-        let audit = Audit { principal, ..Audit::on("count", collection) };
+        let audit = Audit { principal, ..Audit::on(Operation::Count, collection) };
         self.audited(audit, || self.count_inner(collection, principal))
     }
 
@@ -1045,13 +1143,28 @@ impl<'d> Tenant<'d> {
         vector: &[f32],
         request: &SearchRequest<'_>,
     ) -> Result<Vec<SearchHit>> {
-        self.search_inner(collection, vector, request, None, true)
+        self.search_within(collection, vector, request, &Budget::unlimited())
+    }
+
+    /// As [`Tenant::search_request`], within `budget`: the search stops with
+    /// [`QueryError::DeadlineExceeded`] or [`QueryError::Cancelled`] at its next check point once
+    /// the budget's deadline passes or its flag is set, and fails with
+    /// [`QueryError::ResourceExhausted`] as soon as the hits read so far would exceed the budget's
+    /// response bytes (shared by every search of one budget), before reading more.
+    pub fn search_within(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        request: &SearchRequest<'_>,
+        budget: &Budget,
+    ) -> Result<Vec<SearchHit>> {
+        self.search_inner(collection, vector, request, None, true, budget)
     }
 
     /// The opaque reference of a document id, as [`Tenant::search_observed`] reports candidates.
     #[doc(hidden)]
     pub fn point_ref(&self, collection: &str, id: &DocId) -> Result<PointRef> {
-        let audit = Audit { documents: vec![id.as_str()], ..Audit::on("point-ref", collection) };
+        let audit = Audit { documents: vec![id.as_str()], ..Audit::on(Operation::PointRef, collection) };
         self.audited(audit, || Ok(self.handle.point_ref(&self.collection_info(collection)?, id)?))
     }
 
@@ -1066,7 +1179,7 @@ impl<'d> Tenant<'d> {
         request: &SearchRequest<'_>,
         observe: &mut dyn FnMut(PointRef),
     ) -> Result<Vec<SearchHit>> {
-        self.search_inner(collection, vector, request, Some(observe), false)
+        self.search_inner(collection, vector, request, Some(observe), false, &Budget::unlimited())
     }
 
     /// The search itself; `use_cache` consults and fills the result cache, if there is one.
@@ -1077,10 +1190,14 @@ impl<'d> Tenant<'d> {
         request: &SearchRequest<'_>,
         observe: Option<&mut dyn FnMut(PointRef)>,
         use_cache: bool,
+        budget: &Budget,
     ) -> Result<Vec<SearchHit>> {
-        let audit =
-            Audit { principal: request.principal, query: Some(vector), ..Audit::on("search", collection) };
-        self.audited(audit, || self.search_unaudited(collection, vector, request, observe, use_cache))
+        let audit = Audit {
+            principal: request.principal,
+            query: Some(vector),
+            ..Audit::on(Operation::Search, collection)
+        };
+        self.audited(audit, || self.search_unaudited(collection, vector, request, observe, use_cache, budget))
     }
 
     fn search_unaudited(
@@ -1090,6 +1207,7 @@ impl<'d> Tenant<'d> {
         request: &SearchRequest<'_>,
         observe: Option<&mut dyn FnMut(PointRef)>,
         use_cache: bool,
+        budget: &Budget,
     ) -> Result<Vec<SearchHit>> {
         let SearchRequest { k, ef, principal, filter } = *request;
         // The tenant's policy may tighten the global limits, never loosen them.
@@ -1116,8 +1234,10 @@ impl<'d> Tenant<'d> {
         let principal = principal.as_ref();
         let info = self.collection_info(collection)?;
         validate_vector(vector, info.dimension, info.metric)?;
+        budget.check()?;
         let slot = self.loaded_slot(&info)?;
         self.flush_if_idle(&info, &slot);
+        budget.check()?;
         // The read guard is held until every hit's payload is read, so no write to this collection
         // can slip between ranking and reading (writers take the same lock for write).
         let guard = slot.state.read();
@@ -1152,6 +1272,7 @@ impl<'d> Tenant<'d> {
         if let (Some(cache), Some(key)) = (cache, cache_key.as_ref())
             && let Some(hits) = cache.get(key)
         {
+            budget.charge(hits.iter().map(SearchHit::encoded_bytes_upper_bound).sum())?;
             return Ok(hits);
         }
         let attrs = index.attrs();
@@ -1161,14 +1282,15 @@ impl<'d> Tenant<'d> {
             (None, Some(f)) => Some(attrs.matching(f)),
             (Some(p), Some(f)) => Some(attrs.visible(p) & attrs.matching(f)),
         };
-        let ranked = index.top_k(vector, k, ef, allowed.as_ref(), observe)?;
+        let ranked = index.top_k(vector, k, ef, allowed.as_ref(), observe, budget)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (point_ref, score) in ranked {
+            budget.check()?;
             if let Some(point) = self.handle.get_payload_by_ref(&info, &point_ref)? {
                 let matched_by =
                     principal.and_then(|p| attrs.slot(&point_ref).and_then(|s| attrs.reason(s, p)));
                 let source = index.source(&point_ref).unwrap_or(IndexSource::Delta);
-                hits.push(SearchHit {
+                let hit = SearchHit {
                     id: point.id,
                     score,
                     text: point.text,
@@ -1180,7 +1302,11 @@ impl<'d> Tenant<'d> {
                     acl_fingerprint: self.handle.acl_fingerprint(&point.acl),
                     index: source,
                     policy_version: policy.version,
-                });
+                };
+                // Charged before it joins the answer: an answer over the budget is refused with
+                // at most the budget's worth of hits built.
+                budget.charge(hit.encoded_bytes_upper_bound())?;
+                hits.push(hit);
             }
         }
         if let (Some(cache), Some(key)) = (cache, cache_key) {

@@ -233,6 +233,10 @@ impl Admin for AdminService {
             } else {
                 vec![tenant_uid(db, &req.tenant)?]
             };
+            let directory = match req.tenant.is_empty() {
+                true => Some(op.audit_directory_check().map_err(status::from_storage)?),
+                false => None,
+            };
             let mut chains = Vec::with_capacity(uids.len());
             for uid in uids {
                 let check = op.audit_verify(uid).map_err(status::from_storage)?;
@@ -241,9 +245,14 @@ impl Admin for AdminService {
                     events: check.events,
                     first_seq: check.first_seq,
                     first_broken: check.first_broken,
+                    broken_reason: check.reason.map(str::to_owned),
                 });
             }
-            Ok(pb::VerifyAuditResponse { chains })
+            Ok(pb::VerifyAuditResponse {
+                chains,
+                chains_registered: directory.map(|d| d.registered),
+                chains_expected: directory.and_then(|d| d.expected),
+            })
         })
         .await
     }

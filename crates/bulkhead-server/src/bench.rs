@@ -55,8 +55,9 @@ pub(crate) struct BenchArgs {
     /// HNSW beam width while building; M to 2000.
     #[arg(long, default_value_t = 200)]
     ef_construction: usize,
-    /// The graph construction: native (our own, the default) or hnsw-rs (hnsw_rs 0.3.5, kept to
-    /// measure against). Run the command once per builder to compare them: the RSS figures of a
+    /// The graph construction: native (our own, the default) or, in a binary built with the
+    /// `hnsw-rs` feature (`cargo build --release -p bulkhead-server --features hnsw-rs`), hnsw-rs
+    /// (hnsw_rs 0.3.5, kept to measure against). Run the command once per builder to compare them: the RSS figures of a
     /// second build in one process would include what the first left in the allocator.
     #[arg(long, value_enum, default_value_t = BenchBuilder::Native)]
     builder: BenchBuilder,
@@ -90,6 +91,7 @@ pub(crate) struct BenchArgs {
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum BenchBuilder {
     Native,
+    #[cfg(feature = "hnsw-rs")]
     HnswRs,
 }
 
@@ -97,6 +99,7 @@ impl From<BenchBuilder> for Builder {
     fn from(builder: BenchBuilder) -> Self {
         match builder {
             BenchBuilder::Native => Builder::Native,
+            #[cfg(feature = "hnsw-rs")]
             BenchBuilder::HnswRs => Builder::HnswRs,
         }
     }

@@ -6,8 +6,8 @@ use crate::proto as pb;
 use crate::status::{self, invalid};
 use bulkhead_query::{
     Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, GraphStatus, IndexSource,
-    KeyBinding, MatchReason, MetaValue, Metric, NewPoint, Principal, Role, RotationProgress, SearchHit,
-    StoredPoint, TenantInfo, TenantPolicy, VersionedPolicy, limits,
+    KeyBinding, MatchReason, MetaValue, Metric, NewPoint, Role, RotationProgress, SearchHit, StoredPoint,
+    TenantInfo, TenantPolicy, VersionedPolicy, limits,
 };
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -118,17 +118,6 @@ pub(crate) fn point_from(point: pb::Point) -> Result<NewPoint, Status> {
     })
 }
 
-/// Whether `principal` may read a document with this ACL (the rule the search's bitmaps apply).
-pub(crate) fn acl_allows(acl: &Acl, principal: &Principal) -> bool {
-    match acl {
-        Acl::TenantWide => true,
-        Acl::Restricted { users, groups } => {
-            users.iter().any(|u| u == principal.user())
-                || groups.iter().any(|g| principal.groups().contains(g))
-        }
-    }
-}
-
 pub(crate) fn stored_to(point: StoredPoint, with_vector: bool) -> pb::StoredPoint {
     let payload = point.payload;
     pb::StoredPoint {
@@ -142,25 +131,31 @@ pub(crate) fn stored_to(point: StoredPoint, with_vector: bool) -> pb::StoredPoin
     }
 }
 
-/// A filter from the wire. The nesting is checked here, before recursing into it, so a hostile
-/// message cannot recurse deeper than the documented limit (prost bounds decoding to 100 levels).
+/// A filter from the wire. The nesting and the number of nodes are checked here, before recursing
+/// into each node, so a hostile message cannot recurse deeper than the documented limit (prost bounds
+/// decoding to 100 levels) or make the conversion allocate more than `MAX_FILTER_NODES` nodes.
 pub(crate) fn filter_from(filter: pb::Filter) -> Result<Filter, Status> {
-    filter_at(filter, 1)
+    let mut nodes = 0;
+    filter_at(filter, 1, &mut nodes)
 }
 
-fn filter_at(filter: pb::Filter, depth: usize) -> Result<Filter, Status> {
+fn filter_at(filter: pb::Filter, depth: usize, nodes: &mut usize) -> Result<Filter, Status> {
     use pb::filter::Kind;
     if depth > limits::MAX_FILTER_DEPTH {
         return Err(invalid("filter", format!("nested deeper than {}", limits::MAX_FILTER_DEPTH)));
     }
-    let children = |list: pb::FilterList| -> Result<Vec<Filter>, Status> {
+    *nodes += 1;
+    if *nodes > limits::MAX_FILTER_NODES {
+        return Err(invalid("filter", format!("at most {} nodes", limits::MAX_FILTER_NODES)));
+    }
+    let mut children = |list: pb::FilterList| -> Result<Vec<Filter>, Status> {
         if list.filters.len() > limits::MAX_FILTER_LIST {
             return Err(invalid(
                 "filter",
                 format!("an and/or holds at most {} children", limits::MAX_FILTER_LIST),
             ));
         }
-        list.filters.into_iter().map(|f| filter_at(f, depth + 1)).collect()
+        list.filters.into_iter().map(|f| filter_at(f, depth + 1, nodes)).collect()
     };
     match filter.kind {
         Some(Kind::Eq(eq)) => {
@@ -176,7 +171,7 @@ fn filter_at(filter: pb::Filter, depth: usize) -> Result<Filter, Status> {
         Some(Kind::Range(range)) => Ok(Filter::Range { field: range.field, min: range.min, max: range.max }),
         Some(Kind::And(list)) => Ok(Filter::And(children(list)?)),
         Some(Kind::Or(list)) => Ok(Filter::Or(children(list)?)),
-        Some(Kind::Not(child)) => Ok(Filter::Not(Box::new(filter_at(*child, depth + 1)?))),
+        Some(Kind::Not(child)) => Ok(Filter::Not(Box::new(filter_at(*child, depth + 1, nodes)?))),
         None => Err(invalid("filter", "a filter node has no kind set")),
     }
 }

@@ -9,7 +9,7 @@ use crate::proto as pb;
 use crate::proto::data_plane_server::DataPlane;
 use crate::server::Shared;
 use crate::status::{self, invalid};
-use bulkhead_query::{KeyBinding, SearchRequest, Tenant, TenantScope};
+use bulkhead_query::{Budget, KeyBinding, SearchRequest, Tenant, TenantScope};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -49,12 +49,14 @@ impl DataService {
     }
 }
 
-/// One search, from the fields a `SearchRequest` and a `BatchQuery` share.
+/// One search, from the fields a `SearchRequest` and a `BatchQuery` share, within the call's
+/// budget (shared by every query of a batch).
 fn search_one(
     tenant: &Tenant<'_>,
     scope: &TenantScope,
     collection: &str,
     query: pb::BatchQuery,
+    budget: &Budget,
 ) -> Result<pb::SearchResponse, Status> {
     let principal = auth::search_principal(scope, query.principal)?;
     let filter = query.filter.map(convert::filter_from).transpose()?;
@@ -64,8 +66,14 @@ fn search_one(
         principal: principal.as_ref(),
         filter: filter.as_ref(),
     };
-    let hits = tenant.search_request(collection, &query.vector, &request).map_err(status::from_query)?;
+    let hits =
+        tenant.search_within(collection, &query.vector, &request, budget).map_err(status::from_query)?;
     Ok(pb::SearchResponse { hits: hits.into_iter().map(convert::hit_to).collect() })
+}
+
+/// The budget of one search call's answer: [`limits::MAX_RESPONSE_BYTES`] for all its hits.
+fn response_budget() -> Budget {
+    Budget::new(None, limits::MAX_RESPONSE_BYTES)
 }
 
 #[tonic::async_trait]
@@ -150,10 +158,12 @@ impl DataPlane for DataService {
         self.tenant(request, DataOp::Get, |tenant, scope, req| {
             let principal = auth::search_principal(scope, req.principal)?;
             let id = convert::doc_id_from(req.id)?;
-            let point = tenant.get(&req.collection, &id).map_err(status::from_query)?;
-            // A point the principal may not read looks exactly like a missing one.
-            let point = point
-                .filter(|p| principal.as_ref().is_none_or(|who| convert::acl_allows(&p.payload.acl, who)))
+            // The library's rules decide whom the read runs as (a key without the on-behalf-of right
+            // cannot name a principal, as on search), and the principal is audited; a point the
+            // principal may not read looks exactly like a missing one.
+            let point = tenant
+                .get_as(&req.collection, &id, principal.as_ref())
+                .map_err(status::from_query)?
                 .ok_or_else(|| Status::not_found("point not found"))?;
             Ok(pb::GetResponse { point: Some(convert::stored_to(point, req.with_vector)) })
         })
@@ -197,7 +207,7 @@ impl DataPlane for DataService {
                 filter: req.filter,
                 principal: req.principal,
             };
-            search_one(tenant, scope, &req.collection, query)
+            search_one(tenant, scope, &req.collection, query, &response_budget())
         })
         .await
     }
@@ -213,10 +223,11 @@ impl DataPlane for DataService {
                     format!("must be 1 to {} per batch", limits::MAX_SEARCH_BATCH),
                 ));
             }
+            let budget = response_budget();
             let results = req
                 .queries
                 .into_iter()
-                .map(|query| search_one(tenant, scope, &req.collection, query))
+                .map(|query| search_one(tenant, scope, &req.collection, query, &budget))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(pb::SearchBatchResponse { results })
         })

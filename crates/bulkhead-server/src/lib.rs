@@ -11,6 +11,7 @@
 
 mod admin;
 mod auth;
+mod background;
 pub mod client;
 pub mod config;
 mod convert;

@@ -8,6 +8,13 @@ use std::time::Duration;
 /// so that a batch at the library's byte limit still fits in one message with its framing.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Largest answer of one `Search` or `SearchBatch` call, in bytes (an upper bound of the encoded
+/// hits, charged as each hit's payload is read): an answer that would be larger is refused with
+/// `RESOURCE_EXHAUSTED` before more than this is built. Smaller than `MAX_MESSAGE_BYTES`, because
+/// each running call holds its answer twice at most (the hits, then their encoding) and
+/// `MAX_CONCURRENT_WORK` calls run at once.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Most queries in one `SearchBatch` call.
 pub const MAX_SEARCH_BATCH: usize = 64;
 

@@ -49,6 +49,12 @@ struct TenantLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BackgroundLabels {
+    task: &'static str,
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IsaLabel {
     isa: String,
 }
@@ -71,6 +77,7 @@ pub(crate) struct Metrics {
     cache_misses: Gauge<u64, AtomicU64>,
     rotation_done: Family<TenantLabel, Gauge<u64, AtomicU64>>,
     rotation_total: Family<TenantLabel, Gauge<u64, AtomicU64>>,
+    background_failures: Family<BackgroundLabels, Counter>,
 }
 
 impl Metrics {
@@ -120,6 +127,12 @@ impl Metrics {
             "Records the tenant's running key rotation re-seals in all (an estimate for automatic ones)",
             rotation_total.clone(),
         );
+        let background_failures = Family::<BackgroundLabels, Counter>::default();
+        registry.register(
+            "background_failures",
+            "Background steps (key-rotation, audit-prune) that failed for one tenant, by task and tenant; the task goes on with the other tenants",
+            background_failures.clone(),
+        );
         let isa = Family::<IsaLabel, Gauge>::default();
         isa.get_or_create(&IsaLabel { isa: bulkhead_distance::active_isa().to_string() }).set(1);
         registry.register("simd_isa", "The SIMD instruction set the distance kernels use (value 1)", isa);
@@ -133,7 +146,13 @@ impl Metrics {
             cache_misses,
             rotation_done,
             rotation_total,
+            background_failures,
         }
+    }
+
+    /// Counts a background step that failed for one tenant.
+    pub(crate) fn background_failure(&self, task: &'static str, tenant: String) {
+        self.background_failures.get_or_create(&BackgroundLabels { task, tenant }).inc();
     }
 
     /// Counts a call that reached its operation.
@@ -182,17 +201,30 @@ impl Metrics {
 /// Longest request head the metrics endpoint reads.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
-/// Answers `GET /metrics` over HTTP/1.1 on `listener` until aborted, one request per connection.
-/// Anything else gets 404 (or 400 if it is not a request line).
+/// Connections the metrics endpoint serves at once; while they are all busy it accepts no more (a
+/// scraper needs one, and each is closed within five seconds).
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+
+/// Answers `GET /metrics` over HTTP/1.1 on `listener` until aborted, one request per connection, at
+/// most [`MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is not a request
+/// line).
 pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, db: Arc<Database>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_METRICS_CONNECTIONS));
     loop {
+        // A slot first, then a connection: a flood of connections waits in the kernel's backlog
+        // instead of becoming tasks.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
         let Ok((mut stream, _)) = listener.accept().await else { continue };
         let (metrics, db) = (Arc::clone(&metrics), Arc::clone(&db));
         tokio::spawn(async move {
+            let _slot = slot;
             let mut head = Vec::with_capacity(512);
             let mut buf = [0u8; 1024];
+            // One deadline for the whole request head, so a client sending a byte at a time cannot
+            // hold a slot for longer.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             let complete = loop {
-                let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+                let read = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await;
                 match read {
                     Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
                     _ => break false,

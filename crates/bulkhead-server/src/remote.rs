@@ -708,14 +708,27 @@ pub(crate) fn admin(data_dir: &Path, args: AdminArgs, out: &mut impl Write) -> R
             AdminCommand::Audit(AdminAudit::Verify { tenant }) => {
                 let request = pb::VerifyAuditRequest { tenant: tenant.unwrap_or_default() };
                 let checked = admin.verify_audit(client::authorized(request, token)?).await.map_err(status)?.into_inner();
-                let broken = checked.chains.iter().filter(|c| c.first_broken.is_some()).count();
+                let mut broken = checked.chains.iter().filter(|c| c.first_broken.is_some()).count();
                 for c in &checked.chains {
+                    let reason = c.broken_reason.as_deref().unwrap_or("broken");
                     if json {
-                        writeln!(out, "{}", serde_json::json!({ "tenant_uid": c.tenant_uid, "events": c.events, "first_seq": c.first_seq, "first_broken": c.first_broken }))?;
+                        writeln!(out, "{}", serde_json::json!({ "tenant_uid": c.tenant_uid, "events": c.events, "first_seq": c.first_seq, "first_broken": c.first_broken, "broken_reason": c.broken_reason }))?;
                     } else if let Some(seq) = c.first_broken {
-                        writeln!(out, "{}: BROKEN at event {seq} ({} events from {})", c.tenant_uid, c.events, c.first_seq)?;
+                        writeln!(out, "{}: BROKEN ({reason}) at event {seq} ({} events from {})", c.tenant_uid, c.events, c.first_seq)?;
                     } else {
                         writeln!(out, "{}: intact, {} events from {}", c.tenant_uid, c.events, c.first_seq)?;
+                    }
+                }
+                if let Some(registered) = checked.chains_registered {
+                    let expected = checked.chains_expected;
+                    if expected != Some(registered) {
+                        broken += 1;
+                        let expected = expected.map_or("an unreadable count".to_owned(), |n| n.to_string());
+                        if json {
+                            writeln!(out, "{}", serde_json::json!({ "chains_registered": registered, "chains_expected": checked.chains_expected }))?;
+                        } else {
+                            writeln!(out, "chain directory: BROKEN, {registered} chains registered, expected {expected} (a whole chain was removed)")?;
+                        }
                     }
                 }
                 if broken > 0 {

@@ -1,8 +1,10 @@
-//! The tonic server: both services, reflection, the message-size and stream limits, and the bounded,
-//! deadline-checked hand-off of every call's storage work to tokio's blocking pool.
+//! The tonic server: both services, reflection, the message-size and stream limits, the bounded,
+//! deadline-checked hand-off of every call's storage work to tokio's blocking pool, and the
+//! background tasks (`background.rs`) it starts.
 
 use crate::admin::AdminService;
 use crate::auth::{self, AdminToken, DataOp};
+use crate::background;
 use crate::data::DataService;
 use crate::limits;
 use crate::metrics::{self, Metrics};
@@ -139,9 +141,11 @@ impl Server {
         if let Some(tls) = &self.tls {
             builder = builder.tls_config(tls.config())?;
         }
-        let rotations = tokio::spawn(drive_rotations(Arc::clone(&self.shared.db)));
-        let retention =
-            limits.audit_retention.map(|keep| tokio::spawn(prune_audit(Arc::clone(&self.shared.db), keep)));
+        let (db, metrics) = (&self.shared.db, &self.shared.metrics);
+        let rotations = tokio::spawn(background::drive_rotations(Arc::clone(db), Arc::clone(metrics)));
+        let retention = limits
+            .audit_retention
+            .map(|keep| tokio::spawn(background::prune_audit(Arc::clone(db), Arc::clone(metrics), keep)));
         let served = builder
             .max_concurrent_streams(limits.max_concurrent_streams)
             .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
@@ -161,72 +165,6 @@ impl Server {
         }
         served?;
         Ok(())
-    }
-}
-
-/// Records re-sealed per rotation step: one write batch and one hold of the tenant's write lock
-/// (about 2 ms on the development machine, docs/OPERATIONS.md).
-const ROTATION_STEP: usize = 256;
-/// The pause between steps, which leaves the tenant's write lock to foreground writes most of the
-/// time, and how often the task looks for rotations when none runs.
-const ROTATION_PAUSE: Duration = Duration::from_millis(5);
-const ROTATION_IDLE: Duration = Duration::from_millis(500);
-
-/// Drives every tenant-key rotation in the background, one step at a time on the blocking pool; a
-/// rotation interrupted by a restart is picked up from its persisted cursor. Runs until aborted.
-async fn drive_rotations(db: Arc<Database>) {
-    loop {
-        let db_for_step = Arc::clone(&db);
-        let stepped = tokio::task::spawn_blocking(move || -> Result<bool, bulkhead_query::StorageError> {
-            let op = db_for_step.operator();
-            let mut any = false;
-            for tenant in op.pending_rotations()? {
-                any |= op.rotation_step(tenant, ROTATION_STEP)?.is_some();
-            }
-            Ok(any)
-        })
-        .await;
-        let pause = match stepped {
-            Ok(Ok(true)) => ROTATION_PAUSE,
-            Ok(Ok(false)) => ROTATION_IDLE,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "a key-rotation step failed; retrying");
-                ROTATION_IDLE
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "the key-rotation task failed; retrying");
-                ROTATION_IDLE
-            }
-        };
-        tokio::time::sleep(pause).await;
-    }
-}
-
-/// How often the retention task prunes the audit trail.
-const AUDIT_PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Prunes every audit chain to the retention period, at start and then hourly. Runs until aborted.
-async fn prune_audit(db: Arc<Database>, keep: Duration) {
-    loop {
-        let db_for_pass = Arc::clone(&db);
-        let pruned = tokio::task::spawn_blocking(move || -> Result<u64, bulkhead_query::StorageError> {
-            let op = db_for_pass.operator();
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            let before_ms = now.saturating_sub(keep).as_millis() as u64;
-            let mut pruned = 0;
-            for tenant in op.audit_tenants()? {
-                pruned += op.audit_prune(tenant, before_ms)?;
-            }
-            Ok(pruned)
-        })
-        .await;
-        match pruned {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(events = n, "audit events past their retention pruned"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "audit pruning failed; retrying in an hour"),
-            Err(e) => tracing::warn!(error = %e, "the audit pruning task failed; retrying in an hour"),
-        }
-        tokio::time::sleep(AUDIT_PRUNE_EVERY).await;
     }
 }
 

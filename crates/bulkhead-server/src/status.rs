@@ -9,6 +9,9 @@ use tonic::Status;
 pub(crate) fn from_query(error: QueryError) -> Status {
     match error {
         QueryError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
+        QueryError::ResourceExhausted { .. } => Status::resource_exhausted(error.to_string()),
+        QueryError::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
+        QueryError::Cancelled => Status::cancelled(error.to_string()),
         QueryError::Storage(storage) => from_storage(storage),
         other => internal(&other),
     }
@@ -23,6 +26,9 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         StorageError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
         StorageError::Unauthenticated => Status::unauthenticated(error.to_string()),
         StorageError::PermissionDenied { .. } => Status::permission_denied(error.to_string()),
+        // The tenant's own state, with a known remedy (its key rotation): not the caller's fault,
+        // not a server fault either.
+        StorageError::EncryptionLimit => Status::failed_precondition(error.to_string()),
         _ => internal(&error),
     }
 }

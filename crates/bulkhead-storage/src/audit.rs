@@ -13,22 +13,45 @@
 //! Pruning (retention) deletes the oldest events and leaves a checkpoint, itself MAC'd, that holds the
 //! first kept sequence number and its predecessor's MAC, so that what remains still verifies.
 //!
-//! Layout: `"audit/" uid(16) seq u64 BE` → event; `"auditck/" uid(16)` → checkpoint. An event written
-//! before access events existed is a bare postcard record (its first byte, a varint of a time in
-//! milliseconds, is ≥ 0x80); a current one is the byte [`EVENT_V2`] followed by its postcard record.
+//! Nothing in the chain itself shows that its newest events, or the whole chain, were removed. So
+//! each chain has an *anchor*, written in the same batch as every event: the next sequence number and
+//! the last event's MAC, MAC'd. A chain is also *registered* when its first event is written, and the
+//! number of registered chains is kept in one MAC'd record: removing events from the end, a chain's
+//! anchor, or a whole chain with its checkpoint, anchor and registration, is each found by
+//! [`Store::audit_verify`] or [`Store::audit_directory_check`]. (Replacing the whole system column
+//! family with an older copy of itself is not: that needs an anchor outside the data directory.)
+//!
+//! Appends to one chain are ordered by that chain's own lock; chains do not wait for each other.
+//!
+//! Layout (system column family):
+//!
+//! ```text
+//! key                                   value
+//! "audit/" uid(16) seq u64 BE           event: a bare postcard RecordV1 (written before access events
+//!                                       existed; its first byte, a varint time in ms, is >= 0x80), or
+//!                                       the byte EVENT_V2 then a postcard RecordV2
+//! "auditck/" uid(16)                    Checkpoint: first kept seq, its predecessor's MAC, time, MAC
+//! "audithead/" uid(16)                  Anchor: next seq, last event's MAC, MAC (storage format 2)
+//! "auditreg/" uid(16)                   32-byte MAC of the uid: the chain exists (storage format 2)
+//! "auditchains"                         ChainCount: how many chains are registered, MAC
+//! ```
 
 use crate::error::{Result, StorageError};
 use crate::ids::TenantUid;
 use crate::layout;
 use crate::store::{Store, now_ms};
 use bulkhead_crypto::constant_time_eq;
-use parking_lot::MutexGuard;
+use parking_lot::{Mutex, MutexGuard};
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const AUDIT_PREFIX: &[u8] = b"audit/";
 const CHECKPOINT_PREFIX: &[u8] = b"auditck/";
+const ANCHOR_PREFIX: &[u8] = b"audithead/";
+const REGISTRATION_PREFIX: &[u8] = b"auditreg/";
+const CHAINS_KEY: &[u8] = b"auditchains";
 /// The first byte of an event in the current format.
 const EVENT_V2: u8 = 2;
 /// The most document-id hashes one event keeps (a batch holds at most this many ids anyway).
@@ -44,6 +67,46 @@ fn tenant_prefix(uid: &TenantUid) -> Vec<u8> {
 
 fn checkpoint_key(uid: &TenantUid) -> Vec<u8> {
     [CHECKPOINT_PREFIX, uid.as_bytes()].concat()
+}
+
+fn anchor_key(uid: &TenantUid) -> Vec<u8> {
+    [ANCHOR_PREFIX, uid.as_bytes()].concat()
+}
+
+fn registration_key(uid: &TenantUid) -> Vec<u8> {
+    [REGISTRATION_PREFIX, uid.as_bytes()].concat()
+}
+
+/// The key of the record that counts the registered chains.
+pub(crate) fn chains_key() -> &'static [u8] {
+    CHAINS_KEY
+}
+
+fn chain_count_mac(system: &bulkhead_crypto::OwnerCipher, chains: u64) -> [u8; 32] {
+    system.tag(b"audit-chain-count", &chains.to_be_bytes()).0
+}
+
+/// The authenticated record saying `chains` chains are registered, under the registry's cipher.
+pub(crate) fn chain_count_value(system: &bulkhead_crypto::OwnerCipher, chains: u64) -> Vec<u8> {
+    layout::encode(&ChainCount { chains, mac: chain_count_mac(system, chains) })
+}
+
+/// The end of a chain: the sequence number the next event takes and the MAC of the last one.
+type Head = (u64, [u8; 32]);
+
+/// The anchor of a chain's end, rewritten with every event.
+#[derive(Serialize, Deserialize)]
+struct Anchor {
+    next_seq: u64,
+    last_mac: [u8; 32],
+    mac: [u8; 32],
+}
+
+/// How many chains are registered.
+#[derive(Serialize, Deserialize)]
+struct ChainCount {
+    chains: u64,
+    mac: [u8; 32],
 }
 
 /// An event as written before access events existed (only administrative events, always `ok`).
@@ -62,7 +125,7 @@ pub(crate) struct RecordV2 {
     time_ms: u64,
     operation: String,
     key_id: Option<String>,
-    outcome: String,
+    pub(crate) outcome: String,
     key_generation: Option<u32>,
     principal: Option<[u8; 16]>,
     collection: Option<[u8; 16]>,
@@ -172,6 +235,8 @@ pub struct AccessEvent<'a> {
     pub documents: &'a [&'a str],
     /// The version of the tenant's policy in force.
     pub policy_version: Option<u64>,
+    /// A note (for example how many like refusals were folded into this event).
+    pub note: Option<&'a str>,
 }
 
 impl std::fmt::Debug for AccessEvent<'_> {
@@ -221,26 +286,72 @@ pub struct AuditCheck {
     pub events: u64,
     /// Where the chain starts: 0, or the checkpoint's first kept event.
     pub first_seq: u64,
-    /// The sequence number of the first event whose MAC or position does not hold, if any.
+    /// The sequence number of the first event whose MAC or position does not hold, if any (for a
+    /// chain cut short, the first missing one).
     pub first_broken: Option<u64>,
+    /// What does not hold there: `mac` (an event altered), `sequence` (an event missing, moved or
+    /// out of place), `checkpoint` (a forged checkpoint), `truncated` (events removed from the
+    /// end), `anchor` (the chain's anchor altered or removed), `unregistered` (a chain that was never
+    /// registered). `None` when intact.
+    pub reason: Option<&'static str>,
 }
 
-/// The next sequence number and the last MAC of each tenant chain that was appended to since the
-/// store opened. Its lock also orders appends: whoever holds it owns the end of every chain.
-#[derive(Default)]
-pub(crate) struct AuditHeads(parking_lot::Mutex<HashMap<TenantUid, (u64, [u8; 32])>>);
+/// The result of checking the directory of chains ([`Store::audit_directory_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectoryCheck {
+    /// Chains registered (one record each).
+    pub registered: u64,
+    /// Chains the authenticated count says there are (`None` if the count is missing or altered).
+    pub expected: Option<u64>,
+}
 
-/// Held while an administrative batch with an audit event is committed: no other event can take the
-/// same place meanwhile. Dropping it forgets the cached head, so the next append reads it back from
-/// the database whether or not the batch committed.
+impl DirectoryCheck {
+    /// Whether every chain that was ever registered is still there.
+    pub fn intact(&self) -> bool {
+        self.expected == Some(self.registered)
+    }
+}
+
+/// The cached end of each chain appended to since the store opened, each behind its own lock (which
+/// also orders appends to that chain), and the cached number of registered chains behind the lock
+/// that orders registrations.
+#[derive(Default)]
+pub(crate) struct AuditHeads {
+    chains: Mutex<HashMap<TenantUid, Arc<Mutex<Option<Head>>>>>,
+    count: Mutex<Option<u64>>,
+}
+
+impl AuditHeads {
+    /// The lock of one chain (created on first use).
+    fn chain(&self, uid: &TenantUid) -> Arc<Mutex<Option<Head>>> {
+        Arc::clone(self.chains.lock().entry(*uid).or_default())
+    }
+}
+
+/// Held while a batch with an audit event is committed: no other event of the same chain can take
+/// the same place meanwhile. Dropped without [`AuditSlot::committed`], it forgets the cached end, so
+/// the next append reads it back from the anchor whether or not the batch committed.
 pub(crate) struct AuditSlot<'s> {
-    heads: MutexGuard<'s, HashMap<TenantUid, (u64, [u8; 32])>>,
-    uid: TenantUid,
+    head: parking_lot::ArcMutexGuard<parking_lot::RawMutex, Option<Head>>,
+    next: Head,
+    /// The registration lock and the new count, when this event starts a chain.
+    registration: Option<(MutexGuard<'s, Option<u64>>, u64)>,
+    committed: bool,
+}
+
+impl AuditSlot<'_> {
+    /// The batch committed: the chain's end (and the chain count) are now what it wrote.
+    pub(crate) fn committed(mut self) {
+        self.committed = true;
+    }
 }
 
 impl Drop for AuditSlot<'_> {
     fn drop(&mut self) {
-        self.heads.remove(&self.uid);
+        *self.head = self.committed.then_some(self.next);
+        if let Some((count, new)) = &mut self.registration {
+            **count = self.committed.then_some(*new);
+        }
     }
 }
 
@@ -344,18 +455,47 @@ impl Store {
         self.audit_subject_hash(uid, Subject::Query, &bytes)
     }
 
-    /// The next sequence number of the tenant's chain and the MAC of its last event, from the
-    /// database (the last stored event, or the checkpoint of a chain pruned to nothing).
-    fn audit_head_stored(&self, uid: &TenantUid) -> Result<(u64, [u8; 32])> {
+    fn anchor_mac(&self, uid: &TenantUid, (next_seq, last_mac): Head) -> [u8; 32] {
+        self.system.tag(b"audit-anchor", &layout::encode(&(uid.as_bytes(), next_seq, last_mac))).0
+    }
+
+    fn registration_mac(&self, uid: &TenantUid) -> [u8; 32] {
+        self.system.tag(b"audit-chain", uid.as_bytes()).0
+    }
+
+    fn chain_count_mac(&self, chains: u64) -> [u8; 32] {
+        chain_count_mac(&self.system, chains)
+    }
+
+    /// The authenticated record of how many chains are registered.
+    pub(crate) fn chain_count_record(&self, chains: u64) -> Vec<u8> {
+        chain_count_value(&self.system, chains)
+    }
+
+    /// The anchor and registration records of a chain whose end is `head` (for the format-2
+    /// migration, which anchors every chain as it finds it).
+    pub(crate) fn anchor_records(&self, uid: &TenantUid, head: Head) -> [(Vec<u8>, Vec<u8>); 2] {
+        let anchor = Anchor { next_seq: head.0, last_mac: head.1, mac: self.anchor_mac(uid, head) };
+        [
+            (anchor_key(uid), layout::encode(&anchor)),
+            (registration_key(uid), self.registration_mac(uid).to_vec()),
+        ]
+    }
+
+    /// The end of a chain as stored before anchors existed: after its last event, or at its
+    /// checkpoint when pruning left none. `None` for a uid without a chain.
+    pub(crate) fn unanchored_head(&self, uid: &TenantUid) -> Result<Option<Head>> {
         let sys = self.sys()?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_range(rocksdb::PrefixRange(tenant_prefix(uid)));
         match self.db.iterator_cf_opt(&sys, ro, IteratorMode::End).next() {
-            None => Ok(self.audit_checkpoint(uid)?.map_or((0, [0; 32]), |c| (c.first_seq, c.prev_mac))),
+            None => Ok(self.audit_checkpoint(uid)?.map(|c| (c.first_seq, c.prev_mac))),
             Some(item) => {
                 let (key, value) = item?;
-                let seq = layout::be_u64(&key[AUDIT_PREFIX.len() + 16..])?;
-                Ok((seq + 1, Stored::decode(&value).mac()))
+                let seq = layout::be_u64(
+                    key.get(AUDIT_PREFIX.len() + 16..).ok_or(StorageError::Codec("audit key"))?,
+                )?;
+                Ok(Some((seq + 1, Stored::decode(&value).mac())))
             }
         }
     }
@@ -368,31 +508,53 @@ impl Store {
         }
     }
 
-    fn head_of(
-        &self,
-        heads: &mut HashMap<TenantUid, (u64, [u8; 32])>,
-        uid: &TenantUid,
-    ) -> Result<(u64, [u8; 32])> {
-        if let Some(head) = heads.get(uid) {
-            return Ok(*head);
+    /// The end of the tenant's chain from its anchor. A chain without an anchor is new only if
+    /// nothing of it exists; an anchor that does not authenticate, or is missing from a chain that
+    /// exists, is an integrity failure: appending would hide what was removed.
+    fn stored_head(&self, uid: &TenantUid) -> Result<Head> {
+        let sys = self.sys()?;
+        if let Some(bytes) = self.db.get_cf(&sys, anchor_key(uid))? {
+            let anchor: Anchor = layout::decode(&bytes, "audit anchor")?;
+            let head = (anchor.next_seq, anchor.last_mac);
+            if !constant_time_eq(&self.anchor_mac(uid, head), &anchor.mac) {
+                return Err(StorageError::Integrity);
+            }
+            return Ok(head);
         }
-        let head = self.audit_head_stored(uid)?;
-        heads.insert(*uid, head);
-        Ok(head)
+        let registered = self.db.get_cf(&sys, registration_key(uid))?.is_some();
+        if registered || self.unanchored_head(uid)?.is_some() {
+            tracing::error!(tenant = %uid.short(), "an audit chain has lost its anchor; refusing to append to it");
+            return Err(StorageError::Integrity);
+        }
+        Ok((0, [0; 32]))
+    }
+
+    /// The number of registered chains, from its authenticated record (0 if there is none yet).
+    fn stored_chain_count(&self) -> Result<Option<u64>> {
+        let Some(bytes) = self.db.get_cf(&self.sys()?, CHAINS_KEY)? else { return Ok(None) };
+        let count: ChainCount = layout::decode(&bytes, "audit chain count")?;
+        if !constant_time_eq(&self.chain_count_mac(count.chains), &count.mac) {
+            return Err(StorageError::Integrity);
+        }
+        Ok(Some(count.chains))
     }
 
     fn put_event(
         &self,
         batch: &mut WriteBatch,
         uid: &TenantUid,
-        (seq, prev): (u64, [u8; 32]),
+        (seq, prev): Head,
         mut record: RecordV2,
-    ) -> Result<[u8; 32]> {
+    ) -> Result<Head> {
         record.mac = self.v2_mac(uid, seq, &prev, &record);
         let mut value = vec![EVENT_V2];
         value.extend_from_slice(&layout::encode(&record));
-        batch.put_cf(&self.sys()?, audit_key(uid, seq), value);
-        Ok(record.mac)
+        let sys = self.sys()?;
+        batch.put_cf(&sys, audit_key(uid, seq), value);
+        let next = (seq + 1, record.mac);
+        let anchor = Anchor { next_seq: next.0, last_mac: next.1, mac: self.anchor_mac(uid, next) };
+        batch.put_cf(&sys, anchor_key(uid), layout::encode(&anchor));
+        Ok(next)
     }
 
     pub(crate) fn admin_record(operation: &str, key_id: Option<&str>) -> RecordV2 {
@@ -424,31 +586,50 @@ impl Store {
         self.audit_record_into(batch, uid, Self::admin_record(operation, key_id))
     }
 
-    /// As [`Store::audit_into`], with a record the caller filled in.
+    /// As [`Store::audit_into`], with a record the caller filled in. The first event of a chain
+    /// also registers the chain and counts it, in the same batch.
     pub(crate) fn audit_record_into(
         &self,
         batch: &mut WriteBatch,
         uid: &TenantUid,
         record: RecordV2,
     ) -> Result<AuditSlot<'_>> {
-        let mut heads = self.audit_heads.0.lock();
-        let head = self.head_of(&mut heads, uid)?;
-        self.put_event(batch, uid, head, record)?;
-        Ok(AuditSlot { heads, uid: *uid })
+        let mut head = self.audit_heads.chain(uid).lock_arc();
+        let current = match *head {
+            Some(cached) => cached,
+            None => self.stored_head(uid)?,
+        };
+        let mut registration = None;
+        if current.0 == 0 {
+            // A new chain (`stored_head` says so only when nothing of it exists).
+            let mut count = self.audit_heads.count.lock();
+            let chains = match *count {
+                Some(n) => n,
+                None => self.stored_chain_count()?.unwrap_or(0),
+            };
+            let sys = self.sys()?;
+            batch.put_cf(&sys, registration_key(uid), self.registration_mac(uid));
+            batch.put_cf(&sys, CHAINS_KEY, self.chain_count_record(chains + 1));
+            *count = None;
+            registration = Some((count, chains + 1));
+        }
+        let next = self.put_event(batch, uid, current, record)?;
+        *head = None;
+        Ok(AuditSlot { head, next, registration, committed: false })
     }
 
     /// Appends one administrative event on its own (fsynced).
     pub(crate) fn audit(&self, uid: &TenantUid, operation: &str, key_id: Option<&str>) -> Result<()> {
         let mut batch = WriteBatch::default();
-        let _slot = self.audit_into(&mut batch, uid, operation, key_id)?;
-        self.sys_write(batch)
+        let slot = self.audit_into(&mut batch, uid, operation, key_id)?;
+        self.sys_write(batch)?;
+        slot.committed();
+        Ok(())
     }
 
-    /// Appends an access event to the tenant's chain: hashes its values, chains it, and writes it
-    /// through the write-ahead log without waiting for an fsync (a power loss may lose the last
-    /// events, never reorder them; a process crash loses none).
-    pub fn audit_access(&self, uid: TenantUid, event: &AccessEvent<'_>) -> Result<()> {
-        let record = RecordV2 {
+    /// The record of an access event: its values hashed, outcome and time filled in.
+    pub(crate) fn access_record(&self, uid: TenantUid, event: &AccessEvent<'_>) -> RecordV2 {
+        RecordV2 {
             time_ms: now_ms(),
             operation: event.operation.to_owned(),
             key_id: event.key_id.map(str::to_owned),
@@ -468,55 +649,56 @@ impl Store {
                 .map(|d| self.audit_subject_hash(uid, Subject::Document, d.as_bytes()).0)
                 .collect(),
             policy_version: event.policy_version,
-            note: None,
+            note: event.note.map(str::to_owned),
             mac: [0; 32],
-        };
-        let mut heads = self.audit_heads.0.lock();
-        let (seq, prev) = self.head_of(&mut heads, &uid)?;
-        let mut batch = WriteBatch::default();
-        let mac = self.put_event(&mut batch, &uid, (seq, prev), record)?;
-        let mut wo = WriteOptions::default();
-        wo.set_sync(false);
-        match self.db.write_opt(batch, &wo) {
-            Ok(()) => {
-                heads.insert(uid, (seq + 1, mac));
-                Ok(())
-            }
-            Err(e) => {
-                heads.remove(&uid);
-                Err(e.into())
-            }
         }
     }
 
-    /// Calls `visit` with each stored event from `from_seq` on, in order, until it returns false.
+    /// Appends an access event to the tenant's chain: hashes its values, chains it, and writes it
+    /// through the write-ahead log without waiting for an fsync (a power loss may lose the last
+    /// events, never reorder them; a process crash loses none).
+    pub fn audit_access(&self, uid: TenantUid, event: &AccessEvent<'_>) -> Result<()> {
+        self.audit_access_record(uid, self.access_record(uid, event))
+    }
+
+    /// Appends a prepared access record on its own (see [`Store::audit_access`]).
+    pub(crate) fn audit_access_record(&self, uid: TenantUid, record: RecordV2) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let slot = self.audit_record_into(&mut batch, &uid, record)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        self.db.write_opt(batch, &wo)?;
+        slot.committed();
+        Ok(())
+    }
+
+    /// Calls `visit` with each stored event from `from_seq` on, in order, until it returns false,
+    /// reading through `snapshot` if given (a consistent view across several reads).
     fn visit_records(
         &self,
         uid: &TenantUid,
         from_seq: u64,
+        snapshot: Option<&rocksdb::SnapshotWithThreadMode<'_, rocksdb::DB>>,
         mut visit: impl FnMut(u64, Stored) -> bool,
     ) -> Result<()> {
         let sys = self.sys()?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_range(audit_key(uid, from_seq)..[tenant_prefix(uid), vec![0xff; 9]].concat());
+        if let Some(snapshot) = snapshot {
+            ro.set_snapshot(snapshot);
+        }
         for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
             let (key, value) = item?;
-            let seq =
-                layout::be_u64(key.get(AUDIT_PREFIX.len() + 16..).ok_or(StorageError::Codec("audit key"))?)?;
+            let seq = key
+                .get(AUDIT_PREFIX.len() + 16..)
+                .filter(|rest| rest.len() == 8)
+                .ok_or(StorageError::Codec("audit key"))
+                .and_then(layout::be_u64)?;
             if !visit(seq, Stored::decode(&value)) {
                 break;
             }
         }
         Ok(())
-    }
-
-    fn audit_records(&self, uid: &TenantUid, from_seq: u64) -> Result<Vec<(u64, Stored)>> {
-        let mut out = Vec::new();
-        self.visit_records(uid, from_seq, |seq, stored| {
-            out.push((seq, stored));
-            true
-        })?;
-        Ok(out)
     }
 
     /// A page of a tenant's audit events: those from sequence number `from_seq` on that happened at
@@ -531,7 +713,7 @@ impl Store {
     ) -> Result<(Vec<AuditEvent>, Option<u64>)> {
         let mut events = Vec::new();
         let mut next = None;
-        self.visit_records(&uid, from_seq, |seq, stored| {
+        self.visit_records(&uid, from_seq, None, |seq, stored| {
             if events.len() == limit {
                 next = Some(seq);
                 return false;
@@ -545,90 +727,178 @@ impl Store {
         Ok((events, next))
     }
 
-    /// All of a tenant's audit events, oldest first.
+    /// All of a tenant's audit events, oldest first (for tests and small chains; exports page).
     pub fn audit_events(&self, uid: TenantUid) -> Result<Vec<AuditEvent>> {
         Ok(self.audit_page(uid, 0, 0, usize::MAX)?.0)
     }
 
-    /// Every tenant uid that has an audit chain, including deleted tenants and the system chain (the
-    /// zero uid).
-    pub fn audit_tenants(&self) -> Result<Vec<TenantUid>> {
+    /// The distinct uids found under `prefix` followed by a 16-byte uid (one seek per uid).
+    fn uids_under(&self, prefix: &[u8]) -> Result<Vec<TenantUid>> {
         let sys = self.sys()?;
         let mut out: Vec<TenantUid> = Vec::new();
-        let mut from = AUDIT_PREFIX.to_vec();
+        let mut from = prefix.to_vec();
         loop {
             let mut ro = ReadOptions::default();
-            ro.set_iterate_range(rocksdb::PrefixRange(AUDIT_PREFIX));
+            ro.set_iterate_range(rocksdb::PrefixRange(prefix));
             let mut iter =
                 self.db.iterator_cf_opt(&sys, ro, IteratorMode::From(&from, rocksdb::Direction::Forward));
             let Some(item) = iter.next() else { break };
             let (key, _) = item?;
             let raw: [u8; 16] = key
-                .get(AUDIT_PREFIX.len()..AUDIT_PREFIX.len() + 16)
+                .get(prefix.len()..prefix.len() + 16)
                 .and_then(|b| b.try_into().ok())
                 .ok_or(StorageError::Codec("audit key"))?;
             out.push(TenantUid::from_bytes(raw));
-            // The next uid starts after every sequence number of this one.
-            from = [AUDIT_PREFIX, &raw, &[0xff; 9]].concat();
+            // The next uid starts after every key of this one.
+            from = [prefix, &raw, &[0xff; 9]].concat();
         }
         Ok(out)
     }
 
+    /// Every tenant uid that has an audit chain, including deleted tenants and the system chain (the
+    /// zero uid): every registered chain, and any chain with events (registered or not).
+    pub fn audit_tenants(&self) -> Result<Vec<TenantUid>> {
+        let mut out = self.uids_under(REGISTRATION_PREFIX)?;
+        out.extend(self.uids_under(AUDIT_PREFIX)?);
+        out.sort_unstable_by_key(|uid| *uid.as_bytes());
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Checks that every chain ever registered is still registered: the registrations are counted
+    /// and compared with the authenticated count. A whole chain removed with its anchor and
+    /// registration shows here (and [`Store::audit_tenants`] no longer lists it).
+    pub fn audit_directory_check(&self) -> Result<DirectoryCheck> {
+        let registered = self.uids_under(REGISTRATION_PREFIX)?.len() as u64;
+        let expected = match self.stored_chain_count() {
+            Ok(count) => count,
+            Err(StorageError::Integrity | StorageError::Codec(_)) => None,
+            Err(e) => return Err(e),
+        };
+        Ok(DirectoryCheck { registered, expected })
+    }
+
     /// Recomputes the tenant's chain (from its checkpoint, if it was pruned) and reports the first
-    /// event that does not hold: a MAC that does not match its content and predecessor, or a gap in
-    /// the sequence. A checkpoint whose own MAC does not hold is reported as broken at its first
-    /// sequence number.
+    /// event that does not hold: a MAC that does not match its content and predecessor, a gap in
+    /// the sequence, or an end that is not the anchored one (events removed from the end, or the
+    /// anchor itself altered or removed). A checkpoint whose own MAC does not hold is reported as
+    /// broken at its first sequence number. Reads one consistent snapshot, streaming the events.
     pub fn audit_verify(&self, uid: TenantUid) -> Result<AuditCheck> {
-        let (first_seq, mut prev) = match self.audit_checkpoint(&uid)? {
+        let snapshot = self.db.snapshot();
+        let sys = self.sys()?;
+        let broken = |events, first_seq, at, reason| {
+            Ok(AuditCheck { events, first_seq, first_broken: Some(at), reason: Some(reason) })
+        };
+        let checkpoint: Option<Checkpoint> = match snapshot.get_cf(&sys, checkpoint_key(&uid))? {
+            None => None,
+            Some(bytes) => match layout::decode::<Checkpoint>(&bytes, "audit checkpoint") {
+                Ok(c) => Some(c),
+                Err(_) => return broken(0, 0, 0, "checkpoint"),
+            },
+        };
+        let (first_seq, mut prev) = match &checkpoint {
             None => (0, [0u8; 32]),
             Some(c) => {
-                if !constant_time_eq(&self.checkpoint_mac(&uid, &c), &c.mac) {
-                    return Ok(AuditCheck {
-                        events: 0,
-                        first_seq: c.first_seq,
-                        first_broken: Some(c.first_seq),
-                    });
+                if !constant_time_eq(&self.checkpoint_mac(&uid, c), &c.mac) {
+                    return broken(0, c.first_seq, c.first_seq, "checkpoint");
                 }
                 (c.first_seq, c.prev_mac)
             }
         };
         // Read from the start, not from the checkpoint: an event left below it is a break too.
-        let records = self.audit_records(&uid, 0)?;
-        let events = records.len() as u64;
-        for (expected, (seq, stored)) in (first_seq..).zip(&records) {
-            if *seq != expected
-                || !constant_time_eq(&self.stored_mac(&uid, *seq, &prev, stored), &stored.mac())
-            {
-                return Ok(AuditCheck { events, first_seq, first_broken: Some(expected.min(*seq)) });
+        let mut events = 0u64;
+        let mut expected = first_seq;
+        let mut failure = None;
+        let visited = self.visit_records(&uid, 0, Some(&snapshot), |seq, stored| {
+            events += 1;
+            if failure.is_some() {
+                return true;
             }
-            prev = stored.mac();
+            if seq != expected {
+                failure = Some((expected.min(seq), "sequence"));
+            } else if !constant_time_eq(&self.stored_mac(&uid, seq, &prev, &stored), &stored.mac()) {
+                failure = Some((seq, "mac"));
+            } else {
+                prev = stored.mac();
+                expected += 1;
+            }
+            true
+        });
+        match visited {
+            Ok(()) => {}
+            // A record whose key is not an event's (written at the RocksDB level) breaks the chain
+            // where the walk had reached.
+            Err(StorageError::Codec(_)) => {
+                failure.get_or_insert((expected, "sequence"));
+            }
+            Err(e) => return Err(e),
         }
-        Ok(AuditCheck { events, first_seq, first_broken: None })
+        if let Some((at, reason)) = failure {
+            return broken(events, first_seq, at, reason);
+        }
+        // The end: the anchor must name exactly where the chain stops.
+        let registered = snapshot.get_cf(&sys, registration_key(&uid))?.is_some();
+        let anchor = match snapshot.get_cf(&sys, anchor_key(&uid))? {
+            Some(bytes) => match layout::decode::<Anchor>(&bytes, "audit anchor") {
+                Ok(anchor) => Some(anchor),
+                Err(_) => return broken(events, first_seq, expected, "anchor"),
+            },
+            None => None,
+        };
+        let Some(anchor) = anchor else {
+            return if registered || events > 0 || checkpoint.is_some() {
+                broken(events, first_seq, expected, "anchor")
+            } else {
+                Ok(AuditCheck { events: 0, first_seq: 0, first_broken: None, reason: None })
+            };
+        };
+        let head = (anchor.next_seq, anchor.last_mac);
+        if !constant_time_eq(&self.anchor_mac(&uid, head), &anchor.mac) {
+            return broken(events, first_seq, expected, "anchor");
+        }
+        if anchor.next_seq != expected || !constant_time_eq(&anchor.last_mac, &prev) {
+            return broken(events, first_seq, expected.min(anchor.next_seq), "truncated");
+        }
+        if !registered {
+            return broken(events, first_seq, expected, "unregistered");
+        }
+        Ok(AuditCheck { events, first_seq, first_broken: None, reason: None })
     }
 
     /// Deletes the tenant's events older than `before_ms`, keeping at least the newest one, and
     /// leaves a checkpoint so that the rest still verifies. Returns how many were deleted. The
-    /// deletion and the checkpoint are one fsynced batch.
+    /// deletion and the checkpoint are one fsynced batch. Streams the chain (stopping at the first
+    /// event young enough to keep) and takes the chain's lock only to write, so appends to the
+    /// chain, and every other chain, go on meanwhile.
     pub fn audit_prune(&self, uid: TenantUid, before_ms: u64) -> Result<u64> {
-        let mut heads = self.audit_heads.0.lock();
-        let head = self.head_of(&mut heads, &uid)?;
-        let records = self.audit_records(&uid, 0)?;
-        let Some(&(first, _)) = records.first() else { return Ok(0) };
         let time = |s: &Stored| match s {
             Stored::V1(r) => r.time_ms,
             Stored::V2(r) => r.time_ms,
             // An unreadable event is never pruned: it stays for verification to report.
             Stored::Unreadable => u64::MAX,
         };
-        // Events are appended in time order; keep the newest event whatever its age, so the chain
-        // has an end to append to and to verify.
-        let cut = records
-            .iter()
-            .take(records.len() - 1)
-            .take_while(|(_, s)| time(s) < before_ms)
-            .last()
-            .map(|(seq, s)| (seq + 1, s.mac()));
-        let Some((first_kept, prev_mac)) = cut else { return Ok(0) };
+        let mut first = None;
+        // The newest event seen so far that is old enough, once a later event exists: the cut
+        // goes after it. The newest event of the chain is always kept.
+        let mut previous: Option<(u64, [u8; 32], u64)> = None;
+        let mut cut = None;
+        self.visit_records(&uid, 0, None, |seq, stored| {
+            first.get_or_insert(seq);
+            if let Some((seq_before, mac_before, time_before)) = previous {
+                if time_before >= before_ms {
+                    return false;
+                }
+                cut = Some((seq_before + 1, mac_before));
+            }
+            previous = Some((seq, stored.mac(), time(&stored)));
+            true
+        })?;
+        let (Some(first), Some((first_kept, prev_mac))) = (first, cut) else { return Ok(0) };
+        let _chain = self.audit_heads.chain(&uid).lock_arc();
+        // Another prune may have moved the checkpoint meanwhile: never move it back.
+        if self.audit_checkpoint(&uid)?.is_some_and(|c| c.first_seq >= first_kept) {
+            return Ok(0);
+        }
         let mut checkpoint =
             Checkpoint { first_seq: first_kept, prev_mac, pruned_at_ms: now_ms(), mac: [0; 32] };
         checkpoint.mac = self.checkpoint_mac(&uid, &checkpoint);
@@ -637,7 +907,6 @@ impl Store {
         batch.delete_range_cf(&sys, audit_key(&uid, first), audit_key(&uid, first_kept));
         batch.put_cf(&sys, checkpoint_key(&uid), layout::encode(&checkpoint));
         self.sys_write(batch)?;
-        heads.insert(uid, head);
         Ok(first_kept - first)
     }
 }

@@ -53,6 +53,15 @@ pub enum StorageError {
     #[error("the credential's role does not allow {operation}")]
     PermissionDenied { operation: &'static str },
 
+    /// The tenant's (or the registry's) write key has sealed its hard limit of values
+    /// (`bulkhead_crypto::HARD_ENCRYPTION_LIMIT`): writes are refused until a key rotation makes a
+    /// new generation the write key. Its own class because the remedy is known and nothing is
+    /// broken: the rotation task starts one automatically long before the limit.
+    #[error(
+        "the tenant's data key has sealed its limit of values; writes resume once its key rotation starts"
+    )]
+    EncryptionLimit,
+
     /// A scope minted by another open database was presented to this one.
     #[error("the scope was not issued by this database")]
     ForeignScope,
@@ -88,6 +97,7 @@ impl StorageError {
             StorageError::Unauthenticated => "unauthenticated",
             StorageError::PermissionDenied { .. } => "permission-denied",
             StorageError::ForeignScope => "foreign-scope",
+            StorageError::EncryptionLimit => "encryption-limit",
             StorageError::Engine(_)
             | StorageError::Io(_)
             | StorageError::Codec(_)
@@ -107,6 +117,7 @@ impl From<CryptoError> for StorageError {
         match e {
             CryptoError::Integrity | CryptoError::GenerationUnavailable { .. } => StorageError::Integrity,
             CryptoError::UnwrapFailed => StorageError::KeyringCorrupt,
+            CryptoError::EncryptionLimit { .. } => StorageError::EncryptionLimit,
             other => StorageError::Crypto(other),
         }
     }

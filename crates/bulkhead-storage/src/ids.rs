@@ -44,6 +44,9 @@ pub mod limits {
     pub const MAX_FILTER_DEPTH: usize = 8;
     /// Most conditions (leaves) in one search filter.
     pub const MAX_FILTER_CONDITIONS: usize = 64;
+    /// Most nodes of any kind (conditions and every `and`, `or` and `not`) in one search filter:
+    /// each node costs a bitmap operation, so empty `and`/`or` nodes count as much as conditions.
+    pub const MAX_FILTER_NODES: usize = 256;
     /// Most values in one set-membership condition, and most children of one and/or.
     pub const MAX_FILTER_LIST: usize = 1024;
     /// Longest keyword value in a filter, in bytes.

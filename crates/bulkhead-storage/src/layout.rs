@@ -10,13 +10,24 @@
 //! "meta/master-version"                            u32 BE current master key version
 //! "meta/master-check/" u32 BE                      32-byte master key check value
 //! "keyring/" owner(16) "/" generation u32 BE       wrapped data key (generation 0: naming key)
-//! "keyring/" owner(16) "/write"                    u32 BE write generation
-//! "enc/" owner(16) generation u32 BE               u64 BE reserved encryption count (upper bound)
+//! "keyring/" owner(16) "/write"                    control: u32 BE write generation
+//! "enc/" owner(16) generation u32 BE               control: u64 BE reserved encryption count (an
+//!                                                  upper bound)
 //! "tenant/" tag(32)                                sealed TenantRecord (system cipher, Registry)
 //! "apikey/" key id(16)                             sealed ApiKeyRecord (system cipher, Registry)
-//! "rotate/" owner(16)                              RotationRecord (plain: a generation, counts and a
-//!                                                  record key, which holds only a uid and tags)
+//! "policy/" uid(16)                                sealed VersionedPolicy (policy.rs)
+//! "rotate/" owner(16)                              control: RotationRecord (a generation, counts and
+//!                                                  a record key, which holds only a uid and tags)
+//! "audit/", "auditck/", "audithead/", "auditreg/", "auditchains"
+//!                                                  the audit trail (audit.rs)
 //! ```
+//!
+//! A *control* record is in plain text (nothing in it is tenant data) but authenticated, from
+//! storage format 2 on: its value is the payload followed by a 32-byte tag, an HMAC under the
+//! owner's naming key over the record key and the payload ([`control_value`]). An edited write
+//! generation, encryption count or rotation cursor is then `KeyringCorrupt`, not a silently stalled
+//! rotation or a nonce counter set back. Format 1 stored the bare payload; opening such a directory
+//! tags every control record once (`Store::open`).
 //!
 //! The owner of the registry's own keys is sixteen zero bytes. Tenant column family `t-<32 hex>`,
 //! named after the tenant's random uid; every key starts with the uid so that tenants can later share
@@ -51,8 +62,45 @@ use bulkhead_crypto::RecordTag;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The storage format version written to `meta/format`.
-pub(crate) const STORAGE_FORMAT: u32 = 1;
+/// The storage format version written to `meta/format`. Format 2 authenticates the keyring's
+/// control records and anchors the audit chains; a format-1 directory is migrated when it opens.
+pub(crate) const STORAGE_FORMAT: u32 = 2;
+
+/// The format before control records were authenticated and audit chains anchored.
+pub(crate) const STORAGE_FORMAT_1: u32 = 1;
+
+/// The domain of control-record tags.
+const CONTROL_DOMAIN: &[u8] = b"keyring-control";
+
+/// A control record's stored value: `payload` then its tag under `owner`'s naming key.
+pub(crate) fn control_value(owner: &bulkhead_crypto::OwnerCipher, key: &[u8], payload: &[u8]) -> Vec<u8> {
+    let tag = owner.tag(CONTROL_DOMAIN, &encode(&(key, payload)));
+    [payload, &tag.0].concat()
+}
+
+/// The payload of a control record whose tag holds under `owner`'s naming key, or
+/// [`StorageError::KeyringCorrupt`].
+pub(crate) fn open_control(
+    owner: &bulkhead_crypto::OwnerCipher,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Vec<u8>> {
+    let (payload, tag) = split_control(value)?;
+    let expected = owner.tag(CONTROL_DOMAIN, &encode(&(key, payload)));
+    if !bulkhead_crypto::constant_time_eq(&expected.0, tag) {
+        return Err(StorageError::KeyringCorrupt);
+    }
+    Ok(payload.to_vec())
+}
+
+/// A control record's payload and tag, not yet checked (to read the write generation an owner's
+/// cipher is built from, before the cipher exists to check it).
+pub(crate) fn split_control(value: &[u8]) -> Result<(&[u8], &[u8])> {
+    if value.len() < 32 {
+        return Err(StorageError::KeyringCorrupt);
+    }
+    Ok(value.split_at(value.len() - 32))
+}
 
 pub(crate) const SYS_CF: &str = "sys";
 pub(crate) const SYSTEM_OWNER: [u8; 16] = [0; 16];

@@ -10,6 +10,7 @@ mod error;
 mod ids;
 mod layout;
 mod model;
+mod operation;
 mod policy;
 mod rotation;
 mod scope;
@@ -17,18 +18,21 @@ mod snapshot;
 mod store;
 mod tenant;
 
-pub use audit::{AccessEvent, AuditCheck, AuditEvent, MAX_AUDITED_DOCUMENTS, Subject, SubjectHash};
+pub use audit::{
+    AccessEvent, AuditCheck, AuditEvent, DirectoryCheck, MAX_AUDITED_DOCUMENTS, Subject, SubjectHash,
+};
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
 pub use layout::Placement;
 pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };
+pub use operation::Operation;
 pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, VersionedPolicy};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SavedSegment, SnapshotSaved};
-pub use store::{ApiKeyInfo, Durability, IssuedApiKey, Store, StoreOptions, TenantInfo};
+pub use store::{ApiKeyInfo, Durability, IssuedApiKey, REFUSAL_EVENT_EVERY, Store, StoreOptions, TenantInfo};
 pub use tenant::TenantHandle;
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
 use crate::layout;
+use crate::operation::Operation;
 use crate::scope::Role;
 use crate::store::{Store, now_ms};
 use rocksdb::WriteBatch;
@@ -21,15 +22,16 @@ pub const MAX_POLICY_NOTE_BYTES: usize = 256;
 /// Most source URI prefixes in one policy.
 pub const MAX_POLICY_PREFIXES: usize = 64;
 
-fn policy_key(uid: &TenantUid) -> Vec<u8> {
+pub(crate) fn policy_key(uid: &TenantUid) -> Vec<u8> {
     [POLICY_PREFIX, uid.as_bytes()].concat()
 }
 
 /// What a tenant's keys may do, on top of what their roles allow.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TenantPolicy {
-    /// Operations (as the audit trail names them: `search`, `upsert`, `count`, ...) refused to a role
-    /// although the role would allow them. A higher role is not affected.
+    /// Operations (by [`Operation::name`]: `search`, `upsert`, `count`, ...) refused to a role
+    /// although the role would allow them. A higher role is not affected. A name that is not an
+    /// operation is refused when the policy is set.
     pub denied: Vec<(Role, String)>,
     /// Largest `k` a search may ask for (at most the global limit).
     pub max_k: Option<u32>,
@@ -43,8 +45,8 @@ pub struct TenantPolicy {
 
 impl TenantPolicy {
     /// Whether `role` may perform `operation` under this policy.
-    pub fn allows(&self, role: Role, operation: &str) -> bool {
-        !self.denied.iter().any(|(r, op)| *r == role && op == operation)
+    pub fn allows(&self, role: Role, operation: Operation) -> bool {
+        !self.denied.iter().any(|(r, op)| *r == role && op == operation.name())
     }
 
     /// Whether a point with this source URI may be written.
@@ -59,8 +61,15 @@ impl TenantPolicy {
         if self.denied.len() > 64 {
             return Err(invalid("at most 64 denied operations"));
         }
-        if self.denied.iter().any(|(_, op)| op.is_empty() || op.len() > 64) {
-            return Err(invalid("an operation name is 1 to 64 bytes"));
+        if let Some((_, unknown)) = self.denied.iter().find(|(_, op)| Operation::from_name(op).is_none()) {
+            // A typo would deny nothing: refuse it, naming only the operations that exist (the
+            // unknown name is the operator's own input, but it goes no further than this message).
+            let known: Vec<&str> = Operation::ALL.iter().map(|op| op.name()).collect();
+            return Err(invalid(&format!(
+                "{:?} is not an operation; the operations are {}",
+                unknown.chars().take(64).collect::<String>(),
+                known.join(", ")
+            )));
         }
         if self.source_uri_prefixes.len() > MAX_POLICY_PREFIXES {
             return Err(invalid("at most 64 source URI prefixes"));

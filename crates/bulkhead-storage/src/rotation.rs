@@ -19,7 +19,7 @@ use crate::ids::{TenantName, TenantUid};
 use crate::layout::{self, ApiKeyRecord, RotationRecord};
 use crate::store::Store;
 use bulkhead_crypto::{DataKey, OwnerCipher};
-use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
+use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch};
 
 /// How far a tenant-key rotation has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,11 @@ impl Store {
             return Err(StorageError::AlreadyExists { what: "key rotation" });
         }
         let mut write = state.write.lock();
-        let target = state.cipher.read().write_generation() + 1;
+        let target =
+            state.cipher.read().write_generation().checked_add(1).ok_or(StorageError::InvalidArgument {
+                field: "tenant",
+                reason: "the tenant's key has been rotated as often as generations can count".into(),
+            })?;
         let kek = self.kek(&owner);
         let record = RotationRecord { target, after: None, done: 0, total };
         let mut batch = WriteBatch::default();
@@ -84,8 +88,15 @@ impl Store {
             layout::keyring_key(&owner, target),
             kek.wrap(&DataKey::generate(target)).as_bytes(),
         );
-        batch.put_cf(&sys, layout::keyring_write_key(&owner), target.to_be_bytes());
-        batch.put_cf(&sys, layout::rotation_key(&owner), layout::encode(&record));
+        {
+            // Control records, tagged under the tenant's naming key (the same in every generation).
+            let cipher = state.cipher.read();
+            let write_key = layout::keyring_write_key(&owner);
+            batch.put_cf(&sys, &write_key, layout::control_value(&cipher, &write_key, &target.to_be_bytes()));
+            let rotation_key = layout::rotation_key(&owner);
+            let value = layout::control_value(&cipher, &rotation_key, &layout::encode(&record));
+            batch.put_cf(&sys, &rotation_key, value);
+        }
         let _audit_slot = self.audit_into(&mut batch, &uid, "tenant-key-rotation-started", None)?;
         self.sys_write(batch)?;
         // Persisted: from here the new generation seals every write. Its encryption count starts at 0.
@@ -116,11 +127,18 @@ impl Store {
         Ok(out)
     }
 
+    /// The tenant's rotation record, authenticated under its naming key; `None` if none runs.
+    fn rotation_record(&self, state: &crate::tenant::TenantState) -> Result<Option<RotationRecord>> {
+        let key = layout::rotation_key(state.uid.as_bytes());
+        let Some(raw) = self.db.get_cf(&self.sys()?, &key)? else { return Ok(None) };
+        let payload = layout::open_control(&state.cipher.read(), &key, &raw)?;
+        Ok(Some(layout::decode(&payload, "rotation")?))
+    }
+
     /// A tenant's rotation progress, `None` if none is running.
     pub fn rotation_status(&self, uid: TenantUid) -> Result<Option<RotationProgress>> {
-        let sys = self.sys()?;
-        let Some(raw) = self.db.get_cf(&sys, layout::rotation_key(uid.as_bytes()))? else { return Ok(None) };
-        let record: RotationRecord = layout::decode(&raw, "rotation")?;
+        let state = self.load_tenant(uid)?;
+        let Some(record) = self.rotation_record(&state)? else { return Ok(None) };
         Ok(Some(RotationProgress {
             target_generation: record.target,
             done: record.done,
@@ -139,8 +157,7 @@ impl Store {
         let sys = self.sys()?;
         let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
         let mut write = state.write.lock();
-        let Some(raw) = self.db.get_cf(&sys, layout::rotation_key(&owner))? else { return Ok(None) };
-        let mut record: RotationRecord = layout::decode(&raw, "rotation")?;
+        let Some(mut record) = self.rotation_record(&state)? else { return Ok(None) };
         let mode = match &record.after {
             Some(after) => IteratorMode::From(after, rocksdb::Direction::Forward),
             None => IteratorMode::Start,
@@ -169,10 +186,12 @@ impl Store {
         let reserved = state.reserve(&self.db, &write, stale.len() as u64, &mut batch)?;
         for (key, value, purpose) in &stale {
             let plain = state.open(*purpose, key, value)?;
-            batch.put_cf(&cf, key, state.seal(*purpose, key, &plain));
+            batch.put_cf(&cf, key, state.seal(*purpose, key, &plain)?);
         }
         record.done += scanned as u64;
-        batch.put_cf(&sys, layout::rotation_key(&owner), layout::encode(&record));
+        let rotation_key = layout::rotation_key(&owner);
+        let cursor = layout::control_value(&state.cipher.read(), &rotation_key, &layout::encode(&record));
+        batch.put_cf(&sys, &rotation_key, cursor);
         self.db.write_opt(batch, &self.data_write)?;
         write.reserved_encryptions = reserved;
         let mut progress = RotationProgress {
@@ -190,6 +209,8 @@ impl Store {
             }
             batch.delete_cf(&sys, layout::rotation_key(&owner));
             self.sys_write(batch)?;
+            // Tombstones are not destruction: rewrite what still holds the old wrapped keys.
+            self.purge_destroyed(&[layout::keyring_prefix(&owner)])?;
             let encryptions = state.cipher.read().encryptions();
             let cipher = self.owner_cipher(&owner, encryptions)?;
             *state.cipher.write() = cipher;
@@ -228,18 +249,28 @@ impl Store {
         }
         batch.delete_cf(&sys, layout::keyring_write_key(&owner));
         batch.delete_cf(&sys, layout::rotation_key(&owner));
-        batch.delete_cf(&sys, self.tenant_registry_key(name));
+        let registry_key = self.tenant_registry_key(name);
+        batch.delete_cf(&sys, &registry_key);
+        batch.delete_cf(&sys, crate::policy::policy_key(&info.uid));
         // The audit event commits with the key destruction, in the system column family that
         // outlives the tenant.
         let audit_slot = self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
         let mut revoked = 0;
+        let mut purged = vec![
+            layout::keyring_prefix(&owner),
+            [b"enc/".as_slice(), &owner].concat(),
+            layout::rotation_key(&owner),
+            registry_key,
+            crate::policy::policy_key(&info.uid),
+        ];
         let mut ro = ReadOptions::default();
         ro.set_iterate_range(rocksdb::PrefixRange(layout::APIKEY_PREFIX));
         for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
             let (key, value) = item?;
             let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
             if record.tenant_uid == owner {
-                batch.delete_cf(&sys, key);
+                batch.delete_cf(&sys, &key);
+                purged.push(key.to_vec());
                 revoked += 1;
             }
         }
@@ -250,8 +281,36 @@ impl Store {
         self.tenants.write().remove(&info.uid);
         tracing::warn!(tenant = %info.uid.short(), revoked, "tenant keys destroyed (crypto-shredded)");
         self.db.drop_cf(&layout::tenant_cf_name(&info.uid))?;
-        self.db.flush_wal(true)?;
+        self.purge_destroyed(&purged)?;
         tracing::info!(tenant = %info.uid.short(), "tenant column family dropped");
         Ok(revoked)
+    }
+
+    /// Makes the deletion of the records under `prefixes` (in the system column family) physical,
+    /// not just a tombstone: every column family's memtable is flushed (so no write-ahead log file
+    /// still holding the deleted values is needed, and RocksDB deletes those files), then the key
+    /// ranges are compacted down to the last level (so no table file holds the old values; the
+    /// files they were in are deleted), and the new log is synced. What this cannot reach is
+    /// listed in `docs/SECURITY.md` (copies taken before: backups, snapshots, freed disk blocks).
+    pub(crate) fn purge_destroyed(&self, prefixes: &[Vec<u8>]) -> Result<()> {
+        let mut flush = rocksdb::FlushOptions::default();
+        flush.set_wait(true);
+        for name in DB::list_cf(&rocksdb::Options::default(), self.path())? {
+            if let Some(cf) = self.db.cf_handle(&name) {
+                self.db.flush_cf_opt(&cf, &flush)?;
+            }
+        }
+        let sys = self.sys()?;
+        let mut compact = rocksdb::CompactOptions::default();
+        compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        compact.set_exclusive_manual_compaction(true);
+        for prefix in prefixes {
+            let mut end = prefix.clone();
+            end.push(0xff);
+            end.extend_from_slice(&[0xff; 32]);
+            self.db.compact_range_cf_opt(&sys, Some(prefix), Some(&end), &compact);
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
     }
 }

@@ -113,7 +113,7 @@ impl IndexSnapshotSink {
             let reserved = self.state.reserve(&db, &write, batch_chunks.len() as u64, &mut batch)?;
             for (i, chunk) in batch_chunks.iter().enumerate() {
                 let key = keys.index_chunk(number, segment, (written + i) as u32);
-                batch.put_cf(&cf, &key, self.state.seal(Purpose::IndexSnapshots, &key, chunk));
+                batch.put_cf(&cf, &key, self.state.seal(Purpose::IndexSnapshots, &key, chunk)?);
             }
             db.write_opt(batch, &wo)?;
             write.reserved_encryptions = reserved;
@@ -146,7 +146,7 @@ impl IndexSnapshotSink {
             batch.put_cf(
                 &cf,
                 &head_key,
-                self.state.seal(Purpose::IndexSnapshots, &head_key, &layout::encode(&head)),
+                self.state.seal(Purpose::IndexSnapshots, &head_key, &layout::encode(&head))?,
             );
         }
         // Delete the gaps between the listed ids.

@@ -64,7 +64,27 @@ pub struct Store {
     pub(crate) audit_heads: crate::audit::AuditHeads,
     pub(crate) data_write: WriteOptions,
     pub(crate) durability: Durability,
+    /// Per API key id and kind of refusal, refused presentations not yet written to the audit trail
+    /// (see [`Store::authenticate`]).
+    refusals: Mutex<HashMap<([u8; 16], &'static str), Refusals>>,
 }
+
+/// Refusals of one key id within the current window.
+struct Refusals {
+    /// When the last event for this key id was written.
+    written_at: std::time::Instant,
+    /// Refusals since then that were folded into the next event instead of writing their own.
+    folded: u64,
+}
+
+/// At most one refusal event per API key id and kind of refusal (wrong secret, revoked, expired) per
+/// this long: a client repeating a wrong secret for a known key id cannot grow the tenant's trail
+/// faster, and each event says how many refusals it stands for.
+pub const REFUSAL_EVENT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Key ids whose refusals are tracked at once; beyond it, entries older than a minute are dropped
+/// (their folded count, if any, is logged).
+const MAX_TRACKED_REFUSALS: usize = 10_000;
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,7 +195,7 @@ impl Store {
         let mut data_write = WriteOptions::default();
         data_write.set_sync(options.durability == Durability::Fsync);
 
-        let (master_version, system, reserved) = match Self::open_keyring(&db, &master) {
+        let (master_version, system, reserved, format) = match Self::open_keyring(&db, &master) {
             Err(StorageError::WrongMasterKey { master_version }) => {
                 let Some(previous) = previous else {
                     return Err(StorageError::WrongMasterKey { master_version });
@@ -197,7 +217,7 @@ impl Store {
             other => other?,
         };
         Self::drop_orphan_column_families(&db, &names)?;
-        Ok(Store {
+        let store = Store {
             db: Arc::new(db),
             open: Arc::new(RwLock::new(true)),
             path: path.to_owned(),
@@ -209,12 +229,18 @@ impl Store {
             audit_heads: crate::audit::AuditHeads::default(),
             data_write,
             durability: options.durability,
-        })
+            refusals: Mutex::new(HashMap::new()),
+        };
+        if format == layout::STORAGE_FORMAT_1 {
+            store.migrate_to_format_2()?;
+        }
+        Ok(store)
     }
 
     /// Verifies the master key (or initialises a new keyring) and opens the registry's own keys.
-    /// Returns the master key version, the registry's cipher and its reserved encryption count.
-    fn open_keyring(db: &DB, master: &MasterKey) -> Result<(u32, OwnerCipher, u64)> {
+    /// Returns the master key version, the registry's cipher, its reserved encryption count, and
+    /// the storage format the directory is in (format 1 is migrated by the caller).
+    fn open_keyring(db: &DB, master: &MasterKey) -> Result<(u32, OwnerCipher, u64, u32)> {
         let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
         match db.get_cf(&sys, layout::META_MASTER_VERSION)? {
             // A system column family with data but no master version is damaged: initialising it
@@ -233,30 +259,123 @@ impl Store {
                 batch.put_cf(&sys, layout::master_check_key(version), master.check_value(version));
                 batch.put_cf(&sys, layout::keyring_key(&SYSTEM_OWNER, 0), kek.wrap(&naming).as_bytes());
                 batch.put_cf(&sys, layout::keyring_key(&SYSTEM_OWNER, 1), kek.wrap(&data).as_bytes());
-                batch.put_cf(&sys, layout::keyring_write_key(&SYSTEM_OWNER), 1u32.to_be_bytes());
+                let cipher = OwnerCipher::new(&SYSTEM_OWNER, &naming, &[data], 1, 0)?;
+                let write_key = layout::keyring_write_key(&SYSTEM_OWNER);
+                batch.put_cf(
+                    &sys,
+                    &write_key,
+                    layout::control_value(&cipher, &write_key, &1u32.to_be_bytes()),
+                );
+                // The audit directory exists from the start, so that removing every chain shows.
+                let count_key = crate::audit::chains_key();
+                batch.put_cf(&sys, count_key, Self::chain_count_with(&cipher, 0));
                 let mut wo = WriteOptions::default();
                 wo.set_sync(SYS_WRITE_SYNC);
                 db.write_opt(batch, &wo)?;
-                Ok((version, OwnerCipher::new(&SYSTEM_OWNER, &naming, &[data], 1, 0)?, 0))
+                Ok((version, cipher, 0, layout::STORAGE_FORMAT))
             }
             Some(version) => {
                 let version = layout::be_u32(&version)?;
                 let format = db.get_cf(&sys, layout::META_FORMAT)?.ok_or(StorageError::Codec("format"))?;
-                if layout::be_u32(&format)? != layout::STORAGE_FORMAT {
+                let format = layout::be_u32(&format)?;
+                if format != layout::STORAGE_FORMAT && format != layout::STORAGE_FORMAT_1 {
                     return Err(StorageError::Codec("unsupported storage format version"));
                 }
                 let check = db.get_cf(&sys, layout::master_check_key(version))?;
                 if !check.is_some_and(|c| constant_time_eq(&c, &master.check_value(version))) {
                     return Err(StorageError::WrongMasterKey { master_version: version });
                 }
-                let reserved = match db.get_cf(&sys, layout::encryption_count_key(&SYSTEM_OWNER, 1))? {
-                    Some(v) => layout::be_u64(&v)?,
-                    None => 0,
+                let tagged = format != layout::STORAGE_FORMAT_1;
+                let count_key = layout::encryption_count_key(&SYSTEM_OWNER, 1);
+                let stored_count = db.get_cf(&sys, &count_key)?;
+                let unchecked = match &stored_count {
+                    Some(v) if tagged => Some(layout::be_u64(layout::split_control(v)?.0)?),
+                    Some(v) => Some(layout::be_u64(v)?),
+                    None => None,
                 };
-                let cipher = Self::load_owner_cipher(db, master, version, &SYSTEM_OWNER, reserved)?;
-                Ok((version, cipher, reserved))
+                let cipher = Self::load_owner_cipher(
+                    db,
+                    master,
+                    version,
+                    &SYSTEM_OWNER,
+                    unchecked.unwrap_or(0),
+                    tagged,
+                )?;
+                if tagged && let Some(v) = &stored_count {
+                    layout::open_control(&cipher, &count_key, v)?;
+                }
+                Ok((version, cipher, unchecked.unwrap_or(0), format))
             }
         }
+    }
+
+    /// The authenticated chain-count record, under the registry's cipher (before the store exists).
+    fn chain_count_with(system: &OwnerCipher, chains: u64) -> Vec<u8> {
+        crate::audit::chain_count_value(system, chains)
+    }
+
+    /// Moves a format-1 directory to format 2 in one fsynced batch: every owner's control records
+    /// (write generation, encryption counts, rotation cursor) get their tag, and every audit chain
+    /// gets its anchor and registration, taken as they are now (there is nothing older to check
+    /// them against), with the count of chains. An owner whose keys do not open (a keyring already
+    /// corrupt) is left as it is: it fails on its own when loaded, and the rest migrate.
+    fn migrate_to_format_2(&self) -> Result<()> {
+        let sys = self.sys()?;
+        let mut batch = WriteBatch::default();
+        let mut owners: Vec<[u8; 16]> = Vec::new();
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(&b"keyring/"[..]));
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, _) = item?;
+            if let Some(owner) = key.get(8..24).and_then(|o| <[u8; 16]>::try_from(o).ok())
+                && owners.last() != Some(&owner)
+            {
+                owners.push(owner);
+            }
+        }
+        let mut controls: Vec<(Vec<u8>, [u8; 16])> = Vec::new();
+        for owner in &owners {
+            controls.push((layout::keyring_write_key(owner), *owner));
+            controls.push((layout::rotation_key(owner), *owner));
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_range(rocksdb::PrefixRange(&b"enc/"[..]));
+        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+            let (key, _) = item?;
+            if let Some(owner) = key.get(4..20).and_then(|o| <[u8; 16]>::try_from(o).ok()) {
+                controls.push((key.to_vec(), owner));
+            }
+        }
+        let master = self.master.read();
+        let mut ciphers: HashMap<[u8; 16], Option<OwnerCipher>> = HashMap::new();
+        for (key, owner) in controls {
+            let Some(value) = self.db.get_cf(&sys, &key)? else { continue };
+            let cipher = ciphers.entry(owner).or_insert_with(|| {
+                Self::load_owner_cipher(&self.db, &master.0, master.1, &owner, 0, false)
+                    .inspect_err(|e| tracing::error!(owner = %TenantUid::from_bytes(owner).short(), error = %e, "an owner's keys do not open; its control records stay untagged"))
+                    .ok()
+            });
+            if let Some(cipher) = cipher {
+                batch.put_cf(&sys, &key, layout::control_value(cipher, &key, &value));
+            }
+        }
+        drop(master);
+        let chains = self.audit_tenants()?;
+        for uid in &chains {
+            if let Some(head) = self.unanchored_head(uid)? {
+                for (key, value) in self.anchor_records(uid, head) {
+                    batch.put_cf(&sys, key, value);
+                }
+            }
+        }
+        batch.put_cf(&sys, crate::audit::chains_key(), self.chain_count_record(chains.len() as u64));
+        batch.put_cf(&sys, layout::META_FORMAT, layout::STORAGE_FORMAT.to_be_bytes());
+        self.sys_write(batch)?;
+        tracing::warn!(
+            chains = chains.len(),
+            "data directory migrated to storage format 2 (authenticated control records, anchored audit chains)"
+        );
+        Ok(())
     }
 
     /// Drops tenant column families that no keyring entry owns: left by a crash between creating a
@@ -287,7 +406,7 @@ impl Store {
     /// `owner`'s cipher from the keyring, under the current master key.
     pub(crate) fn owner_cipher(&self, owner: &[u8; 16], encryptions: u64) -> Result<OwnerCipher> {
         let master = self.master.read();
-        Self::load_owner_cipher(&self.db, &master.0, master.1, owner, encryptions)
+        Self::load_owner_cipher(&self.db, &master.0, master.1, owner, encryptions, true)
     }
 
     fn stored_check(db: &DB, version: u32) -> Result<Vec<u8>> {
@@ -339,24 +458,31 @@ impl Store {
         let version = Self::rewrap_keyring(&self.db, &master.0, master.1, &new)?;
         *master = (new, version);
         drop(master);
+        // The keys wrapped under the old master key are now only tombstoned versions: rewrite them
+        // away, so that the old master key with today's files opens nothing.
+        self.purge_destroyed(&[b"keyring/".to_vec()])?;
         // The system's own chain (the all-zero uid) records master-key events.
         self.audit(&TenantUid::from_bytes(layout::SYSTEM_OWNER), "master-key-rotated", None)?;
         tracing::warn!(version, "master key rotated");
         Ok(version)
     }
 
-    /// Unwraps an owner's naming key and data keys and builds its cipher.
+    /// Unwraps an owner's naming key and data keys and builds its cipher. With `tagged` (storage
+    /// format 2), the write-generation record's tag is checked under the naming key it unwraps.
     pub(crate) fn load_owner_cipher(
         db: &DB,
         master: &MasterKey,
         master_version: u32,
         owner: &[u8; 16],
         encryptions: u64,
+        tagged: bool,
     ) -> Result<OwnerCipher> {
         let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
         let kek = master.kek(owner, master_version);
-        let write = db.get_cf(&sys, layout::keyring_write_key(owner))?.ok_or(StorageError::KeyringCorrupt)?;
-        let write_generation = layout::be_u32(&write)?;
+        let write_key = layout::keyring_write_key(owner);
+        let write = db.get_cf(&sys, &write_key)?.ok_or(StorageError::KeyringCorrupt)?;
+        let payload = if tagged { layout::split_control(&write)?.0 } else { &write[..] };
+        let write_generation = layout::be_u32(payload).map_err(|_| StorageError::KeyringCorrupt)?;
         let naming_bytes =
             db.get_cf(&sys, layout::keyring_key(owner, 0))?.ok_or(StorageError::KeyringCorrupt)?;
         let naming = kek.unwrap_key(&naming_bytes, 0)?;
@@ -366,7 +492,12 @@ impl Store {
                 data_keys.push(kek.unwrap_key(&wrapped, generation)?);
             }
         }
-        Ok(OwnerCipher::new(owner, &naming, &data_keys, write_generation, encryptions)?)
+        let cipher = OwnerCipher::new(owner, &naming, &data_keys, write_generation, encryptions)
+            .map_err(|_| StorageError::KeyringCorrupt)?;
+        if tagged {
+            layout::open_control(&cipher, &write_key, &write)?;
+        }
+        Ok(cipher)
     }
 
     pub(crate) fn sys(&self) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>> {
@@ -393,10 +524,15 @@ impl Store {
         let mut next = *reserved;
         if self.system.encryptions() + 1 > next {
             next = self.system.encryptions() + 1 + ENCRYPTION_RESERVATION;
-            batch.put_cf(&sys, layout::encryption_count_key(&SYSTEM_OWNER, 1), next.to_be_bytes());
+            let count_key = layout::encryption_count_key(&SYSTEM_OWNER, 1);
+            batch.put_cf(
+                &sys,
+                &count_key,
+                layout::control_value(&self.system, &count_key, &next.to_be_bytes()),
+            );
         }
         let ctx = SealContext { column_family: SYS_CF.as_bytes(), record_key: key };
-        batch.put_cf(&sys, key, self.system.seal(Purpose::Registry, ctx, record));
+        batch.put_cf(&sys, key, self.system.seal(Purpose::Registry, ctx, record)?);
         self.sys_write(batch)?;
         *reserved = next;
         Ok(())
@@ -445,18 +581,15 @@ impl Store {
         // which open ignores; the registry entry below is what makes the tenant exist.
         self.db.create_cf(layout::tenant_cf_name(&uid), &Options::default())?;
         let kek = self.kek(uid.as_bytes());
+        let (naming, data) = (DataKey::generate(0), DataKey::generate(1));
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            &sys,
-            layout::keyring_key(uid.as_bytes(), 0),
-            kek.wrap(&DataKey::generate(0)).as_bytes(),
-        );
-        batch.put_cf(
-            &sys,
-            layout::keyring_key(uid.as_bytes(), 1),
-            kek.wrap(&DataKey::generate(1)).as_bytes(),
-        );
-        batch.put_cf(&sys, layout::keyring_write_key(uid.as_bytes()), 1u32.to_be_bytes());
+        batch.put_cf(&sys, layout::keyring_key(uid.as_bytes(), 0), kek.wrap(&naming).as_bytes());
+        batch.put_cf(&sys, layout::keyring_key(uid.as_bytes(), 1), kek.wrap(&data).as_bytes());
+        // The write generation is a control record, tagged under the tenant's own naming key.
+        let cipher = OwnerCipher::new(uid.as_bytes(), &naming, &[data], 1, 0)?;
+        let write_key = layout::keyring_write_key(uid.as_bytes());
+        batch.put_cf(&sys, &write_key, layout::control_value(&cipher, &write_key, &1u32.to_be_bytes()));
+        drop(cipher);
         let _audit_slot = self.audit_into(&mut batch, &uid, "tenant-created", None)?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %uid.short(), "tenant created");
@@ -527,6 +660,16 @@ impl Store {
             });
         }
         if let KeyBinding::User { user, groups } = &binding {
+            // A key bound to a user reads as that user; a write, though, concerns a document id
+            // whatever its ACL, so a user-bound writer could overwrite or delete documents its user
+            // may not read, and the answer would tell it they exist. Such keys are refused: writes go
+            // through service keys.
+            if role != Role::Reader {
+                return Err(StorageError::InvalidArgument {
+                    field: "role",
+                    reason: "a key bound to a user must be a reader; issue a service key to write".into(),
+                });
+            }
             let bad = |name: &String| name.is_empty() || name.len() > crate::limits::MAX_PRINCIPAL_BYTES;
             if bad(user) || groups.iter().any(bad) || groups.len() > crate::limits::MAX_PRINCIPAL_GROUPS {
                 return Err(StorageError::InvalidArgument {
@@ -648,15 +791,7 @@ impl Store {
             } else {
                 "expired-key"
             };
-            self.audit_access(
-                uid,
-                &AccessEvent {
-                    operation: "authenticate",
-                    key_id: Some(key_id),
-                    outcome,
-                    ..AccessEvent::default()
-                },
-            )?;
+            self.record_refused_key(uid, raw_key_id, key_id, outcome)?;
             return Err(StorageError::Unauthenticated);
         }
         // A key whose tenant is gone authenticates nobody.
@@ -671,6 +806,61 @@ impl Store {
             key_id: Some(raw_key_id),
             binding: record.binding,
         })
+    }
+
+    /// Writes the refusal of a presented key to its tenant's trail, at most once per
+    /// [`REFUSAL_EVENT_EVERY`] per key id and outcome: a refusal inside the window is counted, and
+    /// the next event of that key id and outcome says how many it stands for. Nothing is written under a global lock: only
+    /// the key id's entry and the tenant's own chain are touched.
+    fn record_refused_key(
+        &self,
+        uid: TenantUid,
+        raw_key_id: [u8; 16],
+        key_id: &str,
+        outcome: &'static str,
+    ) -> Result<()> {
+        let now = std::time::Instant::now();
+        let folded = {
+            let mut refusals = self.refusals.lock();
+            if refusals.len() >= MAX_TRACKED_REFUSALS {
+                refusals.retain(|_, r| {
+                    let keep = now.duration_since(r.written_at) < std::time::Duration::from_secs(60);
+                    if !keep && r.folded > 0 {
+                        tracing::warn!(
+                            folded = r.folded,
+                            "refused credential presentations dropped from tracking before their event"
+                        );
+                    }
+                    keep
+                });
+            }
+            match refusals.get_mut(&(raw_key_id, outcome)) {
+                Some(r) if now.duration_since(r.written_at) < REFUSAL_EVENT_EVERY => {
+                    r.folded += 1;
+                    return Ok(());
+                }
+                Some(r) => {
+                    let folded = r.folded;
+                    *r = Refusals { written_at: now, folded: 0 };
+                    folded
+                }
+                None => {
+                    refusals.insert((raw_key_id, outcome), Refusals { written_at: now, folded: 0 });
+                    0
+                }
+            }
+        };
+        let note = (folded > 0).then(|| format!("{folded} more refusals of this key before this one"));
+        self.audit_access(
+            uid,
+            &AccessEvent {
+                operation: "authenticate",
+                key_id: Some(key_id),
+                outcome,
+                note: note.as_deref(),
+                ..AccessEvent::default()
+            },
+        )
     }
 
     /// Records in the scope's tenant trail that a request with this scope was refused before it
@@ -729,12 +919,26 @@ impl Store {
         let owner = uid.as_bytes();
         let write = self.db.get_cf(&sys, layout::keyring_write_key(owner))?;
         let Some(write) = write else { return Err(StorageError::NotFound { what: "tenant" }) };
-        let generation = layout::be_u32(&write)?;
-        let reserved = match self.db.get_cf(&sys, layout::encryption_count_key(owner, generation))? {
-            Some(v) => layout::be_u64(&v)?,
+        // Checked below, once the cipher whose naming key tags it is built (`owner_cipher`).
+        let generation =
+            layout::be_u32(layout::split_control(&write)?.0).map_err(|_| StorageError::KeyringCorrupt)?;
+        let count_key = layout::encryption_count_key(owner, generation);
+        let stored_count = self.db.get_cf(&sys, &count_key)?;
+        let reserved = match &stored_count {
+            Some(v) => {
+                layout::be_u64(layout::split_control(v)?.0).map_err(|_| StorageError::KeyringCorrupt)?
+            }
             None => 0,
         };
         let cipher = self.owner_cipher(owner, reserved)?;
+        if let Some(v) = &stored_count {
+            layout::open_control(&cipher, &count_key, v)?;
+        }
+        // A rotation record that does not authenticate stops the tenant here, with a clear error,
+        // rather than stalling its rotation later.
+        if let Some(v) = self.db.get_cf(&sys, layout::rotation_key(owner))? {
+            layout::open_control(&cipher, &layout::rotation_key(owner), &v)?;
+        }
         let cf_name = layout::tenant_cf_name(&uid);
         if self.db.cf_handle(&cf_name).is_none() {
             return Err(StorageError::NotFound { what: "tenant" });

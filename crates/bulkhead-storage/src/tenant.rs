@@ -5,6 +5,7 @@ use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, DocId, TenantUid, limits};
 use crate::layout::{self, CollectionRecord, Kind, PointPayloadRecord, SYS_CF, TenantKeys};
 use crate::model::{CollectionInfo, Metric, NewPoint, PointPayload, PointRef, StoredPoint};
+use crate::operation::Operation;
 use crate::scope::{KeyBinding, Role, TenantScope};
 use crate::store::{ENCRYPTION_RESERVATION, Store, now_ms};
 use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
@@ -66,9 +67,9 @@ impl TenantState {
         })
     }
 
-    pub(crate) fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {
         let ctx = SealContext { column_family: self.cf_name.as_bytes(), record_key: key };
-        self.cipher.read().seal(purpose, ctx, value)
+        Ok(self.cipher.read().seal(purpose, ctx, value)?)
     }
 
     pub(crate) fn open(
@@ -98,8 +99,9 @@ impl TenantState {
         }
         let reserved = needed + ENCRYPTION_RESERVATION;
         let sys = db.cf_handle(SYS_CF).ok_or(StorageError::Codec("missing system column family"))?;
-        let key = layout::encryption_count_key(self.uid.as_bytes(), self.cipher.read().write_generation());
-        batch.put_cf(&sys, key, reserved.to_be_bytes());
+        let cipher = self.cipher.read();
+        let key = layout::encryption_count_key(self.uid.as_bytes(), cipher.write_generation());
+        batch.put_cf(&sys, &key, layout::control_value(&cipher, &key, &reserved.to_be_bytes()));
         Ok(reserved)
     }
 
@@ -128,6 +130,9 @@ pub struct TenantHandle<'s> {
     role: Role,
     binding: KeyBinding,
     key_id: Option<[u8; 16]>,
+    /// The access event of the operation under way ([`TenantHandle::stage_audit`]), until a write
+    /// commits it in its own batch or [`TenantHandle::finish_audit`] writes it.
+    staged: std::cell::RefCell<Option<crate::audit::RecordV2>>,
 }
 
 impl fmt::Debug for TenantHandle<'_> {
@@ -150,20 +155,34 @@ impl<'s> TenantHandle<'s> {
             role: scope.role,
             binding: scope.binding.clone(),
             key_id: scope.key_id,
+            staged: std::cell::RefCell::new(None),
         })
     }
 
-    /// Appends an access event to the tenant's audit chain, with this handle's API key id and the
-    /// key generation in force filled in.
-    pub fn audit(&self, event: AccessEvent<'_>) -> Result<()> {
+    /// Stages the access event of the operation about to run, with this handle's API key id, the
+    /// key generation and the policy version in force filled in (and its values hashed now). If the
+    /// operation commits a write through this handle, the event is written in the same atomic batch
+    /// as the write, with the outcome `ok`: no committed change lacks its event, and no event claims
+    /// a change that did not commit. Otherwise [`TenantHandle::finish_audit`] writes it with the
+    /// operation's outcome.
+    pub fn stage_audit(&self, event: AccessEvent<'_>) {
         let key_id = self.key_id.map(hex::encode);
         let event = AccessEvent {
             key_id: key_id.as_deref(),
             key_generation: Some(self.write_generation()),
             policy_version: Some(self.state.policy.read().version),
+            outcome: "ok",
             ..event
         };
-        self.store.audit_access(self.state.uid, &event)
+        *self.staged.borrow_mut() = Some(self.store.access_record(self.state.uid, &event));
+    }
+
+    /// Writes the staged event with `outcome`, unless a committed write already carried it (then
+    /// nothing is left to write). A no-op without a staged event.
+    pub fn finish_audit(&self, outcome: &str) -> Result<()> {
+        let Some(mut record) = self.staged.borrow_mut().take() else { return Ok(()) };
+        record.outcome = outcome.to_owned();
+        self.store.audit_access_record(self.state.uid, record)
     }
 
     /// Whom this handle's searches run for (from the scope's credential).
@@ -196,14 +215,15 @@ impl<'s> TenantHandle<'s> {
         self.state.cipher.read().encryptions()
     }
 
-    fn require(&self, role: Role, operation: &'static str) -> Result<()> {
-        if self.role < role {
-            return Err(StorageError::PermissionDenied { operation });
+    /// Refuses an operation above the scope's role (by the one table, [`Operation::required_role`]).
+    fn require(&self, operation: Operation) -> Result<()> {
+        if self.role < operation.required_role() {
+            return Err(StorageError::PermissionDenied { operation: operation.verb() });
         }
         Ok(())
     }
 
-    fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Vec<u8> {
+    fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {
         self.state.seal(purpose, key, value)
     }
 
@@ -244,8 +264,19 @@ impl<'s> TenantHandle<'s> {
         Ok(current)
     }
 
-    fn commit(&self, batch: WriteBatch) -> Result<()> {
-        Ok(self.store.db.write_opt(batch, &self.store.data_write)?)
+    /// Commits a write batch, with the staged access event in it if there is one (see
+    /// [`TenantHandle::stage_audit`]).
+    fn commit(&self, mut batch: WriteBatch) -> Result<()> {
+        let staged = self.staged.borrow_mut().take();
+        let slot = match staged {
+            Some(record) => Some(self.store.audit_record_into(&mut batch, &self.state.uid, record)?),
+            None => None,
+        };
+        self.store.db.write_opt(batch, &self.store.data_write)?;
+        if let Some(slot) = slot {
+            slot.committed();
+        }
+        Ok(())
     }
 
     // ---- Collections ----
@@ -257,7 +288,7 @@ impl<'s> TenantHandle<'s> {
         dimension: usize,
         metric: Metric,
     ) -> Result<CollectionInfo> {
-        self.require(Role::TenantAdmin, "creating collections")?;
+        self.require(Operation::CreateCollection)?;
         if dimension == 0 || dimension > limits::MAX_DIMENSION {
             return Err(StorageError::InvalidArgument {
                 field: "dimension",
@@ -279,6 +310,12 @@ impl<'s> TenantHandle<'s> {
             });
         }
         let number = write.next_collection;
+        // Numbers are never reused (a dropped collection's records could otherwise meet a new one's
+        // key range): past the last, creation is refused rather than wrapping to 0.
+        let next = number.checked_add(1).ok_or_else(|| StorageError::InvalidArgument {
+            field: "collection",
+            reason: "this tenant has used every collection number; create a new tenant".into(),
+        })?;
         let record = CollectionRecord {
             name: name.as_str().to_owned(),
             number,
@@ -288,10 +325,10 @@ impl<'s> TenantHandle<'s> {
         };
         let mut batch = WriteBatch::default();
         let reserved = self.reserve(&write, 1, &mut batch)?;
-        batch.put_cf(&self.cf, &key, self.seal(Purpose::Payloads, &key, &layout::encode(&record)));
-        batch.put_cf(&self.cf, self.state.keys.singleton(Kind::NextCollection), (number + 1).to_be_bytes());
+        batch.put_cf(&self.cf, &key, self.seal(Purpose::Payloads, &key, &layout::encode(&record))?);
+        batch.put_cf(&self.cf, self.state.keys.singleton(Kind::NextCollection), next.to_be_bytes());
         self.commit(batch)?;
-        write.next_collection = number + 1;
+        write.next_collection = next;
         write.reserved_encryptions = reserved;
         self.collection_info(record)
     }
@@ -334,7 +371,7 @@ impl<'s> TenantHandle<'s> {
 
     /// Drops a collection and every point in it. Needs the tenant-admin role.
     pub fn drop_collection(&self, collection: &CollectionInfo) -> Result<()> {
-        self.require(Role::TenantAdmin, "dropping collections")?;
+        self.require(Operation::DropCollection)?;
         let _write = self.state.write.lock();
         let collection = &self.current_collection(collection)?;
         let key = self.state.keys.collection(&self.collection_tag(&collection.name));
@@ -363,7 +400,7 @@ impl<'s> TenantHandle<'s> {
     /// write sequence and the encryption-count reservation go in one atomic write batch. Returns the
     /// reference and version (write sequence) of each point, in input order. Needs the writer role.
     pub fn upsert(&self, collection: &CollectionInfo, points: &[NewPoint]) -> Result<Vec<(PointRef, u64)>> {
-        self.require(Role::Writer, "writing points")?;
+        self.require(Operation::Upsert)?;
         self.check_owner(collection)?;
         if points.is_empty() || points.len() > limits::MAX_BATCH_POINTS {
             return Err(StorageError::InvalidArgument {
@@ -407,9 +444,9 @@ impl<'s> TenantHandle<'s> {
                 version: sequence,
             };
             let encoded = zeroize::Zeroizing::new(layout::encode(&payload));
-            batch.put_cf(&self.cf, &pkey, self.seal(Purpose::Payloads, &pkey, &encoded));
+            batch.put_cf(&self.cf, &pkey, self.seal(Purpose::Payloads, &pkey, &encoded)?);
             let vector = zeroize::Zeroizing::new(layout::encode_vector(&point.vector));
-            batch.put_cf(&self.cf, &vkey, self.seal(Purpose::Vectors, &vkey, &vector));
+            batch.put_cf(&self.cf, &vkey, self.seal(Purpose::Vectors, &vkey, &vector)?);
             versions.push((PointRef(tag), sequence));
         }
         batch.put_cf(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
@@ -423,7 +460,7 @@ impl<'s> TenantHandle<'s> {
     /// Deletes points by id; ids that do not exist are ignored. Returns the references of the points
     /// that existed. Needs the writer role.
     pub fn delete(&self, collection: &CollectionInfo, ids: &[DocId]) -> Result<Vec<PointRef>> {
-        self.require(Role::Writer, "deleting points")?;
+        self.require(Operation::Delete)?;
         if ids.is_empty() || ids.len() > limits::MAX_BATCH_POINTS {
             return Err(StorageError::InvalidArgument {
                 field: "ids",

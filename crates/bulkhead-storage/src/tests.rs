@@ -71,9 +71,13 @@ fn registry_encryptions_are_counted_and_persisted_before_use() {
     };
     let persisted = |store: &Store| {
         let sys = store.db.cf_handle(layout::SYS_CF).expect("sys");
-        let value =
-            store.db.get_cf(&sys, layout::encryption_count_key(&layout::SYSTEM_OWNER, 1)).expect("get");
-        value.map(|v| layout::be_u64(&v).expect("u64")).unwrap_or(0)
+        let key = layout::encryption_count_key(&layout::SYSTEM_OWNER, 1);
+        let value = store.db.get_cf(&sys, &key).expect("get");
+        value
+            .map(|v| {
+                layout::be_u64(&layout::open_control(&store.system, &key, &v).expect("tag")).expect("u64")
+            })
+            .unwrap_or(0)
     };
     let sealed;
     {
@@ -329,7 +333,7 @@ mod snapshots {
         // The head as format 1 wrote it: the bare record of one segment.
         let head = layout::IndexHeadRecord { segment: saved.id, chunks: saved.chunks, bytes: saved.bytes };
         let key = handle.state.keys.index_head(info.number);
-        let sealed = handle.state.seal(Purpose::IndexSnapshots, &key, &layout::encode(&head));
+        let sealed = handle.state.seal(Purpose::IndexSnapshots, &key, &layout::encode(&head)).expect("seal");
         f.store.db.put_cf(&handle.cf, &key, sealed).expect("put");
         let loaded = handle.load_index_snapshots(&info).expect("load");
         assert_eq!(loaded.len(), 1);

@@ -104,6 +104,42 @@ async fn walkthrough_over_grpc() {
     assert_eq!((got.text.as_str(), got.vector.len()), ("only alice reads this", 3));
     let hidden = data.get(req(get("bob"), &reader)).await.expect_err("hidden");
     assert_eq!(hidden.code(), Code::NotFound);
+    // A service key without the on-behalf-of right may not name a principal on Get, as on Search,
+    // and the refusal is audited with the named principal's keyed hash.
+    let plain = admin
+        .issue_api_key(req(
+            pb::IssueApiKeyRequest {
+                tenant: "acme".into(),
+                role: pb::Role::Reader as i32,
+                label: String::new(),
+                expires_ms: None,
+                binding: None,
+            },
+            &server.admin_token,
+        ))
+        .await
+        .expect("issue")
+        .into_inner();
+    for request in [get("alice"), get("bob")] {
+        let refused = data.get(req(request, &plain.token)).await.expect_err("no on-behalf-of right");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    let uid = server
+        .db
+        .operator()
+        .tenant_info(&bulkhead_query::TenantName::new("acme").expect("name"))
+        .expect("tenant")
+        .uid;
+    let alice_hash =
+        server.db.operator().audit_subject_hash(uid, bulkhead_query::Subject::Principal, b"alice");
+    let events = server.db.operator().audit_events(uid).expect("events");
+    assert!(
+        events.iter().any(|e| e.operation == "get"
+            && e.outcome == "permission-denied"
+            && e.key_id.as_deref() == Some(plain.key_id.as_str())
+            && e.principal == Some(alice_hash)),
+        "the refused get is in the trail with its principal"
+    );
 
     // The reader cannot write; nothing changed.
     let write =
@@ -146,7 +182,8 @@ async fn walkthrough_over_grpc() {
         .await
         .expect("keys");
     let keys = keys.into_inner().keys;
-    assert_eq!(keys.len(), 3);
+    // The three of the walkthrough, and the reader without the on-behalf-of right.
+    assert_eq!(keys.len(), 4);
     assert!(keys.iter().any(|k| k.key_id == reader_id && k.revoked && k.role == pb::Role::Reader as i32));
 
     // Describe and drop.

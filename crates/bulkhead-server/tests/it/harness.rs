@@ -39,11 +39,18 @@ impl TestServer {
     }
 
     async fn with(limits: ServerLimits, tls: Option<(ServerTls, ClientTls)>) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = Arc::new(
-            Database::open(&dir.path().join("db"), MasterKey::generate(), StoreOptions::default())
-                .expect("open"),
-        );
+        TestServer::over(tempfile::tempdir().expect("tempdir"), MasterKey::generate(), limits, tls).await
+    }
+
+    /// A server over the database in `dir/db` (made by the test beforehand, under `master`).
+    pub async fn over(
+        dir: tempfile::TempDir,
+        master: MasterKey,
+        limits: ServerLimits,
+        tls: Option<(ServerTls, ClientTls)>,
+    ) -> TestServer {
+        let db =
+            Arc::new(Database::open(&dir.path().join("db"), master, StoreOptions::default()).expect("open"));
         let admin = AdminToken::generate();
         let admin_token = admin.expose().to_owned();
         let mut server = Server::new(Arc::clone(&db), admin, limits);

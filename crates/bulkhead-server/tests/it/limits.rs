@@ -252,6 +252,22 @@ async fn search_limits() {
     data.search(req(with_filter(and(lib::MAX_FILTER_CONDITIONS)), &token))
         .await
         .expect("conditions at the limit");
+    // Empty `and` nodes hold no condition but each costs a bitmap operation: they count as nodes.
+    let empty_ands = |n: usize| pb::Filter {
+        kind: Some(pb::filter::Kind::And(pb::FilterList {
+            filters: (0..n)
+                .map(|_| pb::Filter { kind: Some(pb::filter::Kind::And(pb::FilterList::default())) })
+                .collect(),
+        })),
+    };
+    refused(
+        data.search(req(with_filter(empty_ands(lib::MAX_FILTER_NODES)), &token)).await,
+        Code::InvalidArgument,
+        "256 nodes",
+    );
+    data.search(req(with_filter(empty_ands(lib::MAX_FILTER_NODES - 1)), &token))
+        .await
+        .expect("nodes at the limit");
     let one_of = pb::Filter {
         kind: Some(pb::filter::Kind::OneOf(pb::OneOf {
             field: "f".into(),
@@ -346,5 +362,34 @@ async fn concurrent_streams_are_advertised() {
     assert_eq!(advertised, 128);
     // Closed before the server stops: a graceful stop waits for open connections.
     drop((_send, connection));
+    server.stop().await;
+}
+
+/// An answer over `MAX_RESPONSE_BYTES` is refused with RESOURCE_EXHAUSTED before it is built; the
+/// budget covers a whole batch; answers under it still come back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_size_limit() {
+    let server = TestServer::start().await;
+    let token = crate::harness::seed(&server, "acme").await;
+    let text = "x".repeat(lib::MAX_TEXT_BYTES);
+    // 80 hits of 256 KiB: 20 MiB of answer, over the 16 MiB limit; 40 of them fit.
+    for part in 0..2 {
+        let points =
+            (0..40).map(|i| point(&format!("big-{part}-{i}"), [1.0, 0.5, i as f32 / 40.0], &text)).collect();
+        upsert(&server, &token, points).await.expect("upsert");
+    }
+    let mut data = server.data().await;
+    refused(
+        data.search(req(search("docs", [1.0, 0.5, 0.5], 82), &token)).await,
+        Code::ResourceExhausted,
+        "ask for fewer hits",
+    );
+    let fits = data.search(req(search("docs", [1.0, 0.5, 0.5], 40), &token)).await.expect("40 hits fit");
+    assert_eq!(fits.into_inner().hits.len(), 40);
+    // Two queries of 40 hits each: each fits alone, not together.
+    let query = pb::BatchQuery { vector: vec![1.0, 0.5, 0.5], k: 40, ..Default::default() };
+    let batch = pb::SearchBatchRequest { collection: "docs".into(), queries: vec![query.clone(), query] };
+    refused(data.search_batch(req(batch, &token)).await, Code::ResourceExhausted, "split the batch");
+    assert_eq!(count(&server, "acme", "docs"), 82);
     server.stop().await;
 }

@@ -3,10 +3,10 @@
 use crate::CryptoError;
 use crate::kdf::{derive_key, hmac_sha256};
 use crate::keys::Kek;
-use crate::secret_file::open_secret_file;
+use crate::secret_file::read_secret_file;
 use rand::RngCore;
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -29,6 +29,9 @@ impl fmt::Debug for MasterKey {
     }
 }
 
+/// The largest master key file read: 64 hex characters with room for whitespace around them.
+pub const MAX_MASTER_KEY_FILE_BYTES: usize = 256;
+
 impl MasterKey {
     /// A fresh random master key (for development set-ups and tests).
     pub fn generate() -> MasterKey {
@@ -37,18 +40,12 @@ impl MasterKey {
         MasterKey { bytes }
     }
 
-    /// Reads a key file holding 64 hex characters (surrounding whitespace ignored). Refuses a file that
-    /// group or others can read.
+    /// Reads a key file holding 64 hex characters (surrounding whitespace ignored). Refuses anything
+    /// but a regular file of at most [`MAX_MASTER_KEY_FILE_BYTES`] that only its owner, the
+    /// process's user, can read ([`crate::open_secret_file`]).
     pub fn from_file(path: &Path) -> Result<MasterKey, CryptoError> {
-        let mut file = open_secret_file(path, "master key")?;
-        // Room for the hex and some whitespace, so that reading never reallocates (and leaves no
-        // unwiped copy behind); a longer file is malformed anyway.
-        let mut text = Zeroizing::new(Vec::with_capacity(256));
-        file.read_to_end(&mut text).map_err(|e| CryptoError::SecretFileUnavailable {
-            what: "master key",
-            path: path.display().to_string(),
-            reason: e.kind().to_string(),
-        })?;
+        // Room for the hex and some whitespace; a longer file is malformed anyway.
+        let text = read_secret_file(path, "master key", MAX_MASTER_KEY_FILE_BYTES)?;
         Self::from_hex(&text, &path.display().to_string())
     }
 

@@ -6,7 +6,7 @@ use crate::kdf::hkdf_sha256;
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn shared_testdata(name: &str) -> PathBuf {
     manifest_dir().join("../../../shared/testdata").join(name)
@@ -301,6 +301,40 @@ fn master_key_files() {
         MasterKey::from_file(&dir.path().join("missing")),
         Err(CryptoError::SecretFileUnavailable { what: "master key", .. })
     ));
+    // Not a regular file: a directory, and a device that would never end; neither is read.
+    let unavailable = |path: &Path, reason: &str| match MasterKey::from_file(path) {
+        Err(CryptoError::SecretFileUnavailable { what: "master key", reason: got, .. }) => {
+            assert!(got.contains(reason), "{got}")
+        }
+        other => panic!("{}: {other:?}", path.display()),
+    };
+    unavailable(dir.path(), "not a regular file");
+    #[cfg(unix)]
+    unavailable(Path::new("/dev/zero"), "not a regular file");
+    // A regular file that is far too large is refused after reading one byte past the bound.
+    let large = dir.path().join("large.key");
+    std::fs::write(&large, "0".repeat(10 * MAX_MASTER_KEY_FILE_BYTES)).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&large, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    unavailable(&large, &format!("larger than {MAX_MASTER_KEY_FILE_BYTES} bytes"));
+}
+
+/// A FIFO is refused before it is opened (opening one would wait for a writer forever).
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_not_a_secret_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("fifo.key");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let refused = crate::read_secret_file(&fifo, "master key", 256);
+    assert!(
+        matches!(&refused, Err(CryptoError::SecretFileUnavailable { reason, .. }) if reason == "not a regular file"),
+        "{refused:?}"
+    );
 }
 
 /// The committed golden vector: a master key, wrapped keys and sealed values written by format

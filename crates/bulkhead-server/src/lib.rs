@@ -7,12 +7,14 @@
 //! `admin.rs` implement the two services; `convert.rs` is every proto ⇄ domain conversion;
 //! `status.rs` is the one place errors become `tonic::Status`; `limits.rs` the server's own limits;
 //! `client.rs` the client side used by the CLI and the tests; `tls.rs` the TLS identity of the server
-//! and the trust of a client; `config.rs` the settings of `bulkhead serve` and their precedence.
+//! and the trust of a client; `config.rs` the settings of `bulkhead serve` and their precedence;
+//! `connections.rs` caps open connections.
 
 mod admin;
 mod auth;
 pub mod client;
 pub mod config;
+mod connections;
 mod convert;
 mod data;
 pub mod limits;

@@ -89,6 +89,10 @@ pub struct LimitsConfig {
     /// accepting until one closes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    /// Request bytes held in memory at once, all calls together
+    /// ([`limits::REQUEST_MEMORY_BUDGET_BYTES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_memory_budget_bytes: Option<usize>,
 }
 
 /// `[log]`: what the server logs and how.
@@ -126,6 +130,7 @@ impl LimitsConfig {
             && self.max_concurrent_work.is_none()
             && self.index_memory_budget_bytes.is_none()
             && self.max_connections.is_none()
+            && self.request_memory_budget_bytes.is_none()
     }
 }
 
@@ -179,6 +184,17 @@ impl ServeConfig {
         if self.limits.max_connections == Some(0) {
             anyhow::bail!("limits.max_connections must be at least 1");
         }
+        if self
+            .limits
+            .request_memory_budget_bytes
+            .is_some_and(|b| b < limits::wire_reservation(limits::MAX_MESSAGE_BYTES))
+        {
+            anyhow::bail!(
+                "limits.request_memory_budget_bytes must be at least {} (three times MAX_MESSAGE_BYTES), so that \
+                 the largest upsert fits",
+                limits::wire_reservation(limits::MAX_MESSAGE_BYTES)
+            );
+        }
         if self.audit_retention_days == Some(0) {
             anyhow::bail!("audit_retention_days must be at least 1 (leave it out to keep events forever)");
         }
@@ -214,6 +230,10 @@ impl ServeConfig {
                     .index_memory_budget_bytes
                     .or(self.limits.index_memory_budget_bytes),
                 max_connections: higher.limits.max_connections.or(self.limits.max_connections),
+                request_memory_budget_bytes: higher
+                    .limits
+                    .request_memory_budget_bytes
+                    .or(self.limits.request_memory_budget_bytes),
             },
             log: LogConfig {
                 level: higher.log.level.or(self.log.level),
@@ -266,6 +286,11 @@ impl ServeConfig {
         self.limits.max_connections.unwrap_or(limits::MAX_CONNECTIONS)
     }
 
+    /// The request memory budget, or [`limits::REQUEST_MEMORY_BUDGET_BYTES`].
+    pub fn request_memory_budget_bytes(&self) -> usize {
+        self.limits.request_memory_budget_bytes.unwrap_or(limits::REQUEST_MEMORY_BUDGET_BYTES)
+    }
+
     /// How long audit events are kept (`None`: forever).
     pub fn audit_retention(&self) -> Option<Duration> {
         self.audit_retention_days.map(|days| Duration::from_secs(days.saturating_mul(86_400)))
@@ -292,6 +317,7 @@ impl ServeConfig {
                 max_concurrent_work: Some(self.max_concurrent_work()),
                 index_memory_budget_bytes: Some(self.index_memory_budget_bytes()),
                 max_connections: Some(self.max_connections()),
+                request_memory_budget_bytes: Some(self.request_memory_budget_bytes()),
             },
             log: LogConfig { level: Some(self.log_level().to_owned()), format: Some(self.log_format()) },
             ..self.clone()

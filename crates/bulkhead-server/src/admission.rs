@@ -226,7 +226,7 @@ async fn serve<S>(
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
 {
-    let call = Arc::new(CallBudget::new(Arc::clone(&shared.budget), timing.deadline));
+    let call = Arc::new(CallBudget::new(Arc::clone(&shared.budget), timing.deadline, timing.budget));
     let request = request.map(|body| Body::new(LimitedBody::new(body, limit, Some(Arc::clone(&call)), true)));
     CALL.scope(call, inner.call(request)).await
 }

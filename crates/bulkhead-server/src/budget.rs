@@ -4,7 +4,10 @@
 //! of the server-wide request memory budget ([`RequestBudget`]) before tonic buffers it. The
 //! codec (`codec.rs`) adds the reservation for the message's counted elements through
 //! [`reserve_elements`]. A call's reservations ([`CallBudget`]) are returned when its handler is
-//! done with the decoded message.
+//! done with the decoded message (its storage work included, which may outlast the deadline).
+//! An admitted call's body must also arrive within the call's
+//! deadline (`DEADLINE_EXCEEDED` otherwise), so a client that stops sending mid-message holds its
+//! stream and its reservation no longer than that.
 //!
 //! Waiting for the budget: a message that does not fit waits for room, within its call's
 //! deadline, and is refused with `RESOURCE_EXHAUSTED` naming the budget if none comes. Waiting
@@ -22,8 +25,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tonic::Status;
 
 /// The server-wide budget of request memory, in bytes.
@@ -69,12 +73,14 @@ type Reserving = Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
 pub(crate) struct CallBudget {
     budget: Arc<RequestBudget>,
     deadline: Instant,
+    /// The length of the call's deadline, for the refusal's message.
+    allowed: Duration,
     held: Mutex<Vec<OwnedSemaphorePermit>>,
 }
 
 impl CallBudget {
-    pub(crate) fn new(budget: Arc<RequestBudget>, deadline: Instant) -> CallBudget {
-        CallBudget { budget, deadline, held: Mutex::new(Vec::new()) }
+    pub(crate) fn new(budget: Arc<RequestBudget>, deadline: Instant, allowed: Duration) -> CallBudget {
+        CallBudget { budget, deadline, allowed, held: Mutex::new(Vec::new()) }
     }
 
     fn keep(&self, permit: OwnedSemaphorePermit) {
@@ -162,6 +168,8 @@ pub(crate) struct LimitedBody {
     /// A frame held back while its message's reservation is waited for, and where its scan stopped.
     held: Option<(Bytes, usize)>,
     waiting: Option<Reserving>,
+    /// When the body must have arrived (admitted calls only).
+    due: Option<Pin<Box<Sleep>>>,
 }
 
 impl LimitedBody {
@@ -171,6 +179,7 @@ impl LimitedBody {
         call: Option<Arc<CallBudget>>,
         unary: bool,
     ) -> LimitedBody {
+        let due = call.as_ref().map(|c| Box::pin(tokio::time::sleep_until(c.deadline)));
         LimitedBody {
             inner,
             limit,
@@ -180,6 +189,7 @@ impl LimitedBody {
             messages: 0,
             held: None,
             waiting: None,
+            due,
         }
     }
 
@@ -269,7 +279,14 @@ impl Body for LimitedBody {
                 }
             }
             let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    let overdue = this.due.as_mut().is_some_and(|due| due.as_mut().poll(cx).is_ready());
+                    if let (true, Some(call)) = (overdue, &this.call) {
+                        this.due = None;
+                        return Poll::Ready(Some(Err(crate::status::deadline_exceeded(call.allowed))));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Ready(Some(Err(status))) => return Poll::Ready(Some(Err(status))),
                 Poll::Ready(Some(Ok(frame))) => frame,

@@ -29,6 +29,9 @@ pub mod server;
 mod status;
 pub mod tls;
 
+#[cfg(test)]
+mod tests;
+
 pub use auth::{ADMIN_TOKEN_ENV, AdminToken};
 pub use server::{RequestMemory, Server, ServerLimits, WorkGate};
 pub use tls::{ClientTls, ServerTls};

@@ -381,8 +381,12 @@ impl Shared {
             return Err(status::deadline_exceeded(budget));
         }
         let shared = Arc::clone(self);
+        // The work owns the decoded request: the call's share of the request memory budget stays
+        // reserved until the work ends, even when the deadline passes first.
+        let reserved = crate::budget::CALL.try_with(Arc::clone).ok();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _reserved = reserved;
             work(&shared)
         });
         match tokio::time::timeout_at(deadline, task).await {

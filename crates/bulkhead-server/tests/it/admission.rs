@@ -469,7 +469,10 @@ async fn an_authenticated_writer_cannot_make_the_server_decode_gigabytes() {
     }
     let peak = server.peak_rss_mib();
     eprintln!("16 x 33 MiB of empty points refused in {:?}; peak RSS {peak:.1} MiB", started.elapsed());
-    assert!(peak < 512.0, "peak RSS {peak:.1} MiB");
+    // The default budget (512 MiB) admits five such messages at once (three times 33.5 MiB each):
+    // about 170 MiB of received bytes, plus at most 1 MiB of unread bytes per connection and the
+    // server's own ~25 MiB. Measured: about 190 MiB.
+    assert!(peak < 320.0, "peak RSS {peak:.1} MiB");
     assert_eq!(server.count(reader).await, 2, "the database is unchanged");
     // The writer still writes.
     let mut data = client::data_plane(client::connect_with(&server.address, None).await.expect("connect"));

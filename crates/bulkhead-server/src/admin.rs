@@ -1,5 +1,6 @@
 //! The `bulkhead.v1.Admin` service: tenants and API keys, for the operator's admin credential only.
 
+use crate::admission::AdmittedOperator;
 use crate::convert;
 use crate::limits;
 use crate::proto as pb;
@@ -25,8 +26,9 @@ impl AdminService {
         operation: &'static str,
         work: impl FnOnce(&Database, Req) -> Result<T, Status> + Send + 'static,
     ) -> Result<Response<T>, Status> {
-        let (metadata, _, message) = request.into_parts();
-        Ok(Response::new(self.shared.admin(&metadata, operation, move |db| work(db, message)).await?))
+        let (_, extensions, message) = request.into_parts();
+        let admitted = extensions.get::<AdmittedOperator>();
+        Ok(Response::new(self.shared.admin(admitted, operation, move |db| work(db, message)).await?))
     }
 }
 

@@ -9,7 +9,6 @@ use bulkhead_query::{Database, Principal, Role, StorageError, TenantScope, Tenan
 use std::fmt;
 use std::path::Path;
 use tonic::Status;
-use tonic::metadata::MetadataMap;
 
 /// The environment variable that holds the admin token (for `bulkhead serve` and `bulkhead admin`).
 pub const ADMIN_TOKEN_ENV: &str = "BULKHEAD_ADMIN_TOKEN";
@@ -116,9 +115,10 @@ impl AdminToken {
     }
 }
 
-/// The bearer token of a request, or why there is none. Reads only the metadata: no storage access.
-pub(crate) fn bearer(metadata: &MetadataMap) -> Result<String, AuthError> {
-    let value = metadata.get("authorization").ok_or(AuthError::Missing)?;
+/// The bearer token of a request, or why there is none. Reads only the headers (the request's
+/// metadata): no storage access, no body.
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Result<String, AuthError> {
+    let value = headers.get("authorization").ok_or(AuthError::Missing)?;
     let value = value.to_str().map_err(|_| AuthError::Malformed)?;
     let token = value
         .strip_prefix("Bearer ")
@@ -147,6 +147,24 @@ pub(crate) enum DataOp {
 }
 
 impl DataOp {
+    /// The operation of a `bulkhead.v1.DataPlane` method, by the method's name in the request path.
+    pub(crate) fn from_method(method: &str) -> Option<DataOp> {
+        Some(match method {
+            "CreateCollection" => DataOp::CreateCollection,
+            "ListCollections" => DataOp::ListCollections,
+            "DescribeCollection" => DataOp::DescribeCollection,
+            "DropCollection" => DataOp::DropCollection,
+            "Upsert" => DataOp::Upsert,
+            "Get" => DataOp::Get,
+            "Delete" => DataOp::Delete,
+            "Count" => DataOp::Count,
+            "Search" => DataOp::Search,
+            "SearchBatch" => DataOp::SearchBatch,
+            "ExportAudit" => DataOp::ExportAudit,
+            _ => return None,
+        })
+    }
+
     /// The least role that may call it.
     pub(crate) fn required_role(self) -> Role {
         match self {

@@ -85,6 +85,14 @@ pub struct LimitsConfig {
     /// evicted beyond it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_memory_budget_bytes: Option<usize>,
+    /// Client connections open at once ([`limits::MAX_CONNECTIONS`]); at the cap the server stops
+    /// accepting until one closes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// Request bytes held in memory at once, all calls together
+    /// ([`limits::REQUEST_MEMORY_BUDGET_BYTES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_memory_budget_bytes: Option<usize>,
 }
 
 /// `[log]`: what the server logs and how.
@@ -121,6 +129,8 @@ impl LimitsConfig {
         self.request_timeout_ms.is_none()
             && self.max_concurrent_work.is_none()
             && self.index_memory_budget_bytes.is_none()
+            && self.max_connections.is_none()
+            && self.request_memory_budget_bytes.is_none()
     }
 }
 
@@ -171,6 +181,20 @@ impl ServeConfig {
         if self.limits.max_concurrent_work == Some(0) {
             anyhow::bail!("limits.max_concurrent_work must be at least 1");
         }
+        if self.limits.max_connections == Some(0) {
+            anyhow::bail!("limits.max_connections must be at least 1");
+        }
+        if self
+            .limits
+            .request_memory_budget_bytes
+            .is_some_and(|b| b < limits::wire_reservation(limits::MAX_MESSAGE_BYTES))
+        {
+            anyhow::bail!(
+                "limits.request_memory_budget_bytes must be at least {} (three times MAX_MESSAGE_BYTES), so that \
+                 the largest upsert fits",
+                limits::wire_reservation(limits::MAX_MESSAGE_BYTES)
+            );
+        }
         if self.audit_retention_days == Some(0) {
             anyhow::bail!("audit_retention_days must be at least 1 (leave it out to keep events forever)");
         }
@@ -205,6 +229,11 @@ impl ServeConfig {
                     .limits
                     .index_memory_budget_bytes
                     .or(self.limits.index_memory_budget_bytes),
+                max_connections: higher.limits.max_connections.or(self.limits.max_connections),
+                request_memory_budget_bytes: higher
+                    .limits
+                    .request_memory_budget_bytes
+                    .or(self.limits.request_memory_budget_bytes),
             },
             log: LogConfig {
                 level: higher.log.level.or(self.log.level),
@@ -252,6 +281,16 @@ impl ServeConfig {
         self.limits.index_memory_budget_bytes.unwrap_or(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET)
     }
 
+    /// Client connections open at once, or [`limits::MAX_CONNECTIONS`].
+    pub fn max_connections(&self) -> usize {
+        self.limits.max_connections.unwrap_or(limits::MAX_CONNECTIONS)
+    }
+
+    /// The request memory budget, or [`limits::REQUEST_MEMORY_BUDGET_BYTES`].
+    pub fn request_memory_budget_bytes(&self) -> usize {
+        self.limits.request_memory_budget_bytes.unwrap_or(limits::REQUEST_MEMORY_BUDGET_BYTES)
+    }
+
     /// How long audit events are kept (`None`: forever).
     pub fn audit_retention(&self) -> Option<Duration> {
         self.audit_retention_days.map(|days| Duration::from_secs(days.saturating_mul(86_400)))
@@ -277,6 +316,8 @@ impl ServeConfig {
                 request_timeout_ms: Some(self.request_timeout().as_millis() as u64),
                 max_concurrent_work: Some(self.max_concurrent_work()),
                 index_memory_budget_bytes: Some(self.index_memory_budget_bytes()),
+                max_connections: Some(self.max_connections()),
+                request_memory_budget_bytes: Some(self.request_memory_budget_bytes()),
             },
             log: LogConfig { level: Some(self.log_level().to_owned()), format: Some(self.log_format()) },
             ..self.clone()

@@ -2,6 +2,7 @@
 //! Each method names its operation (the role it needs is in `auth.rs`), converts the request
 //! (`convert.rs`) and calls the embedded API on the blocking pool.
 
+use crate::admission::AdmittedCall;
 use crate::auth::{self, DataOp};
 use crate::convert;
 use crate::limits;
@@ -22,17 +23,17 @@ impl DataService {
         DataService { shared }
     }
 
-    /// Runs `work` on the scope's tenant, with the call's credential checked for `op`.
+    /// Runs `work` on the scope's tenant: the scope the admission layer minted for `op`.
     async fn tenant<Req: Send + 'static, T: Send + 'static>(
         &self,
         request: Request<Req>,
         op: DataOp,
         work: impl FnOnce(&Tenant<'_>, &TenantScope, Req) -> Result<T, Status> + Send + 'static,
     ) -> Result<Response<T>, Status> {
-        let (metadata, _, message) = request.into_parts();
+        let (_, extensions, message) = request.into_parts();
         let result = self
             .shared
-            .data(&metadata, op, move |db, scope| {
+            .data(extensions.get::<AdmittedCall>(), op, move |db, scope| {
                 let tenant = db.tenant(&scope).map_err(status::from_query)?;
                 let result = work(&tenant, &scope, message);
                 // A request refused here before it reached an operation (a malformed field, a batch

@@ -2,18 +2,26 @@
 //! fail-closed authentication, and the limits every request obeys. The `bulkhead` binary (`main.rs`)
 //! runs it (`bulkhead serve`) and talks to it (`bulkhead admin`, `bulkhead client`).
 //!
-//! Where things are: `server.rs` builds and runs the tonic server; `auth.rs` turns a request's
-//! credential into a scope (or the admin's right) and holds the role each RPC needs; `data.rs` and
-//! `admin.rs` implement the two services; `convert.rs` is every proto ⇄ domain conversion;
-//! `status.rs` is the one place errors become `tonic::Status`; `limits.rs` the server's own limits;
-//! `client.rs` the client side used by the CLI and the tests; `tls.rs` the TLS identity of the server
-//! and the trust of a client; `config.rs` the settings of `bulkhead serve` and their precedence.
+//! Where things are: `server.rs` builds and runs the tonic server; `admission.rs` authenticates
+//! every call on its headers before its body is read; `budget.rs` limits a request body as it
+//! arrives (its method's message size, the request memory budget); `codec.rs` counts a request's
+//! elements on the wire before prost decodes it; `connections.rs` caps open connections; `auth.rs`
+//! turns a request's credential into a scope (or the admin's right) and holds the role each RPC
+//! needs; `data.rs` and `admin.rs` implement the two services; `convert.rs` is every proto ⇄
+//! domain conversion; `status.rs` is the one place errors become `tonic::Status`; `limits.rs` the
+//! server's own limits; `client.rs` the client side used by the CLI and the tests; `tls.rs` the TLS
+//! identity of the server and the trust of a client; `config.rs` the settings of `bulkhead serve`
+//! and their precedence.
 
 mod admin;
+mod admission;
 mod auth;
 mod background;
+mod budget;
 pub mod client;
+pub mod codec;
 pub mod config;
+mod connections;
 mod convert;
 mod data;
 pub mod limits;
@@ -22,8 +30,11 @@ pub mod server;
 mod status;
 pub mod tls;
 
+#[cfg(test)]
+mod tests;
+
 pub use auth::{ADMIN_TOKEN_ENV, AdminToken};
-pub use server::{Server, ServerLimits, WorkGate};
+pub use server::{RequestMemory, Server, ServerLimits, WorkGate};
 pub use tls::{ClientTls, ServerTls};
 
 /// The code generated from `proto/bulkhead/v1/bulkhead.proto`.

@@ -49,6 +49,14 @@ pub(crate) struct ServeArgs {
     /// recently used collections are evicted beyond it [default: 2147483648].
     #[arg(long, env = "BULKHEAD_INDEX_MEMORY_BUDGET_BYTES")]
     index_memory_budget_bytes: Option<usize>,
+    /// Client connections open at once; at the cap the server stops accepting until one closes
+    /// [default: 1024].
+    #[arg(long, env = "BULKHEAD_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
+    /// Request bytes held in memory at once, all calls together; a request that does not fit waits
+    /// for room within its deadline [default: 536870912].
+    #[arg(long, env = "BULKHEAD_REQUEST_MEMORY_BUDGET_BYTES")]
+    request_memory_budget_bytes: Option<usize>,
     /// The previous master key (mode 0600), after a master-key rotation: a keyring still under it is
     /// re-wrapped under the current key at start. Drop the flag once the server has started.
     #[arg(long, env = "BULKHEAD_PREVIOUS_MASTER_KEY_FILE")]
@@ -101,6 +109,8 @@ pub(crate) fn serve_settings(
             request_timeout_ms: args.request_timeout_ms,
             max_concurrent_work: args.max_concurrent_work.map(|n| n as usize),
             index_memory_budget_bytes: args.index_memory_budget_bytes,
+            max_connections: args.max_connections.map(|n| n as usize),
+            request_memory_budget_bytes: args.request_memory_budget_bytes,
         },
         log: LogConfig { level: args.log_level.clone(), format: args.log_format },
     };
@@ -194,6 +204,8 @@ pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
     let limits = ServerLimits {
         request_timeout: settings.request_timeout(),
         max_concurrent_work: settings.max_concurrent_work(),
+        max_connections: settings.max_connections(),
+        request_memory_budget_bytes: settings.request_memory_budget_bytes(),
         audit_retention: settings.audit_retention(),
         ..ServerLimits::default()
     };

@@ -1,10 +1,13 @@
-//! The tonic server: both services, reflection, the message-size and stream limits, the bounded,
-//! deadline-checked hand-off of every call's storage work to tokio's blocking pool, and the
-//! background tasks (`background.rs`) it starts.
+//! The tonic server: both services behind the admission layer (`admission.rs`), reflection, the
+//! connection, stream and message limits, HTTP/2 keepalive, the bounded, deadline-checked hand-off
+//! of every call's storage work to tokio's blocking pool, and the background tasks
+//! (`background.rs`) it starts.
 
 use crate::admin::AdminService;
-use crate::auth::{self, AdminToken, DataOp};
+use crate::admission::{AdmissionLayer, AdmittedCall, AdmittedOperator, Timing};
+use crate::auth::{AdminToken, DataOp};
 use crate::background;
+use crate::budget::RequestBudget;
 use crate::data::DataService;
 use crate::limits;
 use crate::metrics::{self, Metrics};
@@ -19,12 +22,12 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tonic::Status;
-use tonic::metadata::MetadataMap;
 
 /// What one connection and one request may consume (see `docs/LIMITS.md`).
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
-    /// Largest message decoded or encoded ([`limits::MAX_MESSAGE_BYTES`]).
+    /// Largest message encoded, and largest decoded by any method ([`limits::MAX_MESSAGE_BYTES`]);
+    /// each method has a tighter limit of its own ([`limits::request_message_limit`]).
     pub max_message_bytes: usize,
     /// HTTP/2 streams in flight per connection ([`limits::MAX_CONCURRENT_STREAMS`]).
     pub max_concurrent_streams: u32,
@@ -32,6 +35,12 @@ pub struct ServerLimits {
     pub request_timeout: Duration,
     /// Storage operations run at once over the whole server ([`limits::MAX_CONCURRENT_WORK`]).
     pub max_concurrent_work: usize,
+    /// Client connections open at once ([`limits::MAX_CONNECTIONS`]); at the cap the server stops
+    /// accepting until one closes.
+    pub max_connections: usize,
+    /// Request bytes held in memory at once over all calls
+    /// ([`limits::REQUEST_MEMORY_BUDGET_BYTES`]; see `budget.rs`).
+    pub request_memory_budget_bytes: usize,
     /// How long audit events are kept: older ones are pruned hourly, leaving a verifiable
     /// checkpoint. `None` (the default) keeps them forever.
     pub audit_retention: Option<Duration>,
@@ -44,6 +53,8 @@ impl Default for ServerLimits {
             max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS,
             request_timeout: limits::REQUEST_TIMEOUT,
             max_concurrent_work: limits::MAX_CONCURRENT_WORK,
+            max_connections: limits::MAX_CONNECTIONS,
+            request_memory_budget_bytes: limits::REQUEST_MEMORY_BUDGET_BYTES,
             audit_retention: None,
         }
     }
@@ -55,6 +66,7 @@ pub(crate) struct Shared {
     pub(crate) admin: AdminToken,
     pub(crate) limits: ServerLimits,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) budget: Arc<RequestBudget>,
     work: Arc<Semaphore>,
 }
 
@@ -71,6 +83,17 @@ impl std::fmt::Debug for Server {
             .field("limits", &self.shared.limits)
             .field("tls", &self.tls)
             .finish_non_exhaustive()
+    }
+}
+
+/// A handle on the server's request memory budget.
+#[derive(Debug, Clone)]
+pub struct RequestMemory(Arc<RequestBudget>);
+
+impl RequestMemory {
+    /// Bytes of the budget not reserved by any call right now.
+    pub fn available(&self) -> usize {
+        self.0.available()
     }
 }
 
@@ -91,7 +114,8 @@ impl Server {
     pub fn new(db: Arc<Database>, admin: AdminToken, limits: ServerLimits) -> Server {
         let work = Arc::new(Semaphore::new(limits.max_concurrent_work.max(1)));
         let metrics = Arc::new(Metrics::new());
-        Server { shared: Arc::new(Shared { db, admin, limits, metrics, work }), tls: None }
+        let budget = Arc::new(RequestBudget::new(limits.request_memory_budget_bytes));
+        Server { shared: Arc::new(Shared { db, admin, limits, metrics, budget, work }), tls: None }
     }
 
     /// Serves the metrics (`GET /metrics`, OpenMetrics text) on `listener` until the returned task
@@ -120,6 +144,12 @@ impl Server {
         WorkGate(Arc::clone(&self.shared.work))
     }
 
+    /// The request memory budget, to read how much of it is free (tests check that every call
+    /// returns what it reserved).
+    pub fn request_memory(&self) -> RequestMemory {
+        RequestMemory(Arc::clone(&self.shared.budget))
+    }
+
     /// Serves on `listener` until `shutdown` completes, then stops accepting, lets calls in flight
     /// finish, and returns. The caller flushes the database afterwards.
     pub async fn serve(
@@ -139,7 +169,7 @@ impl Server {
             .max_encoding_message_size(limits.max_message_bytes);
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &self.tls {
-            builder = builder.tls_config(tls.config())?;
+            builder = builder.tls_config(tls.config().timeout(limits::CONNECTION_HANDSHAKE_TIMEOUT))?;
         }
         let (db, metrics) = (&self.shared.db, &self.shared.metrics);
         let rotations = tokio::spawn(background::drive_rotations(Arc::clone(db), Arc::clone(metrics)));
@@ -148,14 +178,16 @@ impl Server {
             .map(|keep| tokio::spawn(background::prune_audit(Arc::clone(db), Arc::clone(metrics), keep)));
         let served = builder
             .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(limits::HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(limits::HTTP2_KEEPALIVE_TIMEOUT))
+            // The outer layer sees every response, the admission layer's refusals included.
             .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
+            .layer(AdmissionLayer::new(Arc::clone(&self.shared)))
             .add_service(data)
             .add_service(admin)
             .add_service(reflection)
             .serve_with_incoming_shutdown(
-                // Without TCP_NODELAY, a small response waits for the client's delayed ACK: about
-                // 40 ms per call on Linux (measured: 23 queries/s from one client).
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                crate::connections::Incoming::new(listener, limits.max_connections),
                 shutdown,
             )
             .await;
@@ -232,11 +264,20 @@ where
     }
 }
 
-/// The deadline of a call: the server's, or the client's `grpc-timeout` if sooner.
-fn deadline(metadata: &MetadataMap, limit: Duration) -> (Instant, Duration) {
-    let client = metadata.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
+/// When a call arrived, now, and its deadline: the server's, or the client's `grpc-timeout` if
+/// sooner.
+pub(crate) fn timing(headers: &http::HeaderMap, limit: Duration) -> Timing {
+    let client = headers.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout);
     let budget = client.map_or(limit, |c| c.min(limit));
-    (Instant::now() + budget, budget)
+    let arrived = Instant::now();
+    Timing { arrived, deadline: arrived + budget, budget }
+}
+
+/// The refusal of a call that reached its handler without passing the admission layer: a bug, and
+/// nothing runs.
+fn not_admitted() -> Status {
+    tracing::error!("a call reached its handler without admission");
+    Status::internal("internal error (see the server log)")
 }
 
 /// Parses a `grpc-timeout` value: up to 8 digits and a unit (H, M, S, m, u, n).
@@ -264,10 +305,10 @@ impl Shared {
     /// was under way completes, as in any database whose client gave up waiting).
     async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
-        metadata: &MetadataMap,
+        timing: Timing,
         work: impl FnOnce(&Shared) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let (deadline, budget) = deadline(metadata, self.limits.request_timeout);
+        let Timing { deadline, budget, .. } = timing;
         let slots = Arc::clone(&self.work);
         let permit = match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
             Ok(Ok(permit)) => permit,
@@ -278,8 +319,12 @@ impl Shared {
             return Err(status::deadline_exceeded(budget));
         }
         let shared = Arc::clone(self);
+        // The work owns the decoded request: the call's share of the request memory budget stays
+        // reserved until the work ends, even when the deadline passes first.
+        let reserved = crate::budget::CALL.try_with(Arc::clone).ok();
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let _reserved = reserved;
             work(&shared)
         });
         match tokio::time::timeout_at(deadline, task).await {
@@ -289,46 +334,43 @@ impl Shared {
         }
     }
 
-    /// A data-plane call: the credential is read from the metadata first (a call without one is
-    /// refused here, before any storage access), then checked, with its role, on the blocking pool
-    /// before `work` sees the scope.
+    /// A data-plane call, admitted by the admission layer, which authenticated its credential and
+    /// role on the headers and left the scope in `admitted`; without it nothing runs. `work` gets
+    /// the scope on the blocking pool.
     pub(crate) async fn data<T: Send + 'static>(
         self: &Arc<Self>,
-        metadata: &MetadataMap,
+        admitted: Option<&AdmittedCall>,
         op: DataOp,
         work: impl FnOnce(&Database, TenantScope) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let arrived = Instant::now();
-        let token =
-            auth::bearer(metadata).inspect_err(|e| self.metrics.denial(e.tenant_label(), e.reason()))?;
-        self.blocking(metadata, move |shared| {
-            let scope = auth::authorize_data(&shared.db, &shared.admin, &token, op)
-                .inspect_err(|e| shared.metrics.denial(e.tenant_label(), e.reason()))?;
+        let (scope, timing) = admitted.and_then(|a| a.take(op)).ok_or_else(not_admitted)?;
+        self.blocking(timing, move |shared| {
             let tenant = scope.tenant_uid().short();
             let result = work(&shared.db, scope);
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
-            shared.metrics.request(tenant, op.audit_name(), outcome, arrived.elapsed());
+            shared.metrics.request(tenant, op.audit_name(), outcome, timing.arrived.elapsed());
             result
         })
         .await
     }
 
-    /// An admin-plane call: only the admin token passes.
+    /// An admin-plane call, admitted by the admission layer (only the admin token passes).
     pub(crate) async fn admin<T: Send + 'static>(
         self: &Arc<Self>,
-        metadata: &MetadataMap,
+        admitted: Option<&AdmittedOperator>,
         operation: &'static str,
         work: impl FnOnce(&Database) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let arrived = Instant::now();
-        let token =
-            auth::bearer(metadata).inspect_err(|e| self.metrics.denial(e.tenant_label(), e.reason()))?;
-        self.blocking(metadata, move |shared| {
-            auth::authorize_admin(&shared.db, &shared.admin, &token)
-                .inspect_err(|e| shared.metrics.denial(e.tenant_label(), e.reason()))?;
+        let AdmittedOperator(timing) = admitted.cloned().ok_or_else(not_admitted)?;
+        self.blocking(timing, move |shared| {
             let result = work(&shared.db);
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
-            shared.metrics.request(metrics::OPERATOR.to_owned(), operation, outcome, arrived.elapsed());
+            shared.metrics.request(
+                metrics::OPERATOR.to_owned(),
+                operation,
+                outcome,
+                timing.arrived.elapsed(),
+            );
             result
         })
         .await

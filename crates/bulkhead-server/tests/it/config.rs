@@ -44,7 +44,14 @@ fn the_example_file_parses_and_sets_every_setting() {
         metrics_listen,
         audit_retention_days,
         tls: TlsConfig { cert, key },
-        limits: LimitsConfig { request_timeout_ms, max_concurrent_work, index_memory_budget_bytes },
+        limits:
+            LimitsConfig {
+                request_timeout_ms,
+                max_concurrent_work,
+                index_memory_budget_bytes,
+                max_connections,
+                request_memory_budget_bytes,
+            },
         log: LogConfig { level, format },
     } = full;
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
@@ -55,6 +62,8 @@ fn the_example_file_parses_and_sets_every_setting() {
     assert_eq!(request_timeout_ms, Some(bulkhead_server::limits::REQUEST_TIMEOUT_MS));
     assert_eq!(max_concurrent_work, Some(bulkhead_server::limits::MAX_CONCURRENT_WORK));
     assert_eq!(index_memory_budget_bytes, Some(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET));
+    assert_eq!(max_connections, Some(bulkhead_server::limits::MAX_CONNECTIONS));
+    assert_eq!(request_memory_budget_bytes, Some(bulkhead_server::limits::REQUEST_MEMORY_BUDGET_BYTES));
     assert_eq!(level.as_deref(), Some(bulkhead_server::config::DEFAULT_LOG_LEVEL));
     assert_eq!(bulkhead_server::client::DEFAULT_ADDRESS.parse().ok(), Some(DEFAULT_LISTEN));
 }
@@ -69,6 +78,8 @@ fn unknown_keys_and_bad_values_are_errors_that_name_them() {
         ("[logging]\nlevel = \"info\"\n", "logging"),
         ("listen = \"not an address\"\n", "listen"),
         ("[limits]\nmax_concurrent_work = 0\n", "max_concurrent_work"),
+        ("[limits]\nmax_connections = 0\n", "max_connections"),
+        ("[limits]\nrequest_memory_budget_bytes = 1048576\n", "request_memory_budget_bytes"),
         ("[limits]\nrequest_timeout_ms = \"soon\"\n", "request_timeout_ms"),
         ("[log]\nformat = \"xml\"\n", "format"),
         ("[log]\nlevel = \"=^.^=\"\n", "log.level"),

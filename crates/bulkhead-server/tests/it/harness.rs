@@ -5,7 +5,9 @@ use bulkhead_query::{Database, MasterKey, StoreOptions};
 use bulkhead_server::proto as pb;
 use bulkhead_server::proto::admin_client::AdminClient;
 use bulkhead_server::proto::data_plane_client::DataPlaneClient;
-use bulkhead_server::{AdminToken, ClientTls, Server, ServerLimits, ServerTls, WorkGate, client};
+use bulkhead_server::{
+    AdminToken, ClientTls, RequestMemory, Server, ServerLimits, ServerTls, WorkGate, client,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -18,6 +20,8 @@ pub struct TestServer {
     pub db: Arc<Database>,
     pub admin_token: String,
     pub gate: WorkGate,
+    /// The server's request memory budget.
+    pub request_memory: RequestMemory,
     client_tls: Option<ClientTls>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -59,6 +63,7 @@ impl TestServer {
             server = server.with_tls(tls);
         }
         let gate = server.work_gate();
+        let request_memory = server.request_memory();
         let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind metrics");
         let metrics_addr = metrics_listener.local_addr().expect("metrics addr");
         // The metrics task ends with the test's runtime.
@@ -75,6 +80,7 @@ impl TestServer {
             db,
             admin_token,
             gate,
+            request_memory,
             client_tls,
             shutdown: Some(tx),
             task: Some(task),

@@ -1,6 +1,7 @@
 //! The `bulkhead` binary and its gRPC server end to end. This file: the embedded commands' walkthrough
-//! on a fresh data directory; the modules: the server (`grpc`, `auth`, `limits`, `logs`, `serve`, `tls`, `config`).
+//! on a fresh data directory; the modules: the server (`grpc`, `auth`, `admission`, `limits`, `logs`, `serve`, `tls`, `config`).
 
+mod admission;
 mod auth;
 mod bench;
 mod config;

@@ -66,6 +66,11 @@ pub fn start_serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Ru
 }
 
 impl Running {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM, then the rest of the log once the process has exited 0.
     pub fn stop(mut self) -> String {
         let killed =

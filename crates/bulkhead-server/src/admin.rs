@@ -146,9 +146,19 @@ impl Admin for AdminService {
         request: Request<pb::RotateMasterKeyRequest>,
     ) -> Result<Response<pb::RotateMasterKeyResponse>, Status> {
         self.call(request, "admin-rotate-master-key", |db, req| {
-            // The key file is read on the server's host and must be private (MasterKey checks).
-            let key = MasterKey::from_file(std::path::Path::new(&req.new_key_file))
-                .map_err(|e| invalid("new_key_file", format!("cannot use it as a master key: {e}")))?;
+            // The key file is read on the server's host: a regular file of at most 256 bytes, owned by
+            // the server's user, mode 0600, holding 64 hex characters (MasterKey::from_file). Why a
+            // path fails goes to the server's log only: the answer is the same whether the file is
+            // missing, unreadable, of another owner or mode, or malformed, so that the admin plane
+            // cannot be used to probe the host's files.
+            let key = MasterKey::from_file(std::path::Path::new(&req.new_key_file)).map_err(|e| {
+                tracing::warn!(error = %e, "rotate-master-key: the new key file cannot be used");
+                invalid(
+                    "new_key_file",
+                    "not a usable master key file: it must be a regular file of at most 256 bytes owned by the \
+                     server's user, mode 0600, holding 64 hex characters (the server's log says why)",
+                )
+            })?;
             let version = db.operator().rotate_master_key(key).map_err(status::from_storage)?;
             Ok(pb::RotateMasterKeyResponse { master_version: version })
         })

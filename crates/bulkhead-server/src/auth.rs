@@ -5,10 +5,11 @@
 
 use crate::proto;
 use crate::status;
-use bulkhead_query::{Database, Principal, Role, StorageError, TenantScope, TenantUid};
+use bulkhead_query::{Database, Operation, Principal, Role, StorageError, TenantScope, TenantUid};
 use std::fmt;
 use std::path::Path;
 use tonic::Status;
+use zeroize::Zeroizing;
 
 /// The environment variable that holds the admin token (for `bulkhead serve` and `bulkhead admin`).
 pub const ADMIN_TOKEN_ENV: &str = "BULKHEAD_ADMIN_TOKEN";
@@ -55,8 +56,8 @@ impl AuthError {
 
 /// The operator's admin credential. Compared in constant time; its `Debug` prints nothing of it. It
 /// is a bearer secret like an API key, so whoever can read the file or the variable holding it can
-/// administer every tenant.
-pub struct AdminToken(String);
+/// administer every tenant. Held in memory that is wiped when it is dropped.
+pub struct AdminToken(Zeroizing<String>);
 
 impl fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,7 +69,8 @@ impl AdminToken {
     /// A token from text; it must be at least 32 characters of visible ASCII, so that it cannot be
     /// guessed and fits in an HTTP header.
     pub fn new(token: impl Into<String>) -> anyhow::Result<AdminToken> {
-        let token = token.into().trim().to_owned();
+        let given = Zeroizing::new(token.into());
+        let token = Zeroizing::new(given.trim().to_owned());
         if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
             anyhow::bail!("an admin token must be at least 32 visible ASCII characters");
         }
@@ -77,16 +79,16 @@ impl AdminToken {
 
     /// A fresh random token (64 hex characters).
     pub fn generate() -> AdminToken {
-        AdminToken(format!("bka_{}", hex::encode(bulkhead_crypto::random_bytes::<32>())))
+        let secret = Zeroizing::new(bulkhead_crypto::random_bytes::<32>());
+        AdminToken(Zeroizing::new(format!("bka_{}", hex::encode(secret.as_ref()))))
     }
 
-    /// Reads a token file, refusing one that group or others can read (like the master key).
+    /// Reads a token file: a regular file of at most [`MAX_ADMIN_TOKEN_FILE_BYTES`], owned by the
+    /// process's user and readable by it alone (the master key's check), into wiped memory.
     pub fn from_file(path: &Path) -> anyhow::Result<AdminToken> {
-        use std::io::Read;
-        let mut text = String::new();
-        bulkhead_crypto::open_secret_file(path, "admin token")?.read_to_string(&mut text).map_err(|e| {
-            anyhow::anyhow!("cannot read the admin token file {}: {}", path.display(), e.kind())
-        })?;
+        let bytes = bulkhead_crypto::read_secret_file(path, "admin token", MAX_ADMIN_TOKEN_FILE_BYTES)?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| anyhow::anyhow!("the admin token file {} is not text", path.display()))?;
         AdminToken::new(text)
     }
 
@@ -101,7 +103,7 @@ impl AdminToken {
             options.mode(0o600);
         }
         let mut file = options.open(path)?;
-        writeln!(file, "{}", self.0)
+        writeln!(file, "{}", self.0.as_str())
     }
 
     /// The token as text, to send it (client side only).
@@ -115,9 +117,13 @@ impl AdminToken {
     }
 }
 
-/// The bearer token of a request, or why there is none. Reads only the headers (the request's
-/// metadata): no storage access, no body.
-pub(crate) fn bearer(headers: &http::HeaderMap) -> Result<String, AuthError> {
+/// The longest admin token file read.
+pub const MAX_ADMIN_TOKEN_FILE_BYTES: usize = 1024;
+
+/// The bearer token of a request, or why there is none, in memory wiped on drop. Reads only the
+/// headers (the request's metadata): no storage access, no body. (The header itself stays in the
+/// request until the request is dropped, unwiped: see docs/SECURITY.md.)
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Result<Zeroizing<String>, AuthError> {
     let value = headers.get("authorization").ok_or(AuthError::Missing)?;
     let value = value.to_str().map_err(|_| AuthError::Malformed)?;
     let token = value
@@ -126,7 +132,7 @@ pub(crate) fn bearer(headers: &http::HeaderMap) -> Result<String, AuthError> {
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(AuthError::Malformed)?;
-    Ok(token.to_owned())
+    Ok(Zeroizing::new(token.to_owned()))
 }
 
 /// Every data-plane operation, with the role it needs. The authorisation matrix test walks the service
@@ -165,51 +171,37 @@ impl DataOp {
         })
     }
 
+    /// The library's operation it performs: the one table (`bulkhead_query::Operation`) of names,
+    /// roles and refusal words that the audit trail and tenant policies share. A batch search is
+    /// one search per query.
+    pub(crate) fn operation(self) -> Operation {
+        match self {
+            DataOp::CreateCollection => Operation::CreateCollection,
+            DataOp::ListCollections => Operation::ListCollections,
+            DataOp::DescribeCollection => Operation::DescribeCollection,
+            DataOp::DropCollection => Operation::DropCollection,
+            DataOp::Upsert => Operation::Upsert,
+            DataOp::Get => Operation::Get,
+            DataOp::Delete => Operation::Delete,
+            DataOp::Count => Operation::Count,
+            DataOp::Search | DataOp::SearchBatch => Operation::Search,
+            DataOp::ExportAudit => Operation::ExportAudit,
+        }
+    }
+
     /// The least role that may call it.
     pub(crate) fn required_role(self) -> Role {
-        match self {
-            DataOp::CreateCollection | DataOp::DropCollection | DataOp::ExportAudit => Role::TenantAdmin,
-            DataOp::Upsert | DataOp::Delete => Role::Writer,
-            DataOp::ListCollections
-            | DataOp::DescribeCollection
-            | DataOp::Get
-            | DataOp::Count
-            | DataOp::Search
-            | DataOp::SearchBatch => Role::Reader,
-        }
+        self.operation().required_role()
     }
 
     /// What it does, for a refusal's message.
     pub(crate) fn verb(self) -> &'static str {
-        match self {
-            DataOp::CreateCollection => "create collections",
-            DataOp::ListCollections => "list collections",
-            DataOp::DescribeCollection => "describe collections",
-            DataOp::DropCollection => "drop collections",
-            DataOp::Upsert => "upsert points",
-            DataOp::Get => "read points",
-            DataOp::Delete => "delete points",
-            DataOp::Count => "count points",
-            DataOp::Search => "search",
-            DataOp::SearchBatch => "search",
-            DataOp::ExportAudit => "export the audit trail",
-        }
+        self.operation().verb()
     }
 
-    /// Its name in the audit trail (as the library names the same operation).
+    /// Its name in the audit trail and in metrics.
     pub(crate) fn audit_name(self) -> &'static str {
-        match self {
-            DataOp::CreateCollection => "create-collection",
-            DataOp::ListCollections => "list-collections",
-            DataOp::DescribeCollection => "describe-collection",
-            DataOp::DropCollection => "drop-collection",
-            DataOp::Upsert => "upsert",
-            DataOp::Get => "get",
-            DataOp::Delete => "delete",
-            DataOp::Count => "count",
-            DataOp::Search | DataOp::SearchBatch => "search",
-            DataOp::ExportAudit => "export-audit",
-        }
+        self.operation().name()
     }
 }
 

@@ -49,6 +49,20 @@ pub async fn connect_with(address: &str, tls: Option<&ClientTls>) -> anyhow::Res
     Ok(channel)
 }
 
+/// Whether `address` (`host:port`, or an `http://` / `https://` URL) names this machine's loopback:
+/// `localhost`, `127.0.0.0/8` or `::1`. A name that merely resolves there is not trusted as such.
+pub fn is_loopback_address(address: &str) -> bool {
+    let rest = address.split_once("://").map_or(address, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        // [v6]:port
+        Some(bracketed) => bracketed.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A call's error as one line, with a hint when a plaintext client was talking to a TLS server (the
 /// server's TLS handshake fails on the HTTP/2 preface, so the client sees a broken connection, not a
 /// TLS error).
@@ -97,4 +111,34 @@ pub fn authorized<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T
         .map_err(|_| anyhow::anyhow!("the credential is not a valid header value"))?;
     request.metadata_mut().insert("authorization", value);
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_address;
+
+    #[test]
+    fn loopback_addresses_are_told_apart() {
+        for address in [
+            "127.0.0.1:7450",
+            "http://127.0.0.1:7450",
+            "localhost:1",
+            "[::1]:7450",
+            "http://[::1]:80/",
+            "127.8.9.1:1",
+        ] {
+            assert!(is_loopback_address(address), "{address}");
+        }
+        for address in [
+            "10.0.0.1:7450",
+            "http://db.example:7450",
+            "0.0.0.0:7450",
+            "[::]:7450",
+            "[2001:db8::1]:1",
+            "localhost.example:1",
+            "https://192.168.1.2:443",
+        ] {
+            assert!(!is_loopback_address(address), "{address}");
+        }
+    }
 }

@@ -47,6 +47,10 @@ pub struct ServeConfig {
     /// Keep audit events this many days (unset: forever).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_retention_days: Option<u64>,
+    /// Serve beyond loopback without TLS, or with a development master key or admin token (refused
+    /// otherwise; see [`ServeConfig::exposure`]). Logged loudly at every start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_insecure_public: Option<bool>,
     /// TLS: serve over TLS when both are set.
     #[serde(default, skip_serializing_if = "TlsConfig::is_empty")]
     pub tls: TlsConfig,
@@ -221,6 +225,7 @@ impl ServeConfig {
             admin_token_file: higher.admin_token_file.or(self.admin_token_file),
             metrics_listen: higher.metrics_listen.or(self.metrics_listen),
             audit_retention_days: higher.audit_retention_days.or(self.audit_retention_days),
+            allow_insecure_public: higher.allow_insecure_public.or(self.allow_insecure_public),
             tls: TlsConfig { cert: higher.tls.cert.or(self.tls.cert), key: higher.tls.key.or(self.tls.key) },
             limits: LimitsConfig {
                 request_timeout_ms: higher.limits.request_timeout_ms.or(self.limits.request_timeout_ms),
@@ -264,6 +269,33 @@ impl ServeConfig {
                 anyhow::bail!("a TLS private key needs its certificate: set --tls-cert (or tls.cert)")
             }
         }
+    }
+
+    /// What is missing for the server to be exposed beyond loopback, if it listens there: TLS, an
+    /// explicit master key (a file or `BULKHEAD_MASTER_KEY`) and an explicit admin token (a file or
+    /// `BULKHEAD_ADMIN_TOKEN`); the development key and token kept in the data directory are for
+    /// loopback only. Empty on loopback, and when nothing is missing.
+    pub fn exposure(&self) -> anyhow::Result<Vec<&'static str>> {
+        let mut missing = Vec::new();
+        if self.listen().ip().is_loopback() {
+            return Ok(missing);
+        }
+        if self.tls_files()?.is_none() {
+            missing.push("TLS (--tls-cert and --tls-key)");
+        }
+        if self.master_key_file.is_none() && std::env::var_os(bulkhead_query::MASTER_KEY_ENV).is_none() {
+            missing.push("an explicit master key (--master-key-file or BULKHEAD_MASTER_KEY)");
+        }
+        if self.admin_token_file.is_none() && std::env::var_os(crate::ADMIN_TOKEN_ENV).is_none() {
+            missing.push("an explicit admin token (--admin-token-file or BULKHEAD_ADMIN_TOKEN)");
+        }
+        Ok(missing)
+    }
+
+    /// Whether the operator allowed serving beyond loopback with something [`ServeConfig::exposure`]
+    /// lists missing.
+    pub fn allow_insecure_public(&self) -> bool {
+        self.allow_insecure_public.unwrap_or(false)
     }
 
     /// The request deadline, or [`limits::REQUEST_TIMEOUT`].

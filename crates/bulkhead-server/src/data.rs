@@ -8,7 +8,7 @@ use crate::convert;
 use crate::limits;
 use crate::proto as pb;
 use crate::proto::data_plane_server::DataPlane;
-use crate::server::Shared;
+use crate::server::{CallContext, Shared};
 use crate::status::{self, invalid};
 use bulkhead_query::{Budget, KeyBinding, SearchRequest, Tenant, TenantScope};
 use std::sync::Arc;
@@ -28,14 +28,14 @@ impl DataService {
         &self,
         request: Request<Req>,
         op: DataOp,
-        work: impl FnOnce(&Tenant<'_>, &TenantScope, Req) -> Result<T, Status> + Send + 'static,
+        work: impl FnOnce(&Tenant<'_>, &TenantScope, &CallContext, Req) -> Result<T, Status> + Send + 'static,
     ) -> Result<Response<T>, Status> {
         let (_, extensions, message) = request.into_parts();
         let result = self
             .shared
-            .data(extensions.get::<AdmittedCall>(), op, move |db, scope| {
+            .data(extensions.get::<AdmittedCall>(), op, move |db, scope, context| {
                 let tenant = db.tenant(&scope).map_err(status::from_query)?;
-                let result = work(&tenant, &scope, message);
+                let result = work(&tenant, &scope, context, message);
                 // A request refused here before it reached an operation (a malformed field, a batch
                 // over a server limit) still leaves its event.
                 if let Err(refused) = &result
@@ -72,18 +72,13 @@ fn search_one(
     Ok(pb::SearchResponse { hits: hits.into_iter().map(convert::hit_to).collect() })
 }
 
-/// The budget of one search call's answer: [`limits::MAX_RESPONSE_BYTES`] for all its hits.
-fn response_budget() -> Budget {
-    Budget::new(None, limits::MAX_RESPONSE_BYTES)
-}
-
 #[tonic::async_trait]
 impl DataPlane for DataService {
     async fn create_collection(
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
-        self.tenant(request, DataOp::CreateCollection, |tenant, _, req| {
+        self.tenant(request, DataOp::CreateCollection, |tenant, _, _, req| {
             let metric = convert::metric_from(req.metric)?;
             let info = tenant
                 .create_collection(&req.name, convert::dimension_from(req.dimension), metric)
@@ -97,7 +92,7 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
-        self.tenant(request, DataOp::ListCollections, |tenant, _, _| {
+        self.tenant(request, DataOp::ListCollections, |tenant, _, _, _| {
             let list = tenant.collections().map_err(status::from_query)?;
             Ok(pb::ListCollectionsResponse { collections: list.iter().map(convert::collection_to).collect() })
         })
@@ -108,7 +103,7 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::DescribeCollectionRequest>,
     ) -> Result<Response<pb::Collection>, Status> {
-        self.tenant(request, DataOp::DescribeCollection, |tenant, scope, req| {
+        self.tenant(request, DataOp::DescribeCollection, |tenant, scope, _, req| {
             // The segment and delta sizes add up to every point of the collection, which a
             // user-bound key may not learn (its counts cover only what its user may read).
             if matches!(scope.binding(), KeyBinding::User { .. }) {
@@ -128,7 +123,7 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
-        self.tenant(request, DataOp::DropCollection, |tenant, _, req| {
+        self.tenant(request, DataOp::DropCollection, |tenant, _, _, req| {
             tenant.drop_collection(&req.name).map_err(status::from_query)?;
             Ok(pb::DropCollectionResponse {})
         })
@@ -139,7 +134,7 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::UpsertRequest>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
-        self.tenant(request, DataOp::Upsert, |tenant, _, req| {
+        self.tenant(request, DataOp::Upsert, |tenant, _, _, req| {
             // The library checks the batch limits too, but only after the points are built: refuse an
             // oversized batch before converting it.
             if req.points.len() > bulkhead_query::limits::MAX_BATCH_POINTS {
@@ -156,7 +151,7 @@ impl DataPlane for DataService {
     }
 
     async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
-        self.tenant(request, DataOp::Get, |tenant, scope, req| {
+        self.tenant(request, DataOp::Get, |tenant, scope, _, req| {
             let principal = auth::search_principal(scope, req.principal)?;
             let id = convert::doc_id_from(req.id)?;
             // The library's rules decide whom the read runs as (a key without the on-behalf-of right
@@ -175,7 +170,7 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        self.tenant(request, DataOp::Delete, |tenant, _, req| {
+        self.tenant(request, DataOp::Delete, |tenant, _, _, req| {
             if req.ids.len() > bulkhead_query::limits::MAX_BATCH_POINTS {
                 return Err(invalid(
                     "ids",
@@ -190,7 +185,7 @@ impl DataPlane for DataService {
     }
 
     async fn count(&self, request: Request<pb::CountRequest>) -> Result<Response<pb::CountResponse>, Status> {
-        self.tenant(request, DataOp::Count, |tenant, _, req| {
+        self.tenant(request, DataOp::Count, |tenant, _, _, req| {
             Ok(pb::CountResponse { count: tenant.count(&req.collection).map_err(status::from_query)? })
         })
         .await
@@ -200,7 +195,7 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
-        self.tenant(request, DataOp::Search, |tenant, scope, req| {
+        self.tenant(request, DataOp::Search, |tenant, scope, context, req| {
             let query = pb::BatchQuery {
                 vector: req.vector,
                 k: req.k,
@@ -208,7 +203,13 @@ impl DataPlane for DataService {
                 filter: req.filter,
                 principal: req.principal,
             };
-            search_one(tenant, scope, &req.collection, query, &response_budget())
+            search_one(
+                tenant,
+                scope,
+                &req.collection,
+                query,
+                &context.search_budget(limits::MAX_RESPONSE_BYTES),
+            )
         })
         .await
     }
@@ -217,14 +218,14 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::SearchBatchRequest>,
     ) -> Result<Response<pb::SearchBatchResponse>, Status> {
-        self.tenant(request, DataOp::SearchBatch, |tenant, scope, req| {
+        self.tenant(request, DataOp::SearchBatch, |tenant, scope, context, req| {
             if req.queries.is_empty() || req.queries.len() > limits::MAX_SEARCH_BATCH {
                 return Err(invalid(
                     "queries",
                     format!("must be 1 to {} per batch", limits::MAX_SEARCH_BATCH),
                 ));
             }
-            let budget = response_budget();
+            let budget = context.search_budget(limits::MAX_RESPONSE_BYTES);
             let results = req
                 .queries
                 .into_iter()
@@ -239,7 +240,7 @@ impl DataPlane for DataService {
         &self,
         request: Request<pb::ExportOwnAuditRequest>,
     ) -> Result<Response<pb::ExportAuditResponse>, Status> {
-        self.tenant(request, DataOp::ExportAudit, |tenant, _, req| {
+        self.tenant(request, DataOp::ExportAudit, |tenant, _, _, req| {
             let limit = limits::audit_page(req.limit)?;
             let (events, next) =
                 tenant.audit_page(req.from_seq, req.since_ms, limit).map_err(status::from_query)?;

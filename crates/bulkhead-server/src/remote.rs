@@ -65,6 +65,11 @@ pub(crate) struct ServeArgs {
     /// forever].
     #[arg(long, env = "BULKHEAD_AUDIT_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
     audit_retention_days: Option<u64>,
+    /// Serve beyond loopback although TLS, an explicit master key or an explicit admin token is
+    /// missing (refused without this flag). Only for a trusted network or a TLS-terminating proxy
+    /// in front; logged as an error at every start.
+    #[arg(long, env = "BULKHEAD_ALLOW_INSECURE_PUBLIC")]
+    allow_insecure_public: bool,
     /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus), or `off`
     /// [default: 127.0.0.1:7451 if that port is free, else none with a warning]. Keep it on loopback
     /// or a private network: it shows every tenant's traffic (by opaque uid).
@@ -104,6 +109,7 @@ pub(crate) fn serve_settings(
         admin_token_file: args.admin_token_file.clone(),
         metrics_listen: args.metrics_listen.clone(),
         audit_retention_days: args.audit_retention_days,
+        allow_insecure_public: args.allow_insecure_public.then_some(true),
         tls: TlsConfig { cert: args.tls_cert.clone(), key: args.tls_key.clone() },
         limits: LimitsConfig {
             request_timeout_ms: args.request_timeout_ms,
@@ -185,6 +191,25 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
     let data_dir = settings.data_dir();
     let data_dir = data_dir.as_path();
+    // Before anything is generated or opened: a server that others can reach must not hand them
+    // plaintext credentials or data protected by a key that sits in the data directory.
+    let missing = settings.exposure()?;
+    if !missing.is_empty() {
+        let listen = settings.listen();
+        if !settings.allow_insecure_public() {
+            anyhow::bail!(
+                "refusing to listen on {listen}, beyond loopback, without {}: configure them, listen on \
+                 127.0.0.1 behind a TLS-terminating proxy, or pass --allow-insecure-public (allow_insecure_public \
+                 = true) to accept the risk",
+                missing.join(", ")
+            );
+        }
+        tracing::error!(
+            address = %listen,
+            missing = %missing.join(", "),
+            "SERVING BEYOND LOOPBACK INSECURELY (--allow-insecure-public): credentials or keys are exposed"
+        );
+    }
     // TLS files first: a bad certificate or key stops the start before the database is opened.
     let tls = match settings.tls_files()? {
         Some((cert, key)) => Some(ServerTls::from_pem_files(cert, key)?),
@@ -259,7 +284,12 @@ pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
         };
         let metrics = match metrics {
             Some(listener) => {
-                tracing::info!(address = %listener.local_addr()?, "metrics at /metrics");
+                let address = listener.local_addr()?;
+                if address.ip().is_loopback() {
+                    tracing::info!(%address, "metrics at /metrics");
+                } else {
+                    tracing::warn!(%address, "metrics at /metrics beyond loopback: they show every tenant's traffic (by opaque uid) to whoever can reach them");
+                }
                 Some(server.serve_metrics(listener))
             }
             None => None,
@@ -330,6 +360,10 @@ pub(crate) struct RemoteArgs {
     /// instance when connecting by IP address to a certificate issued for a DNS name).
     #[arg(long, env = "BULKHEAD_TLS_DOMAIN", global = true)]
     tls_domain: Option<String>,
+    /// Send the credential in plaintext to a server that is not on loopback (refused without this
+    /// flag: anyone on the path would read the admin token or API key).
+    #[arg(long, env = "BULKHEAD_INSECURE_PLAINTEXT", global = true)]
+    insecure_plaintext: bool,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -343,6 +377,13 @@ impl RemoteArgs {
             None if self.tls_domain.is_some() => anyhow::bail!("--tls-domain needs --tls-ca"),
             None => None,
         };
+        if tls.is_none() && !self.insecure_plaintext && !client::is_loopback_address(&self.server) {
+            anyhow::bail!(
+                "{} is not a loopback address and the connection would be plaintext: the credential would \
+                 travel in the clear. Connect over TLS (https:// and --tls-ca FILE), or pass --insecure-plaintext",
+                self.server
+            );
+        }
         client::connect_with(&self.server, tls.as_ref()).await
     }
 

@@ -18,6 +18,7 @@ use crate::tls::ServerTls;
 use bulkhead_query::{Database, TenantScope};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -298,15 +299,44 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// What the storage work of one call may consult: its deadline, and the flag set once nobody waits
+/// for its answer any more (the deadline passed, or the client went away). Searches check both at
+/// their check points and stop there, releasing their work slot (`bulkhead_query::Budget`).
+#[derive(Debug, Clone)]
+pub(crate) struct CallContext {
+    deadline: std::time::Instant,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl CallContext {
+    /// The budget of a search answer of at most `response_bytes`, ending with this call.
+    pub(crate) fn search_budget(&self, response_bytes: usize) -> bulkhead_query::Budget {
+        bulkhead_query::Budget::new(Some(self.deadline), response_bytes)
+            .cancelled_by(Arc::clone(&self.cancelled))
+    }
+}
+
+/// Sets a call's cancellation flag when dropped: when the call's future ends, whether it was
+/// answered, timed out, or dropped because the client went away.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Shared {
     /// Runs `work` on the blocking pool once a work slot is free, within the call's deadline. No slot
-    /// before the deadline: `DEADLINE_EXCEEDED`, and nothing was touched. The slot is held until the
-    /// work ends, even if the deadline passes while it runs (its answer is then dropped; a write that
-    /// was under way completes, as in any database whose client gave up waiting).
+    /// before the deadline: `DEADLINE_EXCEEDED`, and nothing was touched. Once the deadline passes or
+    /// the call is dropped (its client went away), the work's [`CallContext`] says so: a search stops
+    /// at its next check point and gives its slot back; other work, short by its limits, runs to its
+    /// end (a write that was under way completes, as in any database whose client gave up waiting)
+    /// and holds the slot until then.
     async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         timing: Timing,
-        work: impl FnOnce(&Shared) -> Result<T, Status> + Send + 'static,
+        work: impl FnOnce(&Shared, &CallContext) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let Timing { deadline, budget, .. } = timing;
         let slots = Arc::clone(&self.work);
@@ -322,10 +352,14 @@ impl Shared {
         // The work owns the decoded request: the call's share of the request memory budget stays
         // reserved until the work ends, even when the deadline passes first.
         let reserved = crate::budget::CALL.try_with(Arc::clone).ok();
+        let context =
+            CallContext { deadline: deadline.into_std(), cancelled: Arc::new(AtomicBool::new(false)) };
+        // Set however this future ends: answered, timed out below, or dropped with its connection.
+        let _cancel = CancelOnDrop(Arc::clone(&context.cancelled));
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let _reserved = reserved;
-            work(&shared)
+            work(&shared, &context)
         });
         match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(result)) => result,
@@ -341,12 +375,12 @@ impl Shared {
         self: &Arc<Self>,
         admitted: Option<&AdmittedCall>,
         op: DataOp,
-        work: impl FnOnce(&Database, TenantScope) -> Result<T, Status> + Send + 'static,
+        work: impl FnOnce(&Database, TenantScope, &CallContext) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let (scope, timing) = admitted.and_then(|a| a.take(op)).ok_or_else(not_admitted)?;
-        self.blocking(timing, move |shared| {
+        self.blocking(timing, move |shared, context| {
             let tenant = scope.tenant_uid().short();
-            let result = work(&shared.db, scope);
+            let result = work(&shared.db, scope, context);
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
             shared.metrics.request(tenant, op.audit_name(), outcome, timing.arrived.elapsed());
             result
@@ -362,7 +396,7 @@ impl Shared {
         work: impl FnOnce(&Database) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let AdmittedOperator(timing) = admitted.cloned().ok_or_else(not_admitted)?;
-        self.blocking(timing, move |shared| {
+        self.blocking(timing, move |shared, _| {
             let result = work(&shared.db);
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
             shared.metrics.request(

@@ -10,11 +10,12 @@
 
 use anyhow::{Result, anyhow};
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
-use zeroize::Zeroizing;
+
+/// The largest TLS private key file read (a PEM key is a few kilobytes; an RSA-16384 one under 16).
+pub const MAX_TLS_KEY_FILE_BYTES: usize = 64 * 1024;
 
 /// How long a client may take to complete the TLS handshake before the server drops the connection
 /// (handshakes run concurrently, so a slow one holds only its own connection).
@@ -42,12 +43,8 @@ impl ServerTls {
         if !contains(&cert_pem, b"-----BEGIN CERTIFICATE-----") {
             anyhow::bail!("the TLS certificate file {} holds no PEM certificate", cert.display());
         }
-        let mut file = bulkhead_crypto::open_secret_file(key, "TLS private key")?;
-        let len = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-        // Sized to the file so that reading never reallocates and leaves no unwiped copy behind.
-        let mut key_pem = Zeroizing::new(Vec::with_capacity(len + 1));
-        file.read_to_end(&mut key_pem)
-            .map_err(|e| anyhow!("cannot read the TLS private key file {}: {}", key.display(), e.kind()))?;
+        // A regular file owned by the server's user, private, of bounded size, read into wiped memory.
+        let key_pem = bulkhead_crypto::read_secret_file(key, "TLS private key", MAX_TLS_KEY_FILE_BYTES)?;
         if !contains(&key_pem, b"PRIVATE KEY-----") {
             anyhow::bail!("the TLS private key file {} holds no PEM private key", key.display());
         }

@@ -43,6 +43,7 @@ fn the_example_file_parses_and_sets_every_setting() {
         admin_token_file,
         metrics_listen,
         audit_retention_days,
+        allow_insecure_public,
         tls: TlsConfig { cert, key },
         limits:
             LimitsConfig {
@@ -57,6 +58,7 @@ fn the_example_file_parses_and_sets_every_setting() {
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
     assert!(previous_master_key_file.is_some() && admin_token_file.is_some());
     assert!(metrics_listen.is_some() && audit_retention_days.is_some());
+    assert_eq!(allow_insecure_public, Some(false), "the documented default");
     assert!(cert.is_some() && key.is_some() && level.is_some() && format.is_some());
     // The documented defaults are the code's.
     assert_eq!(request_timeout_ms, Some(bulkhead_server::limits::REQUEST_TIMEOUT_MS));

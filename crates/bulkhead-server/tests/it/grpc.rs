@@ -362,6 +362,26 @@ async fn rotation_and_deletion_over_grpc() {
         .await
         .expect_err("no such file");
     assert_eq!(missing.code(), Code::InvalidArgument);
+    // The answer is the same for every kind of unusable path (missing, a directory, a device, a
+    // file of the wrong mode): the admin plane does not tell the host's files apart.
+    let world_readable = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(world_readable.path(), "0".repeat(64)).expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(world_readable.path(), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+    }
+    for path in ["/nonexistent/key", "/etc", "/dev/zero", world_readable.path().to_str().expect("path")] {
+        let refused = admin
+            .rotate_master_key(req(
+                pb::RotateMasterKeyRequest { new_key_file: path.into() },
+                &server.admin_token,
+            ))
+            .await
+            .expect_err("unusable");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{path}");
+        assert_eq!(refused.message(), missing.message(), "{path} is told apart");
+    }
 
     // Deletion: the tenant's keys stop working at once and the name is free again.
     let deleted = admin

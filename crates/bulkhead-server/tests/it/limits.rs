@@ -393,3 +393,66 @@ async fn response_size_limit() {
     assert_eq!(count(&server, "acme", "docs"), 82);
     server.stop().await;
 }
+
+/// Work nobody waits for stops: a batch whose deadline passes stops at its next check point (the
+/// next query) and gives its storage slot back, instead of running all its queries for nobody. The
+/// trail shows where it stopped: the queries before the deadline, then one `deadline-exceeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_its_deadline_stops_and_frees_its_slot() {
+    const DIM: usize = 1024;
+    const POINTS: usize = 4000;
+    let limits = ServerLimits { max_concurrent_work: 1, ..ServerLimits::default() };
+    let server = TestServer::with_limits(limits).await;
+    server.tenant("acme").await;
+    let (admin, _) = server.key("acme", pb::Role::TenantAdmin).await;
+    let mut data = server.data().await;
+    let create = pb::CreateCollectionRequest {
+        name: "wide".into(),
+        dimension: DIM as u32,
+        metric: pb::Metric::L2 as i32,
+    };
+    data.create_collection(req(create, &admin)).await.expect("create");
+    let vector = |i: usize| (0..DIM).map(|d| ((i * 31 + d * 7) % 97) as f32 / 97.0).collect::<Vec<f32>>();
+    for chunk in 0..POINTS / 1000 {
+        let points = (chunk * 1000..(chunk + 1) * 1000)
+            .map(|i| pb::Point {
+                id: format!("w{i}"),
+                vector: vector(i),
+                text: "t".into(),
+                ..Default::default()
+            })
+            .collect();
+        data.upsert(req(pb::UpsertRequest { collection: "wide".into(), points }, &admin))
+            .await
+            .expect("upsert");
+    }
+    let uid = server
+        .db
+        .operator()
+        .tenant_info(&bulkhead_query::TenantName::new("acme").expect("n"))
+        .expect("t")
+        .uid;
+    let before = server.db.operator().audit_events(uid).expect("events").len();
+    // 64 exact scans of 4,000 vectors of 1,024 dimensions, with a deadline far shorter than that.
+    let query = pb::BatchQuery { vector: vector(7), k: 10, ..Default::default() };
+    let batch = pb::SearchBatchRequest { collection: "wide".into(), queries: vec![query; 64] };
+    let mut request = req(batch, &admin);
+    request.set_timeout(Duration::from_millis(50));
+    let status = data.search_batch(request).await.expect_err("past its deadline");
+    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+    // The one storage slot comes back (the batch stopped); then the trail says where.
+    let slot = tokio::time::timeout(Duration::from_secs(60), server.gate.hold_all(1)).await;
+    drop(slot.expect("the slot came back").expect("slot"));
+    let searches: Vec<String> = server.db.operator().audit_events(uid).expect("events")[before..]
+        .iter()
+        .filter(|e| e.operation == "search")
+        .map(|e| e.outcome.clone())
+        .collect();
+    let (last, done) = searches.split_last().expect("at least the query it stopped at");
+    assert!(matches!(last.as_str(), "deadline-exceeded" | "cancelled"), "{searches:?}");
+    assert!(done.iter().all(|outcome| outcome == "ok"), "{searches:?}");
+    assert!(searches.len() < 64, "the batch stopped before its last query: {} queries ran", searches.len());
+    // And the server serves the next call at once.
+    data.count(req(pb::CountRequest { collection: "wide".into() }, &admin)).await.expect("count");
+    server.stop().await;
+}

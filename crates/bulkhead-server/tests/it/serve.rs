@@ -220,3 +220,66 @@ fn serve_admin_client_walkthrough() {
         assert!(!startup.contains(secret) && !rest.contains(secret), "a key reached the server log");
     }
 }
+
+/// Safe by default: a server that would listen beyond loopback refuses to start without TLS, an
+/// explicit master key and an explicit admin token (before it generates or opens anything), unless
+/// the operator says `--allow-insecure-public`, which it then logs as an error.
+#[test]
+fn serving_beyond_loopback_needs_tls_and_explicit_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let refused = start_serve(dir.path(), &["--listen", "0.0.0.0:0", "--metrics-listen", "off"], &[])
+        .err()
+        .expect("refused");
+    for missing in ["TLS (--tls-cert and --tls-key)", "an explicit master key", "an explicit admin token"] {
+        assert!(refused.contains(missing), "{refused}");
+    }
+    assert!(refused.contains("--allow-insecure-public"), "{refused}");
+    assert!(!dir.path().join("bulkhead-data").exists(), "nothing was generated or opened");
+    // An explicit master key and token but no TLS: still refused, naming only what is missing.
+    let key = dir.path().join("master.key");
+    ok(bulkhead(dir.path(), &["generate-master-key", key.to_str().expect("path")], &[]));
+    let token = ("BULKHEAD_ADMIN_TOKEN", "an-admin-token-of-at-least-32-characters!");
+    let explicit = [token, ("BULKHEAD_MASTER_KEY_FILE", key.to_str().expect("path"))];
+    let refused = start_serve(dir.path(), &["--listen", "0.0.0.0:0", "--metrics-listen", "off"], &explicit)
+        .err()
+        .expect("refused without TLS");
+    assert!(refused.contains("without TLS (--tls-cert and --tls-key):"), "{refused}");
+    assert!(
+        !refused.contains("an explicit master key") && !refused.contains("an explicit admin token"),
+        "{refused}"
+    );
+    // Allowed explicitly: it serves, and says loudly what is exposed.
+    let server = start_serve(
+        dir.path(),
+        &["--listen", "0.0.0.0:0", "--metrics-listen", "off", "--allow-insecure-public"],
+        &[],
+    )
+    .expect("serving when allowed");
+    assert!(server.startup.contains("SERVING BEYOND LOOPBACK INSECURELY"), "{}", server.startup);
+    server.stop();
+}
+
+/// The CLI does not send a credential in plaintext to a server that is not on loopback.
+#[test]
+fn the_cli_refuses_to_send_credentials_in_clear_beyond_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (args, env) in [
+        (
+            vec!["admin", "--server", "10.1.2.3:7450", "tenant", "list"],
+            vec![("BULKHEAD_ADMIN_TOKEN", "an-admin-token-of-at-least-32-characters!")],
+        ),
+        (
+            vec!["client", "--server", "http://db.example:7450", "collections"],
+            vec![("BULKHEAD_API_KEY", "bk_00_11")],
+        ),
+    ] {
+        let refused = bulkhead(dir.path(), &args, &env);
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("not a loopback address") && stderr.contains("--insecure-plaintext"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("an-admin-token") && !stderr.contains("bk_00_11"), "{stderr}");
+    }
+}

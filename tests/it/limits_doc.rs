@@ -49,6 +49,7 @@ fn the_limits_table_matches_the_code() {
         ("REQUEST_TIMEOUT_MS", bulkhead_server::limits::REQUEST_TIMEOUT_MS as usize),
         ("MAX_CONCURRENT_WORK", bulkhead_server::limits::MAX_CONCURRENT_WORK),
         ("MAX_KEY_LABEL_BYTES", bulkhead_server::limits::MAX_KEY_LABEL_BYTES),
+        ("MAX_METRICS_CONNECTIONS", bulkhead_server::limits::MAX_METRICS_CONNECTIONS),
     ];
     for (name, value) in constants {
         let row = doc

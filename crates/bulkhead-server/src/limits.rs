@@ -33,6 +33,10 @@ pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// over all connections; more wait for a slot within their deadline.
 pub const MAX_CONCURRENT_WORK: usize = 64;
 
+/// Connections the metrics endpoint serves at once; while they are all busy it accepts no more (a
+/// scraper needs one, and each is closed within five seconds of being accepted).
+pub const MAX_METRICS_CONNECTIONS: usize = 16;
+
 /// Longest API key label, in bytes (enforced by the library too).
 pub const MAX_KEY_LABEL_BYTES: usize = 128;
 

@@ -201,15 +201,11 @@ impl Metrics {
 /// Longest request head the metrics endpoint reads.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
-/// Connections the metrics endpoint serves at once; while they are all busy it accepts no more (a
-/// scraper needs one, and each is closed within five seconds).
-pub const MAX_METRICS_CONNECTIONS: usize = 16;
-
 /// Answers `GET /metrics` over HTTP/1.1 on `listener` until aborted, one request per connection, at
-/// most [`MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is not a request
+/// most [`crate::limits::MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is not a request
 /// line).
 pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, db: Arc<Database>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_METRICS_CONNECTIONS));
+    let slots = Arc::new(tokio::sync::Semaphore::new(crate::limits::MAX_METRICS_CONNECTIONS));
     loop {
         // A slot first, then a connection: a flood of connections waits in the kernel's backlog
         // instead of becoming tasks.

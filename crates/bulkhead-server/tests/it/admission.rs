@@ -810,3 +810,54 @@ fn every_request_element_fits_its_reservation() {
         assert!(cost <= limits::ELEMENT_RESERVATION_BYTES, "{name} is {size} bytes");
     }
 }
+
+/// An answer is bounded before it is built: sixteen readers at once ask for batches whose answers
+/// would be 1.6 GB each (64 queries of 100 hits of 256 KiB texts, 25 GB in all); each is refused
+/// with RESOURCE_EXHAUSTED once its hits reach `MAX_RESPONSE_BYTES`, the server's peak resident
+/// set stays bounded, and another tenant's searches go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_refused_before_they_grow_past_their_limit() {
+    let server = Binary::start(&[]).await;
+    let writer = server.keys.acme_writer.clone();
+    let reader = server.keys.acme_reader.clone();
+    let mut data = client::data_plane(client::connect_with(&server.address, None).await.expect("connect"));
+    let text = "x".repeat(bulkhead_query::limits::MAX_TEXT_BYTES);
+    for part in 0..4 {
+        let points = (0..25)
+            .map(|i| point(&format!("big-{part}-{i}"), [1.0, 0.5, (part * 25 + i) as f32 / 100.0], &text))
+            .collect();
+        data.upsert(req(pb::UpsertRequest { collection: "docs".into(), points }, &writer))
+            .await
+            .expect("upsert");
+    }
+    let before = server.peak_rss_mib();
+    let stop = Arc::new(AtomicBool::new(false));
+    let meanwhile =
+        searches_meanwhile(server.address.clone(), server.keys.globex_reader.clone(), Arc::clone(&stop));
+    let mut calls = Vec::new();
+    for _ in 0..16 {
+        let (address, reader) = (server.address.clone(), reader.clone());
+        calls.push(tokio::spawn(async move {
+            let mut data = client::data_plane(client::connect_with(&address, None).await.expect("connect"));
+            let query = pb::BatchQuery { vector: vec![1.0, 0.5, 0.5], k: 100, ..Default::default() };
+            let batch = pb::SearchBatchRequest { collection: "docs".into(), queries: vec![query; 64] };
+            data.search_batch(req(batch, &reader)).await.map(|r| r.into_inner().results.len())
+        }));
+    }
+    for call in calls {
+        let refused = call.await.expect("call").expect_err("over the answer limit");
+        assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+        assert!(refused.message().contains("split the batch"), "{refused:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let searched = meanwhile.await.expect("searches");
+    let peak = server.peak_rss_mib();
+    eprintln!(
+        "16 batches of 1.6 GB answers refused; peak RSS {before:.1} -> {peak:.1} MiB; {searched} searches meanwhile"
+    );
+    // Each call builds at most MAX_RESPONSE_BYTES (16 MiB) of hits before it is refused, and reads
+    // payloads of 256 KiB one at a time: 16 calls hold well under 512 MiB together.
+    assert!(peak < 512.0, "peak RSS {peak:.1} MiB");
+    assert!(searched > 0, "the other tenant was served meanwhile");
+    server.running.stop();
+}

@@ -105,3 +105,44 @@ async fn metrics_count_what_a_scripted_scenario_did() {
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     server.stop().await;
 }
+
+/// The metrics endpoint serves at most `MAX_METRICS_CONNECTIONS` connections at once, each within
+/// five seconds: connections that send nothing hold their slot only that long, and a scrape behind
+/// them is served once they are closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_connections_are_bounded_and_timed_out() {
+    let server = TestServer::start().await;
+    let mut idle = Vec::new();
+    for _ in 0..bulkhead_server::limits::MAX_METRICS_CONNECTIONS {
+        idle.push(tokio::net::TcpStream::connect(server.metrics_addr).await.expect("connect"));
+    }
+    // Give the endpoint time to take every idle connection; the next one waits in the backlog.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let scrape = tokio::spawn({
+        let addr = server.metrics_addr;
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n").await.expect("write");
+            let mut response = String::new();
+            stream.read_to_string(&mut response).await.expect("read");
+            response
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(!scrape.is_finished(), "a scrape beyond the cap waits");
+    let response = tokio::time::timeout(std::time::Duration::from_secs(30), scrape)
+        .await
+        .expect("served once the idle connections timed out")
+        .expect("task");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3), "it waited for a slot");
+    // The idle connections were closed by the server.
+    for mut stream in idle {
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "an idle connection was closed");
+    }
+    server.stop().await;
+}

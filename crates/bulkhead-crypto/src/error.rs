@@ -2,7 +2,6 @@
 
 /// Everything that can go wrong while loading keys, deriving, wrapping, sealing or opening.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CryptoError {
     /// The master key's environment variable is not set. An operator problem, reported with the
     /// variable's name but never its content.

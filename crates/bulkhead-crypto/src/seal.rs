@@ -24,7 +24,6 @@ pub const HARD_ENCRYPTION_LIMIT: u64 = 1 << 32;
 
 /// What a sealed value is; each purpose has its own key derived from the data key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Purpose {
     /// Embedding vectors.
     Vectors = 1,

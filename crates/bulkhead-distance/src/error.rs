@@ -5,7 +5,6 @@
 /// Each variant is a caller error (bad lengths, bad ids, bad values), never an internal failure:
 /// the kernels themselves cannot fail once their inputs have been checked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum DistanceError {
     /// Two vectors that must have the same dimension do not. It is a caller error because the
     /// distance between vectors of different dimensions is undefined.

@@ -60,7 +60,6 @@ pub use error::DistanceError;
 
 /// An instruction set that a family of kernels is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Isa {
     /// The portable scalar reference, available everywhere.
     Scalar,

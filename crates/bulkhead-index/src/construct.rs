@@ -65,7 +65,6 @@ impl HnswParams {
 /// Which construction builds a segment's graph. Both produce the same kind of frozen segment,
 /// searched by the same loop; they differ in build time, build memory and the edges they choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
 pub enum Builder {
     /// Our own parallel construction (`native.rs`): writes straight into the segment's flat
     /// adjacency, deterministic for a given seed on one thread.
@@ -91,7 +90,6 @@ impl Builder {
 /// How a graph is built: the builder, its threads, its seed, and a flag that cancels it. The
 /// defaults (`new`) are the native builder on rayon's global pool (every core) with a fixed seed.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub struct BuildOptions {
     /// Which construction runs.
     pub builder: Builder,

@@ -7,7 +7,6 @@ use bulkhead_distance::DistanceError;
 /// Messages carry only sizes, parameter values and internal ids, never vector contents or any
 /// other tenant data, so they are safe to log and to map into client-facing statuses.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum IndexError {
     /// A construction parameter is out of its supported range. It is a caller error, checked before
     /// any builder sees the value (hnsw_rs exits the process on some bad parameters).

@@ -212,29 +212,8 @@ impl FrozenSegment {
 
         let mut upper: Vec<UpperLevel> = Vec::with_capacity(max_level);
         for _ in 0..max_level {
-            let count = reader.u32()? as usize;
-            let nodes = reader.u32_array(Some(count))?;
-            let links = reader.u32_array(count.checked_mul(m))?;
-            if count == 0 {
-                return Err(corrupt("empty upper level"));
-            }
-            if nodes.windows(2).any(|pair| pair[0] >= pair[1]) {
-                return Err(corrupt("upper-level nodes not strictly increasing"));
-            }
-            let below = upper.last().map(|layer| layer.nodes.as_slice());
-            for &id in &nodes {
-                let on_level_below = match below {
-                    Some(below) => below.binary_search(&id).is_ok(),
-                    None => (id as usize) < n,
-                };
-                if !on_level_below {
-                    return Err(corrupt("upper-level node missing from the level below"));
-                }
-            }
-            for slots in links.chunks_exact(m) {
-                check_slots(slots, |id| nodes.binary_search(&id).is_ok())?;
-            }
-            upper.push(UpperLevel { nodes, links });
+            let level = read_upper_level(&mut reader, upper.last(), n, m)?;
+            upper.push(level);
         }
         if let Some(top) = upper.last()
             && top.nodes.binary_search(&entry).is_err()
@@ -255,6 +234,39 @@ impl FrozenSegment {
             deleted,
         })
     }
+}
+
+/// Reads one upper level and checks it: nodes strictly increasing and all on the level `below` (or
+/// in `0..n` for level 1), every link to a node of this level.
+fn read_upper_level(
+    reader: &mut Reader<'_>,
+    below: Option<&UpperLevel>,
+    n: usize,
+    m: usize,
+) -> Result<UpperLevel, IndexError> {
+    let corrupt = |reason| IndexError::Corrupt { reason };
+    let count = reader.u32()? as usize;
+    let nodes = reader.u32_array(Some(count))?;
+    let links = reader.u32_array(count.checked_mul(m))?;
+    if count == 0 {
+        return Err(corrupt("empty upper level"));
+    }
+    if nodes.windows(2).any(|pair| pair[0] >= pair[1]) {
+        return Err(corrupt("upper-level nodes not strictly increasing"));
+    }
+    for &id in &nodes {
+        let on_level_below = match below {
+            Some(below) => below.nodes.binary_search(&id).is_ok(),
+            None => (id as usize) < n,
+        };
+        if !on_level_below {
+            return Err(corrupt("upper-level node missing from the level below"));
+        }
+    }
+    for slots in links.chunks_exact(m) {
+        check_slots(slots, |id| nodes.binary_search(&id).is_ok())?;
+    }
+    Ok(UpperLevel { nodes, links })
 }
 
 /// Checks one node's adjacency slots: every id before the first [`NO_NEIGHBOUR`] passes `valid`,

@@ -4,7 +4,6 @@ use bulkhead_storage::StorageError;
 
 /// Everything the embedded API can report.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum QueryError {
     /// A search parameter breaks a documented limit; `reason` says which, never echoing tenant data.
     #[error("invalid {field}: {reason}")]
@@ -24,6 +23,16 @@ pub enum QueryError {
     #[error("{what} too large: {reason}")]
     ResourceExhausted { what: &'static str, reason: String },
 
+    /// The index refused or failed an operation (a build that failed or was cancelled, a corrupt
+    /// segment, a vector its kernels refused). Kept with its type, so that callers can tell a
+    /// cancelled build from a failed one; never carries tenant data.
+    #[error("index: {0}")]
+    Index(#[from] bulkhead_index::IndexError),
+
+    /// The distance kernels refused a vector that had been validated (a bug), without its values.
+    #[error("distance kernel: {0}")]
+    Kernel(#[from] bulkhead_distance::DistanceError),
+
     /// A broken internal invariant (a bug), reported without tenant data.
     #[error("internal error: {0}")]
     Internal(String),
@@ -41,7 +50,8 @@ impl QueryError {
             QueryError::DeadlineExceeded => "deadline-exceeded",
             QueryError::Cancelled => "cancelled",
             QueryError::ResourceExhausted { .. } => "resource-exhausted",
-            QueryError::Internal(_) => "internal",
+            QueryError::Index(bulkhead_index::IndexError::Cancelled) => "cancelled",
+            QueryError::Index(_) | QueryError::Kernel(_) | QueryError::Internal(_) => "internal",
             QueryError::Storage(e) => e.reason_code(),
         }
     }

@@ -22,11 +22,6 @@ pub(crate) struct FlatIndex {
     rows: HashMap<PointRef, u32>,
 }
 
-pub(crate) fn kernel_error(e: bulkhead_distance::DistanceError) -> QueryError {
-    // Vectors are validated before they reach the index, so this is a bug, reported without data.
-    QueryError::Internal(format!("distance kernel rejected a validated vector: {e}"))
-}
-
 /// Approximate heap bytes of one entry of a `HashMap<PointRef, u32>` (key, value, control byte, at
 /// the table's 7/8 load factor).
 pub(crate) const MAP_ENTRY_BYTES: usize = (32 + 4) * 8 / 7 + 1;
@@ -34,7 +29,7 @@ pub(crate) const MAP_ENTRY_BYTES: usize = (32 + 4) * 8 / 7 + 1;
 impl FlatIndex {
     pub(crate) fn empty(dimension: usize) -> Result<FlatIndex> {
         Ok(FlatIndex {
-            arena: VectorArena::new(dimension).map_err(kernel_error)?,
+            arena: VectorArena::new(dimension).map_err(QueryError::Kernel)?,
             refs: Vec::new(),
             slots: Vec::new(),
             live: Vec::new(),
@@ -43,7 +38,7 @@ impl FlatIndex {
     }
 
     pub(crate) fn upsert(&mut self, point_ref: PointRef, slot: u32, vector: &[f32]) -> Result<()> {
-        let row = self.arena.push(vector).map_err(kernel_error)?;
+        let row = self.arena.push(vector).map_err(QueryError::Kernel)?;
         self.refs.push(point_ref);
         self.slots.push(slot);
         self.live.push(true);
@@ -110,17 +105,12 @@ impl FlatIndex {
             scored.for_each(|row| observe(self.refs[row as usize]));
         }
         let mut distances = vec![0.0f32; if scan_all { self.arena.len() } else { rows.len() }];
-        let kernel_metric = match metric {
-            Metric::L2 => Some(bulkhead_distance::Metric::L2),
-            Metric::Cosine => Some(bulkhead_distance::Metric::Cosine),
-            Metric::Dot => None,
-        };
-        match (kernel_metric, scan_all) {
+        match (crate::metric::kernel_metric(metric), scan_all) {
             (Some(m), true) => {
-                kernels.distances_all(m, query, &self.arena, &mut distances).map_err(kernel_error)?
+                kernels.distances_all(m, query, &self.arena, &mut distances).map_err(QueryError::Kernel)?
             }
             (Some(m), false) => {
-                kernels.distances(m, query, &self.arena, &rows, &mut distances).map_err(kernel_error)?
+                kernels.distances(m, query, &self.arena, &rows, &mut distances).map_err(QueryError::Kernel)?
             }
             // The kernels' Dot distance assumes unit vectors (it clamps 1 - a·b at 0); a Dot
             // collection ranks by the raw inner product, largest first.
@@ -129,7 +119,7 @@ impl FlatIndex {
                     let row = if scan_all { i as u32 } else { rows[i] };
                     let vector =
                         self.arena.get(row).ok_or(QueryError::Internal("row out of range".into()))?;
-                    *d = -kernels.dot(query, vector).map_err(kernel_error)?;
+                    *d = -kernels.dot(query, vector).map_err(QueryError::Kernel)?;
                 }
             }
         }
@@ -179,27 +169,5 @@ impl FlatIndex {
     /// Every live point with its vector, in row order.
     pub(crate) fn live_points(&self) -> impl Iterator<Item = (PointRef, &[f32])> + '_ {
         self.arena.iter().enumerate().filter(|(row, _)| self.live[*row]).map(|(row, v)| (self.refs[row], v))
-    }
-}
-
-/// The ranking distance of one row (see [`FlatIndex::top_k`]): what the batch scan computes, for a
-/// single vector.
-pub(crate) fn ranking_distance(metric: Metric, query: &[f32], row: &[f32]) -> Result<f32> {
-    let kernels = Kernels::active();
-    match metric {
-        Metric::L2 => kernels.distance(bulkhead_distance::Metric::L2, query, row),
-        Metric::Cosine => kernels.distance(bulkhead_distance::Metric::Cosine, query, row),
-        Metric::Dot => kernels.dot(query, row).map(|d| -d),
-    }
-    .map_err(kernel_error)
-}
-
-/// The score reported to clients for a ranking distance: similarity for cosine and dot, distance
-/// for L2.
-pub(crate) fn score(metric: Metric, distance: f32) -> f32 {
-    match metric {
-        Metric::Dot => -distance,
-        Metric::L2 => distance.sqrt(),
-        Metric::Cosine => 1.0 - distance,
     }
 }

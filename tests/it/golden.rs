@@ -58,9 +58,9 @@ fn write_format_1_golden() {
     t.create_collection("docs", DIM, Metric::L2).expect("collection");
     t.upsert("docs", &(0..POINTS).map(golden_point).collect::<Vec<_>>()).expect("upsert");
     t.search("docs", &vector(7_000, DIM), 1).expect("load");
-    while !t.graph_status("docs").expect("status").snapshot_saved {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    crate::util::wait_until("the snapshot's save", || {
+        t.graph_status("docs").expect("status").snapshot_saved.then_some(())
+    });
     // A finished key rotation, so that generation 2 seals everything and generation 1 is gone.
     let uid = db.operator().tenant_info(&name).expect("info").uid;
     db.operator().rotate_tenant_key(&name).expect("rotate");

@@ -2,7 +2,7 @@
 //! correct (writes, updates and deletes visible at once, before, during and after a build) and close to
 //! the exact answer.
 
-use crate::util::{TestDir, tenant, vector};
+use crate::util::{TestDir, tenant, vector, wait_until};
 use bulkhead_query::{Database, DocId, Metric, NewPoint, Tenant};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -51,18 +51,10 @@ fn check(t: &Tenant<'_>, model: &BTreeMap<String, Vec<f32>>) -> f64 {
 }
 
 fn wait_for_graph(t: &Tenant<'_>) -> bulkhead_query::GraphStatus {
-    let start = Instant::now();
-    loop {
+    wait_until("the background build", || {
         let status = t.graph_status("docs").expect("status");
-        if status.graph_points > 0 && !status.building && status.delta_points < THRESHOLD {
-            return status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the background build never finished: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        (status.graph_points > 0 && !status.building && status.delta_points < THRESHOLD).then_some(status)
+    })
 }
 
 #[test]
@@ -127,15 +119,7 @@ fn graph_search_stays_correct_through_writes_and_builds() {
 
 /// Waits until the collection's segment is built and saved as a snapshot.
 fn wait_for_snapshot(t: &Tenant<'_>) -> bulkhead_query::GraphStatus {
-    let start = Instant::now();
-    loop {
-        let status = wait_for_graph(t);
-        if status.snapshot_saved {
-            return status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "the snapshot was never saved: {status:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the snapshot's save", || Some(wait_for_graph(t)).filter(|status| status.snapshot_saved))
 }
 
 /// A database with one L2 collection of `N` points, its graph built and saved. Returns the model.
@@ -296,15 +280,10 @@ fn least_recently_used_collections_are_evicted_over_the_memory_budget() {
 
 /// Waits until no background job runs and everything is saved (or there is no segment).
 fn wait_idle(t: &Tenant<'_>) -> bulkhead_query::GraphStatus {
-    let start = Instant::now();
-    loop {
+    wait_until("the jobs to settle", || {
         let status = t.graph_status("docs").expect("status");
-        if !status.building && (status.segments == 0 || status.snapshot_saved) {
-            return status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "the jobs never settled: {status:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        (!status.building && (status.segments == 0 || status.snapshot_saved)).then_some(status)
+    })
 }
 
 /// Upserts the points `range` (vector seed = index) and records them in the model.
@@ -498,11 +477,10 @@ fn a_collection_with_a_job_running_is_evicted_and_its_job_cancelled() {
     db.set_index_memory_budget(0);
     t.search("small", &vector(1, DIM), 1).expect("search");
     assert!(!t.graph_status("big").expect("status").loaded, "evicted although building");
-    let start = Instant::now();
-    while db.index_jobs().cancelled == 0 || db.index_jobs().running > 0 {
-        assert!(start.elapsed() < Duration::from_secs(120), "the job was never cancelled");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the job's cancellation", || {
+        let counts = db.index_jobs();
+        (counts.cancelled > 0 && counts.running == 0).then_some(())
+    });
     let counts = db.index_jobs();
     assert_eq!((counts.finished, counts.cancelled, counts.running), (0, 1, 0), "{counts:?}");
     // Everything is still there: the collection loads again from its records and answers.

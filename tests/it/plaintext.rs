@@ -64,11 +64,9 @@ fn no_plaintext_anywhere_in_the_data_directory() {
             markers.push(format!("zqlatetext{t}").into_bytes());
             tenant.upsert(&collection, &[late]).expect("upsert");
             assert_eq!(tenant.search(&collection, &marker_vector(t * 1000), 3).expect("search").len(), 3);
-            let started = std::time::Instant::now();
-            while !tenant.graph_status(&collection).expect("status").snapshot_saved {
-                assert!(started.elapsed().as_secs() < 120, "the graph snapshot was never saved");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
+            crate::util::wait_until("the graph snapshot's save", || {
+                tenant.graph_status(&collection).expect("status").snapshot_saved.then_some(())
+            });
         }
         db.operator().flush().expect("flush");
         // Writes after the flush live only in the WAL.

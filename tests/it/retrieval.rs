@@ -282,11 +282,9 @@ fn no_candidate_outside_the_allowed_set_is_ranked() {
         .collect();
     // Wait for the graph so that both the exact path and the filtered walk are exercised.
     t.search("docs", &vector(0, DIM), 1).expect("load");
-    let started = std::time::Instant::now();
-    while t.graph_status("docs").expect("status").graph_points == 0 {
-        assert!(started.elapsed().as_secs() < 120, "the graph was never built");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    crate::util::wait_until("the graph's build", || {
+        (t.graph_status("docs").expect("status").graph_points > 0).then_some(())
+    });
     for group in ["g1", "g10", "g50"] {
         let principal = Principal::new("nobody", [group]).expect("principal");
         let filter =

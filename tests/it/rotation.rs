@@ -72,11 +72,9 @@ fn a_rotation_reseals_everything_resumes_after_a_restart_and_destroys_the_old_ke
         }
         // An index snapshot too, so that its chunks are rotated with the records.
         t.search("docs", &vector(1, DIM), 1).expect("load");
-        let started = std::time::Instant::now();
-        while !t.graph_status("docs").expect("status").snapshot_saved {
-            assert!(started.elapsed().as_secs() < 120, "no snapshot");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        crate::util::wait_until("the snapshot's save", || {
+            t.graph_status("docs").expect("status").snapshot_saved.then_some(())
+        });
         assert_eq!(t.key_generation(), 1);
         let op = db.operator();
         let progress = op.rotate_tenant_key(&TenantName::new("acme").expect("n")).expect("rotate");

@@ -92,3 +92,16 @@ pub fn ack(line: &str) -> Option<u64> {
     let (_, n) = line.rsplit_once("ack ")?;
     n.trim().parse().ok()
 }
+
+/// Polls `done` every 10 ms until it returns `Some`, for at most two minutes (background work on a
+/// loaded machine); panics naming `what` otherwise. The one poll loop of these tests.
+pub fn wait_until<T>(what: &str, mut done: impl FnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = done() {
+            return value;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "timed out waiting: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -186,7 +186,7 @@ impl Database {
 
     /// Approximate bytes of search state loaded now, over every tenant.
     pub fn index_memory(&self) -> usize {
-        self.indexes.read().values().map(|slot| slot.memory.load(Ordering::Relaxed)).sum()
+        self.indexes.read().values().map(|entry| entry.memory.load(Ordering::Relaxed)).sum()
     }
 
     /// Evicts least recently used collections other than `keep` until the loaded state fits the
@@ -198,21 +198,21 @@ impl Database {
             return;
         }
         let mut candidates: Vec<Entry> =
-            self.indexes.read().values().filter(|slot| !Arc::ptr_eq(slot, keep)).cloned().collect();
-        candidates.sort_by_key(|slot| slot.last_used.load(Ordering::Relaxed));
-        for slot in candidates {
+            self.indexes.read().values().filter(|entry| !Arc::ptr_eq(entry, keep)).cloned().collect();
+        candidates.sort_by_key(|entry| entry.last_used.load(Ordering::Relaxed));
+        for entry in candidates {
             if total <= budget {
                 break;
             }
-            let Some(mut state) = slot.state.try_write() else { continue };
+            let Some(mut state) = entry.state.try_write() else { continue };
             if state.is_none() {
                 continue;
             }
             // A collection with a job running is evicted like any other: dropping its state
             // cancels the job (its build stops at the next chunk) and frees what it held.
-            total = total.saturating_sub(slot.memory.load(Ordering::Relaxed));
+            total = total.saturating_sub(entry.memory.load(Ordering::Relaxed));
             *state = None;
-            slot.measure(&state);
+            entry.measure(&state);
             tracing::debug!("evicted a collection's search state to stay within the memory budget");
         }
     }
@@ -243,13 +243,13 @@ impl Database {
 
     /// The search state of one collection, created empty (unloaded) on first use. Keyed by the
     /// collection's number, which a recreated collection of the same name does not share.
-    pub(crate) fn index_slot(&self, tenant: TenantUid, collection: &CollectionInfo) -> Entry {
+    pub(crate) fn entry_of(&self, tenant: TenantUid, collection: &CollectionInfo) -> Entry {
         let key = (tenant, collection.number());
         // The read guard must be gone before the write lock is taken.
         let existing = self.indexes.read().get(&key).cloned();
-        let slot = existing.unwrap_or_else(|| Arc::clone(self.indexes.write().entry(key).or_default()));
-        slot.last_used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
-        slot
+        let entry = existing.unwrap_or_else(|| Arc::clone(self.indexes.write().entry(key).or_default()));
+        entry.last_used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        entry
     }
 
     pub(crate) fn forget_index(&self, tenant: TenantUid, collection: &CollectionInfo) {

@@ -15,14 +15,14 @@ use std::sync::atomic::Ordering;
 pub(crate) fn spawn_job(
     jobs: &jobs::Jobs,
     tenant: TenantUid,
-    slot: Entry,
+    entry: Entry,
     sink: Arc<IndexSnapshotSink>,
     threshold: usize,
     job: collection::BuildJob,
 ) {
     let cancel = Arc::clone(&job.cancel);
     let pool = jobs.clone();
-    jobs.submit(tenant, cancel, move || run_job(&pool, tenant, &slot, &sink, threshold, job));
+    jobs.submit(tenant, cancel, move || run_job(&pool, tenant, &entry, &sink, threshold, job));
 }
 
 /// A job on a pool worker: builds, installs the result if the job is still wanted, queues the jobs
@@ -33,7 +33,7 @@ pub(crate) fn spawn_job(
 fn run_job(
     jobs: &jobs::Jobs,
     tenant: TenantUid,
-    slot: &Entry,
+    entry: &Entry,
     sink: &Arc<IndexSnapshotSink>,
     threshold: usize,
     job: collection::BuildJob,
@@ -44,7 +44,7 @@ fn run_job(
     }
     let cancel = Arc::clone(&job.cancel);
     let (id, built) = collection::build(job);
-    let mut guard = slot.state.write();
+    let mut guard = entry.state.write();
     let Some(state) = guard.as_mut() else {
         jobs.note_cancelled();
         return;
@@ -80,17 +80,17 @@ fn run_job(
     match state.take_jobs(threshold) {
         Ok(next) => {
             for job in next {
-                spawn_job(jobs, tenant, Arc::clone(slot), Arc::clone(sink), threshold, job);
+                spawn_job(jobs, tenant, Arc::clone(entry), Arc::clone(sink), threshold, job);
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not take the collection's points for an index job"),
     }
-    slot.measure(&guard);
+    entry.measure(&guard);
     drop(guard);
-    let _turn = slot.snapshots.lock();
+    let _turn = entry.snapshots.lock();
     if let Some(saved) = collection::save_segment(sink, &snapshot) {
         drop(snapshot);
-        let listed = slot.state.write().as_mut().and_then(|state| state.mark_saved(generation, saved));
+        let listed = entry.state.write().as_mut().and_then(|state| state.mark_saved(generation, saved));
         if let Some(listed) = listed {
             collection::list_segments(sink, &listed);
         }
@@ -98,15 +98,15 @@ fn run_job(
 }
 
 impl Database {
-    /// Queues the background jobs (flush, merge, purge) the collection in `slot` needs now on the
-    /// database's job pool (`jobs.rs`). Called with the slot's write lock held by the caller
+    /// Queues the background jobs (flush, merge, purge) the collection in `entry` needs now on the
+    /// database's job pool (`jobs.rs`). Called with the entry's write lock held by the caller
     /// (`state`). Each job installs its segment, queues whatever jobs are due next, then saves the
     /// segment's snapshot outside the lock.
     pub(crate) fn maybe_build(
         &self,
         handle: &TenantHandle<'_>,
         collection: &CollectionInfo,
-        slot: &Entry,
+        entry: &Entry,
         state: &mut CollectionState,
     ) -> Result<()> {
         let threshold = self.graph_threshold.load(Ordering::Relaxed);
@@ -119,7 +119,7 @@ impl Database {
             spawn_job(
                 self.jobs.jobs(),
                 handle.tenant_uid(),
-                Arc::clone(slot),
+                Arc::clone(entry),
                 Arc::clone(&sink),
                 threshold,
                 job,

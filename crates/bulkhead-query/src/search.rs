@@ -214,7 +214,7 @@ impl Tenant<'_> {
         let info = self.collection_info(collection)?;
         validate_vector(vector, info.dimension, info.metric)?;
         budget.check()?;
-        let entry = self.loaded_slot(&info)?;
+        let entry = self.loaded_entry(&info)?;
         self.flush_if_idle(&info, &entry);
         budget.check()?;
         // The read guard is held until every hit's payload is read, so no write to this collection

@@ -128,12 +128,12 @@ impl<'d> Tenant<'d> {
 
     fn drop_collection_inner(&self, name: &str) -> Result<()> {
         let info = self.collection_info(name)?;
-        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        let mut index = slot.state.write();
+        let entry = self.db.entry_of(self.handle.tenant_uid(), &info);
+        let mut index = entry.state.write();
         self.handle.drop_collection(&info)?;
-        slot.epoch.fetch_add(1, Ordering::Relaxed);
+        entry.epoch.fetch_add(1, Ordering::Relaxed);
         *index = None;
-        slot.measure(&index);
+        entry.measure(&index);
         drop(index);
         self.db.forget_index(self.handle.tenant_uid(), &info);
         Ok(())
@@ -157,12 +157,12 @@ impl<'d> Tenant<'d> {
             .into());
         }
         let info = self.collection_info(collection)?;
-        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
+        let entry = self.db.entry_of(self.handle.tenant_uid(), &info);
         // Holding the collection's index lock across the write keeps the in-memory state in the same
         // order as the durable one.
-        let mut index = slot.state.write();
+        let mut index = entry.state.write();
         let written = self.handle.upsert(&info, points)?;
-        slot.epoch.fetch_add(1, Ordering::Relaxed);
+        entry.epoch.fetch_add(1, Ordering::Relaxed);
         if let Some(loaded) = index.as_mut() {
             let applied = written
                 .iter()
@@ -170,16 +170,16 @@ impl<'d> Tenant<'d> {
                 .try_for_each(|((point_ref, _), point)| {
                     loaded.upsert(*point_ref, &point.vector, &point.acl, &point.metadata)
                 })
-                .and_then(|()| self.db.maybe_build(&self.handle, &info, &slot, loaded));
+                .and_then(|()| self.db.maybe_build(&self.handle, &info, &entry, loaded));
             if let Err(e) = applied {
                 // The write is durable; drop the in-memory state so the next search reloads it
                 // from storage rather than serving a copy that missed this write.
                 *index = None;
-                slot.measure(&index);
+                entry.measure(&index);
                 return Err(e);
             }
         }
-        slot.measure(&index);
+        entry.measure(&index);
         drop(index);
         self.db.maybe_auto_rotate(&self.handle);
         Ok(written.into_iter().map(|(_, version)| version).collect())
@@ -196,23 +196,23 @@ impl<'d> Tenant<'d> {
 
     fn delete_inner(&self, collection: &str, ids: &[DocId]) -> Result<usize> {
         let info = self.collection_info(collection)?;
-        let slot = self.db.index_slot(self.handle.tenant_uid(), &info);
-        let mut index = slot.state.write();
+        let entry = self.db.entry_of(self.handle.tenant_uid(), &info);
+        let mut index = entry.state.write();
         let removed = self.handle.delete(&info, ids)?;
-        slot.epoch.fetch_add(1, Ordering::Relaxed);
+        entry.epoch.fetch_add(1, Ordering::Relaxed);
         if let Some(loaded) = index.as_mut() {
             // Enough deletes call for a purge of a segment's tombstones.
             let applied = removed
                 .iter()
                 .try_for_each(|point_ref| loaded.remove(point_ref))
-                .and_then(|()| self.db.maybe_build(&self.handle, &info, &slot, loaded));
+                .and_then(|()| self.db.maybe_build(&self.handle, &info, &entry, loaded));
             if let Err(e) = applied {
                 *index = None;
-                slot.measure(&index);
+                entry.measure(&index);
                 return Err(e);
             }
         }
-        slot.measure(&index);
+        entry.measure(&index);
         Ok(removed.len())
     }
 
@@ -287,12 +287,12 @@ impl<'d> Tenant<'d> {
 
     fn graph_status_inner(&self, collection: &str) -> Result<GraphStatus> {
         let info = self.collection_info(collection)?;
-        // Looking does not count as use: the slot is not created or moved up the eviction order.
-        let slot = self.db.indexes.read().get(&(self.handle.tenant_uid(), info.number())).cloned();
-        if let Some(slot) = &slot {
-            self.flush_if_idle(&info, slot);
+        // Looking does not count as use: the entry is not created or moved up the eviction order.
+        let entry = self.db.indexes.read().get(&(self.handle.tenant_uid(), info.number())).cloned();
+        if let Some(entry) = &entry {
+            self.flush_if_idle(&info, entry);
         }
-        let guard = slot.as_ref().map(|slot| slot.state.read());
+        let guard = entry.as_ref().map(|entry| entry.state.read());
         Ok(match guard.as_ref().and_then(|g| g.as_ref()) {
             Some(state) => state.status(),
             None => GraphStatus {
@@ -349,8 +349,8 @@ impl<'d> Tenant<'d> {
         let principal = self.effective_principal(principal)?;
         let info = self.collection_info(collection)?;
         let Some(principal) = principal else { return Ok(self.handle.count(&info)?) };
-        let slot = self.loaded_slot(&info)?;
-        let guard = slot.state.read();
+        let entry = self.loaded_entry(&info)?;
+        let guard = entry.state.read();
         let index = guard.as_ref().ok_or(StorageError::NotFound { what: "collection" })?;
         Ok(index.attrs().visible(&principal).len())
     }
@@ -359,34 +359,34 @@ impl<'d> Tenant<'d> {
     /// [`collection::IDLE_FLUSH_AFTER`] (see [`CollectionState::take_jobs`]): searches and status
     /// reads check, so a collection that stops receiving writes ends up fully indexed. Never waits
     /// for the collection's lock; a failure is logged (the search goes on).
-    pub(crate) fn flush_if_idle(&self, info: &CollectionInfo, slot: &Entry) {
+    pub(crate) fn flush_if_idle(&self, info: &CollectionInfo, entry: &Entry) {
         let threshold = self.db.graph_threshold.load(Ordering::Relaxed);
-        if !slot.state.read().as_ref().is_some_and(|state| state.idle_flush_due(threshold)) {
+        if !entry.state.read().as_ref().is_some_and(|state| state.idle_flush_due(threshold)) {
             return;
         }
-        let Some(mut guard) = slot.state.try_write() else { return };
+        let Some(mut guard) = entry.state.try_write() else { return };
         if let Some(state) = guard.as_mut()
-            && let Err(e) = self.db.maybe_build(&self.handle, info, slot, state)
+            && let Err(e) = self.db.maybe_build(&self.handle, info, entry, state)
         {
             tracing::warn!(error = %e, "could not start the flush of an idle collection");
         }
     }
 
-    /// The collection's slot with its state loaded (loading it, and evicting others over the
+    /// The collection's entry with its state loaded (loading it, and evicting others over the
     /// budget, if needed).
-    pub(crate) fn loaded_slot(&self, info: &CollectionInfo) -> Result<Entry> {
-        let slot = self.db.index_slot(self.handle.tenant_uid(), info);
-        if slot.state.read().is_none() {
-            let mut loading = slot.state.write();
+    pub(crate) fn loaded_entry(&self, info: &CollectionInfo) -> Result<Entry> {
+        let entry = self.db.entry_of(self.handle.tenant_uid(), info);
+        if entry.state.read().is_none() {
+            let mut loading = entry.state.write();
             if loading.is_none() {
                 let mut state = CollectionState::load(&self.handle, info)?;
-                self.db.maybe_build(&self.handle, info, &slot, &mut state)?;
+                self.db.maybe_build(&self.handle, info, &entry, &mut state)?;
                 *loading = Some(state);
-                slot.measure(&loading);
+                entry.measure(&loading);
                 drop(loading);
-                self.db.enforce_budget(&slot);
+                self.db.enforce_budget(&entry);
             }
         }
-        Ok(slot)
+        Ok(entry)
     }
 }

@@ -273,23 +273,68 @@ impl Kernels {
     pub fn distance_to_row(
         &self,
         metric: Metric,
-        query: &[f32],
-        query_squared_norm: f32,
+        query: &Query<'_>,
         arena: &VectorArena,
         id: u32,
     ) -> Result<f32, DistanceError> {
         let row = arena.get(id).ok_or(DistanceError::IdOutOfRange { id, len: arena.len() })?;
-        if query.len() != row.len() {
-            return Err(DistanceError::DimensionMismatch { left: query.len(), right: row.len() });
+        let values = query.values;
+        if values.len() != row.len() {
+            return Err(DistanceError::DimensionMismatch { left: values.len(), right: row.len() });
         }
         Ok(match metric {
             Metric::Cosine => {
                 let norm = arena.squared_norms()[id as usize];
-                cosine_from_parts(self.dot_unchecked(query, row), query_squared_norm, norm)
+                cosine_from_parts(self.dot_unchecked(values, row), query.squared_norm, norm)
             }
-            Metric::Dot => dot_distance(self.dot_unchecked(query, row)),
-            Metric::L2 => self.l2_squared_unchecked(query, row),
+            Metric::Dot => dot_distance(self.dot_unchecked(values, row)),
+            Metric::L2 => self.l2_squared_unchecked(values, row),
         })
+    }
+
+    /// As [`distances`](Self::distances), for a [`Query`] checked once: only its dimension is
+    /// compared with the arena's.
+    ///
+    /// # Errors
+    ///
+    /// As [`distances`](Self::distances), less the non-finite query.
+    pub fn query_distances(
+        &self,
+        metric: Metric,
+        query: &Query<'_>,
+        arena: &VectorArena,
+        ids: &[u32],
+        out: &mut [f32],
+    ) -> Result<(), DistanceError> {
+        check_dimension(query, arena)?;
+        if out.len() != ids.len() {
+            return Err(DistanceError::OutputLengthMismatch { expected: ids.len(), actual: out.len() });
+        }
+        if let Some(&id) = ids.iter().find(|&&id| usize::try_from(id).map_or(true, |i| i >= arena.len())) {
+            return Err(DistanceError::IdOutOfRange { id, len: arena.len() });
+        }
+        self.fill(metric, query, arena, Some(ids), out);
+        Ok(())
+    }
+
+    /// As [`distances_all`](Self::distances_all), for a [`Query`] checked once.
+    ///
+    /// # Errors
+    ///
+    /// As [`distances_all`](Self::distances_all), less the non-finite query.
+    pub fn query_distances_all(
+        &self,
+        metric: Metric,
+        query: &Query<'_>,
+        arena: &VectorArena,
+        out: &mut [f32],
+    ) -> Result<(), DistanceError> {
+        check_dimension(query, arena)?;
+        if out.len() != arena.len() {
+            return Err(DistanceError::OutputLengthMismatch { expected: arena.len(), actual: out.len() });
+        }
+        self.fill(metric, query, arena, None, out);
+        Ok(())
     }
 
     /// Writes the `metric` distance from `query` to each row `ids[i]` of `arena` into `out[i]`.
@@ -311,15 +356,7 @@ impl Kernels {
         ids: &[u32],
         out: &mut [f32],
     ) -> Result<(), DistanceError> {
-        check_query(query, arena)?;
-        if out.len() != ids.len() {
-            return Err(DistanceError::OutputLengthMismatch { expected: ids.len(), actual: out.len() });
-        }
-        if let Some(&id) = ids.iter().find(|&&id| usize::try_from(id).map_or(true, |i| i >= arena.len())) {
-            return Err(DistanceError::IdOutOfRange { id, len: arena.len() });
-        }
-        self.fill(metric, query, arena, Some(ids), out);
-        Ok(())
+        self.query_distances(metric, &self.query(query)?, arena, ids, out)
     }
 
     /// Writes the `metric` distance from `query` to every row of `arena` into `out`, in row order.
@@ -334,21 +371,39 @@ impl Kernels {
         arena: &VectorArena,
         out: &mut [f32],
     ) -> Result<(), DistanceError> {
-        check_query(query, arena)?;
-        if out.len() != arena.len() {
-            return Err(DistanceError::OutputLengthMismatch { expected: arena.len(), actual: out.len() });
+        self.query_distances_all(metric, &self.query(query)?, arena, out)
+    }
+
+    /// `values` checked as a query ([`Query::new`]), with its squared norm from these kernels.
+    ///
+    /// # Errors
+    ///
+    /// As [`Query::new`].
+    pub fn query<'a>(&self, values: &'a [f32]) -> Result<Query<'a>, DistanceError> {
+        if let Some(index) = values.iter().position(|x| !x.is_finite()) {
+            return Err(DistanceError::NonFinite { index });
         }
-        self.fill(metric, query, arena, None, out);
-        Ok(())
+        let squared_norm = self.dot_unchecked(values, values);
+        if !squared_norm.is_finite() {
+            return Err(DistanceError::NormOverflow);
+        }
+        Ok(Query { values, squared_norm })
     }
 
     /// Computes one distance per row: the rows `ids` (all below `arena.len()`), or every row if `None`.
     #[inline]
-    fn fill(&self, metric: Metric, query: &[f32], arena: &VectorArena, ids: Option<&[u32]>, out: &mut [f32]) {
+    fn fill(
+        &self,
+        metric: Metric,
+        query: &Query<'_>,
+        arena: &VectorArena,
+        ids: Option<&[u32]>,
+        out: &mut [f32],
+    ) {
+        let (query, query_norm) = (query.values, query.squared_norm);
         // One `match` per batch rather than per row: each arm instantiates `scan` with its own closure.
         match metric {
             Metric::Cosine => {
-                let query_norm = self.dot_unchecked(query, query);
                 let norms = arena.squared_norms();
                 scan(arena, ids, out, |row, index| {
                     cosine_from_parts(self.dot_unchecked(query, row), query_norm, norms[index])
@@ -453,14 +508,48 @@ fn check_lengths(a: &[f32], b: &[f32]) -> Result<(), DistanceError> {
     }
 }
 
-/// Rejects a batch query of the wrong dimension or with a non-finite element.
-fn check_query(query: &[f32], arena: &VectorArena) -> Result<(), DistanceError> {
-    if query.len() != arena.dim() {
-        return Err(DistanceError::DimensionMismatch { left: query.len(), right: arena.dim() });
+/// Rejects a query of another dimension than the arena's.
+fn check_dimension(query: &Query<'_>, arena: &VectorArena) -> Result<(), DistanceError> {
+    if query.values.len() != arena.dim() {
+        return Err(DistanceError::DimensionMismatch { left: query.values.len(), right: arena.dim() });
     }
-    match query.iter().position(|x| !x.is_finite()) {
-        Some(index) => Err(DistanceError::NonFinite { index }),
-        None => Ok(()),
+    Ok(())
+}
+
+/// A query vector checked once: every element finite, its squared norm `q·q` computed and finite.
+/// The batch and per-row calls that take one ([`Kernels::query_distances`],
+/// [`Kernels::query_distances_all`], [`Kernels::distance_to_row`]) compare only its dimension, so a
+/// search that scores many rows, over several segments, checks its query once.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    values: &'a [f32],
+    squared_norm: f32,
+}
+
+impl<'a> Query<'a> {
+    /// Checks `values` as a query with the active kernels (see [`Kernels::query`]).
+    ///
+    /// # Errors
+    ///
+    /// [`DistanceError::NonFinite`] for a NaN or infinite element; [`DistanceError::NormOverflow`]
+    /// if `q·q` overflows.
+    pub fn new(values: &'a [f32]) -> Result<Query<'a>, DistanceError> {
+        Kernels::active().query(values)
+    }
+
+    /// The query's values.
+    pub fn values(&self) -> &'a [f32] {
+        self.values
+    }
+
+    /// Its dimension.
+    pub fn dim(&self) -> usize {
+        self.values.len()
+    }
+
+    /// `q·q`, computed once.
+    pub fn squared_norm(&self) -> f32 {
+        self.squared_norm
     }
 }
 

@@ -5,7 +5,7 @@
 //! the row, and the arena is rebuilt without retired rows once they make up half of it.
 
 use crate::{QueryError, Result};
-use bulkhead_distance::{Kernels, VectorArena};
+use bulkhead_distance::{Kernels, Query, VectorArena};
 use bulkhead_storage::{Metric, PointRef};
 use roaring::RoaringBitmap;
 use std::collections::HashMap;
@@ -82,7 +82,7 @@ impl FlatIndex {
     pub(crate) fn top_k<'o>(
         &self,
         metric: Metric,
-        query: &[f32],
+        query: &Query<'_>,
         k: usize,
         allowed: Option<&RoaringBitmap>,
         observe: Option<&mut (dyn FnMut(PointRef) + 'o)>,
@@ -106,12 +106,12 @@ impl FlatIndex {
         }
         let mut distances = vec![0.0f32; if scan_all { self.arena.len() } else { rows.len() }];
         match (crate::metric::kernel_metric(metric), scan_all) {
-            (Some(m), true) => {
-                kernels.distances_all(m, query, &self.arena, &mut distances).map_err(QueryError::Kernel)?
-            }
-            (Some(m), false) => {
-                kernels.distances(m, query, &self.arena, &rows, &mut distances).map_err(QueryError::Kernel)?
-            }
+            (Some(m), true) => kernels
+                .query_distances_all(m, query, &self.arena, &mut distances)
+                .map_err(QueryError::Kernel)?,
+            (Some(m), false) => kernels
+                .query_distances(m, query, &self.arena, &rows, &mut distances)
+                .map_err(QueryError::Kernel)?,
             // The kernels' Dot distance assumes unit vectors (it clamps 1 - a·b at 0); a Dot
             // collection ranks by the raw inner product, largest first.
             (None, _) => {
@@ -119,7 +119,7 @@ impl FlatIndex {
                     let row = if scan_all { i as u32 } else { rows[i] };
                     let vector =
                         self.arena.get(row).ok_or(QueryError::Internal("row out of range".into()))?;
-                    *d = -kernels.dot(query, vector).map_err(QueryError::Kernel)?;
+                    *d = -kernels.dot(query.values(), vector).map_err(QueryError::Kernel)?;
                 }
             }
         }

@@ -9,8 +9,9 @@ use crate::collection::IndexSource;
 use crate::filter::{Filter, Principal};
 use crate::tenant::{Audit, Tenant};
 use crate::{QueryError, Result, limits};
+use bulkhead_distance::{DistanceError, Query};
 use bulkhead_storage::{
-    CollectionInfo, DocId, MetaValue, Operation, PointRef, StorageError, TenantPolicy, validate_vector,
+    CollectionInfo, DocId, MetaValue, Metric, Operation, PointRef, StorageError, TenantPolicy,
 };
 use std::collections::BTreeMap;
 use std::fmt;
@@ -212,7 +213,7 @@ impl Tenant<'_> {
         let principal = self.effective_principal(request.principal)?;
         let principal = principal.as_ref();
         let info = self.collection_info(collection)?;
-        validate_vector(vector, info.dimension, info.metric)?;
+        let query = checked_query(vector, &info)?;
         budget.check()?;
         let entry = self.loaded_entry(&info)?;
         self.flush_if_idle(&info, &entry);
@@ -239,7 +240,7 @@ impl Tenant<'_> {
             (None, Some(f)) => Some(attrs.matching(f)),
             (Some(p), Some(f)) => Some(attrs.visible(p) & attrs.matching(f)),
         };
-        let ranked = index.top_k(vector, request.k, request.ef, allowed.as_ref(), observe, budget)?;
+        let ranked = index.top_k(&query, request.k, request.ef, allowed.as_ref(), observe, budget)?;
         let mut hits = Vec::with_capacity(ranked.len());
         for (point_ref, score) in ranked {
             budget.check()?;
@@ -302,6 +303,33 @@ impl Tenant<'_> {
         key.extend(vector.iter().flat_map(|x| x.to_bits().to_le_bytes()));
         key
     }
+}
+
+/// The query vector checked once, at the edge, for everything downstream (the delta's scan and every
+/// segment's walk compare only its dimension): the collection's dimension, finite components, a
+/// squared norm below a quarter of `f32::MAX` (so that no distance to an accepted vector overflows),
+/// and a direction for cosine. The same rules and messages as the storage crate's
+/// `validate_vector`, in one pass for the norm.
+fn checked_query<'a>(vector: &'a [f32], info: &CollectionInfo) -> Result<Query<'a>> {
+    let invalid = |reason: String| QueryError::InvalidArgument { field: "vector", reason };
+    if vector.len() != info.dimension {
+        return Err(invalid(format!(
+            "has dimension {}, the collection expects {}",
+            vector.len(),
+            info.dimension
+        )));
+    }
+    let query = Query::new(vector).map_err(|e| match e {
+        DistanceError::NonFinite { index } => invalid(format!("component {index} is NaN or infinite")),
+        _ => invalid("has a norm too large for f32 arithmetic".into()),
+    })?;
+    if query.squared_norm() > f32::MAX / 4.0 {
+        return Err(invalid("has a norm too large for f32 arithmetic".into()));
+    }
+    if info.metric == Metric::Cosine && vector.iter().all(|&x| x == 0.0) {
+        return Err(invalid("is all zeros, which has no cosine direction".into()));
+    }
+    Ok(query)
 }
 
 /// Checks `k`, `ef` and the filter against the global limits and the tenant's policy, which may

@@ -33,7 +33,7 @@ use walk::{Admit, Allowed, Everything, NotDeleted};
 
 use std::collections::BinaryHeap;
 
-use bulkhead_distance::Kernels;
+use bulkhead_distance::{DistanceError, Kernels, Query};
 
 use crate::{Filter, FrozenSegment, IndexError, InternalId};
 
@@ -83,9 +83,23 @@ impl FrozenSegment {
         params: &SearchParams,
         scratch: &'s mut SearchScratch,
     ) -> Result<&'s [Hit], IndexError> {
-        self.check_query(query)?;
+        self.search_query(&self.query(query)?, params, scratch)
+    }
+
+    /// As [`search`](Self::search), for a query checked once ([`Query`]): only its dimension is
+    /// compared with the segment's, so a caller searching several segments checks it once.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::DimensionMismatch`] for a query of another dimension.
+    pub fn search_query<'s>(
+        &self,
+        query: &Query<'_>,
+        params: &SearchParams,
+        scratch: &'s mut SearchScratch,
+    ) -> Result<&'s [Hit], IndexError> {
+        self.check_dimension(query)?;
         scratch.distance_count = 0;
-        scratch.query_norm = Kernels::active().dot(query, query)?;
         scratch.hits.clear();
         if let Some(log) = &mut scratch.scored {
             log.clear();
@@ -134,9 +148,23 @@ impl FrozenSegment {
         filter: &F,
         scratch: &'s mut SearchScratch,
     ) -> Result<&'s [Hit], IndexError> {
-        self.check_query(query)?;
+        self.search_filtered_query(&self.query(query)?, params, filter, scratch)
+    }
+
+    /// As [`search_filtered`](Self::search_filtered), for a query checked once ([`Query`]).
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::DimensionMismatch`] for a query of another dimension.
+    pub fn search_filtered_query<'s, F: Filter + ?Sized>(
+        &self,
+        query: &Query<'_>,
+        params: &SearchParams,
+        filter: &F,
+        scratch: &'s mut SearchScratch,
+    ) -> Result<&'s [Hit], IndexError> {
+        self.check_dimension(query)?;
         scratch.distance_count = 0;
-        scratch.query_norm = Kernels::active().dot(query, query)?;
         scratch.hits.clear();
         if let Some(log) = &mut scratch.scored {
             log.clear();
@@ -177,22 +205,35 @@ impl FrozenSegment {
         Ok(&scratch.hits)
     }
 
-    /// Rejects a query of the wrong dimension or with a non-finite element.
-    fn check_query(&self, query: &[f32]) -> Result<(), IndexError> {
-        if query.len() != self.dim() {
-            return Err(IndexError::DimensionMismatch { expected: self.dim(), actual: query.len() });
+    /// `values` checked as a query of this segment: its dimension, finite elements, a finite norm.
+    ///
+    /// # Errors
+    ///
+    /// [`IndexError::DimensionMismatch`], [`IndexError::NonFiniteQuery`], or
+    /// [`IndexError::Vector`] for a norm that overflows.
+    pub fn query<'a>(&self, values: &'a [f32]) -> Result<Query<'a>, IndexError> {
+        if values.len() != self.dim() {
+            return Err(IndexError::DimensionMismatch { expected: self.dim(), actual: values.len() });
         }
-        match query.iter().position(|x| !x.is_finite()) {
-            Some(index) => Err(IndexError::NonFiniteQuery { index }),
-            None => Ok(()),
+        Query::new(values).map_err(|e| match e {
+            DistanceError::NonFinite { index } => IndexError::NonFiniteQuery { index },
+            other => IndexError::Vector(other),
+        })
+    }
+
+    /// Rejects a checked query of another dimension than the segment's.
+    fn check_dimension(&self, query: &Query<'_>) -> Result<(), IndexError> {
+        if query.dim() != self.dim() {
+            return Err(IndexError::DimensionMismatch { expected: self.dim(), actual: query.dim() });
         }
+        Ok(())
     }
 
     /// Walks the graph: greedy descent through the upper levels, then the level-0 beam search,
     /// leaving the best `k` admissible results in `scratch.hits`.
     fn graph_search<A: Admit>(
         &self,
-        query: &[f32],
+        query: &Query<'_>,
         k: usize,
         ef: usize,
         admit: &A,
@@ -215,7 +256,7 @@ impl FrozenSegment {
     /// Scans every vector exactly, keeping the best `k` admissible ones in `scratch.hits`.
     fn exact_all<A: Admit>(
         &self,
-        query: &[f32],
+        query: &Query<'_>,
         k: usize,
         admit: &A,
         s: &mut SearchScratch,
@@ -229,7 +270,7 @@ impl FrozenSegment {
         if let Some(log) = &mut s.scored {
             log.extend(0..n as u32);
         }
-        Kernels::active().distances_all(self.metric, query, &self.arena, &mut s.scan_distances[..n])?;
+        Kernels::active().query_distances_all(self.metric, query, &self.arena, &mut s.scan_distances[..n])?;
         s.results.clear();
         for (id, &distance) in (0u32..).zip(&s.scan_distances[..n]) {
             if admit.traversable(id) && admit.live(id) {
@@ -243,7 +284,7 @@ impl FrozenSegment {
     /// Scans the allowed, live ids exactly, keeping the best `k` in `scratch.hits`.
     fn exact_allowed<F: Filter + ?Sized>(
         &self,
-        query: &[f32],
+        query: &Query<'_>,
         k: usize,
         filter: &F,
         s: &mut SearchScratch,

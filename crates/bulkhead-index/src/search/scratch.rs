@@ -25,8 +25,6 @@ pub struct SearchScratch {
     pub(super) distance_count: usize,
     /// When on, every id a distance is computed for, in order (the scoring hook for tests).
     pub(super) scored: Option<Vec<u32>>,
-    /// `query·query` of the current search (for cosine in the graph walk), set once per search.
-    pub(super) query_norm: f32,
 }
 
 impl SearchScratch {

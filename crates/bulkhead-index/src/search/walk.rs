@@ -4,7 +4,7 @@
 
 use std::cmp::Reverse;
 
-use bulkhead_distance::Kernels;
+use bulkhead_distance::{Kernels, Query};
 
 use super::scratch::{SearchScratch, key_distance, key_id, pack};
 use crate::construct::NO_NEIGHBOUR;
@@ -83,8 +83,7 @@ impl FrozenSegment {
     pub(super) fn walk_distances(
         &self,
         kernels: &Kernels,
-        // The query and its squared norm (set once per search in the scratch).
-        (query, query_norm): (&[f32], f32),
+        query: &Query<'_>,
         ids: &[u32],
         out: &mut Vec<f32>,
         count: &mut usize,
@@ -100,7 +99,7 @@ impl FrozenSegment {
             if id as usize >= self.len() {
                 return Err(IndexError::IdOutOfRange { id, len: self.len() });
             }
-            out.push(kernels.distance_to_row(self.metric, query, query_norm, &self.arena, id)?);
+            out.push(kernels.distance_to_row(self.metric, query, &self.arena, id)?);
         }
         Ok(())
     }
@@ -109,7 +108,7 @@ impl FrozenSegment {
     /// `out[..ids.len()]` with one batch call.
     pub(super) fn scan_distances(
         &self,
-        query: &[f32],
+        query: &Query<'_>,
         ids: &[u32],
         out: &mut Vec<f32>,
         count: &mut usize,
@@ -122,7 +121,7 @@ impl FrozenSegment {
         if let Some(log) = scored {
             log.extend_from_slice(ids);
         }
-        Kernels::active().distances(self.metric, query, &self.arena, ids, &mut out[..ids.len()])?;
+        Kernels::active().query_distances(self.metric, query, &self.arena, ids, &mut out[..ids.len()])?;
         Ok(())
     }
 
@@ -134,7 +133,7 @@ impl FrozenSegment {
     pub(super) fn descend<A: Admit>(
         &self,
         kernels: &Kernels,
-        query: &[f32],
+        query: &Query<'_>,
         admit: &A,
         s: &mut SearchScratch,
     ) -> Result<Option<(u32, f32)>, IndexError> {
@@ -145,7 +144,7 @@ impl FrozenSegment {
             s.batch.push(current);
             self.walk_distances(
                 kernels,
-                (query, s.query_norm),
+                query,
                 &s.batch,
                 &mut s.batch_distances,
                 &mut s.distance_count,
@@ -191,7 +190,7 @@ impl FrozenSegment {
                 }
                 self.walk_distances(
                     kernels,
-                    (query, s.query_norm),
+                    query,
                     &s.batch,
                     &mut s.batch_distances,
                     &mut s.distance_count,
@@ -222,7 +221,7 @@ impl FrozenSegment {
     pub(super) fn beam<A: Admit>(
         &self,
         kernels: &Kernels,
-        query: &[f32],
+        query: &Query<'_>,
         entry: u32,
         entry_distance: f32,
         ef: usize,
@@ -283,7 +282,7 @@ impl FrozenSegment {
             }
             self.walk_distances(
                 kernels,
-                (query, s.query_norm),
+                query,
                 &s.batch,
                 &mut s.batch_distances,
                 &mut s.distance_count,

@@ -4,6 +4,7 @@
 use super::CollectionState;
 use crate::Result;
 use crate::metric::{ranking_distance, score};
+use bulkhead_distance::Query;
 use bulkhead_index::{Planner, SearchParams, SearchScratch};
 use bulkhead_storage::PointRef;
 use roaring::RoaringBitmap;
@@ -31,7 +32,7 @@ impl CollectionState {
     /// afterwards.
     pub(crate) fn top_k<'o>(
         &self,
-        query: &[f32],
+        query: &Query<'_>,
         k: usize,
         ef: Option<usize>,
         allowed: Option<&RoaringBitmap>,
@@ -52,7 +53,7 @@ impl CollectionState {
                     if let Some(observe) = observe.as_mut() {
                         observe(point_ref);
                     }
-                    ranked.push((point_ref, ranking_distance(self.metric, query, vector)?));
+                    ranked.push((point_ref, ranking_distance(self.metric, query.values(), vector)?));
                 }
                 ranked
             }

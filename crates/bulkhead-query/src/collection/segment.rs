@@ -5,6 +5,7 @@
 use super::PURGE_FRACTION;
 use crate::QueryError;
 use crate::Result;
+use bulkhead_distance::Query;
 use bulkhead_index::{FrozenSegment, IdSet, InternalId, SearchParams, SearchScratch};
 use bulkhead_storage::{PointRef, SavedSegment};
 use roaring::RoaringBitmap;
@@ -81,17 +82,17 @@ impl Frozen {
     /// debian-minilm visible, 827 µs a query against 640 µs).
     pub(super) fn search<'s>(
         &self,
-        query: &[f32],
+        query: &Query<'_>,
         params: &SearchParams,
         allowed: Option<&RoaringBitmap>,
         scratch: &'s mut SearchScratch,
     ) -> Result<&'s [bulkhead_index::Hit]> {
         match allowed {
-            None => self.segment.search(query, params, scratch),
+            None => self.segment.search_query(query, params, scratch),
             Some(set) if set.len().saturating_mul(SPARSE_ALLOWED) <= self.ids_by_slot.len() as u64 => {
-                self.segment.search_filtered(query, params, &self.allowed_ids(set)?, scratch)
+                self.segment.search_filtered_query(query, params, &self.allowed_ids(set)?, scratch)
             }
-            Some(set) => self.segment.search_filtered(
+            Some(set) => self.segment.search_filtered_query(
                 query,
                 params,
                 &SlotFilter { frozen: self, allowed: set },

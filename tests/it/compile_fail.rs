@@ -15,7 +15,6 @@ fn type_rules_hold() {
         .args(["--ignored", "--exact", "compile_fail::trybuild_child", "--nocapture", "--test-threads=1"])
         .env("ROCKSDB_LIB_DIR", empty.path())
         .env("ROCKSDB_STATIC", "1")
-        .env("BULKHEAD_TRYBUILD_CHILD", "1")
         .output()
         .expect("run trybuild child");
     let text =
@@ -27,9 +26,6 @@ fn type_rules_hold() {
 #[test]
 #[ignore = "run as a child process by type_rules_hold"]
 fn trybuild_child() {
-    if std::env::var_os("BULKHEAD_TRYBUILD_CHILD").is_none() {
-        return;
-    }
     let cases = trybuild::TestCases::new();
     cases.compile_fail("ui/*.rs");
 }

@@ -3,21 +3,14 @@
 //! acknowledged write and never leaves a record sealed under a destroyed key, and a deleted tenant's
 //! records cannot be opened by anyone.
 
-use crate::util::{TestDir, cf_name, raw_db, raw_records, tenant, vector};
+use crate::util::{TestDir, cf_name, crash_child, raw_db, raw_records, tenant, vector};
 use bulkhead_crypto::OwnerCipher;
 use bulkhead_query::{
     Database, DocId, MasterKey, Metric, NewPoint, Role, StorageError, StoreOptions, TenantName, TenantUid,
 };
+use bulkhead_tests::crash::{ROTATION_DIM as DIM, Workload, master_file, newest_master_files, point};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-const DIM: usize = 8;
-
-fn point(i: u64, seed: u64) -> NewPoint {
-    NewPoint::new(DocId::new(format!("p{i}")).expect("id"), vector(seed, DIM), format!("text {i}"))
-}
 
 fn acme(db: &Database) -> bulkhead_query::TenantScope {
     db.operator().trusted_host_scope(&TenantName::new("acme").expect("n"), "test").expect("scope")
@@ -198,31 +191,6 @@ fn a_tenant_whose_keys_were_destroyed_before_a_crash_is_cleaned_up_at_open() {
     assert!(raw.cf_handle(&cf).is_none(), "the open finished the deletion");
 }
 
-/// The child side of the crash test: runs rotations back to back while writing, printing an
-/// acknowledgement after each write returns. Does nothing unless started by the parent test.
-#[test]
-#[ignore = "run as a child process by rotations_killed_at_random_lose_nothing"]
-fn rotation_crash_child() {
-    let Some(data) = std::env::var_os("BULKHEAD_KILL_DATA") else { return };
-    let master = MasterKey::from_env("BULKHEAD_KILL_KEY").expect("key");
-    let db = Database::open(Path::new(&data), master, StoreOptions::default()).expect("open");
-    let name = TenantName::new("acme").expect("name");
-    let t = db.tenant(&acme(&db)).expect("tenant");
-    let round: u64 = std::env::var("BULKHEAD_KILL_ROUND").expect("round").parse().expect("round");
-    let mut out = std::io::stdout().lock();
-    let op = db.operator();
-    for n in 0u64.. {
-        if op.rotation_status(uid(&db)).expect("status").is_none() {
-            op.rotate_tenant_key(&name).expect("rotate");
-        }
-        op.rotation_step(uid(&db), 16).expect("step");
-        let id = 10_000 + round * 1000 + n;
-        t.upsert("docs", &[point(id, id)]).expect("upsert");
-        writeln!(out, "ack {id}").expect("stdout");
-        out.flush().expect("flush");
-    }
-}
-
 #[test]
 fn rotations_killed_at_random_lose_nothing() {
     let dir = TestDir::new();
@@ -237,7 +205,7 @@ fn rotations_killed_at_random_lose_nothing() {
     let cycles: u64 =
         std::env::var("BULKHEAD_ROTATION_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
     let mut acked_all: Vec<u64> = Vec::new();
-    kill_loop(&dir, "rotation::rotation_crash_child", cycles, |round, acked| {
+    kill_loop(&dir, Workload::Rotation, cycles, |round, acked| {
         acked_all = acked.to_vec();
         // Every acknowledged record and every original record reads back intact.
         {
@@ -351,92 +319,15 @@ fn the_master_key_rotates_online_and_offline_with_distinct_errors() {
 /// Runs `child` (a test of this binary, by name) `cycles` times against `dir`, killing it with
 /// SIGKILL after a pseudo-random number (1 to 40) of its `ack` lines, and calls `check` after each
 /// kill with the round and every acknowledgement seen so far.
-fn kill_loop(dir: &TestDir, child: &str, cycles: u64, mut check: impl FnMut(u64, &[u64])) {
-    let key_hex = std::fs::read_to_string(dir.key_path()).expect("key");
+fn kill_loop(dir: &TestDir, workload: Workload, cycles: u64, mut check: impl FnMut(u64, &[u64])) {
     let mut acked: Vec<u64> = Vec::new();
     let mut rng_state = 0x2545_f491_4f6c_dd1du64;
     for round in 0..cycles {
-        let mut process = Command::new(std::env::current_exe().expect("exe"))
-            .args(["--ignored", "--exact", child, "--nocapture", "--test-threads=1"])
-            .env("BULKHEAD_KILL_DATA", dir.data())
-            .env("BULKHEAD_KILL_DIR", dir.key_path().parent().expect("dir"))
-            .env("BULKHEAD_KILL_KEY", key_hex.trim())
-            .env("BULKHEAD_KILL_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn child");
         rng_state ^= rng_state << 13;
         rng_state ^= rng_state >> 7;
         rng_state ^= rng_state << 17;
-        let kill_after = 1 + rng_state % 40;
-        let mut lines = BufReader::new(process.stdout.take().expect("stdout")).lines();
-        let mut seen = 0;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(n) = crate::util::ack(&line) {
-                acked.push(n);
-                seen += 1;
-                if seen == kill_after {
-                    process.kill().expect("SIGKILL");
-                    break;
-                }
-            }
-        }
-        for line in lines {
-            let Ok(line) = line else { break };
-            if let Some(n) = crate::util::ack(&line) {
-                acked.push(n);
-            }
-        }
-        process.wait().expect("reap");
+        acked.extend(crash_child(dir, workload, round, 1 + rng_state % 40));
         check(round, &acked);
-    }
-}
-
-/// Master key files of the kill test: `mk-<n>` in the test's directory, written before use.
-fn master_file(dir: &Path, n: u64) -> std::path::PathBuf {
-    dir.join(format!("mk-{n}"))
-}
-
-/// The newest master key file, and the one before it.
-fn newest_master_files(dir: &Path) -> (u64, Option<u64>) {
-    let mut numbers: Vec<u64> = std::fs::read_dir(dir)
-        .expect("dir")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("mk-")?.parse().ok())
-        .collect();
-    numbers.sort_unstable();
-    let newest = *numbers.last().expect("a key file");
-    (newest, numbers.len().checked_sub(2).map(|i| numbers[i]))
-}
-
-#[test]
-#[ignore = "run as a child process by master_rotations_killed_at_random_always_reopen"]
-fn master_rotation_crash_child() {
-    let Some(data) = std::env::var_os("BULKHEAD_KILL_DATA") else { return };
-    let dir = std::path::PathBuf::from(std::env::var_os("BULKHEAD_KILL_DIR").expect("dir"));
-    let (newest, previous) = newest_master_files(&dir);
-    let open = |current: u64, previous: Option<u64>| {
-        Database::open_with_previous(
-            Path::new(&data),
-            MasterKey::from_file(&master_file(&dir, current)).expect("key"),
-            previous.map(|p| MasterKey::from_file(&master_file(&dir, p)).expect("key")),
-            StoreOptions::default(),
-        )
-    };
-    let db = open(newest, previous).expect("open");
-    let mut out = std::io::stdout().lock();
-    for n in newest + 1.. {
-        // The new key is on disk (whole: written aside, then renamed) before the keyring is
-        // re-wrapped under it.
-        let aside = dir.join(format!("tmp-mk-{n}"));
-        MasterKey::generate().write_new_file(&aside).expect("write key");
-        std::fs::rename(&aside, master_file(&dir, n)).expect("rename key");
-        db.operator()
-            .rotate_master_key(MasterKey::from_file(&master_file(&dir, n)).expect("key"))
-            .expect("rotate");
-        writeln!(out, "ack {n}").expect("stdout");
-        out.flush().expect("flush");
     }
 }
 
@@ -453,7 +344,7 @@ fn master_rotations_killed_at_random_always_reopen() {
         t.upsert("docs", &(0..20).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
     }
     let cycles = std::env::var("BULKHEAD_ROTATION_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
-    kill_loop(&dir, "rotation::master_rotation_crash_child", cycles, |round, acked| {
+    kill_loop(&dir, Workload::MasterRotation, cycles, |round, acked| {
         // Whatever moment the kill hit, the newest key opens the directory, with the one before it
         // as the fallback for a rotation that wrote its key file but not its keyring.
         let (newest, previous) = newest_master_files(&keys);
@@ -476,34 +367,11 @@ fn master_rotations_killed_at_random_always_reopen() {
 }
 
 #[test]
-#[ignore = "run as a child process by deletions_killed_at_random_leave_whole_tenants_or_nothing"]
-fn deletion_crash_child() {
-    let Some(data) = std::env::var_os("BULKHEAD_KILL_DATA") else { return };
-    let master = MasterKey::from_env("BULKHEAD_KILL_KEY").expect("key");
-    let db = Database::open(Path::new(&data), master, StoreOptions::default()).expect("open");
-    let round: u64 = std::env::var("BULKHEAD_KILL_ROUND").expect("round").parse().expect("round");
-    let mut out = std::io::stdout().lock();
-    for n in 0u64.. {
-        let name = TenantName::new(format!("t{round}-{n}")).expect("name");
-        db.operator().create_tenant(&name).expect("create");
-        let scope = db.operator().trusted_host_scope(&name, "crash child").expect("scope");
-        let t = db.tenant(&scope).expect("tenant");
-        t.create_collection("docs", DIM, Metric::L2).expect("collection");
-        t.upsert("docs", &(0..30).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
-        drop(t);
-        // Acknowledge each deletion once it returned.
-        db.delete_tenant(&name).expect("delete");
-        writeln!(out, "ack {}", round * 1_000_000 + n).expect("stdout");
-        out.flush().expect("flush");
-    }
-}
-
-#[test]
 fn deletions_killed_at_random_leave_whole_tenants_or_nothing() {
     let dir = TestDir::new();
     drop(dir.open());
     let cycles = std::env::var("BULKHEAD_ROTATION_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(100);
-    kill_loop(&dir, "rotation::deletion_crash_child", cycles, |round, acked| {
+    kill_loop(&dir, Workload::Deletion, cycles, |round, acked| {
         let db = dir.open();
         let tenants = db.operator().list_tenants().expect("list");
         // Every tenant the registry still lists is whole: keys, collection and all its points.

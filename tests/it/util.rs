@@ -1,7 +1,11 @@
 //! Test fixtures: a temporary data directory with its own master key, removed on drop.
 
 use bulkhead_query::{Database, MasterKey, StoreOptions, TenantName, TenantScope};
+use bulkhead_tests::crash::Workload;
+pub use bulkhead_tests::crash::vector;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// A data directory and a master key file in a temporary folder that is deleted on drop.
 pub struct TestDir {
@@ -13,6 +17,11 @@ impl TestDir {
         let dir = tempfile::tempdir().expect("tempdir");
         MasterKey::generate().write_new_file(&dir.path().join("master.key")).expect("key file");
         TestDir { dir }
+    }
+
+    /// The folder holding `data/` and `master.key`.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn data(&self) -> PathBuf {
@@ -37,13 +46,6 @@ pub fn tenant(db: &Database, name: &str) -> TenantScope {
     let name = TenantName::new(name).expect("name");
     db.operator().create_tenant(&name).expect("create tenant");
     db.operator().trusted_host_scope(&name, "test fixture").expect("scope")
-}
-
-/// A deterministic vector for `seed`.
-pub fn vector(seed: u64, dimension: usize) -> Vec<f32> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    (0..dimension).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
 }
 
 /// Every file below `dir`, recursively.
@@ -86,11 +88,41 @@ pub fn cf_name(db: &Database, tenant: &str) -> String {
     format!("t-{}", hex::encode(info.uid.as_bytes()))
 }
 
-/// The number in a child process's `ack N` line. libtest prints `test name ... ` without a newline
-/// before a test runs, so the first acknowledgement shares its line: look for the marker anywhere.
-pub fn ack(line: &str) -> Option<u64> {
-    let (_, n) = line.rsplit_once("ack ")?;
-    n.trim().parse().ok()
+/// Runs `workload` in a `crash-child` process over `dir` for `round`, and SIGKILLs it right after its
+/// `kill_after`-th acknowledgement. Returns every acknowledgement it printed, those already in the
+/// pipe when the kill landed included.
+///
+/// # Panics
+///
+/// If the child stopped before acknowledging `kill_after` steps (its error is on stderr).
+pub fn crash_child(dir: &TestDir, workload: Workload, round: u64, kill_after: u64) -> Vec<u64> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crash-child"))
+        .arg(workload.name())
+        .arg(dir.root())
+        .arg(round.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn crash-child");
+    let ack = |line: String| line.strip_prefix("ack ")?.trim().parse::<u64>().ok();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok);
+    let mut acked: Vec<u64> = Vec::new();
+    for line in lines.by_ref() {
+        let Some(n) = ack(line) else { continue };
+        acked.push(n);
+        if acked.len() as u64 == kill_after {
+            child.kill().expect("SIGKILL");
+            break;
+        }
+    }
+    acked.extend(lines.filter_map(ack));
+    child.wait().expect("reap");
+    assert!(
+        acked.len() as u64 >= kill_after,
+        "{} round {round}: the child stopped after {} of {kill_after} steps",
+        workload.name(),
+        acked.len()
+    );
+    acked
 }
 
 /// Polls `done` every 10 ms until it returns `Some`, for at most two minutes (background work on a

@@ -1,0 +1,194 @@
+//! The workloads the crash tests run in a child process (`src/bin/crash-child.rs`) and kill with
+//! SIGKILL at a random moment, and the records they write, so that the parent (`it/durability.rs`,
+//! `it/rotation.rs`) can check every acknowledged step after reopening.
+//!
+//! A workload runs until it is killed and prints `ack N` after each step returns: a step is
+//! acknowledged only once the database has returned from it. The child's only arguments are the
+//! workload, the test's directory (`data/` and `master.key` inside, as the tests' `TestDir` lays
+//! them out) and the round; no secret travels on its command line or in its environment.
+
+use bulkhead_query::{Database, DocId, MasterKey, Metric, NewPoint, StoreOptions, TenantName, TenantScope};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The dimension of the writer workload's vectors.
+pub const WRITER_DIM: usize = 32;
+/// Points per batch of the writer workload.
+pub const BATCH: usize = 4;
+/// The dimension of the rotation and deletion workloads' vectors.
+pub const ROTATION_DIM: usize = 8;
+
+/// What a child process does until it is killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Upserts [`batch`]es of the tenant `crashy` (collection `docs`, made by the parent); `ack n`
+    /// after batch `n`.
+    Writer,
+    /// Runs tenant-key rotations of `acme` back to back, writing one [`point`] per step; `ack id`
+    /// after the point `id` is written.
+    Rotation,
+    /// Rotates the master key again and again, each new key written to its own file first
+    /// ([`master_file`]); `ack n` after key `n` took over.
+    MasterRotation,
+    /// Creates, fills and deletes tenants; `ack round * 1_000_000 + n` after tenant `t{round}-{n}`
+    /// is deleted.
+    Deletion,
+}
+
+impl Workload {
+    /// The name on the child's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Writer => "writer",
+            Workload::Rotation => "rotation",
+            Workload::MasterRotation => "master-rotation",
+            Workload::Deletion => "deletion",
+        }
+    }
+
+    /// The workload named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Workload> {
+        [Workload::Writer, Workload::Rotation, Workload::MasterRotation, Workload::Deletion]
+            .into_iter()
+            .find(|w| w.name() == name)
+    }
+
+    /// Runs the workload over the test directory `dir` until the process is killed.
+    ///
+    /// # Panics
+    ///
+    /// On any error: the parent sees fewer acknowledgements than it waited for.
+    pub fn run(self, dir: &Path, round: u64) {
+        let data = dir.join("data");
+        let mut acks = Acks(std::io::stdout().lock());
+        if self == Workload::MasterRotation {
+            return master_rotations(&data, dir, &mut acks);
+        }
+        let master = MasterKey::from_file(&dir.join("master.key")).expect("master key");
+        let db = Database::open(&data, master, StoreOptions::default()).expect("open");
+        match self {
+            Workload::Writer => writes(&db, round, &mut acks),
+            Workload::Rotation => rotations(&db, round, &mut acks),
+            Workload::Deletion => deletions(&db, round, &mut acks),
+            Workload::MasterRotation => unreachable!("handled above"),
+        }
+    }
+}
+
+/// Acknowledgement lines, each flushed before the next step starts.
+struct Acks<W: Write>(W);
+
+impl<W: Write> Acks<W> {
+    fn ack(&mut self, n: u64) {
+        writeln!(self.0, "ack {n}").expect("stdout");
+        self.0.flush().expect("flush");
+    }
+}
+
+/// A deterministic vector for `seed`.
+pub fn vector(seed: u64, dimension: usize) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    (0..dimension).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
+/// Batch `n` of the writer workload in `round` (each round writes its own ids).
+pub fn batch(round: u64, n: u64) -> Vec<NewPoint> {
+    (0..BATCH as u64)
+        .map(|j| {
+            let id = format!("r{round}-b{n}-p{j}");
+            NewPoint::new(
+                DocId::new(id.clone()).expect("id"),
+                vector(round * 1_000_000 + n * 10 + j, WRITER_DIM),
+                format!("text of {id}"),
+            )
+        })
+        .collect()
+}
+
+/// Point `p{i}` of the rotation and deletion workloads, its vector seeded by `seed`.
+pub fn point(i: u64, seed: u64) -> NewPoint {
+    NewPoint::new(DocId::new(format!("p{i}")).expect("id"), vector(seed, ROTATION_DIM), format!("text {i}"))
+}
+
+/// Master key file `n` of the master-rotation workload: `mk-<n>` in the test's directory.
+pub fn master_file(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("mk-{n}"))
+}
+
+/// The numbers of the newest master key file in `dir`, and of the one before it.
+///
+/// # Panics
+///
+/// If `dir` holds no master key file.
+pub fn newest_master_files(dir: &Path) -> (u64, Option<u64>) {
+    let mut numbers: Vec<u64> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_prefix("mk-")?.parse().ok())
+        .collect();
+    numbers.sort_unstable();
+    let newest = *numbers.last().expect("a key file");
+    (newest, numbers.len().checked_sub(2).map(|i| numbers[i]))
+}
+
+fn trusted(db: &Database, name: &str) -> TenantScope {
+    db.operator().trusted_host_scope(&TenantName::new(name).expect("name"), "crash child").expect("scope")
+}
+
+fn writes(db: &Database, round: u64, acks: &mut Acks<impl Write>) {
+    let t = db.tenant(&trusted(db, "crashy")).expect("tenant");
+    for n in 0.. {
+        t.upsert("docs", &batch(round, n)).expect("upsert");
+        acks.ack(n);
+    }
+}
+
+fn rotations(db: &Database, round: u64, acks: &mut Acks<impl Write>) {
+    let name = TenantName::new("acme").expect("name");
+    let t = db.tenant(&trusted(db, "acme")).expect("tenant");
+    let op = db.operator();
+    let uid = op.tenant_info(&name).expect("info").uid;
+    for n in 0u64.. {
+        if op.rotation_status(uid).expect("status").is_none() {
+            op.rotate_tenant_key(&name).expect("rotate");
+        }
+        op.rotation_step(uid, 16).expect("step");
+        let id = 10_000 + round * 1000 + n;
+        t.upsert("docs", &[point(id, id)]).expect("upsert");
+        acks.ack(id);
+    }
+}
+
+fn master_rotations(data: &Path, dir: &Path, acks: &mut Acks<impl Write>) {
+    let (newest, previous) = newest_master_files(dir);
+    let key = |n: u64| MasterKey::from_file(&master_file(dir, n)).expect("key");
+    let db = Database::open_with_previous(data, key(newest), previous.map(key), StoreOptions::default())
+        .expect("open");
+    for n in newest + 1.. {
+        // The new key is on disk (whole: written aside, then renamed) before the keyring is
+        // re-wrapped under it.
+        // An aside file a killed predecessor left behind was never used: a key is used only
+        // after its rename.
+        let aside = dir.join(format!("tmp-mk-{n}"));
+        if let Err(e) = std::fs::remove_file(&aside) {
+            assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "remove a stale key file: {e}");
+        }
+        MasterKey::generate().write_new_file(&aside).expect("write key");
+        std::fs::rename(&aside, master_file(dir, n)).expect("rename key");
+        db.operator().rotate_master_key(key(n)).expect("rotate");
+        acks.ack(n);
+    }
+}
+
+fn deletions(db: &Database, round: u64, acks: &mut Acks<impl Write>) {
+    for n in 0u64.. {
+        let name = TenantName::new(format!("t{round}-{n}")).expect("name");
+        db.operator().create_tenant(&name).expect("create");
+        let t = db.tenant(&trusted(db, name.as_str())).expect("tenant");
+        t.create_collection("docs", ROTATION_DIM, Metric::L2).expect("collection");
+        t.upsert("docs", &(0..30).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
+        drop(t);
+        db.delete_tenant(&name).expect("delete");
+        acks.ack(round * 1_000_000 + n);
+    }
+}

@@ -1,11 +1,16 @@
 //! The client side: a channel to a running server, and requests that carry a bearer credential. Used
-//! by `bulkhead admin` / `bulkhead client` and by the tests.
+//! by `bulkhead admin` / `bulkhead client` (the `bulkhead-cli` crate) and by the tests, which reach
+//! the gRPC types they need through the re-exports here: only this crate knows tonic.
 
 use crate::limits;
 use crate::proto::admin_client::AdminClient;
 use crate::proto::data_plane_client::DataPlaneClient;
 use crate::tls::{ClientTls, tls_reason};
-use tonic::transport::Channel;
+
+/// The gRPC types a client names: a connection, a request and its response, a failed call's status
+/// and its code.
+pub use tonic::transport::Channel;
+pub use tonic::{Code, Request, Response, Status};
 
 /// Where `bulkhead serve` listens by default, and where the clients look for it.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7450";

@@ -1,6 +1,7 @@
 //! Bulkhead's gRPC server: the `bulkhead.v1` data plane and admin plane over the embedded database,
-//! fail-closed authentication, and the limits every request obeys. The `bulkhead` binary (`main.rs`)
-//! runs it (`bulkhead serve`) and talks to it (`bulkhead admin`, `bulkhead client`).
+//! fail-closed authentication, and the limits every request obeys. The `bulkhead` binary (the
+//! `bulkhead-cli` crate) runs it (`bulkhead serve`) and talks to it (`bulkhead admin`, `bulkhead
+//! client`) through `client.rs`.
 //!
 //! Where things are: `server.rs` builds and runs the tonic server; `admission.rs` authenticates
 //! every call on its headers before its body is read; `budget.rs` limits a request body as it

@@ -56,7 +56,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 200)]
     ef_construction: usize,
     /// The graph construction: native (our own, the default) or, in a binary built with the
-    /// `hnsw-rs` feature (`cargo build --release -p bulkhead-server --features hnsw-rs`), hnsw-rs
+    /// `hnsw-rs` feature (`cargo build --release -p bulkhead-cli --features hnsw-rs`), hnsw-rs
     /// (hnsw_rs 0.3.5, kept to measure against). Run the command once per builder to compare them: the RSS figures of a
     /// second build in one process would include what the first left in the allocator.
     #[arg(long, value_enum, default_value_t = BenchBuilder::Native)]

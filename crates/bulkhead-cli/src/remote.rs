@@ -371,7 +371,7 @@ pub(crate) struct RemoteArgs {
 
 impl RemoteArgs {
     /// A channel to the server, over TLS when --tls-ca is given.
-    async fn connect(&self) -> Result<tonic::transport::Channel> {
+    async fn connect(&self) -> Result<client::Channel> {
         let tls = match &self.tls_ca {
             Some(ca) => Some(ClientTls::from_pem_file(ca, self.tls_domain.clone())?),
             None if self.tls_domain.is_some() => anyhow::bail!("--tls-domain needs --tls-ca"),
@@ -614,7 +614,7 @@ fn tenant_json(t: &pb::Tenant) -> serde_json::Value {
 }
 
 /// The one-line error of a failed call (with a hint when a plaintext client meets a TLS server).
-fn status_error(tls: bool) -> impl Fn(tonic::Status) -> anyhow::Error + Copy {
+fn status_error(tls: bool) -> impl Fn(client::Status) -> anyhow::Error + Copy {
     move |e| anyhow::anyhow!(client::describe_status(&e, tls))
 }
 

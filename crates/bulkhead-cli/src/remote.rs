@@ -80,7 +80,25 @@ pub(crate) struct ServeArgs {
     log_level: Option<String>,
     /// The log format [default: text].
     #[arg(long, env = "BULKHEAD_LOG_FORMAT", value_enum)]
-    log_format: Option<LogFormat>,
+    log_format: Option<LogFormatArg>,
+}
+
+/// [`LogFormat`] as the command line names it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(format: LogFormatArg) -> Self {
+        match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -118,7 +136,7 @@ pub(crate) fn serve_settings(
             max_connections: args.max_connections.map(|n| n as usize),
             request_memory_budget_bytes: args.request_memory_budget_bytes,
         },
-        log: LogConfig { level: args.log_level.clone(), format: args.log_format },
+        log: LogConfig { level: args.log_level.clone(), format: args.log_format.map(LogFormat::from) },
     };
     // A key or token given in the environment itself outranks a file named in the config file, as
     // every environment variable outranks the file.
@@ -166,7 +184,7 @@ const DEFAULT_METRICS_ADDRESS: &str = "127.0.0.1:7451";
 /// kept in the data directory (created on first use, loudly).
 fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken> {
     if let Some(file) = file {
-        return AdminToken::from_file(file);
+        return Ok(AdminToken::from_file(file)?);
     }
     if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
         return AdminToken::new(token).with_context(|| format!("reading {ADMIN_TOKEN_ENV}"));
@@ -181,7 +199,7 @@ fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken
              administers every tenant. Use --admin-token-file or {ADMIN_TOKEN_ENV} in production"
         );
     }
-    AdminToken::from_file(&dev)
+    Ok(AdminToken::from_file(&dev)?)
 }
 
 /// How long calls in flight may take to finish after SIGINT or SIGTERM.
@@ -314,7 +332,7 @@ pub(crate) fn serve(settings: &ServeConfig) -> Result<()> {
         if let Some(metrics) = metrics {
             metrics.abort();
         }
-        served
+        anyhow::Ok(served?)
     })?;
     db.operator().flush().context("flushing the store")?;
     tracing::info!("stopped; store flushed");
@@ -384,7 +402,7 @@ impl RemoteArgs {
                 self.server
             );
         }
-        client::connect_with(&self.server, tls.as_ref()).await
+        Ok(client::connect_with(&self.server, tls.as_ref()).await?)
     }
 
     /// Whether calls go over TLS.
@@ -583,7 +601,7 @@ enum AdminKey {
 
 fn client_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken> {
     if let Some(file) = file {
-        return AdminToken::from_file(file);
+        return Ok(AdminToken::from_file(file)?);
     }
     if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
         return AdminToken::new(token).with_context(|| format!("reading {ADMIN_TOKEN_ENV}"));

@@ -27,7 +27,7 @@ pub struct TestServer {
     pub request_memory: RequestMemory,
     client_tls: Option<ClientTls>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), bulkhead_server::ServerError>>>,
     _dir: tempfile::TempDir,
 }
 

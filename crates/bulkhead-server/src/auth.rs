@@ -243,7 +243,12 @@ pub(crate) fn authorize_admin(db: &Database, admin: &AdminToken, token: &str) ->
 /// cannot be written is logged (without the request's content).
 pub(crate) fn record_refusal(db: &Database, scope: &TenantScope, operation: &str, outcome: &str) {
     if let Err(e) = db.audit_refusal(scope, operation, outcome) {
-        tracing::error!(tenant = %scope.tenant_uid().short(), operation, error = %e, "could not record a refusal in the audit trail");
+        tracing::error!(
+            tenant = %scope.tenant_uid().short(),
+            operation,
+            error = %e,
+            "could not record a refusal in the audit trail"
+        );
     }
 }
 

@@ -2,10 +2,13 @@
 //! by `bulkhead admin` / `bulkhead client` (the `bulkhead-cli` crate) and by the tests, which reach
 //! the gRPC types they need through the re-exports here: only this crate knows tonic.
 
+use crate::convert;
+use crate::proto as pb;
 use crate::proto::admin_client::AdminClient;
 use crate::proto::data_plane_client::DataPlaneClient;
 use crate::tls::{ClientTls, tls_reason};
 use crate::{ServerError, limits};
+use bulkhead_query::{Metric, Role};
 
 /// The gRPC types a client names: a connection, a request and its response, a failed call's status
 /// and its code.
@@ -52,10 +55,12 @@ pub async fn connect_with(address: &str, tls: Option<&ClientTls>) -> Result<Chan
             .tls_config(tls.config())
             .map_err(|e| ServerError::TlsSettings { address: address.to_owned(), reason: tls_reason(&e) })?;
     }
-    let channel = endpoint.connect().await.map_err(|e| ServerError::Connect {
-        address: address.to_owned(),
-        tls: tls.is_some(),
-        reason: tls_reason(&e),
+    let channel = endpoint.connect().await.map_err(|e| {
+        let (address, reason) = (address.to_owned(), tls_reason(&e));
+        match tls {
+            Some(_) => ServerError::TlsConnect { address, reason },
+            None => ServerError::Connect { address, reason },
+        }
     })?;
     Ok(channel)
 }
@@ -102,15 +107,36 @@ pub fn describe_status(status: &tonic::Status, tls: bool) -> String {
     line
 }
 
+/// The wire form of a role, for the requests a client builds.
+pub fn role_to_proto(role: Role) -> pb::Role {
+    convert::role_to(role)
+}
+
+/// The role a response names, if it is one this client knows.
+pub fn role_from_proto(role: i32) -> Option<Role> {
+    convert::role_from(role).ok()
+}
+
+/// The wire form of a metric, for the requests a client builds.
+pub fn metric_to_proto(metric: Metric) -> pb::Metric {
+    convert::metric_to(metric)
+}
+
+/// A data-plane client over a channel, as [`data_plane`] makes it.
+pub type DataPlane = DataPlaneClient<Channel>;
+
+/// An admin client over a channel, as [`admin`] makes it.
+pub type Admin = AdminClient<Channel>;
+
 /// A data-plane client that accepts responses up to the server's message limit.
-pub fn data_plane(channel: Channel) -> DataPlaneClient<Channel> {
+pub fn data_plane(channel: Channel) -> DataPlane {
     DataPlaneClient::new(channel)
         .max_decoding_message_size(limits::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(usize::MAX)
 }
 
 /// An admin client.
-pub fn admin(channel: Channel) -> AdminClient<Channel> {
+pub fn admin(channel: Channel) -> Admin {
     AdminClient::new(channel).max_decoding_message_size(limits::MAX_MESSAGE_BYTES)
 }
 

@@ -196,8 +196,8 @@ impl ServeConfig {
             .is_some_and(|b| b < limits::wire_reservation(limits::MAX_MESSAGE_BYTES))
         {
             return invalid(format!(
-                "limits.request_memory_budget_bytes must be at least {} (three times MAX_MESSAGE_BYTES), so that \
-                 the largest upsert fits",
+                "limits.request_memory_budget_bytes must be at least {} (three times MAX_MESSAGE_BYTES), so \
+                 that the largest upsert fits",
                 limits::wire_reservation(limits::MAX_MESSAGE_BYTES)
             ));
         }

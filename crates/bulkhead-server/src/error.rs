@@ -61,15 +61,22 @@ pub enum ServerError {
     #[error("the TLS {what} file {} holds no PEM {what}", path.display())]
     TlsNoPem { what: &'static str, path: PathBuf },
 
-    /// What a client was told to trust holds no PEM certificate (`path`: its file, when it came
-    /// from one).
-    #[error("{}no PEM certificate in it", .path.as_ref().map(|p| format!("the TLS CA file {}: ", p.display())).unwrap_or_default())]
-    TlsNoCaCertificate { path: Option<PathBuf> },
+    /// What a client was told to trust holds no PEM certificate.
+    #[error("no PEM certificate in it")]
+    TlsNoCaCertificate,
+
+    /// The file a client was told to trust holds no PEM certificate.
+    #[error("the TLS CA file {}: no PEM certificate in it", path.display())]
+    TlsCaFileEmpty { path: PathBuf },
 
     /// The server's certificate and private key are PEM but cannot serve together (the key does not
     /// parse, or is not the certificate's); `reason` is rustls's, in operator words. Found at load,
     /// so that a start fails here instead of every handshake later.
-    #[error("the TLS certificate {} and private key {} cannot be used: {reason}", cert.display(), key.display())]
+    #[error(
+        "the TLS certificate {} and private key {} cannot be used: {reason}",
+        cert.display(),
+        key.display()
+    )]
     TlsUnusable { cert: PathBuf, key: PathBuf, reason: String },
 
     /// A client's TLS settings were refused by the transport before any connection.
@@ -81,10 +88,15 @@ pub enum ServerError {
     #[error("{0}")]
     Address(String),
 
-    /// A client could not reach the server, or could not complete the TLS handshake with it
-    /// (`tls`); `reason` is the innermost cause, in operator words.
-    #[error("{}{address}{}: {reason}", if *tls { "TLS connection to " } else { "cannot connect to " }, if *tls { " failed" } else { "" })]
-    Connect { address: String, tls: bool, reason: String },
+    /// A client could not reach the server in plaintext; `reason` is the innermost cause, in
+    /// operator words (a TLS server hangs up on a plaintext client: see `client::describe_status`).
+    #[error("cannot connect to {address}: {reason}")]
+    Connect { address: String, reason: String },
+
+    /// A client could not reach the server or complete the TLS handshake with it (an untrusted or
+    /// misnamed certificate, a plaintext server); `reason` says which, in operator words.
+    #[error("TLS connection to {address} failed: {reason}")]
+    TlsConnect { address: String, reason: String },
 
     /// A credential holds characters that an HTTP header cannot carry; nothing was sent.
     #[error("the credential is not a valid header value")]

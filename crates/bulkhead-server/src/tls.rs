@@ -84,14 +84,13 @@ impl ClientTls {
             kind: e.kind(),
         })?;
         // The one way `from_pem` fails, said with the file's name.
-        ClientTls::from_pem(&pem, domain)
-            .map_err(|_| ServerError::TlsNoCaCertificate { path: Some(ca.to_owned()) })
+        ClientTls::from_pem(&pem, domain).map_err(|_| ServerError::TlsCaFileEmpty { path: ca.to_owned() })
     }
 
     /// Trusts the PEM certificate(s) in `pem`.
     pub fn from_pem(pem: &[u8], domain: Option<String>) -> Result<ClientTls, ServerError> {
         if !contains(pem, b"-----BEGIN CERTIFICATE-----") {
-            return Err(ServerError::TlsNoCaCertificate { path: None });
+            return Err(ServerError::TlsNoCaCertificate);
         }
         Ok(ClientTls { ca: Certificate::from_pem(pem), domain })
     }
@@ -147,7 +146,8 @@ fn describe_rustls(e: &rustls::Error) -> String {
             "the server's certificate is not valid for this host name (see --tls-domain)".to_owned()
         }
         Error::InvalidMessage(_) => {
-            "the peer did not speak TLS (is the server serving plaintext? then use an http:// address without --tls-ca)"
+            "the peer did not speak TLS (is the server serving plaintext? then use an http:// address \
+             without --tls-ca)"
                 .to_owned()
         }
         other => other.to_string(),

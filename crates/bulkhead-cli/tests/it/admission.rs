@@ -366,7 +366,8 @@ async fn answers_are_refused_before_they_grow_past_their_limit() {
     let searched = meanwhile.await.expect("searches");
     let peak = server.peak_rss_mib();
     eprintln!(
-        "16 batches of 1.6 GB answers refused; peak RSS {before:.1} -> {peak:.1} MiB; {searched} searches meanwhile"
+        "16 batches of 1.6 GB answers refused; peak RSS {before:.1} -> {peak:.1} MiB; {searched} searches \
+         meanwhile"
     );
     // Each call builds at most MAX_RESPONSE_BYTES (16 MiB) of hits before it is refused, and reads
     // payloads of 256 KiB one at a time: 16 calls hold well under 512 MiB together.

@@ -15,7 +15,8 @@ fn the_binary_serves_tls_from_its_config_file() {
     let cert = self_signed(dir.path(), "server", &["localhost", "127.0.0.1"], 0o600);
     std::fs::write(
         dir.path().join("bulkhead.toml"),
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n",
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n\
+         [tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n",
     )
     .expect("config");
     // From another directory: the file's relative paths are the file's.

@@ -103,6 +103,21 @@ fn only_server_knows_tonic() {
     only("bulkhead-server", "tonic");
 }
 
+/// The server is a library that only serves: the `bulkhead` binary, its command-line parsing and
+/// `anyhow` are `bulkhead-cli`'s; every library crate reports errors through its own enum.
+#[test]
+fn only_the_binary_parses_command_lines_and_uses_anyhow() {
+    only("bulkhead-cli", "clap");
+    only("bulkhead-cli", "anyhow");
+    let server = workspace().join("crates/bulkhead-server");
+    let manifest = std::fs::read_to_string(server.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(!manifest.contains("[[bin]]"), "bulkhead-server declares a binary");
+    assert!(
+        !server.join("src/main.rs").exists() && !server.join("src/bin").exists(),
+        "bulkhead-server has a binary"
+    );
+}
+
 #[test]
 fn only_distance_has_unsafe_code() {
     for (name, path) in crates() {

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 python="$(scripts/py-venv clients/python/requirements.txt benches/python/requirements.txt)"
 if [ -z "${BULKHEAD_BIN:-}" ]; then
   . scripts/env.sh
-  cargo build --release --quiet -p bulkhead-server
+  cargo build --release --quiet -p bulkhead-cli
   export BULKHEAD_BIN="$CARGO_TARGET_DIR/release/bulkhead"
 fi
 exec "$python" benches/python/grpc_load.py --bin "$BULKHEAD_BIN" "$@"

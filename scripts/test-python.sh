@@ -11,7 +11,7 @@ if [ -z "${BULKHEAD_BIN:-}" ]; then
   . scripts/env.sh
   # A no-op after `cargo test --release --workspace`, which builds the binary; otherwise it makes
   # sure the walkthrough tests the sources in this tree.
-  cargo build --release --quiet -p bulkhead-server
+  cargo build --release --quiet -p bulkhead-cli
   export BULKHEAD_BIN="$CARGO_TARGET_DIR/release/bulkhead"
 fi
 # The load benchmark is only compiled here (like `cargo bench --no-run`); it runs by hand.

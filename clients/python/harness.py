@@ -119,7 +119,7 @@ class BulkheadServer:
 
     def start(self):
         if not os.access(self.binary, os.X_OK):
-            raise RuntimeError(f"no bulkhead binary at {self.binary}: cargo build --release -p bulkhead-server")
+            raise RuntimeError(f"no bulkhead binary at {self.binary}: cargo build --release -p bulkhead-cli")
         # The server must pick its development key and token from the data directory, and log at its
         # default level, whatever the caller's environment says.
         env = {k: v for k, v in os.environ.items() if not k.startswith("BULKHEAD_")}

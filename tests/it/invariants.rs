@@ -77,7 +77,7 @@ fn only_index_uses_hnsw_rs() {
     only("bulkhead-index", "hnsw_rs");
 }
 
-/// The server binary, built as `scripts/serve` builds it (`-p bulkhead-server`, default features),
+/// The `bulkhead` binary, built as `scripts/serve` builds it (`-p bulkhead-cli`, default features),
 /// carries no hnsw_rs: its C code and `process::exit` paths stay in benchmark builds.
 #[test]
 fn the_server_binary_does_not_carry_hnsw_rs() {
@@ -85,17 +85,7 @@ fn the_server_binary_does_not_carry_hnsw_rs() {
     let tree = |extra: &[&str]| {
         let output = std::process::Command::new(&cargo)
             .current_dir(workspace())
-            .args([
-                "tree",
-                "--offline",
-                "--locked",
-                "-p",
-                "bulkhead-server",
-                "-e",
-                "normal",
-                "--prefix",
-                "none",
-            ])
+            .args(["tree", "--offline", "--locked", "-p", "bulkhead-cli", "-e", "normal", "--prefix", "none"])
             .args(extra)
             .output()
             .expect("run cargo tree");
@@ -103,7 +93,7 @@ fn the_server_binary_does_not_carry_hnsw_rs() {
         String::from_utf8(output.stdout).expect("utf-8")
     };
     let carries = |text: &str| text.lines().any(|line| line.starts_with("hnsw_rs "));
-    assert!(!carries(&tree(&[])), "the default server build depends on hnsw_rs");
+    assert!(!carries(&tree(&[])), "the default build of the binary depends on hnsw_rs");
     // The check can see it: with the benchmark feature, the same tree does name it.
     assert!(carries(&tree(&["--features", "hnsw-rs"])), "cargo tree did not show hnsw_rs with its feature");
 }
@@ -111,6 +101,21 @@ fn the_server_binary_does_not_carry_hnsw_rs() {
 #[test]
 fn only_server_knows_tonic() {
     only("bulkhead-server", "tonic");
+}
+
+/// The server is a library that only serves: the `bulkhead` binary, its command-line parsing and
+/// `anyhow` are `bulkhead-cli`'s; every library crate reports errors through its own enum.
+#[test]
+fn only_the_binary_parses_command_lines_and_uses_anyhow() {
+    only("bulkhead-cli", "clap");
+    only("bulkhead-cli", "anyhow");
+    let server = workspace().join("crates/bulkhead-server");
+    let manifest = std::fs::read_to_string(server.join("Cargo.toml")).expect("Cargo.toml");
+    assert!(!manifest.contains("[[bin]]"), "bulkhead-server declares a binary");
+    assert!(
+        !server.join("src/main.rs").exists() && !server.join("src/bin").exists(),
+        "bulkhead-server has a binary"
+    );
 }
 
 #[test]

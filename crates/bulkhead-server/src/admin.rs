@@ -155,8 +155,8 @@ impl Admin for AdminService {
                 tracing::warn!(error = %e, "rotate-master-key: the new key file cannot be used");
                 invalid(
                     "new_key_file",
-                    "not a usable master key file: it must be a regular file of at most 256 bytes owned by the \
-                     server's user, mode 0600, holding 64 hex characters (the server's log says why)",
+                    "not a usable master key file: it must be a regular file of at most 256 bytes owned by \
+                     the server's user, mode 0600, holding 64 hex characters (the server's log says why)",
                 )
             })?;
             let version = db.operator().rotate_master_key(key).map_err(status::from_storage)?;

@@ -3,6 +3,7 @@
 //! role each data-plane RPC needs is the table [`DataOp::required_role`]; the principal a search runs
 //! for is chosen in [`search_principal`]. Everything fails closed: no credential, no work.
 
+use crate::ServerError;
 use crate::proto;
 use crate::status;
 use bulkhead_query::{Database, Operation, Principal, Role, StorageError, TenantScope, TenantUid};
@@ -68,11 +69,11 @@ impl fmt::Debug for AdminToken {
 impl AdminToken {
     /// A token from text; it must be at least 32 characters of visible ASCII, so that it cannot be
     /// guessed and fits in an HTTP header.
-    pub fn new(token: impl Into<String>) -> anyhow::Result<AdminToken> {
+    pub fn new(token: impl Into<String>) -> Result<AdminToken, ServerError> {
         let given = Zeroizing::new(token.into());
         let token = Zeroizing::new(given.trim().to_owned());
         if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            anyhow::bail!("an admin token must be at least 32 visible ASCII characters");
+            return Err(ServerError::AdminTokenInvalid);
         }
         Ok(AdminToken(token))
     }
@@ -85,10 +86,10 @@ impl AdminToken {
 
     /// Reads a token file: a regular file of at most [`MAX_ADMIN_TOKEN_FILE_BYTES`], owned by the
     /// process's user and readable by it alone (the master key's check), into wiped memory.
-    pub fn from_file(path: &Path) -> anyhow::Result<AdminToken> {
+    pub fn from_file(path: &Path) -> Result<AdminToken, ServerError> {
         let bytes = bulkhead_crypto::read_secret_file(path, "admin token", MAX_ADMIN_TOKEN_FILE_BYTES)?;
         let text = std::str::from_utf8(&bytes)
-            .map_err(|_| anyhow::anyhow!("the admin token file {} is not text", path.display()))?;
+            .map_err(|_| ServerError::AdminTokenNotText { path: path.to_owned() })?;
         AdminToken::new(text)
     }
 
@@ -242,7 +243,12 @@ pub(crate) fn authorize_admin(db: &Database, admin: &AdminToken, token: &str) ->
 /// cannot be written is logged (without the request's content).
 pub(crate) fn record_refusal(db: &Database, scope: &TenantScope, operation: &str, outcome: &str) {
     if let Err(e) = db.audit_refusal(scope, operation, outcome) {
-        tracing::error!(tenant = %scope.tenant_uid().short(), operation, error = %e, "could not record a refusal in the audit trail");
+        tracing::error!(
+            tenant = %scope.tenant_uid().short(),
+            operation,
+            error = %e,
+            "could not record a refusal in the audit trail"
+        );
     }
 }
 

@@ -84,18 +84,37 @@ fn record(
         Ok(()) => {
             let ended = backoff.succeeded(tenant);
             if ended > 0 {
-                tracing::info!(tenant = %tenant.short(), task = task.name(), failures = ended, "background step succeeds again");
+                tracing::info!(
+                    tenant = %tenant.short(),
+                    task = task.name(),
+                    failures = ended,
+                    "background step succeeds again"
+                );
                 if let Err(e) = op.audit_background(tenant, task.name(), "ok") {
-                    tracing::warn!(tenant = %tenant.short(), error = %e, "could not record a background recovery in the audit trail");
+                    tracing::warn!(
+                        tenant = %tenant.short(),
+                        error = %e,
+                        "could not record a background recovery in the audit trail"
+                    );
                 }
             }
         }
         Err(error) => {
             metrics.background_failure(task.name(), tenant.short());
             let first = backoff.failed(tenant, Instant::now());
-            tracing::warn!(tenant = %tenant.short(), task = task.name(), error = %error, first, "a background step failed for one tenant; the others go on");
+            tracing::warn!(
+                tenant = %tenant.short(),
+                task = task.name(),
+                error = %error,
+                first,
+                "a background step failed for one tenant; the others go on"
+            );
             if first && let Err(e) = op.audit_background(tenant, task.name(), error.reason_code()) {
-                tracing::warn!(tenant = %tenant.short(), error = %e, "could not record a background failure in the audit trail");
+                tracing::warn!(
+                    tenant = %tenant.short(),
+                    error = %e,
+                    "could not record a background failure in the audit trail"
+                );
             }
         }
     }

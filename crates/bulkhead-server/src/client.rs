@@ -1,49 +1,65 @@
 //! The client side: a channel to a running server, and requests that carry a bearer credential. Used
-//! by `bulkhead admin` / `bulkhead client` and by the tests.
+//! by `bulkhead admin` / `bulkhead client` (the `bulkhead-cli` crate) and by the tests, which reach
+//! the gRPC types they need through the re-exports here: only this crate knows tonic.
 
-use crate::limits;
+use crate::convert;
+use crate::proto as pb;
 use crate::proto::admin_client::AdminClient;
 use crate::proto::data_plane_client::DataPlaneClient;
 use crate::tls::{ClientTls, tls_reason};
-use tonic::transport::Channel;
+use crate::{ServerError, limits};
+use bulkhead_query::{Metric, Role};
+
+/// The gRPC types a client names: a connection, a request and its response, a failed call's status
+/// and its code.
+pub use tonic::transport::Channel;
+pub use tonic::{Code, Request, Response, Status};
 
 /// Where `bulkhead serve` listens by default, and where the clients look for it.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7450";
 
 /// Connects to a plaintext server at `address` (`host:port`, or a full `http://` URL).
-pub async fn connect(address: &str) -> anyhow::Result<Channel> {
+pub async fn connect(address: &str) -> Result<Channel, ServerError> {
     connect_with(address, None).await
 }
 
 /// Connects to a server at `address`: over TLS trusting `tls` (`host:port` or an `https://` URL), or
 /// in plaintext without it (`host:port` or an `http://` URL). A failure says which side of that
 /// choice is the likely cause (a plaintext client at a TLS server, a certificate not trusted).
-pub async fn connect_with(address: &str, tls: Option<&ClientTls>) -> anyhow::Result<Channel> {
+pub async fn connect_with(address: &str, tls: Option<&ClientTls>) -> Result<Channel, ServerError> {
     let url = match (address.split_once("://"), tls) {
         (None, None) => format!("http://{address}"),
         (None, Some(_)) => format!("https://{address}"),
         (Some(("http", _)), None) | (Some(("https", _)), Some(_)) => address.to_owned(),
-        (Some(("https", _)), None) => anyhow::bail!(
-            "{address} is an https:// address: give the certificate to trust with --tls-ca FILE"
-        ),
+        (Some(("https", _)), None) => {
+            return Err(ServerError::Address(format!(
+                "{address} is an https:// address: give the certificate to trust with --tls-ca FILE"
+            )));
+        }
         (Some(("http", _)), Some(_)) => {
-            anyhow::bail!("--tls-ca is for TLS servers: use https:// instead of http:// in {address}")
+            return Err(ServerError::Address(format!(
+                "--tls-ca is for TLS servers: use https:// instead of http:// in {address}"
+            )));
         }
         (Some((scheme, _)), _) => {
-            anyhow::bail!("unknown scheme {scheme}:// in {address}: use http:// or https://")
+            return Err(ServerError::Address(format!(
+                "unknown scheme {scheme}:// in {address}: use http:// or https://"
+            )));
         }
     };
-    let mut endpoint = Channel::from_shared(url)?.tcp_nodelay(true);
+    let mut endpoint = Channel::from_shared(url)
+        .map_err(|e| ServerError::Address(format!("{address} is not a valid address: {e}")))?
+        .tcp_nodelay(true);
     if let Some(tls) = tls {
         endpoint = endpoint
             .tls_config(tls.config())
-            .map_err(|e| anyhow::anyhow!("TLS settings for {address}: {}", tls_reason(&e)))?;
+            .map_err(|e| ServerError::TlsSettings { address: address.to_owned(), reason: tls_reason(&e) })?;
     }
     let channel = endpoint.connect().await.map_err(|e| {
-        let reason = tls_reason(&e);
+        let (address, reason) = (address.to_owned(), tls_reason(&e));
         match tls {
-            Some(_) => anyhow::anyhow!("TLS connection to {address} failed: {reason}"),
-            None => anyhow::anyhow!("cannot connect to {address}: {reason}"),
+            Some(_) => ServerError::TlsConnect { address, reason },
+            None => ServerError::Connect { address, reason },
         }
     })?;
     Ok(channel)
@@ -91,24 +107,43 @@ pub fn describe_status(status: &tonic::Status, tls: bool) -> String {
     line
 }
 
+/// The wire form of a role, for the requests a client builds.
+pub fn role_to_proto(role: Role) -> pb::Role {
+    convert::role_to(role)
+}
+
+/// The role a response names, if it is one this client knows.
+pub fn role_from_proto(role: i32) -> Option<Role> {
+    convert::role_from(role).ok()
+}
+
+/// The wire form of a metric, for the requests a client builds.
+pub fn metric_to_proto(metric: Metric) -> pb::Metric {
+    convert::metric_to(metric)
+}
+
+/// A data-plane client over a channel, as [`data_plane`] makes it.
+pub type DataPlane = DataPlaneClient<Channel>;
+
+/// An admin client over a channel, as [`admin`] makes it.
+pub type Admin = AdminClient<Channel>;
+
 /// A data-plane client that accepts responses up to the server's message limit.
-pub fn data_plane(channel: Channel) -> DataPlaneClient<Channel> {
+pub fn data_plane(channel: Channel) -> DataPlane {
     DataPlaneClient::new(channel)
         .max_decoding_message_size(limits::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(usize::MAX)
 }
 
 /// An admin client.
-pub fn admin(channel: Channel) -> AdminClient<Channel> {
+pub fn admin(channel: Channel) -> Admin {
     AdminClient::new(channel).max_decoding_message_size(limits::MAX_MESSAGE_BYTES)
 }
 
 /// `message` with `authorization: Bearer <token>`.
-pub fn authorized<T>(message: T, token: &str) -> anyhow::Result<tonic::Request<T>> {
-    let mut request = tonic::Request::new(message);
-    let value = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| anyhow::anyhow!("the credential is not a valid header value"))?;
+pub fn authorized<T>(message: T, token: &str) -> Result<Request<T>, ServerError> {
+    let mut request = Request::new(message);
+    let value = format!("Bearer {token}").parse().map_err(|_| ServerError::CredentialHeader)?;
     request.metadata_mut().insert("authorization", value);
     Ok(request)
 }

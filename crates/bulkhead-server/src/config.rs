@@ -7,7 +7,7 @@
 //! Nothing here holds a secret: the master key, the admin token and the TLS private key appear only
 //! as the paths of their files.
 
-use crate::limits;
+use crate::{ServerError, limits};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -112,7 +112,7 @@ pub struct LogConfig {
 }
 
 /// How log lines are written.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -147,17 +147,18 @@ impl LogConfig {
 impl ServeConfig {
     /// Reads a config file. Relative paths in it are taken relative to the file's directory, so that
     /// the file means the same thing whatever directory the server is started from.
-    pub fn from_file(path: &Path) -> anyhow::Result<ServeConfig> {
+    pub fn from_file(path: &Path) -> Result<ServeConfig, ServerError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the config file {}: {}", path.display(), e.kind()))?;
+            .map_err(|e| ServerError::ConfigUnreadable { path: path.to_owned(), kind: e.kind() })?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
-        ServeConfig::parse(&text, base).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+        ServeConfig::parse(&text, base)
+            .map_err(|e| ServerError::ConfigFile { path: path.to_owned(), error: Box::new(e) })
     }
 
     /// Parses a config file's text; relative paths are joined to `base`. An unknown key, a value of
     /// the wrong type or an invalid value is an error that names it.
-    pub fn parse(text: &str, base: &Path) -> anyhow::Result<ServeConfig> {
-        let mut config: ServeConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    pub fn parse(text: &str, base: &Path) -> Result<ServeConfig, ServerError> {
+        let mut config: ServeConfig = toml::from_str(text)?;
         config.validate()?;
         for path in [
             &mut config.data_dir,
@@ -178,38 +179,42 @@ impl ServeConfig {
     }
 
     /// Checks the values that have a type wider than their meaning.
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> Result<(), ServerError> {
+        let invalid = |message: String| Err(ServerError::Setting(message));
         if self.limits.request_timeout_ms == Some(0) {
-            anyhow::bail!("limits.request_timeout_ms must be at least 1");
+            return invalid("limits.request_timeout_ms must be at least 1".to_owned());
         }
         if self.limits.max_concurrent_work == Some(0) {
-            anyhow::bail!("limits.max_concurrent_work must be at least 1");
+            return invalid("limits.max_concurrent_work must be at least 1".to_owned());
         }
         if self.limits.max_connections == Some(0) {
-            anyhow::bail!("limits.max_connections must be at least 1");
+            return invalid("limits.max_connections must be at least 1".to_owned());
         }
         if self
             .limits
             .request_memory_budget_bytes
             .is_some_and(|b| b < limits::wire_reservation(limits::MAX_MESSAGE_BYTES))
         {
-            anyhow::bail!(
-                "limits.request_memory_budget_bytes must be at least {} (three times MAX_MESSAGE_BYTES), so that \
-                 the largest upsert fits",
+            return invalid(format!(
+                "limits.request_memory_budget_bytes must be at least {} (three times MAX_MESSAGE_BYTES), so \
+                 that the largest upsert fits",
                 limits::wire_reservation(limits::MAX_MESSAGE_BYTES)
-            );
+            ));
         }
         if self.audit_retention_days == Some(0) {
-            anyhow::bail!("audit_retention_days must be at least 1 (leave it out to keep events forever)");
+            return invalid(
+                "audit_retention_days must be at least 1 (leave it out to keep events forever)".to_owned(),
+            );
         }
-        if let Some(listen) = self.metrics_listen.as_deref().filter(|m| *m != "off") {
-            listen
-                .parse::<SocketAddr>()
-                .map_err(|_| anyhow::anyhow!("metrics_listen {listen:?} is neither an address nor `off`"))?;
+        if let Some(listen) = self.metrics_listen.as_deref().filter(|m| *m != "off")
+            && listen.parse::<SocketAddr>().is_err()
+        {
+            return invalid(format!("metrics_listen {listen:?} is neither an address nor `off`"));
         }
-        if let Some(level) = &self.log.level {
-            tracing_subscriber::EnvFilter::try_new(level)
-                .map_err(|e| anyhow::anyhow!("log.level {level:?} is not a log filter: {e}"))?;
+        if let Some(level) = &self.log.level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
+        {
+            return invalid(format!("log.level {level:?} is not a log filter: {e}"));
         }
         Ok(())
     }
@@ -258,16 +263,16 @@ impl ServeConfig {
     }
 
     /// The certificate and key files, if TLS is configured; an error if only one of them is.
-    pub fn tls_files(&self) -> anyhow::Result<Option<(&Path, &Path)>> {
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>, ServerError> {
         match (&self.tls.cert, &self.tls.key) {
             (Some(cert), Some(key)) => Ok(Some((cert, key))),
             (None, None) => Ok(None),
-            (Some(_), None) => {
-                anyhow::bail!("a TLS certificate needs its private key: set --tls-key (or tls.key)")
-            }
-            (None, Some(_)) => {
-                anyhow::bail!("a TLS private key needs its certificate: set --tls-cert (or tls.cert)")
-            }
+            (Some(_), None) => Err(ServerError::Setting(
+                "a TLS certificate needs its private key: set --tls-key (or tls.key)".to_owned(),
+            )),
+            (None, Some(_)) => Err(ServerError::Setting(
+                "a TLS private key needs its certificate: set --tls-cert (or tls.cert)".to_owned(),
+            )),
         }
     }
 
@@ -275,7 +280,7 @@ impl ServeConfig {
     /// explicit master key (a file or `BULKHEAD_MASTER_KEY`) and an explicit admin token (a file or
     /// `BULKHEAD_ADMIN_TOKEN`); the development key and token kept in the data directory are for
     /// loopback only. Empty on loopback, and when nothing is missing.
-    pub fn exposure(&self) -> anyhow::Result<Vec<&'static str>> {
+    pub fn exposure(&self) -> Result<Vec<&'static str>, ServerError> {
         let mut missing = Vec::new();
         if self.listen().ip().is_loopback() {
             return Ok(missing);
@@ -340,7 +345,7 @@ impl ServeConfig {
 
     /// The effective settings as a config file (defaults filled in, secrets' files as paths), for
     /// `bulkhead serve --print-config`.
-    pub fn to_toml(&self) -> anyhow::Result<String> {
+    pub fn to_toml(&self) -> Result<String, ServerError> {
         let effective = ServeConfig {
             listen: Some(self.listen()),
             data_dir: Some(self.data_dir()),
@@ -354,6 +359,6 @@ impl ServeConfig {
             log: LogConfig { level: Some(self.log_level().to_owned()), format: Some(self.log_format()) },
             ..self.clone()
         };
-        Ok(toml::to_string(&effective)?)
+        toml::to_string(&effective).map_err(ServerError::ConfigOutput)
     }
 }

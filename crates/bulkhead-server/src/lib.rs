@@ -1,6 +1,7 @@
 //! Bulkhead's gRPC server: the `bulkhead.v1` data plane and admin plane over the embedded database,
-//! fail-closed authentication, and the limits every request obeys. The `bulkhead` binary (`main.rs`)
-//! runs it (`bulkhead serve`) and talks to it (`bulkhead admin`, `bulkhead client`).
+//! fail-closed authentication, and the limits every request obeys. The `bulkhead` binary (the
+//! `bulkhead-cli` crate) runs it (`bulkhead serve`) and talks to it (`bulkhead admin`, `bulkhead
+//! client`) through `client.rs`.
 //!
 //! Where things are: `server.rs` builds and runs the tonic server; `admission.rs` authenticates
 //! every call on its headers before its body is read; `budget.rs` limits a request body as it
@@ -11,7 +12,7 @@
 //! domain conversion; `status.rs` is the one place errors become `tonic::Status`; `limits.rs` the
 //! server's own limits; `client.rs` the client side used by the CLI and the tests; `tls.rs` the TLS
 //! identity of the server and the trust of a client; `config.rs` the settings of `bulkhead serve`
-//! and their precedence.
+//! and their precedence; `error.rs` the library's one error type, [`ServerError`].
 
 mod admin;
 mod admission;
@@ -24,6 +25,7 @@ pub mod config;
 mod connections;
 mod convert;
 mod data;
+mod error;
 pub mod limits;
 mod metrics;
 pub mod server;
@@ -34,6 +36,7 @@ pub mod tls;
 mod tests;
 
 pub use auth::{ADMIN_TOKEN_ENV, AdminToken};
+pub use error::ServerError;
 pub use server::{RequestMemory, Server, ServerLimits, WorkGate};
 pub use tls::{ClientTls, ServerTls};
 

@@ -130,7 +130,8 @@ impl Metrics {
         let background_failures = Family::<BackgroundLabels, Counter>::default();
         registry.register(
             "background_failures",
-            "Background steps (key-rotation, audit-prune) that failed for one tenant, by task and tenant; the task goes on with the other tenants",
+            "Background steps (key-rotation, audit-prune) that failed for one tenant, by task and tenant; \
+             the task goes on with the other tenants",
             background_failures.clone(),
         );
         let isa = Family::<IsaLabel, Gauge>::default();
@@ -202,8 +203,8 @@ impl Metrics {
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
 /// Answers `GET /metrics` over HTTP/1.1 on `listener` until aborted, one request per connection, at
-/// most [`crate::limits::MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is not a request
-/// line).
+/// most [`crate::limits::MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is
+/// not a request line).
 pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, db: Arc<Database>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(crate::limits::MAX_METRICS_CONNECTIONS));
     loop {
@@ -242,7 +243,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metric
                 ("404 Not Found", "text/plain", String::from("only GET /metrics is served here\n"))
             };
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = stream.write_all(response.as_bytes()).await;

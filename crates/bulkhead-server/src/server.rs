@@ -3,6 +3,7 @@
 //! of every call's storage work to tokio's blocking pool, and the background tasks
 //! (`background.rs`) it starts.
 
+use crate::ServerError;
 use crate::admin::AdminService;
 use crate::admission::{AdmissionLayer, AdmittedCall, AdmittedOperator, Timing};
 use crate::auth::{AdminToken, DataOp};
@@ -157,11 +158,12 @@ impl Server {
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ServerError> {
         let limits = &self.shared.limits;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+            .build_v1()
+            .map_err(ServerError::Reflection)?;
         let data = DataPlaneServer::new(DataService::new(Arc::clone(&self.shared)))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -170,7 +172,9 @@ impl Server {
             .max_encoding_message_size(limits.max_message_bytes);
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = &self.tls {
-            builder = builder.tls_config(tls.config().timeout(limits::CONNECTION_HANDSHAKE_TIMEOUT))?;
+            builder = builder
+                .tls_config(tls.config().timeout(limits::CONNECTION_HANDSHAKE_TIMEOUT))
+                .map_err(ServerError::Transport)?;
         }
         let (db, metrics) = (&self.shared.db, &self.shared.metrics);
         let rotations = tokio::spawn(background::drive_rotations(Arc::clone(db), Arc::clone(metrics)));
@@ -196,8 +200,7 @@ impl Server {
         if let Some(retention) = retention {
             retention.abort();
         }
-        served?;
-        Ok(())
+        served.map_err(ServerError::Transport)
     }
 }
 

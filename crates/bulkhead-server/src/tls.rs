@@ -8,7 +8,7 @@
 //! the key's bytes in its `Debug`, so it lives only inside a `ServerTlsConfig` (whose `Debug` prints
 //! nothing) and no type here derives `Debug`. Errors name files and reasons, never contents.
 
-use anyhow::{Result, anyhow};
+use crate::ServerError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,16 +37,19 @@ impl ServerTls {
     /// Loads a PEM certificate chain (server certificate first) and its PEM private key (PKCS#8,
     /// PKCS#1 or SEC1), refusing a key file that group or others can read, and checks that the key
     /// is the certificate's.
-    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<ServerTls> {
-        let cert_pem = std::fs::read(cert)
-            .map_err(|e| anyhow!("cannot read the TLS certificate file {}: {}", cert.display(), e.kind()))?;
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<ServerTls, ServerError> {
+        let cert_pem = std::fs::read(cert).map_err(|e| ServerError::TlsFileUnreadable {
+            what: "certificate",
+            path: cert.to_owned(),
+            kind: e.kind(),
+        })?;
         if !contains(&cert_pem, b"-----BEGIN CERTIFICATE-----") {
-            anyhow::bail!("the TLS certificate file {} holds no PEM certificate", cert.display());
+            return Err(ServerError::TlsNoPem { what: "certificate", path: cert.to_owned() });
         }
         // A regular file owned by the server's user, private, of bounded size, read into wiped memory.
         let key_pem = bulkhead_crypto::read_secret_file(key, "TLS private key", MAX_TLS_KEY_FILE_BYTES)?;
         if !contains(&key_pem, b"PRIVATE KEY-----") {
-            anyhow::bail!("the TLS private key file {} holds no PEM private key", key.display());
+            return Err(ServerError::TlsNoPem { what: "private key", path: key.to_owned() });
         }
         let config = ServerTlsConfig::new()
             .identity(Identity::from_pem(&cert_pem, &*key_pem))
@@ -54,12 +57,7 @@ impl ServerTls {
         // Build the acceptor once now: a key that does not parse or is not the certificate's stops
         // the start here, with the reason, instead of failing every handshake later.
         tonic::transport::Server::builder().tls_config(config.clone()).map_err(|e| {
-            anyhow!(
-                "the TLS certificate {} and private key {} cannot be used: {}",
-                cert.display(),
-                key.display(),
-                tls_reason(&e)
-            )
+            ServerError::TlsUnusable { cert: cert.to_owned(), key: key.to_owned(), reason: tls_reason(&e) }
         })?;
         Ok(ServerTls { config, cert: cert.to_owned() })
     }
@@ -79,16 +77,20 @@ pub struct ClientTls {
 
 impl ClientTls {
     /// Reads the PEM certificate(s) to trust from `ca`.
-    pub fn from_pem_file(ca: &Path, domain: Option<String>) -> Result<ClientTls> {
-        let pem = std::fs::read(ca)
-            .map_err(|e| anyhow!("cannot read the TLS CA file {}: {}", ca.display(), e.kind()))?;
-        ClientTls::from_pem(&pem, domain).map_err(|e| anyhow!("the TLS CA file {}: {e}", ca.display()))
+    pub fn from_pem_file(ca: &Path, domain: Option<String>) -> Result<ClientTls, ServerError> {
+        let pem = std::fs::read(ca).map_err(|e| ServerError::TlsFileUnreadable {
+            what: "CA",
+            path: ca.to_owned(),
+            kind: e.kind(),
+        })?;
+        // The one way `from_pem` fails, said with the file's name.
+        ClientTls::from_pem(&pem, domain).map_err(|_| ServerError::TlsCaFileEmpty { path: ca.to_owned() })
     }
 
     /// Trusts the PEM certificate(s) in `pem`.
-    pub fn from_pem(pem: &[u8], domain: Option<String>) -> Result<ClientTls> {
+    pub fn from_pem(pem: &[u8], domain: Option<String>) -> Result<ClientTls, ServerError> {
         if !contains(pem, b"-----BEGIN CERTIFICATE-----") {
-            anyhow::bail!("no PEM certificate in it");
+            return Err(ServerError::TlsNoCaCertificate);
         }
         Ok(ClientTls { ca: Certificate::from_pem(pem), domain })
     }
@@ -144,7 +146,8 @@ fn describe_rustls(e: &rustls::Error) -> String {
             "the server's certificate is not valid for this host name (see --tls-domain)".to_owned()
         }
         Error::InvalidMessage(_) => {
-            "the peer did not speak TLS (is the server serving plaintext? then use an http:// address without --tls-ca)"
+            "the peer did not speak TLS (is the server serving plaintext? then use an http:// address \
+             without --tls-ca)"
                 .to_owned()
         }
         other => other.to_string(),

@@ -290,13 +290,19 @@ fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
 
 /// Calls one RPC with one credential; every call is a valid request, so only authorisation decides.
 async fn call(world: &World, method: &str, cred: Cred, fresh: &mut u32) -> Code {
-    let token = world.token(cred);
-    let server = &world.server;
-    let mut data = server.data().await;
-    let mut admin = server.admin().await;
     *fresh += 1;
-    let n = *fresh;
-    match method {
+    match call_data_plane(world, method, cred, *fresh).await {
+        Some(code) => code,
+        None => call_admin(world, method, cred, *fresh).await,
+    }
+}
+
+/// [`call`] for the data plane's methods; `None` for a method of the admin plane. `n` makes the
+/// names of throwaway collections unique.
+async fn call_data_plane(world: &World, method: &str, cred: Cred, n: u32) -> Option<Code> {
+    let token = world.token(cred);
+    let mut data = world.server.data().await;
+    let code = match method {
         "CreateCollection" => {
             let r = pb::CreateCollectionRequest {
                 name: format!("c{n}"),
@@ -352,6 +358,17 @@ async fn call(world: &World, method: &str, cred: Cred, fresh: &mut u32) -> Code 
             let r = pb::ExportOwnAuditRequest { since_ms: 0, from_seq: 0, limit: 1 };
             code(data.export_audit(with(r, cred, token)).await)
         }
+        _ => return None,
+    };
+    Some(code)
+}
+
+/// [`call`] for the admin plane's methods. `n` makes the names of throwaway tenants unique.
+async fn call_admin(world: &World, method: &str, cred: Cred, n: u32) -> Code {
+    let token = world.token(cred);
+    let server = &world.server;
+    let mut admin = server.admin().await;
+    match method {
         "Admin/ExportAudit" => {
             let r = pb::ExportAuditRequest { tenant: "acme".into(), since_ms: 0, from_seq: 0, limit: 1 };
             code(admin.export_audit(with(r, cred, token)).await)

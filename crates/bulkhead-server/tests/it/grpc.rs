@@ -4,6 +4,7 @@
 //! load. Plus reflection and the admin plane's unimplemented delete.
 
 use crate::harness::{TestServer, point, req, search};
+use bulkhead_server::client::{Admin, DataPlane};
 use bulkhead_server::proto as pb;
 use tonic::Code;
 
@@ -52,94 +53,8 @@ async fn walkthrough_over_grpc() {
         .into_inner();
     assert_eq!(upserted.versions.len(), 3);
 
-    // The reader searches on behalf of bob: alice's document is filtered out before ranking.
-    let mut as_bob = search("docs", [1.0, 0.0, 0.0], 2);
-    as_bob.principal = Some(pb::Principal { user: "bob".into(), groups: vec![] });
-    let hits = data.search(req(as_bob, &reader)).await.expect("search").into_inner().hits;
-    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["handbook", "other"]);
-    let top = &hits[0];
-    assert_eq!(top.text, "everyone reads this");
-    assert_eq!(top.matched_by, pb::MatchReason::TenantWide as i32);
-    assert_eq!(top.acl_fingerprint.len(), 16);
-    assert!(top.version > 0 && matches!(top.index, Some(pb::hit::Index::Delta(true))));
-    assert!(matches!(
-        top.metadata.get("lang").and_then(|v| v.kind.clone()),
-        Some(pb::meta_value::Kind::Keyword(ref v)) if v == "en"
-    ));
-
-    // On behalf of alice, her document comes first, with its provenance.
-    let mut as_alice = search("docs", [0.9, 0.1, 0.0], 1);
-    as_alice.principal = Some(pb::Principal { user: "alice".into(), groups: vec![] });
-    let hits = data.search(req(as_alice, &reader)).await.expect("search").into_inner().hits;
-    assert_eq!(hits[0].id, "secret-plan");
-    assert_eq!(hits[0].matched_by, pb::MatchReason::User as i32);
-    assert_eq!(hits[0].source_uri.as_deref(), Some("s3://bucket/plan.pdf"));
-
-    // A metadata filter, in a batch with a second query.
-    let lang_en = pb::Filter {
-        kind: Some(pb::filter::Kind::Eq(pb::Equals {
-            field: "lang".into(),
-            value: Some(pb::equals::Value::Keyword("en".into())),
-        })),
-    };
-    let batch = pb::SearchBatchRequest {
-        collection: "docs".into(),
-        queries: vec![
-            pb::BatchQuery { vector: vec![0.0, 0.0, 1.0], k: 3, filter: Some(lang_en), ..Default::default() },
-            pb::BatchQuery { vector: vec![0.0, 0.0, 1.0], k: 1, ..Default::default() },
-        ],
-    };
-    let results = data.search_batch(req(batch, &reader)).await.expect("batch").into_inner().results;
-    assert_eq!(results[0].hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["handbook"]);
-    assert_eq!(results[1].hits[0].id, "other");
-
-    // Get honours the principal: bob's view of alice's document is "not found".
-    let get = |principal: &str| pb::GetRequest {
-        collection: "docs".into(),
-        id: "secret-plan".into(),
-        principal: Some(pb::Principal { user: principal.into(), groups: vec![] }),
-        with_vector: true,
-    };
-    let got = data.get(req(get("alice"), &reader)).await.expect("get").into_inner().point.expect("point");
-    assert_eq!((got.text.as_str(), got.vector.len()), ("only alice reads this", 3));
-    let hidden = data.get(req(get("bob"), &reader)).await.expect_err("hidden");
-    assert_eq!(hidden.code(), Code::NotFound);
-    // A service key without the on-behalf-of right may not name a principal on Get, as on Search,
-    // and the refusal is audited with the named principal's keyed hash.
-    let plain = admin
-        .issue_api_key(req(
-            pb::IssueApiKeyRequest {
-                tenant: "acme".into(),
-                role: pb::Role::Reader as i32,
-                label: String::new(),
-                expires_ms: None,
-                binding: None,
-            },
-            &server.admin_token,
-        ))
-        .await
-        .expect("issue")
-        .into_inner();
-    for request in [get("alice"), get("bob")] {
-        let refused = data.get(req(request, &plain.token)).await.expect_err("no on-behalf-of right");
-        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    }
-    let uid = server
-        .db
-        .operator()
-        .tenant_info(&bulkhead_query::TenantName::new("acme").expect("name"))
-        .expect("tenant")
-        .uid;
-    let alice_hash =
-        server.db.operator().audit_subject_hash(uid, bulkhead_query::Subject::Principal, b"alice");
-    let events = server.db.operator().audit_events(uid).expect("events");
-    assert!(
-        events.iter().any(|e| e.operation == "get"
-            && e.outcome == "permission-denied"
-            && e.key_id.as_deref() == Some(plain.key_id.as_str())
-            && e.principal == Some(alice_hash)),
-        "the refused get is in the trail with its principal"
-    );
+    searches_see_what_the_principal_may_read(&mut data, &reader).await;
+    get_honours_the_principal(&server, &mut data, &mut admin, &reader).await;
 
     // The reader cannot write; nothing changed.
     let write =
@@ -196,6 +111,109 @@ async fn walkthrough_over_grpc() {
     let list = data.list_collections(req(pb::ListCollectionsRequest {}, &writer)).await.expect("list");
     assert!(list.into_inner().collections.is_empty());
     server.stop().await;
+}
+
+/// The walkthrough's searches: on behalf of bob, alice's document is filtered out before ranking; on
+/// behalf of alice it comes first, with its provenance; a metadata filter in a batch.
+async fn searches_see_what_the_principal_may_read(data: &mut DataPlane, reader: &str) {
+    // The reader searches on behalf of bob: alice's document is filtered out before ranking.
+    let mut as_bob = search("docs", [1.0, 0.0, 0.0], 2);
+    as_bob.principal = Some(pb::Principal { user: "bob".into(), groups: vec![] });
+    let hits = data.search(req(as_bob, reader)).await.expect("search").into_inner().hits;
+    assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["handbook", "other"]);
+    let top = &hits[0];
+    assert_eq!(top.text, "everyone reads this");
+    assert_eq!(top.matched_by, pb::MatchReason::TenantWide as i32);
+    assert_eq!(top.acl_fingerprint.len(), 16);
+    assert!(top.version > 0 && matches!(top.index, Some(pb::hit::Index::Delta(true))));
+    assert!(matches!(
+        top.metadata.get("lang").and_then(|v| v.kind.clone()),
+        Some(pb::meta_value::Kind::Keyword(ref v)) if v == "en"
+    ));
+
+    // On behalf of alice, her document comes first, with its provenance.
+    let mut as_alice = search("docs", [0.9, 0.1, 0.0], 1);
+    as_alice.principal = Some(pb::Principal { user: "alice".into(), groups: vec![] });
+    let hits = data.search(req(as_alice, reader)).await.expect("search").into_inner().hits;
+    assert_eq!(hits[0].id, "secret-plan");
+    assert_eq!(hits[0].matched_by, pb::MatchReason::User as i32);
+    assert_eq!(hits[0].source_uri.as_deref(), Some("s3://bucket/plan.pdf"));
+
+    // A metadata filter, in a batch with a second query.
+    let lang_en = pb::Filter {
+        kind: Some(pb::filter::Kind::Eq(pb::Equals {
+            field: "lang".into(),
+            value: Some(pb::equals::Value::Keyword("en".into())),
+        })),
+    };
+    let batch = pb::SearchBatchRequest {
+        collection: "docs".into(),
+        queries: vec![
+            pb::BatchQuery { vector: vec![0.0, 0.0, 1.0], k: 3, filter: Some(lang_en), ..Default::default() },
+            pb::BatchQuery { vector: vec![0.0, 0.0, 1.0], k: 1, ..Default::default() },
+        ],
+    };
+    let results = data.search_batch(req(batch, reader)).await.expect("batch").into_inner().results;
+    assert_eq!(results[0].hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), ["handbook"]);
+    assert_eq!(results[1].hits[0].id, "other");
+}
+
+/// The walkthrough's gets: bob's view of alice's document is "not found"; a service key without the
+/// on-behalf-of right may not name a principal, and its refusal is audited with the principal's
+/// keyed hash.
+async fn get_honours_the_principal(
+    server: &TestServer,
+    data: &mut DataPlane,
+    admin: &mut Admin,
+    reader: &str,
+) {
+    // Get honours the principal: bob's view of alice's document is "not found".
+    let get = |principal: &str| pb::GetRequest {
+        collection: "docs".into(),
+        id: "secret-plan".into(),
+        principal: Some(pb::Principal { user: principal.into(), groups: vec![] }),
+        with_vector: true,
+    };
+    let got = data.get(req(get("alice"), reader)).await.expect("get").into_inner().point.expect("point");
+    assert_eq!((got.text.as_str(), got.vector.len()), ("only alice reads this", 3));
+    let hidden = data.get(req(get("bob"), reader)).await.expect_err("hidden");
+    assert_eq!(hidden.code(), Code::NotFound);
+    // A service key without the on-behalf-of right may not name a principal on Get, as on Search,
+    // and the refusal is audited with the named principal's keyed hash.
+    let plain = admin
+        .issue_api_key(req(
+            pb::IssueApiKeyRequest {
+                tenant: "acme".into(),
+                role: pb::Role::Reader as i32,
+                label: String::new(),
+                expires_ms: None,
+                binding: None,
+            },
+            &server.admin_token,
+        ))
+        .await
+        .expect("issue")
+        .into_inner();
+    for request in [get("alice"), get("bob")] {
+        let refused = data.get(req(request, &plain.token)).await.expect_err("no on-behalf-of right");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    }
+    let uid = server
+        .db
+        .operator()
+        .tenant_info(&bulkhead_query::TenantName::new("acme").expect("name"))
+        .expect("tenant")
+        .uid;
+    let alice_hash =
+        server.db.operator().audit_subject_hash(uid, bulkhead_query::Subject::Principal, b"alice");
+    let events = server.db.operator().audit_events(uid).expect("events");
+    assert!(
+        events.iter().any(|e| e.operation == "get"
+            && e.outcome == "permission-denied"
+            && e.key_id.as_deref() == Some(plain.key_id.as_str())
+            && e.principal == Some(alice_hash)),
+        "the refused get is in the trail with its principal"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
+// The messages live with the wire helpers, which the binary's tests share.
+pub use crate::wire::{point, req, search};
+
 pub struct TestServer {
     pub addr: SocketAddr,
     /// Where the server's metrics are served (`GET /metrics`).
@@ -24,7 +27,7 @@ pub struct TestServer {
     pub request_memory: RequestMemory,
     client_tls: Option<ClientTls>,
     shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), bulkhead_server::ServerError>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -151,11 +154,6 @@ impl Drop for TestServer {
     }
 }
 
-/// `message` with the bearer credential.
-pub fn req<T>(message: T, token: &str) -> tonic::Request<T> {
-    client::authorized(message, token).expect("header")
-}
-
 /// A collection of dimension 3 and two points, made with a tenant-admin key.
 pub async fn seed(server: &TestServer, tenant: &str) -> String {
     server.tenant(tenant).await;
@@ -170,10 +168,6 @@ pub async fn seed(server: &TestServer, tenant: &str) -> String {
     let points = vec![point("a", [1.0, 0.0, 0.0], "alpha"), point("b", [0.0, 1.0, 0.0], "beta")];
     data.upsert(req(pb::UpsertRequest { collection: "docs".into(), points }, &admin)).await.expect("upsert");
     admin
-}
-
-pub fn point(id: &str, vector: [f32; 3], text: &str) -> pb::Point {
-    pb::Point { id: id.into(), vector: vector.to_vec(), text: text.into(), ..Default::default() }
 }
 
 /// The collection's point count, read through the library (not the server under test).
@@ -196,10 +190,6 @@ pub fn collections(server: &TestServer, tenant: &str) -> Vec<String> {
         .iter()
         .map(|c| c.name.as_str().to_owned())
         .collect()
-}
-
-pub fn search(collection: &str, vector: [f32; 3], k: u32) -> pb::SearchRequest {
-    pb::SearchRequest { collection: collection.into(), vector: vector.to_vec(), k, ..Default::default() }
 }
 
 /// A random suffix for file names.

@@ -45,38 +45,33 @@ fn nested(depth: usize) -> pb::Filter {
     filter
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn point_and_batch_limits() {
-    let server = TestServer::start().await;
-    let token = crate::harness::seed(&server, "acme").await;
-    let unchanged =
-        |server: &TestServer| assert_eq!(count(server, "acme", "docs"), 2, "the database changed");
-
+/// One upsert per point field, each just over that field's limit: every one is refused.
+async fn each_point_field_just_over_its_limit(server: &TestServer, token: &str) {
     let over = |f: &dyn Fn(&mut pb::Point)| {
         let mut p = point("new", [1.0, 1.0, 0.0], "t");
         f(&mut p);
         vec![p]
     };
     refused(
-        upsert(&server, &token, over(&|p| p.id = "i".repeat(lib::MAX_DOC_ID_BYTES + 1))).await,
+        upsert(server, token, over(&|p| p.id = "i".repeat(lib::MAX_DOC_ID_BYTES + 1))).await,
         Code::InvalidArgument,
         "document id",
     );
     refused(
-        upsert(&server, &token, over(&|p| p.text = "t".repeat(lib::MAX_TEXT_BYTES + 1))).await,
+        upsert(server, token, over(&|p| p.text = "t".repeat(lib::MAX_TEXT_BYTES + 1))).await,
         Code::InvalidArgument,
         "262144",
     );
     refused(
-        upsert(&server, &token, over(&|p| p.source_uri = Some("u".repeat(lib::MAX_SOURCE_URI_BYTES + 1))))
+        upsert(server, token, over(&|p| p.source_uri = Some("u".repeat(lib::MAX_SOURCE_URI_BYTES + 1))))
             .await,
         Code::InvalidArgument,
         "2048",
     );
     refused(
         upsert(
-            &server,
-            &token,
+            server,
+            token,
             over(&|p| {
                 for i in 0..=lib::MAX_METADATA_FIELDS {
                     p.metadata.insert(
@@ -92,8 +87,8 @@ async fn point_and_batch_limits() {
     );
     refused(
         upsert(
-            &server,
-            &token,
+            server,
+            token,
             over(&|p| {
                 p.metadata.insert(
                     "k".into(),
@@ -109,8 +104,8 @@ async fn point_and_batch_limits() {
     );
     refused(
         upsert(
-            &server,
-            &token,
+            server,
+            token,
             over(&|p| {
                 p.acl = Some(pb::Acl {
                     users: (0..=lib::MAX_ACL_ENTRIES).map(|i| format!("u{i}")).collect(),
@@ -123,15 +118,25 @@ async fn point_and_batch_limits() {
         "1024",
     );
     refused(
-        upsert(&server, &token, over(&|p| p.vector = vec![1.0, 0.0])).await,
+        upsert(server, token, over(&|p| p.vector = vec![1.0, 0.0])).await,
         Code::InvalidArgument,
         "dimension",
     );
     refused(
-        upsert(&server, &token, over(&|p| p.vector = vec![1.0, f32::NAN, 0.0])).await,
+        upsert(server, token, over(&|p| p.vector = vec![1.0, f32::NAN, 0.0])).await,
         Code::InvalidArgument,
         "NaN",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_and_batch_limits() {
+    let server = TestServer::start().await;
+    let token = crate::harness::seed(&server, "acme").await;
+    let unchanged =
+        |server: &TestServer| assert_eq!(count(server, "acme", "docs"), 2, "the database changed");
+
+    each_point_field_just_over_its_limit(&server, &token).await;
     unchanged(&server);
 
     // Points per batch: one over is refused; exactly at the limit is accepted.

@@ -5,6 +5,7 @@
 //! message sent back.
 
 use crate::harness::{TestServer, point, req, search};
+use bulkhead_server::client::{Admin, DataPlane};
 use bulkhead_server::proto as pb;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,6 +40,58 @@ impl Write for Sink {
     }
 }
 
+/// Failures that must echo nothing either: an id over its limit, a missing collection and point, a
+/// wrong key, a wrong admin token, a tenant that exists; their statuses.
+async fn failures(
+    server: &TestServer,
+    data: &mut DataPlane,
+    admin: &mut Admin,
+    p: &pb::Point,
+    token: &str,
+    tenant: &str,
+) -> Vec<tonic::Status> {
+    let mut statuses = Vec::new();
+    let mut long = p.clone();
+    long.id = format!("IDMARKER-8c1{}", "x".repeat(300));
+    statuses.push(
+        data.upsert(req(pb::UpsertRequest { collection: "COLLMARKER-9".into(), points: vec![long] }, token))
+            .await
+            .expect_err("long id"),
+    );
+    statuses.push(
+        data.count(req(pb::CountRequest { collection: "COLLMARKER-9x".into() }, token))
+            .await
+            .expect_err("missing"),
+    );
+    let get = pb::GetRequest {
+        collection: "COLLMARKER-9".into(),
+        id: "IDMARKER-8c1-missing".into(),
+        ..Default::default()
+    };
+    statuses.push(data.get(req(get, token)).await.expect_err("missing point"));
+    // The last character changed (to one it is not: a token ending in 0 stays valid as "...0").
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &token[..token.len() - 1]);
+    statuses.push(
+        data.count(req(pb::CountRequest { collection: "COLLMARKER-9".into() }, &forged))
+            .await
+            .expect_err("forged"),
+    );
+    statuses.push(
+        admin
+            .list_tenants(req(pb::ListTenantsRequest {}, &format!("{}x", server.admin_token)))
+            .await
+            .expect_err("admin"),
+    );
+    statuses.push(
+        admin
+            .create_tenant(req(pb::CreateTenantRequest { name: tenant.into() }, &server.admin_token))
+            .await
+            .expect_err("exists"),
+    );
+    statuses
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_or_tenant_data_in_logs_or_errors() {
     let logs = captured();
@@ -55,7 +108,6 @@ async fn no_secret_or_tenant_data_in_logs_or_errors() {
         "COLLMARKER-9",
         "LABELMARKER-6f",
     ];
-    let mut statuses = Vec::new();
     let mut admin = server.admin().await;
     admin
         .create_tenant(req(pb::CreateTenantRequest { name: tenant.into() }, &server.admin_token))
@@ -98,46 +150,7 @@ async fn no_secret_or_tenant_data_in_logs_or_errors() {
     });
     data.search(req(q, &token)).await.expect("search");
 
-    // Failures echo nothing either: an id over its limit, a missing collection and point, a wrong key,
-    // a wrong admin token.
-    let mut long = p.clone();
-    long.id = format!("IDMARKER-8c1{}", "x".repeat(300));
-    statuses.push(
-        data.upsert(req(pb::UpsertRequest { collection: "COLLMARKER-9".into(), points: vec![long] }, &token))
-            .await
-            .expect_err("long id"),
-    );
-    statuses.push(
-        data.count(req(pb::CountRequest { collection: "COLLMARKER-9x".into() }, &token))
-            .await
-            .expect_err("missing"),
-    );
-    let get = pb::GetRequest {
-        collection: "COLLMARKER-9".into(),
-        id: "IDMARKER-8c1-missing".into(),
-        ..Default::default()
-    };
-    statuses.push(data.get(req(get, &token)).await.expect_err("missing point"));
-    // The last character changed (to one it is not: a token ending in 0 stays valid as "...0").
-    let last = if token.ends_with('0') { '1' } else { '0' };
-    let forged = format!("{}{last}", &token[..token.len() - 1]);
-    statuses.push(
-        data.count(req(pb::CountRequest { collection: "COLLMARKER-9".into() }, &forged))
-            .await
-            .expect_err("forged"),
-    );
-    statuses.push(
-        admin
-            .list_tenants(req(pb::ListTenantsRequest {}, &format!("{}x", server.admin_token)))
-            .await
-            .expect_err("admin"),
-    );
-    statuses.push(
-        admin
-            .create_tenant(req(pb::CreateTenantRequest { name: tenant.into() }, &server.admin_token))
-            .await
-            .expect_err("exists"),
-    );
+    let statuses = failures(&server, &mut data, &mut admin, &p, &token, tenant).await;
     let admin_token = server.admin_token.clone();
     server.stop().await;
 

@@ -1,44 +1,13 @@
-//! TLS: a server with a self-signed certificate made here (rcgen) serves the walkthrough to a client
-//! that trusts it; a client that trusts another certificate, a plaintext client, a key file others
-//! can read and a key that is not the certificate's are each refused with a clear error that holds
-//! no key material. The last test runs the binary: `serve` from a config file with TLS, `admin` and
-//! `client` with `--tls-ca`.
+//! TLS: a server with a self-signed certificate made here (`certs.rs`, rcgen) serves the walkthrough
+//! to a client that trusts it; a client that trusts another certificate, a plaintext client, a key
+//! file others can read and a key that is not the certificate's are each refused with a clear error
+//! that holds no key material. The binary over TLS (`serve` from a config file, `admin` and `client`
+//! with `--tls-ca`) is tested in `crates/bulkhead-cli/tests/it/tls.rs`.
 
+use crate::certs::{SelfSigned, key_body, self_signed, set_mode};
 use crate::harness::{TestServer, req, search, seed};
-use crate::serve::{bulkhead, ok, start_serve};
 use bulkhead_server::proto as pb;
 use bulkhead_server::{ClientTls, ServerTls, client};
-use std::path::{Path, PathBuf};
-
-/// A self-signed certificate and its key, written as PEM files (the key with `key_mode`).
-struct SelfSigned {
-    cert: PathBuf,
-    key: PathBuf,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn self_signed(dir: &Path, name: &str, names: &[&str], key_mode: u32) -> SelfSigned {
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-    let made = rcgen::generate_simple_self_signed(names).expect("self-signed certificate");
-    let (cert_pem, key_pem) = (made.cert.pem(), made.signing_key.serialize_pem());
-    let cert = dir.join(format!("{name}.crt"));
-    let key = dir.join(format!("{name}.key"));
-    std::fs::write(&cert, &cert_pem).expect("write cert");
-    std::fs::write(&key, &key_pem).expect("write key");
-    set_mode(&key, key_mode);
-    SelfSigned { cert, key, cert_pem, key_pem }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// The key's base64 body: what must never appear in an error or a log.
-fn key_body(pem: &str) -> String {
-    pem.lines().filter(|l| !l.starts_with("-----")).collect()
-}
 
 fn trust(cert: &SelfSigned, domain: Option<&str>) -> ClientTls {
     ClientTls::from_pem(cert.cert_pem.as_bytes(), domain.map(str::to_owned)).expect("trust")
@@ -180,63 +149,4 @@ fn bad_key_and_certificate_files_are_refused_without_their_contents() {
         assert!(!message.contains(&body[..40]), "key material in an error: {message}");
         assert!(!message.contains(&key_body(&other.key_pem)[..40]), "key material in an error: {message}");
     }
-}
-
-/// The binary end to end: `serve --config` with TLS in the file, `admin` and `client` with
-/// `--tls-ca` (host:port and https://), a client without it told to use TLS, a world-readable key
-/// refused at start.
-#[test]
-fn the_binary_serves_tls_from_its_config_file() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cert = self_signed(dir.path(), "server", &["localhost", "127.0.0.1"], 0o600);
-    std::fs::write(
-        dir.path().join("bulkhead.toml"),
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n",
-    )
-    .expect("config");
-    // From another directory: the file's relative paths are the file's.
-    let elsewhere = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("bulkhead.toml");
-    let config = config.to_str().expect("utf-8");
-    let server = start_serve(elsewhere.path(), &["--config", config], &[]).expect("serving over TLS");
-    assert!(server.startup.contains("TLS on"), "{}", server.startup);
-    assert!(server.startup.contains("tls=true"), "{}", server.startup);
-    assert!(dir.path().join("data/dev-admin.token").exists(), "data_dir relative to the file");
-
-    let ca = cert.cert.to_str().expect("utf-8");
-    let token = dir.path().join("data/dev-admin.token");
-    let token = token.to_str().expect("utf-8");
-    let https = format!("https://{}", server.address);
-    let env = [("BULKHEAD_SERVER", server.address.as_str()), ("BULKHEAD_ADMIN_TOKEN_FILE", token)];
-    let created = ok(bulkhead(dir.path(), &["admin", "--tls-ca", ca, "tenant", "create", "acme"], &env));
-    assert!(created.contains("created tenant acme"), "{created}");
-    let key = ok(bulkhead(
-        dir.path(),
-        &["admin", "--server", &https, "--tls-ca", ca, "key", "issue", "acme", "--role", "tenant-admin"],
-        &env,
-    ));
-    let as_admin = [env[0], ("BULKHEAD_API_KEY", key.trim()), ("BULKHEAD_TLS_CA", ca)];
-    ok(bulkhead(dir.path(), &["client", "create-collection", "docs", "--dim", "3"], &as_admin));
-    ok(bulkhead(
-        dir.path(),
-        &["client", "upsert", "docs", "--id", "a", "--vector", "1,0,0", "--text", "hi"],
-        &as_admin,
-    ));
-    let hits =
-        ok(bulkhead(dir.path(), &["client", "search", "docs", "--vector", "1,0,0", "--k", "1"], &as_admin));
-    assert!(hits.contains("a\thi"), "{hits}");
-
-    // The same call without --tls-ca: refused, with the way out in the message.
-    let plaintext = bulkhead(dir.path(), &["client", "count", "docs"], &as_admin[..2]);
-    assert!(!plaintext.status.success());
-    let stderr = String::from_utf8_lossy(&plaintext.stderr);
-    assert!(stderr.contains("https://") && stderr.contains("--tls-ca"), "{stderr}");
-    assert!(!stderr.contains(key.trim()), "{stderr}");
-    let rest = server.stop();
-    assert!(!rest.contains(&key_body(&cert.key_pem)[..40]) && !rest.contains(key.trim()), "{rest}");
-
-    // A world-readable key stops the start with the master key's refusal.
-    set_mode(&cert.key, 0o644);
-    let refused = start_serve(elsewhere.path(), &["--config", config], &[]).err().expect("refused");
-    assert!(refused.contains("TLS private key file") && refused.contains("chmod 600"), "{refused}");
 }

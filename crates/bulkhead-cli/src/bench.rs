@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::args::MetricArg;
 use anyhow::{Context, Result, bail, ensure};
 use bulkhead_distance::VectorArena;
 use bulkhead_index::eval::{self, Measurement, SharedFilter};
@@ -45,7 +46,7 @@ pub(crate) struct BenchArgs {
     /// are already unit length (checked at load: the index's dot distance is max(0, 1 - a·b),
     /// which ranks correctly only for unit vectors). l2: squared Euclidean distance.
     #[arg(long, value_enum)]
-    metric: BenchMetric,
+    metric: MetricArg,
     /// Index only the first N base vectors (the truth is then computed by an exact scan).
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
@@ -56,9 +57,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 200)]
     ef_construction: usize,
     /// The graph construction: native (our own, the default) or, in a binary built with the
-    /// `hnsw-rs` feature (`cargo build --release -p bulkhead-server --features hnsw-rs`), hnsw-rs
-    /// (hnsw_rs 0.3.5, kept to measure against). Run the command once per builder to compare them: the RSS figures of a
-    /// second build in one process would include what the first left in the allocator.
+    /// `hnsw-rs` feature (`cargo build --release -p bulkhead-cli --features hnsw-rs`), hnsw-rs
+    /// (hnsw_rs 0.3.5, kept to measure against). Run the command once per builder to compare them:
+    /// the RSS figures of a second build in one process would include what the first left in the
+    /// allocator.
     #[arg(long, value_enum, default_value_t = BenchBuilder::Native)]
     builder: BenchBuilder,
     /// Search beam widths to measure, comma-separated; each 1 to the server's MAX_EF (raised to k
@@ -105,14 +107,6 @@ impl From<BenchBuilder> for Builder {
     }
 }
 
-/// The metric as the user names it; see [`BenchArgs::metric`].
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BenchMetric {
-    Dot,
-    Cosine,
-    L2,
-}
-
 /// How far from 1 a norm may be for `--metric dot`: float32 rows written by a normalising tool
 /// are within about 1e-6 of unit length.
 const UNIT_NORM_TOLERANCE: f32 = 1e-3;
@@ -128,7 +122,7 @@ struct Dataset {
 }
 
 /// Runs the benchmark and writes its report to `out`.
-pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
+pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let params = HnswParams { m: args.m, ef_construction: args.ef_construction };
     params.validate()?;
     validate(args)?;
@@ -136,28 +130,52 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
         Some(threads) => threads,
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
-
     let rss_start = Memory::read();
     let data = load(args)?;
-    let n = data.arena.len();
-    let dim = data.arena.dim();
-    let metric = match args.metric {
-        BenchMetric::Dot | BenchMetric::Cosine => Metric::Dot,
-        BenchMetric::L2 => Metric::L2,
+    let builder = Builder::from(args.builder);
+    write_header(out, args, &data, params, builder, threads)?;
+    let Dataset { arena, queries, truth, .. } = data;
+    let segment = build(out, args.metric, arena, params, builder, rss_start)?;
+    let queries: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
+    let truth = match truth {
+        Some(truth) => truth,
+        None => eval::exact_truth(&segment, &queries, args.k, None, threads)?,
     };
+    let unfiltered = measure_unfiltered(out, args, &segment, &queries, &truth, threads)?;
+    if !args.no_filtered {
+        measure_filtered(out, args, &segment, &queries, &unfiltered, threads)?;
+    }
+    writeln!(
+        out,
+        "\nq/s: median of {} timed passes over all queries after one untimed pass (best: the fastest \
+         pass); latency x: unfiltered median q/s at the same ef over filtered median q/s, one thread",
+        args.passes
+    )?;
+    Ok(())
+}
+
+/// The report's first lines: the instruction set, the data, the metric, the truth and the index.
+fn write_header(
+    out: &mut dyn Write,
+    args: &BenchArgs,
+    data: &Dataset,
+    params: HnswParams,
+    builder: Builder,
+    threads: usize,
+) -> Result<()> {
+    let (n, dim) = (data.arena.len(), data.arena.dim());
     writeln!(out, "bulkhead bench")?;
     writeln!(out, "isa:      {}", bulkhead_distance::active_isa())?;
     writeln!(out, "base:     {} ({n} × {dim})", data.base_name)?;
     writeln!(out, "queries:  {}, k = {}", data.queries.len(), args.k)?;
     let metric_note = match args.metric {
-        BenchMetric::Cosine => "cosine (rows normalised at load, dot kernel)",
-        BenchMetric::Dot => "dot (unit vectors, checked)",
-        BenchMetric::L2 => "l2 (squared Euclidean)",
+        MetricArg::Cosine => "cosine (rows normalised at load, dot kernel)",
+        MetricArg::Dot => "dot (unit vectors, checked)",
+        MetricArg::L2 => "l2 (squared Euclidean)",
     };
     writeln!(out, "metric:   {metric_note}")?;
     let truth_note = if data.truth.is_some() { "ground truth file" } else { "exact scan" };
     writeln!(out, "truth:    {truth_note}")?;
-    let builder = Builder::from(args.builder);
     writeln!(
         out,
         "index:    M = {}, ef_construction = {}, {} builder; build on {} cores, search on 1 and {threads} \
@@ -167,19 +185,33 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
         builder.name(),
         std::thread::available_parallelism().map_or(1, usize::from),
     )?;
+    Ok(())
+}
 
+/// Builds the segment with a progress report, and reports its build time, CPU time and memory.
+fn build(
+    out: &mut dyn Write,
+    metric: MetricArg,
+    arena: VectorArena,
+    params: HnswParams,
+    builder: Builder,
+    rss_start: Option<Memory>,
+) -> Result<FrozenSegment> {
+    // Cosine rows were normalised at load: the dot kernel ranks them as cosine does.
+    let metric = match metric {
+        MetricArg::Dot | MetricArg::Cosine => Metric::Dot,
+        MetricArg::L2 => Metric::L2,
+    };
+    let n = arena.len();
     let rss_before = Memory::read();
     let cpu_before = cpu_seconds();
     let started = Instant::now();
-    let segment = {
-        let mut progress = Progress::new(n);
-        let options = BuildOptions::new().with_builder(builder);
-        let segment = FrozenSegment::build_with_options(data.arena, metric, params, options, |done, _| {
-            progress.update(done, started.elapsed());
-        })?;
-        progress.finish();
-        segment
-    };
+    let mut progress = Progress::new(n);
+    let options = BuildOptions::new().with_builder(builder);
+    let segment = FrozenSegment::build_with_options(arena, metric, params, options, |done, _| {
+        progress.update(done, started.elapsed());
+    })?;
+    progress.finish();
     let build = started.elapsed();
     let cpu = cpu_before.zip(cpu_seconds()).map(|(before, after)| after - before);
     let rss_after = Memory::read();
@@ -204,31 +236,50 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
         )?,
         _ => writeln!(out, "rss:      not available on this system")?,
     }
+    Ok(segment)
+}
 
-    let queries: Vec<&[f32]> = data.queries.iter().map(Vec::as_slice).collect();
-    let truth = match data.truth {
-        Some(truth) => truth,
-        None => eval::exact_truth(&segment, &queries, args.k, None, threads)?,
-    };
+/// The unfiltered section: recall and queries/s at each ef, on one thread and on `threads`; returns
+/// the one-thread median queries/s at each ef, which the filtered sections compare against.
+fn measure_unfiltered(
+    out: &mut dyn Write,
+    args: &BenchArgs,
+    segment: &FrozenSegment,
+    queries: &[&[f32]],
+    truth: &[Vec<u32>],
+    threads: usize,
+) -> Result<Vec<f64>> {
     writeln!(out, "\nunfiltered (recall@{} against the truth)", args.k)?;
     header(out, threads, false)?;
     let mut unfiltered = Vec::with_capacity(args.ef.len());
     for &ef in &args.ef {
         let search = SearchParams::new(args.k, ef);
-        let one = eval::measure(&segment, &queries, &truth, &search, None, 1, args.passes)?;
-        let all = eval::measure(&segment, &queries, &truth, &search, None, threads, args.passes)?;
+        let one = eval::measure(segment, queries, truth, &search, None, 1, args.passes)?;
+        let all = eval::measure(segment, queries, truth, &search, None, threads, args.passes)?;
         row(out, ef, &one, &all, None)?;
         unfiltered.push(one.median_qps());
     }
+    Ok(unfiltered)
+}
 
+/// One filtered section per selectivity: a seeded random allowed set, its exact truth, and recall,
+/// queries/s and the slowdown against `unfiltered` at each ef.
+fn measure_filtered(
+    out: &mut dyn Write,
+    args: &BenchArgs,
+    segment: &FrozenSegment,
+    queries: &[&[f32]],
+    unfiltered: &[f64],
+    threads: usize,
+) -> Result<()> {
+    let n = segment.vectors().len();
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let selectivity: &[f64] = if args.no_filtered { &[] } else { &args.selectivity };
-    for &percent in selectivity {
+    for &percent in &args.selectivity {
         let fraction = percent / 100.0;
         let allowed =
             IdSet::from_ids(n, (0..n as u32).filter(|_| rng.gen_bool(fraction)).map(InternalId::new))?;
         let filter: SharedFilter<'_> = &allowed;
-        let truth = eval::exact_truth(&segment, &queries, args.k, Some(filter), threads)?;
+        let truth = eval::exact_truth(segment, queries, args.k, Some(filter), threads)?;
         writeln!(
             out,
             "\nfiltered {percent}% ({} allowed; recall@{} against an exact scan of the allowed set; \
@@ -237,20 +288,14 @@ pub(crate) fn run(args: &BenchArgs, out: &mut impl Write) -> Result<()> {
             args.k
         )?;
         header(out, threads, true)?;
-        for (&ef, &plain) in args.ef.iter().zip(&unfiltered) {
+        for (&ef, &plain) in args.ef.iter().zip(unfiltered) {
             let search = SearchParams::new(args.k, ef);
-            let one = eval::measure(&segment, &queries, &truth, &search, Some(filter), 1, args.passes)?;
-            let all = eval::measure(&segment, &queries, &truth, &search, Some(filter), threads, args.passes)?;
+            let one = eval::measure(segment, queries, &truth, &search, Some(filter), 1, args.passes)?;
+            let all = eval::measure(segment, queries, &truth, &search, Some(filter), threads, args.passes)?;
             let slowdown = plain / one.median_qps().max(f64::MIN_POSITIVE);
             row(out, ef, &one, &all, Some(slowdown))?;
         }
     }
-    writeln!(
-        out,
-        "\nq/s: median of {} timed passes over all queries after one untimed pass (best: the fastest \
-         pass); latency x: unfiltered median q/s at the same ef over filtered median q/s, one thread",
-        args.passes
-    )?;
     Ok(())
 }
 
@@ -279,7 +324,8 @@ fn validate(args: &BenchArgs) -> Result<()> {
 fn load(args: &BenchArgs) -> Result<Dataset> {
     let in_dir = |name: &str| args.dataset.as_ref().map(|dir| dir.join(name));
     let base_path = args.base.clone().or_else(|| in_dir("base.fvecs")).context(
-        "no base vectors: give --dataset DIR (with base.fvecs, query.fvecs, gt.ivecs) or --base and --queries",
+        "no base vectors: give --dataset DIR (with base.fvecs, query.fvecs, gt.ivecs) or --base and \
+         --queries",
     )?;
     let query_path =
         args.queries.clone().or_else(|| in_dir("query.fvecs")).context("no queries: give --queries FILE")?;
@@ -341,26 +387,26 @@ fn read_truth(path: &Path, k: usize, queries: usize, base: usize) -> Result<Vec<
 
 /// Returns `row` as the index will store it: normalised for cosine, checked to be unit length for
 /// dot, unchanged for L2.
-fn prepare(metric: BenchMetric, row: &[f32]) -> Result<Vec<f32>> {
+fn prepare(metric: MetricArg, row: &[f32]) -> Result<Vec<f32>> {
     ensure!(row.iter().all(|x| x.is_finite()), "a value is not finite");
     let norm = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt() as f32;
     match metric {
-        BenchMetric::L2 => Ok(row.to_vec()),
-        BenchMetric::Dot => {
+        MetricArg::L2 => Ok(row.to_vec()),
+        MetricArg::Dot => {
             ensure!(
                 (norm - 1.0).abs() <= UNIT_NORM_TOLERANCE,
                 "norm {norm}: --metric dot needs unit vectors (use --metric cosine to normalise them)"
             );
             Ok(row.to_vec())
         }
-        BenchMetric::Cosine => {
+        MetricArg::Cosine => {
             ensure!(norm > 0.0 && norm.is_finite(), "a zero vector has no direction for --metric cosine");
             Ok(row.iter().map(|x| x / norm).collect())
         }
     }
 }
 
-fn header(out: &mut impl Write, threads: usize, filtered: bool) -> Result<()> {
+fn header(out: &mut dyn Write, threads: usize, filtered: bool) -> Result<()> {
     let all = format!("q/s {threads}t");
     let extra = if filtered { format!(" {:>9}", "latency x") } else { String::new() };
     writeln!(
@@ -372,7 +418,7 @@ fn header(out: &mut impl Write, threads: usize, filtered: bool) -> Result<()> {
 }
 
 fn row(
-    out: &mut impl Write,
+    out: &mut dyn Write,
     ef: usize,
     one: &Measurement,
     all: &Measurement,

@@ -151,61 +151,9 @@ fn serve_admin_client_walkthrough() {
     assert!(String::from_utf8_lossy(&revoked.stderr).contains("invalid or expired credential"));
     assert_eq!(ok(bulkhead(dir.path(), &["client", "count", "docs"], &as_admin)).trim(), "2");
 
-    // Rotate the tenant's key (the command follows the server's re-sealing to the end), then the
-    // master key from a file on the server's host; the data stays readable.
-    let rotated = ok(bulkhead(dir.path(), &["admin", "rotate-tenant-key", "acme"], &env));
-    assert!(rotated.contains("rotation finished"), "{rotated}");
-    let status = ok(bulkhead(dir.path(), &["admin", "rotation-status", "acme"], &env));
-    assert!(status.contains("key generation 2, no rotation running"), "{status}");
-    let new_key = dir.path().join("new-master.key");
-    ok(bulkhead(dir.path(), &["generate-master-key", new_key.to_str().expect("utf-8")], &[]));
-    let master =
-        ok(bulkhead(dir.path(), &["admin", "rotate-master-key", new_key.to_str().expect("utf-8")], &env));
-    assert!(master.contains("master key version 2"), "{master}");
-    assert_eq!(ok(bulkhead(dir.path(), &["client", "count", "docs"], &as_admin)).trim(), "2");
-    // The audit trail: the tenant-admin exports its own tenant's events as JSON lines; the operator
-    // verifies every chain.
-    let trail = ok(bulkhead(dir.path(), &["client", "audit-export"], &as_admin));
-    let operations: Vec<String> = trail
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["operation"].to_string())
-        .collect();
-    for expected in
-        ["\"tenant-created\"", "\"upsert\"", "\"search\"", "\"authenticate\"", "\"api-key-revoked\""]
-    {
-        assert!(operations.iter().any(|op| op == expected), "{expected} in {operations:?}");
-    }
-    assert!(!trail.contains("docs"), "the collection's name appears only hashed");
-    let admin_export = ok(bulkhead(dir.path(), &["admin", "audit", "export", "acme"], &env));
-    assert!(admin_export.lines().count() > operations.len(), "the operator sees the tenant's export too");
-    // A policy: shown at version 0, set from a JSON file, then in force (k above its limit refused).
-    let shown = ok(bulkhead(dir.path(), &["admin", "policy", "show", "acme"], &env));
-    assert!(shown.contains("\"version\": 0"), "{shown}");
-    let policy_file = dir.path().join("policy.json");
-    std::fs::write(&policy_file, r#"{"denied":[{"role":"reader","operation":"count"}],"max_k":2}"#)
-        .expect("write");
-    let set = ok(bulkhead(
-        dir.path(),
-        &[
-            "admin",
-            "policy",
-            "set",
-            "acme",
-            "--file",
-            policy_file.to_str().expect("utf-8"),
-            "--expected-version",
-            "0",
-            "--note",
-            "tighter k",
-        ],
-        &env,
-    ));
-    assert!(set.contains("policy version 1 in force"), "{set}");
-    let over =
-        bulkhead(dir.path(), &["client", "search", "docs", "--vector", "1,0,0", "--k", "3"], &as_admin);
-    assert!(String::from_utf8_lossy(&over.stderr).contains("must be 1 to 2"), "{over:?}");
-    let verified = ok(bulkhead(dir.path(), &["admin", "audit", "verify"], &env));
-    assert!(verified.lines().count() >= 2 && !verified.contains("BROKEN"), "{verified}");
+    rotate_keys(dir.path(), &env, &as_admin);
+    audit_and_policy(dir.path(), &env, &as_admin);
+
     // Delete needs --yes, then shreds the tenant: its keys stop working.
     assert!(!bulkhead(dir.path(), &["admin", "tenant", "delete", "acme"], &env).status.success());
     let deleted = ok(bulkhead(dir.path(), &["admin", "tenant", "delete", "acme", "--yes"], &env));
@@ -219,6 +167,66 @@ fn serve_admin_client_walkthrough() {
     for secret in [admin_key, reader] {
         assert!(!startup.contains(secret) && !rest.contains(secret), "a key reached the server log");
     }
+}
+
+/// The walkthrough's key rotations: the tenant's key (the command follows the server's re-sealing
+/// to the end), then the master key from a file on the server's host; the data stays readable.
+fn rotate_keys(dir: &Path, env: &[(&str, &str)], as_admin: &[(&str, &str)]) {
+    let rotated = ok(bulkhead(dir, &["admin", "rotate-tenant-key", "acme"], env));
+    assert!(rotated.contains("rotation finished"), "{rotated}");
+    let status = ok(bulkhead(dir, &["admin", "rotation-status", "acme"], env));
+    assert!(status.contains("key generation 2, no rotation running"), "{status}");
+    let new_key = dir.join("new-master.key");
+    ok(bulkhead(dir, &["generate-master-key", new_key.to_str().expect("utf-8")], &[]));
+    let master = ok(bulkhead(dir, &["admin", "rotate-master-key", new_key.to_str().expect("utf-8")], env));
+    assert!(master.contains("master key version 2"), "{master}");
+    assert_eq!(ok(bulkhead(dir, &["client", "count", "docs"], as_admin)).trim(), "2");
+}
+
+/// The walkthrough's audit trail and policy: the tenant-admin exports its own tenant's events as
+/// JSON lines, the operator exports them too; a policy is shown, set and in force; every chain
+/// verifies.
+fn audit_and_policy(dir: &Path, env: &[(&str, &str)], as_admin: &[(&str, &str)]) {
+    let trail = ok(bulkhead(dir, &["client", "audit-export"], as_admin));
+    let operations: Vec<String> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line")["operation"].to_string())
+        .collect();
+    for expected in
+        ["\"tenant-created\"", "\"upsert\"", "\"search\"", "\"authenticate\"", "\"api-key-revoked\""]
+    {
+        assert!(operations.iter().any(|op| op == expected), "{expected} in {operations:?}");
+    }
+    assert!(!trail.contains("docs"), "the collection's name appears only hashed");
+    let admin_export = ok(bulkhead(dir, &["admin", "audit", "export", "acme"], env));
+    assert!(admin_export.lines().count() > operations.len(), "the operator sees the tenant's export too");
+    // A policy: shown at version 0, set from a JSON file, then in force (k above its limit refused).
+    let shown = ok(bulkhead(dir, &["admin", "policy", "show", "acme"], env));
+    assert!(shown.contains("\"version\": 0"), "{shown}");
+    let policy_file = dir.join("policy.json");
+    std::fs::write(&policy_file, r#"{"denied":[{"role":"reader","operation":"count"}],"max_k":2}"#)
+        .expect("write");
+    let set = ok(bulkhead(
+        dir,
+        &[
+            "admin",
+            "policy",
+            "set",
+            "acme",
+            "--file",
+            policy_file.to_str().expect("utf-8"),
+            "--expected-version",
+            "0",
+            "--note",
+            "tighter k",
+        ],
+        env,
+    ));
+    assert!(set.contains("policy version 1 in force"), "{set}");
+    let over = bulkhead(dir, &["client", "search", "docs", "--vector", "1,0,0", "--k", "3"], as_admin);
+    assert!(String::from_utf8_lossy(&over.stderr).contains("must be 1 to 2"), "{over:?}");
+    let verified = ok(bulkhead(dir, &["admin", "audit", "verify"], env));
+    assert!(verified.lines().count() >= 2 && !verified.contains("BROKEN"), "{verified}");
 }
 
 /// Safe by default: a server that would listen beyond loopback refuses to start without TLS, an

@@ -1,0 +1,471 @@
+//! `bulkhead admin ...`: the admin plane of a running server, with the admin token. One function per
+//! subcommand; each makes its call, then prints the answer as text or (with `--json`) as JSON.
+
+use crate::args::{IssueKeyArgs, KeyRefArgs};
+use crate::output::{self, Output};
+use crate::remote::{self, RemoteArgs, Session};
+use crate::secrets;
+use anyhow::{Context, Result};
+use bulkhead_query::Role;
+use bulkhead_server::client::{self, Admin};
+use bulkhead_server::proto as pb;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `bulkhead admin ...`.
+#[derive(clap::Args)]
+pub(crate) struct AdminArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// A file holding the admin token. Without it: BULKHEAD_ADMIN_TOKEN, else the development token in
+    /// the data directory.
+    #[arg(long, env = "BULKHEAD_ADMIN_TOKEN_FILE", global = true)]
+    admin_token_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(clap::Subcommand)]
+enum AdminCommand {
+    /// Tenants.
+    #[command(subcommand)]
+    Tenant(AdminTenant),
+    /// API keys.
+    #[command(subcommand)]
+    Key(AdminKey),
+    /// Starts a tenant-key rotation and, unless `--no-wait`, shows its progress until it finishes
+    /// (the server keeps going if this command is interrupted, and after a restart).
+    RotateTenantKey {
+        tenant: String,
+        /// Return at once instead of following the progress.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Shows a tenant's key generation and any rotation in progress.
+    RotationStatus { tenant: String },
+    /// Re-wraps every data key under the master key in FILE (a path on the server's host, mode
+    /// 0600). Restart the server with `--master-key-file FILE` (the old key as
+    /// `--previous-master-key-file` until it has started once).
+    RotateMasterKey { new_key_file: String },
+    /// The audit trail: verify chains, export a tenant's events.
+    #[command(subcommand)]
+    Audit(AdminAudit),
+    /// A tenant's versioned policy.
+    #[command(subcommand)]
+    Policy(AdminPolicy),
+}
+
+#[derive(clap::Subcommand)]
+enum AdminTenant {
+    /// Creates a tenant.
+    Create { name: String },
+    /// Lists tenants.
+    List,
+    /// Describes a tenant.
+    Describe { name: String },
+    /// Deletes a tenant by crypto-shredding: its keys are destroyed first, then its data. Irreversible.
+    Delete {
+        name: String,
+        /// Confirms the deletion (required).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum AdminKey {
+    /// Issues an API key; the token is printed once and never stored.
+    Issue(IssueArgs),
+    /// Lists a tenant's keys (ids, roles, state; never secrets).
+    List { tenant: String },
+    /// Revokes a key by id.
+    Revoke(KeyRefArgs),
+    /// Revokes every key of a tenant at once (then rotate its data key).
+    RevokeAll { tenant: String },
+}
+
+/// `admin key issue`: the embedded command's arguments, and what only the server's keys have.
+#[derive(clap::Args)]
+struct IssueArgs {
+    #[command(flatten)]
+    key: IssueKeyArgs,
+    /// Make the key expire after this many seconds.
+    #[arg(long)]
+    expires_in_secs: Option<u64>,
+    /// A service key whose requests may name the end user they act for (and then see only what
+    /// that user may read).
+    #[arg(long, conflicts_with = "user")]
+    on_behalf_of: bool,
+    /// A user's own key: every search, get and count runs as this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// The user's groups (with `--user`), comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "user")]
+    groups: Vec<String>,
+}
+
+#[derive(clap::Subcommand)]
+enum AdminAudit {
+    /// Recomputes the audit chain of TENANT (a name, or the full uid of a deleted tenant), or of
+    /// every chain, and reports the first broken event of each. Fails if any chain is broken.
+    Verify { tenant: Option<String> },
+    /// Writes TENANT's audit events as JSON lines, oldest first.
+    Export {
+        tenant: String,
+        /// Only events at or after this time (milliseconds since the Unix epoch).
+        #[arg(long, default_value_t = 0)]
+        since_ms: u64,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum AdminPolicy {
+    /// Prints the tenant's policy in force, with its version, as JSON.
+    Show { tenant: String },
+    /// Replaces the tenant's policy with the JSON in FILE (the shape `show` prints:
+    /// `{"denied":[{"role":"reader","operation":"count"}],"max_k":100,"max_ef":null,
+    /// "max_filter_conditions":null,"source_uri_prefixes":["https://wiki/"]}`), if it is still at
+    /// --expected-version.
+    Set(PolicySetArgs),
+}
+
+/// `admin policy set`.
+#[derive(clap::Args)]
+struct PolicySetArgs {
+    tenant: String,
+    /// The policy, as JSON.
+    #[arg(long)]
+    file: PathBuf,
+    /// The version being replaced (what `show` printed).
+    #[arg(long)]
+    expected_version: u64,
+    /// Why (kept in the tenant's audit trail; no tenant data).
+    #[arg(long)]
+    note: String,
+}
+
+type AdminSession<'a> = Session<'a, Admin>;
+
+/// Runs `bulkhead admin ...` against the server.
+pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut dyn Write) -> Result<()> {
+    let token = secrets::client_admin_token(data_dir, args.admin_token_file.as_deref())?;
+    let out = &mut Output::new(out, args.remote.json());
+    let command = args.command;
+    args.remote.run(client::admin, token.expose(), async |s| match command {
+        AdminCommand::Tenant(AdminTenant::Create { name }) => tenant_create(s, out, name).await,
+        AdminCommand::Tenant(AdminTenant::List) => tenant_list(s, out).await,
+        AdminCommand::Tenant(AdminTenant::Describe { name }) => tenant_describe(s, out, name).await,
+        AdminCommand::Tenant(AdminTenant::Delete { name, yes }) => tenant_delete(s, out, name, yes).await,
+        AdminCommand::Key(AdminKey::Issue(issue)) => key_issue(s, out, issue).await,
+        AdminCommand::Key(AdminKey::List { tenant }) => key_list(s, out, tenant).await,
+        AdminCommand::Key(AdminKey::Revoke(key)) => key_revoke(s, out, key).await,
+        AdminCommand::Key(AdminKey::RevokeAll { tenant }) => key_revoke_all(s, out, tenant).await,
+        AdminCommand::RotateTenantKey { tenant, no_wait } => rotate_tenant_key(s, out, tenant, no_wait).await,
+        AdminCommand::RotationStatus { tenant } => rotation_status(s, out, tenant).await,
+        AdminCommand::RotateMasterKey { new_key_file } => rotate_master_key(s, out, new_key_file).await,
+        AdminCommand::Audit(AdminAudit::Verify { tenant }) => audit_verify(s, out, tenant).await,
+        AdminCommand::Audit(AdminAudit::Export { tenant, since_ms }) => {
+            audit_export(s, out, tenant, since_ms).await
+        }
+        AdminCommand::Policy(AdminPolicy::Show { tenant }) => policy_show(s, out, tenant).await,
+        AdminCommand::Policy(AdminPolicy::Set(set)) => policy_set(s, out, set).await,
+    })
+}
+
+async fn tenant_create(s: &mut AdminSession<'_>, out: &mut Output<'_>, name: String) -> Result<()> {
+    let request = s.request(pb::CreateTenantRequest { name })?;
+    let t = s.rpc.create_tenant(request).await.map_err(s.failed())?.into_inner();
+    out.record(|| output::tenant_json(&t), || output::created_tenant(&t.name, &t.uid))
+}
+
+async fn tenant_list(s: &mut AdminSession<'_>, out: &mut Output<'_>) -> Result<()> {
+    let request = s.request(pb::ListTenantsRequest {})?;
+    let list = s.rpc.list_tenants(request).await.map_err(s.failed())?.into_inner();
+    if out.is_json() {
+        return out.line(Value::Array(list.tenants.iter().map(output::tenant_json).collect()));
+    }
+    for t in list.tenants {
+        out.line(output::tenant_line(&t.name, &t.uid))?;
+    }
+    Ok(())
+}
+
+async fn tenant_describe(s: &mut AdminSession<'_>, out: &mut Output<'_>, name: String) -> Result<()> {
+    let request = s.request(pb::DescribeTenantRequest { name })?;
+    let t = s.rpc.describe_tenant(request).await.map_err(s.failed())?.into_inner();
+    out.record(
+        || output::tenant_json(&t),
+        || format!("{}\tuid {}\tcreated {}\t{}", t.name, t.uid, t.created_ms, t.placement),
+    )
+}
+
+async fn tenant_delete(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    name: String,
+    yes: bool,
+) -> Result<()> {
+    anyhow::ensure!(yes, "deleting a tenant destroys its keys and data for good: add --yes");
+    let request = s.request(pb::DeleteTenantRequest { name: name.clone() })?;
+    let deleted = s.rpc.delete_tenant(request).await.map_err(s.failed())?.into_inner();
+    out.record(
+        || json!({ "deleted": name, "revoked_keys": deleted.revoked_keys }),
+        || format!("deleted tenant {name}: keys destroyed, {} API keys revoked", deleted.revoked_keys),
+    )
+}
+
+async fn key_issue(s: &mut AdminSession<'_>, out: &mut Output<'_>, args: IssueArgs) -> Result<()> {
+    let IssueArgs { key: IssueKeyArgs { tenant, role, label }, expires_in_secs, on_behalf_of, user, groups } =
+        args;
+    let expires_ms = expires_in_secs.map(|s| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        now.saturating_add(s.saturating_mul(1000))
+    });
+    let binding = match user {
+        Some(user) => Some(pb::issue_api_key_request::Binding::User(pb::UserBinding { user, groups })),
+        None => on_behalf_of.then_some(pb::issue_api_key_request::Binding::OnBehalfOf(true)),
+    };
+    let role = client::role_to_proto(Role::from(role)) as i32;
+    let request = s.request(pb::IssueApiKeyRequest { tenant, role, label, expires_ms, binding })?;
+    let issued = s.rpc.issue_api_key(request).await.map_err(s.failed())?.into_inner();
+    // Only the token on stdout, so that `$(bulkhead admin key issue ...)` captures it.
+    out.record(|| json!({ "token": issued.token, "key_id": issued.key_id }), || issued.token.clone())
+}
+
+async fn key_list(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: String) -> Result<()> {
+    let request = s.request(pb::ListApiKeysRequest { tenant })?;
+    let list = s.rpc.list_api_keys(request).await.map_err(s.failed())?.into_inner();
+    if out.is_json() {
+        return out.line(Value::Array(list.keys.iter().map(output::key_json).collect()));
+    }
+    for k in list.keys {
+        out.line(output::key_line(&k.key_id, output::role_name(k.role), k.revoked, &k.label))?;
+    }
+    Ok(())
+}
+
+async fn key_revoke(s: &mut AdminSession<'_>, out: &mut Output<'_>, key: KeyRefArgs) -> Result<()> {
+    let KeyRefArgs { tenant, key_id } = key;
+    let request = s.request(pb::RevokeApiKeyRequest { tenant, key_id: key_id.clone() })?;
+    s.rpc.revoke_api_key(request).await.map_err(s.failed())?;
+    out.record(|| json!({ "revoked": key_id }), || output::revoked(&key_id))
+}
+
+async fn key_revoke_all(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: String) -> Result<()> {
+    let request = s.request(pb::RevokeAllApiKeysRequest { tenant: tenant.clone() })?;
+    let revoked = s.rpc.revoke_all_api_keys(request).await.map_err(s.failed())?.into_inner();
+    out.record(
+        || json!({ "tenant": tenant, "revoked": revoked.revoked }),
+        || format!("revoked {} keys of {tenant}", revoked.revoked),
+    )
+}
+
+async fn rotate_tenant_key(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    tenant: String,
+    no_wait: bool,
+) -> Result<()> {
+    let request = s.request(pb::RotateTenantKeyRequest { tenant: tenant.clone() })?;
+    let started = s.rpc.rotate_tenant_key(request).await.map_err(s.failed())?.into_inner();
+    out.note(|| {
+        format!("rotation started: new writes are sealed under key generation {}", started.key_generation)
+    })?;
+    let status = if no_wait { started } else { follow_rotation(s, &tenant, started, !out.is_json()).await? };
+    if out.is_json() {
+        out.line(output::rotation_json(&tenant, &status))
+    } else if no_wait {
+        Ok(())
+    } else {
+        out.line(format!(
+            "rotation finished: every record is under generation {}; the old key is destroyed",
+            status.key_generation
+        ))
+    }
+}
+
+/// Polls a rotation until the server says it is done, with a progress bar if `bar`; returns the last
+/// status.
+async fn follow_rotation(
+    s: &mut AdminSession<'_>,
+    tenant: &str,
+    mut status: pb::RotationStatus,
+    bar: bool,
+) -> Result<pb::RotationStatus> {
+    let bar = bar.then(|| {
+        let bar = indicatif::ProgressBar::new(status.total.max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("re-sealing {bar:40} {pos}/{len} records ({eta} left)")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    while status.running {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let request = s.request(pb::GetRotationStatusRequest { tenant: tenant.to_owned() })?;
+        status = s.rpc.get_rotation_status(request).await.map_err(s.failed())?.into_inner();
+        if let Some(bar) = &bar {
+            bar.set_length(status.total.max(status.done).max(1));
+            bar.set_position(status.done);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(status)
+}
+
+async fn rotation_status(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: String) -> Result<()> {
+    let request = s.request(pb::GetRotationStatusRequest { tenant: tenant.clone() })?;
+    let status = s.rpc.get_rotation_status(request).await.map_err(s.failed())?.into_inner();
+    out.record(
+        || output::rotation_json(&tenant, &status),
+        || {
+            if status.running {
+                format!(
+                    "{tenant}: rotating to generation {}, {} of {} records scanned",
+                    status.key_generation, status.done, status.total
+                )
+            } else {
+                format!("{tenant}: key generation {}, no rotation running", status.key_generation)
+            }
+        },
+    )
+}
+
+async fn rotate_master_key(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    new_key_file: String,
+) -> Result<()> {
+    let request = s.request(pb::RotateMasterKeyRequest { new_key_file })?;
+    let rotated = s.rpc.rotate_master_key(request).await.map_err(s.failed())?.into_inner();
+    out.record(
+        || json!({ "master_version": rotated.master_version }),
+        || {
+            format!(
+                "every data key is re-wrapped under master key version {}; restart the server with the new \
+                 key file",
+                rotated.master_version
+            )
+        },
+    )
+}
+
+async fn audit_verify(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: Option<String>) -> Result<()> {
+    let request = s.request(pb::VerifyAuditRequest { tenant: tenant.unwrap_or_default() })?;
+    let checked = s.rpc.verify_audit(request).await.map_err(s.failed())?.into_inner();
+    let mut broken = checked.chains.iter().filter(|c| c.first_broken.is_some()).count();
+    for c in &checked.chains {
+        out.record(
+            || output::chain_json(c),
+            || match c.first_broken {
+                Some(seq) => format!(
+                    "{}: BROKEN ({}) at event {seq} ({} events from {})",
+                    c.tenant_uid,
+                    c.broken_reason.as_deref().unwrap_or("broken"),
+                    c.events,
+                    c.first_seq
+                ),
+                None => format!("{}: intact, {} events from {}", c.tenant_uid, c.events, c.first_seq),
+            },
+        )?;
+    }
+    if let Some(registered) = checked.chains_registered
+        && checked.chains_expected != Some(registered)
+    {
+        broken += 1;
+        let expected = checked.chains_expected;
+        out.record(
+            || json!({ "chains_registered": registered, "chains_expected": expected }),
+            || {
+                let expected = expected.map_or("an unreadable count".to_owned(), |n| n.to_string());
+                format!(
+                    "chain directory: BROKEN, {registered} chains registered, expected {expected} (a whole \
+                     chain was removed)"
+                )
+            },
+        )?;
+    }
+    anyhow::ensure!(broken == 0, "{broken} audit chain(s) broken");
+    Ok(())
+}
+
+async fn audit_export(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    tenant: String,
+    since_ms: u64,
+) -> Result<()> {
+    remote::export_audit(out, async |from_seq| {
+        let request = pb::ExportAuditRequest { tenant: tenant.clone(), since_ms, from_seq, limit: 0 };
+        let request = s.request(request)?;
+        Ok(s.rpc.export_audit(request).await.map_err(s.failed())?.into_inner())
+    })
+    .await
+}
+
+async fn policy_show(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: String) -> Result<()> {
+    let request = s.request(pb::GetPolicyRequest { tenant })?;
+    let policy = s.rpc.get_policy(request).await.map_err(s.failed())?.into_inner();
+    // Always JSON, pretty: the shape `policy set` reads.
+    out.line(serde_json::to_string_pretty(&output::policy_json(&policy))?)
+}
+
+async fn policy_set(s: &mut AdminSession<'_>, out: &mut Output<'_>, args: PolicySetArgs) -> Result<()> {
+    let PolicySetArgs { tenant, file, expected_version, note } = args;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let policy = Some(policy_from_json(&text)?);
+    let request = s.request(pb::SetPolicyRequest { tenant, policy, expected_version, note })?;
+    let policy = s.rpc.set_policy(request).await.map_err(s.failed())?.into_inner();
+    out.record(|| output::policy_json(&policy), || format!("policy version {} in force", policy.version))
+}
+
+/// A policy from the JSON `admin policy show` prints (with or without its version around it).
+fn policy_from_json(text: &str) -> Result<pb::TenantPolicy> {
+    let value: Value = serde_json::from_str(text).context("the policy file is not JSON")?;
+    // `show` prints the policy inside {"version", "policy"}; accept either shape.
+    let p = value.get("policy").unwrap_or(&value);
+    let limit = |name: &str| -> Result<Option<u32>> {
+        match p.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => Ok(Some(
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .with_context(|| format!("{name}: a number"))?,
+            )),
+        }
+    };
+    let mut denied = Vec::new();
+    for d in p.get("denied").and_then(|d| d.as_array()).map(Vec::as_slice).unwrap_or_default() {
+        let role = d
+            .get("role")
+            .and_then(|r| r.as_str())
+            .and_then(Role::parse)
+            .context("denied: role must be reader, writer or tenant-admin")?;
+        let operation = d.get("operation").and_then(|o| o.as_str()).context("denied: an operation name")?;
+        let role = client::role_to_proto(role) as i32;
+        denied.push(pb::DeniedOperation { role, operation: operation.to_owned() });
+    }
+    let source_uri_prefixes = p
+        .get("source_uri_prefixes")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().map(str::to_owned).context("source_uri_prefixes: strings"))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    Ok(pb::TenantPolicy {
+        denied,
+        max_k: limit("max_k")?,
+        max_ef: limit("max_ef")?,
+        max_filter_conditions: limit("max_filter_conditions")?,
+        source_uri_prefixes,
+    })
+}

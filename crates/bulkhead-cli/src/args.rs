@@ -1,0 +1,114 @@
+//! The argument types that several commands share, so that a flag means the same thing in the
+//! embedded and the remote form of a command: the API key, the domain's `Role` and `Metric` as clap
+//! value enums (spelled as `Role::as_str` and `Metric::as_str` spell them), a new collection, a
+//! point, a query, and an API key to issue or revoke.
+
+use bulkhead_query::{Metric, Role};
+
+/// An API key.
+#[derive(clap::Args)]
+pub(crate) struct ApiKeyArg {
+    /// The API key (prefer the environment variable, which stays out of shell history).
+    #[arg(long = "api-key", env = "BULKHEAD_API_KEY", hide_env_values = true)]
+    pub(crate) token: String,
+}
+
+/// [`Role`] as the command line names it: `reader`, `writer` or `tenant-admin`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    Reader,
+    Writer,
+    TenantAdmin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Reader => Role::Reader,
+            RoleArg::Writer => Role::Writer,
+            RoleArg::TenantAdmin => Role::TenantAdmin,
+        }
+    }
+}
+
+/// [`Metric`] as the command line names it: `cosine`, `dot` or `l2`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub(crate) enum MetricArg {
+    Cosine,
+    Dot,
+    L2,
+}
+
+impl From<MetricArg> for Metric {
+    fn from(metric: MetricArg) -> Self {
+        match metric {
+            MetricArg::Cosine => Metric::Cosine,
+            MetricArg::Dot => Metric::Dot,
+            MetricArg::L2 => Metric::L2,
+        }
+    }
+}
+
+/// A collection to create.
+#[derive(clap::Args)]
+pub(crate) struct NewCollectionArgs {
+    /// The collection's name.
+    pub(crate) name: String,
+    /// The dimension of its vectors.
+    #[arg(long)]
+    pub(crate) dim: u32,
+    /// How its vectors are compared.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub(crate) metric: MetricArg,
+}
+
+/// A point to insert or replace.
+#[derive(clap::Args)]
+pub(crate) struct PointArgs {
+    /// The collection.
+    pub(crate) collection: String,
+    /// The document id.
+    #[arg(long)]
+    pub(crate) id: String,
+    /// The vector, as comma-separated numbers.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub(crate) vector: Vec<f32>,
+    /// The chunk's text.
+    #[arg(long, default_value = "")]
+    pub(crate) text: String,
+}
+
+/// A search.
+#[derive(clap::Args)]
+pub(crate) struct QueryArgs {
+    /// The collection.
+    pub(crate) collection: String,
+    /// The query vector, as comma-separated numbers.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub(crate) vector: Vec<f32>,
+    /// How many results.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) k: u32,
+}
+
+/// An API key to issue.
+#[derive(clap::Args)]
+pub(crate) struct IssueKeyArgs {
+    /// The tenant.
+    pub(crate) tenant: String,
+    /// The key's role.
+    #[arg(long, value_enum, default_value = "writer")]
+    pub(crate) role: RoleArg,
+    /// A label for the operator's list.
+    #[arg(long, default_value = "")]
+    pub(crate) label: String,
+}
+
+/// An API key to revoke.
+#[derive(clap::Args)]
+pub(crate) struct KeyRefArgs {
+    /// The tenant.
+    pub(crate) tenant: String,
+    /// The key's id (as `key list` shows it).
+    pub(crate) key_id: String,
+}

@@ -1,0 +1,152 @@
+//! What the commands print: lines of text for people and, with `--json`, one JSON value per line for
+//! scripts. The text lines that the embedded and the remote form of a command share are made here,
+//! so that both print the same thing, and so are the JSON forms of the server's answers. Nothing
+//! here prints a secret other than the API key a `key issue` prints once, on purpose.
+
+use anyhow::Result;
+use bulkhead_query::Role;
+use bulkhead_server::client::role_from_proto;
+use bulkhead_server::proto as pb;
+use serde_json::{Value, json};
+use std::fmt::Display;
+use std::io::Write;
+
+/// Where a command prints, and in which form.
+pub(crate) struct Output<'a> {
+    out: &'a mut dyn Write,
+    json: bool,
+}
+
+impl<'a> Output<'a> {
+    /// Prints to `out`, as JSON if `json`.
+    pub(crate) fn new(out: &'a mut dyn Write, json: bool) -> Output<'a> {
+        Output { out, json }
+    }
+
+    /// Whether `--json` was given.
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// One line, in either form.
+    pub(crate) fn line(&mut self, line: impl Display) -> Result<()> {
+        writeln!(self.out, "{line}")?;
+        Ok(())
+    }
+
+    /// One record: `value` as a JSON line with `--json`, else the line `text` makes.
+    pub(crate) fn record(
+        &mut self,
+        value: impl FnOnce() -> Value,
+        text: impl FnOnce() -> String,
+    ) -> Result<()> {
+        if self.json { self.line(value()) } else { self.line(text()) }
+    }
+
+    /// A line for people only (a message that has no JSON form).
+    pub(crate) fn note(&mut self, text: impl FnOnce() -> String) -> Result<()> {
+        if self.json { Ok(()) } else { self.line(text()) }
+    }
+}
+
+/// The name of a role as the server sends it (`unknown` for one this client does not know).
+pub(crate) fn role_name(role: i32) -> &'static str {
+    role_from_proto(role).map_or("unknown", Role::as_str)
+}
+
+/// "created tenant NAME (uid UID)".
+pub(crate) fn created_tenant(name: &str, uid: &str) -> String {
+    format!("created tenant {name} (uid {uid})")
+}
+
+/// A tenant in a list.
+pub(crate) fn tenant_line(name: &str, uid: &str) -> String {
+    format!("{name}\tuid {uid}")
+}
+
+/// An API key in a list: id, role, state and label (never the secret).
+pub(crate) fn key_line(key_id: &str, role: &str, revoked: bool, label: &str) -> String {
+    let state = if revoked { "revoked" } else { "active" };
+    format!("{key_id}\t{role}\t{state}\t{label}")
+}
+
+/// "revoked KEY_ID".
+pub(crate) fn revoked(key_id: &str) -> String {
+    format!("revoked {key_id}")
+}
+
+/// "upserted (version V)".
+pub(crate) fn upserted(version: u64) -> String {
+    format!("upserted (version {version})")
+}
+
+/// A search hit: score, id and text.
+pub(crate) fn hit_line(score: f32, id: &str, text: &str) -> String {
+    format!("{score:.4}\t{id}\t{text}")
+}
+
+pub(crate) fn tenant_json(t: &pb::Tenant) -> Value {
+    json!({ "name": t.name, "uid": t.uid, "created_ms": t.created_ms, "placement": t.placement })
+}
+
+pub(crate) fn key_json(k: &pb::ApiKey) -> Value {
+    json!({
+        "key_id": k.key_id, "role": role_name(k.role), "label": k.label,
+        "created_ms": k.created_ms, "expires_ms": k.expires_ms, "revoked": k.revoked,
+    })
+}
+
+pub(crate) fn rotation_json(tenant: &str, s: &pb::RotationStatus) -> Value {
+    json!({
+        "tenant": tenant, "running": s.running, "key_generation": s.key_generation, "done": s.done,
+        "total": s.total,
+    })
+}
+
+pub(crate) fn hit_json(hit: &pb::Hit) -> Value {
+    json!({
+        "id": hit.id, "score": hit.score, "text": hit.text, "source_uri": hit.source_uri,
+        "version": hit.version, "key_generation": hit.key_generation,
+    })
+}
+
+pub(crate) fn chain_json(c: &pb::AuditChainCheck) -> Value {
+    json!({
+        "tenant_uid": c.tenant_uid, "events": c.events, "first_seq": c.first_seq,
+        "first_broken": c.first_broken, "broken_reason": c.broken_reason,
+    })
+}
+
+/// An audit event as one JSON line of an export (ids only as the keyed hashes the server sends).
+pub(crate) fn audit_event_json(e: &pb::AuditEvent) -> Value {
+    json!({
+        "seq": e.seq,
+        "time_ms": e.time_ms,
+        "operation": e.operation,
+        "key_id": e.key_id,
+        "outcome": e.outcome,
+        "key_generation": e.key_generation,
+        "principal_hash": e.principal_hash,
+        "collection_hash": e.collection_hash,
+        "query_hash": e.query_hash,
+        "document_hashes": e.document_hashes,
+    })
+}
+
+/// A policy with its version, in the shape `admin policy set` reads back.
+pub(crate) fn policy_json(policy: &pb::PolicyResponse) -> Value {
+    let p = policy.policy.clone().unwrap_or_default();
+    let denied: Vec<Value> =
+        p.denied.iter().map(|d| json!({ "role": role_name(d.role), "operation": d.operation })).collect();
+    json!({
+        "version": policy.version,
+        "changed_ms": policy.changed_ms,
+        "policy": {
+            "denied": denied,
+            "max_k": p.max_k,
+            "max_ef": p.max_ef,
+            "max_filter_conditions": p.max_filter_conditions,
+            "source_uri_prefixes": p.source_uri_prefixes,
+        }
+    })
+}

@@ -3,8 +3,11 @@
 use bulkhead_crypto::CryptoError;
 
 /// Everything the storage layer can report.
+///
+/// Not `#[non_exhaustive]`: the crate is internal to the workspace (never published), and the
+/// server's one conversion to a gRPC status (`bulkhead-server/src/status.rs`) names every variant,
+/// so that a new variant does not compile until someone decides what a client sees for it.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StorageError {
     /// The master key does not match the one this data directory was created with. Checked once at
     /// open against a stored check value, so a wrong key never produces garbage or a cascade of

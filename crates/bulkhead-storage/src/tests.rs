@@ -131,7 +131,7 @@ fn orphan_tenant_column_families_are_dropped_at_open() {
     MasterKey::generate().write_new_file(&key_path).expect("key");
     let path = dir.path().join("db");
     let open = || Store::open(&path, MasterKey::from_file(&key_path).expect("key"), StoreOptions::default());
-    let orphan = format!("t-{}", hex::encode([0xab; 16]));
+    let orphan = layout::tenant_cf_name(&TenantUid::from_bytes([0xab; 16]));
     let real;
     {
         let store = open().expect("open");

@@ -28,8 +28,12 @@
 //! "t-" uid hex    uid 'J' coll / uid 'I' coll segment chunk  sealed index head / chunk  tenant.rs
 //! ```
 //!
-//! Integers are big-endian in keys (so that key order is numeric order); records are postcard.
-//! Sealed values carry the header `bulkhead-crypto/src/format.rs` draws.
+//! Integers are big-endian in keys (so that key order is numeric order). Records are postcard, their
+//! fields in declaration order (each record's doc draws them): integers as varints, `[u8; N]` as its
+//! N bytes, strings and byte strings as a varint length then the bytes, `Option` as a 0 or 1 byte then
+//! the value, sequences and maps as a varint count then the items, enums as a varint variant index
+//! then the variant's fields. Reordering a record's fields changes the format. Sealed values carry the
+//! header `bulkhead-crypto/src/format.rs` draws.
 
 mod audit;
 mod system;

@@ -88,6 +88,14 @@ pub(crate) fn audit_registration_key(uid: &TenantUid) -> Vec<u8> {
 pub(crate) type Head = (u64, [u8; 32]);
 
 /// An event as written before access events existed (only administrative events, always `ok`).
+///
+/// ```text
+/// time_ms    varint u64
+/// operation  string
+/// key_id     option, string
+/// outcome    string
+/// mac        32 bytes
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct RecordV1 {
     pub(crate) time_ms: u64,
@@ -98,6 +106,21 @@ pub(crate) struct RecordV1 {
 }
 
 /// An event in the current format. Values that would be tenant data are keyed hashes.
+///
+/// ```text
+/// time_ms         varint u64
+/// operation       string
+/// key_id          option, string
+/// outcome         string
+/// key_generation  option, varint u32
+/// principal       option, 16 bytes
+/// collection      option, 16 bytes
+/// query           option, 16 bytes
+/// documents       count, then 16 bytes each
+/// policy_version  option, varint u64
+/// note            option, string
+/// mac             32 bytes
+/// ```
 #[derive(Serialize, Deserialize, Clone)]
 pub(crate) struct RecordV2 {
     pub(crate) time_ms: u64,
@@ -168,6 +191,13 @@ impl Stored {
 
 /// The checkpoint pruning leaves: the chain now starts at `first_seq`, whose predecessor's MAC was
 /// `prev_mac`.
+///
+/// ```text
+/// first_seq     varint u64
+/// prev_mac      32 bytes
+/// pruned_at_ms  varint u64
+/// mac           32 bytes
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Checkpoint {
     pub(crate) first_seq: u64,
@@ -177,6 +207,12 @@ pub(crate) struct Checkpoint {
 }
 
 /// The anchor of a chain's end, rewritten with every event.
+///
+/// ```text
+/// next_seq  varint u64
+/// last_mac  32 bytes
+/// mac       32 bytes
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Anchor {
     pub(crate) next_seq: u64,
@@ -185,6 +221,11 @@ pub(crate) struct Anchor {
 }
 
 /// How many chains are registered.
+///
+/// ```text
+/// chains  varint u64
+/// mac     32 bytes
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ChainCount {
     pub(crate) chains: u64,

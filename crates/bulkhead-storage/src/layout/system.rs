@@ -180,6 +180,13 @@ pub enum Placement {
 }
 
 /// A tenant's registry entry (sealed under the registry's keys).
+///
+/// ```text
+/// name        string          the tenant's name
+/// uid         16 bytes        its random uid
+/// created_ms  varint u64      creation time
+/// placement   variant index   0: OwnColumnFamily
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TenantRecord {
     pub(crate) name: String,
@@ -189,6 +196,18 @@ pub(crate) struct TenantRecord {
 }
 
 /// An API key's registry entry. The secret itself is never stored, only its keyed hash.
+///
+/// ```text
+/// tenant_uid  16 bytes               the tenant it opens
+/// secret_tag  32 bytes               HMAC of the secret (domain "api-key-secret")
+/// role        variant index          0 reader, 1 writer, 2 tenant-admin
+/// label       string
+/// created_ms  varint u64
+/// expires_ms  option, varint u64
+/// revoked     1 byte
+/// binding     variant index, fields  0 Service { on_behalf_of: 1 byte },
+///                                    1 User { user: string, groups: count, strings }
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ApiKeyRecord {
     pub(crate) tenant_uid: [u8; 16],
@@ -203,6 +222,13 @@ pub(crate) struct ApiKeyRecord {
 
 /// A tenant-key rotation in progress: every record sealed under an older generation is re-sealed
 /// under `target`, in key order; `after` is the last key done.
+///
+/// ```text
+/// target  varint u32            the generation records are re-sealed under
+/// after   option, byte string   the last record key done
+/// done    varint u64            records scanned
+/// total   varint u64            records at the start (an estimate)
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct RotationRecord {
     pub(crate) target: u32,
@@ -213,6 +239,14 @@ pub(crate) struct RotationRecord {
 
 /// What a tenant's keys may do, on top of what their roles allow. Stored inside the tenant's
 /// [`VersionedPolicy`]; its rules are in `policy.rs`.
+///
+/// ```text
+/// denied                 count, then (role variant index, string) each
+/// max_k                  option, varint u32
+/// max_ef                 option, varint u32
+/// max_filter_conditions  option, varint u32
+/// source_uri_prefixes    count, then a string each
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TenantPolicy {
     /// Operations (by [`Operation::name`](crate::Operation::name): `search`, `upsert`, `count`,
@@ -229,8 +263,14 @@ pub struct TenantPolicy {
     pub source_uri_prefixes: Vec<String>,
 }
 
-/// A tenant's policy with its version: the record sealed at `"policy/" uid`, in this field order.
-/// A tenant without one has the default policy at version 0.
+/// A tenant's policy with its version: the record sealed at `"policy/" uid`. A tenant without one
+/// has the default policy at version 0.
+///
+/// ```text
+/// version     varint u64
+/// changed_ms  varint u64
+/// policy      TenantPolicy
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct VersionedPolicy {
     /// 0 for the default policy; each change adds 1.

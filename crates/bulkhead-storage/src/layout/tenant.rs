@@ -151,6 +151,14 @@ impl TenantKeys {
 }
 
 /// A collection's configuration (sealed: its name is tenant data).
+///
+/// ```text
+/// name        string
+/// number      varint u32      its records' collection number, never reused
+/// dimension   varint u32
+/// metric      variant index   0 cosine, 1 dot, 2 l2
+/// created_ms  varint u64
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct CollectionRecord {
     pub(crate) name: String,
@@ -161,6 +169,16 @@ pub(crate) struct CollectionRecord {
 }
 
 /// Everything about a point except its vector (sealed under the payload key).
+///
+/// ```text
+/// id          string
+/// text        string
+/// metadata    count, then (string, MetaValue) each, in key order; a MetaValue is a variant index
+///             then 0 Keyword: string, 1 Keywords: counted strings, 2 Number: f64 LE, 3 Bool: 1 byte
+/// source_uri  option, string
+/// acl         variant index, fields   0 TenantWide, 1 Restricted { users, groups: counted strings }
+/// version     varint u64              the write sequence that wrote it
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct PointPayloadRecord {
     pub(crate) id: String,
@@ -173,6 +191,12 @@ pub(crate) struct PointPayloadRecord {
 
 /// One segment's snapshot: its id (below 2^63), how many chunks and bytes it has. Format 1 heads
 /// were exactly this record, naming the one current segment.
+///
+/// ```text
+/// segment  varint u64
+/// chunks   varint u32
+/// bytes    varint u64
+/// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct IndexHeadRecord {
     pub(crate) segment: u64,

@@ -332,7 +332,10 @@ fn a_fifo_is_not_a_secret_file() {
     assert!(made.success());
     let refused = crate::read_secret_file(&fifo, "master key", 256);
     assert!(
-        matches!(&refused, Err(CryptoError::SecretFileUnavailable { reason, .. }) if reason == "not a regular file"),
+        matches!(
+            &refused,
+            Err(CryptoError::SecretFileUnavailable { reason, .. }) if reason == "not a regular file"
+        ),
         "{refused:?}"
     );
 }

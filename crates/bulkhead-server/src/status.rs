@@ -1,6 +1,7 @@
 //! The one place errors become `tonic::Status`. Messages carry only what the library's errors carry
 //! (field names, limits, "collection not found"), never tenant data or secrets; internal failures are
-//! logged here, with their cause, and reported to the client as a bare `INTERNAL`.
+//! logged here, with their cause, and reported to the client as a bare `INTERNAL`, and stored data
+//! or keys that fail their integrity check likewise as a bare `DATA_LOSS`.
 
 use bulkhead_query::{QueryError, StorageError};
 use tonic::Status;
@@ -17,7 +18,8 @@ pub(crate) fn from_query(error: QueryError) -> Status {
     }
 }
 
-/// A storage-layer error as a status.
+/// A storage-layer error as a status. Every variant is named, so that a new one does not compile
+/// until it is given its status.
 pub(crate) fn from_storage(error: StorageError) -> Status {
     match &error {
         StorageError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
@@ -29,7 +31,16 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         // The tenant's own state, with a known remedy (its key rotation): not the caller's fault,
         // not a server fault either.
         StorageError::EncryptionLimit => Status::failed_precondition(error.to_string()),
-        _ => internal(&error),
+        // A stored value or keyring entry that does not authenticate: data damaged or tampered
+        // with on disk, which no retry and no fix of the server repairs.
+        StorageError::Integrity | StorageError::KeyringCorrupt => data_loss(&error),
+        StorageError::WrongMasterKey { .. }
+        | StorageError::MasterKeysWrong { .. }
+        | StorageError::ForeignScope
+        | StorageError::Engine(_)
+        | StorageError::Io(_)
+        | StorageError::Codec(_)
+        | StorageError::Crypto(_) => internal(&error),
     }
 }
 
@@ -63,6 +74,13 @@ pub(crate) fn internal(error: &dyn std::error::Error) -> Status {
     Status::internal("internal error (see the server log)")
 }
 
+/// Stored data or keys that failed their integrity check: logged with the cause (which never holds
+/// tenant data), reported without it.
+fn data_loss(error: &StorageError) -> Status {
+    tracing::error!(error = %error, "request failed on stored data that does not authenticate");
+    Status::data_loss("stored data failed its integrity check (see the server log)")
+}
+
 /// The request's deadline passed.
 pub(crate) fn deadline_exceeded(limit: std::time::Duration) -> Status {
     Status::deadline_exceeded(format!(
@@ -92,5 +110,22 @@ impl From<crate::auth::AuthError> for Status {
                 Status::permission_denied(format!("a {} key cannot {operation}", role.as_str()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrity_failures_are_data_loss_and_say_nothing_of_their_cause() {
+        for error in [StorageError::Integrity, StorageError::KeyringCorrupt] {
+            let status = from_storage(error);
+            assert_eq!(status.code(), tonic::Code::DataLoss);
+            assert!(!status.message().contains("keyring"), "{}", status.message());
+        }
+        let status = from_storage(StorageError::Engine("IO error: /data/000012.sst".to_owned()));
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert!(!status.message().contains("sst"), "{}", status.message());
     }
 }

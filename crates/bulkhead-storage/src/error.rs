@@ -3,20 +3,25 @@
 use bulkhead_crypto::CryptoError;
 
 /// Everything the storage layer can report.
+///
+/// Not `#[non_exhaustive]`: the crate is internal to the workspace (never published), and the
+/// server's one conversion to a gRPC status (`bulkhead-server/src/status.rs`) names every variant,
+/// so that a new variant does not compile until someone decides what a client sees for it.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StorageError {
     /// The master key does not match the one this data directory was created with. Checked once at
     /// open against a stored check value, so a wrong key never produces garbage or a cascade of
     /// integrity errors.
     #[error(
-        "wrong master key: the data directory was written under a different master key (version {master_version})"
+        "wrong master key: the data directory was written under a different master key \
+         (version {master_version})"
     )]
     WrongMasterKey { master_version: u32 },
 
     /// Neither the current master key nor the previous one given as a fallback opens the keyring.
     #[error(
-        "neither the current nor the previous master key opens this data directory (keyring version {master_version})"
+        "neither the current nor the previous master key opens this data directory \
+         (keyring version {master_version})"
     )]
     MasterKeysWrong { master_version: u32 },
 
@@ -67,7 +72,8 @@ pub enum StorageError {
     ForeignScope,
 
     /// RocksDB reported an error (I/O, corruption, or a full disk). Its message names files and column
-    /// families, which are opaque, never tenant data.
+    /// families, which are opaque, never tenant data. (Converted in `engine.rs`, the one file that
+    /// names RocksDB.)
     #[error("storage engine error: {0}")]
     Engine(String),
 
@@ -103,12 +109,6 @@ impl StorageError {
             | StorageError::Codec(_)
             | StorageError::Crypto(_) => "internal",
         }
-    }
-}
-
-impl From<rocksdb::Error> for StorageError {
-    fn from(e: rocksdb::Error) -> Self {
-        StorageError::Engine(e.into_string())
     }
 }
 

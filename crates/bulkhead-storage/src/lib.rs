@@ -2,16 +2,21 @@
 //! per tenant whose records are sealed under that tenant's keys.
 //!
 //! The only way to a tenant's records is [`Store::tenant`], which demands a [`TenantScope`]; scopes are
-//! minted only by [`Store::authenticate`] (an API key) and [`Store::trusted_host_scope`]. This is the
-//! only crate that names `rocksdb`. Byte layouts are all in `layout.rs`.
+//! minted only by [`Store::authenticate`] (an API key) and [`Store::trusted_host_scope`], both in
+//! `auth.rs`. This is the only crate that names `rocksdb`, and `engine.rs` the only file in it that
+//! does. Byte layouts are all in `layout.rs` and the files below `layout/`.
 
 mod audit;
+mod auth;
+mod engine;
 mod error;
 mod ids;
+mod keyring;
 mod layout;
 mod model;
 mod operation;
 mod policy;
+mod registry;
 mod rotation;
 mod scope;
 mod snapshot;
@@ -21,6 +26,7 @@ mod tenant;
 pub use audit::{
     AccessEvent, AuditCheck, AuditEvent, DirectoryCheck, MAX_AUDITED_DOCUMENTS, Subject, SubjectHash,
 };
+pub use auth::REFUSAL_EVENT_EVERY;
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
 pub use layout::Placement;
@@ -29,10 +35,11 @@ pub use model::{
 };
 pub use operation::Operation;
 pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, VersionedPolicy};
+pub use registry::{ApiKeyInfo, IssuedApiKey, TenantInfo};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SavedSegment, SnapshotSaved};
-pub use store::{ApiKeyInfo, Durability, IssuedApiKey, REFUSAL_EVENT_EVERY, Store, StoreOptions, TenantInfo};
+pub use store::{Durability, Store, StoreOptions};
 pub use tenant::TenantHandle;
 
 #[cfg(test)]

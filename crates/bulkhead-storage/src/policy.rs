@@ -3,45 +3,25 @@
 //! ([`Store::set_policy`]); every change increments the version and is an audit event with the
 //! operator's note; the version in force is in every access event and every search hit.
 //!
-//! Layout: `"policy/" uid(16)` → `PolicyRecord`, sealed like every registry record. A tenant without
-//! one has the default policy (everything its roles allow, the global limits) at version 0.
+//! The policy is the record [`VersionedPolicy`], sealed like every registry record at
+//! `"policy/" uid` (both drawn in `layout/system.rs`). A tenant without one has the default policy
+//! (everything its roles allow, the global limits) at version 0.
 
+pub use crate::layout::{TenantPolicy, VersionedPolicy};
+
+use crate::engine::Batch;
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
 use crate::layout;
 use crate::operation::Operation;
 use crate::scope::Role;
 use crate::store::{Store, now_ms};
-use rocksdb::WriteBatch;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-const POLICY_PREFIX: &[u8] = b"policy/";
 /// Longest change note, in bytes.
 pub const MAX_POLICY_NOTE_BYTES: usize = 256;
 /// Most source URI prefixes in one policy.
 pub const MAX_POLICY_PREFIXES: usize = 64;
-
-pub(crate) fn policy_key(uid: &TenantUid) -> Vec<u8> {
-    [POLICY_PREFIX, uid.as_bytes()].concat()
-}
-
-/// What a tenant's keys may do, on top of what their roles allow.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct TenantPolicy {
-    /// Operations (by [`Operation::name`]: `search`, `upsert`, `count`, ...) refused to a role
-    /// although the role would allow them. A higher role is not affected. A name that is not an
-    /// operation is refused when the policy is set.
-    pub denied: Vec<(Role, String)>,
-    /// Largest `k` a search may ask for (at most the global limit).
-    pub max_k: Option<u32>,
-    /// Largest `ef` a search may ask for (at most the global limit).
-    pub max_ef: Option<u32>,
-    /// Most conditions in one search filter (at most the global limit).
-    pub max_filter_conditions: Option<u32>,
-    /// If not empty, every written point must carry a source URI that starts with one of these.
-    pub source_uri_prefixes: Vec<String>,
-}
 
 impl TenantPolicy {
     /// Whether `role` may perform `operation` under this policy.
@@ -88,17 +68,6 @@ impl TenantPolicy {
     }
 }
 
-/// A tenant's policy with its version.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct VersionedPolicy {
-    /// 0 for the default policy; each change adds 1.
-    pub version: u64,
-    /// When it took effect (milliseconds since the Unix epoch; 0 for the default).
-    pub changed_ms: u64,
-    /// The policy.
-    pub policy: TenantPolicy,
-}
-
 impl Store {
     /// The tenant's policy in force (cached with the tenant's state).
     pub fn policy(&self, uid: TenantUid) -> Result<Arc<VersionedPolicy>> {
@@ -107,8 +76,8 @@ impl Store {
 
     /// Reads a tenant's stored policy (the default if it has none).
     pub(crate) fn stored_policy(&self, uid: &TenantUid) -> Result<VersionedPolicy> {
-        let key = policy_key(uid);
-        match self.db.get_cf(&self.sys()?, &key)? {
+        let key = layout::policy_key(uid.as_bytes());
+        match self.db.get(&self.sys()?, &key)? {
             None => Ok(VersionedPolicy::default()),
             Some(sealed) => layout::decode(&self.open_registry(&key, &sealed)?, "policy"),
         }
@@ -142,12 +111,17 @@ impl Store {
             });
         }
         let next = VersionedPolicy { version: current.version + 1, changed_ms: now_ms(), policy };
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         let mut event = Store::admin_record("policy-changed", None);
         event.policy_version = Some(next.version);
         event.note = Some(note.to_owned());
         let _audit_slot = self.audit_record_into(&mut batch, &uid, event)?;
-        self.commit_registry(&mut reserved, batch, &policy_key(&uid), &layout::encode(&next))?;
+        self.commit_registry(
+            &mut reserved,
+            batch,
+            &layout::policy_key(uid.as_bytes()),
+            &layout::encode(&next),
+        )?;
         let version = next.version;
         *state.policy.write() = Arc::new(next);
         tracing::info!(tenant = %uid.short(), version, "tenant policy changed");

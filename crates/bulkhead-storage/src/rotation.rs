@@ -14,12 +14,14 @@
 //! first step no record of the tenant can be decrypted by anyone; if the process dies before the
 //! second, the next open drops the keyless column family (see `Store::open`).
 
+use crate::engine::{Batch, Engine, Entry, Family, Keys};
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
 use crate::layout::{self, ApiKeyRecord, RotationRecord};
 use crate::store::Store;
-use bulkhead_crypto::{DataKey, OwnerCipher};
-use rocksdb::{DB, IteratorMode, ReadOptions, WriteBatch};
+use crate::tenant::{TenantState, WriteState};
+use bulkhead_crypto::{DataKey, OwnerCipher, Purpose};
+use parking_lot::MutexGuard;
 
 /// How far a tenant-key rotation has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +47,10 @@ impl Store {
     /// sealed records, counted by a scan before any lock is taken.
     pub fn rotate_tenant_key_of(&self, uid: TenantUid) -> Result<RotationProgress> {
         let state = self.load_tenant(uid)?;
-        let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let cf = state.family(&self.db)?;
         let total = self
             .db
-            .iterator_cf(&cf, IteratorMode::Start)
+            .entries(&cf, Keys::All)
             .filter(|r| r.as_ref().is_ok_and(|(k, _)| layout::sealed_purpose(k).is_some()))
             .count() as u64;
         drop(cf);
@@ -60,8 +62,8 @@ impl Store {
     /// sealed a billion values.
     pub fn start_automatic_rotation(&self, uid: TenantUid) -> Result<RotationProgress> {
         let state = self.load_tenant(uid)?;
-        let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
-        let total = self.db.property_int_value_cf(&cf, "rocksdb.estimate-num-keys")?.unwrap_or(0);
+        let cf = state.family(&self.db)?;
+        let total = self.db.estimated_keys(&cf)?.unwrap_or(0);
         drop(cf);
         self.start_rotation(uid, total)
     }
@@ -71,7 +73,7 @@ impl Store {
         let state = self.load_tenant(uid)?;
         let _registry = self.registry_lock.lock();
         let sys = self.sys()?;
-        if self.db.get_cf(&sys, layout::rotation_key(&owner))?.is_some() {
+        if self.db.get(&sys, layout::rotation_key(&owner))?.is_some() {
             return Err(StorageError::AlreadyExists { what: "key rotation" });
         }
         let mut write = state.write.lock();
@@ -82,20 +84,16 @@ impl Store {
             })?;
         let kek = self.kek(&owner);
         let record = RotationRecord { target, after: None, done: 0, total };
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            &sys,
-            layout::keyring_key(&owner, target),
-            kek.wrap(&DataKey::generate(target)).as_bytes(),
-        );
+        let mut batch = Batch::default();
+        batch.put(&sys, layout::keyring_key(&owner, target), kek.wrap(&DataKey::generate(target)).as_bytes());
         {
             // Control records, tagged under the tenant's naming key (the same in every generation).
             let cipher = state.cipher.read();
             let write_key = layout::keyring_write_key(&owner);
-            batch.put_cf(&sys, &write_key, layout::control_value(&cipher, &write_key, &target.to_be_bytes()));
+            batch.put(&sys, &write_key, layout::control_value(&cipher, &write_key, &target.to_be_bytes()));
             let rotation_key = layout::rotation_key(&owner);
             let value = layout::control_value(&cipher, &rotation_key, &layout::encode(&record));
-            batch.put_cf(&sys, &rotation_key, value);
+            batch.put(&sys, &rotation_key, value);
         }
         let _audit_slot = self.audit_into(&mut batch, &uid, "tenant-key-rotation-started", None)?;
         self.sys_write(batch)?;
@@ -115,22 +113,19 @@ impl Store {
     /// The tenants with a rotation in progress (to resume after a restart).
     pub fn pending_rotations(&self) -> Result<Vec<TenantUid>> {
         let sys = self.sys()?;
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_range(rocksdb::PrefixRange(b"rotate/".as_slice()));
         let mut out = Vec::new();
-        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+        for item in self.db.entries(&sys, Keys::Prefix(layout::ROTATION_PREFIX)) {
             let (key, _) = item?;
-            let owner: [u8; 16] =
-                key[b"rotate/".len()..].try_into().map_err(|_| StorageError::Codec("rotation key"))?;
+            let owner = layout::rotation_owner(&key).ok_or(StorageError::Codec("rotation key"))?;
             out.push(TenantUid::from_bytes(owner));
         }
         Ok(out)
     }
 
     /// The tenant's rotation record, authenticated under its naming key; `None` if none runs.
-    fn rotation_record(&self, state: &crate::tenant::TenantState) -> Result<Option<RotationRecord>> {
+    fn rotation_record(&self, state: &TenantState) -> Result<Option<RotationRecord>> {
         let key = layout::rotation_key(state.uid.as_bytes());
-        let Some(raw) = self.db.get_cf(&self.sys()?, &key)? else { return Ok(None) };
+        let Some(raw) = self.db.get(&self.sys()?, &key)? else { return Ok(None) };
         let payload = layout::open_control(&state.cipher.read(), &key, &raw)?;
         Ok(Some(layout::decode(&payload, "rotation")?))
     }
@@ -155,44 +150,21 @@ impl Store {
         let owner = *uid.as_bytes();
         let state = self.load_tenant(uid)?;
         let sys = self.sys()?;
-        let cf = self.db.cf_handle(&state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let cf = state.family(&self.db)?;
         let mut write = state.write.lock();
         let Some(mut record) = self.rotation_record(&state)? else { return Ok(None) };
-        let mode = match &record.after {
-            Some(after) => IteratorMode::From(after, rocksdb::Direction::Forward),
-            None => IteratorMode::Start,
-        };
-        let mut stale = Vec::new();
-        let mut scanned = 0usize;
-        let mut exhausted = true;
-        for item in self.db.iterator_cf(&cf, mode) {
-            let (key, value) = item?;
-            if record.after.as_deref() == Some(&*key) {
-                continue;
-            }
-            if scanned == max_records.max(1) * 4 || stale.len() == max_records.max(1) {
-                exhausted = false;
-                break;
-            }
-            scanned += 1;
-            record.after = Some(key.to_vec());
-            let Some(purpose) = layout::sealed_purpose(&key) else { continue };
-            let generation = OwnerCipher::sealed_generation(&value).ok_or(StorageError::Integrity)?;
-            if generation < record.target {
-                stale.push((key, value, purpose));
-            }
-        }
-        let mut batch = WriteBatch::default();
-        let reserved = state.reserve(&self.db, &write, stale.len() as u64, &mut batch)?;
-        for (key, value, purpose) in &stale {
+        let scan = stale_records(&self.db, &cf, &mut record, max_records.max(1))?;
+        let mut batch = Batch::default();
+        let reserved = state.reserve(&self.db, &write, scan.stale.len() as u64, &mut batch)?;
+        for ((key, value), purpose) in &scan.stale {
             let plain = state.open(*purpose, key, value)?;
-            batch.put_cf(&cf, key, state.seal(*purpose, key, &plain)?);
+            batch.put(&cf, key, state.seal(*purpose, key, &plain)?);
         }
-        record.done += scanned as u64;
+        record.done += scan.scanned as u64;
         let rotation_key = layout::rotation_key(&owner);
         let cursor = layout::control_value(&state.cipher.read(), &rotation_key, &layout::encode(&record));
-        batch.put_cf(&sys, &rotation_key, cursor);
-        self.db.write_opt(batch, &self.data_write)?;
+        batch.put(&sys, &rotation_key, cursor);
+        self.data_write(batch)?;
         write.reserved_encryptions = reserved;
         let mut progress = RotationProgress {
             target_generation: record.target,
@@ -200,29 +172,47 @@ impl Store {
             total: record.total,
             finished: false,
         };
-        if exhausted {
-            // Every record is under the target generation: destroy the older keys, durably first.
-            let mut batch = WriteBatch::default();
-            for generation in 1..record.target {
-                batch.delete_cf(&sys, layout::keyring_key(&owner, generation));
-                batch.delete_cf(&sys, layout::encryption_count_key(&owner, generation));
-            }
-            batch.delete_cf(&sys, layout::rotation_key(&owner));
-            self.sys_write(batch)?;
-            // Tombstones are not destruction: rewrite what still holds the old wrapped keys.
-            self.purge_destroyed(&[layout::keyring_prefix(&owner)])?;
-            let encryptions = state.cipher.read().encryptions();
-            let cipher = self.owner_cipher(&owner, encryptions)?;
-            *state.cipher.write() = cipher;
-            progress.finished = true;
+        if scan.exhausted {
             // The registry lock is taken after the tenant's write lock is released (the order the
             // rotation's start takes them in is the reverse).
-            drop(write);
-            let _registry = self.registry_lock.lock();
-            self.audit(&uid, "tenant-key-rotation-finished", None)?;
-            tracing::info!(tenant = %uid.short(), generation = record.target, "tenant key rotation finished; older keys destroyed");
+            self.finish_rotation(&state, record.target, write)?;
+            progress.finished = true;
         }
         Ok(Some(progress))
+    }
+
+    /// Every record is under the `target` generation: destroys the older keys, durably first, then
+    /// physically, and records the end of the rotation. Releases the tenant's write lock before it
+    /// takes the registry lock.
+    fn finish_rotation(
+        &self,
+        state: &TenantState,
+        target: u32,
+        write: MutexGuard<'_, WriteState>,
+    ) -> Result<()> {
+        let owner = *state.uid.as_bytes();
+        let sys = self.sys()?;
+        let mut batch = Batch::default();
+        for generation in 1..target {
+            batch.delete(&sys, layout::keyring_key(&owner, generation));
+            batch.delete(&sys, layout::encryption_count_key(&owner, generation));
+        }
+        batch.delete(&sys, layout::rotation_key(&owner));
+        self.sys_write(batch)?;
+        // Tombstones are not destruction: rewrite what still holds the old wrapped keys.
+        self.purge_destroyed(&[layout::keyring_prefix(&owner)])?;
+        let encryptions = state.cipher.read().encryptions();
+        let cipher = self.owner_cipher(&owner, encryptions)?;
+        *state.cipher.write() = cipher;
+        drop(write);
+        let _registry = self.registry_lock.lock();
+        self.audit(&state.uid, "tenant-key-rotation-finished", None)?;
+        tracing::info!(
+            tenant = %state.uid.short(),
+            generation = target,
+            "tenant key rotation finished; older keys destroyed"
+        );
+        Ok(())
     }
 
     /// Crypto-shreds a tenant: destroys its wrapped keys, registry entry and API keys (one fsynced
@@ -232,44 +222,33 @@ impl Store {
         let info = self.tenant_info(name)?;
         let owner = *info.uid.as_bytes();
         let sys = self.sys()?;
-        let mut batch = WriteBatch::default();
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_range(rocksdb::PrefixRange(layout::keyring_prefix(&owner)));
-        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
-            let (key, _) = item?;
-            batch.delete_cf(&sys, key);
-        }
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_range(rocksdb::PrefixRange(&b"enc/"[..]));
-        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
-            let (key, _) = item?;
-            if key.get(4..20) == Some(&owner[..]) {
-                batch.delete_cf(&sys, key);
+        let mut batch = Batch::default();
+        let registry_key = self.tenant_registry_key(name);
+        let mut purged = vec![
+            layout::keyring_prefix(&owner),
+            layout::encryption_counts_prefix(&owner),
+            layout::rotation_key(&owner),
+            registry_key.clone(),
+            layout::policy_key(&owner),
+        ];
+        for prefix in &purged[..2] {
+            for item in self.db.entries(&sys, Keys::Prefix(prefix)) {
+                batch.delete(&sys, item?.0);
             }
         }
-        batch.delete_cf(&sys, layout::keyring_write_key(&owner));
-        batch.delete_cf(&sys, layout::rotation_key(&owner));
-        let registry_key = self.tenant_registry_key(name);
-        batch.delete_cf(&sys, &registry_key);
-        batch.delete_cf(&sys, crate::policy::policy_key(&info.uid));
+        batch.delete(&sys, layout::keyring_write_key(&owner));
+        for key in &purged[2..] {
+            batch.delete(&sys, key);
+        }
         // The audit event commits with the key destruction, in the system column family that
         // outlives the tenant.
         let audit_slot = self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
         let mut revoked = 0;
-        let mut purged = vec![
-            layout::keyring_prefix(&owner),
-            [b"enc/".as_slice(), &owner].concat(),
-            layout::rotation_key(&owner),
-            registry_key,
-            crate::policy::policy_key(&info.uid),
-        ];
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_range(rocksdb::PrefixRange(layout::APIKEY_PREFIX));
-        for item in self.db.iterator_cf_opt(&sys, ro, IteratorMode::Start) {
+        for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
             let (key, value) = item?;
             let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
             if record.tenant_uid == owner {
-                batch.delete_cf(&sys, &key);
+                batch.delete(&sys, &key);
                 purged.push(key.to_vec());
                 revoked += 1;
             }
@@ -280,7 +259,7 @@ impl Store {
         // until they are dropped, and what they write goes to a column family about to be dropped.
         self.tenants.write().remove(&info.uid);
         tracing::warn!(tenant = %info.uid.short(), revoked, "tenant keys destroyed (crypto-shredded)");
-        self.db.drop_cf(&layout::tenant_cf_name(&info.uid))?;
+        self.db.drop_family(&layout::tenant_cf_name(&info.uid))?;
         self.purge_destroyed(&purged)?;
         tracing::info!(tenant = %info.uid.short(), "tenant column family dropped");
         Ok(revoked)
@@ -293,24 +272,57 @@ impl Store {
     /// files they were in are deleted), and the new log is synced. What this cannot reach is
     /// listed in `docs/SECURITY.md` (copies taken before: backups, snapshots, freed disk blocks).
     pub(crate) fn purge_destroyed(&self, prefixes: &[Vec<u8>]) -> Result<()> {
-        let mut flush = rocksdb::FlushOptions::default();
-        flush.set_wait(true);
-        for name in DB::list_cf(&rocksdb::Options::default(), self.path())? {
-            if let Some(cf) = self.db.cf_handle(&name) {
-                self.db.flush_cf_opt(&cf, &flush)?;
+        for name in Engine::list_families(self.path())? {
+            if let Some(cf) = self.db.family(&name) {
+                self.db.flush(&cf)?;
             }
         }
         let sys = self.sys()?;
-        let mut compact = rocksdb::CompactOptions::default();
-        compact.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        compact.set_exclusive_manual_compaction(true);
         for prefix in prefixes {
             let mut end = prefix.clone();
             end.push(0xff);
             end.extend_from_slice(&[0xff; 32]);
-            self.db.compact_range_cf_opt(&sys, Some(prefix), Some(&end), &compact);
+            self.db.compact_to_bottom(&sys, prefix, &end);
         }
-        self.db.flush_wal(true)?;
+        self.db.sync_log()?;
         Ok(())
     }
+}
+
+/// What one rotation step's scan found.
+struct Scan {
+    /// Records sealed under an older generation than the target, with their purpose.
+    stale: Vec<(Entry, Purpose)>,
+    /// Records scanned.
+    scanned: usize,
+    /// Whether the scan reached the end of the tenant's records.
+    exhausted: bool,
+}
+
+/// Scans the tenant's records after the rotation's cursor, moving the cursor along, until `max`
+/// stale records are found, `4 · max` records are scanned, or the records end.
+fn stale_records(db: &Engine, cf: &Family<'_>, record: &mut RotationRecord, max: usize) -> Result<Scan> {
+    let entries = match &record.after {
+        Some(after) => db.entries_from(cf, Keys::All, after),
+        None => db.entries(cf, Keys::All),
+    };
+    let mut scan = Scan { stale: Vec::new(), scanned: 0, exhausted: true };
+    for item in entries {
+        let (key, value) = item?;
+        if record.after.as_deref() == Some(&*key) {
+            continue;
+        }
+        if scan.scanned == max * 4 || scan.stale.len() == max {
+            scan.exhausted = false;
+            break;
+        }
+        scan.scanned += 1;
+        record.after = Some(key.to_vec());
+        let Some(purpose) = layout::sealed_purpose(&key) else { continue };
+        let generation = OwnerCipher::sealed_generation(&value).ok_or(StorageError::Integrity)?;
+        if generation < record.target {
+            scan.stale.push(((key, value), purpose));
+        }
+    }
+    Ok(scan)
 }

@@ -1,19 +1,19 @@
 //! Index snapshots: a collection's serialised search index, sealed in chunks under the tenant's
-//! index-snapshot key and stored next to its records (layout in `layout.rs`).
+//! index-snapshot key and stored next to its records (layout in `layout/tenant.rs`).
 //!
 //! A snapshot is derived data: the records are the source of truth, and a snapshot that is missing,
 //! damaged or fails to authenticate is reported as an error for the caller to rebuild from them.
 //! Saving runs on a background thread through an [`IndexSnapshotSink`], which outlives the request
 //! that started the build but not the [`Store`]: it holds the database weakly.
 
+use crate::engine::{Batch, Engine, Family};
 use crate::error::{Result, StorageError};
-use crate::layout::{self, INDEX_CHUNK_BYTES, IndexHeadRecord, Kind};
+use crate::layout::{self, INDEX_CHUNK_BYTES, IndexHeadRecord, IndexSegmentsRecord, Kind};
 use crate::model::CollectionInfo;
 use crate::store::{Durability, Store};
 use crate::tenant::{TenantHandle, TenantState};
 use bulkhead_crypto::{Purpose, random_bytes};
 use parking_lot::RwLock;
-use rocksdb::{BoundColumnFamily, DB, WriteBatch, WriteOptions};
 use std::fmt;
 use std::sync::{Arc, Weak};
 use zeroize::Zeroizing;
@@ -23,11 +23,11 @@ const CHUNKS_PER_BATCH: usize = 8;
 
 /// Writes index snapshots of one collection from any thread, for as long as the store is open.
 pub struct IndexSnapshotSink {
-    db: Weak<DB>,
+    db: Weak<Engine>,
     open: Arc<RwLock<bool>>,
     state: Arc<TenantState>,
     collection: CollectionInfo,
-    sync: bool,
+    durability: Durability,
 }
 
 impl fmt::Debug for IndexSnapshotSink {
@@ -85,8 +85,7 @@ impl IndexSnapshotSink {
     pub fn save_segment(&self, bytes: &[u8]) -> Result<Option<SavedSegment>> {
         let open = self.open.read();
         let Some(db) = self.db.upgrade().filter(|_| *open) else { return Ok(None) };
-        let cf = db.cf_handle(&self.state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
-        let wo = self.write_options();
+        let cf = self.state.family(&db)?;
         let number = self.collection.number;
         let keys = &self.state.keys;
         // Below u64::MAX, so that `segment + 1` bounds the range of the segments after it.
@@ -98,24 +97,24 @@ impl IndexSnapshotSink {
         while written < chunks.len() {
             let batch_chunks = &chunks[written..chunks.len().min(written + CHUNKS_PER_BATCH)];
             let mut write = self.state.write.lock();
-            let mut batch = WriteBatch::default();
+            let mut batch = Batch::default();
             if !self.collection_current(&db, &cf)? {
                 // A dropped (or dropped and recreated) collection gets no snapshot: delete what
                 // this save wrote so far, which `drop_collection` may have missed.
-                batch.delete_range_cf(
+                batch.delete_range(
                     &cf,
                     keys.index_chunk(number, segment, 0),
                     keys.index_chunk(number, segment + 1, 0),
                 );
-                db.write_opt(batch, &wo)?;
+                db.write(batch, self.durability)?;
                 return Ok(None);
             }
             let reserved = self.state.reserve(&db, &write, batch_chunks.len() as u64, &mut batch)?;
             for (i, chunk) in batch_chunks.iter().enumerate() {
                 let key = keys.index_chunk(number, segment, (written + i) as u32);
-                batch.put_cf(&cf, &key, self.state.seal(Purpose::IndexSnapshots, &key, chunk)?);
+                batch.put(&cf, &key, self.state.seal(Purpose::IndexSnapshots, &key, chunk)?);
             }
-            db.write_opt(batch, &wo)?;
+            db.write(batch, self.durability)?;
             write.reserved_encryptions = reserved;
             written += batch_chunks.len();
         }
@@ -128,22 +127,22 @@ impl IndexSnapshotSink {
     pub fn set_segments(&self, segments: &[SavedSegment]) -> Result<SnapshotSaved> {
         let open = self.open.read();
         let Some(db) = self.db.upgrade().filter(|_| *open) else { return Ok(SnapshotSaved::Skipped) };
-        let cf = db.cf_handle(&self.state.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let cf = self.state.family(&db)?;
         let number = self.collection.number;
         let keys = &self.state.keys;
         let mut write = self.state.write.lock();
         if !self.collection_current(&db, &cf)? {
             return Ok(SnapshotSaved::Skipped);
         }
-        let mut batch = WriteBatch::default();
+        let mut batch = Batch::default();
         let head_key = keys.index_head(number);
         let mut reserved = None;
         if segments.is_empty() {
-            batch.delete_cf(&cf, &head_key);
+            batch.delete(&cf, &head_key);
         } else {
             reserved = Some(self.state.reserve(&db, &write, 1, &mut batch)?);
-            let head = layout::IndexSegmentsRecord::new(segments.iter().map(|s| s.record()).collect());
-            batch.put_cf(
+            let head = IndexSegmentsRecord::new(segments.iter().map(|s| s.record()).collect());
+            batch.put(
                 &cf,
                 &head_key,
                 self.state.seal(Purpose::IndexSnapshots, &head_key, &layout::encode(&head))?,
@@ -155,26 +154,20 @@ impl IndexSnapshotSink {
         ids.dedup();
         let mut from = keys.index_chunk(number, 0, 0);
         for id in ids {
-            batch.delete_range_cf(&cf, from, keys.index_chunk(number, id, 0));
+            batch.delete_range(&cf, from, keys.index_chunk(number, id, 0));
             from = keys.index_chunk(number, id + 1, 0);
         }
-        batch.delete_range_cf(&cf, from, keys.point_range(Kind::IndexChunk, number).1);
-        db.write_opt(batch, &self.write_options())?;
+        batch.delete_range(&cf, from, keys.point_range(Kind::IndexChunk, number).1);
+        db.write(batch, self.durability)?;
         if let Some(reserved) = reserved {
             write.reserved_encryptions = reserved;
         }
         Ok(SnapshotSaved::Saved)
     }
 
-    fn write_options(&self) -> WriteOptions {
-        let mut wo = WriteOptions::default();
-        wo.set_sync(self.sync);
-        wo
-    }
-
     /// Whether the collection this sink was made for still exists (not dropped, nor dropped and
     /// recreated under the same name). Called under the tenant's write lock.
-    fn collection_current(&self, db: &DB, cf: &Arc<BoundColumnFamily<'_>>) -> Result<bool> {
+    fn collection_current(&self, db: &Engine, cf: &Family<'_>) -> Result<bool> {
         let current = self.state.collection_record(db, cf, &self.collection.name)?;
         Ok(current.is_some_and(|record| record.number == self.collection.number))
     }
@@ -190,7 +183,7 @@ impl TenantHandle<'_> {
             open: Arc::clone(&store.open),
             state: Arc::clone(&self.state),
             collection: collection.clone(),
-            sync: store.durability == Durability::Fsync,
+            durability: store.durability,
         })
     }
 
@@ -211,9 +204,9 @@ impl TenantHandle<'_> {
         self.check_owner(collection)?;
         let db = &self.store.db;
         let head_key = self.state.keys.index_head(collection.number);
-        let Some(sealed) = db.get_pinned_cf(&self.cf, &head_key)? else { return Ok(Vec::new()) };
+        let Some(sealed) = db.get_pinned(&self.cf, &head_key)? else { return Ok(Vec::new()) };
         let plain = self.state.open(Purpose::IndexSnapshots, &head_key, &sealed)?;
-        let segments = layout::IndexSegmentsRecord::decode(&plain)?;
+        let segments = IndexSegmentsRecord::decode(&plain)?;
         Ok(segments
             .into_iter()
             .map(|head| {
@@ -239,8 +232,7 @@ impl TenantHandle<'_> {
         let mut out = Zeroizing::new(Vec::new());
         for chunk in 0..head.chunks {
             let key = keys.index_chunk(collection.number, head.segment, chunk);
-            let sealed =
-                db.get_pinned_cf(&self.cf, &key)?.ok_or(StorageError::Codec("index chunk missing"))?;
+            let sealed = db.get_pinned(&self.cf, &key)?.ok_or(StorageError::Codec("index chunk missing"))?;
             let plain = self.state.open(Purpose::IndexSnapshots, &key, &sealed)?;
             let full = plain.len() == INDEX_CHUNK_BYTES;
             if chunk + 1 < head.chunks && !full {

@@ -1,6 +1,7 @@
 //! Unit tests of the storage crate's layouts and validation.
 
 use super::*;
+use crate::engine::{Engine, Keys};
 use crate::layout::{Kind, TenantKeys, decode_vector, encode_vector};
 
 fn uid() -> TenantUid {
@@ -70,9 +71,9 @@ fn registry_encryptions_are_counted_and_persisted_before_use() {
         )
     };
     let persisted = |store: &Store| {
-        let sys = store.db.cf_handle(layout::SYS_CF).expect("sys");
+        let sys = store.sys().expect("sys");
         let key = layout::encryption_count_key(&layout::SYSTEM_OWNER, 1);
-        let value = store.db.get_cf(&sys, &key).expect("get");
+        let value = store.db.get(&sys, &key).expect("get");
         value
             .map(|v| {
                 layout::be_u64(&layout::open_control(&store.system, &key, &v).expect("tag")).expect("u64")
@@ -130,17 +131,17 @@ fn orphan_tenant_column_families_are_dropped_at_open() {
     MasterKey::generate().write_new_file(&key_path).expect("key");
     let path = dir.path().join("db");
     let open = || Store::open(&path, MasterKey::from_file(&key_path).expect("key"), StoreOptions::default());
-    let orphan = format!("t-{}", hex::encode([0xab; 16]));
+    let orphan = layout::tenant_cf_name(&TenantUid::from_bytes([0xab; 16]));
     let real;
     {
         let store = open().expect("open");
         let info = store.create_tenant(&TenantName::new("acme").expect("name")).expect("tenant");
         real = layout::tenant_cf_name(&info.uid);
         // What a crash between the two steps of create_tenant leaves behind.
-        store.db.create_cf(&orphan, &rocksdb::Options::default()).expect("create cf");
+        store.db.create_family(&orphan).expect("create cf");
     }
     drop(open().expect("reopen"));
-    let names = rocksdb::DB::list_cf(&rocksdb::Options::default(), &path).expect("list");
+    let names = Engine::list_families(&path).expect("list");
     assert!(!names.contains(&orphan), "{names:?}");
     assert!(names.contains(&real), "a real tenant's column family stays: {names:?}");
 }
@@ -180,9 +181,7 @@ mod snapshots {
 
     fn index_keys(store: &Store, handle: &TenantHandle<'_>, coll: u32) -> usize {
         let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, coll);
-        let mut ro = rocksdb::ReadOptions::default();
-        ro.set_iterate_range(start..end);
-        store.db.iterator_cf_opt(&handle.cf, ro, rocksdb::IteratorMode::Start).count()
+        store.db.entries(&handle.cf, Keys::Range(start, end)).count()
     }
 
     #[test]
@@ -218,16 +217,10 @@ mod snapshots {
         let len = layout::INDEX_CHUNK_BYTES * 2 + 3;
         sink.save(&bytes(len, 9)).expect("save");
         let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, info.number);
-        let mut ro = rocksdb::ReadOptions::default();
-        ro.set_iterate_range(start..end);
-        let entries: Vec<_> = f
-            .store
-            .db
-            .iterator_cf_opt(&handle.cf, ro, rocksdb::IteratorMode::Start)
-            .map(|r| r.expect("entry"))
-            .collect();
+        let entries: Vec<_> =
+            f.store.db.entries(&handle.cf, Keys::Range(start, end)).map(|r| r.expect("entry")).collect();
         assert_eq!(entries.len(), 3);
-        let put = |key: &[u8], value: &[u8]| f.store.db.put_cf(&handle.cf, key, value).expect("put");
+        let put = |key: &[u8], value: &[u8]| f.store.db.put(&handle.cf, key, value).expect("put");
 
         // Chunk 0's value at chunk 1's key: bound to its own key, it does not authenticate there.
         put(&entries[1].0, &entries[0].1);
@@ -243,7 +236,7 @@ mod snapshots {
         assert!(matches!(load_one(&handle, &info), Err(StorageError::Integrity)));
 
         // A missing chunk.
-        f.store.db.delete_cf(&handle.cf, &entries[2].0).expect("delete");
+        f.store.db.delete(&handle.cf, &entries[2].0).expect("delete");
         assert!(matches!(load_one(&handle, &info), Err(StorageError::Codec(_))));
     }
 
@@ -309,7 +302,7 @@ mod snapshots {
         let saved_b = sink.save_segment(&b).expect("save").expect("open");
         sink.set_segments(&[saved_c, saved_b]).expect("set");
         let key = handle.state.keys.index_chunk(info.number, saved_c.id, 1);
-        f.store.db.delete_cf(&handle.cf, &key).expect("delete");
+        f.store.db.delete(&handle.cf, &key).expect("delete");
         let loaded = handle.load_index_snapshots(&info).expect("load");
         assert!(matches!(loaded[0].1, Err(StorageError::Codec(_))));
         assert!(loaded[1].1.as_ref().expect("opens").as_slice() == b.as_slice());
@@ -334,7 +327,7 @@ mod snapshots {
         let head = layout::IndexHeadRecord { segment: saved.id, chunks: saved.chunks, bytes: saved.bytes };
         let key = handle.state.keys.index_head(info.number);
         let sealed = handle.state.seal(Purpose::IndexSnapshots, &key, &layout::encode(&head)).expect("seal");
-        f.store.db.put_cf(&handle.cf, &key, sealed).expect("put");
+        f.store.db.put(&handle.cf, &key, &sealed).expect("put");
         let loaded = handle.load_index_snapshots(&info).expect("load");
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].0, saved);

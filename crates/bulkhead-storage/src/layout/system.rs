@@ -1,0 +1,282 @@
+//! The system column family `sys`: the storage format, the master key check, the keyring (wrapped
+//! keys and its authenticated control records), the registry (tenants, API keys, policies) and the
+//! tenant-key rotation cursors. The audit trail shares the family; `audit.rs` draws its records.
+//!
+//! ```text
+//! key                                              value
+//! "meta/format"                                    u32 BE storage format version
+//! "meta/master-version"                            u32 BE current master key version
+//! "meta/master-check/" version u32 BE              32-byte master key check value
+//! "keyring/" owner(16) "/" generation u32 BE       wrapped data key (generation 0: naming key)
+//! "keyring/" owner(16) "/write"                    control: u32 BE write generation
+//! "enc/" owner(16) generation u32 BE               control: u64 BE reserved encryption count (an
+//!                                                  upper bound)
+//! "rotate/" owner(16)                              control: RotationRecord (a generation, counts and
+//!                                                  a record key, which holds only a uid and tags)
+//! "tenant/" tag(32)                                sealed TenantRecord (registry cipher, Registry)
+//! "apikey/" key id(16)                             sealed ApiKeyRecord (registry cipher, Registry)
+//! "policy/" uid(16)                                sealed VersionedPolicy (registry cipher, Registry)
+//! ```
+//!
+//! An *owner* is a tenant's uid, or sixteen zero bytes for the registry's own keys. The tenant
+//! record's `tag` is an HMAC of the tenant's name under the registry's naming key (domain
+//! `tenant-name`); an API key record holds an HMAC of the key's secret (domain `api-key-secret`),
+//! never the secret.
+//!
+//! A *control* record is in plain text (nothing in it is tenant data) but authenticated, from
+//! storage format 2 on: its value is the payload followed by a 32-byte tag, an HMAC under the
+//! owner's naming key over the record key and the payload ([`control_value`]):
+//!
+//! ```text
+//! value     payload (n bytes) | tag (32 bytes)
+//! tag       HMAC(owner's naming key, "keyring-control", postcard((record key, payload)))
+//! ```
+//!
+//! An edited write generation, encryption count or rotation cursor is then `KeyringCorrupt`, not a
+//! silently stalled rotation or a nonce counter set back. Format 1 stored the bare payload; opening
+//! such a directory tags every control record once (`Store::migrate_to_format_2`).
+
+use super::{concat, encode};
+use crate::error::{Result, StorageError};
+use crate::ids::TenantName;
+use crate::scope::{KeyBinding, Role};
+use bulkhead_crypto::{OwnerCipher, RecordTag};
+use serde::{Deserialize, Serialize};
+
+/// The name of the system column family.
+pub(crate) const SYS_CF: &str = "sys";
+/// The owner of the registry's own keys.
+pub(crate) const SYSTEM_OWNER: [u8; 16] = [0; 16];
+
+pub(crate) const META_FORMAT: &[u8] = b"meta/format";
+pub(crate) const META_MASTER_VERSION: &[u8] = b"meta/master-version";
+const MASTER_CHECK_PREFIX: &[u8] = b"meta/master-check/";
+/// Every wrapped key and write generation of every owner starts with this.
+pub(crate) const KEYRING_PREFIX: &[u8] = b"keyring/";
+/// Every encryption count of every owner starts with this.
+pub(crate) const ENCRYPTION_COUNT_PREFIX: &[u8] = b"enc/";
+/// Every running tenant-key rotation's record starts with this.
+pub(crate) const ROTATION_PREFIX: &[u8] = b"rotate/";
+pub(crate) const TENANT_PREFIX: &[u8] = b"tenant/";
+pub(crate) const APIKEY_PREFIX: &[u8] = b"apikey/";
+const POLICY_PREFIX: &[u8] = b"policy/";
+
+/// The domain of control-record tags.
+const CONTROL_DOMAIN: &[u8] = b"keyring-control";
+
+pub(crate) fn master_check_key(version: u32) -> Vec<u8> {
+    concat(&[MASTER_CHECK_PREFIX, &version.to_be_bytes()])
+}
+
+pub(crate) fn keyring_key(owner: &[u8; 16], generation: u32) -> Vec<u8> {
+    concat(&[KEYRING_PREFIX, owner, b"/", &generation.to_be_bytes()])
+}
+
+pub(crate) fn keyring_write_key(owner: &[u8; 16]) -> Vec<u8> {
+    concat(&[KEYRING_PREFIX, owner, b"/write"])
+}
+
+/// Every keyring entry of an owner (its wrapped keys and its write generation) starts with this.
+pub(crate) fn keyring_prefix(owner: &[u8; 16]) -> Vec<u8> {
+    concat(&[KEYRING_PREFIX, owner, b"/"])
+}
+
+/// The owner a keyring entry belongs to.
+pub(crate) fn keyring_owner(key: &[u8]) -> Option<[u8; 16]> {
+    key.get(KEYRING_PREFIX.len()..KEYRING_PREFIX.len() + 16)?.try_into().ok()
+}
+
+/// The owner and generation of a wrapped key's entry; `None` for the other keyring entries.
+pub(crate) fn wrapped_key_of(key: &[u8]) -> Option<([u8; 16], u32)> {
+    let prefix = KEYRING_PREFIX.len();
+    if key.len() != prefix + 16 + 1 + 4 {
+        return None;
+    }
+    let owner = key[prefix..prefix + 16].try_into().ok()?;
+    let generation = u32::from_be_bytes(key[prefix + 17..].try_into().ok()?);
+    Some((owner, generation))
+}
+
+pub(crate) fn encryption_count_key(owner: &[u8; 16], generation: u32) -> Vec<u8> {
+    concat(&[ENCRYPTION_COUNT_PREFIX, owner, &generation.to_be_bytes()])
+}
+
+/// Every encryption count of one owner starts with this.
+pub(crate) fn encryption_counts_prefix(owner: &[u8; 16]) -> Vec<u8> {
+    concat(&[ENCRYPTION_COUNT_PREFIX, owner])
+}
+
+/// The owner an encryption count belongs to.
+pub(crate) fn encryption_count_owner(key: &[u8]) -> Option<[u8; 16]> {
+    let prefix = ENCRYPTION_COUNT_PREFIX.len();
+    key.get(prefix..prefix + 16)?.try_into().ok()
+}
+
+pub(crate) fn rotation_key(owner: &[u8; 16]) -> Vec<u8> {
+    concat(&[ROTATION_PREFIX, owner])
+}
+
+/// The owner of a rotation record, from its key.
+pub(crate) fn rotation_owner(key: &[u8]) -> Option<[u8; 16]> {
+    key.get(ROTATION_PREFIX.len()..)?.try_into().ok()
+}
+
+/// The registry key of the tenant named `name`: a tag of the name, never the name.
+pub(crate) fn tenant_key(system: &OwnerCipher, name: &TenantName) -> Vec<u8> {
+    let tag: RecordTag = system.tag(b"tenant-name", name.as_str().as_bytes());
+    concat(&[TENANT_PREFIX, &tag.0])
+}
+
+pub(crate) fn apikey_key(key_id: &[u8; 16]) -> Vec<u8> {
+    concat(&[APIKEY_PREFIX, key_id])
+}
+
+/// The key id of an API key record, from its key.
+pub(crate) fn apikey_id(key: &[u8]) -> &[u8] {
+    key.get(APIKEY_PREFIX.len()..).unwrap_or_default()
+}
+
+/// What an API key record holds of the key's secret.
+pub(crate) fn api_key_secret_tag(system: &OwnerCipher, secret: &[u8]) -> [u8; 32] {
+    system.tag(b"api-key-secret", secret).0
+}
+
+pub(crate) fn policy_key(uid: &[u8; 16]) -> Vec<u8> {
+    concat(&[POLICY_PREFIX, uid])
+}
+
+/// A control record's stored value: `payload` then its tag under `owner`'s naming key.
+pub(crate) fn control_value(owner: &OwnerCipher, key: &[u8], payload: &[u8]) -> Vec<u8> {
+    let tag = owner.tag(CONTROL_DOMAIN, &encode(&(key, payload)));
+    [payload, &tag.0].concat()
+}
+
+/// The payload of a control record whose tag holds under `owner`'s naming key, or
+/// [`StorageError::KeyringCorrupt`].
+pub(crate) fn open_control(owner: &OwnerCipher, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {
+    let (payload, tag) = split_control(value)?;
+    let expected = owner.tag(CONTROL_DOMAIN, &encode(&(key, payload)));
+    if !bulkhead_crypto::constant_time_eq(&expected.0, tag) {
+        return Err(StorageError::KeyringCorrupt);
+    }
+    Ok(payload.to_vec())
+}
+
+/// A control record's payload and tag, not yet checked (to read the write generation an owner's
+/// cipher is built from, before the cipher exists to check it).
+pub(crate) fn split_control(value: &[u8]) -> Result<(&[u8], &[u8])> {
+    if value.len() < 32 {
+        return Err(StorageError::KeyringCorrupt);
+    }
+    Ok(value.split_at(value.len() - 32))
+}
+
+/// How a tenant's records are placed. Only the own-column-family placement exists today; the tier
+/// issue adds a shared one, which is why every record key already carries the uid prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// The tenant has its own column family.
+    OwnColumnFamily,
+}
+
+/// A tenant's registry entry (sealed under the registry's keys).
+///
+/// ```text
+/// name        string          the tenant's name
+/// uid         16 bytes        its random uid
+/// created_ms  varint u64      creation time
+/// placement   variant index   0: OwnColumnFamily
+/// ```
+#[derive(Serialize, Deserialize)]
+pub(crate) struct TenantRecord {
+    pub(crate) name: String,
+    pub(crate) uid: [u8; 16],
+    pub(crate) created_ms: u64,
+    pub(crate) placement: Placement,
+}
+
+/// An API key's registry entry. The secret itself is never stored, only its keyed hash.
+///
+/// ```text
+/// tenant_uid  16 bytes               the tenant it opens
+/// secret_tag  32 bytes               HMAC of the secret (domain "api-key-secret")
+/// role        variant index          0 reader, 1 writer, 2 tenant-admin
+/// label       string
+/// created_ms  varint u64
+/// expires_ms  option, varint u64
+/// revoked     1 byte
+/// binding     variant index, fields  0 Service { on_behalf_of: 1 byte },
+///                                    1 User { user: string, groups: count, strings }
+/// ```
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ApiKeyRecord {
+    pub(crate) tenant_uid: [u8; 16],
+    pub(crate) secret_tag: [u8; 32],
+    pub(crate) role: Role,
+    pub(crate) label: String,
+    pub(crate) created_ms: u64,
+    pub(crate) expires_ms: Option<u64>,
+    pub(crate) revoked: bool,
+    pub(crate) binding: KeyBinding,
+}
+
+/// A tenant-key rotation in progress: every record sealed under an older generation is re-sealed
+/// under `target`, in key order; `after` is the last key done.
+///
+/// ```text
+/// target  varint u32            the generation records are re-sealed under
+/// after   option, byte string   the last record key done
+/// done    varint u64            records scanned
+/// total   varint u64            records at the start (an estimate)
+/// ```
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RotationRecord {
+    pub(crate) target: u32,
+    pub(crate) after: Option<Vec<u8>>,
+    pub(crate) done: u64,
+    pub(crate) total: u64,
+}
+
+/// What a tenant's keys may do, on top of what their roles allow. Stored inside the tenant's
+/// [`VersionedPolicy`]; its rules are in `policy.rs`.
+///
+/// ```text
+/// denied                 count, then (role variant index, string) each
+/// max_k                  option, varint u32
+/// max_ef                 option, varint u32
+/// max_filter_conditions  option, varint u32
+/// source_uri_prefixes    count, then a string each
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TenantPolicy {
+    /// Operations (by [`Operation::name`](crate::Operation::name): `search`, `upsert`, `count`,
+    /// ...) refused to a role although the role would allow them. A higher role is not affected. A
+    /// name that is not an operation is refused when the policy is set.
+    pub denied: Vec<(Role, String)>,
+    /// Largest `k` a search may ask for (at most the global limit).
+    pub max_k: Option<u32>,
+    /// Largest `ef` a search may ask for (at most the global limit).
+    pub max_ef: Option<u32>,
+    /// Most conditions in one search filter (at most the global limit).
+    pub max_filter_conditions: Option<u32>,
+    /// If not empty, every written point must carry a source URI that starts with one of these.
+    pub source_uri_prefixes: Vec<String>,
+}
+
+/// A tenant's policy with its version: the record sealed at `"policy/" uid`. A tenant without one
+/// has the default policy at version 0.
+///
+/// ```text
+/// version     varint u64
+/// changed_ms  varint u64
+/// policy      TenantPolicy
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VersionedPolicy {
+    /// 0 for the default policy; each change adds 1.
+    pub version: u64,
+    /// When it took effect (milliseconds since the Unix epoch; 0 for the default).
+    pub changed_ms: u64,
+    /// The policy.
+    pub policy: TenantPolicy,
+}

@@ -1,0 +1,167 @@
+//! A loaded tenant: its cipher, write counters and policy, loaded once per open store from the
+//! keyring (control records checked) and shared by every handle of the tenant.
+
+use crate::engine::{Batch, Engine, Family};
+use crate::error::{Result, StorageError};
+use crate::ids::{CollectionName, TenantUid};
+use crate::keyring::ENCRYPTION_RESERVATION;
+use crate::layout::{self, CollectionRecord, Kind, TenantKeys};
+use crate::policy::VersionedPolicy;
+use crate::store::{Store, system_family};
+use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
+use parking_lot::{Mutex, RwLock};
+use std::sync::Arc;
+
+/// Counters that only the tenant's writer changes, under its lock.
+pub(crate) struct WriteState {
+    pub(crate) sequence: u64,
+    pub(crate) next_collection: u32,
+    pub(crate) reserved_encryptions: u64,
+}
+
+/// A loaded tenant: its keys and write state. Shared by every handle of the tenant.
+pub(crate) struct TenantState {
+    pub(crate) uid: TenantUid,
+    pub(crate) cf_name: String,
+    pub(crate) keys: TenantKeys,
+    /// Swapped (under the tenant's write lock) when a key rotation starts and when it finishes.
+    pub(crate) cipher: RwLock<OwnerCipher>,
+    pub(crate) write: Mutex<WriteState>,
+    /// The policy in force; replaced by [`Store::set_policy`].
+    pub(crate) policy: RwLock<Arc<VersionedPolicy>>,
+}
+
+impl TenantState {
+    pub(crate) fn load(
+        db: &Engine,
+        uid: TenantUid,
+        cf_name: String,
+        cipher: OwnerCipher,
+        reserved: u64,
+        policy: VersionedPolicy,
+    ) -> Result<TenantState> {
+        let keys = TenantKeys::new(&uid);
+        let cf = db.family(&cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let sequence = match db.get(&cf, keys.singleton(Kind::Sequence))? {
+            Some(v) => layout::be_u64(&v)?,
+            None => 0,
+        };
+        let next_collection = match db.get(&cf, keys.singleton(Kind::NextCollection))? {
+            Some(v) => layout::be_u32(&v)?,
+            None => 1,
+        };
+        drop(cf);
+        Ok(TenantState {
+            uid,
+            cf_name,
+            keys,
+            cipher: RwLock::new(cipher),
+            write: Mutex::new(WriteState { sequence, next_collection, reserved_encryptions: reserved }),
+            policy: RwLock::new(Arc::new(policy)),
+        })
+    }
+
+    /// The tenant's column family; `NotFound` once it was dropped.
+    pub(crate) fn family<'e>(&self, db: &'e Engine) -> Result<Family<'e>> {
+        db.family(&self.cf_name).ok_or(StorageError::NotFound { what: "tenant" })
+    }
+
+    pub(crate) fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {
+        let ctx = SealContext { column_family: self.cf_name.as_bytes(), record_key: key };
+        Ok(self.cipher.read().seal(purpose, ctx, value)?)
+    }
+
+    pub(crate) fn open(
+        &self,
+        purpose: Purpose,
+        key: &[u8],
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let ctx = SealContext { column_family: self.cf_name.as_bytes(), record_key: key };
+        Ok(self.cipher.read().open(purpose, ctx, sealed)?)
+    }
+
+    /// Adds the encryption-count reservation to `batch` if sealing `upcoming` more values would pass
+    /// the persisted upper bound, and returns the reservation the batch leaves in force. Called under
+    /// the write lock, before sealing; the caller stores the returned value in `WriteState` only once
+    /// the batch has committed, so a failed write can never leave memory ahead of disk.
+    pub(crate) fn reserve(
+        &self,
+        db: &Engine,
+        write: &WriteState,
+        upcoming: u64,
+        batch: &mut Batch,
+    ) -> Result<u64> {
+        let needed = self.cipher.read().encryptions() + upcoming;
+        if needed <= write.reserved_encryptions {
+            return Ok(write.reserved_encryptions);
+        }
+        let reserved = needed + ENCRYPTION_RESERVATION;
+        let sys = system_family(db)?;
+        let cipher = self.cipher.read();
+        let key = layout::encryption_count_key(self.uid.as_bytes(), cipher.write_generation());
+        batch.put(&sys, &key, layout::control_value(&cipher, &key, &reserved.to_be_bytes()));
+        Ok(reserved)
+    }
+
+    pub(crate) fn collection_tag(&self, name: &CollectionName) -> RecordTag {
+        layout::collection_tag(&self.cipher.read(), name)
+    }
+
+    /// Reads a collection's stored record by name.
+    pub(crate) fn collection_record(
+        &self,
+        db: &Engine,
+        cf: &Family<'_>,
+        name: &CollectionName,
+    ) -> Result<Option<CollectionRecord>> {
+        let key = self.keys.collection(&self.collection_tag(name));
+        let Some(sealed) = db.get_pinned(cf, &key)? else { return Ok(None) };
+        Ok(Some(layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?))
+    }
+}
+
+impl Store {
+    /// Loads (once) a tenant's keys and counters.
+    pub(crate) fn load_tenant(&self, uid: TenantUid) -> Result<Arc<TenantState>> {
+        if let Some(state) = self.tenants.read().get(&uid) {
+            return Ok(Arc::clone(state));
+        }
+        let mut tenants = self.tenants.write();
+        if let Some(state) = tenants.get(&uid) {
+            return Ok(Arc::clone(state));
+        }
+        let sys = self.sys()?;
+        let owner = uid.as_bytes();
+        let write = self.db.get(&sys, layout::keyring_write_key(owner))?;
+        let Some(write) = write else { return Err(StorageError::NotFound { what: "tenant" }) };
+        // Checked below, once the cipher whose naming key tags it is built (`owner_cipher`).
+        let generation =
+            layout::be_u32(layout::split_control(&write)?.0).map_err(|_| StorageError::KeyringCorrupt)?;
+        let count_key = layout::encryption_count_key(owner, generation);
+        let stored_count = self.db.get(&sys, &count_key)?;
+        let reserved = match &stored_count {
+            Some(v) => {
+                layout::be_u64(layout::split_control(v)?.0).map_err(|_| StorageError::KeyringCorrupt)?
+            }
+            None => 0,
+        };
+        let cipher = self.owner_cipher(owner, reserved)?;
+        if let Some(v) = &stored_count {
+            layout::open_control(&cipher, &count_key, v)?;
+        }
+        // A rotation record that does not authenticate stops the tenant here, with a clear error,
+        // rather than stalling its rotation later.
+        if let Some(v) = self.db.get(&sys, layout::rotation_key(owner))? {
+            layout::open_control(&cipher, &layout::rotation_key(owner), &v)?;
+        }
+        let cf_name = layout::tenant_cf_name(&uid);
+        if self.db.family(&cf_name).is_none() {
+            return Err(StorageError::NotFound { what: "tenant" });
+        }
+        let policy = self.stored_policy(&uid)?;
+        let state = Arc::new(TenantState::load(&self.db, uid, cf_name, cipher, reserved, policy)?);
+        tenants.insert(uid, Arc::clone(&state));
+        Ok(state)
+    }
+}

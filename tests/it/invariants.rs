@@ -398,12 +398,6 @@ fn storage_key_prefixes_are_spelled_only_in_the_layout_modules() {
     }
 }
 
-/// The lines in `crates/*/src` over rustfmt's `max_width` that this check tolerates, in the crates
-/// whose owners have not shortened them yet (long string literals and macro bodies rustfmt cannot
-/// break). It only goes down: shorten a line, then lower the number here. Every other crate
-/// (`bulkhead-storage` among them) has none.
-const TOLERATED_LONG_LINES: &[(&str, usize)] = &[("bulkhead-query", 3), ("bulkhead-server", 48)];
-
 fn max_width() -> usize {
     let text = std::fs::read_to_string(workspace().join("rustfmt.toml")).unwrap_or_default();
     text.lines()
@@ -425,20 +419,7 @@ fn no_line_is_wider_than_rustfmts_max_width() {
                 }
             }
         }
-        let tolerated =
-            TOLERATED_LONG_LINES.iter().find(|(crate_name, _)| *crate_name == name).map_or(0, |t| t.1);
-        assert!(
-            long.len() <= tolerated,
-            "{name} has {} lines over {width} characters: {long:#?}",
-            long.len()
-        );
-        assert!(
-            long.len() == tolerated,
-            "{name} has {} lines over {width} characters, fewer than tolerated: lower its entry in \
-             TOLERATED_LONG_LINES to {}",
-            long.len(),
-            long.len()
-        );
+        assert!(long.is_empty(), "{name} has {} lines over {width} characters: {long:#?}", long.len());
     }
 }
 

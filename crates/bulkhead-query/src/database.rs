@@ -126,7 +126,8 @@ impl Database {
                     "encryption limit reached: tenant key rotation started automatically"
                 ),
                 Err(e) => {
-                    tracing::warn!(tenant = %uid.short(), error = %e, "automatic key rotation failed to start")
+                    let tenant = uid.short();
+                    tracing::warn!(%tenant, error = %e, "automatic key rotation failed to start")
                 }
             },
             Err(e) => tracing::warn!(tenant = %uid.short(), error = %e, "cannot read the rotation state"),

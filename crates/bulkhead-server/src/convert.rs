@@ -43,7 +43,6 @@ pub(crate) fn role_to(role: Role) -> pb::Role {
         Role::Reader => pb::Role::Reader,
         Role::Writer => pb::Role::Writer,
         Role::TenantAdmin => pb::Role::TenantAdmin,
-        _ => pb::Role::Unspecified,
     }
 }
 

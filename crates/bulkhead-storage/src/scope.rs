@@ -12,7 +12,6 @@ use std::fmt;
 
 /// What a credential may do inside its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Role {
     /// Search and read.
     Reader,

@@ -9,7 +9,10 @@ pub(crate) fn save_segment(sink: &IndexSnapshotSink, snapshot: &[u8]) -> Option<
     match sink.save_segment(snapshot) {
         Ok(saved) => saved,
         Err(e) => {
-            tracing::warn!(error = %e, "an index snapshot could not be saved; it will be rebuilt after a restart");
+            tracing::warn!(
+                error = %e,
+                "an index snapshot could not be saved; it will be rebuilt after a restart"
+            );
             None
         }
     }
@@ -18,6 +21,9 @@ pub(crate) fn save_segment(sink: &IndexSnapshotSink, snapshot: &[u8]) -> Option<
 /// Makes `segments` the collection's listed snapshots; a failure is logged.
 pub(crate) fn list_segments(sink: &IndexSnapshotSink, segments: &[SavedSegment]) {
     if let Err(e) = sink.set_segments(segments) {
-        tracing::warn!(error = %e, "the index snapshot head could not be written; segments will be rebuilt after a restart");
+        tracing::warn!(
+            error = %e,
+            "the index snapshot head could not be written; segments will be rebuilt after a restart"
+        );
     }
 }

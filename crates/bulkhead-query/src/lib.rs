@@ -37,6 +37,8 @@ mod tenant;
 pub use attrs::MatchReason;
 pub use budget::Budget;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
+pub use bulkhead_distance::DistanceError;
+pub use bulkhead_index::IndexError;
 pub use bulkhead_storage::{
     AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DirectoryCheck,
     DocId, Durability, IssuedApiKey, KeyBinding, MetaValue, Metric, NewPoint, Operation, PointRef,

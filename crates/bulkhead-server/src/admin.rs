@@ -20,7 +20,7 @@ impl AdminService {
         AdminService { shared }
     }
 
-    async fn call<Req: Send + 'static, T: Send + 'static>(
+    async fn call<Req: Send + 'static, T: prost::Message + 'static>(
         &self,
         request: Request<Req>,
         operation: &'static str,

@@ -24,7 +24,7 @@ impl DataService {
     }
 
     /// Runs `work` on the scope's tenant: the scope the admission layer minted for `op`.
-    async fn tenant<Req: Send + 'static, T: Send + 'static>(
+    async fn tenant<Req: Send + 'static, T: prost::Message + 'static>(
         &self,
         request: Request<Req>,
         op: DataOp,
@@ -203,13 +203,7 @@ impl DataPlane for DataService {
                 filter: req.filter,
                 principal: req.principal,
             };
-            search_one(
-                tenant,
-                scope,
-                &req.collection,
-                query,
-                &context.search_budget(limits::MAX_RESPONSE_BYTES),
-            )
+            search_one(tenant, scope, &req.collection, query, &context.search_budget())
         })
         .await
     }
@@ -225,7 +219,7 @@ impl DataPlane for DataService {
                     format!("must be 1 to {} per batch", limits::MAX_SEARCH_BATCH),
                 ));
             }
-            let budget = context.search_budget(limits::MAX_RESPONSE_BYTES);
+            let budget = context.search_budget();
             let results = req
                 .queries
                 .into_iter()

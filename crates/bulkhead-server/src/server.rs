@@ -164,6 +164,9 @@ impl Server {
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(ServerError::Reflection)?;
+        // tonic's own size limits are a backstop that never fires: requests are held to their
+        // method's limit, at most this one, by the admission layer, and answers by `deliverable`,
+        // each with the server's own RESOURCE_EXHAUSTED.
         let data = DataPlaneServer::new(DataService::new(Arc::clone(&self.shared)))
             .max_decoding_message_size(limits.max_message_bytes)
             .max_encoding_message_size(limits.max_message_bytes);
@@ -185,8 +188,6 @@ impl Server {
             .max_concurrent_streams(limits.max_concurrent_streams)
             .http2_keepalive_interval(Some(limits::HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(limits::HTTP2_KEEPALIVE_TIMEOUT))
-            // The outer layer sees every response, the admission layer's refusals included.
-            .layer(tower::util::MapResponseLayer::new(oversized_is_resource_exhausted))
             .layer(AdmissionLayer::new(Arc::clone(&self.shared)))
             .add_service(data)
             .add_service(admin)
@@ -201,70 +202,6 @@ impl Server {
             retention.abort();
         }
         served.map_err(ServerError::Transport)
-    }
-}
-
-/// tonic reports a message over the size limit as `OUT_OF_RANGE`; gRPC's own implementations, and
-/// our limits table, say `RESOURCE_EXHAUSTED`. Rewrites that one status, wherever tonic puts it (the
-/// headers of a trailers-only response, or the trailers), and leaves every other response alone.
-fn oversized_is_resource_exhausted<B>(response: http::Response<B>) -> http::Response<tonic::body::Body>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let (mut parts, body) = response.into_parts();
-    rewrite_oversized(&mut parts.headers);
-    http::Response::from_parts(parts, tonic::body::Body::new(RewriteTrailers(body)))
-}
-
-fn rewrite_oversized(headers: &mut http::HeaderMap) {
-    let oversized = headers.get("grpc-status").is_some_and(|v| v == "11")
-        && headers.get("grpc-message").and_then(|v| v.to_str().ok()).is_some_and(|m| {
-            m.contains("message%20length%20too%20large") || m.contains("message length too large")
-        });
-    if oversized {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
-        headers.insert(
-            "grpc-message",
-            http::HeaderValue::from_static(
-                "message larger than the server's limit (MAX_MESSAGE_BYTES, see docs/LIMITS.md)",
-            ),
-        );
-    }
-}
-
-/// A response body whose trailers pass through [`rewrite_oversized`].
-struct RewriteTrailers<B>(B);
-
-impl<B> http_body::Body for RewriteTrailers<B>
-where
-    B: http_body::Body + Unpin,
-{
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        std::pin::Pin::new(&mut self.0).poll_frame(cx).map(|frame| {
-            frame.map(|frame| {
-                frame.map(|mut frame| {
-                    if let Some(trailers) = frame.trailers_mut() {
-                        rewrite_oversized(trailers);
-                    }
-                    frame
-                })
-            })
-        })
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.0.size_hint()
     }
 }
 
@@ -309,12 +246,14 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 pub(crate) struct CallContext {
     deadline: std::time::Instant,
     cancelled: Arc<AtomicBool>,
+    /// The largest search answer: [`limits::MAX_RESPONSE_BYTES`], or the message limit if smaller.
+    answer_bytes: usize,
 }
 
 impl CallContext {
-    /// The budget of a search answer of at most `response_bytes`, ending with this call.
-    pub(crate) fn search_budget(&self, response_bytes: usize) -> bulkhead_query::Budget {
-        bulkhead_query::Budget::new(Some(self.deadline), response_bytes)
+    /// The budget of a search answer, ending with this call.
+    pub(crate) fn search_budget(&self) -> bulkhead_query::Budget {
+        bulkhead_query::Budget::new(Some(self.deadline), self.answer_bytes)
             .cancelled_by(Arc::clone(&self.cancelled))
     }
 }
@@ -330,6 +269,20 @@ impl Drop for CancelOnDrop {
 }
 
 impl Shared {
+    /// `answer` if its encoding fits in one message of the server's limit (`max_message_bytes`);
+    /// otherwise the server's own `RESOURCE_EXHAUSTED`. Searches stop well before this, at their
+    /// answer budget; this catches the rest (a point stored under a larger limit, an admin page).
+    fn deliverable<T: prost::Message>(&self, answer: T) -> Result<T, Status> {
+        let (bytes, limit) = (answer.encoded_len(), self.limits.max_message_bytes);
+        if bytes <= limit {
+            return Ok(answer);
+        }
+        Err(Status::resource_exhausted(format!(
+            "answer too large: {bytes} bytes, over the server's message limit of {limit} bytes \
+             (MAX_MESSAGE_BYTES, see docs/LIMITS.md)"
+        )))
+    }
+
     /// Runs `work` on the blocking pool once a work slot is free, within the call's deadline. No slot
     /// before the deadline: `DEADLINE_EXCEEDED`, and nothing was touched. Once the deadline passes or
     /// the call is dropped (its client went away), the work's [`CallContext`] says so: a search stops
@@ -355,8 +308,11 @@ impl Shared {
         // The work owns the decoded request: the call's share of the request memory budget stays
         // reserved until the work ends, even when the deadline passes first.
         let reserved = crate::budget::CALL.try_with(Arc::clone).ok();
-        let context =
-            CallContext { deadline: deadline.into_std(), cancelled: Arc::new(AtomicBool::new(false)) };
+        let context = CallContext {
+            deadline: deadline.into_std(),
+            cancelled: Arc::new(AtomicBool::new(false)),
+            answer_bytes: limits::MAX_RESPONSE_BYTES.min(self.limits.max_message_bytes),
+        };
         // Set however this future ends: answered, timed out below, or dropped with its connection.
         let _cancel = CancelOnDrop(Arc::clone(&context.cancelled));
         let task = tokio::task::spawn_blocking(move || {
@@ -374,7 +330,7 @@ impl Shared {
     /// A data-plane call, admitted by the admission layer, which authenticated its credential and
     /// role on the headers and left the scope in `admitted`; without it nothing runs. `work` gets
     /// the scope on the blocking pool.
-    pub(crate) async fn data<T: Send + 'static>(
+    pub(crate) async fn data<T: prost::Message + 'static>(
         self: &Arc<Self>,
         admitted: Option<&AdmittedCall>,
         op: DataOp,
@@ -383,7 +339,7 @@ impl Shared {
         let (scope, timing) = admitted.and_then(|a| a.take(op)).ok_or_else(not_admitted)?;
         self.blocking(timing, move |shared, context| {
             let tenant = scope.tenant_uid().short();
-            let result = work(&shared.db, scope, context);
+            let result = work(&shared.db, scope, context).and_then(|answer| shared.deliverable(answer));
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
             shared.metrics.request(tenant, op.audit_name(), outcome, timing.arrived.elapsed());
             result
@@ -392,7 +348,7 @@ impl Shared {
     }
 
     /// An admin-plane call, admitted by the admission layer (only the admin token passes).
-    pub(crate) async fn admin<T: Send + 'static>(
+    pub(crate) async fn admin<T: prost::Message + 'static>(
         self: &Arc<Self>,
         admitted: Option<&AdmittedOperator>,
         operation: &'static str,
@@ -400,7 +356,7 @@ impl Shared {
     ) -> Result<T, Status> {
         let AdmittedOperator(timing) = admitted.cloned().ok_or_else(not_admitted)?;
         self.blocking(timing, move |shared, _| {
-            let result = work(&shared.db);
+            let result = work(&shared.db).and_then(|answer| shared.deliverable(answer));
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
             shared.metrics.request(
                 metrics::OPERATOR.to_owned(),

@@ -3,7 +3,7 @@
 //! logged here, with their cause, and reported to the client as a bare `INTERNAL`, and stored data
 //! or keys that fail their integrity check likewise as a bare `DATA_LOSS`.
 
-use bulkhead_query::{QueryError, StorageError};
+use bulkhead_query::{IndexError, QueryError, StorageError};
 use tonic::Status;
 
 /// A query-layer error as a status.
@@ -14,7 +14,29 @@ pub(crate) fn from_query(error: QueryError) -> Status {
         QueryError::DeadlineExceeded => Status::deadline_exceeded(error.to_string()),
         QueryError::Cancelled => Status::cancelled(error.to_string()),
         QueryError::Storage(storage) => from_storage(storage),
-        other => internal(&other),
+        QueryError::Index(index) => from_index(&index),
+        // The query vector was checked at the edge: a kernel refusing it afterwards is a bug.
+        QueryError::Kernel(_) | QueryError::Internal(_) => internal(&error),
+    }
+}
+
+/// An index error met while serving a call. Every variant is named, like the storage errors'.
+fn from_index(error: &IndexError) -> Status {
+    match error {
+        IndexError::Cancelled => Status::cancelled(QueryError::Cancelled.to_string()),
+        // The request's vector and parameters were validated before any index saw them, and a
+        // damaged segment snapshot is rebuilt from the records rather than served: any of these
+        // reaching a call is a bug.
+        IndexError::InvalidParams { .. }
+        | IndexError::DimensionMismatch { .. }
+        | IndexError::NonFiniteQuery { .. }
+        | IndexError::IdOutOfRange { .. }
+        | IndexError::Vector(_)
+        | IndexError::BuildFailed
+        | IndexError::UnsupportedVersion { .. }
+        | IndexError::Corrupt { .. }
+        | IndexError::Io(_)
+        | IndexError::MalformedVectorFile { .. } => internal(error),
     }
 }
 
@@ -127,5 +149,17 @@ mod tests {
         let status = from_storage(StorageError::Engine("IO error: /data/000012.sst".to_owned()));
         assert_eq!(status.code(), tonic::Code::Internal);
         assert!(!status.message().contains("sst"), "{}", status.message());
+    }
+
+    #[test]
+    fn index_errors_keep_their_class_through_the_query_layer() {
+        let cancelled = from_query(QueryError::Index(IndexError::Cancelled));
+        assert_eq!(cancelled.code(), tonic::Code::Cancelled);
+        assert_eq!(cancelled.message(), from_query(QueryError::Cancelled).message());
+        let corrupt = from_query(QueryError::Index(IndexError::Corrupt { reason: "bad checksum" }));
+        assert_eq!(corrupt.code(), tonic::Code::Internal);
+        assert!(!corrupt.message().contains("checksum"), "{}", corrupt.message());
+        let storage = from_query(QueryError::Storage(StorageError::Integrity));
+        assert_eq!(storage.code(), tonic::Code::DataLoss);
     }
 }

@@ -461,3 +461,38 @@ async fn a_batch_past_its_deadline_stops_and_frees_its_slot() {
     data.count(req(pb::CountRequest { collection: "wide".into() }, &admin)).await.expect("count");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_over_the_message_limit_get_the_servers_own_refusal() {
+    // A message limit smaller than a point written through the library (or under a larger limit).
+    let limits = ServerLimits { max_message_bytes: 64 * 1024, ..ServerLimits::default() };
+    let server = TestServer::with_limits(limits).await;
+    let token = crate::harness::seed(&server, "acme").await;
+    {
+        let name = bulkhead_query::TenantName::new("acme").expect("name");
+        let scope = server.db.operator().trusted_host_scope(&name, "test").expect("scope");
+        let big = bulkhead_query::NewPoint::new(
+            bulkhead_query::DocId::new("big").expect("id"),
+            vec![1.0, 0.0, 0.0],
+            "x".repeat(100_000),
+        );
+        server.db.tenant(&scope).expect("tenant").upsert("docs", &[big]).expect("upsert");
+    }
+    let mut data = server.data().await;
+    // A single point whose answer is over the limit: refused once encoded, by the server.
+    let get = pb::GetRequest { collection: "docs".into(), id: "big".into(), ..Default::default() };
+    refused(data.get(req(get, &token)).await, Code::ResourceExhausted, "MAX_MESSAGE_BYTES");
+    // A search whose hits would be over it: refused by the answer budget before it is built.
+    refused(
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 3), &token)).await,
+        Code::ResourceExhausted,
+        "answer",
+    );
+    // Smaller answers on the same connection are served.
+    let get = pb::GetRequest { collection: "docs".into(), id: "a".into(), ..Default::default() };
+    data.get(req(get, &token)).await.expect("a small answer");
+    let hits = data.search(req(search("docs", [0.0, 1.0, 0.0], 1), &token)).await.expect("search");
+    assert_eq!(hits.into_inner().hits.len(), 1);
+    assert_eq!(count(&server, "acme", "docs"), 3);
+    server.stop().await;
+}

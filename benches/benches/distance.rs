@@ -50,7 +50,8 @@ fn random_arena(rng: &mut StdRng, dim: usize, rows: usize) -> VectorArena {
 }
 
 /// The metric names used in group names, with their `Metric`.
-const METRICS: [(&str, Metric); 3] = [("dot", Metric::Dot), ("l2", Metric::L2), ("cosine", Metric::Cosine)];
+const METRICS: [(&str, Metric); 3] =
+    [("dot", Metric::UnitDot), ("l2", Metric::L2), ("cosine", Metric::Cosine)];
 
 /// Benchmarks every implementation of one metric at one dimension in one group.
 ///

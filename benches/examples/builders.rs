@@ -40,8 +40,13 @@ fn main() -> Result<()> {
         let cpu = cpu_seconds();
         let started = Instant::now();
         let options = BuildOptions::new().with_builder(builder);
-        let segment =
-            FrozenSegment::build_with_options(arena, Metric::Dot, HnswParams::default(), options, |_, _| {})?;
+        let segment = FrozenSegment::build_with_options(
+            arena,
+            Metric::UnitDot,
+            HnswParams::default(),
+            options,
+            |_, _| {},
+        )?;
         let wall = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu;
         let truth = match &truth {

@@ -2,7 +2,7 @@
 //! `Planner::EXACT_SEGMENT_MAX` was chosen.
 //!
 //! For segments of the first 500 to 8,000 base vectors (M = 16, ef_construction = 200,
-//! `Metric::Dot`), prints single-thread queries/s of the exact scan and of the graph walk at
+//! `Metric::UnitDot`), prints single-thread queries/s of the exact scan and of the graph walk at
 //! ef = 64, and the walk's recall@10 against the scan. Recall, throughput and memory of a whole
 //! dataset, filtered and not, are measured by `bulkhead bench` (see `docs/BENCHMARKS.md`); both use
 //! `bulkhead_index::eval`.
@@ -35,7 +35,7 @@ fn main() -> Result<()> {
         let small = FrozenSegment::build_from_rows(
             base.dim(),
             base.rows().take(n),
-            Metric::Dot,
+            Metric::UnitDot,
             HnswParams::default(),
         )?;
         let truth = eval::exact_truth(&small, &queries, K, None, 1)?;

@@ -199,7 +199,7 @@ fn build(
 ) -> Result<FrozenSegment> {
     // Cosine rows were normalised at load: the dot kernel ranks them as cosine does.
     let metric = match metric {
-        MetricArg::Dot | MetricArg::Cosine => Metric::Dot,
+        MetricArg::Dot | MetricArg::Cosine => Metric::UnitDot,
         MetricArg::L2 => Metric::L2,
     };
     let n = arena.len();

@@ -110,7 +110,7 @@ fn known_answers() {
         let want = 1.0 - 12.0 / (14.0_f32.sqrt() * 77.0_f32.sqrt());
         let got = k.cosine_distance(&a, &b).expect("equal lengths");
         assert!((got - want).abs() < 1e-6, "{}: {got} vs {want}", k.isa());
-        assert_eq!(k.distance(Metric::Dot, &a, &b), Ok(0.0), "dot distance clamps 1 - 12 to 0");
+        assert_eq!(k.distance(Metric::UnitDot, &a, &b), Ok(0.0), "dot distance clamps 1 - 12 to 0");
         assert_eq!(k.distance(Metric::L2, &a, &b), Ok(67.0));
     }
     assert_eq!(dot(&a, &b), Ok(12.0));
@@ -127,7 +127,7 @@ fn length_mismatch_is_an_error() {
         assert_eq!(k.dot(&a, &b), want);
         assert_eq!(k.l2_squared(&a, &b), want);
         assert_eq!(k.cosine_distance(&a, &b), want);
-        for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        for metric in [Metric::Cosine, Metric::UnitDot, Metric::L2] {
             assert_eq!(k.distance(metric, &a, &b), want);
         }
     }
@@ -219,10 +219,10 @@ fn dot_distance_is_one_minus_dot_clamped_at_zero() {
     let mut other = vec![0.0_f32; 20];
     other[4] = 1.0;
     for k in all_kernels() {
-        assert_eq!(k.distance(Metric::Dot, &unit, &unit), Ok(0.0));
-        assert_eq!(k.distance(Metric::Dot, &unit, &other), Ok(1.0));
+        assert_eq!(k.distance(Metric::UnitDot, &unit, &unit), Ok(0.0));
+        assert_eq!(k.distance(Metric::UnitDot, &unit, &other), Ok(1.0));
         let negated: Vec<f32> = unit.iter().map(|x| -x).collect();
-        assert_eq!(k.distance(Metric::Dot, &unit, &negated), Ok(2.0));
+        assert_eq!(k.distance(Metric::UnitDot, &unit, &negated), Ok(2.0));
     }
 }
 
@@ -289,7 +289,7 @@ fn batch_matches_pairwise() {
     let query = &query[1..]; // An unaligned query.
     let ids: Vec<u32> = (0..51).rev().step_by(3).collect();
     for k in all_kernels() {
-        for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        for metric in [Metric::Cosine, Metric::UnitDot, Metric::L2] {
             let mut out = vec![f32::NAN; ids.len()];
             k.distances(metric, query, &arena, &ids, &mut out).expect("valid batch");
             for (&id, &got) in ids.iter().zip(&out) {
@@ -326,7 +326,7 @@ fn batch_rejects_bad_input_without_writing() {
         Err(DistanceError::OutputLengthMismatch { expected: 1, actual: 2 })
     );
     assert_eq!(
-        distances(Metric::Dot, &query, &arena, &[0, 2], &mut out),
+        distances(Metric::UnitDot, &query, &arena, &[0, 2], &mut out),
         Err(DistanceError::IdOutOfRange { id: 2, len: 2 })
     );
     let mut bad_query = query;

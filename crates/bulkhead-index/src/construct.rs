@@ -16,7 +16,7 @@ use bulkhead_distance::{Metric, VectorArena};
 
 use crate::IndexError;
 
-/// Marks an unused adjacency slot; valid ids are below `u32::MAX` because an arena holds at most
+/// Marks an unused adjacency entry; valid ids are below `u32::MAX` because an arena holds at most
 /// `u32::MAX` rows.
 pub(crate) const NO_NEIGHBOUR: u32 = u32::MAX;
 
@@ -183,9 +183,9 @@ impl Executor {
 /// The frozen, read-only HNSW graph over the ids `0..n`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Graph {
-    /// Upper-level degree bound; level 0 stores `2·m` slots per node.
+    /// Upper-level degree bound; level 0 stores `2·m` entries per node.
     pub(crate) m: usize,
-    /// Level-0 adjacency, `n · 2m` slots: node `i`'s neighbours are
+    /// Level-0 adjacency, `n · 2m` entries: node `i`'s neighbours are
     /// `level0[i·2m .. (i+1)·2m]`, closest first, padded with [`NO_NEIGHBOUR`] at the end.
     pub(crate) level0: Vec<u32>,
     /// Levels `1..=max_level`, lowest first.
@@ -199,7 +199,7 @@ pub(crate) struct Graph {
 pub(crate) struct UpperLevel {
     /// The ids present on this level, strictly increasing.
     pub(crate) nodes: Vec<u32>,
-    /// `nodes.len() · m` slots: the neighbours of `nodes[j]` are `links[j·m .. (j+1)·m]`, padded
+    /// `nodes.len() · m` entries: the neighbours of `nodes[j]` are `links[j·m .. (j+1)·m]`, padded
     /// with [`NO_NEIGHBOUR`]. Every neighbour is itself in `nodes`.
     pub(crate) links: Vec<u32>,
 }
@@ -216,13 +216,13 @@ impl Graph {
         self.level0.len() / self.stride0()
     }
 
-    /// Returns the number of level-0 slots per node.
+    /// Returns the number of level-0 entries per node.
     #[inline]
     pub(crate) fn stride0(&self) -> usize {
         2 * self.m
     }
 
-    /// Returns node `id`'s level-0 slots (neighbours, then padding).
+    /// Returns node `id`'s level-0 entries (neighbours, then padding).
     #[inline]
     pub(crate) fn neighbours0(&self, id: u32) -> &[u32] {
         let stride = self.stride0();
@@ -236,7 +236,7 @@ impl Graph {
         self.upper.len()
     }
 
-    /// Returns node `id`'s slots on upper level `level` (1-based), or an empty slice if the node is
+    /// Returns node `id`'s entries on upper level `level` (1-based), or an empty slice if the node is
     /// not on that level.
     #[inline]
     pub(crate) fn neighbours_upper(&self, level: usize, id: u32) -> &[u32] {

@@ -132,9 +132,9 @@ impl IdSet {
             return Err(IndexError::IdOutOfRange { id: id.0, len: self.capacity });
         }
         let (word, bit) = (index / 64, 1u64 << (index % 64));
-        let slot = &mut self.words[word];
-        let added = *slot & bit == 0;
-        *slot |= bit;
+        let bits = &mut self.words[word];
+        let added = *bits & bit == 0;
+        *bits |= bit;
         self.count += usize::from(added);
         Ok(added)
     }

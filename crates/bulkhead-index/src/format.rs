@@ -20,13 +20,13 @@
 //!  | 36             | 4   u32          | entry point id (u32::MAX iff n = 0)               |
 //!  +----------------+------------------+---------------------------------------------------+
 //!  | 40             | 4·dim·n  f32     | vectors, row-major, unpadded                      |
-//!  |                | 4·2m·n   u32     | level-0 adjacency: 2m slots per node, closest     |
-//!  |                |                  | first, unused slots u32::MAX at the end           |
+//!  |                | 4·2m·n   u32     | level-0 adjacency: 2m entries per node, closest   |
+//!  |                |                  | first, unused entries u32::MAX at the end         |
 //!  +----------------+------------------+---------------------------------------------------+
 //!  |                |                  | for each level l = 1..=L:                         |
 //!  |                | 4        u32     |   c, the number of nodes on level l               |
 //!  |                | 4·c      u32     |   their ids, strictly increasing, each on l-1     |
-//!  |                | 4·m·c    u32     |   m slots per node, targets on level l            |
+//!  |                | 4·m·c    u32     |   m entries per node, targets on level l          |
 //!  +----------------+------------------+---------------------------------------------------+
 //!  |                | 8·⌈n/64⌉ u64     | tombstones: bit i%64 of word i/64 = id i deleted  |
 //!  | len - 8        | 8        u64     | checksum of every preceding byte (see below)      |
@@ -55,7 +55,7 @@ const CHECKSUM_LEN: usize = 8;
 fn metric_code(metric: Metric) -> u32 {
     match metric {
         Metric::Cosine => 0,
-        Metric::Dot => 1,
+        Metric::UnitDot => 1,
         Metric::L2 => 2,
     }
 }
@@ -64,7 +64,7 @@ fn metric_code(metric: Metric) -> u32 {
 fn metric_from_code(code: u32) -> Option<Metric> {
     match code {
         0 => Some(Metric::Cosine),
-        1 => Some(Metric::Dot),
+        1 => Some(Metric::UnitDot),
         2 => Some(Metric::L2),
         _ => None,
     }
@@ -130,8 +130,8 @@ impl FrozenSegment {
                 out.extend_from_slice(&value.to_le_bytes());
             }
         }
-        for slot in &self.graph.level0 {
-            out.extend_from_slice(&slot.to_le_bytes());
+        for entry in &self.graph.level0 {
+            out.extend_from_slice(&entry.to_le_bytes());
         }
         for layer in &self.graph.upper {
             out.extend_from_slice(&to_u32(layer.nodes.len()).to_le_bytes());
@@ -206,8 +206,8 @@ impl FrozenSegment {
         }
 
         let level0 = reader.u32_array(n.checked_mul(2 * m))?;
-        for slots in level0.chunks_exact(2 * m) {
-            check_slots(slots, |id| (id as usize) < n)?;
+        for entries in level0.chunks_exact(2 * m) {
+            check_list(entries, |id| (id as usize) < n)?;
         }
 
         let mut upper: Vec<UpperLevel> = Vec::with_capacity(max_level);
@@ -263,20 +263,20 @@ fn read_upper_level(
             return Err(corrupt("upper-level node missing from the level below"));
         }
     }
-    for slots in links.chunks_exact(m) {
-        check_slots(slots, |id| nodes.binary_search(&id).is_ok())?;
+    for entries in links.chunks_exact(m) {
+        check_list(entries, |id| nodes.binary_search(&id).is_ok())?;
     }
     Ok(UpperLevel { nodes, links })
 }
 
-/// Checks one node's adjacency slots: every id before the first [`NO_NEIGHBOUR`] passes `valid`,
-/// and every slot after it is [`NO_NEIGHBOUR`] too.
-fn check_slots(slots: &[u32], valid: impl Fn(u32) -> bool) -> Result<(), IndexError> {
-    let used = slots.iter().position(|&id| id == NO_NEIGHBOUR).unwrap_or(slots.len());
-    if !slots[..used].iter().all(|&id| valid(id)) {
+/// Checks one node's adjacency entries: every id before the first [`NO_NEIGHBOUR`] passes `valid`,
+/// and every entry after it is [`NO_NEIGHBOUR`] too.
+fn check_list(entries: &[u32], valid: impl Fn(u32) -> bool) -> Result<(), IndexError> {
+    let used = entries.iter().position(|&id| id == NO_NEIGHBOUR).unwrap_or(entries.len());
+    if !entries[..used].iter().all(|&id| valid(id)) {
         return Err(IndexError::Corrupt { reason: "neighbour id out of range" });
     }
-    if slots[used..].iter().any(|&id| id != NO_NEIGHBOUR) {
+    if entries[used..].iter().any(|&id| id != NO_NEIGHBOUR) {
         return Err(IndexError::Corrupt { reason: "neighbour after the end-of-list marker" });
     }
     Ok(())

@@ -85,9 +85,9 @@ fn extract(hnsw: &Hnsw<'_, f32, KernelDistance>, n: usize, m: usize) -> Result<G
             kept
         });
         if let Some(list) = lists.next() {
-            let slots = &mut level0[id * stride0..(id + 1) * stride0];
-            for (slot, target) in slots.iter_mut().zip(list) {
-                *slot = target;
+            let entries = &mut level0[id * stride0..(id + 1) * stride0];
+            for (entry, target) in entries.iter_mut().zip(list) {
+                *entry = target;
             }
         }
         if level > 0 {
@@ -120,8 +120,8 @@ fn extract(hnsw: &Hnsw<'_, f32, KernelDistance>, n: usize, m: usize) -> Result<G
             };
             let targets =
                 list.iter().copied().filter(|&target| usize::from(levels[target as usize]) >= level);
-            for (slot, target) in links[position * m..(position + 1) * m].iter_mut().zip(targets) {
-                *slot = target;
+            for (entry, target) in links[position * m..(position + 1) * m].iter_mut().zip(targets) {
+                *entry = target;
             }
         }
         upper.push(UpperLevel { nodes, links });

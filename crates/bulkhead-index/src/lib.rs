@@ -6,7 +6,7 @@
 //! [`FrozenSegment::build`] builds the HNSW graph over the vectors of a
 //! [`VectorArena`](bulkhead_distance::VectorArena) in parallel with our distance kernels, by
 //! default with our own construction (`native.rs`), which writes straight into flat arrays
-//! (level 0 as one `Vec<u32>` with `2m` slots per node, the upper levels in a sparse form); the
+//! (level 0 as one `Vec<u32>` with `2m` entries per node, the upper levels in a sparse form); the
 //! hnsw_rs construction stays available with the `hnsw-rs` feature (`Builder::HnswRs`) and is
 //! copied into the same arrays.
 //! Search is ours: greedy descent, then a level-0 beam search over gathered neighbour batches, a

@@ -18,19 +18,19 @@
 //! stays full and drops only its farthest passed-over entry). Measured on debian-minilm, this
 //! raised recall@10 at ef 16 from 0.940 to 0.954 for 13% more build time and about as many
 //! distances per query. One deviation from the textbook: exact duplicates of the base node
-//! (distance 0) take at most half the slots. Without that cap, a vector copied more than `2m`
+//! (distance 0) take at most half the entries. Without that cap, a vector copied more than `2m`
 //! times fills its copies' lists with each other, and a walk that enters the copies cannot leave
 //! them.
 //!
 //! # Concurrency, in safe Rust
 //!
-//! The adjacency is a flat array of `AtomicU32` slots (level 0: `2m` per node; upper levels: `m`
-//! per level per node, allocated once the levels are known). A list is its slots up to the first
+//! The adjacency is a flat array of `AtomicU32` entries (level 0: `2m` per node; upper levels: `m`
+//! per level per node, allocated once the levels are known). A list is its entries up to the first
 //! [`NO_NEIGHBOUR`]. Writers hold the owner's lock (one `parking_lot::Mutex<()>` per node, one
 //! byte each) for the whole read-modify-write of a list and never hold two locks at once, so
 //! there is no lock order to get wrong. Readers (the beam searches of other insertions) load the
-//! slots without a lock, with relaxed ordering: a list read while it is being rewritten can mix
-//! old and new entries, but every slot always holds a valid id or [`NO_NEIGHBOUR`], so a torn
+//! entries without a lock, with relaxed ordering: a list read while it is being rewritten can mix
+//! old and new entries, but every entry always holds a valid id or [`NO_NEIGHBOUR`], so a torn
 //! read costs at most a slightly different path, never a wrong id. The entry point and top level
 //! are one `AtomicU64`, raised with a compare-and-swap once a higher node is linked.
 //!
@@ -39,7 +39,7 @@
 //! for a given seed; on several, thread timing decides some edges.
 //!
 //! When every node is in, each list is sorted closest first (one distance per edge), the level-0
-//! slots become the [`Graph`]'s `Vec<u32>` in place, and the upper levels are gathered into their
+//! entries become the [`Graph`]'s `Vec<u32>` in place, and the upper levels are gathered into their
 //! sparse form.
 
 use std::cmp::Reverse;
@@ -149,8 +149,8 @@ fn insert_all(
         let end = (done + chunk).min(n);
         executor.install(|| {
             (done as u32..end as u32).into_par_iter().try_for_each(|id| {
-                let slot = rayon::current_thread_index().unwrap_or(0) % scratches.len();
-                building.insert(id, &mut scratches[slot].lock(), fault)
+                let which = rayon::current_thread_index().unwrap_or(0) % scratches.len();
+                building.insert(id, &mut scratches[which].lock(), fault)
             })
         })?;
         done = end;
@@ -204,9 +204,9 @@ struct Building<'a> {
     ef: usize,
     /// Each node's level, drawn up front.
     levels: Vec<u8>,
-    /// `n · m0` slots.
+    /// `n · m0` entries.
     level0: Vec<AtomicU32>,
-    /// For a node on level ≥ 1, where its level-1 slots start in `upper` (its level-`l` slots follow
+    /// For a node on level ≥ 1, where its level-1 entries start in `upper` (its level-`l` entries follow
     /// at `(l - 1) · m`); unused for the others.
     upper_start: Vec<usize>,
     upper: Vec<AtomicU32>,
@@ -245,22 +245,22 @@ impl<'a> Building<'a> {
             *start = total;
             total = usize::from(level)
                 .checked_mul(m)
-                .and_then(|slots| total.checked_add(slots))
+                .and_then(|entries| total.checked_add(entries))
                 .ok_or(IndexError::BuildFailed)?;
         }
-        let slots0 = n.checked_mul(m0).ok_or(IndexError::BuildFailed)?;
-        let mut level0: Vec<AtomicU32> = (0..slots0).map(|_| AtomicU32::new(NO_NEIGHBOUR)).collect();
+        let entries0 = n.checked_mul(m0).ok_or(IndexError::BuildFailed)?;
+        let mut level0: Vec<AtomicU32> = (0..entries0).map(|_| AtomicU32::new(NO_NEIGHBOUR)).collect();
         let mut upper: Vec<AtomicU32> = (0..total).map(|_| AtomicU32::new(NO_NEIGHBOUR)).collect();
         let entry = match base {
             Some(base) if base_len > 0 => {
-                for (slot, &target) in level0.iter_mut().zip(&base.level0) {
-                    *slot.get_mut() = target;
+                for (entry, &target) in level0.iter_mut().zip(&base.level0) {
+                    *entry.get_mut() = target;
                 }
                 for (index, layer) in base.upper.iter().enumerate() {
                     for (&id, list) in layer.nodes.iter().zip(layer.links.chunks_exact(m)) {
                         let start = upper_start[id as usize] + index * m;
-                        for (slot, &target) in upper[start..start + m].iter_mut().zip(list) {
-                            *slot.get_mut() = target;
+                        for (entry, &target) in upper[start..start + m].iter_mut().zip(list) {
+                            *entry.get_mut() = target;
                         }
                     }
                 }
@@ -306,9 +306,9 @@ impl<'a> Building<'a> {
         if level == 0 { self.m0 } else { self.m }
     }
 
-    /// Returns node `id`'s slots on `level` (empty if the node is not on it).
+    /// Returns node `id`'s entries on `level` (empty if the node is not on it).
     #[inline]
-    fn slots(&self, level: usize, id: u32) -> &[AtomicU32] {
+    fn entries(&self, level: usize, id: u32) -> &[AtomicU32] {
         let index = id as usize;
         if level == 0 {
             &self.level0[index * self.m0..(index + 1) * self.m0]
@@ -324,8 +324,8 @@ impl<'a> Building<'a> {
     #[inline]
     fn read(&self, level: usize, id: u32, out: &mut Vec<u32>) {
         out.clear();
-        for slot in self.slots(level, id) {
-            let target = slot.load(Ordering::Relaxed);
+        for entry in self.entries(level, id) {
+            let target = entry.load(Ordering::Relaxed);
             if target == NO_NEIGHBOUR {
                 break;
             }
@@ -444,8 +444,8 @@ impl<'a> Building<'a> {
         additions: &[u64],
         s: &mut LinkScratch,
     ) -> Result<(), IndexError> {
-        let slots = self.slots(level, node);
-        if slots.is_empty() {
+        let entries = self.entries(level, node);
+        if entries.is_empty() {
             // Only nodes on `level` are ever linked on it; anything else is a bug.
             return Err(IndexError::BuildFailed);
         }
@@ -461,9 +461,9 @@ impl<'a> Building<'a> {
         if s.list.len() == before {
             return Ok(());
         }
-        if s.list.len() <= slots.len() {
-            for (slot, &target) in slots[before..].iter().zip(&s.list[before..]) {
-                slot.store(target, Ordering::Relaxed);
+        if s.list.len() <= entries.len() {
+            for (entry, &target) in entries[before..].iter().zip(&s.list[before..]) {
+                entry.store(target, Ordering::Relaxed);
             }
             return Ok(());
         }
@@ -479,14 +479,14 @@ impl<'a> Building<'a> {
             }
         }
         s.pool.sort_unstable();
-        select(self, &s.pool, slots.len(), slots.len(), &mut s.kept, &mut s.passed);
-        for (index, slot) in slots.iter().enumerate() {
-            slot.store(s.kept.get(index).map_or(NO_NEIGHBOUR, |&key| key_id(key)), Ordering::Relaxed);
+        select(self, &s.pool, entries.len(), entries.len(), &mut s.kept, &mut s.passed);
+        for (index, entry) in entries.iter().enumerate() {
+            entry.store(s.kept.get(index).map_or(NO_NEIGHBOUR, |&key| key_id(key)), Ordering::Relaxed);
         }
         Ok(())
     }
 
-    /// Sorts every list closest first and turns the slots into a [`Graph`].
+    /// Sorts every list closest first and turns the entries into a [`Graph`].
     fn freeze(self, executor: &Executor) -> Result<Graph, IndexError> {
         let n = self.arena.len();
         let packed = self.entry.load(Ordering::Acquire);
@@ -503,8 +503,8 @@ impl<'a> Building<'a> {
             keys.clear();
             keys.extend(list[..end].iter().map(|&target| pack(distance(row(id), row(target)), target)));
             keys.sort_unstable();
-            for (slot, &key) in list.iter_mut().zip(keys.iter()) {
-                *slot = key_id(key);
+            for (entry, &key) in list.iter_mut().zip(keys.iter()) {
+                *entry = key_id(key);
             }
         };
         // Same size and alignment, so this reuses the allocation.
@@ -522,8 +522,8 @@ impl<'a> Building<'a> {
             let mut links = vec![NO_NEIGHBOUR; nodes.len() * m];
             for (list, &id) in links.chunks_mut(m).zip(&nodes) {
                 let start = upper_start[id as usize] + (level - 1) * m;
-                for (slot, atomic) in list.iter_mut().zip(&upper[start..start + m]) {
-                    *slot = atomic.load(Ordering::Relaxed);
+                for (entry, atomic) in list.iter_mut().zip(&upper[start..start + m]) {
+                    *entry = atomic.load(Ordering::Relaxed);
                 }
                 sort_list(id, list, &mut keys);
             }
@@ -536,7 +536,7 @@ impl<'a> Building<'a> {
 /// The neighbour-selection heuristic: from `candidates` (packed keys of their distance to a base
 /// node, closest first), keeps at most `bound` in `kept`. A candidate is passed over when a
 /// neighbour already kept is strictly closer to it than the base node is (it would be reached
-/// through that neighbour), and exact duplicates of the base node take at most half the slots
+/// through that neighbour), and exact duplicates of the base node take at most half the entries
 /// (see the module notes). If fewer than `fill` are kept, the closest candidates passed over are
 /// added until `fill` are (the paper's "keep pruned connections"): measured on debian-minilm, a
 /// graph whose lists are topped up this way reaches higher recall at equal ef for about as many

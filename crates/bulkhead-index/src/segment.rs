@@ -193,10 +193,9 @@ impl FrozenSegment {
 
     /// Returns the level-0 neighbours of `id`, closest first (empty if out of range).
     pub fn base_neighbours(&self, id: InternalId) -> impl Iterator<Item = InternalId> + '_ {
-        let slots: &[u32] =
+        let row: &[u32] =
             if (id.get() as usize) < self.len() { self.graph.neighbours0(id.get()) } else { &[] };
-        slots
-            .iter()
+        row.iter()
             .take_while(|&&target| target != construct::NO_NEIGHBOUR)
             .map(|&target| InternalId::new(target))
     }

@@ -223,12 +223,12 @@ fn one_vector_and_duplicates() {
     let mut blob = vec![vec![0.25f32; 12]; 2_500];
     blob.extend(uniform(2_500, 12, 56));
     let queries = uniform(100, 12, 6);
-    for metric in [Metric::L2, Metric::Cosine, Metric::Dot] {
+    for metric in [Metric::L2, Metric::Cosine, Metric::UnitDot] {
         let segment = build(&rows, metric, PARAMS);
         let r = recall(&segment, &queries, SearchParams::new(10, 128), None);
         // Dot on unnormalised vectors clamps most distances to 0 (documented), so its ties make
         // recall meaningless there.
-        assert!(metric == Metric::Dot || r >= 0.95, "{metric:?} recall {r}");
+        assert!(metric == Metric::UnitDot || r >= 0.95, "{metric:?} recall {r}");
         let hits = segment.search(&originals[3], &SearchParams::new(10, 64), &mut scratch).expect("search");
         assert_eq!(hits.len(), 10);
 
@@ -236,7 +236,7 @@ fn one_vector_and_duplicates() {
         let params = SearchParams::new(10, 40).with_strategy(Strategy::Graph);
         let hits = segment.search(&blob[0], &params, &mut scratch).expect("search");
         assert_eq!(hits.len(), 10);
-        if metric != Metric::Dot {
+        if metric != Metric::UnitDot {
             assert!(hits.iter().all(|hit| hit.distance <= 1e-5));
         }
         let hits = segment.search(&queries[0], &params, &mut scratch).expect("search");
@@ -558,8 +558,9 @@ fn recall_on_debian_minilm_subset() {
     };
     let base = read_fvecs(&dir.join("base.fvecs"), Some(20_000)).expect("base");
     let queries = read_fvecs(&dir.join("query.fvecs"), Some(200)).expect("queries");
-    let segment = FrozenSegment::build_from_rows(base.dim(), base.rows(), Metric::Dot, HnswParams::default())
-        .expect("build");
+    let segment =
+        FrozenSegment::build_from_rows(base.dim(), base.rows(), Metric::UnitDot, HnswParams::default())
+            .expect("build");
     let queries: Vec<Vec<f32>> = queries.rows().map(<[f32]>::to_vec).collect();
     let r = recall(&segment, &queries, SearchParams::new(10, 64), None);
     assert!(r >= 0.95, "debian-minilm recall@10 at ef=64: {r}");
@@ -689,12 +690,9 @@ fn assert_well_formed(segment: &FrozenSegment) {
     let m = graph.m;
     assert_eq!(graph.level0.len(), segment.len() * 2 * m);
     for id in 0..n {
-        let slots = graph.neighbours0(id);
-        let list: Vec<u32> = slots.iter().copied().take_while(|&t| t != NO_NEIGHBOUR).collect();
-        assert!(
-            slots[list.len()..].iter().all(|&t| t == NO_NEIGHBOUR),
-            "node {id}: a neighbour after padding"
-        );
+        let row = graph.neighbours0(id);
+        let list: Vec<u32> = row.iter().copied().take_while(|&t| t != NO_NEIGHBOUR).collect();
+        assert!(row[list.len()..].iter().all(|&t| t == NO_NEIGHBOUR), "node {id}: a neighbour after padding");
         assert!(list.len() <= 2 * m);
         assert!(list.iter().all(|&t| t < n && t != id), "node {id}: bad neighbour in {list:?}");
         let mut unique = list.clone();
@@ -772,10 +770,12 @@ fn native_builder_matches_exact_search_on_random_sets() {
 /// Every builder this build has: the native one, and hnsw_rs with the `hnsw-rs` feature (which the
 /// workspace's test run turns on through the benches package).
 fn builders() -> Vec<Builder> {
-    let mut all = vec![Builder::Native];
-    #[cfg(feature = "hnsw-rs")]
-    all.push(Builder::HnswRs);
-    all
+    [
+        Builder::Native,
+        #[cfg(feature = "hnsw-rs")]
+        Builder::HnswRs,
+    ]
+    .to_vec()
 }
 
 #[test]

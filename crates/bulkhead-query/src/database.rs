@@ -191,7 +191,7 @@ impl Database {
     }
 
     /// Evicts least recently used collections other than `keep` until the loaded state fits the
-    /// budget. Slots another thread holds are skipped rather than waited for.
+    /// budget. Entries another thread holds are skipped rather than waited for.
     pub(crate) fn enforce_budget(&self, keep: &Entry) {
         let budget = self.memory_budget.load(Ordering::Relaxed);
         let mut total = self.index_memory();

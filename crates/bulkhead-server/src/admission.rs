@@ -242,8 +242,8 @@ where
 /// (write-stall backoff, a full memtable) for milliseconds or more. Inline, such a stall would
 /// stop every connection the same runtime worker drives, including the refusals of a flood; on
 /// the blocking pool it delays only its own call, as every other storage access in the server
-/// does. A check needs no storage-work slot (`MAX_CONCURRENT_WORK`), so a flood of bad
-/// credentials does not take slots from admitted calls.
+/// does. A check needs no work permit (`MAX_CONCURRENT_WORK`), so a flood of bad
+/// credentials does not take permits from admitted calls.
 async fn authorize<T: Send + 'static>(
     shared: &Arc<Shared>,
     check: impl FnOnce(&Shared) -> Result<T, auth::AuthError> + Send + 'static,

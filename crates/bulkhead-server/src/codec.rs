@@ -224,8 +224,8 @@ impl Schema {
                 });
             }
             for limit in FIELD_LIMITS.iter().filter(|l| l.message == name) {
-                let slot = schema.limits.len();
-                if slot == MAX_LIMITS_PER_MESSAGE {
+                let index = schema.limits.len();
+                if index == MAX_LIMITS_PER_MESSAGE {
                     return Err(format!("{name}: too many limits"));
                 }
                 schema.limits.push((limit.max, limit.refusal));
@@ -238,7 +238,7 @@ impl Schema {
                     if !schema.fields[position].repeated {
                         return Err(format!("{name}.{field_name} is not repeated"));
                     }
-                    schema.fields[position].limit = Some(slot);
+                    schema.fields[position].limit = Some(index);
                 }
             }
             messages.push(schema);
@@ -413,10 +413,10 @@ impl Walk<'_> {
         n: usize,
         counts: &mut [usize; MAX_LIMITS_PER_MESSAGE],
     ) -> Result<(), Status> {
-        if let Some(slot) = field.limit {
-            counts[slot] += n;
-            let (max, refusal) = schema.limits[slot];
-            if counts[slot] > max {
+        if let Some(index) = field.limit {
+            counts[index] += n;
+            let (max, refusal) = schema.limits[index];
+            if counts[index] > max {
                 return Err(over(refusal, max));
             }
         }

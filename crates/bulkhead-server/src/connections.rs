@@ -1,9 +1,9 @@
 //! The server's connections: [`Incoming`] accepts a connection only while fewer than the cap are
 //! open (`ServerLimits::max_connections`); at the cap it stops accepting, and further clients wait
 //! in the kernel's listen backlog until a connection closes. Each accepted [`Connection`] holds
-//! its slot until it is dropped, and is closed if it has not sent
+//! its permit until it is dropped, and is closed if it has not sent
 //! [`limits::CONNECTION_PREFACE_BYTES`] within [`limits::CONNECTION_HANDSHAKE_TIMEOUT`] of being
-//! accepted (silent or dribbling connections would otherwise hold slots for ever; over TLS, tonic's
+//! accepted (silent or dribbling connections would otherwise hold permits for ever; over TLS, tonic's
 //! handshake timeout, set to the same, covers the rest of the handshake; after it, HTTP/2 keepalive
 //! reaps peers that stop answering).
 
@@ -29,8 +29,8 @@ type Acquiring = Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, Acquir
 /// The stream of accepted connections, at most `cap` open at once.
 pub(crate) struct Incoming {
     listener: TcpListener,
-    slots: Arc<Semaphore>,
-    slot: Option<OwnedSemaphorePermit>,
+    permits: Arc<Semaphore>,
+    permit: Option<OwnedSemaphorePermit>,
     acquiring: Option<Acquiring>,
     backoff: Option<Pin<Box<Sleep>>>,
 }
@@ -39,8 +39,8 @@ impl Incoming {
     pub(crate) fn new(listener: TcpListener, cap: usize) -> Incoming {
         Incoming {
             listener,
-            slots: Arc::new(Semaphore::new(cap.clamp(1, Semaphore::MAX_PERMITS))),
-            slot: None,
+            permits: Arc::new(Semaphore::new(cap.clamp(1, Semaphore::MAX_PERMITS))),
+            permit: None,
             acquiring: None,
             backoff: None,
         }
@@ -59,17 +59,17 @@ impl tokio_stream::Stream for Incoming {
                 }
                 this.backoff = None;
             }
-            // A free slot first: at the cap, nothing is accepted.
-            if this.slot.is_none() {
-                let slots = &this.slots;
+            // A free permit first: at the cap, nothing is accepted.
+            if this.permit.is_none() {
+                let permits = &this.permits;
                 let acquiring =
-                    this.acquiring.get_or_insert_with(|| Box::pin(Arc::clone(slots).acquire_owned()));
+                    this.acquiring.get_or_insert_with(|| Box::pin(Arc::clone(permits).acquire_owned()));
                 match acquiring.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Err(_closed)) => return Poll::Ready(None),
-                    Poll::Ready(Ok(slot)) => {
+                    Poll::Ready(Ok(permit)) => {
                         this.acquiring = None;
-                        this.slot = Some(slot);
+                        this.permit = Some(permit);
                     }
                 }
             }
@@ -81,8 +81,8 @@ impl tokio_stream::Stream for Incoming {
                     if let Err(e) = stream.set_nodelay(true) {
                         tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
                     }
-                    let Some(slot) = this.slot.take() else { continue };
-                    return Poll::Ready(Some(Ok(Connection::new(stream, slot))));
+                    let Some(permit) = this.permit.take() else { continue };
+                    return Poll::Ready(Some(Ok(Connection::new(stream, permit))));
                 }
                 // The peer gave up before it was accepted: nothing to do.
                 Poll::Ready(Err(e))
@@ -104,10 +104,10 @@ impl tokio_stream::Stream for Incoming {
     }
 }
 
-/// An accepted connection, holding its slot until it is dropped.
+/// An accepted connection, holding its permit until it is dropped.
 pub(crate) struct Connection {
     stream: TcpStream,
-    _slot: OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
     /// Until the preface has arrived: when the connection is closed if it has not.
     preface_due: Option<Pin<Box<Sleep>>>,
     /// Bytes read so far, counted up to the preface's length.
@@ -115,9 +115,9 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Connection {
+    fn new(stream: TcpStream, permit: OwnedSemaphorePermit) -> Connection {
         let preface_due = Some(Box::pin(tokio::time::sleep(limits::CONNECTION_HANDSHAKE_TIMEOUT)));
-        Connection { stream, _slot: slot, preface_due, read: 0 }
+        Connection { stream, _permit: permit, preface_due, read: 0 }
     }
 }
 

@@ -30,7 +30,7 @@ pub const MAX_CONCURRENT_STREAMS: u32 = 128;
 pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
 
 /// The default number of storage operations the server runs at once (on tokio's blocking pool),
-/// over all connections; more wait for a slot within their deadline.
+/// over all connections; more wait for a permit within their deadline.
 pub const MAX_CONCURRENT_WORK: usize = 64;
 
 /// Connections the metrics endpoint serves at once; while they are all busy it accepts no more (a
@@ -70,7 +70,7 @@ pub const REQUEST_MEMORY_BUDGET_BYTES: usize = 512 * 1024 * 1024;
 
 /// How long a new connection has to introduce itself: to send the 24 bytes of the HTTP/2 preface
 /// (or, over TLS, to complete the TLS handshake). One that does not is closed, so that silent or
-/// dribbling connections cannot hold every slot of [`MAX_CONNECTIONS`]; after that, HTTP/2
+/// dribbling connections cannot hold every permit of [`MAX_CONNECTIONS`]; after that, HTTP/2
 /// keepalive reaps peers that stop answering.
 pub const CONNECTION_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 

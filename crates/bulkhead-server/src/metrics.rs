@@ -206,19 +206,19 @@ const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// most [`crate::limits::MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is
 /// not a request line).
 pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, db: Arc<Database>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(crate::limits::MAX_METRICS_CONNECTIONS));
+    let permits = Arc::new(tokio::sync::Semaphore::new(crate::limits::MAX_METRICS_CONNECTIONS));
     loop {
-        // A slot first, then a connection: a flood of connections waits in the kernel's backlog
+        // A permit first, then a connection: a flood of connections waits in the kernel's backlog
         // instead of becoming tasks.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
+        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
         let Ok((mut stream, _)) = listener.accept().await else { continue };
         let (metrics, db) = (Arc::clone(&metrics), Arc::clone(&db));
         tokio::spawn(async move {
-            let _slot = slot;
+            let _permit = permit;
             let mut head = Vec::with_capacity(512);
             let mut buf = [0u8; 1024];
             // One deadline for the whole request head, so a client sending a byte at a time cannot
-            // hold a slot for longer.
+            // hold a permit for longer.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             let complete = loop {
                 let read = tokio::time::timeout_at(deadline, stream.read(&mut buf)).await;

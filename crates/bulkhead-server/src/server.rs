@@ -99,15 +99,15 @@ impl RequestMemory {
     }
 }
 
-/// A handle on the server's storage-work slots, for tests that need every slot busy.
+/// A handle on the server's work permits, for tests that need every permit busy.
 #[derive(Debug, Clone)]
 pub struct WorkGate(Arc<Semaphore>);
 
 impl WorkGate {
-    /// Takes every slot until the returned permit is dropped: calls then wait for a slot (and their
+    /// Takes every permit until the returned permit is dropped: calls then wait for a permit (and their
     /// deadline) without touching storage.
-    pub async fn hold_all(&self, slots: u32) -> Option<OwnedSemaphorePermit> {
-        Arc::clone(&self.0).acquire_many_owned(slots).await.ok()
+    pub async fn hold_all(&self, permits: u32) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.0).acquire_many_owned(permits).await.ok()
     }
 }
 
@@ -141,7 +141,7 @@ impl Server {
         self.tls.is_some()
     }
 
-    /// The storage-work slots (see [`WorkGate`]).
+    /// The work permits (see [`WorkGate`]).
     pub fn work_gate(&self) -> WorkGate {
         WorkGate(Arc::clone(&self.shared.work))
     }
@@ -241,7 +241,7 @@ fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 
 /// What the storage work of one call may consult: its deadline, and the flag set once nobody waits
 /// for its answer any more (the deadline passed, or the client went away). Searches check both at
-/// their check points and stop there, releasing their work slot (`bulkhead_query::Budget`).
+/// their check points and stop there, releasing their work permit (`bulkhead_query::Budget`).
 #[derive(Debug, Clone)]
 pub(crate) struct CallContext {
     deadline: std::time::Instant,
@@ -283,20 +283,20 @@ impl Shared {
         )))
     }
 
-    /// Runs `work` on the blocking pool once a work slot is free, within the call's deadline. No slot
+    /// Runs `work` on the blocking pool once a work permit is free, within the call's deadline. No permit
     /// before the deadline: `DEADLINE_EXCEEDED`, and nothing was touched. Once the deadline passes or
     /// the call is dropped (its client went away), the work's [`CallContext`] says so: a search stops
-    /// at its next check point and gives its slot back; other work, short by its limits, runs to its
+    /// at its next check point and gives its permit back; other work, short by its limits, runs to its
     /// end (a write that was under way completes, as in any database whose client gave up waiting)
-    /// and holds the slot until then.
+    /// and holds the permit until then.
     async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         timing: Timing,
         work: impl FnOnce(&Shared, &CallContext) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let Timing { deadline, budget, .. } = timing;
-        let slots = Arc::clone(&self.work);
-        let permit = match tokio::time::timeout_at(deadline, slots.acquire_owned()).await {
+        let permits = Arc::clone(&self.work);
+        let permit = match tokio::time::timeout_at(deadline, permits.acquire_owned()).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(Status::unavailable("the server is shutting down")),
             Err(_elapsed) => return Err(status::deadline_exceeded(budget)),

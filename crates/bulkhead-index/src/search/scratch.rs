@@ -83,9 +83,9 @@ impl Visited {
     /// Marks `id` visited; returns whether it was unvisited.
     #[inline]
     pub(crate) fn insert(&mut self, id: u32) -> bool {
-        let slot = &mut self.marks[id as usize];
-        let fresh = *slot != self.epoch;
-        *slot = self.epoch;
+        let entry = &mut self.marks[id as usize];
+        let fresh = *entry != self.epoch;
+        *entry = self.epoch;
         fresh
     }
 

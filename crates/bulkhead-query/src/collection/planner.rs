@@ -76,7 +76,7 @@ impl BuildJob {
     }
 }
 
-/// A graph row's bytes beyond its vector: a level-0 list of `2m` slots (m = 16), upper levels,
+/// A graph row's bytes beyond its vector: a level-0 list of `2m` neighbour ids (m = 16), upper levels,
 /// the row's norm and alignment, and its point reference.
 const GRAPH_ROW_BYTES: usize = 2 * 16 * 4 + 64 + 32;
 

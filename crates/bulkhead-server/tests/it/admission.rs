@@ -196,7 +196,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_does_not_introduce_itself_is_closed_and_frees_its_slot() {
+async fn a_connection_that_does_not_introduce_itself_is_closed_and_frees_its_permit() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let one = ServerLimits { max_connections: 1, ..ServerLimits::default() };
     let server = TestServer::with_limits(one).await;
@@ -218,7 +218,7 @@ async fn a_connection_that_does_not_introduce_itself_is_closed_and_frees_its_slo
     .await;
     assert!(closed.is_ok(), "the connection was closed");
     assert!(started.elapsed() >= limits::CONNECTION_HANDSHAKE_TIMEOUT - Duration::from_millis(500));
-    // Its slot is free again.
+    // Its permit is free again.
     let raw = Raw::connect(&address).await;
     let mut body = BytesMut::new();
     field(&mut body, 1, b"docs");

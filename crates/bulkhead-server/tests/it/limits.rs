@@ -326,8 +326,8 @@ async fn request_deadline() {
     };
     let server = TestServer::with_limits(limits).await;
     let token = crate::harness::seed(&server, "acme").await;
-    // Every storage slot busy: the call waits for one until its deadline, then gives up untouched.
-    let held = server.gate.hold_all(2).await.expect("slots");
+    // Every work permit busy: the call waits for one until its deadline, then gives up untouched.
+    let held = server.gate.hold_all(2).await.expect("permits");
     let started = std::time::Instant::now();
     let write = upsert(&server, &token, vec![point("late", [1.0, 1.0, 1.0], "late")]).await;
     refused(write, Code::DeadlineExceeded, "300 ms");
@@ -340,7 +340,9 @@ async fn request_deadline() {
     assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
     drop(held);
     assert_eq!(count(&server, "acme", "docs"), 2, "the late write never ran");
-    data.count(req(pb::CountRequest { collection: "docs".into() }, &token)).await.expect("slots free again");
+    data.count(req(pb::CountRequest { collection: "docs".into() }, &token))
+        .await
+        .expect("permits free again");
     server.stop().await;
 }
 
@@ -400,10 +402,10 @@ async fn response_size_limit() {
 }
 
 /// Work nobody waits for stops: a batch whose deadline passes stops at its next check point (the
-/// next query) and gives its storage slot back, instead of running all its queries for nobody. The
+/// next query) and gives its work permit back, instead of running all its queries for nobody. The
 /// trail shows where it stopped: the queries before the deadline, then one `deadline-exceeded`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_past_its_deadline_stops_and_frees_its_slot() {
+async fn a_batch_past_its_deadline_stops_and_frees_its_permit() {
     const DIM: usize = 1024;
     const POINTS: usize = 4000;
     let limits = ServerLimits { max_concurrent_work: 1, ..ServerLimits::default() };
@@ -445,9 +447,9 @@ async fn a_batch_past_its_deadline_stops_and_frees_its_slot() {
     request.set_timeout(Duration::from_millis(50));
     let status = data.search_batch(request).await.expect_err("past its deadline");
     assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
-    // The one storage slot comes back (the batch stopped); then the trail says where.
-    let slot = tokio::time::timeout(Duration::from_secs(60), server.gate.hold_all(1)).await;
-    drop(slot.expect("the slot came back").expect("slot"));
+    // The one work permit comes back (the batch stopped); then the trail says where.
+    let permit = tokio::time::timeout(Duration::from_secs(60), server.gate.hold_all(1)).await;
+    drop(permit.expect("the permit came back").expect("permit"));
     let searches: Vec<String> = server.db.operator().audit_events(uid).expect("events")[before..]
         .iter()
         .filter(|e| e.operation == "search")

@@ -107,7 +107,7 @@ async fn metrics_count_what_a_scripted_scenario_did() {
 }
 
 /// The metrics endpoint serves at most `MAX_METRICS_CONNECTIONS` connections at once, each within
-/// five seconds: connections that send nothing hold their slot only that long, and a scrape behind
+/// five seconds: connections that send nothing hold their permit only that long, and a scrape behind
 /// them is served once they are closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_connections_are_bounded_and_timed_out() {
@@ -136,7 +136,7 @@ async fn metrics_connections_are_bounded_and_timed_out() {
         .expect("served once the idle connections timed out")
         .expect("task");
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-    assert!(started.elapsed() >= std::time::Duration::from_secs(3), "it waited for a slot");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3), "it waited for a permit");
     // The idle connections were closed by the server.
     for mut stream in idle {
         let mut rest = Vec::new();

@@ -4,7 +4,7 @@
 //! The rooms around it: `keyring.rs` (owner ciphers, control records, master-key rotation, the
 //! format-2 migration), `registry.rs` (tenants and API keys), `auth.rs` (the two doors that mint
 //! scopes, and the handle a scope opens), `tenant/state.rs` (loading a tenant), `audit/`,
-//! `rotation.rs`, `policy.rs` and `snapshot.rs`.
+//! `rotation.rs`, `policy.rs`, `snapshot.rs` and `clock.rs` (where the store reads the time).
 
 use crate::audit::AuditHeads;
 use crate::auth::RefusalLog;

@@ -359,6 +359,31 @@ fn only_the_engine_module_names_rocksdb() {
     assert!(seen_in_engine, "engine.rs does not name rocksdb: is the check still looking at code?");
 }
 
+/// Inside `bulkhead-storage`, the system's clocks are read by `clock.rs` alone: every timestamp,
+/// expiry check and window goes through the store's `Clock`, which a test may replace.
+#[test]
+fn only_the_clock_module_reads_the_system_clocks() {
+    let mut seen_in_clock = false;
+    for (relative, path) in storage_sources() {
+        let code = read_source(&path).code;
+        let reads: Vec<usize> = ["SystemTime", "UNIX_EPOCH"]
+            .into_iter()
+            .flat_map(|word| word_positions(&code, word))
+            .chain(code.match_indices("Instant::now").map(|(at, _)| at))
+            .map(|at| line_of(&code, at))
+            .collect();
+        if relative == "clock.rs" {
+            seen_in_clock = !reads.is_empty();
+        } else {
+            assert!(
+                reads.is_empty(),
+                "{relative} reads a system clock at lines {reads:?}; only clock.rs may"
+            );
+        }
+    }
+    assert!(seen_in_clock, "clock.rs reads no system clock: is the check still looking at code?");
+}
+
 /// Every key prefix of the storage crate is spelled in its layout modules alone: no byte-string
 /// literal ending in `/` outside them, and no literal (byte or text) outside them that is, or
 /// starts with, a key prefix or key the layout modules spell.

@@ -40,10 +40,11 @@ pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_distance::DistanceError;
 pub use bulkhead_index::IndexError;
 pub use bulkhead_storage::{
-    AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DirectoryCheck,
-    DocId, Durability, IssuedApiKey, KeyBinding, MetaValue, Metric, NewPoint, Operation, PointRef,
-    REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, Store, StoreOptions, StoredPoint, Subject,
-    SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid, VersionedPolicy, limits,
+    AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, Clock, CollectionInfo, CollectionName,
+    DirectoryCheck, DocId, Durability, IssuedApiKey, KeyBinding, ManualClock, MetaValue, Metric, NewPoint,
+    Operation, PointRef, REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, Store, StoreOptions,
+    StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid,
+    VersionedPolicy, limits,
 };
 pub use cache::CacheStats;
 pub use collection::{GraphStatus, IndexSource};

@@ -29,7 +29,7 @@ pub use audit::{
 pub use auth::REFUSAL_EVENT_EVERY;
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
-pub use layout::Placement;
+pub use layout::{Placement, STORAGE_FORMAT};
 pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };

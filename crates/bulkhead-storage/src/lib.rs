@@ -31,7 +31,7 @@ pub use auth::REFUSAL_EVENT_EVERY;
 pub use clock::{Clock, ManualClock};
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
-pub use layout::Placement;
+pub use layout::{Placement, STORAGE_FORMAT};
 pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };

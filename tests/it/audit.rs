@@ -5,9 +5,10 @@
 
 use crate::util::{TestDir, raw_db, tenant, vector};
 use bulkhead_query::{
-    Acl, AuditEvent, Database, DocId, Metric, NewPoint, Principal, Role, SearchRequest, StorageError,
-    Subject, TenantName, TenantUid,
+    Acl, AuditEvent, Database, DocId, ManualClock, Metric, NewPoint, Principal, Role, SearchRequest,
+    StorageError, Subject, TenantName, TenantUid,
 };
+use std::time::Duration;
 
 fn uid(db: &Database, name: &str) -> TenantUid {
     db.operator().tenant_info(&TenantName::new(name).expect("name")).expect("info").uid
@@ -243,14 +244,13 @@ fn tampering_with_stored_events_is_found_at_the_first_broken_one() {
 #[test]
 fn pruning_leaves_a_checkpoint_that_keeps_the_rest_verifiable() {
     let dir = TestDir::new();
+    let clock = ManualClock::new();
     let (uid, total) = {
-        let db = dir.open();
+        let db = dir.open_on(&clock);
         let (uid, n) = scenario(&db);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let cut =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis()
-                as u64;
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        clock.advance(Duration::from_millis(20));
+        let cut = db.clock().now_ms();
+        clock.advance(Duration::from_millis(20));
         let scope = tenant_scope(&db);
         db.tenant(&scope).expect("t").count("secret-collection").expect("count");
         db.tenant(&scope).expect("t").count("secret-collection").expect("count");
@@ -268,7 +268,7 @@ fn pruning_leaves_a_checkpoint_that_keeps_the_rest_verifiable() {
     };
     // Reopened, the chain still verifies and appends where it ended.
     {
-        let db = dir.open();
+        let db = dir.open_on(&clock);
         let scope = tenant_scope(&db);
         db.tenant(&scope).expect("t").count("secret-collection").expect("count");
         let check = db.operator().audit_verify(uid).expect("verify");
@@ -500,7 +500,8 @@ fn a_write_whose_event_cannot_be_written_does_not_happen() {
 #[test]
 fn repeated_refusals_of_one_key_are_folded_into_few_events() {
     let dir = TestDir::new();
-    let db = dir.open();
+    let clock = ManualClock::new();
+    let db = dir.open_on(&clock);
     let (uid, n) = scenario(&db);
     let key = db
         .operator()
@@ -508,20 +509,20 @@ fn repeated_refusals_of_one_key_are_folded_into_few_events() {
         .expect("key");
     let (prefix, _) = key.token.rsplit_once('_').expect("token");
     let wrong = format!("{prefix}_{}", "00".repeat(32));
-    let started = std::time::Instant::now();
-    let mut presented = 0u64;
-    while started.elapsed() < bulkhead_query::REFUSAL_EVENT_EVERY / 2 || presented < 1000 {
+    // A thousand refusals spread over half a window.
+    let presented = 1000u64;
+    for _ in 0..presented {
         assert!(matches!(db.operator().authenticate(&wrong), Err(StorageError::Unauthenticated)));
-        presented += 1;
+        clock.advance(bulkhead_query::REFUSAL_EVENT_EVERY / 2 / presented as u32);
     }
     let refusals = |db: &Database| -> Vec<AuditEvent> {
         events_after(db, uid, n).into_iter().filter(|e| e.operation == "authenticate").collect()
     };
-    let windows = started.elapsed().as_secs() + 1;
-    assert!(refusals(&db).len() as u64 <= windows, "{} events for {presented} refusals", refusals(&db).len());
-    std::thread::sleep(bulkhead_query::REFUSAL_EVENT_EVERY);
+    assert_eq!(refusals(&db).len(), 1, "one event, the first refusal's, for {presented} refusals");
+    clock.advance(bulkhead_query::REFUSAL_EVENT_EVERY);
     assert!(db.operator().authenticate(&wrong).is_err());
     let events = refusals(&db);
+    assert_eq!(events.len(), 2, "the next window's first refusal writes the next event");
     let last = events.last().expect("an event");
     assert_eq!(last.outcome, "wrong-secret");
     let folded: u64 = events

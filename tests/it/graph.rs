@@ -419,7 +419,8 @@ fn deleting_a_fifth_of_a_segment_purges_its_tombstones() {
 #[test]
 fn a_delta_below_the_threshold_is_flushed_once_writes_stop() {
     let dir = TestDir::new();
-    let db = reopen(&dir).with_graph_threshold(2_000);
+    let clock = bulkhead_query::ManualClock::new();
+    let db = dir.open_on(&clock).with_graph_threshold(2_000);
     let scope = tenant(&db, "acme");
     let t = db.tenant(&scope).expect("tenant");
     let (mut model, base) = one_segment_of_2000(&t);
@@ -429,7 +430,7 @@ fn a_delta_below_the_threshold_is_flushed_once_writes_stop() {
     assert_eq!((status.delta_points, status.building), (300, false), "{status:?}");
     // A second without writes; the next status read (or search) starts the flush, which extends
     // the one segment (2,000 points is small next to the threshold).
-    std::thread::sleep(Duration::from_millis(1_100));
+    clock.advance(Duration::from_millis(1_100));
     t.graph_status("docs").expect("status");
     let status = wait_idle(&t);
     assert_eq!((status.segments, status.graph_points, status.delta_points), (1, 2_300, 0), "{status:?}");
@@ -437,7 +438,7 @@ fn a_delta_below_the_threshold_is_flushed_once_writes_stop() {
     check(&t, &model);
     // A delta under the floor (256 points) stays where it is.
     load(&t, &mut model, 2_300..2_400);
-    std::thread::sleep(Duration::from_millis(1_100));
+    clock.advance(Duration::from_millis(1_100));
     check(&t, &model);
     let status = wait_idle(&t);
     assert_eq!((status.graph_points, status.delta_points), (2_300, 100), "{status:?}");

@@ -77,25 +77,86 @@ fn only_index_uses_hnsw_rs() {
     only("bulkhead-index", "hnsw_rs");
 }
 
+/// `cargo tree` of `package`'s normal dependencies (no dev or build edges, so no dev-dependency's
+/// features either), one line per package with its enabled features: `name vX (path) [a,b]`.
+fn normal_tree(package: &str, extra: &[&str]) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(&cargo)
+        .current_dir(workspace())
+        .args(["tree", "--offline", "--locked", "-p", package, "-e", "normal", "--prefix", "none"])
+        .args(["--format", "{p} [{f}]"])
+        .args(extra)
+        .output()
+        .expect("run cargo tree");
+    assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
 /// The `bulkhead` binary, built as `scripts/serve` builds it (`-p bulkhead-cli`, default features),
 /// carries no hnsw_rs: its C code and `process::exit` paths stay in benchmark builds.
 #[test]
 fn the_server_binary_does_not_carry_hnsw_rs() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let tree = |extra: &[&str]| {
-        let output = std::process::Command::new(&cargo)
-            .current_dir(workspace())
-            .args(["tree", "--offline", "--locked", "-p", "bulkhead-cli", "-e", "normal", "--prefix", "none"])
-            .args(extra)
-            .output()
-            .expect("run cargo tree");
-        assert!(output.status.success(), "cargo tree failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("utf-8")
-    };
     let carries = |text: &str| text.lines().any(|line| line.starts_with("hnsw_rs "));
-    assert!(!carries(&tree(&[])), "the default build of the binary depends on hnsw_rs");
+    assert!(
+        !carries(&normal_tree("bulkhead-cli", &[])),
+        "the default build of the binary depends on hnsw_rs"
+    );
     // The check can see it: with the benchmark feature, the same tree does name it.
-    assert!(carries(&tree(&["--features", "hnsw-rs"])), "cargo tree did not show hnsw_rs with its feature");
+    assert!(
+        carries(&normal_tree("bulkhead-cli", &["--features", "hnsw-rs"])),
+        "cargo tree did not show hnsw_rs with its feature"
+    );
+}
+
+/// The query crate's `test-support` hooks (`Tenant::point_ref`, `Tenant::search_observed`) are not
+/// in the server or the `bulkhead` binary: their normal dependency graphs build `bulkhead-query`
+/// without the feature, and no product crate's manifest turns it on outside its dev-dependencies
+/// (a `cargo test` of the whole workspace unifies features and may build it in; that is the tests').
+#[test]
+fn test_support_is_not_in_the_product_builds() {
+    let enabled = |text: &str| {
+        text.lines().any(|line| {
+            line.starts_with("bulkhead-query ")
+                && line.rsplit_once('[').is_some_and(|(_, features)| features.contains("test-support"))
+        })
+    };
+    for package in ["bulkhead-server", "bulkhead-cli"] {
+        let tree = normal_tree(package, &[]);
+        assert!(tree.lines().any(|l| l.starts_with("bulkhead-query ")), "{package} without bulkhead-query?");
+        assert!(!enabled(&tree), "{package}'s normal build enables bulkhead-query/test-support");
+    }
+    // The check can see it: asked for, the feature shows in the same tree.
+    let asked = normal_tree("bulkhead-cli", &["--features", "bulkhead-query/test-support"]);
+    assert!(enabled(&asked), "cargo tree did not show bulkhead-query's test-support when asked for");
+
+    // The manifests: the feature is named only where it is defined (the query crate's `[features]`)
+    // and in dev-dependencies; never in a product crate's normal, build or target dependencies, in
+    // a feature list (a default one included), or in the workspace's shared dependencies.
+    let mut manifests: Vec<(String, PathBuf)> =
+        crates().into_iter().map(|(name, path)| (name, path.join("Cargo.toml"))).collect();
+    manifests.push(("the workspace".to_owned(), workspace().join("Cargo.toml")));
+    let mut defined = false;
+    for (name, manifest) in manifests {
+        let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+        let mut section = String::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.starts_with('[') {
+                section = line.to_owned();
+            } else if line.contains("test-support") {
+                let definition =
+                    name == "bulkhead-query" && section == "[features]" && line == "test-support = []";
+                defined |= definition;
+                assert!(
+                    definition || section.ends_with("dev-dependencies]"),
+                    "{}:{} enables test-support in {section}; only dev-dependencies may",
+                    manifest.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+    assert!(defined, "bulkhead-query no longer defines `test-support = []`: is the check still reading it?");
 }
 
 #[test]
@@ -357,6 +418,31 @@ fn only_the_engine_module_names_rocksdb() {
     }
     // The check can see it: the engine itself names it.
     assert!(seen_in_engine, "engine.rs does not name rocksdb: is the check still looking at code?");
+}
+
+/// Inside `bulkhead-storage`, the system's clocks are read by `clock.rs` alone: every timestamp,
+/// expiry check and window goes through the store's `Clock`, which a test may replace.
+#[test]
+fn only_the_clock_module_reads_the_system_clocks() {
+    let mut seen_in_clock = false;
+    for (relative, path) in storage_sources() {
+        let code = read_source(&path).code;
+        let reads: Vec<usize> = ["SystemTime", "UNIX_EPOCH"]
+            .into_iter()
+            .flat_map(|word| word_positions(&code, word))
+            .chain(code.match_indices("Instant::now").map(|(at, _)| at))
+            .map(|at| line_of(&code, at))
+            .collect();
+        if relative == "clock.rs" {
+            seen_in_clock = !reads.is_empty();
+        } else {
+            assert!(
+                reads.is_empty(),
+                "{relative} reads a system clock at lines {reads:?}; only clock.rs may"
+            );
+        }
+    }
+    assert!(seen_in_clock, "clock.rs reads no system clock: is the check still looking at code?");
 }
 
 /// Every key prefix of the storage crate is spelled in its layout modules alone: no byte-string

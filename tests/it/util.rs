@@ -1,6 +1,6 @@
 //! Test fixtures: a temporary data directory with its own master key, removed on drop.
 
-use bulkhead_query::{Database, MasterKey, StoreOptions, TenantName, TenantScope};
+use bulkhead_query::{Database, ManualClock, MasterKey, StoreOptions, TenantName, TenantScope};
 use bulkhead_tests::crash::Workload;
 pub use bulkhead_tests::crash::vector;
 use std::io::{BufRead, BufReader};
@@ -38,6 +38,13 @@ impl TestDir {
 
     pub fn open(&self) -> Database {
         Database::open(&self.data(), self.master(), StoreOptions::default()).expect("open")
+    }
+
+    /// Opens the database on `clock`, so that the test moves its time (timestamps, key expiry, the
+    /// refusal window, the idle flush) instead of sleeping.
+    pub fn open_on(&self, clock: &ManualClock) -> Database {
+        let options = StoreOptions { clock: clock.clone().into(), ..StoreOptions::default() };
+        Database::open(&self.data(), self.master(), options).expect("open")
     }
 }
 

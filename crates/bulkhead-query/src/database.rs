@@ -9,7 +9,8 @@ use crate::operator::Operator;
 use crate::tenant::Tenant;
 use crate::{MasterKey, Result};
 use bulkhead_storage::{
-    CollectionInfo, StorageError, Store, StoreOptions, TenantHandle, TenantName, TenantScope, TenantUid,
+    Clock, CollectionInfo, StorageError, Store, StoreOptions, TenantHandle, TenantName, TenantScope,
+    TenantUid,
 };
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -38,7 +39,9 @@ pub struct Database {
     pub(crate) indexes: RwLock<HashMap<(TenantUid, u32), Entry>>,
     pub(crate) graph_threshold: AtomicUsize,
     pub(crate) memory_budget: AtomicUsize,
-    pub(crate) clock: AtomicU64,
+    /// Counts uses of collection entries: each use stamps its entry with the next tick, and the
+    /// least recently used entries are evicted first.
+    pub(crate) use_tick: AtomicU64,
     pub(crate) cache: Option<cache::ResultCache>,
     pub(crate) auto_rotate: AtomicU64,
     pub(crate) access_audit: std::sync::atomic::AtomicBool,
@@ -63,11 +66,17 @@ impl Database {
             indexes: RwLock::new(HashMap::new()),
             graph_threshold: AtomicUsize::new(DEFAULT_GRAPH_THRESHOLD),
             memory_budget: AtomicUsize::new(DEFAULT_INDEX_MEMORY_BUDGET),
-            clock: AtomicU64::new(0),
+            use_tick: AtomicU64::new(0),
             cache: None,
             auto_rotate: AtomicU64::new(DEFAULT_AUTO_ROTATE_ENCRYPTIONS),
             access_audit: std::sync::atomic::AtomicBool::new(true),
         }
+    }
+
+    /// The clock the database reads, set when it was opened ([`StoreOptions::clock`]): audit
+    /// timestamps, API key expiry, the refusal-event window and the idle flush all follow it.
+    pub fn clock(&self) -> &Clock {
+        self.store.clock()
     }
 
     /// Turns the access audit trail off (it is on by default): data operations and refusals then
@@ -249,7 +258,7 @@ impl Database {
         // The read guard must be gone before the write lock is taken.
         let existing = self.indexes.read().get(&key).cloned();
         let entry = existing.unwrap_or_else(|| Arc::clone(self.indexes.write().entry(key).or_default()));
-        entry.last_used.store(self.clock.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        entry.last_used.store(self.use_tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         entry
     }
 

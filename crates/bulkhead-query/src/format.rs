@@ -15,9 +15,12 @@
 use bulkhead_index::FrozenSegment;
 use bulkhead_storage::{CollectionInfo, PointRef};
 
-/// The first bytes of a collection's index snapshot, and its version.
+/// The first bytes of a collection's index snapshot.
 const SNAPSHOT_MAGIC: [u8; 8] = *b"BHCOLSN\0";
-const SNAPSHOT_VERSION: u32 = 1;
+
+/// The version of a collection's index snapshot this build writes and reads. Public so that tests
+/// can tell which formats this build writes (`tests/it/golden.rs`).
+pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// Bytes before the point references: magic, version, `n`, generation.
 const SNAPSHOT_HEADER: usize = 24;

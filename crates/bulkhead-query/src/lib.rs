@@ -40,10 +40,11 @@ pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_distance::DistanceError;
 pub use bulkhead_index::IndexError;
 pub use bulkhead_storage::{
-    AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, CollectionInfo, CollectionName, DirectoryCheck,
-    DocId, Durability, IssuedApiKey, KeyBinding, MetaValue, Metric, NewPoint, Operation, PointRef,
-    REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, Store, StoreOptions, StoredPoint, Subject,
-    SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid, VersionedPolicy, limits,
+    AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, Clock, CollectionInfo, CollectionName,
+    DirectoryCheck, DocId, Durability, IssuedApiKey, KeyBinding, ManualClock, MetaValue, Metric, NewPoint,
+    Operation, PointRef, REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, Store, StoreOptions,
+    StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid,
+    VersionedPolicy, limits,
 };
 pub use cache::CacheStats;
 pub use collection::{GraphStatus, IndexSource};
@@ -51,7 +52,13 @@ pub use database::{
     DEFAULT_AUTO_ROTATE_ENCRYPTIONS, DEFAULT_GRAPH_THRESHOLD, DEFAULT_INDEX_MEMORY_BUDGET, Database,
 };
 pub use error::QueryError;
+// The version of each on-disk format this build writes, one per format module (each committed
+// data directory under `tests/golden/` records the four it was written with).
+pub use bulkhead_crypto::FORMAT_VERSION as CRYPTO_FORMAT_VERSION;
+pub use bulkhead_index::FORMAT_VERSION as INDEX_FORMAT_VERSION;
+pub use bulkhead_storage::STORAGE_FORMAT;
 pub use filter::{Filter, FilterValue, Principal};
+pub use format::SNAPSHOT_VERSION;
 pub use jobs::{INDEX_JOB_WORKERS, IndexJobCounts};
 pub use operator::Operator;
 pub use search::{SearchHit, SearchRequest};

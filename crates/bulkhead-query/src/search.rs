@@ -161,6 +161,8 @@ impl Tenant<'_> {
     }
 
     /// The opaque reference of a document id, as [`Tenant::search_observed`] reports candidates.
+    /// Test support only: compiled with the `test-support` feature, which no product crate enables.
+    #[cfg(feature = "test-support")]
     #[doc(hidden)]
     pub fn point_ref(&self, collection: &str, id: &DocId) -> Result<PointRef> {
         let audit = Audit { documents: vec![id.as_str()], ..Audit::on(Operation::PointRef, collection) };
@@ -169,7 +171,8 @@ impl Tenant<'_> {
 
     /// As [`Tenant::search_request`], showing `observe` the reference of every point a distance is
     /// computed for, graph routing included (for tests that prove no point outside the allowed set
-    /// is ever scored).
+    /// is ever scored). Test support only, like [`Tenant::point_ref`].
+    #[cfg(feature = "test-support")]
     #[doc(hidden)]
     pub fn search_observed(
         &self,

@@ -379,7 +379,7 @@ impl<'d> Tenant<'d> {
         if entry.state.read().is_none() {
             let mut loading = entry.state.write();
             if loading.is_none() {
-                let mut state = CollectionState::load(&self.handle, info)?;
+                let mut state = CollectionState::load(&self.handle, info, self.db.clock().clone())?;
                 self.db.maybe_build(&self.handle, info, &entry, &mut state)?;
                 *loading = Some(state);
                 entry.measure(&loading);

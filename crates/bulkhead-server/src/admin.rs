@@ -49,10 +49,6 @@ fn audit_read(db: &Database, uid: TenantUid, operation: &str) -> Result<(), Stat
     db.operator().audit_admin_read(uid, operation).map_err(status::from_storage)
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 #[tonic::async_trait]
 impl Admin for AdminService {
     async fn create_tenant(
@@ -177,7 +173,7 @@ impl Admin for AdminService {
                     format!("must be at most {} bytes", limits::MAX_KEY_LABEL_BYTES),
                 ));
             }
-            if req.expires_ms.is_some_and(|t| t <= now_ms()) {
+            if req.expires_ms.is_some_and(|t| t <= db.clock().now_ms()) {
                 return Err(invalid("expires_ms", "must be in the future"));
             }
             let binding = convert::binding_from(req.binding);

@@ -169,8 +169,9 @@ pub(crate) async fn drive_rotations(db: Arc<Database>, metrics: Arc<Metrics>) {
 /// One pruning pass over every audit chain (tenants in backoff skipped). Returns the events pruned.
 fn prune_pass(db: &Database, metrics: &Metrics, keep: Duration, backoff: &mut Backoff) -> u64 {
     let op = db.operator();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let before_ms = now.saturating_sub(keep).as_millis() as u64;
+    // Audit events are stamped on the database's clock; the retention cut is measured on it too.
+    let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+    let before_ms = db.clock().now_ms().saturating_sub(keep_ms);
     let tenants = match op.audit_tenants() {
         Ok(tenants) => tenants,
         Err(e) => {

@@ -8,7 +8,7 @@ use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
 use crate::layout;
 use crate::scope::{KeyBinding, Role, TenantScope};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 use crate::tenant::TenantHandle;
 use bulkhead_crypto::constant_time_eq;
 use parking_lot::Mutex;
@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 /// At most one refusal event per API key id and kind of refusal (wrong secret, revoked, expired) per
 /// this long: a client repeating a wrong secret for a known key id cannot grow the tenant's trail
-/// faster, and each event says how many refusals it stands for.
+/// faster, and each event says how many refusals it stands for. Measured on the store's
+/// [`Clock`](crate::Clock).
 pub const REFUSAL_EVENT_EVERY: Duration = Duration::from_secs(1);
 
 /// Key ids whose refusals are tracked at once; beyond it, entries older than a minute are dropped
@@ -38,9 +39,9 @@ struct Refusals {
 
 impl RefusalLog {
     /// Counts one refusal of `key_id` for `outcome`: `None` if it is folded into the next event,
-    /// or the number of earlier refusals folded into the event to write now.
-    fn count(&self, key_id: [u8; 16], outcome: &'static str) -> Option<u64> {
-        let now = Instant::now();
+    /// or the number of earlier refusals folded into the event to write now. `now` is read from
+    /// the store's clock.
+    fn count(&self, key_id: [u8; 16], outcome: &'static str, now: Instant) -> Option<u64> {
         let mut refusals = self.0.lock();
         if refusals.len() >= MAX_TRACKED_REFUSALS {
             refusals.retain(|_, r| {
@@ -90,7 +91,7 @@ impl Store {
             return Err(StorageError::Unauthenticated);
         };
         let secret_ok = constant_time_eq(&presented, &record.secret_tag);
-        let expired = record.expires_ms.is_some_and(|t| t <= now_ms());
+        let expired = record.expires_ms.is_some_and(|t| t <= self.now_ms());
         let uid = TenantUid::from_bytes(record.tenant_uid);
         if !secret_ok || record.revoked || expired {
             // The key names its tenant: the refusal goes into that tenant's trail (the caller still
@@ -130,7 +131,9 @@ impl Store {
         key_id: &str,
         outcome: &'static str,
     ) -> Result<()> {
-        let Some(folded) = self.refusals.count(raw_key_id, outcome) else { return Ok(()) };
+        let Some(folded) = self.refusals.count(raw_key_id, outcome, self.clock().now()) else {
+            return Ok(());
+        };
         let note = (folded > 0).then(|| format!("{folded} more refusals of this key before this one"));
         self.audit_access(
             uid,
@@ -176,9 +179,9 @@ impl Store {
             return Err(StorageError::ForeignScope);
         }
         if let Some(key_id) = &scope.key_id {
-            let still_valid = self
-                .load_api_key(&hex::encode(key_id))?
-                .is_some_and(|(_, record)| !record.revoked && record.expires_ms.is_none_or(|t| t > now_ms()));
+            let still_valid = self.load_api_key(&hex::encode(key_id))?.is_some_and(|(_, record)| {
+                !record.revoked && record.expires_ms.is_none_or(|t| t > self.now_ms())
+            });
             if !still_valid {
                 return Err(StorageError::Unauthenticated);
             }

@@ -47,7 +47,9 @@ use serde::{Deserialize, Serialize};
 
 /// The storage format version written to `meta/format`. Format 2 authenticates the keyring's
 /// control records and anchors the audit chains; a format-1 directory is migrated when it opens.
-pub(crate) const STORAGE_FORMAT: u32 = 2;
+/// Public so that tests can tell which formats this build writes (`tests/it/golden.rs` wants a
+/// committed data directory of each); nothing outside this crate writes or reads it.
+pub const STORAGE_FORMAT: u32 = 2;
 
 /// The format before control records were authenticated and audit chains anchored.
 pub(crate) const STORAGE_FORMAT_1: u32 = 1;

@@ -8,6 +8,7 @@
 
 mod audit;
 mod auth;
+mod clock;
 mod engine;
 mod error;
 mod ids;
@@ -27,9 +28,10 @@ pub use audit::{
     AccessEvent, AuditCheck, AuditEvent, DirectoryCheck, MAX_AUDITED_DOCUMENTS, Subject, SubjectHash,
 };
 pub use auth::REFUSAL_EVENT_EVERY;
+pub use clock::{Clock, ManualClock};
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
-pub use layout::Placement;
+pub use layout::{Placement, STORAGE_FORMAT};
 pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };

@@ -15,7 +15,7 @@ use crate::ids::{TenantName, TenantUid};
 use crate::layout;
 use crate::operation::Operation;
 use crate::scope::Role;
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 use std::sync::Arc;
 
 /// Longest change note, in bytes.
@@ -110,9 +110,9 @@ impl Store {
                 reason: format!("the policy is at version {}, not {expected_version}", current.version),
             });
         }
-        let next = VersionedPolicy { version: current.version + 1, changed_ms: now_ms(), policy };
+        let next = VersionedPolicy { version: current.version + 1, changed_ms: self.now_ms(), policy };
         let mut batch = Batch::default();
-        let mut event = Store::admin_record("policy-changed", None);
+        let mut event = self.admin_record("policy-changed", None);
         event.policy_version = Some(next.version);
         event.note = Some(note.to_owned());
         let _audit_slot = self.audit_record_into(&mut batch, &uid, event)?;

@@ -9,7 +9,7 @@ use crate::ids::{TenantName, TenantUid};
 use crate::keyring::ENCRYPTION_RESERVATION;
 use crate::layout::{self, ApiKeyRecord, Placement, SYS_CF, SYSTEM_OWNER, TenantRecord};
 use crate::scope::{KeyBinding, Role};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 use bulkhead_crypto::{DataKey, OwnerCipher, Purpose, SealContext, random_bytes};
 use std::fmt;
 
@@ -110,7 +110,7 @@ impl Store {
         let record = TenantRecord {
             name: name.as_str().to_owned(),
             uid: *uid.as_bytes(),
-            created_ms: now_ms(),
+            created_ms: self.now_ms(),
             placement: Placement::OwnColumnFamily,
         };
         // The column family first: if we crash after this, an orphan empty column family remains,
@@ -194,7 +194,7 @@ impl Store {
             secret_tag: layout::api_key_secret_tag(&self.system, &secret),
             role,
             label: label.to_owned(),
-            created_ms: now_ms(),
+            created_ms: self.now_ms(),
             expires_ms,
             revoked: false,
             binding,

@@ -4,10 +4,11 @@
 //! The rooms around it: `keyring.rs` (owner ciphers, control records, master-key rotation, the
 //! format-2 migration), `registry.rs` (tenants and API keys), `auth.rs` (the two doors that mint
 //! scopes, and the handle a scope opens), `tenant/state.rs` (loading a tenant), `audit/`,
-//! `rotation.rs`, `policy.rs` and `snapshot.rs`.
+//! `rotation.rs`, `policy.rs`, `snapshot.rs` and `clock.rs` (where the store reads the time).
 
 use crate::audit::AuditHeads;
 use crate::auth::RefusalLog;
+use crate::clock::Clock;
 use crate::engine::{Batch, Engine, Family};
 use crate::error::{Result, StorageError};
 use crate::ids::TenantUid;
@@ -19,7 +20,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How durable an acknowledged write is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,11 +37,14 @@ pub enum Durability {
 pub struct StoreOptions {
     /// Durability of data writes. Registry and keyring writes are always fsynced.
     pub durability: Durability,
+    /// Where the store reads the time: [`Clock::System`] (the default), or a test's
+    /// [`ManualClock`](crate::ManualClock).
+    pub clock: Clock,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { durability: Durability::Process }
+        StoreOptions { durability: Durability::Process, clock: Clock::System }
     }
 }
 
@@ -67,6 +70,8 @@ pub struct Store {
     /// Refused presentations of API keys not yet written to the audit trail (see
     /// [`Store::authenticate`]).
     pub(crate) refusals: RefusalLog,
+    /// Where timestamps, key expiry and the refusal window read the time.
+    clock: Clock,
 }
 
 impl fmt::Debug for Store {
@@ -83,11 +88,6 @@ impl Drop for Store {
         // Waits for a snapshot save in progress, and stops any later one from reaching RocksDB.
         *self.open.write() = false;
     }
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The system column family of an open engine.
@@ -151,6 +151,7 @@ impl Store {
             audit_heads: AuditHeads::default(),
             durability: options.durability,
             refusals: RefusalLog::default(),
+            clock: options.clock,
         };
         if format == layout::STORAGE_FORMAT_1 {
             store.migrate_to_format_2()?;
@@ -194,6 +195,16 @@ impl Store {
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The clock the store reads (see [`StoreOptions::clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Milliseconds since the Unix epoch on the store's clock: every timestamp the store writes.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     /// The master key version in force.

@@ -17,7 +17,7 @@ use crate::model::{CollectionInfo, Metric};
 use crate::operation::Operation;
 use crate::policy::VersionedPolicy;
 use crate::scope::{KeyBinding, Role, TenantScope};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 use bulkhead_crypto::{Purpose, RecordTag};
 use std::cell::RefCell;
 use std::fmt;
@@ -218,7 +218,7 @@ impl<'s> TenantHandle<'s> {
             number,
             dimension: dimension as u32,
             metric,
-            created_ms: now_ms(),
+            created_ms: self.store.now_ms(),
         };
         let mut batch = Batch::default();
         let reserved = self.reserve(&write, 1, &mut batch)?;

@@ -52,7 +52,7 @@ use crate::exact::{FlatIndex, MAP_ENTRY_BYTES};
 use crate::format::decode_snapshot;
 use crate::{QueryError, Result};
 use bulkhead_index::InternalId;
-use bulkhead_storage::{Acl, CollectionInfo, MetaValue, Metric, PointRef, SavedSegment, TenantHandle};
+use bulkhead_storage::{Acl, Clock, CollectionInfo, MetaValue, Metric, PointRef, SavedSegment, TenantHandle};
 use planner::Ticket;
 use segment::Frozen;
 use std::collections::BTreeMap;
@@ -74,7 +74,7 @@ pub(crate) const MERGE_RATIO: usize = 8;
 pub(crate) const PURGE_FRACTION: f64 = 0.2;
 
 /// A delta smaller than the threshold is flushed all the same once no write has reached the
-/// collection for this long (checked by searches and status reads)...
+/// collection for this long on the database's clock (checked by searches and status reads)...
 pub(crate) const IDLE_FLUSH_AFTER: Duration = Duration::from_secs(1);
 
 /// ...if it holds at least this many points. Each costs about 85 ns of exact scan per 384-d
@@ -123,8 +123,10 @@ pub(crate) struct CollectionState {
     delta: FlatIndex,
     segments: Vec<Frozen>,
     jobs: Vec<Ticket>,
-    /// When the last write or delete reached the state (or it was loaded).
+    /// When the last write or delete reached the state (or it was loaded), on `clock`.
     last_write: Instant,
+    /// The database's clock, which the idle flush reads.
+    clock: Clock,
 }
 
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
@@ -133,8 +135,12 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 
 impl CollectionState {
     /// Loads a collection: the segments of its snapshot that open, and every stored vector (see
-    /// the module documentation for how the two are reconciled).
-    pub(crate) fn load(handle: &TenantHandle<'_>, collection: &CollectionInfo) -> Result<CollectionState> {
+    /// the module documentation for how the two are reconciled). The idle flush reads `clock`.
+    pub(crate) fn load(
+        handle: &TenantHandle<'_>,
+        collection: &CollectionInfo,
+        clock: Clock,
+    ) -> Result<CollectionState> {
         let mut snapshots = Vec::new();
         match handle.load_index_snapshots(collection) {
             Ok(listed) => {
@@ -208,7 +214,8 @@ impl CollectionState {
             delta,
             segments,
             jobs: Vec::new(),
-            last_write: Instant::now(),
+            last_write: clock.now(),
+            clock,
         })
     }
 
@@ -259,7 +266,7 @@ impl CollectionState {
     /// Takes a point out of the segment that covers it (it was rewritten or deleted) and
     /// remembers it for the jobs in flight.
     fn uncover(&mut self, point_ref: &PointRef) -> Result<()> {
-        self.last_write = Instant::now();
+        self.last_write = self.clock.now();
         for frozen in &mut self.segments {
             if let Some(id) = frozen.covered.remove(point_ref) {
                 frozen.segment.delete(id).map_err(QueryError::Index)?;

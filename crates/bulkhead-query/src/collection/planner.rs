@@ -148,13 +148,14 @@ impl CollectionState {
     }
 
     /// Whether the delta, below the threshold, should still go into a segment because no write
-    /// has come for [`IDLE_FLUSH_AFTER`]: it holds at least [`IDLE_FLUSH_MIN`] points (or the
-    /// threshold, if lower), the collection has a graph metric and no flush runs.
+    /// has come for [`IDLE_FLUSH_AFTER`] on the database's clock: it holds at least
+    /// [`IDLE_FLUSH_MIN`] points (or the threshold, if lower), the collection has a graph metric
+    /// and no flush runs.
     pub(crate) fn idle_flush_due(&self, threshold: usize) -> bool {
         crate::metric::kernel_metric(self.metric).is_some()
             && self.delta.len() >= IDLE_FLUSH_MIN.min(threshold.max(1))
             && !self.jobs.iter().any(|job| job.flush)
-            && self.last_write.elapsed() >= IDLE_FLUSH_AFTER
+            && self.clock.now().saturating_duration_since(self.last_write) >= IDLE_FLUSH_AFTER
     }
 
     /// Registers a job and returns it.

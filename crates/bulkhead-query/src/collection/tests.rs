@@ -3,7 +3,8 @@
 
 use super::planner::Work;
 use super::*;
-use std::time::{Duration, Instant};
+use bulkhead_storage::ManualClock;
+use std::time::Duration;
 
 const DIM: usize = 4;
 /// A small graph threshold, so that the table's states take few points.
@@ -20,13 +21,20 @@ fn vector(i: u32) -> Vec<f32> {
 }
 
 fn empty(metric: Metric) -> CollectionState {
+    on_clock(metric, &ManualClock::new())
+}
+
+/// An empty state whose idle flush reads `clock`.
+fn on_clock(metric: Metric, clock: &ManualClock) -> CollectionState {
+    let clock = Clock::from(clock.clone());
     CollectionState {
         metric,
         attrs: AttrIndex::default(),
         delta: FlatIndex::empty(DIM).expect("delta"),
         segments: Vec::new(),
         jobs: Vec::new(),
-        last_write: Instant::now(),
+        last_write: clock.now(),
+        clock,
     }
 }
 
@@ -136,13 +144,17 @@ fn a_running_flush_blocks_another_and_writes_meanwhile_stay_visible() {
 
 #[test]
 fn an_idle_delta_is_flushed_and_an_abandoned_job_can_be_taken_again() {
-    let mut state = empty(Metric::L2);
+    let clock = ManualClock::new();
+    let mut state = on_clock(Metric::L2, &clock);
     // Below the threshold: not due until no write has come for IDLE_FLUSH_AFTER.
     write(&mut state, 0..T as u32 - 1);
-    assert!(!state.idle_flush_due(usize::MAX));
+    clock.advance(IDLE_FLUSH_AFTER);
+    assert!(!state.idle_flush_due(usize::MAX), "under the floor");
     write(&mut state, T as u32 - 1..IDLE_FLUSH_MIN as u32);
     assert!(!state.idle_flush_due(usize::MAX), "just written");
-    state.last_write = Instant::now() - IDLE_FLUSH_AFTER - Duration::from_millis(1);
+    clock.advance(IDLE_FLUSH_AFTER - Duration::from_millis(1));
+    assert!(!state.idle_flush_due(usize::MAX), "not idle for long enough");
+    clock.advance(Duration::from_millis(1));
     assert!(state.idle_flush_due(usize::MAX));
     let jobs = state.take_jobs(usize::MAX).expect("take");
     assert_eq!(jobs.iter().map(kind).collect::<Vec<_>>(), [Kind::FlushNew]);

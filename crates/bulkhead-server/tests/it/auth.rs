@@ -4,6 +4,7 @@
 //! RPC of the service descriptors has no row.
 
 use crate::harness::{TestServer, collections, count, point, req, search};
+use bulkhead_query::ManualClock;
 use bulkhead_server::proto as pb;
 use prost::Message;
 use std::collections::BTreeSet;
@@ -167,6 +168,8 @@ fn expected(_method: &str, needs: Needs, scoped: bool, cred: Cred) -> Code {
 
 struct World {
     server: TestServer,
+    /// The server's database clock: key expiry and the refusal window move with it.
+    clock: ManualClock,
     tokens: Vec<(Cred, Option<String>)>,
     acme_admin: String,
 }
@@ -178,7 +181,8 @@ impl World {
 }
 
 async fn world() -> World {
-    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let server = TestServer::on_clock(&clock).await;
     let acme_admin = crate::harness::seed(&server, "acme").await;
     server.tenant("globex").await;
     let (reader, _) = server.key("acme", pb::Role::Reader).await;
@@ -193,8 +197,7 @@ async fn world() -> World {
         ))
         .await
         .expect("revoke");
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let now = server.db.clock().now_ms();
     let expiring = pb::IssueApiKeyRequest {
         tenant: "acme".into(),
         role: pb::Role::TenantAdmin as i32,
@@ -209,7 +212,7 @@ async fn world() -> World {
     data.count(req(pb::CountRequest { collection: "docs".into() }, &expired))
         .await
         .expect("valid before expiry");
-    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    clock.advance(std::time::Duration::from_millis(1_200));
     let unknown = format!("bk_{}_{}", "00".repeat(16), "11".repeat(32));
     let tokens = vec![
         (Cred::None, None),
@@ -224,7 +227,7 @@ async fn world() -> World {
         (Cred::OtherTenant, Some(other)),
         (Cred::Admin, Some(server.admin_token.clone())),
     ];
-    World { server, tokens, acme_admin }
+    World { server, clock, tokens, acme_admin }
 }
 
 /// Reads acme's audit trail through the admin plane, a call at a time. Each read is itself an event
@@ -499,7 +502,7 @@ async fn authorization_matrix() {
     assert!(failures.is_empty(), "authorisation matrix mismatches:\n{}", failures.join("\n"));
     // Once the window has passed, one more refusal of each key writes the events that carry what
     // was folded: every refused presentation is accounted for in the trail.
-    tokio::time::sleep(bulkhead_query::REFUSAL_EVENT_EVERY).await;
+    world.clock.advance(bulkhead_query::REFUSAL_EVENT_EVERY);
     for cred in [Cred::Revoked, Cred::Expired] {
         let token = world.token(cred).expect("token");
         let mut data = world.server.data().await;

@@ -1,7 +1,7 @@
 //! A real server for one test: a fresh RocksDB directory under a temporary directory, a random master
 //! key and admin token, the tonic server on 127.0.0.1 with an ephemeral port, and a clean stop.
 
-use bulkhead_query::{Database, MasterKey, StoreOptions};
+use bulkhead_query::{Clock, Database, ManualClock, MasterKey, StoreOptions};
 use bulkhead_server::proto as pb;
 use bulkhead_server::proto::admin_client::AdminClient;
 use bulkhead_server::proto::data_plane_client::DataPlaneClient;
@@ -45,6 +45,13 @@ impl TestServer {
         TestServer::with(ServerLimits::default(), Some((tls, trust))).await
     }
 
+    /// A server whose database reads `clock`, so that the test moves time (key expiry, the
+    /// refusal window, audit timestamps, the idle flush) instead of sleeping.
+    pub async fn on_clock(clock: &ManualClock) -> TestServer {
+        let (dir, master) = (tempfile::tempdir().expect("tempdir"), MasterKey::generate());
+        TestServer::over_on(dir, master, ServerLimits::default(), None, clock.clone().into()).await
+    }
+
     async fn with(limits: ServerLimits, tls: Option<(ServerTls, ClientTls)>) -> TestServer {
         TestServer::over(tempfile::tempdir().expect("tempdir"), MasterKey::generate(), limits, tls).await
     }
@@ -56,8 +63,19 @@ impl TestServer {
         limits: ServerLimits,
         tls: Option<(ServerTls, ClientTls)>,
     ) -> TestServer {
-        let db =
-            Arc::new(Database::open(&dir.path().join("db"), master, StoreOptions::default()).expect("open"));
+        TestServer::over_on(dir, master, limits, tls, Clock::System).await
+    }
+
+    /// As [`TestServer::over`], with the database on `clock`.
+    async fn over_on(
+        dir: tempfile::TempDir,
+        master: MasterKey,
+        limits: ServerLimits,
+        tls: Option<(ServerTls, ClientTls)>,
+        clock: Clock,
+    ) -> TestServer {
+        let options = StoreOptions { clock, ..StoreOptions::default() };
+        let db = Arc::new(Database::open(&dir.path().join("db"), master, options).expect("open"));
         let admin = AdminToken::generate();
         let admin_token = admin.expose().to_owned();
         let mut server = Server::new(Arc::clone(&db), admin, limits);

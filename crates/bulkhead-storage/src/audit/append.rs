@@ -7,7 +7,7 @@ use crate::engine::Batch;
 use crate::error::{Result, StorageError};
 use crate::ids::TenantUid;
 use crate::layout::{self, Head, RecordV2};
-use crate::store::{Durability, Store, now_ms};
+use crate::store::{Durability, Store};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -116,8 +116,8 @@ impl Store {
     }
 
     /// The record of an administrative event (outcome `ok`, no subject).
-    pub(crate) fn admin_record(operation: &str, key_id: Option<&str>) -> RecordV2 {
-        RecordV2::bare(now_ms(), operation.to_owned(), key_id.map(str::to_owned), "ok".to_owned())
+    pub(crate) fn admin_record(&self, operation: &str, key_id: Option<&str>) -> RecordV2 {
+        RecordV2::bare(self.now_ms(), operation.to_owned(), key_id.map(str::to_owned), "ok".to_owned())
     }
 
     /// Adds the next event of the tenant's chain to `batch`. The caller commits the batch while it
@@ -129,7 +129,7 @@ impl Store {
         operation: &str,
         key_id: Option<&str>,
     ) -> Result<AuditSlot<'_>> {
-        self.audit_record_into(batch, uid, Self::admin_record(operation, key_id))
+        self.audit_record_into(batch, uid, self.admin_record(operation, key_id))
     }
 
     /// As [`Store::audit_into`], with a record the caller filled in. The first event of a chain
@@ -190,7 +190,7 @@ impl Store {
             policy_version: event.policy_version,
             note: event.note.map(str::to_owned),
             ..RecordV2::bare(
-                now_ms(),
+                self.now_ms(),
                 event.operation.to_owned(),
                 event.key_id.map(str::to_owned),
                 event.outcome.to_owned(),

@@ -5,7 +5,7 @@ use crate::engine::Batch;
 use crate::error::Result;
 use crate::ids::TenantUid;
 use crate::layout::{self, Checkpoint, Stored};
-use crate::store::{Store, now_ms};
+use crate::store::Store;
 
 impl Store {
     /// Deletes the tenant's events older than `before_ms`, keeping at least the newest one, and
@@ -43,7 +43,7 @@ impl Store {
             return Ok(0);
         }
         let mut checkpoint =
-            Checkpoint { first_seq: first_kept, prev_mac, pruned_at_ms: now_ms(), mac: [0; 32] };
+            Checkpoint { first_seq: first_kept, prev_mac, pruned_at_ms: self.now_ms(), mac: [0; 32] };
         checkpoint.mac = layout::checkpoint_mac(&self.system, &uid, &checkpoint);
         let sys = self.sys()?;
         let mut batch = Batch::default();

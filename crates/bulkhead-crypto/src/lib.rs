@@ -28,7 +28,7 @@ pub use master::{MASTER_KEY_ENV, MAX_MASTER_KEY_FILE_BYTES, MasterKey};
 pub use seal::{
     HARD_ENCRYPTION_LIMIT, OwnerCipher, Purpose, RecordTag, SealContext, constant_time_eq, random_bytes,
 };
-pub use secret_file::{open_secret_file, read_secret_file};
+pub use secret_file::{open_secret_file, read_secret_file, write_new_secret_file};
 
 #[cfg(test)]
 mod tests;

@@ -6,9 +6,8 @@ use crate::keys::Kek;
 use crate::secret_file::read_secret_file;
 use rand::RngCore;
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// The environment variable [`MasterKey::from_env`] reads by default.
 pub const MASTER_KEY_ENV: &str = "BULKHEAD_MASTER_KEY";
@@ -69,19 +68,8 @@ impl MasterKey {
 
     /// Writes this key as hex to a new file with mode 0600; fails if the file exists.
     pub fn write_new_file(&self, path: &Path) -> std::io::Result<()> {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path)?;
-        let mut text = hex::encode(self.bytes.as_ref());
-        let result = file.write_all(text.as_bytes()).and_then(|()| file.write_all(b"\n"));
-        text.zeroize();
-        result?;
-        file.sync_all()
+        let text = Zeroizing::new(hex::encode(self.bytes.as_ref()));
+        crate::write_new_secret_file(path, &text)
     }
 
     /// The key-encryption key of one owner (a tenant's opaque id, or the system registry's) under master

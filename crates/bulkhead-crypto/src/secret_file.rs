@@ -5,7 +5,7 @@
 
 use crate::CryptoError;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -73,4 +73,25 @@ pub fn read_secret_file(
         });
     }
     Ok(bytes)
+}
+
+/// Writes `text` and a newline to a new file at `path`, readable and writable by its owner alone
+/// (mode 0600 on Unix), and syncs it: the one way a secret (master key, admin token) is written.
+/// Fails if the file exists, so no secret is ever overwritten.
+///
+/// # Errors
+///
+/// The file exists, or it cannot be created, written or synced.
+pub fn write_new_secret_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
 }

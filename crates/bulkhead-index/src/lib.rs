@@ -10,7 +10,7 @@
 //! hnsw_rs construction stays available with the `hnsw-rs` feature (`Builder::HnswRs`) and is
 //! copied into the same arrays.
 //! Search is ours: greedy descent, then a level-0 beam search over gathered neighbour batches, a
-//! reusable visited set and packed-key heaps (see `search.rs`). Filters are applied during
+//! reusable visited set and packed-key heaps (see `search/`). Filters are applied during
 //! traversal, small allowed sets and small segments are scanned exactly, and deletions are
 //! tombstones. Segments serialise to a versioned, checksummed byte layout (see `format.rs`) that
 //! loads without trusting its input.

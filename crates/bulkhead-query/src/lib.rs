@@ -42,7 +42,7 @@ pub use bulkhead_index::IndexError;
 pub use bulkhead_storage::{
     AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, Clock, CollectionInfo, CollectionName,
     DirectoryCheck, DocId, Durability, IssuedApiKey, KeyBinding, ManualClock, MetaValue, Metric, NewPoint,
-    Operation, PointRef, REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, Store, StoreOptions,
+    Operation, PointRef, REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, StoreOptions,
     StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid,
     VersionedPolicy, limits,
 };

@@ -95,16 +95,7 @@ impl AdminToken {
 
     /// Writes the token to a new file with mode 0600; fails if the file exists.
     pub fn write_new_file(&self, path: &Path) -> std::io::Result<()> {
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path)?;
-        writeln!(file, "{}", self.0.as_str())
+        bulkhead_crypto::write_new_secret_file(path, self.0.as_str())
     }
 
     /// The token as text, to send it (client side only).

@@ -24,7 +24,7 @@
 //! Appends to one chain are ordered by that chain's own lock; chains do not wait for each other.
 //!
 //! The records, their keys and what each MAC covers are drawn in `layout/audit.rs`. Here: the
-//! public types; `append.rs` (chain ends, slots, appends and registrations), `read.rs` (paging and
+//! public types; `append.rs` (chain ends, pending appends, registrations), `read.rs` (paging and
 //! the list of chains), `verify.rs` (a chain's and the directory's checks) and `prune.rs`.
 
 mod append;

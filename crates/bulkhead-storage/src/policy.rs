@@ -115,7 +115,7 @@ impl Store {
         let mut event = self.admin_record("policy-changed", None);
         event.policy_version = Some(next.version);
         event.note = Some(note.to_owned());
-        let _audit_slot = self.audit_record_into(&mut batch, &uid, event)?;
+        let _pending = self.audit_record_into(&mut batch, &uid, event)?;
         self.commit_registry(
             &mut reserved,
             batch,

@@ -126,7 +126,7 @@ impl Store {
         let write_key = layout::keyring_write_key(uid.as_bytes());
         batch.put(&sys, &write_key, layout::control_value(&cipher, &write_key, &1u32.to_be_bytes()));
         drop(cipher);
-        let _audit_slot = self.audit_into(&mut batch, &uid, "tenant-created", None)?;
+        let _pending = self.audit_into(&mut batch, &uid, "tenant-created", None)?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %uid.short(), "tenant created");
         Ok(TenantInfo { name: name.clone(), uid, created_ms: record.created_ms, placement: record.placement })
@@ -202,7 +202,7 @@ impl Store {
         let key = layout::apikey_key(&key_id);
         let mut reserved = self.registry_lock.lock();
         let mut batch = Batch::default();
-        let _audit_slot =
+        let _pending =
             self.audit_into(&mut batch, &info.uid, "api-key-issued", Some(&hex::encode(key_id)))?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         let key_id = hex::encode(key_id);
@@ -258,7 +258,7 @@ impl Store {
         record.revoked = true;
         let key = layout::apikey_key(&raw_id);
         let mut batch = Batch::default();
-        let _audit_slot = self.audit_into(&mut batch, &info.uid, "api-key-revoked", Some(key_id))?;
+        let _pending = self.audit_into(&mut batch, &info.uid, "api-key-revoked", Some(key_id))?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %info.uid.short(), key_id, "api key revoked");
         Ok(())

@@ -95,7 +95,7 @@ impl Store {
             let value = layout::control_value(&cipher, &rotation_key, &layout::encode(&record));
             batch.put(&sys, &rotation_key, value);
         }
-        let _audit_slot = self.audit_into(&mut batch, &uid, "tenant-key-rotation-started", None)?;
+        let _pending = self.audit_into(&mut batch, &uid, "tenant-key-rotation-started", None)?;
         self.sys_write(batch)?;
         // Persisted: from here the new generation seals every write. Its encryption count starts at 0.
         let cipher = self.owner_cipher(&owner, 0)?;
@@ -242,7 +242,7 @@ impl Store {
         }
         // The audit event commits with the key destruction, in the system column family that
         // outlives the tenant.
-        let audit_slot = self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
+        let pending = self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
         let mut revoked = 0;
         for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
             let (key, value) = item?;
@@ -254,7 +254,7 @@ impl Store {
             }
         }
         self.sys_write(batch)?;
-        drop(audit_slot);
+        drop(pending);
         // The keys are gone on disk; forget them in memory too. Handles still open keep a copy only
         // until they are dropped, and what they write goes to a column family about to be dropped.
         self.tenants.write().remove(&info.uid);

@@ -168,8 +168,8 @@ impl IndexSnapshotSink {
     /// Whether the collection this sink was made for still exists (not dropped, nor dropped and
     /// recreated under the same name). Called under the tenant's write lock.
     fn collection_current(&self, db: &Engine, cf: &Family<'_>) -> Result<bool> {
-        let current = self.state.collection_record(db, cf, &self.collection.name)?;
-        Ok(current.is_some_and(|record| record.number == self.collection.number))
+        let current = self.state.collection(db, cf, &self.collection.name)?;
+        Ok(current.is_some_and(|info| info.number == self.collection.number))
     }
 }
 

@@ -151,9 +151,10 @@ impl<'s> TenantHandle<'s> {
         self.state.reserve(&self.store.db, write, upcoming, batch)
     }
 
-    /// Re-reads a collection's record under the write lock and checks that the caller's
-    /// `CollectionInfo` still names it: a stale copy (dropped, or dropped and recreated) or an edited
-    /// one is refused, and writes are validated against the stored configuration, not the copy.
+    /// Looks a collection up again under the write lock (in the tenant's map of collections, see
+    /// [`TenantState::collections`]) and checks that the caller's `CollectionInfo` still names it: a
+    /// stale copy (dropped, or dropped and recreated) or an edited one is refused, and writes are
+    /// validated against the stored configuration, not the copy.
     fn current_collection(&self, collection: &CollectionInfo) -> Result<CollectionInfo> {
         self.check_owner(collection)?;
         let current = self.collection(&collection.name)?;
@@ -167,13 +168,13 @@ impl<'s> TenantHandle<'s> {
     /// [`TenantHandle::stage_audit`]).
     fn commit(&self, mut batch: Batch) -> Result<()> {
         let staged = self.staged.borrow_mut().take();
-        let slot = match staged {
+        let pending = match staged {
             Some(record) => Some(self.store.audit_record_into(&mut batch, &self.state.uid, record)?),
             None => None,
         };
         self.store.data_write(batch)?;
-        if let Some(slot) = slot {
-            slot.committed();
+        if let Some(pending) = pending {
+            pending.committed();
         }
         Ok(())
     }
@@ -227,29 +228,16 @@ impl<'s> TenantHandle<'s> {
         self.commit(batch)?;
         write.next_collection = next;
         write.reserved_encryptions = reserved;
-        self.collection_info(record)
-    }
-
-    fn collection_info(&self, record: CollectionRecord) -> Result<CollectionInfo> {
-        Ok(CollectionInfo {
-            tenant: self.state.uid,
-            number: record.number,
-            // Names were validated when the collection was created; a stored name that no longer
-            // passes (rules tightened since) is reported, not a panic.
-            name: CollectionName::new(record.name).map_err(|_| StorageError::Codec("collection name"))?,
-            dimension: record.dimension as usize,
-            metric: record.metric,
-            created_ms: record.created_ms,
-        })
+        let info = self.state.collection_info(record)?;
+        self.state.collections.write().insert(name.clone(), info.clone());
+        Ok(info)
     }
 
     /// Looks a collection up by name.
     pub fn collection(&self, name: &CollectionName) -> Result<CollectionInfo> {
-        let record = self
-            .state
-            .collection_record(&self.store.db, &self.cf, name)?
-            .ok_or(StorageError::NotFound { what: "collection" })?;
-        self.collection_info(record)
+        self.state
+            .collection(&self.store.db, &self.cf, name)?
+            .ok_or(StorageError::NotFound { what: "collection" })
     }
 
     /// Lists the tenant's collections.
@@ -260,7 +248,7 @@ impl<'s> TenantHandle<'s> {
             let (key, sealed) = item?;
             let record: CollectionRecord =
                 layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
-            out.push(self.collection_info(record)?);
+            out.push(self.state.collection_info(record)?);
         }
         out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
         Ok(out)
@@ -279,7 +267,9 @@ impl<'s> TenantHandle<'s> {
             batch.delete_range(&self.cf, start, end);
         }
         batch.delete(&self.cf, self.state.keys.count(collection.number));
-        self.commit(batch)
+        self.commit(batch)?;
+        self.state.collections.write().remove(&collection.name);
+        Ok(())
     }
 
     /// The tenant's records from `start` (included) to `end` (excluded), in key order.

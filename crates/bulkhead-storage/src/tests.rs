@@ -121,6 +121,52 @@ fn stale_collection_handles_are_refused() {
     assert!(matches!(handle.upsert(&edited, &[point]), Err(StorageError::InvalidArgument { .. })));
     assert_eq!(handle.count(&new).expect("count"), 0);
     assert_eq!(handle.list_collections().expect("list").len(), 1);
+    // Another handle of the tenant shares its collections: it sees the recreated one, not the copy
+    // it looked up before the drop.
+    let other = store.tenant(&scope).expect("handle");
+    assert_eq!(other.collection(&docs).expect("lookup").number(), new.number());
+    handle.drop_collection(&new).expect("drop");
+    assert!(matches!(other.collection(&docs), Err(StorageError::NotFound { .. })));
+    let point = NewPoint::new(DocId::new("a").expect("id"), vec![1.0, 2.0, 3.0], "x");
+    assert!(matches!(other.upsert(&new, &[point]), Err(StorageError::NotFound { .. })));
+}
+
+#[test]
+fn looked_up_collections_follow_concurrent_drops_and_creations() {
+    use bulkhead_crypto::MasterKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store =
+        Store::open(&dir.path().join("db"), MasterKey::generate(), StoreOptions::default()).expect("open");
+    let name = TenantName::new("acme").expect("name");
+    store.create_tenant(&name).expect("tenant");
+    let scope = store.trusted_host_scope(&name, "test").expect("scope");
+    let docs = CollectionName::new("docs").expect("name");
+    let rounds = 300;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let handle = store.tenant(&scope).expect("handle");
+            for _ in 0..rounds {
+                let info = handle.create_collection(&docs, 2, Metric::L2).expect("create");
+                handle.drop_collection(&info).expect("drop");
+            }
+            handle.create_collection(&docs, 4, Metric::L2).expect("last");
+        });
+        s.spawn(|| {
+            let handle = store.tenant(&scope).expect("handle");
+            for _ in 0..rounds * 4 {
+                match handle.collection(&docs) {
+                    Ok(info) => assert!(info.dimension == 2 || info.dimension == 4),
+                    Err(e) => assert!(matches!(e, StorageError::NotFound { .. }), "{e}"),
+                }
+            }
+        });
+    });
+    // Whatever the interleaving, what the handles see is what is stored.
+    let handle = store.tenant(&scope).expect("handle");
+    let listed = handle.list_collections().expect("list");
+    assert_eq!(listed.len(), 1);
+    let found = handle.collection(&docs).expect("lookup");
+    assert_eq!((found.number(), found.dimension), (listed[0].number(), 4));
 }
 
 #[test]

@@ -99,11 +99,7 @@ impl FrozenSegment {
         scratch: &'s mut SearchScratch,
     ) -> Result<&'s [Hit], IndexError> {
         self.check_dimension(query)?;
-        scratch.distance_count = 0;
-        scratch.hits.clear();
-        if let Some(log) = &mut scratch.scored {
-            log.clear();
-        }
+        scratch.begin();
         let k = params.k.min(self.live_len());
         if k == 0 {
             scratch.plan = Plan::Empty;
@@ -164,11 +160,7 @@ impl FrozenSegment {
         scratch: &'s mut SearchScratch,
     ) -> Result<&'s [Hit], IndexError> {
         self.check_dimension(query)?;
-        scratch.distance_count = 0;
-        scratch.hits.clear();
-        if let Some(log) = &mut scratch.scored {
-            log.clear();
-        }
+        scratch.begin();
         let k = params.k.min(self.live_len());
         let estimate = filter.estimated_count();
         if k == 0 || estimate == Some(0) {

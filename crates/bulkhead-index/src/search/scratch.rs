@@ -55,6 +55,15 @@ impl SearchScratch {
     pub fn last_distance_count(&self) -> usize {
         self.distance_count
     }
+
+    /// Forgets the previous search's hits, distance count and scoring log (kept on, if it was).
+    pub(crate) fn begin(&mut self) {
+        self.distance_count = 0;
+        self.hits.clear();
+        if let Some(log) = &mut self.scored {
+            log.clear();
+        }
+    }
 }
 
 /// An epoch-stamped visited set: `marks[id] == epoch` means visited in the current query.

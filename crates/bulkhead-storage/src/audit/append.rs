@@ -1,6 +1,7 @@
-//! Appending to the audit chains: the cached end of each chain behind its own lock, the slot that
-//! holds a place in a chain until its batch commits, and the events themselves (administrative and
-//! access), each written with its chain's new anchor, and the first with the chain's registration.
+//! Appending to the audit chains: the cached end of each chain behind its own lock, the pending
+//! append that holds a place in a chain until its batch commits, and the events themselves
+//! (administrative and access), each written with its chain's new anchor, and the first with the
+//! chain's registration.
 
 use super::{AccessEvent, MAX_AUDITED_DOCUMENTS, Subject, SubjectHash};
 use crate::engine::Batch;
@@ -29,9 +30,9 @@ impl AuditHeads {
 }
 
 /// Held while a batch with an audit event is committed: no other event of the same chain can take
-/// the same place meanwhile. Dropped without [`AuditSlot::committed`], it forgets the cached end, so
+/// the same place meanwhile. Dropped without [`PendingAppend::committed`], it forgets the cached end, so
 /// the next append reads it back from the anchor whether or not the batch committed.
-pub(crate) struct AuditSlot<'s> {
+pub(crate) struct PendingAppend<'s> {
     head: parking_lot::ArcMutexGuard<parking_lot::RawMutex, Option<Head>>,
     next: Head,
     /// The registration lock and the new count, when this event starts a chain.
@@ -39,14 +40,14 @@ pub(crate) struct AuditSlot<'s> {
     committed: bool,
 }
 
-impl AuditSlot<'_> {
+impl PendingAppend<'_> {
     /// The batch committed: the chain's end (and the chain count) are now what it wrote.
     pub(crate) fn committed(mut self) {
         self.committed = true;
     }
 }
 
-impl Drop for AuditSlot<'_> {
+impl Drop for PendingAppend<'_> {
     fn drop(&mut self) {
         *self.head = self.committed.then_some(self.next);
         if let Some((count, new)) = &mut self.registration {
@@ -121,14 +122,14 @@ impl Store {
     }
 
     /// Adds the next event of the tenant's chain to `batch`. The caller commits the batch while it
-    /// holds the returned slot, so that no other event takes the same place.
+    /// holds the returned `PendingAppend`, so that no other event takes the same place.
     pub(crate) fn audit_into(
         &self,
         batch: &mut Batch,
         uid: &TenantUid,
         operation: &str,
         key_id: Option<&str>,
-    ) -> Result<AuditSlot<'_>> {
+    ) -> Result<PendingAppend<'_>> {
         self.audit_record_into(batch, uid, self.admin_record(operation, key_id))
     }
 
@@ -139,7 +140,7 @@ impl Store {
         batch: &mut Batch,
         uid: &TenantUid,
         record: RecordV2,
-    ) -> Result<AuditSlot<'_>> {
+    ) -> Result<PendingAppend<'_>> {
         let mut head = self.audit_heads.chain(uid).lock_arc();
         let current = match *head {
             Some(cached) => cached,
@@ -161,15 +162,15 @@ impl Store {
         }
         let next = self.put_event(batch, uid, current, record)?;
         *head = None;
-        Ok(AuditSlot { head, next, registration, committed: false })
+        Ok(PendingAppend { head, next, registration, committed: false })
     }
 
     /// Appends one administrative event on its own (fsynced).
     pub(crate) fn audit(&self, uid: &TenantUid, operation: &str, key_id: Option<&str>) -> Result<()> {
         let mut batch = Batch::default();
-        let slot = self.audit_into(&mut batch, uid, operation, key_id)?;
+        let pending = self.audit_into(&mut batch, uid, operation, key_id)?;
         self.sys_write(batch)?;
-        slot.committed();
+        pending.committed();
         Ok(())
     }
 
@@ -208,9 +209,9 @@ impl Store {
     /// Appends a prepared access record on its own (see [`Store::audit_access`]).
     pub(crate) fn audit_access_record(&self, uid: TenantUid, record: RecordV2) -> Result<()> {
         let mut batch = Batch::default();
-        let slot = self.audit_record_into(&mut batch, &uid, record)?;
+        let pending = self.audit_record_into(&mut batch, &uid, record)?;
         self.db.write(batch, Durability::Process)?;
-        slot.committed();
+        pending.committed();
         Ok(())
     }
 }

@@ -6,10 +6,12 @@ use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, TenantUid};
 use crate::keyring::ENCRYPTION_RESERVATION;
 use crate::layout::{self, CollectionRecord, Kind, TenantKeys};
+use crate::model::CollectionInfo;
 use crate::policy::VersionedPolicy;
 use crate::store::{Store, system_family};
 use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
 use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Counters that only the tenant's writer changes, under its lock.
@@ -29,6 +31,11 @@ pub(crate) struct TenantState {
     pub(crate) write: Mutex<WriteState>,
     /// The policy in force; replaced by [`Store::set_policy`].
     pub(crate) policy: RwLock<Arc<VersionedPolicy>>,
+    /// The tenant's collections, by name, once looked up: a write or search checks its collection
+    /// here instead of reading and opening the sealed record again. Only collections that exist are
+    /// held (at most [`limits::MAX_COLLECTIONS_PER_TENANT`](crate::limits)); creating and dropping
+    /// one updates the map once the batch has committed.
+    pub(crate) collections: RwLock<HashMap<CollectionName, CollectionInfo>>,
 }
 
 impl TenantState {
@@ -58,6 +65,7 @@ impl TenantState {
             cipher: RwLock::new(cipher),
             write: Mutex::new(WriteState { sequence, next_collection, reserved_encryptions: reserved }),
             policy: RwLock::new(Arc::new(policy)),
+            collections: RwLock::new(HashMap::new()),
         })
     }
 
@@ -108,16 +116,42 @@ impl TenantState {
         layout::collection_tag(&self.cipher.read(), name)
     }
 
-    /// Reads a collection's stored record by name.
-    pub(crate) fn collection_record(
+    /// A collection by name: from memory once it has been looked up, else from its stored record,
+    /// read and opened under the map's write lock (a drop that commits meanwhile removes the entry
+    /// only after this one is in, so no dropped collection stays cached).
+    pub(crate) fn collection(
         &self,
         db: &Engine,
         cf: &Family<'_>,
         name: &CollectionName,
-    ) -> Result<Option<CollectionRecord>> {
+    ) -> Result<Option<CollectionInfo>> {
+        if let Some(info) = self.collections.read().get(name) {
+            return Ok(Some(info.clone()));
+        }
+        let mut collections = self.collections.write();
+        if let Some(info) = collections.get(name) {
+            return Ok(Some(info.clone()));
+        }
         let key = self.keys.collection(&self.collection_tag(name));
         let Some(sealed) = db.get_pinned(cf, &key)? else { return Ok(None) };
-        Ok(Some(layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?))
+        let record = layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
+        let info = self.collection_info(record)?;
+        collections.insert(name.clone(), info.clone());
+        Ok(Some(info))
+    }
+
+    /// The collection a stored record describes.
+    pub(crate) fn collection_info(&self, record: CollectionRecord) -> Result<CollectionInfo> {
+        Ok(CollectionInfo {
+            tenant: self.uid,
+            number: record.number,
+            // Names were validated when the collection was created; a stored name that no longer
+            // passes (rules tightened since) is reported, not a panic.
+            name: CollectionName::new(record.name).map_err(|_| StorageError::Codec("collection name"))?,
+            dimension: record.dimension as usize,
+            metric: record.metric,
+            created_ms: record.created_ms,
+        })
     }
 }
 

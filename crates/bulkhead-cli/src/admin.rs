@@ -430,16 +430,6 @@ fn policy_from_json(text: &str) -> Result<pb::TenantPolicy> {
     let value: Value = serde_json::from_str(text).context("the policy file is not JSON")?;
     // `show` prints the policy inside {"version", "policy"}; accept either shape.
     let p = value.get("policy").unwrap_or(&value);
-    let limit = |name: &str| -> Result<Option<u32>> {
-        match p.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => Ok(Some(
-                v.as_u64()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .with_context(|| format!("{name}: a number"))?,
-            )),
-        }
-    };
     let mut denied = Vec::new();
     for d in p.get("denied").and_then(|d| d.as_array()).map(Vec::as_slice).unwrap_or_default() {
         let role = d
@@ -463,9 +453,36 @@ fn policy_from_json(text: &str) -> Result<pb::TenantPolicy> {
         .unwrap_or_default();
     Ok(pb::TenantPolicy {
         denied,
-        max_k: limit("max_k")?,
-        max_ef: limit("max_ef")?,
-        max_filter_conditions: limit("max_filter_conditions")?,
+        max_k: number(p, "max_k")?,
+        max_ef: number(p, "max_ef")?,
+        max_filter_conditions: number(p, "max_filter_conditions")?,
         source_uri_prefixes,
+        quotas: p.get("quotas").map(quotas_from_json).transpose()?,
     })
+}
+
+/// The `quotas` object of a policy file (a missing or null field: the server's default).
+fn quotas_from_json(q: &Value) -> Result<pb::TenantQuotas> {
+    Ok(pb::TenantQuotas {
+        max_vectors: number(q, "max_vectors")?,
+        max_stored_bytes: number(q, "max_stored_bytes")?,
+        max_collections: number(q, "max_collections")?,
+        requests_per_second: number(q, "requests_per_second")?,
+        write_bytes_per_second: number(q, "write_bytes_per_second")?,
+        max_concurrent_searches: number(q, "max_concurrent_searches")?,
+        burst_multiple: number(q, "burst_multiple")?,
+        max_denials: number(q, "max_denials")?,
+    })
+}
+
+/// The unsigned number `name` of `object`, if it is there and not null.
+fn number<T: TryFrom<u64>>(object: &Value, name: &str) -> Result<Option<T>> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => Ok(Some(
+            v.as_u64()
+                .and_then(|n| T::try_from(n).ok())
+                .with_context(|| format!("{name}: a number in range"))?,
+        )),
+    }
 }

@@ -147,6 +147,21 @@ pub(crate) fn policy_json(policy: &pb::PolicyResponse) -> Value {
             "max_ef": p.max_ef,
             "max_filter_conditions": p.max_filter_conditions,
             "source_uri_prefixes": p.source_uri_prefixes,
+            "quotas": quotas_json(&p.quotas.unwrap_or_default()),
         }
+    })
+}
+
+/// The quotas inside `policy_json` (unset ones as null: the server's default applies).
+fn quotas_json(q: &pb::TenantQuotas) -> Value {
+    json!({
+        "max_vectors": q.max_vectors,
+        "max_stored_bytes": q.max_stored_bytes,
+        "max_collections": q.max_collections,
+        "requests_per_second": q.requests_per_second,
+        "write_bytes_per_second": q.write_bytes_per_second,
+        "max_concurrent_searches": q.max_concurrent_searches,
+        "burst_multiple": q.burst_multiple,
+        "max_denials": q.max_denials,
     })
 }

@@ -43,8 +43,8 @@ pub use bulkhead_storage::{
     AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, Clock, CollectionInfo, CollectionName,
     DirectoryCheck, DocId, Durability, IssuedApiKey, KeyBinding, ManualClock, MetaValue, Metric, NewPoint,
     Operation, PointRef, REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError, StoreOptions,
-    StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid,
-    VersionedPolicy, limits,
+    StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantQuotas, TenantScope,
+    TenantUid, VersionedPolicy, limits,
 };
 pub use cache::CacheStats;
 pub use collection::{GraphStatus, IndexSource};

@@ -7,7 +7,7 @@ use crate::status::{self, invalid};
 use bulkhead_query::{
     Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, GraphStatus, IndexSource,
     KeyBinding, MatchReason, MetaValue, Metric, NewPoint, Role, RotationProgress, SearchHit, StoredPoint,
-    TenantInfo, TenantPolicy, VersionedPolicy, limits,
+    TenantInfo, TenantPolicy, TenantQuotas, VersionedPolicy, limits,
 };
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -214,7 +214,34 @@ pub(crate) fn policy_from(policy: pb::TenantPolicy) -> Result<TenantPolicy, Stat
         max_ef: policy.max_ef,
         max_filter_conditions: policy.max_filter_conditions,
         source_uri_prefixes: policy.source_uri_prefixes,
+        quotas: quotas_from(policy.quotas.unwrap_or_default()),
     })
+}
+
+fn quotas_from(q: pb::TenantQuotas) -> TenantQuotas {
+    TenantQuotas {
+        max_vectors: q.max_vectors,
+        max_stored_bytes: q.max_stored_bytes,
+        max_collections: q.max_collections,
+        requests_per_second: q.requests_per_second,
+        write_bytes_per_second: q.write_bytes_per_second,
+        max_concurrent_searches: q.max_concurrent_searches,
+        burst_multiple: q.burst_multiple,
+        max_denials: q.max_denials,
+    }
+}
+
+fn quotas_to(q: &TenantQuotas) -> pb::TenantQuotas {
+    pb::TenantQuotas {
+        max_vectors: q.max_vectors,
+        max_stored_bytes: q.max_stored_bytes,
+        max_collections: q.max_collections,
+        requests_per_second: q.requests_per_second,
+        write_bytes_per_second: q.write_bytes_per_second,
+        max_concurrent_searches: q.max_concurrent_searches,
+        burst_multiple: q.burst_multiple,
+        max_denials: q.max_denials,
+    }
 }
 
 /// A tenant policy with its version, for the wire.
@@ -236,6 +263,7 @@ pub(crate) fn policy_to(versioned: &VersionedPolicy) -> pb::PolicyResponse {
             max_ef: policy.max_ef,
             max_filter_conditions: policy.max_filter_conditions,
             source_uri_prefixes: policy.source_uri_prefixes.clone(),
+            quotas: Some(quotas_to(&policy.quotas)),
         }),
     }
 }

@@ -39,7 +39,7 @@ mod audit;
 mod system;
 mod tenant;
 
-pub use system::{Placement, TenantPolicy, VersionedPolicy};
+pub use system::{Placement, TenantPolicy, TenantQuotas, VersionedPolicy};
 pub(crate) use {audit::*, system::*, tenant::*};
 
 use crate::error::{Result, StorageError};

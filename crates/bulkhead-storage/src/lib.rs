@@ -36,7 +36,7 @@ pub use model::{
     Acl, CollectionInfo, MetaValue, Metric, NewPoint, PointPayload, PointRef, StoredPoint, validate_vector,
 };
 pub use operation::Operation;
-pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, VersionedPolicy};
+pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, TenantQuotas, VersionedPolicy};
 pub use registry::{ApiKeyInfo, IssuedApiKey, TenantInfo};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};

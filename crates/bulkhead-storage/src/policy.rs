@@ -7,7 +7,7 @@
 //! `"policy/" uid` (both drawn in `layout/system.rs`). A tenant without one has the default policy
 //! (everything its roles allow, the global limits) at version 0.
 
-pub use crate::layout::{TenantPolicy, VersionedPolicy};
+pub use crate::layout::{TenantPolicy, TenantQuotas, VersionedPolicy};
 
 use crate::engine::Batch;
 use crate::error::{Result, StorageError};
@@ -64,6 +64,16 @@ impl TenantPolicy {
         if [self.max_k, self.max_ef, self.max_filter_conditions].contains(&Some(0)) {
             return Err(invalid("a limit is at least 1"));
         }
+        let q = &self.quotas;
+        if q.requests_per_second == Some(0)
+            || q.write_bytes_per_second == Some(0)
+            || q.max_concurrent_searches == Some(0)
+        {
+            return Err(invalid("a rate or concurrency quota is at least 1 (deny the operation instead)"));
+        }
+        if q.max_collections.is_some_and(|n| n as usize > crate::limits::MAX_COLLECTIONS_PER_TENANT) {
+            return Err(invalid("max_collections is at most the global limit"));
+        }
         Ok(())
     }
 }
@@ -79,7 +89,7 @@ impl Store {
         let key = layout::policy_key(uid.as_bytes());
         match self.db.get(&self.sys()?, &key)? {
             None => Ok(VersionedPolicy::default()),
-            Some(sealed) => layout::decode(&self.open_registry(&key, &sealed)?, "policy"),
+            Some(sealed) => layout::decode_policy(&self.open_registry(&key, &sealed)?),
         }
     }
 

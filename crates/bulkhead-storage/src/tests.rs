@@ -380,3 +380,39 @@ mod snapshots {
         assert!(loaded[0].1.as_ref().expect("opens").as_slice() == data.as_slice());
     }
 }
+
+#[test]
+fn policies_written_before_quotas_read_with_default_quotas() {
+    use crate::layout::{TenantQuotas, decode_policy, encode};
+    // The layout before quotas, field by field: version, changed_ms, then the policy without them.
+    let denied = vec![(Role::Reader, "search".to_owned())];
+    let old =
+        (7u64, 1_700u64, (denied.clone(), Some(5u32), None::<u32>, Some(3u32), vec!["s3://a/".to_owned()]));
+    let read = decode_policy(&encode(&old)).expect("old layout");
+    assert_eq!((read.version, read.changed_ms), (7, 1_700));
+    assert_eq!(read.policy.denied, denied);
+    assert_eq!(
+        (read.policy.max_k, read.policy.max_ef, read.policy.max_filter_conditions),
+        (Some(5), None, Some(3))
+    );
+    assert_eq!(read.policy.source_uri_prefixes, ["s3://a/"]);
+    assert_eq!(read.policy.quotas, TenantQuotas::default());
+    // The current layout round-trips, quotas included.
+    let mut current = read.clone();
+    current.policy.quotas = TenantQuotas {
+        max_vectors: Some(10),
+        max_stored_bytes: Some(1 << 20),
+        requests_per_second: Some(50),
+        max_denials: Some(0),
+        ..TenantQuotas::default()
+    };
+    assert_eq!(decode_policy(&encode(&current)).expect("current layout"), current);
+    // A cut record is an error under either reading, and so are quotas that do not decode.
+    let bytes = encode(&old);
+    assert!(decode_policy(&bytes[..bytes.len() - 2]).is_err());
+    let mut bytes = encode(&current);
+    let tag = bytes.len() - 2; // max_denials is Some(0): its tag, then its value
+    assert_eq!(bytes[tag..], [1, 0]);
+    bytes[tag] = 2; // an option tag that is neither 0 nor 1
+    assert!(decode_policy(&bytes).is_err());
+}

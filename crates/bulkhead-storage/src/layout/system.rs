@@ -246,6 +246,7 @@ pub(crate) struct RotationRecord {
 /// max_ef                 option, varint u32
 /// max_filter_conditions  option, varint u32
 /// source_uri_prefixes    count, then a string each
+/// quotas                 TenantQuotas (absent from records written before quotas existed)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TenantPolicy {
@@ -261,6 +262,88 @@ pub struct TenantPolicy {
     pub max_filter_conditions: Option<u32>,
     /// If not empty, every written point must carry a source URI that starts with one of these.
     pub source_uri_prefixes: Vec<String>,
+    /// The tenant's resource quotas and lockout thresholds (each unset one is the server's default).
+    pub quotas: TenantQuotas,
+}
+
+/// A tenant's resource quotas and the thresholds that lock one of its keys; `None` takes the
+/// server's default. Stored as the last field of [`TenantPolicy`].
+///
+/// ```text
+/// max_vectors              option, varint u64
+/// max_stored_bytes         option, varint u64
+/// max_collections          option, varint u32
+/// requests_per_second      option, varint u32
+/// write_bytes_per_second   option, varint u64
+/// max_concurrent_searches  option, varint u32
+/// burst_multiple           option, varint u32
+/// max_denials              option, varint u32
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TenantQuotas {
+    /// Most points stored over all the tenant's collections.
+    pub max_vectors: Option<u64>,
+    /// Most bytes stored: each point's vector (4 bytes a dimension) plus its payload's encoded size.
+    pub max_stored_bytes: Option<u64>,
+    /// Most collections.
+    pub max_collections: Option<u32>,
+    /// Requests a second over all the tenant's keys (a token bucket holding one second's worth).
+    pub requests_per_second: Option<u32>,
+    /// Bytes of upserts a second (a token bucket holding one second's worth).
+    pub write_bytes_per_second: Option<u64>,
+    /// Searches of the tenant running at once.
+    pub max_concurrent_searches: Option<u32>,
+    /// A key whose requests in the last five minutes pass this multiple of its tenant's baseline
+    /// (its usual rate) is locked until an operator unlocks it. 0 turns burst lockout off.
+    pub burst_multiple: Option<u32>,
+    /// A key refused this many times (permission denied) within five minutes is locked until an
+    /// operator unlocks it. 0 turns denial lockout off.
+    pub max_denials: Option<u32>,
+}
+
+/// [`TenantPolicy`] as written before quotas existed: a record that ends after
+/// `source_uri_prefixes` is read as this and given the default quotas.
+#[derive(Deserialize)]
+struct TenantPolicyV1 {
+    denied: Vec<(Role, String)>,
+    max_k: Option<u32>,
+    max_ef: Option<u32>,
+    max_filter_conditions: Option<u32>,
+    source_uri_prefixes: Vec<String>,
+}
+
+/// [`VersionedPolicy`] as written before quotas existed.
+#[derive(Deserialize)]
+struct VersionedPolicyV1 {
+    version: u64,
+    changed_ms: u64,
+    policy: TenantPolicyV1,
+}
+
+/// A stored [`VersionedPolicy`], of either layout: the current one, or the one before quotas, whose
+/// record ends where the quotas would start (so neither can be read as the other).
+pub(crate) fn decode_policy(bytes: &[u8]) -> Result<VersionedPolicy> {
+    if let Ok(policy) = postcard::from_bytes::<VersionedPolicy>(bytes) {
+        return Ok(policy);
+    }
+    // The old layout only if it is the whole record: a current record whose quotas fail to decode
+    // is an error, never read as a policy without quotas.
+    let old = match postcard::take_from_bytes::<VersionedPolicyV1>(bytes) {
+        Ok((old, [])) => old,
+        _ => return Err(StorageError::Codec("policy")),
+    };
+    Ok(VersionedPolicy {
+        version: old.version,
+        changed_ms: old.changed_ms,
+        policy: TenantPolicy {
+            denied: old.policy.denied,
+            max_k: old.policy.max_k,
+            max_ef: old.policy.max_ef,
+            max_filter_conditions: old.policy.max_filter_conditions,
+            source_uri_prefixes: old.policy.source_uri_prefixes,
+            quotas: TenantQuotas::default(),
+        },
+    })
 }
 
 /// A tenant's policy with its version: the record sealed at `"policy/" uid`. A tenant without one

@@ -55,6 +55,8 @@ enum AdminCommand {
     /// A tenant's versioned policy.
     #[command(subcommand)]
     Policy(AdminPolicy),
+    /// Unlocks an API key the server locked after a burst of requests or a run of refusals.
+    Unlock(KeyRefArgs),
 }
 
 #[derive(clap::Subcommand)]
@@ -171,6 +173,7 @@ pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut dyn Write) -> Resu
         }
         AdminCommand::Policy(AdminPolicy::Show { tenant }) => policy_show(s, out, tenant).await,
         AdminCommand::Policy(AdminPolicy::Set(set)) => policy_set(s, out, set).await,
+        AdminCommand::Unlock(key) => unlock(s, out, key).await,
     })
 }
 
@@ -243,7 +246,8 @@ async fn key_list(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: String
         return out.line(Value::Array(list.keys.iter().map(output::key_json).collect()));
     }
     for k in list.keys {
-        out.line(output::key_line(&k.key_id, output::role_name(k.role), k.revoked, &k.label))?;
+        let state = output::key_state(k.revoked, k.locked);
+        out.line(output::key_line(&k.key_id, output::role_name(k.role), state, &k.label))?;
     }
     Ok(())
 }
@@ -253,6 +257,16 @@ async fn key_revoke(s: &mut AdminSession<'_>, out: &mut Output<'_>, key: KeyRefA
     let request = s.request(pb::RevokeApiKeyRequest { tenant, key_id: key_id.clone() })?;
     s.rpc.revoke_api_key(request).await.map_err(s.failed())?;
     out.record(|| json!({ "revoked": key_id }), || output::revoked(&key_id))
+}
+
+async fn unlock(s: &mut AdminSession<'_>, out: &mut Output<'_>, key: KeyRefArgs) -> Result<()> {
+    let KeyRefArgs { tenant, key_id } = key;
+    let request = s.request(pb::UnlockApiKeyRequest { tenant, key_id: key_id.clone() })?;
+    let was_locked = s.rpc.unlock_api_key(request).await.map_err(s.failed())?.into_inner().was_locked;
+    out.record(
+        || json!({ "key_id": key_id, "was_locked": was_locked }),
+        || output::unlocked(&key_id, was_locked),
+    )
 }
 
 async fn key_revoke_all(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: String) -> Result<()> {

@@ -125,7 +125,8 @@ fn key_issue(db: &Database, out: &mut Output<'_>, key: IssueKeyArgs) -> Result<(
 
 fn key_list(db: &Database, out: &mut Output<'_>, tenant: String) -> Result<()> {
     for k in db.operator().list_api_keys(&TenantName::new(tenant)?)? {
-        out.line(output::key_line(&k.key_id, k.role.as_str(), k.revoked, &k.label))?;
+        let state = output::key_state(k.revoked, k.locked);
+        out.line(output::key_line(&k.key_id, k.role.as_str(), state, &k.label))?;
     }
     Ok(())
 }

@@ -42,7 +42,7 @@ struct Cli {
 enum Command {
     /// Runs the gRPC server (data plane, admin plane, reflection) on the data directory until SIGINT
     /// or SIGTERM. The first run generates a development master key and admin token in it, loudly.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Administers a running server (tenants, API keys) with the admin token.
     Admin(Box<admin::AdminArgs>),
     /// Calls a running server's data plane (collections, upsert, search) with an API key.

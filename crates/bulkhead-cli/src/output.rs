@@ -65,9 +65,22 @@ pub(crate) fn tenant_line(name: &str, uid: &str) -> String {
 }
 
 /// An API key in a list: id, role, state and label (never the secret).
-pub(crate) fn key_line(key_id: &str, role: &str, revoked: bool, label: &str) -> String {
-    let state = if revoked { "revoked" } else { "active" };
+pub(crate) fn key_line(key_id: &str, role: &str, state: &str, label: &str) -> String {
     format!("{key_id}\t{role}\t{state}\t{label}")
+}
+
+/// A key's state in a list: revoked, locked or active.
+pub(crate) fn key_state(revoked: bool, locked: bool) -> &'static str {
+    match (revoked, locked) {
+        (true, _) => "revoked",
+        (false, true) => "locked",
+        (false, false) => "active",
+    }
+}
+
+/// "unlocked KEY_ID", or that it was not locked.
+pub(crate) fn unlocked(key_id: &str, was_locked: bool) -> String {
+    if was_locked { format!("unlocked {key_id}") } else { format!("{key_id} was not locked") }
 }
 
 /// "revoked KEY_ID".
@@ -92,7 +105,7 @@ pub(crate) fn tenant_json(t: &pb::Tenant) -> Value {
 pub(crate) fn key_json(k: &pb::ApiKey) -> Value {
     json!({
         "key_id": k.key_id, "role": role_name(k.role), "label": k.label,
-        "created_ms": k.created_ms, "expires_ms": k.expires_ms, "revoked": k.revoked,
+        "created_ms": k.created_ms, "expires_ms": k.expires_ms, "revoked": k.revoked, "locked": k.locked,
     })
 }
 

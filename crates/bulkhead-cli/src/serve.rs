@@ -10,7 +10,7 @@ use crate::output::Output;
 use crate::secrets::{self, DEV_ADMIN_TOKEN, DEV_MASTER_KEY};
 use anyhow::{Context, Result};
 use bulkhead_query::{Database, MASTER_KEY_ENV, MasterKey, StoreOptions};
-use bulkhead_server::config::{LimitsConfig, LogConfig, LogFormat, ServeConfig, TlsConfig};
+use bulkhead_server::config::{LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, TlsConfig};
 use bulkhead_server::{ADMIN_TOKEN_ENV, Server, ServerLimits, ServerTls};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -62,6 +62,30 @@ pub(crate) struct ServeArgs {
     /// for room within its deadline [default: 536870912].
     #[arg(long, env = "BULKHEAD_REQUEST_MEMORY_BUDGET_BYTES")]
     request_memory_budget_bytes: Option<usize>,
+    /// Requests a second of a tenant whose policy sets none [default: no limit].
+    #[arg(
+        long,
+        env = "BULKHEAD_TENANT_REQUESTS_PER_SECOND",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    tenant_requests_per_second: Option<u32>,
+    /// Upserted bytes a second of a tenant whose policy sets none [default: no limit].
+    #[arg(
+        long,
+        env = "BULKHEAD_TENANT_WRITE_BYTES_PER_SECOND",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    tenant_write_bytes_per_second: Option<u64>,
+    /// Searches at once of a tenant whose policy sets none [default: 16].
+    #[arg(
+        long,
+        env = "BULKHEAD_TENANT_MAX_CONCURRENT_SEARCHES",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    tenant_max_concurrent_searches: Option<u32>,
+    /// Work permits one tenant may hold at once [default: half of --max-concurrent-work].
+    #[arg(long, env = "BULKHEAD_TENANT_MAX_WORK", value_parser = clap::value_parser!(u32).range(1..))]
+    tenant_max_work: Option<u32>,
     /// The previous master key (mode 0600), after a master-key rotation: a keyring still under it is
     /// re-wrapped under the current key at start. Drop the flag once the server has started.
     #[arg(long, env = "BULKHEAD_PREVIOUS_MASTER_KEY_FILE")]
@@ -156,6 +180,12 @@ fn settings(
             index_memory_budget_bytes: args.index_memory_budget_bytes,
             max_connections: args.max_connections.map(|n| n as usize),
             request_memory_budget_bytes: args.request_memory_budget_bytes,
+        },
+        quotas: QuotasConfig {
+            requests_per_second: args.tenant_requests_per_second,
+            write_bytes_per_second: args.tenant_write_bytes_per_second,
+            max_concurrent_searches: args.tenant_max_concurrent_searches,
+            max_tenant_work: args.tenant_max_work,
         },
         log: LogConfig { level: args.log_level.clone(), format: args.log_format.map(LogFormat::from) },
     };
@@ -264,6 +294,7 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
         max_connections: settings.max_connections(),
         request_memory_budget_bytes: settings.request_memory_budget_bytes(),
         audit_retention: settings.audit_retention(),
+        quotas: settings.quota_defaults(),
         ..ServerLimits::default()
     };
     let mut server = Server::new(Arc::clone(&db), admin, limits);

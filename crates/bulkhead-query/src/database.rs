@@ -10,7 +10,7 @@ use crate::tenant::Tenant;
 use crate::{MasterKey, Result};
 use bulkhead_storage::{
     Clock, CollectionInfo, StorageError, Store, StoreOptions, TenantHandle, TenantName, TenantScope,
-    TenantUid,
+    TenantUid, VersionedPolicy,
 };
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -244,6 +244,12 @@ impl Database {
     /// records: data goes only through [`Database::tenant`], which keeps the search state in step.
     pub fn operator(&self) -> Operator<'_> {
         Operator { store: &self.store }
+    }
+
+    /// The policy in force for a tenant (cached with the tenant; no record is read), for a server
+    /// that applies the tenant's quotas before the work.
+    pub fn policy_of(&self, tenant: TenantUid) -> Result<Arc<VersionedPolicy>, StorageError> {
+        self.store.policy(tenant)
     }
 
     /// One tenant's data, reached through its scope.

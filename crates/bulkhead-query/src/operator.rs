@@ -186,6 +186,17 @@ impl Operator<'_> {
         self.store.list_api_keys(tenant)
     }
 
+    /// Locks an API key of `tenant` (a burst, a run of refusals: `reason`) until an operator
+    /// unlocks it; `false` if it was locked already.
+    pub fn lock_api_key(&self, tenant: TenantUid, key_id: &str, reason: &str) -> Result<bool, StorageError> {
+        self.store.lock_api_key(tenant, key_id, reason)
+    }
+
+    /// Unlocks a locked API key of `tenant`; `false` if it was not locked.
+    pub fn unlock_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<bool, StorageError> {
+        self.store.unlock_api_key(tenant, key_id)
+    }
+
     /// Revokes an API key of `tenant`; scopes minted from it stop working at once.
     pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<(), StorageError> {
         self.store.revoke_api_key(tenant, key_id)

@@ -200,6 +200,23 @@ impl Admin for AdminService {
         .await
     }
 
+    async fn unlock_api_key(
+        &self,
+        request: Request<pb::UnlockApiKeyRequest>,
+    ) -> Result<Response<pb::UnlockApiKeyResponse>, Status> {
+        let shared = Arc::clone(&self.shared);
+        self.call(request, "admin-unlock-api-key", move |db, req| {
+            let was_locked = db
+                .operator()
+                .unlock_api_key(&tenant_name(req.tenant)?, &req.key_id)
+                .map_err(status::from_storage)?;
+            // The key starts afresh: its old requests and refusals no longer count.
+            shared.lockout.forget(&req.key_id);
+            Ok(pb::UnlockApiKeyResponse { was_locked })
+        })
+        .await
+    }
+
     async fn revoke_api_key(
         &self,
         request: Request<pb::RevokeApiKeyRequest>,

@@ -15,6 +15,7 @@
 use crate::auth::{self, DataOp};
 use crate::budget::{CALL, CallBudget, LimitedBody};
 use crate::limits::{self, MessageLimit};
+use crate::quota::TenantLimits;
 use crate::server::{self, Shared};
 use crate::status;
 use bulkhead_query::TenantScope;
@@ -60,12 +61,13 @@ pub(crate) struct Timing {
     pub(crate) budget: Duration,
 }
 
-/// An admitted data-plane call: its scope, until its handler takes it.
+/// An admitted data-plane call: its scope, until its handler takes it, and its tenant's limits.
 #[derive(Debug)]
 struct Admitted {
     op: DataOp,
     timing: Timing,
     scope: Mutex<Option<TenantScope>>,
+    limits: Arc<TenantLimits>,
 }
 
 impl Admitted {
@@ -80,14 +82,14 @@ impl Admitted {
 pub(crate) struct AdmittedCall(Arc<Admitted>);
 
 impl AdmittedCall {
-    /// The scope and timing of a call admitted for `op`; `None` if it was not admitted for `op` or
-    /// the scope was already taken.
-    pub(crate) fn take(&self, op: DataOp) -> Option<(TenantScope, Timing)> {
+    /// The scope, timing and tenant limits of a call admitted for `op`; `None` if it was not
+    /// admitted for `op` or the scope was already taken.
+    pub(crate) fn take(&self, op: DataOp) -> Option<(TenantScope, Timing, Arc<TenantLimits>)> {
         if self.0.op != op {
             tracing::error!(admitted = op.audit_name(), "a call reached the handler of another operation");
             return None;
         }
-        self.0.take().map(|scope| (scope, self.0.timing))
+        self.0.take().map(|scope| (scope, self.0.timing, Arc::clone(&self.0.limits)))
     }
 }
 
@@ -173,15 +175,18 @@ where
     let mut request = request;
     match plane {
         Plane::Data(op) => {
-            let scope = match authorize(&shared, move |shared| {
-                auth::authorize_data(&shared.db, &shared.admin, &token, op)
-            })
-            .await
+            let (scope, limits) = match authorize(&shared, move |shared| shared.admit_data(&token, op)).await
             {
-                Ok(scope) => scope,
+                Ok(admitted) => admitted,
                 Err(status) => return Ok(status.into_http()),
             };
-            let admitted = Arc::new(Admitted { op, timing, scope: Mutex::new(Some(scope)) });
+            // The tenant's request rate, before a byte of the body is read. A throttled call is
+            // counted, not audited: a flood must not turn into a flood of audit writes.
+            if let Err(throttled) = limits.admit_request() {
+                shared.count_throttled(scope.tenant_uid(), op, &throttled, timing);
+                return Ok(throttled.into_http());
+            }
+            let admitted = Arc::new(Admitted { op, timing, scope: Mutex::new(Some(scope)), limits });
             request.extensions_mut().insert(AdmittedCall(Arc::clone(&admitted)));
             let response = serve(&shared, inner, request, limit, timing).await?;
             // The handler takes the scope. If it is still here, the call was refused before its

@@ -29,7 +29,7 @@ pub(crate) enum AuthError {
     /// A tenant API key was presented to the admin plane.
     TenantKeyOnAdmin { tenant: TenantUid },
     /// The key's role is below what the operation needs.
-    Role { role: Role, operation: &'static str, tenant: TenantUid },
+    Role { role: Role, operation: &'static str, tenant: TenantUid, key: Option<String> },
 }
 
 impl AuthError {
@@ -39,6 +39,7 @@ impl AuthError {
             AuthError::Missing => "missing-credential",
             AuthError::Malformed => "malformed-credential",
             AuthError::Storage(StorageError::Unauthenticated) => "unauthenticated",
+            AuthError::Storage(StorageError::KeyLocked) => "locked-key",
             AuthError::Storage(_) => "internal",
             AuthError::AdminOnDataPlane => "admin-on-data-plane",
             AuthError::TenantKeyOnAdmin { .. } => "tenant-key-on-admin",
@@ -210,7 +211,12 @@ pub(crate) fn authorize_data(
     let scope = db.operator().authenticate(token).map_err(AuthError::Storage)?;
     if scope.role() < op.required_role() {
         record_refusal(db, &scope, op.audit_name(), "permission-denied");
-        return Err(AuthError::Role { role: scope.role(), operation: op.verb(), tenant: scope.tenant_uid() });
+        return Err(AuthError::Role {
+            role: scope.role(),
+            operation: op.verb(),
+            tenant: scope.tenant_uid(),
+            key: scope.key_id(),
+        });
     }
     Ok(scope)
 }

@@ -7,7 +7,7 @@
 //! Nothing here holds a secret: the master key, the admin token and the TLS private key appear only
 //! as the paths of their files.
 
-use crate::{ServerError, limits};
+use crate::{QuotaDefaults, ServerError, limits};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -57,6 +57,9 @@ pub struct ServeConfig {
     /// The server's settable limits.
     #[serde(default, skip_serializing_if = "LimitsConfig::is_empty")]
     pub limits: LimitsConfig,
+    /// The quotas of a tenant whose policy sets none.
+    #[serde(default, skip_serializing_if = "QuotasConfig::is_empty")]
+    pub quotas: QuotasConfig,
     /// Logging.
     #[serde(default, skip_serializing_if = "LogConfig::is_empty")]
     pub log: LogConfig,
@@ -97,6 +100,30 @@ pub struct LimitsConfig {
     /// ([`limits::REQUEST_MEMORY_BUDGET_BYTES`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_memory_budget_bytes: Option<usize>,
+}
+
+/// `[quotas]`: the quotas of each tenant whose policy sets none (see `docs/LIMITS.md`).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Requests a second of one tenant (default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+    /// Upserted bytes a second of one tenant (default: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_bytes_per_second: Option<u64>,
+    /// Searches of one tenant at once ([`limits::MAX_TENANT_SEARCHES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_searches: Option<u32>,
+    /// Work permits one tenant may hold at once (default: half of `limits.max_concurrent_work`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tenant_work: Option<u32>,
+}
+
+impl QuotasConfig {
+    fn is_empty(&self) -> bool {
+        *self == QuotasConfig::default()
+    }
 }
 
 /// `[log]`: what the server logs and how.
@@ -201,6 +228,19 @@ impl ServeConfig {
                 limits::wire_reservation(limits::MAX_MESSAGE_BYTES)
             ));
         }
+        let q = &self.quotas;
+        if q.requests_per_second == Some(0)
+            || q.write_bytes_per_second == Some(0)
+            || q.max_concurrent_searches == Some(0)
+            || q.max_tenant_work == Some(0)
+        {
+            return invalid(
+                "every quota in [quotas] must be at least 1 (leave it out for the default)".to_owned(),
+            );
+        }
+        if q.max_tenant_work.is_some_and(|w| w as usize > self.max_concurrent_work()) {
+            return invalid("quotas.max_tenant_work must be at most limits.max_concurrent_work".to_owned());
+        }
         if self.audit_retention_days == Some(0) {
             return invalid(
                 "audit_retention_days must be at least 1 (leave it out to keep events forever)".to_owned(),
@@ -245,10 +285,36 @@ impl ServeConfig {
                     .request_memory_budget_bytes
                     .or(self.limits.request_memory_budget_bytes),
             },
+            quotas: QuotasConfig {
+                requests_per_second: higher.quotas.requests_per_second.or(self.quotas.requests_per_second),
+                write_bytes_per_second: higher
+                    .quotas
+                    .write_bytes_per_second
+                    .or(self.quotas.write_bytes_per_second),
+                max_concurrent_searches: higher
+                    .quotas
+                    .max_concurrent_searches
+                    .or(self.quotas.max_concurrent_searches),
+                max_tenant_work: higher.quotas.max_tenant_work.or(self.quotas.max_tenant_work),
+            },
             log: LogConfig {
                 level: higher.log.level.or(self.log.level),
                 format: higher.log.format.or(self.log.format),
             },
+        }
+    }
+
+    /// The quotas of a tenant whose policy sets none: the `[quotas]` set, the rest
+    /// [`QuotaDefaults::for_work`] of the server's work permits.
+    pub fn quota_defaults(&self) -> QuotaDefaults {
+        let defaults = QuotaDefaults::for_work(self.max_concurrent_work());
+        let q = &self.quotas;
+        QuotaDefaults {
+            requests_per_second: q.requests_per_second.or(defaults.requests_per_second),
+            write_bytes_per_second: q.write_bytes_per_second.or(defaults.write_bytes_per_second),
+            max_concurrent_searches: q.max_concurrent_searches.unwrap_or(defaults.max_concurrent_searches),
+            max_tenant_work: q.max_tenant_work.unwrap_or(defaults.max_tenant_work),
+            ..defaults
         }
     }
 
@@ -355,6 +421,15 @@ impl ServeConfig {
                 index_memory_budget_bytes: Some(self.index_memory_budget_bytes()),
                 max_connections: Some(self.max_connections()),
                 request_memory_budget_bytes: Some(self.request_memory_budget_bytes()),
+            },
+            quotas: {
+                let q = self.quota_defaults();
+                QuotasConfig {
+                    requests_per_second: q.requests_per_second,
+                    write_bytes_per_second: q.write_bytes_per_second,
+                    max_concurrent_searches: Some(q.max_concurrent_searches),
+                    max_tenant_work: Some(q.max_tenant_work),
+                }
             },
             log: LogConfig { level: Some(self.log_level().to_owned()), format: Some(self.log_format()) },
             ..self.clone()

@@ -285,6 +285,7 @@ pub(crate) fn api_key_to(key: ApiKeyInfo) -> pb::ApiKey {
         created_ms: key.created_ms,
         expires_ms: key.expires_ms,
         revoked: key.revoked,
+        locked: key.locked,
         user: match &key.binding {
             KeyBinding::User { user, groups } => {
                 Some(pb::UserBinding { user: user.clone(), groups: groups.clone() })

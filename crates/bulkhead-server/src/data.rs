@@ -24,16 +24,17 @@ impl DataService {
     }
 
     /// Runs `work` on the scope's tenant: the scope the admission layer minted for `op`.
-    async fn tenant<Req: Send + 'static, T: prost::Message + 'static>(
+    async fn tenant<Req: prost::Message + 'static, T: prost::Message + 'static>(
         &self,
         request: Request<Req>,
         op: DataOp,
         work: impl FnOnce(&Tenant<'_>, &TenantScope, &CallContext, Req) -> Result<T, Status> + Send + 'static,
     ) -> Result<Response<T>, Status> {
         let (_, extensions, message) = request.into_parts();
+        let bytes = message.encoded_len();
         let result = self
             .shared
-            .data(extensions.get::<AdmittedCall>(), op, move |db, scope, context| {
+            .data(extensions.get::<AdmittedCall>(), op, bytes, move |db, scope, context| {
                 let tenant = db.tenant(&scope).map_err(status::from_query)?;
                 let result = work(&tenant, &scope, context, message);
                 // A request refused here before it reached an operation (a malformed field, a batch

@@ -10,7 +10,8 @@
 //! turns a request's credential into a scope (or the admin's right) and holds the role each RPC
 //! needs; `data.rs` and `admin.rs` implement the two services; `convert.rs` is every proto ⇄
 //! domain conversion; `status.rs` is the one place errors become `tonic::Status`; `limits.rs` the
-//! server's own limits; `client.rs` the client side used by the CLI and the tests; `tls.rs` the TLS
+//! server's own limits; `quota.rs` each tenant's share (rates, searches at once, work permits);
+//! `client.rs` the client side used by the CLI and the tests; `tls.rs` the TLS
 //! identity of the server and the trust of a client; `config.rs` the settings of `bulkhead serve`
 //! and their precedence; `error.rs` the library's one error type, [`ServerError`].
 
@@ -27,7 +28,9 @@ mod convert;
 mod data;
 mod error;
 pub mod limits;
+mod lockout;
 mod metrics;
+mod quota;
 pub mod server;
 mod status;
 pub mod tls;
@@ -37,6 +40,7 @@ mod tests;
 
 pub use auth::{ADMIN_TOKEN_ENV, AdminToken};
 pub use error::ServerError;
+pub use quota::QuotaDefaults;
 pub use server::{RequestMemory, Server, ServerLimits, WorkGate};
 pub use tls::{ClientTls, ServerTls};
 

@@ -33,6 +33,14 @@ pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
 /// over all connections; more wait for a permit within their deadline.
 pub const MAX_CONCURRENT_WORK: usize = 64;
 
+/// The default number of searches one tenant runs at once; a tenant's policy may set its own
+/// (`max_concurrent_searches`). As many more wait; beyond them, calls are refused.
+pub const MAX_TENANT_SEARCHES: u32 = 16;
+
+/// The default number of refusals (permission denied) of one API key within five minutes that
+/// locks the key until an operator unlocks it; a tenant's policy may set its own (`max_denials`).
+pub const MAX_DENIALS: u32 = 100;
+
 /// Connections the metrics endpoint serves at once; while they are all busy it accepts no more (a
 /// scraper needs one, and each is closed within five seconds of being accepted).
 pub const MAX_METRICS_CONNECTIONS: usize = 16;
@@ -223,6 +231,7 @@ pub const REQUEST_MESSAGE_LIMITS: &[(&str, MessageLimit)] = &[
     ("/bulkhead.v1.Admin/IssueApiKey", PRINCIPAL),
     ("/bulkhead.v1.Admin/ListApiKeys", SMALL),
     ("/bulkhead.v1.Admin/RevokeApiKey", SMALL),
+    ("/bulkhead.v1.Admin/UnlockApiKey", SMALL),
     ("/bulkhead.v1.Admin/RevokeAllApiKeys", SMALL),
     ("/bulkhead.v1.Admin/RotateTenantKey", SMALL),
     ("/bulkhead.v1.Admin/GetRotationStatus", SMALL),

@@ -72,6 +72,7 @@ pub(crate) struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     denials: Family<DenialLabels, Counter>,
+    lockouts: Family<DenialLabels, Counter>,
     index_memory: Gauge,
     cache_hits: Gauge<u64, AtomicU64>,
     cache_misses: Gauge<u64, AtomicU64>,
@@ -100,6 +101,12 @@ impl Metrics {
             "denials",
             "Calls refused by authentication or authorisation, by tenant (none if unknown) and reason",
             denials.clone(),
+        );
+        let lockouts = Family::<DenialLabels, Counter>::default();
+        registry.register(
+            "key_lockouts",
+            "API keys locked until an operator unlocks them, by tenant and reason (burst, denials)",
+            lockouts.clone(),
         );
         let index_memory = Gauge::default();
         registry.register(
@@ -142,6 +149,7 @@ impl Metrics {
             requests,
             latency,
             denials,
+            lockouts,
             index_memory,
             cache_hits,
             cache_misses,
@@ -168,6 +176,11 @@ impl Metrics {
             .get_or_create(&LatencyLabels { tenant: tenant.clone(), operation })
             .observe(took.as_secs_f64());
         self.requests.get_or_create(&RequestLabels { tenant, operation, outcome }).inc();
+    }
+
+    /// Counts a locked API key.
+    pub(crate) fn lockout(&self, tenant: String, reason: &'static str) {
+        self.lockouts.get_or_create(&DenialLabels { tenant, reason }).inc();
     }
 
     /// Counts a refused credential.

@@ -6,17 +6,19 @@
 use crate::ServerError;
 use crate::admin::AdminService;
 use crate::admission::{AdmissionLayer, AdmittedCall, AdmittedOperator, Timing};
-use crate::auth::{AdminToken, DataOp};
+use crate::auth::{self, AdminToken, AuthError, DataOp};
 use crate::background;
 use crate::budget::RequestBudget;
 use crate::data::DataService;
 use crate::limits;
+use crate::lockout::Lockout;
 use crate::metrics::{self, Metrics};
 use crate::proto::admin_server::AdminServer;
 use crate::proto::data_plane_server::DataPlaneServer;
+use crate::quota::{QuotaDefaults, Quotas, TenantLimits};
 use crate::status;
 use crate::tls::ServerTls;
-use bulkhead_query::{Database, TenantScope};
+use bulkhead_query::{Database, StorageError, TenantScope, TenantUid};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +48,8 @@ pub struct ServerLimits {
     /// How long audit events are kept: older ones are pruned hourly, leaving a verifiable
     /// checkpoint. `None` (the default) keeps them forever.
     pub audit_retention: Option<Duration>,
+    /// The quotas of a tenant whose policy sets none (see `quota.rs`).
+    pub quotas: QuotaDefaults,
 }
 
 impl Default for ServerLimits {
@@ -58,6 +62,7 @@ impl Default for ServerLimits {
             max_connections: limits::MAX_CONNECTIONS,
             request_memory_budget_bytes: limits::REQUEST_MEMORY_BUDGET_BYTES,
             audit_retention: None,
+            quotas: QuotaDefaults::for_work(limits::MAX_CONCURRENT_WORK),
         }
     }
 }
@@ -70,6 +75,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) budget: Arc<RequestBudget>,
     work: Arc<Semaphore>,
+    quotas: Quotas,
+    pub(crate) lockout: Lockout,
 }
 
 /// The server over one open database.
@@ -117,7 +124,10 @@ impl Server {
         let work = Arc::new(Semaphore::new(limits.max_concurrent_work.max(1)));
         let metrics = Arc::new(Metrics::new());
         let budget = Arc::new(RequestBudget::new(limits.request_memory_budget_bytes));
-        Server { shared: Arc::new(Shared { db, admin, limits, metrics, budget, work }), tls: None }
+        let quotas = Quotas::new(limits.quotas);
+        let lockout = Lockout::new(db.clock().now());
+        let shared = Shared { db, admin, limits, metrics, budget, work, quotas, lockout };
+        Server { shared: Arc::new(shared), tls: None }
     }
 
     /// Serves the metrics (`GET /metrics`, OpenMetrics text) on `listener` until the returned task
@@ -292,6 +302,7 @@ impl Shared {
     async fn blocking<T: Send + 'static>(
         self: &Arc<Self>,
         timing: Timing,
+        held: Vec<OwnedSemaphorePermit>,
         work: impl FnOnce(&Shared, &CallContext) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let Timing { deadline, budget, .. } = timing;
@@ -316,7 +327,7 @@ impl Shared {
         // Set however this future ends: answered, timed out below, or dropped with its connection.
         let _cancel = CancelOnDrop(Arc::clone(&context.cancelled));
         let task = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _permits = (permit, held);
             let _reserved = reserved;
             work(&shared, &context)
         });
@@ -327,6 +338,78 @@ impl Shared {
         }
     }
 
+    /// The limits of a tenant, under its policy in force.
+    fn limits_of(&self, tenant: TenantUid) -> Result<Arc<TenantLimits>, AuthError> {
+        let policy = self.db.policy_of(tenant).map_err(AuthError::Storage)?;
+        Ok(self.quotas.of(tenant, &policy))
+    }
+
+    /// Authenticates a data-plane call (`auth::authorize_data`) and returns its scope with its
+    /// tenant's limits, counting the call against its key's lockout windows: the call that takes a
+    /// key past its tenant's burst threshold locks the key and is refused as a locked key's are,
+    /// and a role refusal counts against the key's refusals. On the blocking pool.
+    pub(crate) fn admit_data(
+        &self,
+        token: &str,
+        op: DataOp,
+    ) -> Result<(TenantScope, Arc<TenantLimits>), AuthError> {
+        let scope = auth::authorize_data(&self.db, &self.admin, token, op).inspect_err(|refused| {
+            if let AuthError::Role { tenant, key: Some(key), .. } = refused {
+                self.count_denial(*tenant, key);
+            }
+        })?;
+        let limits = self.limits_of(scope.tenant_uid())?;
+        if let Some(key) = scope.key_id() {
+            let now = self.db.clock().now();
+            if let Some(reason) = self.lockout.request(scope.tenant_uid(), &key, now, limits.thresholds()) {
+                self.lock(scope.tenant_uid(), &key, reason);
+                return Err(AuthError::Storage(StorageError::KeyLocked));
+            }
+        }
+        Ok((scope, limits))
+    }
+
+    /// Counts a call refused by its tenant's quotas (metrics only: not an audit event).
+    pub(crate) fn count_throttled(&self, tenant: TenantUid, op: DataOp, refused: &Status, timing: Timing) {
+        let outcome = status::reason_code(refused.code());
+        self.metrics.request(tenant.short(), op.audit_name(), outcome, timing.arrived.elapsed());
+    }
+
+    /// Counts a refusal (permission denied) of a tenant's key; locks the key at its tenant's
+    /// threshold.
+    pub(crate) fn count_denial(&self, tenant: TenantUid, key: &str) {
+        let Ok(limits) = self.limits_of(tenant) else { return };
+        let now = self.db.clock().now();
+        if let Some(reason) = self.lockout.denied(key, now, limits.thresholds()) {
+            self.lock(tenant, key, reason);
+        }
+    }
+
+    /// Locks a key in storage (it is refused from its next call on, across restarts) and counts it.
+    fn lock(&self, tenant: TenantUid, key: &str, reason: &'static str) {
+        match self.db.operator().lock_api_key(tenant, key, reason) {
+            Ok(_) => self.metrics.lockout(tenant.short(), reason),
+            Err(e) => tracing::error!(tenant = %tenant.short(), error = %e, "could not lock an api key"),
+        }
+        self.lockout.forget(key);
+    }
+
+    /// The tenant's part of a call's admission, after its body was read (`bytes`, encoded): its
+    /// upserted bytes a second (an upsert), then its permits (see `quota.rs`).
+    async fn tenant_permits(
+        &self,
+        limits: &TenantLimits,
+        op: DataOp,
+        bytes: usize,
+        timing: Timing,
+    ) -> Result<Vec<OwnedSemaphorePermit>, Status> {
+        if op == DataOp::Upsert {
+            limits.admit_write(bytes)?;
+        }
+        let search = matches!(op, DataOp::Search | DataOp::SearchBatch);
+        limits.enter(search, timing).await
+    }
+
     /// A data-plane call, admitted by the admission layer, which authenticated its credential and
     /// role on the headers and left the scope in `admitted`; without it nothing runs. `work` gets
     /// the scope on the blocking pool.
@@ -334,14 +417,29 @@ impl Shared {
         self: &Arc<Self>,
         admitted: Option<&AdmittedCall>,
         op: DataOp,
+        bytes: usize,
         work: impl FnOnce(&Database, TenantScope, &CallContext) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        let (scope, timing) = admitted.and_then(|a| a.take(op)).ok_or_else(not_admitted)?;
-        self.blocking(timing, move |shared, context| {
-            let tenant = scope.tenant_uid().short();
+        let (scope, timing, limits) = admitted.and_then(|a| a.take(op)).ok_or_else(not_admitted)?;
+        let held = match self.tenant_permits(&limits, op, bytes, timing).await {
+            Ok(held) => held,
+            Err(refused) => {
+                self.count_throttled(scope.tenant_uid(), op, &refused, timing);
+                return Err(refused);
+            }
+        };
+        self.blocking(timing, held, move |shared, context| {
+            let (tenant, key) = (scope.tenant_uid(), scope.key_id());
             let result = work(&shared.db, scope, context).and_then(|answer| shared.deliverable(answer));
+            // A refusal by the tenant's policy (or of a principal the key may not name) counts
+            // against the key like a role refusal.
+            if let (Err(refused), Some(key)) = (&result, key)
+                && refused.code() == tonic::Code::PermissionDenied
+            {
+                shared.count_denial(tenant, &key);
+            }
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
-            shared.metrics.request(tenant, op.audit_name(), outcome, timing.arrived.elapsed());
+            shared.metrics.request(tenant.short(), op.audit_name(), outcome, timing.arrived.elapsed());
             result
         })
         .await
@@ -355,7 +453,7 @@ impl Shared {
         work: impl FnOnce(&Database) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let AdmittedOperator(timing) = admitted.cloned().ok_or_else(not_admitted)?;
-        self.blocking(timing, move |shared, _| {
+        self.blocking(timing, Vec::new(), move |shared, _| {
             let result = work(&shared.db).and_then(|answer| shared.deliverable(answer));
             let outcome = result.as_ref().map_or_else(|s| status::reason_code(s.code()), |_| "ok");
             shared.metrics.request(

@@ -50,6 +50,9 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         StorageError::AlreadyExists { .. } => Status::already_exists(error.to_string()),
         StorageError::Unauthenticated => Status::unauthenticated(error.to_string()),
         StorageError::PermissionDenied { .. } => Status::permission_denied(error.to_string()),
+        StorageError::KeyLocked => {
+            Status::permission_denied(format!("{error} (`bulkhead admin unlock`; docs/LIMITS.md, lockout)"))
+        }
         // The tenant's own state, with a known remedy (its key rotation): not the caller's fault,
         // not a server fault either.
         StorageError::EncryptionLimit => Status::failed_precondition(error.to_string()),

@@ -76,7 +76,8 @@ impl RefusalLog {
 impl Store {
     /// Checks an API key (`bk_<key id>_<secret>`) against the keyring, in constant time, and mints a
     /// scope for its tenant and role. Unknown, malformed, revoked and expired keys all get
-    /// [`StorageError::Unauthenticated`].
+    /// [`StorageError::Unauthenticated`]; a locked key (see `keylock.rs`) gets
+    /// [`StorageError::KeyLocked`].
     pub fn authenticate(&self, token: &str) -> Result<TenantScope> {
         let mut parts = token.strip_prefix("bk_").unwrap_or("").splitn(2, '_');
         let (Some(key_id), Some(secret_hex)) = (parts.next(), parts.next()) else {
@@ -105,6 +106,11 @@ impl Store {
             };
             self.record_refused_key(uid, raw_key_id, key_id, outcome)?;
             return Err(StorageError::Unauthenticated);
+        }
+        // A locked key proved its secret, so it may learn why it is refused.
+        if self.key_locked(&raw_key_id)? {
+            self.record_refused_key(uid, raw_key_id, key_id, "locked-key")?;
+            return Err(StorageError::KeyLocked);
         }
         // A key whose tenant is gone authenticates nobody.
         self.load_tenant(uid).map_err(|e| match e {
@@ -184,6 +190,9 @@ impl Store {
             });
             if !still_valid {
                 return Err(StorageError::Unauthenticated);
+            }
+            if self.key_locked(key_id)? {
+                return Err(StorageError::KeyLocked);
             }
         }
         let state = self.load_tenant(scope.tenant)?;

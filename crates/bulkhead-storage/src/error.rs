@@ -54,6 +54,11 @@ pub enum StorageError {
     #[error("invalid or expired credential")]
     Unauthenticated,
 
+    /// The API key is valid but locked, after a burst of requests or a run of refusals, until an
+    /// operator unlocks it.
+    #[error("this API key is locked (a burst of requests or a run of refusals); an operator unlocks it")]
+    KeyLocked,
+
     /// The credential is valid but its role does not allow the operation.
     #[error("the credential's role does not allow {operation}")]
     PermissionDenied { operation: &'static str },
@@ -101,6 +106,7 @@ impl StorageError {
             StorageError::AlreadyExists { .. } => "already-exists",
             StorageError::InvalidArgument { .. } => "invalid-argument",
             StorageError::Unauthenticated => "unauthenticated",
+            StorageError::KeyLocked => "locked-key",
             StorageError::PermissionDenied { .. } => "permission-denied",
             StorageError::ForeignScope => "foreign-scope",
             StorageError::EncryptionLimit => "encryption-limit",

@@ -17,6 +17,7 @@
 //! sys             "tenant/" tag                              sealed TenantRecord        system.rs
 //! sys             "apikey/" key id                           sealed ApiKeyRecord        system.rs
 //! sys             "policy/" uid                              sealed VersionedPolicy     system.rs
+//! sys             "keylock/" key id                          sealed KeyLockRecord       system.rs
 //! sys             "audit/" uid seq                           audit event (V1 or V2)     audit.rs
 //! sys             "auditck/" uid                             Checkpoint                 audit.rs
 //! sys             "audithead/" uid                           Anchor                     audit.rs

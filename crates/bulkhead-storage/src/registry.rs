@@ -41,6 +41,8 @@ pub struct ApiKeyInfo {
     pub expires_ms: Option<u64>,
     /// Whether it was revoked.
     pub revoked: bool,
+    /// Whether it is locked (a burst or a run of refusals) until an operator unlocks it.
+    pub locked: bool,
     /// Whom its searches run for.
     pub binding: KeyBinding,
 }
@@ -231,8 +233,11 @@ impl Store {
             let (key, value) = item?;
             let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
             if record.tenant_uid == *info.uid.as_bytes() {
+                let raw_id: [u8; 16] =
+                    layout::apikey_id(&key).try_into().map_err(|_| StorageError::Codec("api key"))?;
                 out.push(ApiKeyInfo {
-                    key_id: hex::encode(layout::apikey_id(&key)),
+                    key_id: hex::encode(raw_id),
+                    locked: self.key_locked(&raw_id)?,
                     role: record.role,
                     label: record.label,
                     created_ms: record.created_ms,

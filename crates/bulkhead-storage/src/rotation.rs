@@ -249,6 +249,9 @@ impl Store {
             let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
             if record.tenant_uid == owner {
                 batch.delete(&sys, &key);
+                if let Ok(raw_id) = <[u8; 16]>::try_from(layout::apikey_id(&key)) {
+                    batch.delete(&sys, layout::key_lock_key(&raw_id));
+                }
                 purged.push(key.to_vec());
                 revoked += 1;
             }

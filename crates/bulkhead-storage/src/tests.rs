@@ -416,3 +416,40 @@ fn policies_written_before_quotas_read_with_default_quotas() {
     bytes[tag] = 2; // an option tag that is neither 0 nor 1
     assert!(decode_policy(&bytes).is_err());
 }
+
+#[test]
+fn a_locked_key_stays_locked_across_a_restart_until_unlocked() {
+    use bulkhead_crypto::MasterKey;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_path = dir.path().join("k");
+    MasterKey::generate().write_new_file(&key_path).expect("key");
+    let path = dir.path().join("db");
+    let open = || Store::open(&path, MasterKey::from_file(&key_path).expect("key"), StoreOptions::default());
+    let name = TenantName::new("acme").expect("name");
+    let (token, key_id, other_token) = {
+        let store = open().expect("open");
+        let uid = store.create_tenant(&name).expect("tenant").uid;
+        let issued = store.issue_api_key(&name, Role::Reader, "", None).expect("key");
+        let other = store.issue_api_key(&name, Role::Reader, "", None).expect("key");
+        let scope = store.authenticate(&issued.token).expect("valid");
+        assert!(store.lock_api_key(uid, &issued.key_id, "denials").expect("lock"));
+        assert!(!store.lock_api_key(uid, &issued.key_id, "denials").expect("again"), "already locked");
+        assert!(matches!(store.tenant(&scope), Err(StorageError::KeyLocked)), "a scope minted before");
+        // Another tenant's key id, or a malformed one, is not found.
+        let globex = store.create_tenant(&TenantName::new("globex").expect("name")).expect("tenant").uid;
+        assert!(matches!(
+            store.lock_api_key(globex, &other.key_id, "denials"),
+            Err(StorageError::NotFound { .. })
+        ));
+        assert!(store.lock_api_key(uid, &other.key_id, "bad\nreason").is_err());
+        (issued.token, issued.key_id, other.token)
+    };
+    let store = open().expect("reopen");
+    assert!(matches!(store.authenticate(&token), Err(StorageError::KeyLocked)));
+    assert!(store.authenticate(&other_token).is_ok(), "only that key");
+    let keys = store.list_api_keys(&name).expect("keys");
+    assert_eq!(keys.iter().filter(|k| k.locked).map(|k| k.key_id.as_str()).collect::<Vec<_>>(), [&key_id]);
+    assert!(store.unlock_api_key(&name, &key_id).expect("unlock"));
+    assert!(!store.unlock_api_key(&name, &key_id).expect("again"));
+    assert!(store.authenticate(&token).is_ok());
+}

@@ -3,7 +3,9 @@
 //! name them. How the binary layers flags, environment and file is tested with the binary, in
 //! `crates/bulkhead-cli/tests/it/config.rs`.
 
-use bulkhead_server::config::{DEFAULT_LISTEN, LimitsConfig, LogConfig, LogFormat, ServeConfig, TlsConfig};
+use bulkhead_server::config::{
+    DEFAULT_LISTEN, LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, TlsConfig,
+};
 use std::path::{Path, PathBuf};
 
 fn example() -> PathBuf {
@@ -51,6 +53,8 @@ fn the_example_file_parses_and_sets_every_setting() {
                 max_connections,
                 request_memory_budget_bytes,
             },
+        quotas:
+            QuotasConfig { requests_per_second, write_bytes_per_second, max_concurrent_searches, max_tenant_work },
         log: LogConfig { level, format },
     } = full;
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
@@ -65,6 +69,10 @@ fn the_example_file_parses_and_sets_every_setting() {
     assert_eq!(max_connections, Some(bulkhead_server::limits::MAX_CONNECTIONS));
     assert_eq!(request_memory_budget_bytes, Some(bulkhead_server::limits::REQUEST_MEMORY_BUDGET_BYTES));
     assert_eq!(level.as_deref(), Some(bulkhead_server::config::DEFAULT_LOG_LEVEL));
+    assert!(requests_per_second.is_some() && write_bytes_per_second.is_some(), "no default, an example");
+    assert_eq!(max_concurrent_searches, Some(bulkhead_server::limits::MAX_TENANT_SEARCHES));
+    let half = bulkhead_server::limits::MAX_CONCURRENT_WORK / 2;
+    assert_eq!(max_tenant_work.map(|w| w as usize), Some(half));
     assert_eq!(bulkhead_server::client::DEFAULT_ADDRESS.parse().ok(), Some(DEFAULT_LISTEN));
 }
 
@@ -82,6 +90,9 @@ fn unknown_keys_and_bad_values_are_errors_that_name_them() {
         ("[limits]\nrequest_memory_budget_bytes = 1048576\n", "request_memory_budget_bytes"),
         ("[limits]\nrequest_timeout_ms = \"soon\"\n", "request_timeout_ms"),
         ("[log]\nformat = \"xml\"\n", "format"),
+        ("[quotas]\nrequests_per_second = 0\n", "[quotas]"),
+        ("[quotas]\nmax_tenant_work = 65\n", "max_tenant_work"),
+        ("[quotas]\nmax_searches = 1\n", "max_searches"),
         ("[log]\nlevel = \"=^.^=\"\n", "log.level"),
     ] {
         let error = ServeConfig::parse(text, base).expect_err(text);

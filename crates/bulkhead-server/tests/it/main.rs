@@ -11,5 +11,6 @@ mod harness;
 mod limits;
 mod logs;
 mod metrics;
+mod quotas;
 mod tls;
 mod wire;

@@ -16,6 +16,8 @@
 //! "tenant/" tag(32)                                sealed TenantRecord (registry cipher, Registry)
 //! "apikey/" key id(16)                             sealed ApiKeyRecord (registry cipher, Registry)
 //! "policy/" uid(16)                                sealed VersionedPolicy (registry cipher, Registry)
+//! "keylock/" key id(16)                            sealed KeyLockRecord (registry cipher, Registry):
+//!                                                  the API key is locked until an operator unlocks it
 //! ```
 //!
 //! An *owner* is a tenant's uid, or sixteen zero bytes for the registry's own keys. The tenant
@@ -60,6 +62,7 @@ pub(crate) const ROTATION_PREFIX: &[u8] = b"rotate/";
 pub(crate) const TENANT_PREFIX: &[u8] = b"tenant/";
 pub(crate) const APIKEY_PREFIX: &[u8] = b"apikey/";
 const POLICY_PREFIX: &[u8] = b"policy/";
+const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
 
 /// The domain of control-record tags.
 const CONTROL_DOMAIN: &[u8] = b"keyring-control";
@@ -129,6 +132,11 @@ pub(crate) fn tenant_key(system: &OwnerCipher, name: &TenantName) -> Vec<u8> {
 
 pub(crate) fn apikey_key(key_id: &[u8; 16]) -> Vec<u8> {
     concat(&[APIKEY_PREFIX, key_id])
+}
+
+/// The key of an API key's lock record.
+pub(crate) fn key_lock_key(key_id: &[u8; 16]) -> Vec<u8> {
+    concat(&[KEY_LOCK_PREFIX, key_id])
 }
 
 /// The key id of an API key record, from its key.
@@ -218,6 +226,21 @@ pub(crate) struct ApiKeyRecord {
     pub(crate) expires_ms: Option<u64>,
     pub(crate) revoked: bool,
     pub(crate) binding: KeyBinding,
+}
+
+/// Why and when an API key was locked (see the server's `lockout.rs`); its key is the key id, and
+/// it is removed by an unlock.
+///
+/// ```text
+/// tenant_uid  16 bytes
+/// locked_ms   varint u64
+/// reason      string ("burst" or "denials")
+/// ```
+#[derive(Serialize, Deserialize)]
+pub(crate) struct KeyLockRecord {
+    pub(crate) tenant_uid: [u8; 16],
+    pub(crate) locked_ms: u64,
+    pub(crate) reason: String,
 }
 
 /// A tenant-key rotation in progress: every record sealed under an older generation is re-sealed

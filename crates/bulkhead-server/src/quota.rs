@@ -1,0 +1,316 @@
+//! Each tenant's share of the server: its requests and upserted bytes a second (token buckets),
+//! its searches at once, and its part of the work permits, so that one tenant's flood waits or is
+//! refused while the other tenants' calls go on. Each limit is the tenant's policy's
+//! ([`TenantQuotas`]), or the server's default ([`QuotaDefaults`]) where the policy sets none.
+//!
+//! A call meets them in order: the request rate on its headers, before its body is read
+//! (`admission.rs`); then, on its way to the work (`Shared::data`), its upserted bytes, a search
+//! permit (searches only) and a permit of the tenant's work share, each waited for within the
+//! call's deadline behind at most as many waiting calls of the same tenant as the limit allows
+//! (more are refused at once, so a flood holds no unbounded queue); last, one of the server's work
+//! permits. A refusal is `RESOURCE_EXHAUSTED` naming the quota and its limit, and nothing was
+//! touched. The limits follow a policy change on the tenant's next call.
+
+use crate::admission::Timing;
+use crate::lockout::Thresholds;
+use bulkhead_query::{TenantQuotas, TenantUid, VersionedPolicy};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::Status;
+
+/// The server's defaults for the quotas a tenant's policy leaves unset (see `docs/LIMITS.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaDefaults {
+    /// Requests a second of one tenant; `None`: no limit.
+    pub requests_per_second: Option<u32>,
+    /// Upserted bytes (encoded requests) a second of one tenant; `None`: no limit.
+    pub write_bytes_per_second: Option<u64>,
+    /// Searches of one tenant running at once.
+    pub max_concurrent_searches: u32,
+    /// Work permits one tenant may hold at once, of the server's `max_concurrent_work`.
+    pub max_tenant_work: u32,
+    /// A key whose requests over five minutes pass this multiple of its tenant's baseline is
+    /// locked (`lockout.rs`); 0: off.
+    pub burst_multiple: u32,
+    /// A key refused (permission denied) this many times within five minutes is locked; 0: off.
+    pub max_denials: u32,
+}
+
+impl QuotaDefaults {
+    /// The defaults of a server that runs `max_concurrent_work` calls at once: no rate limits, 16
+    /// searches at once, half the work permits per tenant (so that another tenant always finds the
+    /// other half), no burst lockout, and a key locked after 100 refusals in five minutes.
+    pub fn for_work(max_concurrent_work: usize) -> QuotaDefaults {
+        let half = u32::try_from(max_concurrent_work / 2).unwrap_or(u32::MAX).max(1);
+        QuotaDefaults {
+            requests_per_second: None,
+            write_bytes_per_second: None,
+            max_concurrent_searches: crate::limits::MAX_TENANT_SEARCHES,
+            max_tenant_work: half,
+            burst_multiple: 0,
+            max_denials: crate::limits::MAX_DENIALS,
+        }
+    }
+}
+
+/// A token bucket holding one second's worth of its rate.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u64) -> Bucket {
+        let rate = rate as f64;
+        Bucket { rate, tokens: rate, refilled: Instant::now() }
+    }
+
+    /// Takes `amount`. A request larger than the bucket is taken when the bucket is full, leaving
+    /// a debt paid back at the rate, so the average never passes the rate. `false`: not now.
+    fn take(&mut self, amount: f64) -> bool {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.refilled = now;
+        if self.tokens < amount.min(self.rate) {
+            return false;
+        }
+        self.tokens -= amount;
+        true
+    }
+}
+
+/// A semaphore with a bounded queue: at most as many callers wait as there are permits.
+#[derive(Debug)]
+struct Gate {
+    permits: Arc<Semaphore>,
+    limit: u32,
+    waiting: AtomicUsize,
+}
+
+impl Gate {
+    fn new(limit: u32) -> Gate {
+        let limit = limit.max(1);
+        Gate { permits: Arc::new(Semaphore::new(limit as usize)), limit, waiting: AtomicUsize::new(0) }
+    }
+
+    /// A permit, waited for until the call's deadline; `Ok(None)` when the queue is full (the
+    /// caller names the quota).
+    async fn enter(&self, timing: Timing) -> Result<Option<OwnedSemaphorePermit>, Status> {
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Ok(Some(permit));
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limit as usize {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Ok(None);
+        }
+        let waited =
+            tokio::time::timeout_at(timing.deadline, Arc::clone(&self.permits).acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        match waited {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            Ok(Err(_closed)) => Err(Status::unavailable("the server is shutting down")),
+            Err(_elapsed) => Err(crate::status::deadline_exceeded(timing.budget)),
+        }
+    }
+}
+
+/// One tenant's limits, as its policy of `version` sets them.
+#[derive(Debug)]
+pub(crate) struct TenantLimits {
+    version: u64,
+    quotas: Effective,
+    requests: Option<Mutex<Bucket>>,
+    write_bytes: Option<Mutex<Bucket>>,
+    searches: Gate,
+    work: Gate,
+    thresholds: Thresholds,
+}
+
+/// The limits in force for one tenant: its policy's, or the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Effective {
+    requests_per_second: Option<u32>,
+    write_bytes_per_second: Option<u64>,
+    max_concurrent_searches: u32,
+    max_tenant_work: u32,
+}
+
+impl Effective {
+    fn of(quotas: &TenantQuotas, defaults: &QuotaDefaults) -> Effective {
+        Effective {
+            requests_per_second: quotas.requests_per_second.or(defaults.requests_per_second),
+            write_bytes_per_second: quotas.write_bytes_per_second.or(defaults.write_bytes_per_second),
+            max_concurrent_searches: quotas
+                .max_concurrent_searches
+                .unwrap_or(defaults.max_concurrent_searches)
+                .max(1),
+            max_tenant_work: defaults.max_tenant_work.max(1),
+        }
+    }
+}
+
+fn exhausted(quota: &str, limit: impl std::fmt::Display, unit: &str) -> Status {
+    Status::resource_exhausted(format!(
+        "over the tenant's {quota} quota of {limit} {unit} (set by its policy or the server's default); \
+         retry later"
+    ))
+}
+
+impl TenantLimits {
+    fn new(version: u64, quotas: Effective, thresholds: Thresholds) -> TenantLimits {
+        TenantLimits {
+            thresholds,
+            version,
+            quotas,
+            requests: quotas.requests_per_second.map(|r| Mutex::new(Bucket::new(u64::from(r)))),
+            write_bytes: quotas.write_bytes_per_second.map(|r| Mutex::new(Bucket::new(r))),
+            searches: Gate::new(quotas.max_concurrent_searches),
+            work: Gate::new(quotas.max_tenant_work),
+        }
+    }
+
+    /// The tenant's lockout thresholds.
+    pub(crate) fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// Takes one request from the tenant's request rate.
+    pub(crate) fn admit_request(&self) -> Result<(), Status> {
+        let Some(bucket) = &self.requests else { return Ok(()) };
+        if bucket.lock().unwrap_or_else(PoisonError::into_inner).take(1.0) {
+            return Ok(());
+        }
+        Err(exhausted(
+            "requests_per_second",
+            self.quotas.requests_per_second.unwrap_or(0),
+            "requests a second",
+        ))
+    }
+
+    /// Takes `bytes` from the tenant's upserted bytes a second.
+    pub(crate) fn admit_write(&self, bytes: usize) -> Result<(), Status> {
+        let Some(bucket) = &self.write_bytes else { return Ok(()) };
+        if bucket.lock().unwrap_or_else(PoisonError::into_inner).take(bytes as f64) {
+            return Ok(());
+        }
+        let limit = self.quotas.write_bytes_per_second.unwrap_or(0);
+        Err(exhausted("write_bytes_per_second", limit, "bytes a second"))
+    }
+
+    /// The tenant's permits for one call: a search permit for a search, and one of its work share,
+    /// each waited for within the call's deadline.
+    pub(crate) async fn enter(
+        &self,
+        search: bool,
+        timing: Timing,
+    ) -> Result<Vec<OwnedSemaphorePermit>, Status> {
+        let mut held = Vec::with_capacity(2);
+        if search {
+            match self.searches.enter(timing).await? {
+                Some(permit) => held.push(permit),
+                None => {
+                    let limit = self.quotas.max_concurrent_searches;
+                    return Err(exhausted("max_concurrent_searches", limit, "searches at once"));
+                }
+            }
+        }
+        match self.work.enter(timing).await? {
+            Some(permit) => held.push(permit),
+            None => return Err(exhausted("work share", self.quotas.max_tenant_work, "calls at once")),
+        }
+        Ok(held)
+    }
+}
+
+/// Tenants whose limits are kept before the idle ones are let go.
+const TRACKED_TENANTS: usize = 65_536;
+
+/// Every tenant's limits, made on the tenant's first call and remade when its policy changes.
+#[derive(Debug)]
+pub(crate) struct Quotas {
+    defaults: QuotaDefaults,
+    tenants: Mutex<HashMap<TenantUid, Arc<TenantLimits>>>,
+}
+
+impl Quotas {
+    pub(crate) fn new(defaults: QuotaDefaults) -> Quotas {
+        Quotas { defaults, tenants: Mutex::new(HashMap::new()) }
+    }
+
+    /// The limits of `tenant` under `policy`.
+    pub(crate) fn of(&self, tenant: TenantUid, policy: &VersionedPolicy) -> Arc<TenantLimits> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(limits) = tenants.get(&tenant)
+            && limits.version == policy.version
+        {
+            return Arc::clone(limits);
+        }
+        if tenants.len() >= TRACKED_TENANTS {
+            // Tenants with no call in flight start afresh (an idle bucket is full anyway), so the
+            // map holds at most the tenants that are busy, whatever the churn of tenants.
+            tenants.retain(|_, limits| Arc::strong_count(limits) > 1);
+        }
+        let set = &policy.policy.quotas;
+        let quotas = Effective::of(set, &self.defaults);
+        let thresholds = Thresholds::of(set, self.defaults.burst_multiple, self.defaults.max_denials);
+        let limits = Arc::new(TenantLimits::new(policy.version, quotas, thresholds));
+        tenants.insert(tenant, Arc::clone(&limits));
+        limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// How long a test waits for a permit it expects to get at once.
+    const PROMPT: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn a_bucket_holds_one_second_and_lends_to_one_large_request() {
+        let mut requests = Bucket::new(3);
+        assert!((0..3).all(|_| requests.take(1.0)), "a full bucket holds one second's worth");
+        assert!(!requests.take(1.0), "then it is empty");
+        let mut bytes = Bucket::new(1_000);
+        assert!(bytes.take(5_000.0), "a request larger than the bucket passes when it is full");
+        assert!(!bytes.take(1.0), "and leaves a debt");
+        bytes.refilled -= Duration::from_secs(4);
+        assert!(!bytes.take(1.0), "four seconds pay back four of the five thousand bytes");
+        bytes.refilled -= Duration::from_millis(1_100);
+        assert!(bytes.take(1.0), "the fifth second pays the rest");
+    }
+
+    #[tokio::test]
+    async fn a_gate_queues_as_many_callers_as_it_has_permits_and_refuses_the_rest() {
+        let gate = Arc::new(Gate::new(2));
+        let now = tokio::time::Instant::now();
+        let timing = Timing { arrived: now, deadline: now + PROMPT, budget: PROMPT };
+        let held = [gate.enter(timing).await, gate.enter(timing).await].map(|p| p.expect("open"));
+        assert!(held.iter().all(Option::is_some));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let gate = Arc::clone(&gate);
+                tokio::spawn(async move { gate.enter(timing).await })
+            })
+            .collect();
+        while gate.waiting.load(Ordering::Acquire) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(gate.enter(timing).await.expect("open").is_none(), "a third waiter is refused");
+        drop(held);
+        for waiter in waiters {
+            assert!(waiter.await.expect("join").expect("open").is_some(), "the queued callers get in");
+        }
+        let past = Timing { deadline: tokio::time::Instant::now(), ..timing };
+        let _all = [gate.enter(past).await, gate.enter(past).await];
+        let late = gate.enter(past).await.expect_err("a passed deadline waits for nothing");
+        assert_eq!(late.code(), tonic::Code::DeadlineExceeded);
+    }
+}

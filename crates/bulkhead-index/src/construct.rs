@@ -102,6 +102,9 @@ pub struct BuildOptions {
     /// Once set, the native builder stops before its next chunk of insertions and the build fails
     /// with [`IndexError::Cancelled`] (for a job nobody needs any more; hnsw_rs ignores it).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Build on a pool of its own whose threads run at the lowest OS priority
+    /// ([`lower_thread_priority`]), so that a background build yields the cores to queries.
+    pub background: bool,
 }
 
 impl Default for BuildOptions {
@@ -117,7 +120,13 @@ impl BuildOptions {
     /// Returns the default options: [`Builder::Native`], every core, [`DEFAULT_SEED`](Self::DEFAULT_SEED),
     /// no cancellation.
     pub const fn new() -> Self {
-        Self { builder: Builder::Native, threads: None, seed: Self::DEFAULT_SEED, cancel: None }
+        Self {
+            builder: Builder::Native,
+            threads: None,
+            seed: Self::DEFAULT_SEED,
+            cancel: None,
+            background: false,
+        }
     }
 
     /// Returns these options with `builder`.
@@ -128,6 +137,11 @@ impl BuildOptions {
     /// Returns these options with `threads` (`None`: every core).
     pub fn with_threads(self, threads: Option<NonZeroUsize>) -> Self {
         Self { threads, ..self }
+    }
+
+    /// Returns these options for a background build (see [`BuildOptions::background`]).
+    pub fn in_background(self) -> Self {
+        Self { background: true, ..self }
     }
 
     /// Returns these options with `seed`.
@@ -150,17 +164,26 @@ pub(crate) enum Executor {
 }
 
 impl Executor {
-    /// Returns the executor for `threads` (see [`BuildOptions::threads`]).
-    fn new(threads: Option<NonZeroUsize>) -> Result<Self, IndexError> {
-        match threads {
-            None => Ok(Self::Global),
-            Some(threads) => rayon::ThreadPoolBuilder::new()
-                .num_threads(threads.get())
-                .thread_name(|index| format!("bulkhead-build-{index}"))
-                .build()
-                .map(Self::Pool)
-                .map_err(|_| IndexError::BuildFailed),
-        }
+    /// Returns the executor for `threads` (see [`BuildOptions::threads`]); a background build gets
+    /// a pool of its own at the lowest priority, of `threads` or every core.
+    fn new(threads: Option<NonZeroUsize>, background: bool) -> Result<Self, IndexError> {
+        let threads = match (threads, background) {
+            (None, false) => return Ok(Self::Global),
+            (Some(threads), _) => threads.get(),
+            (None, true) => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        };
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|index| format!("bulkhead-build-{index}"))
+            .start_handler(move |_| {
+                if background {
+                    // Refused only where priorities cannot be changed: the build runs all the same.
+                    let _lowered = lower_thread_priority();
+                }
+            })
+            .build()
+            .map(Self::Pool)
+            .map_err(|_| IndexError::BuildFailed)
     }
 
     /// Returns how many threads the work runs on.
@@ -294,7 +317,7 @@ pub(crate) fn build_graph_with_fault(
     if arena.is_empty() {
         return Ok(Graph::empty(params.m));
     }
-    let executor = Executor::new(options.threads)?;
+    let executor = Executor::new(options.threads, options.background)?;
     // Neither builder should panic on validated input (finite rows, parameters in range): hnsw_rs
     // has no error values, so its malformed states end in `panic!`, and ours would panic only on a
     // bug. Catching the panic keeps it from unwinding through the caller; rayon carries a worker's
@@ -328,9 +351,17 @@ pub(crate) fn extend_graph(
     if base.len() == 0 {
         return build_graph(arena, metric, params, options.clone().with_builder(Builder::Native), progress);
     }
-    let executor = Executor::new(options.threads)?;
+    let executor = Executor::new(options.threads, options.background)?;
     panic::catch_unwind(AssertUnwindSafe(|| {
         crate::native::extend(arena, metric, params, base, &options, &executor, progress)
     }))
     .map_err(|_| IndexError::BuildFailed)?
+}
+
+/// Lowers the calling thread to the lowest OS priority of its scheduling policy (on Linux, nice 19:
+/// it runs when the cores are not wanted by normal threads). For background work: index builds and
+/// the job workers that run them. `false` if the OS refused (the work then runs at normal
+/// priority).
+pub fn lower_thread_priority() -> bool {
+    thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min).is_ok()
 }

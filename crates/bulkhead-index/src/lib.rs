@@ -32,7 +32,7 @@ mod segment;
 #[cfg(test)]
 mod tests;
 
-pub use construct::{BuildOptions, Builder, HnswParams};
+pub use construct::{BuildOptions, Builder, HnswParams, lower_thread_priority};
 pub use error::IndexError;
 pub use filter::{Filter, IdSet, InternalId};
 pub use format::FORMAT_VERSION;

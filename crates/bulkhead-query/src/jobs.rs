@@ -79,7 +79,13 @@ impl JobPool {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("bulkhead-index-job-{i}"))
-                    .spawn(move || work(&shared))
+                    .spawn(move || {
+                        // Below the server's query threads: a build waits for idle cores.
+                        if !bulkhead_index::lower_thread_priority() {
+                            tracing::debug!("index job worker runs at normal priority");
+                        }
+                        work(&shared)
+                    })
                     .inspect_err(|e| tracing::error!(error = %e, "could not start an index job worker"))
                     .ok()
             })

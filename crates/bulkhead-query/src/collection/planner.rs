@@ -262,7 +262,7 @@ fn run(
     metric: bulkhead_distance::Metric,
     cancel: &Arc<AtomicBool>,
 ) -> Result<(FrozenSegment, Vec<PointRef>)> {
-    let options = BuildOptions::new().with_cancel(Arc::clone(cancel));
+    let options = BuildOptions::new().with_cancel(Arc::clone(cancel)).in_background();
     match work {
         Work::Build(points) => {
             let segment = FrozenSegment::build_with_options(

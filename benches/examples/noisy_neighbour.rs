@@ -131,6 +131,10 @@ struct Args {
     /// Deadline of each call (sent as `grpc-timeout` and enforced by the client), in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
+    /// An argument for `bulkhead serve` (repeat for each), e.g. `--serve-arg=--config=FILE` for the
+    /// server's limits and tenant quotas.
+    #[arg(long, allow_hyphen_values = true)]
+    serve_arg: Vec<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -264,7 +268,7 @@ fn main() -> Result<()> {
     let vectors = Vectors::load(&args)?;
     let binary = bulkhead_binary(args.bin.as_deref())?;
     let load_first = load_average()?;
-    let server = ServeProcess::start(&binary)?;
+    let server = ServeProcess::start(&binary, &args.serve_arg)?;
     eprintln!("bulkhead serve (pid {}) at {}; vectors: {}", server.pid(), server.address(), vectors.source);
 
     // Setup and B's load run on B's runtime; A's flood on its own.
@@ -717,6 +721,9 @@ impl Report<'_> {
              scheduled send, successful requests only",
             a.b_rate, a.b_in_flight, a.phase_s
         );
+        if !a.serve_arg.is_empty() {
+            println!("bulkhead serve arguments: {}", a.serve_arg.join(" "));
+        }
         let summaries = self.phases.each_ref().map(Summary::of);
         println!("\n{:<24} {:>12} {:>12}", "tenant B", self.phases[0].name, self.phases[1].name);
         let row = |label: &str, f: &dyn Fn(usize) -> String| {
@@ -828,6 +835,7 @@ impl Report<'_> {
             "b_in_flight": a.b_in_flight,
             "phase_seconds": a.phase_s,
             "timeout_ms": a.timeout_ms,
+            "serve_args": a.serve_arg,
             "b": { "alone": phase(&self.phases[0]), "flooded": phase(&self.phases[1]) },
             "a": {
                 "search_streams": a.a_search_streams,

@@ -70,9 +70,10 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts `binary --data-dir TMP/data serve --listen 127.0.0.1:0 --metrics-listen off` with the
-    /// `BULKHEAD_*` variables of this environment removed, and waits for the line that says it serves.
-    pub fn start(binary: &Path) -> Result<ServeProcess> {
+    /// Starts `binary --data-dir TMP/data serve --listen 127.0.0.1:0 --metrics-listen off EXTRA...`
+    /// with the `BULKHEAD_*` variables of this environment removed, and waits for the line that says
+    /// it serves.
+    pub fn start(binary: &Path, extra: &[String]) -> Result<ServeProcess> {
         let dir = tempfile::tempdir()?;
         let data_dir = dir.path().join("data");
         let mut command = Command::new(binary);
@@ -80,6 +81,7 @@ impl ServeProcess {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+            .args(extra)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,7 +1,11 @@
 //! What the debian-minilm examples share: finding and reading the dataset, a database in a
 //! temporary directory, loading a collection in sealed batches and waiting for its background HNSW
-//! segment. Each example compiles its own copy of this module and uses only part of it.
+//! segment; and (`server`) the release `bulkhead serve` process for the examples that measure the
+//! server as an operator runs it. Each example compiles its own copy of this module and uses only
+//! part of it.
 #![allow(dead_code, reason = "each example uses a different part of this module")]
+
+pub mod server;
 
 use anyhow::{Context, Result};
 use bulkhead_index::fvecs::{Fvecs, Ivecs, read_fvecs, read_ivecs};
@@ -27,10 +31,7 @@ pub struct Dataset {
 impl Dataset {
     /// Reads the dataset named by the first command-line argument, or the shared debian-minilm.
     pub fn load() -> Result<Dataset> {
-        let dir = std::env::args_os()
-            .nth(1)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| manifest_dir().join("../../shared/datasets/debian-minilm"));
+        let dir = std::env::args_os().nth(1).map(PathBuf::from).unwrap_or_else(default_dataset_dir);
         Ok(Dataset {
             base: read_fvecs(&dir.join("base.fvecs"), None).context("base.fvecs")?,
             queries: read_fvecs(&dir.join("query.fvecs"), None).context("query.fvecs")?,
@@ -38,6 +39,11 @@ impl Dataset {
             dir,
         })
     }
+}
+
+/// Where the shared debian-minilm lives on the project's machines.
+pub fn default_dataset_dir() -> PathBuf {
+    manifest_dir().join("../../shared/datasets/debian-minilm")
 }
 
 /// A data directory and master key file in a temporary directory (removed on drop), which can be

@@ -131,6 +131,15 @@ struct Args {
     /// Deadline of each call (sent as `grpc-timeout` and enforced by the client), in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
+    /// Tenant A's quota of requests a second, set in its policy once both tenants are loaded.
+    #[arg(long)]
+    a_requests_per_second: Option<u32>,
+    /// Tenant A's quota of upserted bytes a second (its policy, set after loading).
+    #[arg(long)]
+    a_write_bytes_per_second: Option<u64>,
+    /// Tenant A's quota of searches at once (its policy, set after loading).
+    #[arg(long)]
+    a_max_concurrent_searches: Option<u32>,
     /// An argument for `bulkhead serve` (repeat for each), e.g. `--serve-arg=--config=FILE` for the
     /// server's limits and tenant quotas.
     #[arg(long, allow_hyphen_values = true)]
@@ -276,6 +285,7 @@ fn main() -> Result<()> {
     let a_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (key_a, key_b, indexed) = b_runtime.block_on(setup(&server, &vectors))?;
     eprintln!("both collections indexed after {:.1} s", indexed.as_secs_f64());
+    b_runtime.block_on(set_a_quotas(&server, &args))?;
 
     let timeout = Duration::from_millis(args.timeout_ms);
     let queries = Arc::new(vectors.queries);
@@ -347,6 +357,32 @@ fn main() -> Result<()> {
 
 /// Creates both tenants, their keys and collections, loads them, and waits until both are indexed.
 /// Returns A's key, B's key and the time from the first upsert until both were indexed.
+/// Sets tenant A's quotas in its policy, if any is asked for (after loading, which they would
+/// otherwise slow down).
+async fn set_a_quotas(server: &ServeProcess, args: &Args) -> Result<()> {
+    let quotas = pb::TenantQuotas {
+        requests_per_second: args.a_requests_per_second,
+        write_bytes_per_second: args.a_write_bytes_per_second,
+        max_concurrent_searches: args.a_max_concurrent_searches,
+        ..pb::TenantQuotas::default()
+    };
+    if quotas == pb::TenantQuotas::default() {
+        return Ok(());
+    }
+    let token = server.admin_token()?;
+    let mut admin = client::admin(client::connect(server.address()).await?);
+    let policy = pb::TenantPolicy { quotas: Some(quotas), ..pb::TenantPolicy::default() };
+    let set = pb::SetPolicyRequest {
+        tenant: "tenant-a".into(),
+        policy: Some(policy),
+        expected_version: 0,
+        note: "noisy-neighbour benchmark".into(),
+    };
+    admin.set_policy(client::authorized(set, &token)?).await?;
+    eprintln!("tenant A's quotas: {quotas:?}");
+    Ok(())
+}
+
 async fn setup(server: &ServeProcess, vectors: &Vectors) -> Result<(Arc<str>, Arc<str>, Duration)> {
     let key_a: Arc<str> = server.tenant_with_key("tenant-a").await?.into();
     let key_b: Arc<str> = server.tenant_with_key("tenant-b").await?.into();
@@ -724,6 +760,10 @@ impl Report<'_> {
         if !a.serve_arg.is_empty() {
             println!("bulkhead serve arguments: {}", a.serve_arg.join(" "));
         }
+        println!(
+            "tenant A's policy quotas: requests/s {:?}, write bytes/s {:?}, searches at once {:?}",
+            a.a_requests_per_second, a.a_write_bytes_per_second, a.a_max_concurrent_searches
+        );
         let summaries = self.phases.each_ref().map(Summary::of);
         println!("\n{:<24} {:>12} {:>12}", "tenant B", self.phases[0].name, self.phases[1].name);
         let row = |label: &str, f: &dyn Fn(usize) -> String| {

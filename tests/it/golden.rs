@@ -401,6 +401,43 @@ fn format_2_data_directory_still_opens() {
     format_2_searches(&t, &expected);
 }
 
+/// Both directories were written before the usage counters existed: their tenant's usage is counted
+/// from its records (without a write, nothing is stored), agrees with the records' own sizes, and is
+/// stored with the tenant's first write.
+#[test]
+fn golden_tenants_get_their_usage_counters_at_their_first_write() {
+    let format_2 = format_2_points().len() as u64;
+    for (name, collection, dimension, points) in
+        [("format-1", "docs", DIM_1, POINTS_1), ("format-2", COLLECTION_2, DIM_2, format_2)]
+    {
+        let Golden { db, scope, _work: work } = Golden::open(name);
+        let cf = crate::util::cf_name(&db, TENANT);
+        let t = db.tenant(&scope).expect("tenant");
+        let before = t.usage().expect("usage");
+        assert_eq!((before.points, before.collections), (points, 1), "{name}");
+        let extra = NewPoint::new(DocId::new("counted").expect("id"), vec![0.5; dimension], "a new point");
+        t.upsert(collection, &[extra]).expect("the first write");
+        let after = t.usage().expect("usage");
+        assert_eq!(after.points, points + 1, "{name}");
+        assert!(after.stored_bytes > before.stored_bytes + 4 * dimension as u64, "{name}");
+        drop(t);
+        drop(db);
+        // The records' own sizes, read raw: each sealed value less its sealing overhead.
+        let raw = crate::util::raw_db(&work.path().join("data"));
+        let records = |kind: u8| crate::util::raw_records(&raw, &cf, kind);
+        let bytes: u64 = [b'P', b'V']
+            .into_iter()
+            .flat_map(records)
+            .map(|(_, value)| (value.len() - bulkhead_crypto::SEALED_OVERHEAD) as u64)
+            .sum();
+        assert_eq!(bytes, after.stored_bytes, "{name}: what the records hold");
+        let usage = records(b'U');
+        assert_eq!(usage.len(), 1, "{name}: the first write stored the counters");
+        let expected = [after.points.to_be_bytes(), after.stored_bytes.to_be_bytes()].concat();
+        assert_eq!(usage[0].1, expected, "{name}: the stored counters");
+    }
+}
+
 /// Searches on behalf of users, with and without a filter, against an exact model: the same ids
 /// in the same order, with their payloads.
 fn format_2_searches(t: &Tenant<'_>, expected: &[NewPoint]) {

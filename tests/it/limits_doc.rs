@@ -31,6 +31,10 @@ fn the_limits_table_matches_the_code() {
         ("MAX_PRINCIPAL_GROUPS", limits::MAX_PRINCIPAL_GROUPS),
         ("DEFAULT_INDEX_MEMORY_BUDGET", bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET),
         ("INDEX_JOB_WORKERS", bulkhead_query::INDEX_JOB_WORKERS),
+        // The storage quotas' defaults.
+        ("DEFAULT_MAX_VECTORS", bulkhead_query::DEFAULT_MAX_VECTORS as usize),
+        ("DEFAULT_MAX_STORED_BYTES", bulkhead_query::DEFAULT_MAX_STORED_BYTES as usize),
+        ("DEFAULT_MAX_COLLECTIONS", bulkhead_query::DEFAULT_MAX_COLLECTIONS as usize),
         // The server's own limits.
         ("MAX_MESSAGE_BYTES", bulkhead_server::limits::MAX_MESSAGE_BYTES),
         ("MAX_SEARCH_BATCH_MESSAGE_BYTES", bulkhead_server::limits::MAX_SEARCH_BATCH_MESSAGE_BYTES),

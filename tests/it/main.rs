@@ -14,6 +14,7 @@ mod isolation;
 mod keyring;
 mod limits_doc;
 mod plaintext;
+mod quotas;
 mod retrieval;
 mod rotation;
 mod supply_chain;

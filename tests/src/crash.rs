@@ -1,13 +1,15 @@
 //! The workloads the crash tests run in a child process (`src/bin/crash-child.rs`) and kill with
 //! SIGKILL at a random moment, and the records they write, so that the parent (`it/durability.rs`,
-//! `it/rotation.rs`) can check every acknowledged step after reopening.
+//! `it/rotation.rs`, `it/quotas.rs`) can check every acknowledged step after reopening.
 //!
 //! A workload runs until it is killed and prints `ack N` after each step returns: a step is
 //! acknowledged only once the database has returned from it. The child's only arguments are the
 //! workload, the test's directory (`data/` and `master.key` inside, as the tests' `TestDir` lays
 //! them out) and the round; no secret travels on its command line or in its environment.
 
-use bulkhead_query::{Database, DocId, MasterKey, Metric, NewPoint, StoreOptions, TenantName, TenantScope};
+use bulkhead_query::{
+    Database, DocId, MasterKey, MetaValue, Metric, NewPoint, StoreOptions, Tenant, TenantName, TenantScope,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,10 @@ pub const WRITER_DIM: usize = 32;
 pub const BATCH: usize = 4;
 /// The dimension of the rotation and deletion workloads' vectors.
 pub const ROTATION_DIM: usize = 8;
+/// The dimension of the churn workload's vectors.
+pub const CHURN_DIM: usize = 16;
+/// The churn workload's collections (the parent makes the tenant, the child the collections).
+const CHURN_COLLECTIONS: [&str; 2] = ["docs", "scratch"];
 
 /// What a child process does until it is killed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +39,10 @@ pub enum Workload {
     /// Creates, fills and deletes tenants; `ack round * 1_000_000 + n` after tenant `t{round}-{n}`
     /// is deleted.
     Deletion,
+    /// Changes what the tenant `churny` stores in every way its usage counters follow: upserts of
+    /// new points and replacements by larger and smaller ones, deletes, and drops and re-creations
+    /// of a collection; `ack n` after step `n`.
+    Churn,
 }
 
 impl Workload {
@@ -43,12 +53,13 @@ impl Workload {
             Workload::Rotation => "rotation",
             Workload::MasterRotation => "master-rotation",
             Workload::Deletion => "deletion",
+            Workload::Churn => "churn",
         }
     }
 
     /// The workload named `name`, if any.
     pub fn from_name(name: &str) -> Option<Workload> {
-        [Workload::Writer, Workload::Rotation, Workload::MasterRotation, Workload::Deletion]
+        [Workload::Writer, Workload::Rotation, Workload::MasterRotation, Workload::Deletion, Workload::Churn]
             .into_iter()
             .find(|w| w.name() == name)
     }
@@ -70,6 +81,7 @@ impl Workload {
             Workload::Writer => writes(&db, round, &mut acks),
             Workload::Rotation => rotations(&db, round, &mut acks),
             Workload::Deletion => deletions(&db, round, &mut acks),
+            Workload::Churn => churn(&db, round, &mut acks),
             Workload::MasterRotation => unreachable!("handled above"),
         }
     }
@@ -190,5 +202,55 @@ fn deletions(db: &Database, round: u64, acks: &mut Acks<impl Write>) {
         drop(t);
         db.delete_tenant(&name).expect("delete");
         acks.ack(round * 1_000_000 + n);
+    }
+}
+
+/// Creates the churn workload's collections that do not exist (a kill may land between a drop and
+/// the creation after it).
+fn churn_collections(t: &Tenant<'_>) {
+    for name in CHURN_COLLECTIONS {
+        if t.collection(name).is_err() {
+            t.create_collection(name, CHURN_DIM, Metric::L2).expect("collection");
+        }
+    }
+}
+
+fn churn(db: &Database, round: u64, acks: &mut Acks<impl Write>) {
+    use rand::{Rng, SeedableRng};
+    let t = db.tenant(&trusted(db, "churny")).expect("tenant");
+    churn_collections(&t);
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(round);
+    // Ids from a small pool, so that most upserts replace a point (by a larger or a smaller one).
+    let id = |rng: &mut rand::rngs::SmallRng| DocId::new(format!("c{}", rng.gen_range(0..48))).expect("id");
+    for n in 0u64.. {
+        let collection = CHURN_COLLECTIONS[rng.gen_range(0..2)];
+        match n % 8 {
+            7 => {
+                t.drop_collection("scratch").expect("drop");
+                churn_collections(&t);
+            }
+            5 | 6 => {
+                let ids: Vec<DocId> = (0..rng.gen_range(1..6)).map(|_| id(&mut rng)).collect();
+                t.delete(collection, &ids).expect("delete");
+            }
+            _ => {
+                let points: Vec<NewPoint> = (0..rng.gen_range(1..9))
+                    .map(|j| {
+                        let mut p = NewPoint::new(
+                            id(&mut rng),
+                            vector(round * 1_000_000 + n * 10 + j, CHURN_DIM),
+                            "x".repeat(rng.gen_range(0..3000)),
+                        );
+                        if rng.gen_bool(0.5) {
+                            p.metadata.insert("n".into(), MetaValue::Number(n as f64));
+                            p.source_uri = Some(format!("https://example.com/{n}"));
+                        }
+                        p
+                    })
+                    .collect();
+                t.upsert(collection, &points).expect("upsert");
+            }
+        }
+        acks.ack(n);
     }
 }

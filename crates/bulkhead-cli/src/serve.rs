@@ -86,6 +86,17 @@ pub(crate) struct ServeArgs {
     /// Work permits one tenant may hold at once [default: half of --max-concurrent-work].
     #[arg(long, env = "BULKHEAD_TENANT_MAX_WORK", value_parser = clap::value_parser!(u32).range(1..))]
     tenant_max_work: Option<u32>,
+    /// Points a tenant whose policy sets no max_vectors may store [default: 100000000].
+    #[arg(long, env = "BULKHEAD_TENANT_MAX_VECTORS")]
+    tenant_max_vectors: Option<u64>,
+    /// Bytes a tenant whose policy sets no max_stored_bytes may store (vectors and encoded payloads)
+    /// [default: 1099511627776].
+    #[arg(long, env = "BULKHEAD_TENANT_MAX_STORED_BYTES")]
+    tenant_max_stored_bytes: Option<u64>,
+    /// Collections a tenant whose policy sets no max_collections may have, at most 1024 [default:
+    /// 1024].
+    #[arg(long, env = "BULKHEAD_TENANT_MAX_COLLECTIONS")]
+    tenant_max_collections: Option<u32>,
     /// The previous master key (mode 0600), after a master-key rotation: a keyring still under it is
     /// re-wrapped under the current key at start. Drop the flag once the server has started.
     #[arg(long, env = "BULKHEAD_PREVIOUS_MASTER_KEY_FILE")]
@@ -186,6 +197,9 @@ fn settings(
             write_bytes_per_second: args.tenant_write_bytes_per_second,
             max_concurrent_searches: args.tenant_max_concurrent_searches,
             max_tenant_work: args.tenant_max_work,
+            max_vectors: args.tenant_max_vectors,
+            max_stored_bytes: args.tenant_max_stored_bytes,
+            max_collections: args.tenant_max_collections,
         },
         log: LogConfig { level: args.log_level.clone(), format: args.log_format.map(LogFormat::from) },
     };
@@ -283,8 +297,9 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
         Some(file) => Some(MasterKey::from_file(file).context("the previous master key")?),
         None => None,
     };
+    let options = StoreOptions { default_quotas: settings.storage_quotas(), ..StoreOptions::default() };
     let db = Arc::new(
-        Database::open_with_previous(&data_dir.join("db"), master, previous, StoreOptions::default())
+        Database::open_with_previous(&data_dir.join("db"), master, previous, options)
             .with_context(|| format!("opening {}", data_dir.display()))?
             .with_index_memory_budget(settings.index_memory_budget_bytes()),
     );

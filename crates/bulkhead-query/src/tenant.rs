@@ -10,7 +10,7 @@ use crate::entry::Entry;
 use crate::filter::Principal;
 use bulkhead_storage::{
     AccessEvent, AuditEvent, CollectionInfo, CollectionName, DocId, KeyBinding, Metric, NewPoint, Operation,
-    StorageError, StoredPoint, TenantHandle,
+    StorageError, StorageQuotas, StoredPoint, TenantHandle, TenantUsage,
 };
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -331,6 +331,17 @@ impl<'d> Tenant<'d> {
     /// Values sealed so far under the write generation (a persisted upper bound after a restart).
     pub fn encryptions(&self) -> u64 {
         self.handle.encryptions()
+    }
+
+    /// What the tenant stores (points, stored bytes, collections), as its storage quotas count it.
+    pub fn usage(&self) -> Result<TenantUsage> {
+        Ok(self.handle.usage()?)
+    }
+
+    /// The tenant's storage quotas in force: its policy's, else the database's defaults
+    /// ([`StoreOptions::default_quotas`](crate::StoreOptions)).
+    pub fn quotas(&self) -> StorageQuotas {
+        self.handle.quotas()
     }
 
     /// The number of points in a collection; for a user-bound key, the number its user may read

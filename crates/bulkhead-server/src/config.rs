@@ -8,6 +8,7 @@
 //! as the paths of their files.
 
 use crate::{QuotaDefaults, ServerError, limits};
+use bulkhead_query::StorageQuotas;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -57,7 +58,7 @@ pub struct ServeConfig {
     /// The server's settable limits.
     #[serde(default, skip_serializing_if = "LimitsConfig::is_empty")]
     pub limits: LimitsConfig,
-    /// The quotas of a tenant whose policy sets none.
+    /// The quotas of a tenant whose policy sets none (storage, rates, concurrency).
     #[serde(default, skip_serializing_if = "QuotasConfig::is_empty")]
     pub quotas: QuotasConfig,
     /// Logging.
@@ -118,6 +119,15 @@ pub struct QuotasConfig {
     /// Work permits one tenant may hold at once (default: half of `limits.max_concurrent_work`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tenant_work: Option<u32>,
+    /// Points one tenant may store ([`bulkhead_query::DEFAULT_MAX_VECTORS`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_vectors: Option<u64>,
+    /// Bytes one tenant may store ([`bulkhead_query::DEFAULT_MAX_STORED_BYTES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_stored_bytes: Option<u64>,
+    /// Collections one tenant may have ([`bulkhead_query::DEFAULT_MAX_COLLECTIONS`], also the most).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_collections: Option<u32>,
 }
 
 impl QuotasConfig {
@@ -235,7 +245,9 @@ impl ServeConfig {
             || q.max_tenant_work == Some(0)
         {
             return invalid(
-                "every quota in [quotas] must be at least 1 (leave it out for the default)".to_owned(),
+                "every rate and concurrency quota in [quotas] must be at least 1 (leave it out for the \
+                 default)"
+                    .to_owned(),
             );
         }
         if q.max_tenant_work.is_some_and(|w| w as usize > self.max_concurrent_work()) {
@@ -250,6 +262,10 @@ impl ServeConfig {
             && listen.parse::<SocketAddr>().is_err()
         {
             return invalid(format!("metrics_listen {listen:?} is neither an address nor `off`"));
+        }
+        let most = bulkhead_query::limits::MAX_COLLECTIONS_PER_TENANT;
+        if self.quotas.max_collections.is_some_and(|n| n as usize > most) {
+            return invalid(format!("quotas.max_collections must be at most {most}"));
         }
         if let Some(level) = &self.log.level
             && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
@@ -296,6 +312,9 @@ impl ServeConfig {
                     .max_concurrent_searches
                     .or(self.quotas.max_concurrent_searches),
                 max_tenant_work: higher.quotas.max_tenant_work.or(self.quotas.max_tenant_work),
+                max_vectors: higher.quotas.max_vectors.or(self.quotas.max_vectors),
+                max_stored_bytes: higher.quotas.max_stored_bytes.or(self.quotas.max_stored_bytes),
+                max_collections: higher.quotas.max_collections.or(self.quotas.max_collections),
             },
             log: LogConfig {
                 level: higher.log.level.or(self.log.level),
@@ -399,6 +418,17 @@ impl ServeConfig {
         self.audit_retention_days.map(|days| Duration::from_secs(days.saturating_mul(86_400)))
     }
 
+    /// The storage quotas of a tenant whose policy sets none: each `[quotas]` setting, or its
+    /// default ([`StorageQuotas::default`]).
+    pub fn storage_quotas(&self) -> StorageQuotas {
+        let defaults = StorageQuotas::default();
+        StorageQuotas {
+            max_vectors: self.quotas.max_vectors.unwrap_or(defaults.max_vectors),
+            max_stored_bytes: self.quotas.max_stored_bytes.unwrap_or(defaults.max_stored_bytes),
+            max_collections: self.quotas.max_collections.unwrap_or(defaults.max_collections),
+        }
+    }
+
     /// The log filter, or [`DEFAULT_LOG_LEVEL`].
     pub fn log_level(&self) -> &str {
         self.log.level.as_deref().unwrap_or(DEFAULT_LOG_LEVEL)
@@ -424,11 +454,15 @@ impl ServeConfig {
             },
             quotas: {
                 let q = self.quota_defaults();
+                let storage = self.storage_quotas();
                 QuotasConfig {
                     requests_per_second: q.requests_per_second,
                     write_bytes_per_second: q.write_bytes_per_second,
                     max_concurrent_searches: Some(q.max_concurrent_searches),
                     max_tenant_work: Some(q.max_tenant_work),
+                    max_vectors: Some(storage.max_vectors),
+                    max_stored_bytes: Some(storage.max_stored_bytes),
+                    max_collections: Some(storage.max_collections),
                 }
             },
             log: LogConfig { level: Some(self.log_level().to_owned()), format: Some(self.log_format()) },

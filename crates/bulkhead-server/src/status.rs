@@ -56,6 +56,9 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         // The tenant's own state, with a known remedy (its key rotation): not the caller's fault,
         // not a server fault either.
         StorageError::EncryptionLimit => Status::failed_precondition(error.to_string()),
+        // A storage quota of the tenant (its policy's, or the server's default): the message names
+        // the quota and its limit; the same write succeeds once the tenant stores less.
+        StorageError::QuotaExceeded { .. } => Status::resource_exhausted(error.to_string()),
         // A stored value or keyring entry that does not authenticate: data damaged or tampered
         // with on disk, which no retry and no fix of the server repairs.
         StorageError::Integrity | StorageError::KeyringCorrupt => data_loss(&error),
@@ -152,6 +155,17 @@ mod tests {
         let status = from_storage(StorageError::Engine("IO error: /data/000012.sst".to_owned()));
         assert_eq!(status.code(), tonic::Code::Internal);
         assert!(!status.message().contains("sst"), "{}", status.message());
+    }
+
+    #[test]
+    fn a_storage_quota_is_resource_exhausted_naming_the_quota_and_its_limit() {
+        let quota = || StorageError::QuotaExceeded { quota: "max_vectors", limit: 1000 };
+        for status in [from_storage(quota()), from_query(QueryError::Storage(quota()))] {
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+            assert!(status.message().contains("max_vectors"), "{}", status.message());
+            assert!(status.message().contains("1000"), "{}", status.message());
+            assert_eq!(reason_code(status.code()), "resource-exhausted");
+        }
     }
 
     #[test]

@@ -72,6 +72,17 @@ pub enum StorageError {
     )]
     EncryptionLimit,
 
+    /// A write would take the tenant past one of its storage quotas (`quota`: `max_vectors`,
+    /// `max_stored_bytes` or `max_collections`), whose value in force is `limit`; refused before
+    /// anything was written, so nothing changed. Its own class (not `InvalidArgument`) because the
+    /// same request succeeds once the tenant stores less or its quota is raised. The message names
+    /// the quota and its limit, never the tenant's data or the usage of anyone else.
+    #[error(
+        "over quota: the write would take the tenant past its {quota} of {limit} (set by the tenant's \
+         policy, else by the server's default); delete data or have the operator raise the quota"
+    )]
+    QuotaExceeded { quota: &'static str, limit: u64 },
+
     /// A scope minted by another open database was presented to this one.
     #[error("the scope was not issued by this database")]
     ForeignScope,
@@ -110,6 +121,7 @@ impl StorageError {
             StorageError::PermissionDenied { .. } => "permission-denied",
             StorageError::ForeignScope => "foreign-scope",
             StorageError::EncryptionLimit => "encryption-limit",
+            StorageError::QuotaExceeded { .. } => "quota-exceeded",
             StorageError::Engine(_)
             | StorageError::Io(_)
             | StorageError::Codec(_)

@@ -25,6 +25,8 @@
 //! sys             "auditchains"                              ChainCount                 audit.rs
 //! "t-" uid hex    uid 'C' tag                                sealed CollectionRecord    tenant.rs
 //! "t-" uid hex    uid 'K' / 'S' / 'N' coll                   plain counters             tenant.rs
+//! "t-" uid hex    uid 'U'                                    plain UsageRecord          tenant.rs
+//! "t-" uid hex    uid 'B' coll                               u64 BE collection bytes    tenant.rs
 //! "t-" uid hex    uid 'P' coll tag / uid 'V' coll tag        sealed payload / vector    tenant.rs
 //! "t-" uid hex    uid 'J' coll / uid 'I' coll segment chunk  sealed index head / chunk  tenant.rs
 //! ```

@@ -18,6 +18,7 @@ mod layout;
 mod model;
 mod operation;
 mod policy;
+mod quota;
 mod registry;
 mod rotation;
 mod scope;
@@ -38,6 +39,9 @@ pub use model::{
 };
 pub use operation::Operation;
 pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, TenantQuotas, VersionedPolicy};
+pub use quota::{
+    DEFAULT_MAX_COLLECTIONS, DEFAULT_MAX_STORED_BYTES, DEFAULT_MAX_VECTORS, StorageQuotas, TenantUsage,
+};
 pub use registry::{ApiKeyInfo, IssuedApiKey, TenantInfo};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};

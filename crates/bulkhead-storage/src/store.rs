@@ -4,7 +4,8 @@
 //! The rooms around it: `keyring.rs` (owner ciphers, control records, master-key rotation, the
 //! format-2 migration), `registry.rs` (tenants and API keys), `auth.rs` (the two doors that mint
 //! scopes, and the handle a scope opens), `tenant/state.rs` (loading a tenant), `audit/`,
-//! `rotation.rs`, `policy.rs`, `snapshot.rs` and `clock.rs` (where the store reads the time).
+//! `rotation.rs`, `policy.rs`, `quota.rs` (storage quotas), `snapshot.rs` and `clock.rs` (where the
+//! store reads the time).
 
 use crate::audit::AuditHeads;
 use crate::auth::RefusalLog;
@@ -13,6 +14,7 @@ use crate::engine::{Batch, Engine, Family};
 use crate::error::{Result, StorageError};
 use crate::ids::TenantUid;
 use crate::layout::{self, SYS_CF};
+use crate::quota::StorageQuotas;
 use crate::tenant::TenantState;
 use bulkhead_crypto::{MasterKey, OwnerCipher, constant_time_eq, random_bytes};
 use parking_lot::{Mutex, RwLock};
@@ -40,11 +42,19 @@ pub struct StoreOptions {
     /// Where the store reads the time: [`Clock::System`] (the default), or a test's
     /// [`ManualClock`](crate::ManualClock).
     pub clock: Clock,
+    /// The storage quotas of a tenant whose policy does not set them (each value separately):
+    /// [`StorageQuotas::default`] unless the operator chooses others. `max_collections` is at most
+    /// [`limits::MAX_COLLECTIONS_PER_TENANT`](crate::limits) ([`Store::open`] refuses more).
+    pub default_quotas: StorageQuotas,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { durability: Durability::Process, clock: Clock::System }
+        StoreOptions {
+            durability: Durability::Process,
+            clock: Clock::System,
+            default_quotas: StorageQuotas::default(),
+        }
     }
 }
 
@@ -72,6 +82,8 @@ pub struct Store {
     pub(crate) refusals: RefusalLog,
     /// Where timestamps, key expiry and the refusal window read the time.
     clock: Clock,
+    /// The storage quotas of tenants whose policy sets none ([`StoreOptions::default_quotas`]).
+    pub(crate) default_quotas: StorageQuotas,
 }
 
 impl fmt::Debug for Store {
@@ -114,6 +126,7 @@ impl Store {
         previous: Option<MasterKey>,
         options: StoreOptions,
     ) -> Result<Store> {
+        options.default_quotas.validate()?;
         std::fs::create_dir_all(path)?;
         let (db, names) = Engine::open(path, &["default", SYS_CF])?;
         let (master_version, system, reserved, format) = match Self::open_keyring(&db, &master) {
@@ -152,6 +165,7 @@ impl Store {
             durability: options.durability,
             refusals: RefusalLog::default(),
             clock: options.clock,
+            default_quotas: options.default_quotas,
         };
         if format == layout::STORAGE_FORMAT_1 {
             store.migrate_to_format_2()?;
@@ -205,6 +219,11 @@ impl Store {
     /// Milliseconds since the Unix epoch on the store's clock: every timestamp the store writes.
     pub(crate) fn now_ms(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// The storage quotas of a tenant whose policy sets none ([`StoreOptions::default_quotas`]).
+    pub fn default_quotas(&self) -> StorageQuotas {
+        self.default_quotas
     }
 
     /// The master key version in force.

@@ -1,10 +1,12 @@
 //! A tenant's data handle: collections and points, sealed under the tenant's keys, written
 //! atomically (each write one batch with its bookkeeping, encryption-count reservation and access
 //! event). The points are in `tenant/points.rs`; the loaded tenant the handles share is in
-//! `tenant/state.rs`. Layouts: `layout/tenant.rs`.
+//! `tenant/state.rs`; the usage counters the storage quotas are checked against in
+//! `tenant/usage.rs`. Layouts: `layout/tenant.rs`.
 
 mod points;
 mod state;
+mod usage;
 
 pub(crate) use state::{TenantState, WriteState};
 
@@ -12,10 +14,11 @@ use crate::audit::AccessEvent;
 use crate::engine::{Batch, Entry, Family, Keys};
 use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, DocId, TenantUid, limits};
-use crate::layout::{self, CollectionRecord, Kind, RecordV2};
+use crate::layout::{self, CollectionRecord, Kind, RecordV2, UsageRecord};
 use crate::model::{CollectionInfo, Metric};
 use crate::operation::Operation;
 use crate::policy::VersionedPolicy;
+use crate::quota;
 use crate::scope::{KeyBinding, Role, TenantScope};
 use crate::store::Store;
 use bulkhead_crypto::{Purpose, RecordTag};
@@ -179,7 +182,8 @@ impl<'s> TenantHandle<'s> {
         Ok(())
     }
 
-    /// Creates a collection. Needs the tenant-admin role.
+    /// Creates a collection. Refused with [`StorageError::QuotaExceeded`] when the tenant has its
+    /// `max_collections` already ([`TenantHandle::quotas`]). Needs the tenant-admin role.
     pub fn create_collection(
         &self,
         name: &CollectionName,
@@ -198,7 +202,12 @@ impl<'s> TenantHandle<'s> {
         if self.store.db.get(&self.cf, &key)?.is_some() {
             return Err(StorageError::AlreadyExists { what: "collection" });
         }
-        if self.list_collections()?.len() >= limits::MAX_COLLECTIONS_PER_TENANT {
+        let existing = self.list_collections()?.len();
+        let limit = u64::from(self.quotas().max_collections);
+        quota::check("max_collections", existing as u64, existing as u64 + 1, limit)?;
+        // The tenant's quota is at most this (policies and defaults are checked against it when
+        // set); kept as the last word.
+        if existing >= limits::MAX_COLLECTIONS_PER_TENANT {
             return Err(StorageError::InvalidArgument {
                 field: "collection",
                 reason: format!(
@@ -254,11 +263,18 @@ impl<'s> TenantHandle<'s> {
         Ok(out)
     }
 
-    /// Drops a collection and every point in it. Needs the tenant-admin role.
+    /// Drops a collection and every point in it; its points and stored bytes are released from the
+    /// tenant's usage in the same batch. Needs the tenant-admin role.
     pub fn drop_collection(&self, collection: &CollectionInfo) -> Result<()> {
         self.require(Operation::DropCollection)?;
-        let _write = self.state.write.lock();
+        let mut write = self.state.write.lock();
         let collection = &self.current_collection(collection)?;
+        let usage = self.usage_locked(&write)?;
+        let dropped = self.collection_usage_locked(&usage, collection.number)?;
+        let after = UsageRecord {
+            points: usage.total.points.saturating_sub(dropped.points),
+            bytes: usage.total.bytes.saturating_sub(dropped.bytes),
+        };
         let key = self.state.keys.collection(&self.collection_tag(&collection.name));
         let mut batch = Batch::default();
         batch.delete(&self.cf, &key);
@@ -267,7 +283,9 @@ impl<'s> TenantHandle<'s> {
             batch.delete_range(&self.cf, start, end);
         }
         batch.delete(&self.cf, self.state.keys.count(collection.number));
+        let usage = usage.stage(self, &mut batch, after, collection.number, None);
         self.commit(batch)?;
+        write.usage = Some(usage);
         self.state.collections.write().remove(&collection.name);
         Ok(())
     }

@@ -72,6 +72,15 @@ fn a_flag_beats_its_environment_variable_beats_the_file_beats_the_default() {
     assert_eq!(all.data_dir, Some(dir.path().join("data")));
     assert_eq!(all.master_key_file, Some(dir.path().join("master.key")));
 
+    // The default storage quotas take the same layers.
+    let (quotas, _) = effective(
+        dir.path(),
+        &["--config", config, "--tenant-max-vectors", "5"],
+        &[("BULKHEAD_TENANT_MAX_VECTORS", "6"), ("BULKHEAD_TENANT_MAX_COLLECTIONS", "7")],
+    );
+    let expected = bulkhead_query::StorageQuotas { max_vectors: 5, max_collections: 7, ..Default::default() };
+    assert_eq!(quotas.storage_quotas(), expected);
+
     // Without the flag, the environment; without either, the file.
     let (env_wins, _) = effective(dir.path(), &["--config", config], &env);
     assert_eq!(env_wins.listen, Some("127.0.0.1:2222".parse().expect("addr")));
@@ -98,6 +107,7 @@ fn a_flag_beats_its_environment_variable_beats_the_file_beats_the_default() {
     assert_eq!(defaults.limits.request_timeout_ms, Some(bulkhead_server::limits::REQUEST_TIMEOUT_MS));
     assert_eq!(defaults.limits.max_concurrent_work, Some(bulkhead_server::limits::MAX_CONCURRENT_WORK));
     assert_eq!(defaults.limits.index_memory_budget_bytes, Some(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET));
+    assert_eq!(defaults.storage_quotas(), bulkhead_query::StorageQuotas::default());
     assert_eq!(defaults.log.level.as_deref(), Some("info"));
     assert!(text.contains("# TLS: off") && text.contains("development key"), "{text}");
     assert!(!dir.path().join("bulkhead-data").exists(), "--print-config touches nothing");

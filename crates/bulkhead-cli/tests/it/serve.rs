@@ -169,6 +169,28 @@ fn serve_admin_client_walkthrough() {
     }
 }
 
+/// The server's default storage quotas are its settings: a tenant whose policy sets none is held to
+/// them, and the refusal names the quota and its limit.
+#[test]
+fn the_default_storage_quotas_are_the_servers_settings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--listen", "127.0.0.1:0", "--tenant-max-vectors", "1"];
+    let server = start_serve(dir.path(), &args, &[]).expect("serving");
+    let env = [("BULKHEAD_SERVER", server.address.as_str())];
+    ok(bulkhead(dir.path(), &["admin", "tenant", "create", "acme"], &env));
+    let key = ok(bulkhead(dir.path(), &["admin", "key", "issue", "acme", "--role", "tenant-admin"], &env));
+    let as_admin = [env[0], ("BULKHEAD_API_KEY", key.trim())];
+    ok(bulkhead(dir.path(), &["client", "create-collection", "docs", "--dim", "3"], &as_admin));
+    let upsert = |id: &str| ["client", "upsert", "docs", "--id", id, "--vector", "1,0,0"].map(str::to_owned);
+    ok(bulkhead(dir.path(), &upsert("a").each_ref().map(String::as_str), &as_admin));
+    let refused = bulkhead(dir.path(), &upsert("b").each_ref().map(String::as_str), &as_admin);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("ResourceExhausted") && stderr.contains("max_vectors of 1"), "{stderr}");
+    assert_eq!(ok(bulkhead(dir.path(), &["client", "count", "docs"], &as_admin)).trim(), "1");
+    server.stop();
+}
+
 /// The walkthrough's key rotations: the tenant's key (the command follows the server's re-sealing
 /// to the end), then the master key from a file on the server's host; the data stays readable.
 fn rotate_keys(dir: &Path, env: &[(&str, &str)], as_admin: &[(&str, &str)]) {

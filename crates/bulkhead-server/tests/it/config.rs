@@ -54,7 +54,15 @@ fn the_example_file_parses_and_sets_every_setting() {
                 request_memory_budget_bytes,
             },
         quotas:
-            QuotasConfig { requests_per_second, write_bytes_per_second, max_concurrent_searches, max_tenant_work },
+            QuotasConfig {
+                requests_per_second,
+                write_bytes_per_second,
+                max_concurrent_searches,
+                max_tenant_work,
+                max_vectors,
+                max_stored_bytes,
+                max_collections,
+            },
         log: LogConfig { level, format },
     } = full;
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
@@ -68,6 +76,9 @@ fn the_example_file_parses_and_sets_every_setting() {
     assert_eq!(index_memory_budget_bytes, Some(bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET));
     assert_eq!(max_connections, Some(bulkhead_server::limits::MAX_CONNECTIONS));
     assert_eq!(request_memory_budget_bytes, Some(bulkhead_server::limits::REQUEST_MEMORY_BUDGET_BYTES));
+    assert_eq!(max_vectors, Some(bulkhead_query::DEFAULT_MAX_VECTORS));
+    assert_eq!(max_stored_bytes, Some(bulkhead_query::DEFAULT_MAX_STORED_BYTES));
+    assert_eq!(max_collections, Some(bulkhead_query::DEFAULT_MAX_COLLECTIONS));
     assert_eq!(level.as_deref(), Some(bulkhead_server::config::DEFAULT_LOG_LEVEL));
     assert!(requests_per_second.is_some() && write_bytes_per_second.is_some(), "no default, an example");
     assert_eq!(max_concurrent_searches, Some(bulkhead_server::limits::MAX_TENANT_SEARCHES));
@@ -93,6 +104,8 @@ fn unknown_keys_and_bad_values_are_errors_that_name_them() {
         ("[quotas]\nrequests_per_second = 0\n", "[quotas]"),
         ("[quotas]\nmax_tenant_work = 65\n", "max_tenant_work"),
         ("[quotas]\nmax_searches = 1\n", "max_searches"),
+        ("[quotas]\nmax_collections = 1025\n", "quotas.max_collections"),
+        ("[quotas]\nmax_vector = 1\n", "max_vector"),
         ("[log]\nlevel = \"=^.^=\"\n", "log.level"),
     ] {
         let error = ServeConfig::parse(text, base).expect_err(text);

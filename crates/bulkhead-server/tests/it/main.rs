@@ -12,5 +12,6 @@ mod limits;
 mod logs;
 mod metrics;
 mod quotas;
+mod storage_quotas;
 mod tls;
 mod wire;

@@ -7,6 +7,8 @@
 //! uid(16) 'K'                                      u32 BE next collection number
 //! uid(16) 'S'                                      u64 BE last write sequence
 //! uid(16) 'N' coll u32 BE                          u64 BE number of points in the collection
+//! uid(16) 'B' coll u32 BE                          u64 BE stored bytes of the collection's points
+//! uid(16) 'U'                                      UsageRecord: the tenant's points and stored bytes
 //! uid(16) 'P' coll u32 BE tag(32)                  sealed PointPayloadRecord (Payloads)
 //! uid(16) 'V' coll u32 BE tag(32)                  sealed vector, f32 little-endian (Vectors)
 //! uid(16) 'J' coll u32 BE                          sealed IndexSegmentsRecord (IndexSnapshots)
@@ -18,6 +20,11 @@
 //! document ids in domain `doc` with the collection number prepended, [`collection_tag`] and
 //! [`doc_tag`]), so record keys reveal neither names nor ids, and equal ids in two tenants have
 //! unrelated keys.
+//!
+//! The usage counters (`N`, `B`, `U`) are plain numbers, written in the batch of every write that
+//! changes them, so they never disagree with the records after a crash. What a point counts as
+//! stored bytes is [`stored_bytes`]. A tenant written before the counters existed has no `U` (nor
+//! `B`) record: its first write counts its records and writes both in its batch.
 //!
 //! A collection's index snapshot is a list of segments, each an opaque byte string (the query
 //! crate's serialised segment) cut into chunks of at most [`INDEX_CHUNK_BYTES`]. The head names the
@@ -55,6 +62,8 @@ pub(crate) enum Kind {
     NextCollection = b'K' as isize,
     Sequence = b'S' as isize,
     Count = b'N' as isize,
+    CollectionBytes = b'B' as isize,
+    Usage = b'U' as isize,
     Payload = b'P' as isize,
     Vector = b'V' as isize,
     IndexChunk = b'I' as isize,
@@ -62,7 +71,7 @@ pub(crate) enum Kind {
 }
 
 /// The purpose a tenant record's value is sealed under, from its key's kind byte; `None` for the
-/// plain counters (`K`, `S`, `N`).
+/// plain counters (`K`, `S`, `N`, `B`, `U`).
 pub(crate) fn sealed_purpose(key: &[u8]) -> Option<Purpose> {
     match *key.get(16)? {
         b'C' | b'P' => Some(Purpose::Payloads),
@@ -107,6 +116,11 @@ impl TenantKeys {
         concat(&[&self.prefix, &[Kind::Count as u8], &coll.to_be_bytes()])
     }
 
+    /// The stored bytes of collection `coll`'s points (see [`stored_bytes`]).
+    pub(crate) fn collection_bytes(&self, coll: u32) -> Vec<u8> {
+        concat(&[&self.prefix, &[Kind::CollectionBytes as u8], &coll.to_be_bytes()])
+    }
+
     /// The key of a point's payload or vector record.
     pub(crate) fn point(&self, kind: Kind, coll: u32, tag: &RecordTag) -> Vec<u8> {
         concat(&[&self.prefix, &[kind as u8], &coll.to_be_bytes(), &tag.0])
@@ -141,6 +155,11 @@ impl TenantKeys {
     /// The half-open range of every record of `kind` (any collection).
     pub(crate) fn kind_range(&self, kind: Kind) -> (Vec<u8>, Vec<u8>) {
         (concat(&[&self.prefix, &[kind as u8]]), concat(&[&self.prefix, &[kind as u8 + 1]]))
+    }
+
+    /// Reads the collection number back out of a point record key (or a per-collection counter's).
+    pub(crate) fn collection_of_key(key: &[u8]) -> Option<u32> {
+        Some(u32::from_be_bytes(key.get(16 + 1..16 + 1 + 4)?.try_into().ok()?))
     }
 
     /// Reads the tag back out of a point record key.
@@ -231,6 +250,48 @@ impl IndexSegmentsRecord {
             Ok(record) if record.marker == Self::MARKER => Ok(record.segments),
             _ => Ok(vec![decode::<IndexHeadRecord>(bytes, "index head")?]),
         }
+    }
+}
+
+/// What one stored record of a point (its payload or its vector) counts against its tenant's
+/// `max_stored_bytes` quota: its plaintext, i.e. the encoded [`PointPayloadRecord`], or the vector's
+/// 4 bytes a dimension. Read from the sealed value's length (no decryption), so a key rotation, which
+/// re-seals the same plaintext, never changes it. A point's stored bytes are its two records'.
+///
+/// On disk a point takes these bytes plus, per record, the sealing overhead
+/// ([`bulkhead_crypto::SEALED_OVERHEAD`], 34 bytes) and its key (53 bytes): 174 bytes a point more.
+pub(crate) fn stored_bytes(sealed: &[u8]) -> Result<u64> {
+    let plain = sealed.len().checked_sub(bulkhead_crypto::SEALED_OVERHEAD).ok_or(StorageError::Integrity)?;
+    Ok(plain as u64)
+}
+
+/// A tenant's stored usage over all its collections (plain, at the `U` key): the points and their
+/// [`stored_bytes`]. Absent for a tenant written before it existed.
+///
+/// ```text
+/// offset  size  field
+/// 0       8     points, u64 BE
+/// 8       8     bytes, u64 BE
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct UsageRecord {
+    pub(crate) points: u64,
+    pub(crate) bytes: u64,
+}
+
+impl UsageRecord {
+    pub(crate) fn encode(&self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.points.to_be_bytes());
+        out[8..].copy_from_slice(&self.bytes.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<UsageRecord> {
+        if bytes.len() != 16 {
+            return Err(StorageError::Codec("usage"));
+        }
+        Ok(UsageRecord { points: super::be_u64(&bytes[..8])?, bytes: super::be_u64(&bytes[8..])? })
     }
 }
 

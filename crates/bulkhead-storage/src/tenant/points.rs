@@ -5,16 +5,21 @@ use super::TenantHandle;
 use crate::engine::Batch;
 use crate::error::{Result, StorageError};
 use crate::ids::{DocId, limits};
-use crate::layout::{self, Kind, PointPayloadRecord, TenantKeys};
+use crate::layout::{self, Kind, PointPayloadRecord, TenantKeys, UsageRecord};
 use crate::model::{Acl, CollectionInfo, NewPoint, PointPayload, PointRef, StoredPoint};
 use crate::operation::Operation;
+use crate::quota;
 use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag};
 use std::collections::HashMap;
 
 impl TenantHandle<'_> {
     /// Inserts or replaces points. All or nothing: the points, the collection's count, the tenant's
-    /// write sequence and the encryption-count reservation go in one atomic write batch. Returns the
-    /// reference and version (write sequence) of each point, in input order. Needs the writer role.
+    /// usage counters, its write sequence and the encryption-count reservation go in one atomic
+    /// write batch. A batch that would take the tenant past its `max_vectors` or `max_stored_bytes`
+    /// quota ([`TenantHandle::quotas`]) is refused with [`StorageError::QuotaExceeded`] before
+    /// anything is sealed or written; a replacement is charged the difference between the new
+    /// point's stored bytes and the old one's. Returns the reference and version (write sequence) of
+    /// each point, in input order. Needs the writer role.
     pub fn upsert(&self, collection: &CollectionInfo, points: &[NewPoint]) -> Result<Vec<(PointRef, u64)>> {
         self.require(Operation::Upsert)?;
         self.check_owner(collection)?;
@@ -31,20 +36,21 @@ impl TenantHandle<'_> {
                 reason: format!("a batch carries at most {} bytes", limits::MAX_BATCH_BYTES),
             });
         }
-        let mut batch = Batch::default();
-        let reserved = self.reserve(&write, 2 * points.len() as u64, &mut batch)?;
-        let mut count = self.count_locked(collection)?;
-        let mut seen: HashMap<RecordTag, ()> = HashMap::new();
-        let mut versions = Vec::with_capacity(points.len());
+        // What each point's records hold as the batch leaves them (from the stored records at its
+        // first occurrence), so that an id repeated in the batch is counted once and charged for
+        // its last version only.
+        let mut stored: HashMap<RecordTag, StoredSize> = HashMap::new();
+        let (mut added, mut charged, mut released) = (0u64, 0u64, 0u64);
+        let mut staged = Vec::with_capacity(points.len());
         let mut sequence = write.sequence;
         for point in points {
             let tag = self.doc_tag(collection.number, &point.id);
             let vkey = self.state.keys.point(Kind::Vector, collection.number, &tag);
             let pkey = self.state.keys.point(Kind::Payload, collection.number, &tag);
-            let new_in_batch = seen.insert(tag, ()).is_none();
-            if new_in_batch && self.store.db.get_pinned(&self.cf, &vkey)?.is_none() {
-                count += 1;
-            }
+            let before = match stored.get(&tag) {
+                Some(size) => *size,
+                None => self.stored_size(&pkey, &vkey)?,
+            };
             sequence += 1;
             let payload = PointPayloadRecord {
                 id: point.id.as_str().to_owned(),
@@ -55,29 +61,60 @@ impl TenantHandle<'_> {
                 version: sequence,
             };
             let encoded = zeroize::Zeroizing::new(layout::encode(&payload));
-            batch.put(&self.cf, &pkey, self.seal(Purpose::Payloads, &pkey, &encoded)?);
             let vector = zeroize::Zeroizing::new(layout::encode_vector(&point.vector));
+            // What the recount reads back from the sealed records' lengths (`layout::stored_bytes`).
+            let bytes = (encoded.len() + vector.len()) as u64;
+            added += u64::from(!before.exists);
+            released += before.bytes;
+            charged += bytes;
+            stored.insert(tag, StoredSize { exists: true, bytes });
+            staged.push((tag, sequence, pkey, encoded, vkey, vector));
+        }
+        let usage = self.usage_locked(&write)?;
+        let before = usage.total;
+        let after = UsageRecord {
+            points: before.points + added,
+            bytes: before.bytes.saturating_add(charged).saturating_sub(released),
+        };
+        let quotas = self.quotas();
+        quota::check("max_vectors", before.points, after.points, quotas.max_vectors)?;
+        quota::check("max_stored_bytes", before.bytes, after.bytes, quotas.max_stored_bytes)?;
+        let collection_bytes = self
+            .collection_usage_locked(&usage, collection.number)?
+            .bytes
+            .saturating_add(charged)
+            .saturating_sub(released);
+        let count = self.count_locked(collection)? + added;
+
+        let mut batch = Batch::default();
+        let reserved = self.reserve(&write, 2 * points.len() as u64, &mut batch)?;
+        let mut versions = Vec::with_capacity(points.len());
+        for (tag, version, pkey, encoded, vkey, vector) in staged {
+            batch.put(&self.cf, &pkey, self.seal(Purpose::Payloads, &pkey, &encoded)?);
             batch.put(&self.cf, &vkey, self.seal(Purpose::Vectors, &vkey, &vector)?);
-            versions.push((PointRef(tag), sequence));
+            versions.push((PointRef(tag), version));
         }
         batch.put(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
         batch.put(&self.cf, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
+        let usage = usage.stage(self, &mut batch, after, collection.number, Some(collection_bytes));
         self.commit(batch)?;
         write.sequence = sequence;
         write.reserved_encryptions = reserved;
+        write.usage = Some(usage);
         Ok(versions)
     }
 
     /// Deletes points by id; ids that do not exist are ignored. Returns the references of the points
-    /// that existed. Needs the writer role.
+    /// that existed. Their points and stored bytes are released from the tenant's usage in the same
+    /// batch; a delete is never refused for a quota. Needs the writer role.
     pub fn delete(&self, collection: &CollectionInfo, ids: &[DocId]) -> Result<Vec<PointRef>> {
         self.require(Operation::Delete)?;
         check_batch_len("ids", ids.len())?;
         let mut write = self.state.write.lock();
         let collection = &self.current_collection(collection)?;
         let mut batch = Batch::default();
-        let mut count = self.count_locked(collection)?;
         let mut removed = Vec::new();
+        let mut released = 0u64;
         let mut seen: HashMap<RecordTag, ()> = HashMap::new();
         for id in ids {
             let tag = self.doc_tag(collection.number, id);
@@ -85,21 +122,48 @@ impl TenantHandle<'_> {
                 continue;
             }
             let vkey = self.state.keys.point(Kind::Vector, collection.number, &tag);
-            if self.store.db.get_pinned(&self.cf, &vkey)?.is_some() {
+            let pkey = self.state.keys.point(Kind::Payload, collection.number, &tag);
+            let size = self.stored_size(&pkey, &vkey)?;
+            if size.exists {
                 removed.push(PointRef(tag));
-                count = count.saturating_sub(1);
+                released += size.bytes;
                 batch.delete(&self.cf, &vkey);
-                batch.delete(&self.cf, self.state.keys.point(Kind::Payload, collection.number, &tag));
+                batch.delete(&self.cf, &pkey);
             }
         }
         if !removed.is_empty() {
+            let gone = removed.len() as u64;
+            let count = self.count_locked(collection)?.saturating_sub(gone);
+            let usage = self.usage_locked(&write)?;
+            let after = UsageRecord {
+                points: usage.total.points.saturating_sub(gone),
+                bytes: usage.total.bytes.saturating_sub(released),
+            };
+            let collection_bytes =
+                self.collection_usage_locked(&usage, collection.number)?.bytes.saturating_sub(released);
             let sequence = write.sequence + 1;
             batch.put(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
             batch.put(&self.cf, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
+            let usage = usage.stage(self, &mut batch, after, collection.number, Some(collection_bytes));
             self.commit(batch)?;
             write.sequence = sequence;
+            write.usage = Some(usage);
         }
         Ok(removed)
+    }
+
+    /// Whether a point exists (its vector record does) and the stored bytes of its records
+    /// ([`layout::stored_bytes`]), from their lengths; nothing is opened.
+    fn stored_size(&self, pkey: &[u8], vkey: &[u8]) -> Result<StoredSize> {
+        let mut size = StoredSize { exists: false, bytes: 0 };
+        if let Some(sealed) = self.store.db.get_pinned(&self.cf, vkey)? {
+            size.exists = true;
+            size.bytes += layout::stored_bytes(&sealed)?;
+        }
+        if let Some(sealed) = self.store.db.get_pinned(&self.cf, pkey)? {
+            size.bytes += layout::stored_bytes(&sealed)?;
+        }
+        Ok(size)
     }
 
     fn count_locked(&self, collection: &CollectionInfo) -> Result<u64> {
@@ -234,6 +298,13 @@ impl TenantHandle<'_> {
         }
         Ok(())
     }
+}
+
+/// What a point's records hold: whether it exists (its vector record does) and their stored bytes.
+#[derive(Clone, Copy)]
+struct StoredSize {
+    exists: bool,
+    bytes: u64,
 }
 
 /// Refuses a batch of `len` points or ids (named by `field`) outside 1 to `MAX_BATCH_POINTS`.

@@ -1,11 +1,11 @@
-//! A loaded tenant: its cipher, write counters and policy, loaded once per open store from the
-//! keyring (control records checked) and shared by every handle of the tenant.
+//! A loaded tenant: its cipher, write counters (usage among them) and policy, loaded once per open
+//! store from the keyring (control records checked) and shared by every handle of the tenant.
 
 use crate::engine::{Batch, Engine, Family};
 use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, TenantUid};
 use crate::keyring::ENCRYPTION_RESERVATION;
-use crate::layout::{self, CollectionRecord, Kind, TenantKeys};
+use crate::layout::{self, CollectionRecord, Kind, TenantKeys, UsageRecord};
 use crate::model::CollectionInfo;
 use crate::policy::VersionedPolicy;
 use crate::store::{Store, system_family};
@@ -19,6 +19,9 @@ pub(crate) struct WriteState {
     pub(crate) sequence: u64,
     pub(crate) next_collection: u32,
     pub(crate) reserved_encryptions: u64,
+    /// The tenant's usage as stored at its `U` record, once read or written (`None` before, and
+    /// for a tenant without the record until a write has stored it).
+    pub(crate) usage: Option<UsageRecord>,
 }
 
 /// A loaded tenant: its keys and write state. Shared by every handle of the tenant.
@@ -63,7 +66,12 @@ impl TenantState {
             cf_name,
             keys,
             cipher: RwLock::new(cipher),
-            write: Mutex::new(WriteState { sequence, next_collection, reserved_encryptions: reserved }),
+            write: Mutex::new(WriteState {
+                sequence,
+                next_collection,
+                reserved_encryptions: reserved,
+                usage: None,
+            }),
             policy: RwLock::new(Arc::new(policy)),
             collections: RwLock::new(HashMap::new()),
         })

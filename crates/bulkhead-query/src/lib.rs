@@ -38,7 +38,7 @@ pub use attrs::MatchReason;
 pub use budget::Budget;
 pub use bulkhead_crypto::{MASTER_KEY_ENV, MasterKey};
 pub use bulkhead_distance::DistanceError;
-pub use bulkhead_index::IndexError;
+pub use bulkhead_index::{IndexError, lower_thread_priority};
 pub use bulkhead_storage::{
     AccessEvent, Acl, ApiKeyInfo, AuditCheck, AuditEvent, Clock, CollectionInfo, CollectionName,
     DEFAULT_MAX_COLLECTIONS, DEFAULT_MAX_STORED_BYTES, DEFAULT_MAX_VECTORS, DirectoryCheck, DocId,

@@ -143,13 +143,29 @@ fn rotation_pass(db: &Database, metrics: &Metrics, mut backoff: Backoff) -> (boo
     (any, backoff)
 }
 
-/// Drives every tenant-key rotation in the background, one step at a time on the blocking pool; a
+/// Runs one background pass on a thread of its own at the lowest OS priority, below the calls'
+/// storage work on the blocking pool (so a rotation or a pruning yields the cores to requests), and
+/// waits for it without holding the runtime. `Err` if the thread could not start or panicked.
+async fn low_priority<T: Send + 'static>(pass: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bulkhead-background".to_owned())
+        .spawn(move || {
+            // Refused only where priorities cannot be changed: the pass runs all the same.
+            let _lowered = bulkhead_query::lower_thread_priority();
+            let _ = done.send(pass());
+        })
+        .map_err(|e| format!("cannot start a background thread: {e}"))?;
+    result.await.map_err(|_| "the background pass panicked".to_owned())
+}
+
+/// Drives every tenant-key rotation in the background, one step at a time on a low-priority thread; a
 /// rotation interrupted by a restart is picked up from its persisted cursor. Runs until aborted.
 pub(crate) async fn drive_rotations(db: Arc<Database>, metrics: Arc<Metrics>) {
     let mut backoff = Backoff::default();
     loop {
         let (db, metrics) = (Arc::clone(&db), Arc::clone(&metrics));
-        let pass = tokio::task::spawn_blocking(move || rotation_pass(&db, &metrics, backoff)).await;
+        let pass = low_priority(move || rotation_pass(&db, &metrics, backoff)).await;
         let pause = match pass {
             Ok((any, kept)) => {
                 backoff = kept;
@@ -196,7 +212,7 @@ pub(crate) async fn prune_audit(db: Arc<Database>, metrics: Arc<Metrics>, keep: 
     let mut backoff = Backoff::default();
     loop {
         let (db, metrics) = (Arc::clone(&db), Arc::clone(&metrics));
-        let pass = tokio::task::spawn_blocking(move || {
+        let pass = low_priority(move || {
             let pruned = prune_pass(&db, &metrics, keep, &mut backoff);
             (pruned, backoff)
         })

@@ -69,6 +69,24 @@ impl<F: Filter + ?Sized> Admit for Allowed<'_, F> {
 }
 
 impl FrozenSegment {
+    /// Scores the scratch's batch into its batch distances ([`walk_distances`](Self::walk_distances)).
+    #[inline]
+    fn score_batch(
+        &self,
+        kernels: &Kernels,
+        query: &Query<'_>,
+        s: &mut SearchScratch,
+    ) -> Result<(), IndexError> {
+        self.walk_distances(
+            kernels,
+            query,
+            &s.batch,
+            &mut s.batch_distances,
+            &mut s.distance_count,
+            &mut s.scored,
+        )
+    }
+
     /// Computes the distances from `query` to the scattered rows `ids` of a graph walk into
     /// `out[..ids.len()]`, one [`Kernels::distance_to_row`] call per row.
     ///
@@ -142,14 +160,7 @@ impl FrozenSegment {
         if admit.traversable(current) {
             s.batch.clear();
             s.batch.push(current);
-            self.walk_distances(
-                kernels,
-                query,
-                &s.batch,
-                &mut s.batch_distances,
-                &mut s.distance_count,
-                &mut s.scored,
-            )?;
+            self.score_batch(kernels, query, s)?;
             current_distance = s.batch_distances[0];
         }
         for level in (0..=self.graph.max_level()).rev() {
@@ -188,14 +199,7 @@ impl FrozenSegment {
                 if s.batch.is_empty() {
                     break;
                 }
-                self.walk_distances(
-                    kernels,
-                    query,
-                    &s.batch,
-                    &mut s.batch_distances,
-                    &mut s.distance_count,
-                    &mut s.scored,
-                )?;
+                self.score_batch(kernels, query, s)?;
                 let mut moved = false;
                 for (&id, &distance) in s.batch.iter().zip(&s.batch_distances) {
                     if distance < current_distance {
@@ -280,14 +284,7 @@ impl FrozenSegment {
             if s.batch.is_empty() {
                 continue;
             }
-            self.walk_distances(
-                kernels,
-                query,
-                &s.batch,
-                &mut s.batch_distances,
-                &mut s.distance_count,
-                &mut s.scored,
-            )?;
+            self.score_batch(kernels, query, s)?;
             for (&id, &distance) in s.batch.iter().zip(&s.batch_distances) {
                 let key = pack(distance, id);
                 let admits = s.results.len() < ef || s.results.peek().is_some_and(|&w| key < w);

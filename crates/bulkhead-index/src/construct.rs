@@ -365,3 +365,28 @@ pub(crate) fn extend_graph(
 pub fn lower_thread_priority() -> bool {
     thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min).is_ok()
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The calling thread's nice value, from `/proc/thread-self/stat` (its 19th field).
+    fn nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+        let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+        after_name.split_whitespace().nth(16).expect("nice").parse().expect("a number")
+    }
+
+    #[test]
+    fn a_background_build_runs_on_threads_of_the_lowest_priority() {
+        let two = NonZeroUsize::new(2);
+        let caller = nice();
+        let background = Executor::new(two, true).expect("pool");
+        let niceness: Vec<i32> = background.install(|| rayon::broadcast(|_| nice()));
+        assert_eq!(niceness, [19, 19], "every thread of a background build's pool");
+        let foreground = Executor::new(two, false).expect("pool");
+        let niceness: Vec<i32> = foreground.install(|| rayon::broadcast(|_| nice()));
+        assert_eq!(niceness, [caller, caller], "a build in the foreground keeps its caller's priority");
+        assert_eq!(nice(), caller, "the caller is not touched");
+    }
+}

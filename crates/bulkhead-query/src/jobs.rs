@@ -262,6 +262,25 @@ mod tests {
         assert_eq!(pool.jobs().counts().cancelled, 1);
     }
 
+    /// The calling thread's nice value, from `/proc/thread-self/stat` (its 19th field).
+    #[cfg(target_os = "linux")]
+    fn nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("stat");
+        let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+        after_name.split_whitespace().nth(16).expect("nice").parse().expect("a number")
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn jobs_run_below_the_callers_priority() {
+        let pool = JobPool::new(1);
+        let (tx, rx) = mpsc::channel::<i32>();
+        pool.jobs().submit(uid(1), Arc::new(AtomicBool::new(false)), move || tx.send(nice()).expect("send"));
+        let job_nice = rx.recv_timeout(Duration::from_secs(10)).expect("the job ran");
+        assert_eq!(job_nice, 19, "a job worker runs at the lowest priority");
+        assert!(nice() < 19, "the test's own thread is not lowered");
+    }
+
     #[test]
     fn dropping_the_pool_cancels_running_jobs_and_drops_queued_ones() {
         let pool = JobPool::new(1);

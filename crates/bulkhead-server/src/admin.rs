@@ -210,8 +210,9 @@ impl Admin for AdminService {
                 .operator()
                 .unlock_api_key(&tenant_name(req.tenant)?, &req.key_id)
                 .map_err(status::from_storage)?;
-            // The key starts afresh: its old requests and refusals no longer count.
-            shared.lockout.forget(&req.key_id);
+            // The key starts afresh: its old requests and refusals no longer count. The windows
+            // are keyed by the id as scopes spell it (lower-case hex); storage took either case.
+            shared.lockout.forget(&req.key_id.to_ascii_lowercase());
             Ok(pb::UnlockApiKeyResponse { was_locked })
         })
         .await

@@ -2,7 +2,12 @@
 //! what a scope can do; a scope from one database is refused by another.
 
 use crate::util::{TestDir, tenant};
-use bulkhead_query::{DocId, Metric, NewPoint, QueryError, Role, StorageError, TenantName};
+use bulkhead_query::{
+    DocId, ManualClock, MasterKey, Metric, NewPoint, QueryError, Role, StorageError, TenantName,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 fn unauthenticated<T: std::fmt::Debug>(r: Result<T, StorageError>) -> bool {
     matches!(r, Err(StorageError::Unauthenticated))
@@ -117,4 +122,105 @@ fn unknown_tenants_and_collections_are_plain_not_found() {
     let missing = t.search("no-such-thing", &[1.0, 0.0], 1).expect_err("missing");
     assert_eq!(theirs.to_string(), missing.to_string());
     assert!(matches!(theirs, QueryError::Storage(StorageError::NotFound { what: "collection" })));
+}
+
+/// The credential cache (`keycache.rs`): a key that authenticated is checked from memory next time,
+/// and every change that makes it refuse reaches a cached key at once, for new authentications and
+/// for scopes already minted.
+#[test]
+fn cached_keys_refuse_at_once_after_expiry_lock_deletion_and_rotation() {
+    let dir = TestDir::new();
+    let clock = ManualClock::new();
+    let db = dir.open_on(&clock);
+    tenant(&db, "acme");
+    let acme = TenantName::new("acme").expect("name");
+    let store = db.operator();
+    let issue = |expires_ms| store.issue_api_key(&acme, Role::Reader, "k", expires_ms).expect("issue");
+    let cached = |token: &str| {
+        let scope = store.authenticate(token).expect("authenticates");
+        assert!(store.authenticate_cached(token).is_some(), "a key that authenticated is cached");
+        scope
+    };
+
+    // Expiry, read from the store's clock on every use.
+    let expiring = issue(Some(db.clock().now_ms() + 1_000));
+    let held = cached(&expiring.token);
+    clock.advance(Duration::from_millis(999));
+    assert!(store.authenticate_cached(&expiring.token).is_some(), "not expired yet");
+    clock.advance(Duration::from_millis(1));
+    assert!(store.authenticate_cached(&expiring.token).is_none());
+    assert!(unauthenticated(store.authenticate(&expiring.token)));
+    assert!(matches!(db.tenant(&held), Err(QueryError::Storage(StorageError::Unauthenticated))));
+
+    // A wrong secret for a cached key id is not answered from memory, and refused.
+    let key = issue(None);
+    let held = cached(&key.token);
+    let mut wrong = key.token.clone();
+    let last = wrong.pop().expect("char");
+    wrong.push(if last == '0' { '1' } else { '0' });
+    assert!(store.authenticate_cached(&wrong).is_none());
+    assert!(unauthenticated(store.authenticate(&wrong)));
+
+    // A lock.
+    let uid = held.tenant_uid();
+    assert!(store.lock_api_key(uid, &key.key_id, "test").expect("lock"));
+    assert!(store.authenticate_cached(&key.token).is_none());
+    assert!(matches!(store.authenticate(&key.token), Err(StorageError::KeyLocked)));
+    assert!(matches!(db.tenant(&held), Err(QueryError::Storage(StorageError::KeyLocked))));
+    assert!(store.unlock_api_key(&acme, &key.key_id).expect("unlock"));
+    cached(&key.token);
+
+    // Rotations make every key's next call read its record again (and it still authenticates).
+    store.rotate_tenant_key(&acme).expect("rotate");
+    assert!(store.authenticate_cached(&key.token).is_none());
+    cached(&key.token);
+    store.rotate_master_key(MasterKey::generate()).expect("rotate master");
+    assert!(store.authenticate_cached(&key.token).is_none());
+    let held = cached(&key.token);
+
+    // The tenant's deletion.
+    db.delete_tenant(&acme).expect("delete");
+    assert!(store.authenticate_cached(&key.token).is_none());
+    assert!(unauthenticated(store.authenticate(&key.token)));
+    assert!(db.tenant(&held).is_err(), "a scope of a deleted tenant opens nothing");
+}
+
+/// A revocation racing calls that authenticate from the cache: once `revoke_api_key` returns, no
+/// authentication and no handle of a scope minted before succeeds, whichever path it takes.
+#[test]
+fn a_revocation_racing_cached_calls_wins_once_it_returns() {
+    let dir = TestDir::new();
+    let db = Arc::new(dir.open());
+    tenant(&db, "acme");
+    let acme = TenantName::new("acme").expect("name");
+    for round in 0..20 {
+        let key = db.operator().issue_api_key(&acme, Role::Reader, "k", None).expect("issue");
+        let revoked = Arc::new(AtomicBool::new(false));
+        let callers: Vec<_> = (0..2)
+            .map(|_| {
+                let (db, revoked, token) = (Arc::clone(&db), Arc::clone(&revoked), key.token.clone());
+                // Minted before the revocation (scopes are not `Clone`).
+                let held = db.operator().authenticate(&token).expect("authenticates");
+                std::thread::spawn(move || {
+                    let mut after = 0;
+                    while after < 50 {
+                        let was_revoked = revoked.load(Ordering::SeqCst);
+                        let authenticated = db.operator().authenticate(&token);
+                        let opened = db.tenant(&held).map(|_| ());
+                        if was_revoked {
+                            assert!(unauthenticated(authenticated), "round {round}: authenticated after");
+                            assert!(opened.is_err(), "round {round}: a held scope opened after");
+                            after += 1;
+                        }
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(2));
+        db.operator().revoke_api_key(&acme, &key.key_id).expect("revoke");
+        revoked.store(true, Ordering::SeqCst);
+        for caller in callers {
+            caller.join().expect("caller");
+        }
+    }
 }

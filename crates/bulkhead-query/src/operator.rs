@@ -207,6 +207,12 @@ impl Operator<'_> {
         self.store.authenticate(token)
     }
 
+    /// The scope of a key that authenticated before and still would, from memory alone (no read,
+    /// no write); `None` when memory cannot tell, and then [`Operator::authenticate`] decides.
+    pub fn authenticate_cached(&self, token: &str) -> Option<TenantScope> {
+        self.store.authenticate_cached(token)
+    }
+
     /// Mints a tenant-admin scope without a credential, for a process that is itself trusted; the
     /// reason is logged.
     pub fn trusted_host_scope(

@@ -359,14 +359,48 @@ impl Shared {
             }
         })?;
         let limits = self.limits_of(scope.tenant_uid())?;
-        if let Some(key) = scope.key_id() {
-            let now = self.db.clock().now();
-            if let Some(reason) = self.lockout.request(scope.tenant_uid(), &key, now, limits.thresholds()) {
-                self.lock(scope.tenant_uid(), &key, reason);
-                return Err(AuthError::Storage(StorageError::KeyLocked));
-            }
+        if let Some((key, reason)) = self.burst(&scope, &limits) {
+            self.lock(scope.tenant_uid(), &key, reason);
+            return Err(AuthError::Storage(StorageError::KeyLocked));
         }
         Ok((scope, limits))
+    }
+
+    /// [`Shared::admit_data`] from memory, on the caller's thread: `None` unless the key
+    /// authenticated before and still would (`authenticate_cached`: no read, no write) and its role
+    /// suffices, and then the blocking path decides (and audits a refusal). A cached key's tenant
+    /// is loaded, so its policy is in memory too. Only a call that locks its key touches storage,
+    /// on the blocking pool.
+    pub(crate) async fn admit_cached(
+        self: &Arc<Self>,
+        token: &str,
+        op: DataOp,
+    ) -> Option<Result<(TenantScope, Arc<TenantLimits>), Status>> {
+        if self.admin.matches(token) {
+            return None;
+        }
+        let scope = self.db.operator().authenticate_cached(token)?;
+        if scope.role() < op.required_role() {
+            return None;
+        }
+        let limits = self.limits_of(scope.tenant_uid()).ok()?;
+        let Some((key, reason)) = self.burst(&scope, &limits) else { return Some(Ok((scope, limits))) };
+        let refused = AuthError::Storage(StorageError::KeyLocked);
+        self.metrics.denial(refused.tenant_label(), refused.reason());
+        let (shared, tenant) = (Arc::clone(self), scope.tenant_uid());
+        if let Err(e) = tokio::task::spawn_blocking(move || shared.lock(tenant, &key, reason)).await {
+            tracing::error!(error = %e, "could not lock an api key");
+        }
+        Some(Err(Status::from(refused)))
+    }
+
+    /// Counts a call against its key's lockout windows; the key and the reason when the call takes
+    /// the key past its tenant's threshold (the caller locks it).
+    fn burst(&self, scope: &TenantScope, limits: &TenantLimits) -> Option<(String, &'static str)> {
+        let key = scope.key_id()?;
+        let now = self.db.clock().now();
+        let reason = self.lockout.request(scope.tenant_uid(), &key, now, limits.thresholds())?;
+        Some((key, reason))
     }
 
     /// Counts a call refused by its tenant's quotas (metrics only: not an audit event).

@@ -6,6 +6,7 @@
 use crate::audit::AccessEvent;
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
+use crate::keycache::CachedKey;
 use crate::layout;
 use crate::scope::{KeyBinding, Role, TenantScope};
 use crate::store::Store;
@@ -14,6 +15,27 @@ use bulkhead_crypto::constant_time_eq;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// A presented API key, parsed: its id as given and as bytes, and the keyed hash of its secret.
+struct Presented<'t> {
+    key_id: &'t str,
+    raw_key_id: [u8; 16],
+    tag: Zeroizing<[u8; 32]>,
+}
+
+impl<'t> Presented<'t> {
+    /// `None` for anything that is not `bk_<32 hex digits>_<64 hex digits>`.
+    fn parse(store: &Store, token: &'t str) -> Option<Presented<'t>> {
+        let (key_id, secret_hex) = token.strip_prefix("bk_")?.split_once('_')?;
+        let mut raw_key_id = [0u8; 16];
+        hex::decode_to_slice(key_id, &mut raw_key_id).ok()?;
+        let mut secret = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(secret_hex, secret.as_mut()).ok()?;
+        let tag = Zeroizing::new(layout::api_key_secret_tag(&store.system, secret.as_ref()));
+        Some(Presented { key_id, raw_key_id, tag })
+    }
+}
 
 /// At most one refusal event per API key id and kind of refusal (wrong secret, revoked, expired) per
 /// this long: a client repeating a wrong secret for a known key id cannot grow the tenant's trail
@@ -77,23 +99,24 @@ impl Store {
     /// Checks an API key (`bk_<key id>_<secret>`) against the keyring, in constant time, and mints a
     /// scope for its tenant and role. Unknown, malformed, revoked and expired keys all get
     /// [`StorageError::Unauthenticated`]; a locked key (see `keylock.rs`) gets
-    /// [`StorageError::KeyLocked`].
+    /// [`StorageError::KeyLocked`]. A key that authenticated before is checked from memory
+    /// ([`Store::authenticate_cached`]); any other presentation reads the key's record.
     pub fn authenticate(&self, token: &str) -> Result<TenantScope> {
-        let mut parts = token.strip_prefix("bk_").unwrap_or("").splitn(2, '_');
-        let (Some(key_id), Some(secret_hex)) = (parts.next(), parts.next()) else {
+        let Some(presented) = Presented::parse(self, token) else {
             return Err(StorageError::Unauthenticated);
         };
-        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-        if hex::decode_to_slice(secret_hex, secret.as_mut()).is_err() {
-            return Err(StorageError::Unauthenticated);
+        if let Some(scope) = self.cached_scope(&presented) {
+            return Ok(scope);
         }
-        let presented = layout::api_key_secret_tag(&self.system, secret.as_ref());
-        let Some((raw_key_id, record)) = self.load_api_key(key_id)? else {
+        // Read before the record, so that a removal racing this check keeps the record out.
+        let read_at = self.key_cache.epoch();
+        let Some((raw_key_id, record)) = self.load_api_key(presented.key_id)? else {
             return Err(StorageError::Unauthenticated);
         };
-        let secret_ok = constant_time_eq(&presented, &record.secret_tag);
+        let secret_ok = constant_time_eq(presented.tag.as_ref(), &record.secret_tag);
         let expired = record.expires_ms.is_some_and(|t| t <= self.now_ms());
         let uid = TenantUid::from_bytes(record.tenant_uid);
+        let key_id = presented.key_id;
         if !secret_ok || record.revoked || expired {
             // The key names its tenant: the refusal goes into that tenant's trail (the caller still
             // learns only "unauthenticated"). A key of a deleted tenant is gone with its records.
@@ -117,13 +140,46 @@ impl Store {
             StorageError::NotFound { .. } => StorageError::Unauthenticated,
             other => other,
         })?;
-        Ok(TenantScope {
+        let cached = CachedKey {
             tenant: uid,
-            store_instance: self.instance,
+            secret_tag: Zeroizing::new(record.secret_tag),
             role: record.role,
-            key_id: Some(raw_key_id),
             binding: record.binding,
-        })
+            expires_ms: record.expires_ms,
+        };
+        let scope = self.mint(raw_key_id, &cached);
+        self.key_cache.insert(read_at, raw_key_id, cached);
+        Ok(scope)
+    }
+
+    /// The scope of an API key that authenticated before and still would, checked from memory
+    /// alone: no read, no write, no audit event. `None` means only that memory cannot tell (a key
+    /// not cached, a wrong secret, an expired key, a malformed token): ask
+    /// [`Store::authenticate`], which reads the record and records a refusal.
+    pub fn authenticate_cached(&self, token: &str) -> Option<TenantScope> {
+        self.cached_scope(&Presented::parse(self, token)?)
+    }
+
+    fn cached_scope(&self, presented: &Presented<'_>) -> Option<TenantScope> {
+        let cached = self.key_cache.get(&presented.raw_key_id)?;
+        let secret_ok = constant_time_eq(presented.tag.as_ref(), cached.secret_tag.as_ref());
+        (secret_ok && !cached.expired(self.now_ms())).then(|| self.mint(presented.raw_key_id, &cached))
+    }
+
+    /// Whether a key of `tenant` is cached and unexpired.
+    fn still_cached(&self, key_id: &[u8; 16], tenant: TenantUid) -> bool {
+        self.key_cache.get(key_id).is_some_and(|k| k.tenant == tenant && !k.expired(self.now_ms()))
+    }
+
+    /// The scope of an API key that authenticated.
+    fn mint(&self, raw_key_id: [u8; 16], key: &CachedKey) -> TenantScope {
+        TenantScope {
+            tenant: key.tenant,
+            store_instance: self.instance,
+            role: key.role,
+            key_id: Some(raw_key_id),
+            binding: key.binding.clone(),
+        }
     }
 
     /// Writes the refusal of a presented key to its tenant's trail, at most once per
@@ -184,7 +240,11 @@ impl Store {
         if scope.store_instance != self.instance {
             return Err(StorageError::ForeignScope);
         }
-        if let Some(key_id) = &scope.key_id {
+        if let Some(key_id) = &scope.key_id
+            && !self.still_cached(key_id, scope.tenant)
+        {
+            // Not in memory: the record says (a cached key is neither revoked nor locked, since
+            // both remove it).
             let still_valid = self.load_api_key(&hex::encode(key_id))?.is_some_and(|(_, record)| {
                 !record.revoked && record.expires_ms.is_none_or(|t| t > self.now_ms())
             });

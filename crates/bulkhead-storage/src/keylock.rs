@@ -43,6 +43,7 @@ impl Store {
         event.note = Some(reason.to_owned());
         let _pending = self.audit_record_into(&mut batch, &tenant, event)?;
         self.commit_registry(&mut reserved, batch, &layout::key_lock_key(&raw_id), &layout::encode(&record))?;
+        self.key_cache.remove(&raw_id);
         tracing::warn!(tenant = %tenant.short(), key_id, reason, "api key locked");
         Ok(true)
     }

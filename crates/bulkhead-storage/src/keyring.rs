@@ -128,6 +128,9 @@ impl Store {
         let version = Self::rewrap_keyring(&self.db, &master.0, master.1, &new)?;
         *master = (new, version);
         drop(master);
+        // API keys do not depend on the master key, but a rotation is an operator's moment to
+        // start afresh: every key's next call reads its record again.
+        self.key_cache.clear();
         // The keys wrapped under the old master key are now only tombstoned versions: rewrite them
         // away, so that the old master key with today's files opens nothing.
         self.purge_destroyed(&[layout::KEYRING_PREFIX.to_vec()])?;

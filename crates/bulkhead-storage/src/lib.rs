@@ -12,6 +12,7 @@ mod clock;
 mod engine;
 mod error;
 mod ids;
+mod keycache;
 mod keylock;
 mod keyring;
 mod layout;

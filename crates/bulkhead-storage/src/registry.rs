@@ -265,6 +265,8 @@ impl Store {
         let mut batch = Batch::default();
         let _pending = self.audit_into(&mut batch, &info.uid, "api-key-revoked", Some(key_id))?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
+        // After the commit: a check that read the record before it cannot cache it (`keycache.rs`).
+        self.key_cache.remove(&raw_id);
         tracing::info!(tenant = %info.uid.short(), key_id, "api key revoked");
         Ok(())
     }

@@ -101,6 +101,9 @@ impl Store {
         let cipher = self.owner_cipher(&owner, 0)?;
         *state.cipher.write() = cipher;
         write.reserved_encryptions = 0;
+        // API keys do not depend on the tenant's data keys, but their next calls read the records
+        // again: a rotation, often a response to a suspected leak, also rechecks every credential.
+        self.key_cache.remove_tenant(uid);
         tracing::info!(tenant = %uid.short(), generation = target, "tenant key rotation started");
         Ok(RotationProgress { target_generation: target, done: 0, total, finished: false })
     }
@@ -258,6 +261,7 @@ impl Store {
         }
         self.sys_write(batch)?;
         drop(pending);
+        self.key_cache.remove_tenant(info.uid);
         // The keys are gone on disk; forget them in memory too. Handles still open keep a copy only
         // until they are dropped, and what they write goes to a column family about to be dropped.
         self.tenants.write().remove(&info.uid);

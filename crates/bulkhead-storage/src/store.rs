@@ -3,9 +3,9 @@
 //!
 //! The rooms around it: `keyring.rs` (owner ciphers, control records, master-key rotation, the
 //! format-2 migration), `registry.rs` (tenants and API keys), `auth.rs` (the two doors that mint
-//! scopes, and the handle a scope opens), `tenant/state.rs` (loading a tenant), `audit/`,
-//! `rotation.rs`, `policy.rs`, `quota.rs` (storage quotas), `snapshot.rs` and `clock.rs` (where the
-//! store reads the time).
+//! scopes, and the handle a scope opens), `keycache.rs` (keys that authenticated),
+//! `tenant/state.rs` (loading a tenant), `audit/`, `rotation.rs`, `policy.rs`, `quota.rs` (storage
+//! quotas), `snapshot.rs` and `clock.rs` (where the store reads the time).
 
 use crate::audit::AuditHeads;
 use crate::auth::RefusalLog;
@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::engine::{Batch, Engine, Family};
 use crate::error::{Result, StorageError};
 use crate::ids::TenantUid;
+use crate::keycache::KeyCache;
 use crate::layout::{self, SYS_CF};
 use crate::quota::StorageQuotas;
 use crate::tenant::TenantState;
@@ -80,6 +81,8 @@ pub struct Store {
     /// Refused presentations of API keys not yet written to the audit trail (see
     /// [`Store::authenticate`]).
     pub(crate) refusals: RefusalLog,
+    /// API keys that authenticated, so that their next calls skip the registry (`keycache.rs`).
+    pub(crate) key_cache: KeyCache,
     /// Where timestamps, key expiry and the refusal window read the time.
     clock: Clock,
     /// The storage quotas of tenants whose policy sets none ([`StoreOptions::default_quotas`]).
@@ -164,6 +167,7 @@ impl Store {
             audit_heads: AuditHeads::default(),
             durability: options.durability,
             refusals: RefusalLog::default(),
+            key_cache: KeyCache::default(),
             clock: options.clock,
             default_quotas: options.default_quotas,
         };

@@ -190,6 +190,11 @@ async fn world() -> World {
     let (writer, _) = server.key("acme", pb::Role::Writer).await;
     let (other, _) = server.key("globex", pb::Role::TenantAdmin).await;
     let (revoked, revoked_id) = server.key("acme", pb::Role::TenantAdmin).await;
+    let mut data = server.data().await;
+    // Used before its revocation, so that the server holds it as a key that authenticated.
+    data.count(req(pb::CountRequest { collection: "docs".into() }, &revoked))
+        .await
+        .expect("valid before revocation");
     let mut admin = server.admin().await;
     admin
         .revoke_api_key(req(
@@ -208,7 +213,6 @@ async fn world() -> World {
     };
     let expired =
         admin.issue_api_key(req(expiring, &server.admin_token)).await.expect("issue").into_inner().token;
-    let mut data = server.data().await;
     // It works until it expires, then it is refused like any unknown key.
     data.count(req(pb::CountRequest { collection: "docs".into() }, &expired))
         .await

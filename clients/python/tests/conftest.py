@@ -55,10 +55,10 @@ def admin(server: harness.BulkheadServer, url: str) -> Iterator[AdminClient]:
         yield client
 
 
-@dataclass
+@dataclass(repr=False)
 class TenantKeys:
     """A fresh tenant and its keys: tenant admin, writer, on-behalf-of reader, and alice's own key
-    (user alice, group eng)."""
+    (user alice, group eng). Its repr names the tenant only (pytest prints a failed test's locals)."""
 
     name: str
     tenant_admin: str
@@ -66,6 +66,9 @@ class TenantKeys:
     reader: str
     reader_id: str
     alice: str
+
+    def __repr__(self) -> str:
+        return f"TenantKeys({self.name!r}, keys=<redacted>)"
 
 
 def unique(prefix: str) -> str:

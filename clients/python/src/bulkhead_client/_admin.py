@@ -193,7 +193,7 @@ class AdminClient:
 
     def set_policy(self, tenant: str, policy: Policy, *, expected_version: int, note: str = "") -> PolicyVersion:
         """Replaces the tenant's policy if it is still at `expected_version` (from `get_policy`);
-        FailedPrecondition otherwise. `note` (at most 256 bytes, no tenant data) goes into the audit
+        InvalidArgument otherwise. `note` (at most 256 bytes, no tenant data) goes into the audit
         trail. Not retried on UNAVAILABLE."""
         request = pb.SetPolicyRequest(
             tenant=tenant, policy=policy_to_proto(policy), expected_version=expected_version, note=note

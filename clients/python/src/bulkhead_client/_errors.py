@@ -79,8 +79,7 @@ class ResourceExhausted(BulkheadError):
 
 
 class FailedPrecondition(BulkheadError):
-    """The tenant's state forbids the call (a data key at its encryption limit, a policy version
-    that moved on)."""
+    """The tenant's state forbids the call (a data key at its encryption limit: rotate it)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -32,6 +32,10 @@ def test_operators_build_the_wire_filter_and_flatten() -> None:
     assert where(lang="en", year=[2023]) == F.eq("lang", "en") & F.in_("year", [2023])
     assert where({"content-type": "pdf"}) == F.eq("content-type", "pdf")
     assert repr(F.range("year", 2000, 2010)) == "Filter(2000.0 <= year <= 2010.0)"
+    assert F.ne("lang", "en") == ~F.eq("lang", "en") == F.not_(F.eq("lang", "en"))
+    assert F.gte("year", 2020) == F.range("year", min=2020) and F.lte("year", 1) == F.range("year", max=1)
+    assert F.all(F.eq("a", 1)) == F.eq("a", 1) and F.any().to_proto().WhichOneof("kind") == "or"
+    assert F.in_("year", [True, 2]).conditions == 2 and where().conditions == 0
 
 
 def test_limits_are_refused_where_the_filter_is_built() -> None:

@@ -1,19 +1,33 @@
 #!/usr/bin/env bash
-# The Python client's walkthrough (clients/python/walkthrough.py): pinned grpcio and grpcio-tools in
-# the build cache's venv (scripts/py-venv), stubs generated from proto/ into a temporary directory,
-# and a real `bulkhead serve` (the release binary) on 127.0.0.1 with an ephemeral port and a fresh
-# data directory, stopped with SIGTERM at the end or on failure. scripts/test runs it after
-# `cargo test`; set BULKHEAD_BIN to test another binary without building.
+# The Python client, bulkhead-client (clients/python), against a real `bulkhead serve`: the pinned
+# packages of clients/python/requirements*.txt in the build cache's venv (scripts/py-venv), the
+# package built into a wheel and installed without touching the network (setuptools comes from the
+# venv, not from an isolated build environment), `mypy --strict` on it, its tests
+# (clients/python/tests: each session starts the release binary on 127.0.0.1 with an ephemeral port
+# and a fresh data directory, and stops it with SIGTERM) and the README's walkthrough
+# (clients/python/walkthrough.py). scripts/test runs it after `cargo test`; set BULKHEAD_BIN to test
+# another binary without building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python="$(scripts/py-venv clients/python/requirements.txt)"
+python="$(scripts/py-venv clients/python/requirements.txt clients/python/requirements-dev.txt)"
 if [ -z "${BULKHEAD_BIN:-}" ]; then
   . scripts/env.sh
   # A no-op after `cargo test --release --workspace`, which builds the binary; otherwise it makes
-  # sure the walkthrough tests the sources in this tree.
+  # sure the tests run against the sources in this tree.
   cargo build --release --quiet -p bulkhead-cli
   export BULKHEAD_BIN="$CARGO_TARGET_DIR/release/bulkhead"
 fi
 # The load benchmark is only compiled here (like `cargo bench --no-run`); it runs by hand.
 "$python" -m py_compile benches/python/grpc_load.py
+
+wheels="$(mktemp -d)"
+trap 'rm -rf "$wheels"' EXIT
+pip=("$python" -m pip --disable-pip-version-check --quiet)
+"${pip[@]}" wheel --no-build-isolation --no-deps --wheel-dir "$wheels" ./clients/python
+"${pip[@]}" install --no-deps --force-reinstall "$wheels"/bulkhead_client-*.whl
+echo "bulkhead-client: $(basename "$wheels"/bulkhead_client-*.whl) built and installed"
+
+(cd clients/python && "$python" -m mypy --strict)
+# From the package directory, so that the tests import the installed wheel, not src/.
+(cd clients/python && "$python" -m pytest -q -p no:cacheprovider tests)
 exec "$python" clients/python/walkthrough.py --bin "$BULKHEAD_BIN"

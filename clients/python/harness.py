@@ -1,6 +1,7 @@
-"""What the Python walkthrough and the Python load benchmark share: Python stubs generated from
-`proto/bulkhead/v1/*.proto` with grpcio-tools into a temporary directory, and a real `bulkhead serve`
-process on 127.0.0.1 with an ephemeral port and a fresh data directory, stopped with SIGTERM.
+"""What the Python client's tests and walkthrough and the Python load benchmark share: a real
+`bulkhead serve` process on 127.0.0.1 with an ephemeral port and a fresh data directory, stopped with
+SIGTERM; and, for the load benchmark's raw grpcio calls, Python stubs generated from
+`proto/bulkhead/v1/*.proto` with grpcio-tools into a temporary directory.
 
 Secrets stay out of every output: the admin token is read from the file the server's first start
 writes into its data directory (`dev-admin.token`, mode 0600) and API keys live only in variables;

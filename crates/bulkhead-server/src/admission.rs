@@ -187,7 +187,7 @@ where
             };
             // The tenant's request rate, before a byte of the body is read. A throttled call is
             // counted, not audited: a flood must not turn into a flood of audit writes.
-            if let Err(throttled) = limits.admit_request() {
+            if let Err(throttled) = limits.admit_headers(op == DataOp::Upsert) {
                 shared.count_throttled(scope.tenant_uid(), op, &throttled, timing);
                 return Ok(throttled.into_http());
             }

@@ -4,7 +4,8 @@
 //! ([`TenantQuotas`]), or the server's default ([`QuotaDefaults`]) where the policy sets none.
 //!
 //! A call meets them in order: the request rate on its headers, before its body is read
-//! (`admission.rs`); then, on its way to the work (`Shared::data`), its upserted bytes, a search
+//! (`admission.rs`), and for an upsert whether its tenant's upserted bytes could take one as large
+//! as its last; then, on its way to the work (`Shared::data`), its upserted bytes, a search
 //! permit (searches only) and a permit of the tenant's work share, each waited for within the
 //! call's deadline behind at most as many waiting calls of the same tenant as the limit allows
 //! (more are refused at once, so a flood holds no unbounded queue); last, one of the server's work
@@ -62,26 +63,39 @@ struct Bucket {
     rate: f64,
     tokens: f64,
     refilled: Instant,
+    /// The amount last asked for (taken or not); 0 before the first.
+    last: f64,
 }
 
 impl Bucket {
     fn new(rate: u64) -> Bucket {
         let rate = rate as f64;
-        Bucket { rate, tokens: rate, refilled: Instant::now() }
+        Bucket { rate, tokens: rate, refilled: Instant::now(), last: 0.0 }
+    }
+
+    fn refill(&mut self) {
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.refilled = now;
     }
 
     /// Takes `amount`. A request larger than the bucket is taken when the bucket is full, leaving
     /// a debt paid back at the rate, so the average never passes the rate. `false`: not now.
     fn take(&mut self, amount: f64) -> bool {
-        let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
-        self.refilled = now;
+        self.refill();
+        self.last = amount;
         if self.tokens < amount.min(self.rate) {
             return false;
         }
         self.tokens -= amount;
         true
+    }
+
+    /// Whether an amount as large as the last one asked for would be taken now (nothing is taken).
+    fn could_take_last(&mut self) -> bool {
+        self.refill();
+        self.tokens >= self.last.min(self.rate)
     }
 }
 
@@ -180,8 +194,15 @@ impl TenantLimits {
         self.thresholds
     }
 
+    /// A call's checks on its headers: one request from the tenant's request rate, and for an
+    /// upsert [`TenantLimits::admit_write_headers`].
+    pub(crate) fn admit_headers(&self, upsert: bool) -> Result<(), Status> {
+        self.admit_request()?;
+        if upsert { self.admit_write_headers() } else { Ok(()) }
+    }
+
     /// Takes one request from the tenant's request rate.
-    pub(crate) fn admit_request(&self) -> Result<(), Status> {
+    fn admit_request(&self) -> Result<(), Status> {
         let Some(bucket) = &self.requests else { return Ok(()) };
         if bucket.lock().unwrap_or_else(PoisonError::into_inner).take(1.0) {
             return Ok(());
@@ -199,8 +220,25 @@ impl TenantLimits {
         if bucket.lock().unwrap_or_else(PoisonError::into_inner).take(bytes as f64) {
             return Ok(());
         }
+        Err(self.write_exhausted())
+    }
+
+    /// An upsert's check on its headers, before its body is read (its size is not known yet):
+    /// while the tenant's upserted bytes a second could not take an upsert as large as its last
+    /// one, the upsert is refused unread. A flood of large upserts over the quota then costs the
+    /// server their headers, not their bodies; a smaller upsert after a large one waits at most
+    /// until the bucket holds the large one's size (one second's worth at most).
+    fn admit_write_headers(&self) -> Result<(), Status> {
+        let Some(bucket) = &self.write_bytes else { return Ok(()) };
+        if bucket.lock().unwrap_or_else(PoisonError::into_inner).could_take_last() {
+            return Ok(());
+        }
+        Err(self.write_exhausted())
+    }
+
+    fn write_exhausted(&self) -> Status {
         let limit = self.quotas.write_bytes_per_second.unwrap_or(0);
-        Err(exhausted("write_bytes_per_second", limit, "bytes a second"))
+        exhausted("write_bytes_per_second", limit, "bytes a second")
     }
 
     /// The tenant's permits for one call: a search permit for a search, and one of its work share,
@@ -285,6 +323,24 @@ mod tests {
         assert!(!bytes.take(1.0), "four seconds pay back four of the five thousand bytes");
         bytes.refilled -= Duration::from_millis(1_100);
         assert!(bytes.take(1.0), "the fifth second pays the rest");
+    }
+
+    #[test]
+    fn an_upsert_is_refused_on_its_headers_until_the_bucket_could_take_the_last_one() {
+        let mut bytes = Bucket::new(1_000);
+        assert!(bytes.could_take_last(), "nothing asked for yet");
+        assert!(bytes.take(600.0));
+        assert!(!bytes.could_take_last(), "400 left, the last upsert was 600");
+        bytes.refilled -= Duration::from_millis(250);
+        assert!(bytes.could_take_last(), "a quarter second adds 250");
+        assert!(!bytes.take(700.0), "a larger one is refused after its body is read");
+        assert!(!bytes.could_take_last(), "and the next waits for 700");
+        bytes.refilled -= Duration::from_millis(60);
+        assert!(bytes.could_take_last());
+        let mut big = Bucket::new(1_000);
+        assert!(big.take(5_000.0), "larger than the bucket: taken when full");
+        big.refilled -= Duration::from_secs(5);
+        assert!(big.could_take_last(), "a request over the rate waits for a full bucket, no more");
     }
 
     #[tokio::test]

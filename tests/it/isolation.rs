@@ -2,7 +2,7 @@
 //! random operations, every read and search through one tenant's scope sees exactly that tenant's data.
 
 use crate::util::{TestDir, tenant, vector};
-use bulkhead_query::{Database, DocId, Metric, NewPoint, TenantScope};
+use bulkhead_query::{Database, DocId, Metric, NewPoint, Placement, TenantScope};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -59,8 +59,8 @@ fn check_tenant(db: &Database, scope: &TenantScope, name: &str, model: &Model) {
     }
 }
 
-fn run(ops: Vec<Op>) {
-    let dir = TestDir::new();
+fn run(ops: Vec<Op>, tier: Placement) {
+    let dir = TestDir::in_tier(tier);
     let db = dir.open();
     let names = ["left", "right"];
     let scopes: Vec<TenantScope> = names.iter().map(|n| tenant(&db, n)).collect();
@@ -129,6 +129,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
     #[test]
     fn tenants_never_see_each_other(ops in proptest::collection::vec(op(), 1..60)) {
-        run(ops);
+        for tier in crate::util::TIERS {
+            run(ops.clone(), tier);
+        }
     }
 }

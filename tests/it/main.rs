@@ -19,4 +19,5 @@ mod retrieval;
 mod rotation;
 mod supply_chain;
 mod swap;
+mod tiers;
 mod util;

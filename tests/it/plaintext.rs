@@ -2,8 +2,8 @@
 //! written, each collection gets an HNSW graph saved as a snapshot, the database is closed, and every
 //! byte of every file in the data directory is searched.
 
-use crate::util::{TestDir, files_below, tenant};
-use bulkhead_query::{Acl, DocId, MetaValue, Metric, NewPoint};
+use crate::util::{TIERS, TestDir, files_below, tenant};
+use bulkhead_query::{Acl, DocId, MetaValue, Metric, NewPoint, Placement};
 
 /// The bytes of a vector whose components are distinctive marker values.
 fn marker_vector(i: usize) -> Vec<f32> {
@@ -16,7 +16,13 @@ fn le_bytes(v: &[f32]) -> Vec<u8> {
 
 #[test]
 fn no_plaintext_anywhere_in_the_data_directory() {
-    let dir = TestDir::new();
+    for tier in TIERS {
+        no_plaintext_anywhere_in_the_data_directory_in(tier);
+    }
+}
+
+fn no_plaintext_anywhere_in_the_data_directory_in(tier: Placement) {
+    let dir = TestDir::in_tier(tier);
     // The magic numbers of a serialised collection snapshot and segment: they would be on disk if a
     // graph were ever written unsealed.
     let mut markers: Vec<Vec<u8>> = vec![b"BHCOLSN\0".to_vec(), b"BHDXSEG\0".to_vec()];

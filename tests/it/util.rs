@@ -1,22 +1,36 @@
 //! Test fixtures: a temporary data directory with its own master key, removed on drop.
 
-use bulkhead_query::{Database, ManualClock, MasterKey, StoreOptions, TenantName, TenantScope};
+use bulkhead_query::{Database, ManualClock, MasterKey, Placement, StoreOptions, TenantName, TenantScope};
 use bulkhead_tests::crash::Workload;
 pub use bulkhead_tests::crash::vector;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Every isolation tier a tenant can be created in: the foundation's isolation tests run in each.
+pub const TIERS: [Placement; 2] = [Placement::OwnColumnFamily, Placement::Shared];
+
 /// A data directory and a master key file in a temporary folder that is deleted on drop.
 pub struct TestDir {
     dir: tempfile::TempDir,
+    /// The tier tenants are created in (the store's default).
+    tier: Placement,
 }
 
 impl TestDir {
     pub fn new() -> TestDir {
+        TestDir::in_tier(Placement::OwnColumnFamily)
+    }
+
+    /// A directory whose store creates tenants in `tier` by default.
+    pub fn in_tier(tier: Placement) -> TestDir {
         let dir = tempfile::tempdir().expect("tempdir");
         MasterKey::generate().write_new_file(&dir.path().join("master.key")).expect("key file");
-        TestDir { dir }
+        TestDir { dir, tier }
+    }
+
+    fn options(&self) -> StoreOptions {
+        StoreOptions { default_placement: self.tier, ..StoreOptions::default() }
     }
 
     /// The folder holding `data/` and `master.key`.
@@ -37,13 +51,13 @@ impl TestDir {
     }
 
     pub fn open(&self) -> Database {
-        Database::open(&self.data(), self.master(), StoreOptions::default()).expect("open")
+        Database::open(&self.data(), self.master(), self.options()).expect("open")
     }
 
     /// Opens the database on `clock`, so that the test moves its time (timestamps, key expiry, the
     /// refusal window, the idle flush) instead of sleeping.
     pub fn open_on(&self, clock: &ManualClock) -> Database {
-        let options = StoreOptions { clock: clock.clone().into(), ..StoreOptions::default() };
+        let options = StoreOptions { clock: clock.clone().into(), ..self.options() };
         Database::open(&self.data(), self.master(), options).expect("open")
     }
 }
@@ -89,10 +103,28 @@ pub fn raw_records(db: &rocksdb::DB, cf: &str, kind: u8) -> Vec<(Vec<u8>, Vec<u8
         .collect()
 }
 
-/// The raw column family name of a tenant (its opaque uid in hex).
+/// The raw name of the column family holding a tenant's records: its own (its opaque uid in hex),
+/// or the shared one.
 pub fn cf_name(db: &Database, tenant: &str) -> String {
     let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
-    format!("t-{}", hex::encode(info.uid.as_bytes()))
+    match info.placement {
+        Placement::OwnColumnFamily => format!("t-{}", hex::encode(info.uid.as_bytes())),
+        Placement::Shared => "shared".to_owned(),
+    }
+}
+
+/// Where a tenant's records are: its column family (see [`cf_name`]) and its uid, the prefix of
+/// each of its keys.
+pub fn place(db: &Database, tenant: &str) -> (String, [u8; 16]) {
+    let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
+    (cf_name(db, tenant), *info.uid.as_bytes())
+}
+
+/// The raw (key, value) pairs of one record kind of one tenant, wherever it is placed.
+pub fn tenant_records(db: &rocksdb::DB, place: &(String, [u8; 16]), kind: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut records = raw_records(db, &place.0, kind);
+    records.retain(|(k, _)| k.starts_with(&place.1));
+    records
 }
 
 /// Runs `workload` in a `crash-child` process over `dir` for `round`, and SIGKILLs it right after its

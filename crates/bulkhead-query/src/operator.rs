@@ -3,8 +3,8 @@
 
 use crate::MasterKey;
 use bulkhead_storage::{
-    AccessEvent, ApiKeyInfo, AuditCheck, AuditEvent, DirectoryCheck, IssuedApiKey, KeyBinding, Role,
-    RotationProgress, StorageError, Store, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy,
+    AccessEvent, ApiKeyInfo, AuditCheck, AuditEvent, DirectoryCheck, IssuedApiKey, KeyBinding, Placement,
+    Role, RotationProgress, StorageError, Store, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy,
     TenantScope, TenantUid, VersionedPolicy,
 };
 use std::path::Path;
@@ -19,6 +19,16 @@ impl Operator<'_> {
     /// Creates a tenant with its own column family and keys.
     pub fn create_tenant(&self, name: &TenantName) -> Result<TenantInfo, StorageError> {
         self.store.create_tenant(name)
+    }
+
+    /// Creates a tenant in the tier `placement` (`Placement::Shared`: many small tenants in one
+    /// column family; `Placement::OwnColumnFamily`: its own).
+    pub fn create_tenant_in(
+        &self,
+        name: &TenantName,
+        placement: Placement,
+    ) -> Result<TenantInfo, StorageError> {
+        self.store.create_tenant_in(name, placement)
     }
 
     /// Lists tenants.

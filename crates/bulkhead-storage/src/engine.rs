@@ -8,9 +8,9 @@
 use crate::error::{Result, StorageError};
 use crate::store::Durability;
 use rocksdb::{
-    BottommostLevelCompaction, BoundColumnFamily, ColumnFamilyDescriptor, CompactOptions, DB,
-    DBIteratorWithThreadMode, DBPinnableSlice, Direction, FlushOptions, IteratorMode, Options, PrefixRange,
-    ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteOptions,
+    BlockBasedOptions, BottommostLevelCompaction, BoundColumnFamily, Cache, ColumnFamilyDescriptor,
+    CompactOptions, DB, DBIteratorWithThreadMode, DBPinnableSlice, Direction, FlushOptions, IteratorMode,
+    Options, PrefixRange, ReadOptions, SnapshotWithThreadMode, WriteBatch, WriteBufferManager, WriteOptions,
 };
 use std::ops::Deref;
 use std::path::Path;
@@ -25,6 +25,24 @@ impl From<rocksdb::Error> for StorageError {
 /// One key and its value as an iteration yields them.
 pub(crate) type Entry = (Box<[u8]>, Box<[u8]>);
 
+/// The memory RocksDB may hold, whatever the number of column families (tenants): one block cache
+/// that every column family reads through, and the memtables of all column families together,
+/// charged to that same cache (a write buffer manager), so the cache's capacity bounds both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineMemory {
+    /// The block cache's capacity, memtables included.
+    pub cache_bytes: usize,
+    /// The memtables of all column families together; past it the largest is flushed.
+    pub write_buffer_bytes: usize,
+}
+
+impl Default for EngineMemory {
+    /// 128 MiB in all, up to 64 MiB of it memtables.
+    fn default() -> Self {
+        EngineMemory { cache_bytes: 128 << 20, write_buffer_bytes: 64 << 20 }
+    }
+}
+
 /// The open database, with the options of its two kinds of write made once.
 pub(crate) struct Engine {
     db: DB,
@@ -32,6 +50,9 @@ pub(crate) struct Engine {
     fsync: WriteOptions,
     /// Written to the write-ahead log, without an fsync.
     log: WriteOptions,
+    /// The options every column family is opened and created with (the shared cache).
+    family_options: Options,
+    cache: Cache,
 }
 
 /// One column family of an open engine.
@@ -108,24 +129,47 @@ impl Iterator for Entries<'_> {
 impl Engine {
     /// Opens (or creates) the database in `path` with every column family it has, and the
     /// `required` ones created if missing. Returns the engine and the names of its column families.
-    pub(crate) fn open(path: &Path, required: &[&str]) -> Result<(Engine, Vec<String>)> {
+    pub(crate) fn open(
+        path: &Path,
+        required: &[&str],
+        memory: EngineMemory,
+    ) -> Result<(Engine, Vec<String>)> {
+        let cache = Cache::new_lru_cache(memory.cache_bytes);
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_keep_log_file_num(4);
+        options.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager_with_cache(
+            memory.write_buffer_bytes,
+            false,
+            cache.clone(),
+        ));
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        // Index and filter blocks live in the cache too, so an idle column family's table files
+        // hold no memory outside it.
+        table.set_cache_index_and_filter_blocks(true);
+        let mut family_options = Options::default();
+        family_options.set_block_based_table_factory(&table);
+        options.set_block_based_table_factory(&table);
         let mut names = if path.join("CURRENT").exists() { DB::list_cf(&options, path)? } else { Vec::new() };
         for name in required {
             if !names.iter().any(|n| n == name) {
                 names.push((*name).to_owned());
             }
         }
-        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+        let descriptors = names.iter().map(|n| ColumnFamilyDescriptor::new(n, family_options.clone()));
         let db = DB::open_cf_descriptors(&options, path, descriptors)?;
         let mut fsync = WriteOptions::default();
         fsync.set_sync(true);
         let mut log = WriteOptions::default();
         log.set_sync(false);
-        Ok((Engine { db, fsync, log }, names))
+        Ok((Engine { db, fsync, log, family_options, cache }, names))
+    }
+
+    /// The bytes the shared block cache holds now (memtable reservations included).
+    pub(crate) fn cache_usage(&self) -> usize {
+        self.cache.get_usage()
     }
 
     /// The column families of the database in `path`, as its files list them.
@@ -140,7 +184,7 @@ impl Engine {
 
     /// Creates the column family `name`.
     pub(crate) fn create_family(&self, name: &str) -> Result<()> {
-        Ok(self.db.create_cf(name, &Options::default())?)
+        Ok(self.db.create_cf(name, &self.family_options)?)
     }
 
     /// Drops the column family `name` (its files are deleted once nothing uses them).

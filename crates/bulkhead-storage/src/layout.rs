@@ -18,6 +18,7 @@
 //! sys             "apikey/" key id                           sealed ApiKeyRecord        system.rs
 //! sys             "policy/" uid                              sealed VersionedPolicy     system.rs
 //! sys             "keylock/" key id                          sealed KeyLockRecord       system.rs
+//! sys             "place/" uid                               control: Placement         system.rs
 //! sys             "audit/" uid seq                           audit event (V1 or V2)     audit.rs
 //! sys             "auditck/" uid                             Checkpoint                 audit.rs
 //! sys             "audithead/" uid                           Anchor                     audit.rs
@@ -29,6 +30,7 @@
 //! "t-" uid hex    uid 'B' coll                               u64 BE collection bytes    tenant.rs
 //! "t-" uid hex    uid 'P' coll tag / uid 'V' coll tag        sealed payload / vector    tenant.rs
 //! "t-" uid hex    uid 'J' coll / uid 'I' coll segment chunk  sealed index head / chunk  tenant.rs
+//! "shared"        the same keys, of every shared-tier tenant                            tenant.rs
 //! ```
 //!
 //! Integers are big-endian in keys (so that key order is numeric order). Records are postcard, their

@@ -32,6 +32,7 @@ pub use audit::{
 };
 pub use auth::REFUSAL_EVENT_EVERY;
 pub use clock::{Clock, ManualClock};
+pub use engine::EngineMemory;
 pub use error::{Result, StorageError};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
 pub use layout::{Placement, STORAGE_FORMAT};

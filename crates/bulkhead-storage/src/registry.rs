@@ -100,8 +100,14 @@ impl Store {
         layout::tenant_key(&self.system, name)
     }
 
-    /// Creates a tenant with its own column family and fresh keys.
+    /// Creates a tenant with fresh keys, in the store's default tier
+    /// ([`StoreOptions::default_placement`](crate::StoreOptions)).
     pub fn create_tenant(&self, name: &TenantName) -> Result<TenantInfo> {
+        self.create_tenant_in(name, self.default_placement)
+    }
+
+    /// Creates a tenant with fresh keys in the tier `placement`.
+    pub fn create_tenant_in(&self, name: &TenantName, placement: Placement) -> Result<TenantInfo> {
         let mut reserved = self.registry_lock.lock();
         let key = self.tenant_registry_key(name);
         let sys = self.sys()?;
@@ -113,11 +119,20 @@ impl Store {
             name: name.as_str().to_owned(),
             uid: *uid.as_bytes(),
             created_ms: self.now_ms(),
-            placement: Placement::OwnColumnFamily,
+            placement,
         };
         // The column family first: if we crash after this, an orphan empty column family remains,
-        // which open ignores; the registry entry below is what makes the tenant exist.
-        self.db.create_family(&layout::tenant_cf_name(&uid))?;
+        // which open drops; the registry entry below is what makes the tenant exist. The shared
+        // family is made once, by the first shared tenant.
+        let family = match placement {
+            Placement::OwnColumnFamily => Some(layout::tenant_cf_name(&uid)),
+            Placement::Shared => {
+                self.db.family(layout::SHARED_CF).is_none().then(|| layout::SHARED_CF.to_owned())
+            }
+        };
+        if let Some(family) = family {
+            self.db.create_family(&family)?;
+        }
         let kek = self.kek(uid.as_bytes());
         let (naming, data) = (DataKey::generate(0), DataKey::generate(1));
         let mut batch = Batch::default();
@@ -127,6 +142,8 @@ impl Store {
         let cipher = OwnerCipher::new(uid.as_bytes(), &naming, &[data], 1, 0)?;
         let write_key = layout::keyring_write_key(uid.as_bytes());
         batch.put(&sys, &write_key, layout::control_value(&cipher, &write_key, &1u32.to_be_bytes()));
+        let place_key = layout::placement_key(uid.as_bytes());
+        batch.put(&sys, &place_key, layout::control_value(&cipher, &place_key, &[placement.to_byte()]));
         drop(cipher);
         let _pending = self.audit_into(&mut batch, &uid, "tenant-created", None)?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;

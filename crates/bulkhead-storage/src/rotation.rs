@@ -17,7 +17,7 @@
 use crate::engine::{Batch, Engine, Entry, Family, Keys};
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
-use crate::layout::{self, ApiKeyRecord, RotationRecord};
+use crate::layout::{self, ApiKeyRecord, Placement, RotationRecord};
 use crate::store::Store;
 use crate::tenant::{TenantState, WriteState};
 use bulkhead_crypto::{DataKey, OwnerCipher, Purpose};
@@ -46,25 +46,31 @@ impl Store {
     /// As [`Store::rotate_tenant_key`], by the tenant's uid. The progress total is the exact number of
     /// sealed records, counted by a scan before any lock is taken.
     pub fn rotate_tenant_key_of(&self, uid: TenantUid) -> Result<RotationProgress> {
-        let state = self.load_tenant(uid)?;
-        let cf = state.family(&self.db)?;
-        let total = self
-            .db
-            .entries(&cf, Keys::All)
-            .filter(|r| r.as_ref().is_ok_and(|(k, _)| layout::sealed_purpose(k).is_some()))
-            .count() as u64;
-        drop(cf);
+        let total = self.count_sealed(&*self.load_tenant(uid)?)?;
         self.start_rotation(uid, total)
     }
 
+    /// The tenant's sealed records, counted by a scan of its keys.
+    fn count_sealed(&self, state: &TenantState) -> Result<u64> {
+        let cf = state.family(&self.db)?;
+        Ok(self
+            .db
+            .entries(&cf, Keys::Prefix(state.uid.as_bytes()))
+            .filter(|r| r.as_ref().is_ok_and(|(k, _)| layout::sealed_purpose(k).is_some()))
+            .count() as u64)
+    }
+
     /// Starts a rotation the write path asked for (an encryption limit reached): the progress total
-    /// is RocksDB's key-count estimate, which costs nothing, instead of a scan of a tenant that has
-    /// sealed a billion values.
+    /// of a tenant with its own column family is RocksDB's key-count estimate, which costs nothing,
+    /// instead of a scan of a tenant that has sealed a billion values; a shared column family's
+    /// estimate counts every shared tenant, so a shared tenant (small, by the tier's purpose) is
+    /// counted by a scan.
     pub fn start_automatic_rotation(&self, uid: TenantUid) -> Result<RotationProgress> {
         let state = self.load_tenant(uid)?;
-        let cf = state.family(&self.db)?;
-        let total = self.db.estimated_keys(&cf)?.unwrap_or(0);
-        drop(cf);
+        let total = match state.placement {
+            Placement::OwnColumnFamily => self.db.estimated_keys(&state.family(&self.db)?)?.unwrap_or(0),
+            Placement::Shared => self.count_sealed(&state)?,
+        };
         self.start_rotation(uid, total)
     }
 
@@ -155,8 +161,11 @@ impl Store {
         let sys = self.sys()?;
         let cf = state.family(&self.db)?;
         let mut write = state.write.lock();
+        if state.deleted.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StorageError::NotFound { what: "tenant" });
+        }
         let Some(mut record) = self.rotation_record(&state)? else { return Ok(None) };
-        let scan = stale_records(&self.db, &cf, &mut record, max_records.max(1))?;
+        let scan = stale_records(&self.db, &cf, uid, &mut record, max_records.max(1))?;
         let mut batch = Batch::default();
         let reserved = state.reserve(&self.db, &write, scan.stale.len() as u64, &mut batch)?;
         for ((key, value), purpose) in &scan.stale {
@@ -218,14 +227,26 @@ impl Store {
         Ok(())
     }
 
-    /// Crypto-shreds a tenant: destroys its wrapped keys, registry entry and API keys (one fsynced
-    /// batch), then drops its column family. Returns how many API keys were revoked with it.
+    /// Crypto-shreds a tenant: destroys its wrapped keys, registry entry and API keys, and deletes
+    /// its records in the shared column family with one range delete (one fsynced batch, whatever
+    /// the tenant's size), then drops its own column family if it has one. The tenant's writes are
+    /// fenced meanwhile, and any write still waiting is refused. Returns how many API keys were
+    /// revoked with it.
     pub fn delete_tenant(&self, name: &TenantName) -> Result<usize> {
         let _registry = self.registry_lock.lock();
         let info = self.tenant_info(name)?;
         let owner = *info.uid.as_bytes();
         let sys = self.sys()?;
+        // A tenant whose keys no longer open is deleted all the same: neither its placement record
+        // nor its state is needed, both places are cleared.
+        let loaded = self.tenants.read().get(&info.uid).cloned();
+        let fence = loaded.as_ref().map(|state| state.write.lock());
         let mut batch = Batch::default();
+        let shared = self.db.family(layout::SHARED_CF);
+        if let Some(shared) = &shared {
+            let (from, to) = layout::tenant_key_range(&info.uid);
+            batch.delete_range(shared, from, to);
+        }
         let registry_key = self.tenant_registry_key(name);
         let mut purged = vec![
             layout::keyring_prefix(&owner),
@@ -233,6 +254,7 @@ impl Store {
             layout::rotation_key(&owner),
             registry_key.clone(),
             layout::policy_key(&owner),
+            layout::placement_key(&owner),
         ];
         for prefix in &purged[..2] {
             for item in self.db.entries(&sys, Keys::Prefix(prefix)) {
@@ -261,14 +283,27 @@ impl Store {
         }
         self.sys_write(batch)?;
         drop(pending);
+        if let Some(state) = &loaded {
+            state.deleted.store(true, std::sync::atomic::Ordering::Release);
+        }
+        drop(fence);
         self.key_cache.remove_tenant(info.uid);
         // The keys are gone on disk; forget them in memory too. Handles still open keep a copy only
-        // until they are dropped, and what they write goes to a column family about to be dropped.
+        // until they are dropped, and cannot commit (`deleted`).
         self.tenants.write().remove(&info.uid);
         tracing::warn!(tenant = %info.uid.short(), revoked, "tenant keys destroyed (crypto-shredded)");
-        self.db.drop_family(&layout::tenant_cf_name(&info.uid))?;
+        let own = layout::tenant_cf_name(&info.uid);
+        if self.db.family(&own).is_some() {
+            self.db.drop_family(&own)?;
+        }
         self.purge_destroyed(&purged)?;
-        tracing::info!(tenant = %info.uid.short(), "tenant column family dropped");
+        if let Some(shared) = &shared {
+            // The range delete hides the records at once; this rewrites the table files that held
+            // them, so that no file on disk still does.
+            let (from, to) = layout::tenant_key_range(&info.uid);
+            self.db.compact_to_bottom(shared, &from, &to);
+        }
+        tracing::info!(tenant = %info.uid.short(), "tenant records deleted");
         Ok(revoked)
     }
 
@@ -308,10 +343,17 @@ struct Scan {
 
 /// Scans the tenant's records after the rotation's cursor, moving the cursor along, until `max`
 /// stale records are found, `4 · max` records are scanned, or the records end.
-fn stale_records(db: &Engine, cf: &Family<'_>, record: &mut RotationRecord, max: usize) -> Result<Scan> {
+fn stale_records(
+    db: &Engine,
+    cf: &Family<'_>,
+    uid: TenantUid,
+    record: &mut RotationRecord,
+    max: usize,
+) -> Result<Scan> {
+    // The tenant's own keys only: a shared column family holds other tenants' too.
     let entries = match &record.after {
-        Some(after) => db.entries_from(cf, Keys::All, after),
-        None => db.entries(cf, Keys::All),
+        Some(after) => db.entries_from(cf, Keys::Prefix(uid.as_bytes()), after),
+        None => db.entries(cf, Keys::Prefix(uid.as_bytes())),
     };
     let mut scan = Scan { stale: Vec::new(), scanned: 0, exhausted: true };
     for item in entries {

@@ -10,11 +10,11 @@
 use crate::audit::AuditHeads;
 use crate::auth::RefusalLog;
 use crate::clock::Clock;
-use crate::engine::{Batch, Engine, Family};
+use crate::engine::{Batch, Engine, EngineMemory, Family};
 use crate::error::{Result, StorageError};
 use crate::ids::TenantUid;
 use crate::keycache::KeyCache;
-use crate::layout::{self, SYS_CF};
+use crate::layout::{self, Placement, SYS_CF};
 use crate::quota::StorageQuotas;
 use crate::tenant::TenantState;
 use bulkhead_crypto::{MasterKey, OwnerCipher, constant_time_eq, random_bytes};
@@ -47,6 +47,11 @@ pub struct StoreOptions {
     /// [`StorageQuotas::default`] unless the operator chooses others. `max_collections` is at most
     /// [`limits::MAX_COLLECTIONS_PER_TENANT`](crate::limits) ([`Store::open`] refuses more).
     pub default_quotas: StorageQuotas,
+    /// The tier of a tenant created without one ([`Store::create_tenant`]): its own column family
+    /// (`partitioned`, the default) or the shared one.
+    pub default_placement: Placement,
+    /// The memory RocksDB may hold, shared by every column family ([`EngineMemory`]).
+    pub memory: EngineMemory,
 }
 
 impl Default for StoreOptions {
@@ -55,6 +60,8 @@ impl Default for StoreOptions {
             durability: Durability::Process,
             clock: Clock::System,
             default_quotas: StorageQuotas::default(),
+            default_placement: Placement::OwnColumnFamily,
+            memory: EngineMemory::default(),
         }
     }
 }
@@ -87,6 +94,8 @@ pub struct Store {
     clock: Clock,
     /// The storage quotas of tenants whose policy sets none ([`StoreOptions::default_quotas`]).
     pub(crate) default_quotas: StorageQuotas,
+    /// The tier of a tenant created without one ([`StoreOptions::default_placement`]).
+    pub(crate) default_placement: Placement,
 }
 
 impl fmt::Debug for Store {
@@ -131,7 +140,7 @@ impl Store {
     ) -> Result<Store> {
         options.default_quotas.validate()?;
         std::fs::create_dir_all(path)?;
-        let (db, names) = Engine::open(path, &["default", SYS_CF])?;
+        let (db, names) = Engine::open(path, &["default", SYS_CF], options.memory)?;
         let (master_version, system, reserved, format) = match Self::open_keyring(&db, &master) {
             Err(StorageError::WrongMasterKey { master_version }) => {
                 let Some(previous) = previous else {
@@ -170,6 +179,7 @@ impl Store {
             key_cache: KeyCache::default(),
             clock: options.clock,
             default_quotas: options.default_quotas,
+            default_placement: options.default_placement,
         };
         if format == layout::STORAGE_FORMAT_1 {
             store.migrate_to_format_2()?;
@@ -228,6 +238,12 @@ impl Store {
     /// The storage quotas of a tenant whose policy sets none ([`StoreOptions::default_quotas`]).
     pub fn default_quotas(&self) -> StorageQuotas {
         self.default_quotas
+    }
+
+    /// What RocksDB's shared block cache holds now, in bytes (memtables included): the figure
+    /// [`EngineMemory::cache_bytes`] bounds.
+    pub fn engine_memory_bytes(&self) -> usize {
+        self.db.cache_usage()
     }
 
     /// The master key version in force.

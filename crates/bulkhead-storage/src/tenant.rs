@@ -170,6 +170,10 @@ impl<'s> TenantHandle<'s> {
     /// Commits a write batch, with the staged access event in it if there is one (see
     /// [`TenantHandle::stage_audit`]).
     fn commit(&self, mut batch: Batch) -> Result<()> {
+        // The caller holds the tenant's write lock, under which a deletion sets this.
+        if self.state.deleted.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(StorageError::NotFound { what: "tenant" });
+        }
         let staged = self.staged.borrow_mut().take();
         let pending = match staged {
             Some(record) => Some(self.store.audit_record_into(&mut batch, &self.state.uid, record)?),

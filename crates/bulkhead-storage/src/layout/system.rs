@@ -13,6 +13,8 @@
 //!                                                  upper bound)
 //! "rotate/" owner(16)                              control: RotationRecord (a generation, counts and
 //!                                                  a record key, which holds only a uid and tags)
+//! "place/" owner(16)                               control: 1 byte, the tenant's Placement (absent:
+//!                                                  its own column family, as before tiers existed)
 //! "tenant/" tag(32)                                sealed TenantRecord (registry cipher, Registry)
 //! "apikey/" key id(16)                             sealed ApiKeyRecord (registry cipher, Registry)
 //! "policy/" uid(16)                                sealed VersionedPolicy (registry cipher, Registry)
@@ -63,6 +65,7 @@ pub(crate) const TENANT_PREFIX: &[u8] = b"tenant/";
 pub(crate) const APIKEY_PREFIX: &[u8] = b"apikey/";
 const POLICY_PREFIX: &[u8] = b"policy/";
 const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
+const PLACEMENT_PREFIX: &[u8] = b"place/";
 
 /// The domain of control-record tags.
 const CONTROL_DOMAIN: &[u8] = b"keyring-control";
@@ -153,6 +156,11 @@ pub(crate) fn policy_key(uid: &[u8; 16]) -> Vec<u8> {
     concat(&[POLICY_PREFIX, uid])
 }
 
+/// The key of a tenant's placement record (a control record).
+pub(crate) fn placement_key(uid: &[u8; 16]) -> Vec<u8> {
+    concat(&[PLACEMENT_PREFIX, uid])
+}
+
 /// A control record's stored value: `payload` then its tag under `owner`'s naming key.
 pub(crate) fn control_value(owner: &OwnerCipher, key: &[u8], payload: &[u8]) -> Vec<u8> {
     let tag = owner.tag(CONTROL_DOMAIN, &encode(&(key, payload)));
@@ -179,12 +187,53 @@ pub(crate) fn split_control(value: &[u8]) -> Result<(&[u8], &[u8])> {
     Ok(value.split_at(value.len() - 32))
 }
 
-/// How a tenant's records are placed. Only the own-column-family placement exists today; the tier
-/// issue adds a shared one, which is why every record key already carries the uid prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a tenant's records are placed: its isolation tier. Every record key starts with the
+/// tenant's uid and every value is sealed under the tenant's keys, bound to its key and to the
+/// tenant's own namespace (`t-<uid>`, whichever column family holds it), in either tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Placement {
-    /// The tenant has its own column family.
+    /// `partitioned`: the tenant has its own column family (its own memtable and table files).
     OwnColumnFamily,
+    /// `shared`: the tenant's records are in the one column family that shared tenants share, under
+    /// its uid prefix. Costs no column family, so a node holds many small tenants; deleted by
+    /// destroying its keys with a range delete over its prefix, in one batch.
+    Shared,
+}
+
+impl Placement {
+    /// The tier's name: `partitioned` or `shared`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placement::OwnColumnFamily => "partitioned",
+            Placement::Shared => "shared",
+        }
+    }
+
+    /// The tier named `name` (`partitioned` or `shared`).
+    pub fn from_name(name: &str) -> Option<Placement> {
+        match name {
+            "partitioned" => Some(Placement::OwnColumnFamily),
+            "shared" => Some(Placement::Shared),
+            _ => None,
+        }
+    }
+
+    /// Its byte in the placement record.
+    pub(crate) fn to_byte(self) -> u8 {
+        match self {
+            Placement::OwnColumnFamily => 0,
+            Placement::Shared => 1,
+        }
+    }
+
+    /// The placement of a placement record's byte.
+    pub(crate) fn from_byte(byte: u8) -> Result<Placement> {
+        match byte {
+            0 => Ok(Placement::OwnColumnFamily),
+            1 => Ok(Placement::Shared),
+            _ => Err(StorageError::KeyringCorrupt),
+        }
+    }
 }
 
 /// A tenant's registry entry (sealed under the registry's keys).
@@ -193,7 +242,8 @@ pub enum Placement {
 /// name        string          the tenant's name
 /// uid         16 bytes        its random uid
 /// created_ms  varint u64      creation time
-/// placement   variant index   0: OwnColumnFamily
+/// placement   variant index   0: OwnColumnFamily, 1: Shared (as created; the `place/` record is
+///                             what is in force)
 /// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TenantRecord {

@@ -43,6 +43,15 @@ use std::collections::BTreeMap;
 /// What a tenant's column family name starts with (then its uid in hex).
 const TENANT_CF_PREFIX: &str = "t-";
 
+/// The column family of the tenants placed in the shared tier, each under its uid prefix.
+pub(crate) const SHARED_CF: &str = "shared";
+
+/// The keys from the first to (excluded) the last of a tenant's key space: every record key is the
+/// uid, a kind byte (an ASCII letter) and more, so `uid 0xff` is above all of them.
+pub(crate) fn tenant_key_range(uid: &TenantUid) -> (Vec<u8>, Vec<u8>) {
+    (uid.as_bytes().to_vec(), [uid.as_bytes().as_slice(), &[0xff]].concat())
+}
+
 /// The name of a tenant's own column family: opaque, derived from its random uid.
 pub(crate) fn tenant_cf_name(uid: &TenantUid) -> String {
     format!("{TENANT_CF_PREFIX}{}", hex::encode(uid.as_bytes()))

@@ -5,7 +5,7 @@ use crate::engine::{Batch, Engine, Family};
 use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, TenantUid};
 use crate::keyring::ENCRYPTION_RESERVATION;
-use crate::layout::{self, CollectionRecord, Kind, TenantKeys, UsageRecord};
+use crate::layout::{self, CollectionRecord, Kind, Placement, TenantKeys, UsageRecord};
 use crate::model::CollectionInfo;
 use crate::policy::VersionedPolicy;
 use crate::store::{Store, system_family};
@@ -13,6 +13,7 @@ use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// Counters that only the tenant's writer changes, under its lock.
 pub(crate) struct WriteState {
@@ -27,7 +28,12 @@ pub(crate) struct WriteState {
 /// A loaded tenant: its keys and write state. Shared by every handle of the tenant.
 pub(crate) struct TenantState {
     pub(crate) uid: TenantUid,
+    /// The tenant's namespace, `t-<uid hex>`, that every sealed value of the tenant is bound to,
+    /// whichever column family holds it.
     pub(crate) cf_name: String,
+    /// Its tier, and the column family that holds its records (its own, or the shared one).
+    pub(crate) placement: Placement,
+    family_name: String,
     pub(crate) keys: TenantKeys,
     /// Swapped (under the tenant's write lock) when a key rotation starts and when it finishes.
     pub(crate) cipher: RwLock<OwnerCipher>,
@@ -39,19 +45,27 @@ pub(crate) struct TenantState {
     /// held (at most [`limits::MAX_COLLECTIONS_PER_TENANT`](crate::limits)); creating and dropping
     /// one updates the map once the batch has committed.
     pub(crate) collections: RwLock<HashMap<CollectionName, CollectionInfo>>,
+    /// Set (under the write lock) when the tenant is deleted: a write still holding a handle then
+    /// commits nothing.
+    pub(crate) deleted: AtomicBool,
 }
 
 impl TenantState {
     pub(crate) fn load(
         db: &Engine,
         uid: TenantUid,
-        cf_name: String,
+        placement: Placement,
         cipher: OwnerCipher,
         reserved: u64,
         policy: VersionedPolicy,
     ) -> Result<TenantState> {
         let keys = TenantKeys::new(&uid);
-        let cf = db.family(&cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let cf_name = layout::tenant_cf_name(&uid);
+        let family_name = match placement {
+            Placement::OwnColumnFamily => cf_name.clone(),
+            Placement::Shared => layout::SHARED_CF.to_owned(),
+        };
+        let cf = db.family(&family_name).ok_or(StorageError::NotFound { what: "tenant" })?;
         let sequence = match db.get(&cf, keys.singleton(Kind::Sequence))? {
             Some(v) => layout::be_u64(&v)?,
             None => 0,
@@ -64,6 +78,8 @@ impl TenantState {
         Ok(TenantState {
             uid,
             cf_name,
+            placement,
+            family_name,
             keys,
             cipher: RwLock::new(cipher),
             write: Mutex::new(WriteState {
@@ -74,12 +90,13 @@ impl TenantState {
             }),
             policy: RwLock::new(Arc::new(policy)),
             collections: RwLock::new(HashMap::new()),
+            deleted: AtomicBool::new(false),
         })
     }
 
-    /// The tenant's column family; `NotFound` once it was dropped.
+    /// The column family that holds the tenant's records; `NotFound` once its own was dropped.
     pub(crate) fn family<'e>(&self, db: &'e Engine) -> Result<Family<'e>> {
-        db.family(&self.cf_name).ok_or(StorageError::NotFound { what: "tenant" })
+        db.family(&self.family_name).ok_or(StorageError::NotFound { what: "tenant" })
     }
 
     pub(crate) fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {
@@ -197,12 +214,15 @@ impl Store {
         if let Some(v) = self.db.get(&sys, layout::rotation_key(owner))? {
             layout::open_control(&cipher, &layout::rotation_key(owner), &v)?;
         }
-        let cf_name = layout::tenant_cf_name(&uid);
-        if self.db.family(&cf_name).is_none() {
-            return Err(StorageError::NotFound { what: "tenant" });
-        }
+        let placement = match self.db.get(&sys, layout::placement_key(owner))? {
+            Some(v) => {
+                let byte = layout::open_control(&cipher, &layout::placement_key(owner), &v)?;
+                Placement::from_byte(*byte.first().ok_or(StorageError::KeyringCorrupt)?)?
+            }
+            None => Placement::OwnColumnFamily,
+        };
         let policy = self.stored_policy(&uid)?;
-        let state = Arc::new(TenantState::load(&self.db, uid, cf_name, cipher, reserved, policy)?);
+        let state = Arc::new(TenantState::load(&self.db, uid, placement, cipher, reserved, policy)?);
         tenants.insert(uid, Arc::clone(&state));
         Ok(state)
     }

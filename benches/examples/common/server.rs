@@ -153,7 +153,7 @@ impl ServeProcess {
     pub async fn tenant_with_key(&self, name: &str) -> Result<String> {
         let admin_token = self.admin_token()?;
         let mut admin = client::admin(client::connect(&self.address).await?);
-        let create = pb::CreateTenantRequest { name: name.into() };
+        let create = pb::CreateTenantRequest { name: name.into(), ..Default::default() };
         admin.create_tenant(client::authorized(create, &admin_token)?).await?;
         let issue = pb::IssueApiKeyRequest {
             tenant: name.into(),

@@ -15,6 +15,7 @@ from bulkhead_client import (
     AdminClient,
     AlreadyExists,
     Client,
+    InvalidArgument,
     NotFound,
     Point,
     Policy,
@@ -44,6 +45,13 @@ def test_tenants_create_list_describe_delete(admin: AdminClient, url: str) -> No
         admin.describe_tenant(name)
     with Client(url, key) as gone, pytest.raises(Unauthenticated):
         gone.list_collections()
+
+
+def test_a_tenant_is_created_in_the_tier_asked_for(admin: AdminClient) -> None:
+    assert admin.create_tenant(unique("small"), tier="shared").placement == "shared"
+    assert admin.create_tenant(unique("big")).placement == "partitioned"
+    with pytest.raises(InvalidArgument):
+        admin.create_tenant(unique("odd"), tier="dedicated")
 
 
 def test_keys_issue_list_revoke_unlock(admin: AdminClient, url: str, tenant: TenantKeys) -> None:

@@ -62,7 +62,13 @@ enum AdminCommand {
 #[derive(clap::Subcommand)]
 enum AdminTenant {
     /// Creates a tenant.
-    Create { name: String },
+    Create {
+        name: String,
+        /// Its isolation tier: `partitioned` (its own column family) or `shared` (one column family
+        /// for many small tenants) [default: the server's --default-tier].
+        #[arg(long)]
+        tier: Option<String>,
+    },
     /// Lists tenants.
     List,
     /// Describes a tenant.
@@ -156,7 +162,7 @@ pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut dyn Write) -> Resu
     let out = &mut Output::new(out, args.remote.json());
     let command = args.command;
     args.remote.run(client::admin, token.expose(), async |s| match command {
-        AdminCommand::Tenant(AdminTenant::Create { name }) => tenant_create(s, out, name).await,
+        AdminCommand::Tenant(AdminTenant::Create { name, tier }) => tenant_create(s, out, name, tier).await,
         AdminCommand::Tenant(AdminTenant::List) => tenant_list(s, out).await,
         AdminCommand::Tenant(AdminTenant::Describe { name }) => tenant_describe(s, out, name).await,
         AdminCommand::Tenant(AdminTenant::Delete { name, yes }) => tenant_delete(s, out, name, yes).await,
@@ -177,8 +183,13 @@ pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut dyn Write) -> Resu
     })
 }
 
-async fn tenant_create(s: &mut AdminSession<'_>, out: &mut Output<'_>, name: String) -> Result<()> {
-    let request = s.request(pb::CreateTenantRequest { name })?;
+async fn tenant_create(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    name: String,
+    tier: Option<String>,
+) -> Result<()> {
+    let request = s.request(pb::CreateTenantRequest { name, tier: tier.unwrap_or_default() })?;
     let t = s.rpc.create_tenant(request).await.map_err(s.failed())?.into_inner();
     out.record(|| output::tenant_json(&t), || output::created_tenant(&t.name, &t.uid))
 }

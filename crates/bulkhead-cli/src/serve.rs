@@ -9,8 +9,10 @@
 use crate::output::Output;
 use crate::secrets::{self, DEV_ADMIN_TOKEN, DEV_MASTER_KEY};
 use anyhow::{Context, Result};
-use bulkhead_query::{Database, MASTER_KEY_ENV, MasterKey, StoreOptions};
-use bulkhead_server::config::{LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, TlsConfig};
+use bulkhead_query::{Database, MASTER_KEY_ENV, MasterKey};
+use bulkhead_server::config::{
+    LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, StorageConfig, TlsConfig,
+};
 use bulkhead_server::{ADMIN_TOKEN_ENV, Server, ServerLimits, ServerTls};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -97,6 +99,17 @@ pub(crate) struct ServeArgs {
     /// 1024].
     #[arg(long, env = "BULKHEAD_TENANT_MAX_COLLECTIONS")]
     tenant_max_collections: Option<u32>,
+    /// The tier of a tenant created without one: `partitioned` (its own column family) or `shared`
+    /// (one column family for many small tenants) [default: partitioned].
+    #[arg(long, env = "BULKHEAD_DEFAULT_TIER")]
+    default_tier: Option<String>,
+    /// RocksDB's block cache, shared by every column family, memtables included [default:
+    /// 134217728].
+    #[arg(long, env = "BULKHEAD_ROCKSDB_CACHE_BYTES")]
+    rocksdb_cache_bytes: Option<u64>,
+    /// The memtables of all column families together, within the cache [default: 67108864].
+    #[arg(long, env = "BULKHEAD_ROCKSDB_WRITE_BUFFER_BYTES")]
+    rocksdb_write_buffer_bytes: Option<u64>,
     /// The previous master key (mode 0600), after a master-key rotation: a keyring still under it is
     /// re-wrapped under the current key at start. Drop the flag once the server has started.
     #[arg(long, env = "BULKHEAD_PREVIOUS_MASTER_KEY_FILE")]
@@ -201,6 +214,11 @@ fn settings(
             max_stored_bytes: args.tenant_max_stored_bytes,
             max_collections: args.tenant_max_collections,
         },
+        storage: StorageConfig {
+            default_tier: args.default_tier.clone(),
+            cache_bytes: args.rocksdb_cache_bytes,
+            write_buffer_bytes: args.rocksdb_write_buffer_bytes,
+        },
         log: LogConfig { level: args.log_level.clone(), format: args.log_format.map(LogFormat::from) },
     };
     // A key or token given in the environment itself outranks a file named in the config file, as
@@ -297,7 +315,7 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
         Some(file) => Some(MasterKey::from_file(file).context("the previous master key")?),
         None => None,
     };
-    let options = StoreOptions { default_quotas: settings.storage_quotas(), ..StoreOptions::default() };
+    let options = settings.store_options();
     let db = Arc::new(
         Database::open_with_previous(&data_dir.join("db"), master, previous, options)
             .with_context(|| format!("opening {}", data_dir.display()))?

@@ -7,7 +7,7 @@ use crate::proto as pb;
 use crate::proto::admin_server::Admin;
 use crate::server::Shared;
 use crate::status::{self, invalid};
-use bulkhead_query::{Database, MasterKey, TenantName, TenantUid};
+use bulkhead_query::{Database, MasterKey, Placement, TenantName, TenantUid};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -56,7 +56,19 @@ impl Admin for AdminService {
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::Tenant>, Status> {
         self.call(request, "admin-create-tenant", |db, req| {
-            let info = db.operator().create_tenant(&tenant_name(req.name)?).map_err(status::from_storage)?;
+            let name = tenant_name(req.name)?;
+            let created = match req.tier.as_str() {
+                "" => db.operator().create_tenant(&name),
+                tier => {
+                    let placement = Placement::from_name(tier).ok_or_else(|| {
+                        Status::invalid_argument(
+                            "tier must be `partitioned` or `shared` (or empty: the default)",
+                        )
+                    })?;
+                    db.operator().create_tenant_in(&name, placement)
+                }
+            };
+            let info = created.map_err(status::from_storage)?;
             tracing::info!(tenant = %info.uid.short(), "tenant created through the admin service");
             Ok(convert::tenant_to(&info))
         })

@@ -8,7 +8,7 @@
 //! as the paths of their files.
 
 use crate::{QuotaDefaults, ServerError, limits};
-use bulkhead_query::StorageQuotas;
+use bulkhead_query::{EngineMemory, Placement, StorageQuotas, StoreOptions};
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -61,6 +61,9 @@ pub struct ServeConfig {
     /// The quotas of a tenant whose policy sets none (storage, rates, concurrency).
     #[serde(default, skip_serializing_if = "QuotasConfig::is_empty")]
     pub quotas: QuotasConfig,
+    /// Where tenants are placed and what memory RocksDB may hold.
+    #[serde(default, skip_serializing_if = "StorageConfig::is_empty")]
+    pub storage: StorageConfig,
     /// Logging.
     #[serde(default, skip_serializing_if = "LogConfig::is_empty")]
     pub log: LogConfig,
@@ -135,6 +138,33 @@ impl QuotasConfig {
         *self == QuotasConfig::default()
     }
 }
+
+/// `[storage]`: the tier of new tenants and RocksDB's memory.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The tier of a tenant created without one: `partitioned` (the default) or `shared`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_tier: Option<String>,
+    /// RocksDB's block cache, shared by every column family, memtables included
+    /// ([`EngineMemory::default`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_bytes: Option<u64>,
+    /// The memtables of all column families together, within `cache_bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_buffer_bytes: Option<u64>,
+}
+
+impl StorageConfig {
+    fn is_empty(&self) -> bool {
+        *self == StorageConfig::default()
+    }
+}
+
+/// The smallest `storage.cache_bytes` accepted.
+const MIN_CACHE_BYTES: u64 = 8 << 20;
+/// The smallest `storage.write_buffer_bytes` accepted.
+const MIN_WRITE_BUFFER_BYTES: u64 = 1 << 20;
 
 /// `[log]`: what the server logs and how.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,6 +297,21 @@ impl ServeConfig {
         if self.quotas.max_collections.is_some_and(|n| n as usize > most) {
             return invalid(format!("quotas.max_collections must be at most {most}"));
         }
+        if let Some(tier) = &self.storage.default_tier
+            && Placement::from_name(tier).is_none()
+        {
+            return invalid(format!("storage.default_tier {tier:?} is neither `partitioned` nor `shared`"));
+        }
+        let memory = self.engine_memory();
+        if (memory.cache_bytes as u64) < MIN_CACHE_BYTES
+            || (memory.write_buffer_bytes as u64) < MIN_WRITE_BUFFER_BYTES
+            || memory.write_buffer_bytes > memory.cache_bytes
+        {
+            return invalid(format!(
+                "storage.cache_bytes must be at least {MIN_CACHE_BYTES}, storage.write_buffer_bytes at \
+                 least {MIN_WRITE_BUFFER_BYTES} and at most storage.cache_bytes"
+            ));
+        }
         if let Some(level) = &self.log.level
             && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
         {
@@ -316,10 +361,38 @@ impl ServeConfig {
                 max_stored_bytes: higher.quotas.max_stored_bytes.or(self.quotas.max_stored_bytes),
                 max_collections: higher.quotas.max_collections.or(self.quotas.max_collections),
             },
+            storage: StorageConfig {
+                default_tier: higher.storage.default_tier.or(self.storage.default_tier),
+                cache_bytes: higher.storage.cache_bytes.or(self.storage.cache_bytes),
+                write_buffer_bytes: higher.storage.write_buffer_bytes.or(self.storage.write_buffer_bytes),
+            },
             log: LogConfig {
                 level: higher.log.level.or(self.log.level),
                 format: higher.log.format.or(self.log.format),
             },
+        }
+    }
+
+    /// RocksDB's memory: each `[storage]` setting, or its default ([`EngineMemory::default`]).
+    pub fn engine_memory(&self) -> EngineMemory {
+        let defaults = EngineMemory::default();
+        let bytes =
+            |v: Option<u64>, default: usize| v.map_or(default, |v| usize::try_from(v).unwrap_or(usize::MAX));
+        EngineMemory {
+            cache_bytes: bytes(self.storage.cache_bytes, defaults.cache_bytes),
+            write_buffer_bytes: bytes(self.storage.write_buffer_bytes, defaults.write_buffer_bytes),
+        }
+    }
+
+    /// The options the server opens its store with: the default tier, RocksDB's memory and the
+    /// storage quotas.
+    pub fn store_options(&self) -> StoreOptions {
+        let tier = self.storage.default_tier.as_deref().and_then(Placement::from_name);
+        StoreOptions {
+            default_quotas: self.storage_quotas(),
+            default_placement: tier.unwrap_or(Placement::OwnColumnFamily),
+            memory: self.engine_memory(),
+            ..StoreOptions::default()
         }
     }
 

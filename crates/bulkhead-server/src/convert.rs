@@ -273,7 +273,7 @@ pub(crate) fn tenant_to(info: &TenantInfo) -> pb::Tenant {
         name: info.name.as_str().to_owned(),
         uid: info.uid.short(),
         created_ms: info.created_ms,
-        placement: format!("{:?}", info.placement),
+        placement: info.placement.name().to_owned(),
     }
 }
 

@@ -74,10 +74,13 @@ class AdminClient:
 
     # -- tenants ----------------------------------------------------------------------------------
 
-    def create_tenant(self, name: str) -> Tenant:
-        """Creates a tenant (1 to 64 bytes of lower-case letters, digits, - and _). Not retried on
-        UNAVAILABLE; AlreadyExists if it exists."""
-        return tenant_from_proto(self._caller.call(Admin.CreateTenant, pb.CreateTenantRequest(name=name)))
+    def create_tenant(self, name: str, tier: str | None = None) -> Tenant:
+        """Creates a tenant (1 to 64 bytes of lower-case letters, digits, - and _) in `tier`:
+        "partitioned" (its own column family) or "shared" (one column family for many small
+        tenants); None: the server's default. Not retried on UNAVAILABLE; AlreadyExists if it
+        exists."""
+        request = pb.CreateTenantRequest(name=name, tier=tier or "")
+        return tenant_from_proto(self._caller.call(Admin.CreateTenant, request))
 
     def list_tenants(self) -> list[Tenant]:
         return [tenant_from_proto(t) for t in self._caller.call(Admin.ListTenants, pb.ListTenantsRequest()).tenants]

@@ -100,7 +100,10 @@ impl Binary {
         let mut keys = Vec::new();
         for tenant in ["acme", "globex"] {
             admin_client
-                .create_tenant(req(pb::CreateTenantRequest { name: tenant.into() }, &admin))
+                .create_tenant(req(
+                    pb::CreateTenantRequest { name: tenant.into(), ..Default::default() },
+                    &admin,
+                ))
                 .await
                 .expect("tenant");
             let issue = |role: pb::Role| pb::IssueApiKeyRequest {

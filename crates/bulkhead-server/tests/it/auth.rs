@@ -399,7 +399,13 @@ async fn call_admin(world: &World, method: &str, cred: Cred, n: u32) -> Code {
             admin.verify_audit(with(pb::VerifyAuditRequest { tenant: "acme".into() }, cred, token)).await,
         ),
         "CreateTenant" => code(
-            admin.create_tenant(with(pb::CreateTenantRequest { name: format!("t{n}") }, cred, token)).await,
+            admin
+                .create_tenant(with(
+                    pb::CreateTenantRequest { name: format!("t{n}"), ..Default::default() },
+                    cred,
+                    token,
+                ))
+                .await,
         ),
         "ListTenants" => code(admin.list_tenants(with(pb::ListTenantsRequest {}, cred, token)).await),
         "DescribeTenant" => code(

@@ -4,7 +4,7 @@
 //! `crates/bulkhead-cli/tests/it/config.rs`.
 
 use bulkhead_server::config::{
-    DEFAULT_LISTEN, LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, TlsConfig,
+    DEFAULT_LISTEN, LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, StorageConfig, TlsConfig,
 };
 use std::path::{Path, PathBuf};
 
@@ -63,6 +63,7 @@ fn the_example_file_parses_and_sets_every_setting() {
                 max_stored_bytes,
                 max_collections,
             },
+        storage: StorageConfig { default_tier, cache_bytes, write_buffer_bytes },
         log: LogConfig { level, format },
     } = full;
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
@@ -80,6 +81,10 @@ fn the_example_file_parses_and_sets_every_setting() {
     assert_eq!(max_stored_bytes, Some(bulkhead_query::DEFAULT_MAX_STORED_BYTES));
     assert_eq!(max_collections, Some(bulkhead_query::DEFAULT_MAX_COLLECTIONS));
     assert_eq!(level.as_deref(), Some(bulkhead_server::config::DEFAULT_LOG_LEVEL));
+    let memory = bulkhead_query::EngineMemory::default();
+    assert_eq!(default_tier.as_deref(), Some("partitioned"));
+    assert_eq!(cache_bytes, Some(memory.cache_bytes as u64));
+    assert_eq!(write_buffer_bytes, Some(memory.write_buffer_bytes as u64));
     assert!(requests_per_second.is_some() && write_bytes_per_second.is_some(), "no default, an example");
     assert_eq!(max_concurrent_searches, Some(bulkhead_server::limits::MAX_TENANT_SEARCHES));
     let half = bulkhead_server::limits::MAX_CONCURRENT_WORK / 2;
@@ -97,6 +102,9 @@ fn unknown_keys_and_bad_values_are_errors_that_name_them() {
         ("[logging]\nlevel = \"info\"\n", "logging"),
         ("listen = \"not an address\"\n", "listen"),
         ("[limits]\nmax_concurrent_work = 0\n", "max_concurrent_work"),
+        ("[storage]\ndefault_tier = \"dedicated\"\n", "default_tier"),
+        ("[storage]\ncache_bytes = 1024\n", "cache_bytes"),
+        ("[storage]\ncache_bytes = 16777216\nwrite_buffer_bytes = 33554432\n", "write_buffer_bytes"),
         ("[limits]\nmax_connections = 0\n", "max_connections"),
         ("[limits]\nrequest_memory_budget_bytes = 1048576\n", "request_memory_budget_bytes"),
         ("[limits]\nrequest_timeout_ms = \"soon\"\n", "request_timeout_ms"),

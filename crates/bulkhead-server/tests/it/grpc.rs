@@ -442,3 +442,34 @@ async fn reflection_lists_both_services() {
     assert!(names.contains(&"bulkhead.v1.DataPlane") && names.contains(&"bulkhead.v1.Admin"), "{names:?}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_is_created_in_the_tier_asked_for_and_serves_from_it() {
+    let server = TestServer::start().await;
+    let mut admin = server.admin().await;
+    let create = |name: &str, tier: &str| pb::CreateTenantRequest { name: name.into(), tier: tier.into() };
+    let token = &server.admin_token;
+    let shared =
+        admin.create_tenant(req(create("small", "shared"), token)).await.expect("create").into_inner();
+    assert_eq!(shared.placement, "shared");
+    let default = admin.create_tenant(req(create("big", ""), token)).await.expect("create").into_inner();
+    assert_eq!(default.placement, "partitioned", "the server's default tier");
+    let refused =
+        admin.create_tenant(req(create("odd", "dedicated"), token)).await.expect_err("no such tier");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("partitioned"), "{}", refused.message());
+    let listed = admin.list_tenants(req(pb::ListTenantsRequest {}, token)).await.expect("list").into_inner();
+    assert!(listed.tenants.iter().all(|t| t.name != "odd"), "a refused creation leaves nothing");
+    // The shared tenant serves like any other.
+    let (writer, _) = server.key("small", pb::Role::TenantAdmin).await;
+    let mut data = server.data().await;
+    let collection =
+        pb::CreateCollectionRequest { name: "docs".into(), dimension: 3, metric: pb::Metric::Cosine as i32 };
+    data.create_collection(req(collection, &writer)).await.expect("collection");
+    let upsert =
+        pb::UpsertRequest { collection: "docs".into(), points: vec![point("a", [1.0, 0.0, 0.0], "hi")] };
+    data.upsert(req(upsert, &writer)).await.expect("upsert");
+    let hits =
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &writer)).await.expect("search").into_inner();
+    assert_eq!(hits.hits.len(), 1);
+}

@@ -132,7 +132,10 @@ impl TestServer {
     pub async fn tenant(&self, name: &str) {
         let mut admin = self.admin().await;
         admin
-            .create_tenant(req(pb::CreateTenantRequest { name: name.into() }, &self.admin_token))
+            .create_tenant(req(
+                pb::CreateTenantRequest { name: name.into(), ..Default::default() },
+                &self.admin_token,
+            ))
             .await
             .expect("create tenant");
     }

@@ -85,7 +85,10 @@ async fn failures(
     );
     statuses.push(
         admin
-            .create_tenant(req(pb::CreateTenantRequest { name: tenant.into() }, &server.admin_token))
+            .create_tenant(req(
+                pb::CreateTenantRequest { name: tenant.into(), ..Default::default() },
+                &server.admin_token,
+            ))
             .await
             .expect_err("exists"),
     );
@@ -110,7 +113,10 @@ async fn no_secret_or_tenant_data_in_logs_or_errors() {
     ];
     let mut admin = server.admin().await;
     admin
-        .create_tenant(req(pb::CreateTenantRequest { name: tenant.into() }, &server.admin_token))
+        .create_tenant(req(
+            pb::CreateTenantRequest { name: tenant.into(), ..Default::default() },
+            &server.admin_token,
+        ))
         .await
         .expect("tenant");
     let issue = pb::IssueApiKeyRequest {

@@ -391,10 +391,12 @@ class Tenant(_message.Message):
     def __init__(self, name: _Optional[str] = ..., uid: _Optional[str] = ..., created_ms: _Optional[int] = ..., placement: _Optional[str] = ...) -> None: ...
 
 class CreateTenantRequest(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "tier")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    tier: str
+    def __init__(self, name: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
 
 class ListTenantsRequest(_message.Message):
     __slots__ = ()

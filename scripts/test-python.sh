@@ -5,11 +5,13 @@
 # venv, not from an isolated build environment), `mypy --strict` on it, its tests
 # (clients/python/tests: each session starts the release binary on 127.0.0.1 with an ephemeral port
 # and a fresh data directory, and stops it with SIGTERM) and the README's walkthrough
-# (clients/python/walkthrough.py). scripts/test runs it after `cargo test`; set BULKHEAD_BIN to test
-# another binary without building.
+# (clients/python/walkthrough.py); then the framework stores, LangChain's and LlamaIndex's
+# (scripts/test-python-frameworks.sh). scripts/test runs it after `cargo test`; set BULKHEAD_BIN to
+# test another binary without building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python="$(scripts/py-venv clients/python/requirements.txt clients/python/requirements-dev.txt)"
+# The framework stores' pins too, so that the venv is the same whichever step runs first.
+python="$(scripts/py-venv clients/python/requirements.txt clients/python/requirements-dev.txt clients/requirements-frameworks.txt)"
 if [ -z "${BULKHEAD_BIN:-}" ]; then
   . scripts/env.sh
   # A no-op after `cargo test --release --workspace`, which builds the binary; otherwise it makes
@@ -28,6 +30,8 @@ pip=("$python" -m pip --disable-pip-version-check --quiet)
 echo "bulkhead-client: $(basename "$wheels"/bulkhead_client-*.whl) built and installed"
 
 (cd clients/python && "$python" -m mypy --strict)
-# From the package directory, so that the tests import the installed wheel, not src/.
-(cd clients/python && "$python" -m pytest -q -p no:cacheprovider tests)
-exec "$python" clients/python/walkthrough.py --bin "$BULKHEAD_BIN"
+# From the package directory, so that the tests import the installed wheel, not src/. These tests
+# drive asyncio with asyncio.run: pytest-asyncio (in the venv for the framework stores) stays off.
+(cd clients/python && "$python" -m pytest -q -p no:cacheprovider -p no:asyncio tests)
+"$python" clients/python/walkthrough.py --bin "$BULKHEAD_BIN"
+exec scripts/test-python-frameworks.sh

@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod background;
 mod bad_input;
+mod blast_radius;
 mod compile_fail;
 mod durability;
 mod golden;

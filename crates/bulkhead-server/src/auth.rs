@@ -40,6 +40,7 @@ impl AuthError {
             AuthError::Malformed => "malformed-credential",
             AuthError::Storage(StorageError::Unauthenticated) => "unauthenticated",
             AuthError::Storage(StorageError::KeyLocked) => "locked-key",
+            AuthError::Storage(StorageError::TenantUnavailable { .. }) => "tenant-unavailable",
             AuthError::Storage(_) => "internal",
             AuthError::AdminOnDataPlane => "admin-on-data-plane",
             AuthError::TenantKeyOnAdmin { .. } => "tenant-key-on-admin",

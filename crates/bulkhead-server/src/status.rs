@@ -62,6 +62,9 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         // A stored value or keyring entry that does not authenticate: data damaged or tampered
         // with on disk, which no retry and no fix of the server repairs.
         StorageError::Integrity | StorageError::KeyringCorrupt => data_loss(&error),
+        // One tenant's damaged keyring or records: that tenant is out of service (until a restart
+        // after the operator repairs or restores it), the server and every other tenant are not.
+        StorageError::TenantUnavailable { .. } => Status::unavailable(error.to_string()),
         StorageError::WrongMasterKey { .. }
         | StorageError::MasterKeysWrong { .. }
         | StorageError::ForeignScope
@@ -152,6 +155,10 @@ mod tests {
             assert_eq!(status.code(), tonic::Code::DataLoss);
             assert!(!status.message().contains("keyring"), "{}", status.message());
         }
+        let status = from_storage(StorageError::TenantUnavailable { cause: "keyring-corrupt" });
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(!status.message().contains("keyring"), "{}", status.message());
+        assert!(status.message().contains("other tenants are unaffected"), "{}", status.message());
         let status = from_storage(StorageError::Engine("IO error: /data/000012.sst".to_owned()));
         assert_eq!(status.code(), tonic::Code::Internal);
         assert!(!status.message().contains("sst"), "{}", status.message());

@@ -104,6 +104,15 @@ pub enum StorageError {
     /// A crypto failure other than those classified above.
     #[error(transparent)]
     Crypto(CryptoError),
+
+    /// The tenant's keyring or records did not open when it was loaded (`cause`, a reason code,
+    /// for the operator: the log and the tenant's audit trail; the message does not say it): it is
+    /// unavailable until the store is opened again; every other tenant is served.
+    #[error(
+        "this tenant is unavailable: its stored data does not open (damaged or tampered on disk); \
+         other tenants are unaffected, and the operator has the cause"
+    )]
+    TenantUnavailable { cause: &'static str },
 }
 
 impl StorageError {
@@ -112,6 +121,8 @@ impl StorageError {
         match self {
             StorageError::WrongMasterKey { .. } | StorageError::MasterKeysWrong { .. } => "wrong-master-key",
             StorageError::KeyringCorrupt => "keyring-corrupt",
+            // The cause's code: why the tenant is unavailable.
+            StorageError::TenantUnavailable { cause } => cause,
             StorageError::Integrity => "integrity",
             StorageError::NotFound { .. } => "not-found",
             StorageError::AlreadyExists { .. } => "already-exists",

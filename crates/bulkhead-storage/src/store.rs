@@ -80,6 +80,8 @@ pub struct Store {
     pub(crate) master: RwLock<(MasterKey, u32)>,
     pub(crate) system: OwnerCipher,
     pub(crate) tenants: RwLock<HashMap<TenantUid, Arc<TenantState>>>,
+    /// Tenants whose keyring or records did not open, with the cause (`Store::load_tenant`).
+    pub(crate) unavailable: RwLock<HashMap<TenantUid, &'static str>>,
     /// Serialises registry writes; holds the registry cipher's reserved encryption count.
     pub(crate) registry_lock: Mutex<u64>,
     /// The ends of the audit chains, and the lock that orders appends to them.
@@ -172,6 +174,7 @@ impl Store {
             master: RwLock::new((master, master_version)),
             system,
             tenants: RwLock::new(HashMap::new()),
+            unavailable: RwLock::new(HashMap::new()),
             registry_lock: Mutex::new(reserved),
             audit_heads: AuditHeads::default(),
             durability: options.durability,

@@ -182,14 +182,68 @@ impl TenantState {
 
 impl Store {
     /// Loads (once) a tenant's keys and counters.
+    ///
+    /// A tenant whose keyring or records do not open (damaged or tampered on disk) is marked
+    /// unavailable: the failure is logged and written to the tenant's audit trail once, and from
+    /// then on, until the store is opened again, every call for it is refused at once with
+    /// [`StorageError::TenantUnavailable`], naming the cause, while every other tenant is served.
     pub(crate) fn load_tenant(&self, uid: TenantUid) -> Result<Arc<TenantState>> {
         if let Some(state) = self.tenants.read().get(&uid) {
             return Ok(Arc::clone(state));
+        }
+        if let Some(cause) = self.unavailable.read().get(&uid) {
+            return Err(StorageError::TenantUnavailable { cause });
         }
         let mut tenants = self.tenants.write();
         if let Some(state) = tenants.get(&uid) {
             return Ok(Arc::clone(state));
         }
+        match self.open_tenant(uid) {
+            Ok(state) => {
+                let state = Arc::new(state);
+                tenants.insert(uid, Arc::clone(&state));
+                Ok(state)
+            }
+            Err(
+                e @ (StorageError::KeyringCorrupt
+                | StorageError::Integrity
+                | StorageError::Codec(_)
+                | StorageError::Crypto(_)),
+            ) => {
+                // Its audit event is written without the map's lock held.
+                drop(tenants);
+                Err(self.mark_unavailable(uid, &e))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks a tenant unavailable for `cause` (see [`Store::load_tenant`]); the error to return.
+    fn mark_unavailable(&self, uid: TenantUid, cause: &StorageError) -> StorageError {
+        let cause = cause.reason_code();
+        if self.unavailable.write().insert(uid, cause).is_none() {
+            tracing::error!(
+                tenant = %uid.short(),
+                cause,
+                "tenant unavailable: its keyring or records do not open; other tenants are served"
+            );
+            let mut event = self.admin_record("tenant-unavailable", None);
+            event.outcome = cause.to_owned();
+            let mut batch = crate::engine::Batch::default();
+            let recorded = self.audit_record_into(&mut batch, &uid, event).and_then(|pending| {
+                self.sys_write(batch)?;
+                pending.committed();
+                Ok(())
+            });
+            if let Err(e) = recorded {
+                tracing::error!(tenant = %uid.short(), error = %e, "could not record a tenant as unavailable");
+            }
+        }
+        StorageError::TenantUnavailable { cause }
+    }
+
+    /// Reads a tenant's keys, counters, placement and policy, checking every control record.
+    fn open_tenant(&self, uid: TenantUid) -> Result<TenantState> {
         let sys = self.sys()?;
         let owner = uid.as_bytes();
         let write = self.db.get(&sys, layout::keyring_write_key(owner))?;
@@ -222,8 +276,6 @@ impl Store {
             None => Placement::OwnColumnFamily,
         };
         let policy = self.stored_policy(&uid)?;
-        let state = Arc::new(TenantState::load(&self.db, uid, placement, cipher, reserved, policy)?);
-        tenants.insert(uid, Arc::clone(&state));
-        Ok(state)
+        TenantState::load(&self.db, uid, placement, cipher, reserved, policy)
     }
 }

@@ -31,6 +31,9 @@
 //! "t-" uid hex    uid 'J' coll / uid 'I' coll segment chunk  sealed index head / chunk  tenant.rs
 //! ```
 //!
+//! A tenant archive, the file `Store::export_tenant` writes (not a RocksDB record), is drawn in
+//! `archive.rs`.
+//!
 //! Integers are big-endian in keys (so that key order is numeric order). Records are postcard, their
 //! fields in declaration order (each record's doc draws them): integers as varints, `[u8; N]` as its
 //! N bytes, strings and byte strings as a varint length then the bytes, `Option` as a 0 or 1 byte then
@@ -38,12 +41,13 @@
 //! then the variant's fields. Reordering a record's fields changes the format. Sealed values carry the
 //! header `bulkhead-crypto/src/format.rs` draws.
 
+mod archive;
 mod audit;
 mod system;
 mod tenant;
 
 pub use system::{Placement, TenantPolicy, TenantQuotas, VersionedPolicy};
-pub(crate) use {audit::*, system::*, tenant::*};
+pub(crate) use {archive::*, audit::*, system::*, tenant::*};
 
 use crate::error::{Result, StorageError};
 use serde::{Deserialize, Serialize};

@@ -31,7 +31,8 @@ fn doc(i: u64, metric_seed: u64) -> NewPoint {
     let mut p =
         NewPoint::new(DocId::new(format!("d{i}")).expect("id"), vector(i * 7 + metric_seed, DIM), "t");
     p.text = format!("chunk {i}");
-    p.metadata.insert("lang".into(), MetaValue::Keyword(if i.is_multiple_of(2) { "en" } else { "fr" }.into()));
+    p.metadata
+        .insert("lang".into(), MetaValue::Keyword(if i.is_multiple_of(2) { "en" } else { "fr" }.into()));
     p.metadata.insert("rank".into(), MetaValue::Number(i as f64));
     p.source_uri = Some(format!("s3://docs/{i}"));
     if i.is_multiple_of(3) {

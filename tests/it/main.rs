@@ -1,6 +1,7 @@
 //! End-to-end tests over a real RocksDB directory on disk: isolation, encryption at rest, durability,
 //! authentication and bad input. One binary, one module per subject.
 
+mod archive;
 mod audit;
 mod auth;
 mod background;

@@ -21,6 +21,8 @@ pub const BATCH: usize = 4;
 pub const ROTATION_DIM: usize = 8;
 /// The dimension of the churn workload's vectors.
 pub const CHURN_DIM: usize = 16;
+/// The dimension of the import workload's vectors.
+pub const ARCHIVE_DIM: usize = 256;
 /// The churn workload's collections (the parent makes the tenant, the child the collections).
 const CHURN_COLLECTIONS: [&str; 2] = ["docs", "scratch"];
 
@@ -43,6 +45,9 @@ pub enum Workload {
     /// new points and replacements by larger and smaller ones, deletes, and drops and re-creations
     /// of a collection; `ack n` after step `n`.
     Churn,
+    /// Imports the archive `archive.bin` of the test's directory again and again, under the names
+    /// `c{round}-{n}`; `ack n` after copy `n` exists.
+    Import,
 }
 
 impl Workload {
@@ -54,14 +59,22 @@ impl Workload {
             Workload::MasterRotation => "master-rotation",
             Workload::Deletion => "deletion",
             Workload::Churn => "churn",
+            Workload::Import => "import",
         }
     }
 
     /// The workload named `name`, if any.
     pub fn from_name(name: &str) -> Option<Workload> {
-        [Workload::Writer, Workload::Rotation, Workload::MasterRotation, Workload::Deletion, Workload::Churn]
-            .into_iter()
-            .find(|w| w.name() == name)
+        [
+            Workload::Writer,
+            Workload::Rotation,
+            Workload::MasterRotation,
+            Workload::Deletion,
+            Workload::Churn,
+            Workload::Import,
+        ]
+        .into_iter()
+        .find(|w| w.name() == name)
     }
 
     /// Runs the workload over the test directory `dir` until the process is killed.
@@ -82,6 +95,7 @@ impl Workload {
             Workload::Rotation => rotations(&db, round, &mut acks),
             Workload::Deletion => deletions(&db, round, &mut acks),
             Workload::Churn => churn(&db, round, &mut acks),
+            Workload::Import => imports(&db, dir, round, &mut acks),
             Workload::MasterRotation => unreachable!("handled above"),
         }
     }
@@ -251,6 +265,27 @@ fn churn(db: &Database, round: u64, acks: &mut Acks<impl Write>) {
                 t.upsert(collection, &points).expect("upsert");
             }
         }
+        acks.ack(n);
+    }
+}
+
+/// The points of the tenant the import workload's archive holds: about 5 MB, so that an import
+/// commits more than one batch.
+pub fn archive_copy_points() -> Vec<NewPoint> {
+    (0..1000u64)
+        .map(|i| {
+            let mut p = NewPoint::new(DocId::new(format!("a{i}")).expect("id"), vector(i, ARCHIVE_DIM), "");
+            p.text = "y".repeat(4000);
+            p
+        })
+        .collect()
+}
+
+fn imports(db: &Database, dir: &Path, round: u64, acks: &mut Acks<impl Write>) {
+    let archive = std::fs::read(dir.join("archive.bin")).expect("archive");
+    for n in 0.. {
+        let name = TenantName::new(format!("c{round}-{n}")).expect("name");
+        db.operator().import_tenant(&mut &archive[..], Some(&name), &mut |_| {}).expect("import");
         acks.ack(n);
     }
 }

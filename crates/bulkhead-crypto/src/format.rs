@@ -32,6 +32,16 @@
 //! ```
 //!
 //! with associated data `"bulkhead.wrap" | version | lp(owner) | generation u32 BE | master version u32 BE`.
+//!
+//! Archive frame (what [`crate::ArchiveKey::seal_frame`] returns; the frames' order and associated
+//! data are the storage crate's, `layout/archive.rs`):
+//!
+//! ```text
+//! offset  size  field
+//! 0       12    nonce (random)
+//! 12      n     AES-256-GCM ciphertext of the frame
+//! 12+n    16    GCM tag
+//! ```
 
 /// The format version written into every sealed value and wrapped key.
 pub const FORMAT_VERSION: u8 = 1;

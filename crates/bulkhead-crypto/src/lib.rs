@@ -13,6 +13,7 @@
 //! `<redacted>`, and zeroises on drop. No public function returns key bytes and no public function takes
 //! a nonce: [`OwnerCipher::seal`] draws a fresh random 96-bit nonce for every value.
 
+mod archive;
 mod error;
 mod format;
 mod kdf;
@@ -21,6 +22,7 @@ mod master;
 mod seal;
 mod secret_file;
 
+pub use archive::{ARCHIVE_FRAME_OVERHEAD, ArchiveKey};
 pub use error::CryptoError;
 pub use format::{FORMAT_VERSION, SEALED_OVERHEAD};
 pub use keys::{DataKey, Kek, WrappedKey};

@@ -1,6 +1,7 @@
 //! The master key: loaded from a file or an environment variable, never cloned, never printed.
 
 use crate::CryptoError;
+use crate::archive::ArchiveKey;
 use crate::kdf::{derive_key, hmac_sha256};
 use crate::keys::Kek;
 use crate::secret_file::read_secret_file;
@@ -84,5 +85,11 @@ impl MasterKey {
     pub fn check_value(&self, master_version: u32) -> [u8; 32] {
         let key = derive_key(CHECK_SALT, self.bytes.as_ref(), &[b"check", &master_version.to_be_bytes()]);
         hmac_sha256(&key, &[b"bulkhead master key check"])
+    }
+
+    /// The keys of the tenant archive `archive_id` (see [`ArchiveKey`]): an archive written under
+    /// this master key opens only under it.
+    pub fn archive_key(&self, archive_id: &[u8; 16]) -> ArchiveKey {
+        ArchiveKey::derive(&self.bytes, archive_id)
     }
 }

@@ -3,10 +3,11 @@
 
 use crate::MasterKey;
 use bulkhead_storage::{
-    AccessEvent, ApiKeyInfo, AuditCheck, AuditEvent, DirectoryCheck, IssuedApiKey, KeyBinding, Placement,
-    Role, RotationProgress, StorageError, Store, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy,
-    TenantScope, TenantUid, VersionedPolicy,
+    AccessEvent, ApiKeyInfo, ArchiveProgress, AuditCheck, AuditEvent, DirectoryCheck, ExportSummary,
+    ImportSummary, IssuedApiKey, KeyBinding, Placement, Role, RotationProgress, StorageError, Store, Subject,
+    SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid, VersionedPolicy,
 };
+use std::io::{Read, Write};
 use std::path::Path;
 
 /// The operator's view of a database: tenants, API keys, and the two doors that mint scopes.
@@ -150,6 +151,29 @@ impl Operator<'_> {
     /// The keyed hash that stands for `value` in the tenant's audit events.
     pub fn audit_subject_hash(&self, tenant: TenantUid, subject: Subject, value: &[u8]) -> SubjectHash {
         self.store.audit_subject_hash(tenant, subject, value)
+    }
+
+    /// Writes the tenant as a still-encrypted archive that only a server holding this master key
+    /// can import (see `bulkhead-storage`'s `archive.rs`); `progress` is called after each frame.
+    /// API keys are not carried.
+    pub fn export_tenant(
+        &self,
+        tenant: &TenantName,
+        out: &mut dyn Write,
+        progress: &mut dyn FnMut(ArchiveProgress),
+    ) -> Result<ExportSummary, StorageError> {
+        self.store.export_tenant(tenant, out, progress)
+    }
+
+    /// Restores a tenant from an archive, under its own name, or re-keyed under `new_name`; in
+    /// every refusal nothing of it stays. Issue new API keys afterwards.
+    pub fn import_tenant(
+        &self,
+        input: &mut dyn Read,
+        new_name: Option<&TenantName>,
+        progress: &mut dyn FnMut(ArchiveProgress),
+    ) -> Result<ImportSummary, StorageError> {
+        self.store.import_tenant(input, new_name, progress)
     }
 
     /// Records an operator's read of a tenant's administrative state (`admin-describe-tenant`,

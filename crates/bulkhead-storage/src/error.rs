@@ -83,6 +83,13 @@ pub enum StorageError {
     )]
     QuotaExceeded { quota: &'static str, limit: u64 },
 
+    /// A tenant archive given to an import was refused before anything of it became visible:
+    /// not an archive, another format version, written under another master key, cut short,
+    /// altered, or out of order. `reason` is one of a fixed set of phrases, never archive content.
+    /// Its own class because the remedy is the archive (or the master key), not the request.
+    #[error("tenant archive refused: {reason}")]
+    BadArchive { reason: &'static str },
+
     /// A scope minted by another open database was presented to this one.
     #[error("the scope was not issued by this database")]
     ForeignScope,
@@ -133,6 +140,7 @@ impl StorageError {
             StorageError::ForeignScope => "foreign-scope",
             StorageError::EncryptionLimit => "encryption-limit",
             StorageError::QuotaExceeded { .. } => "quota-exceeded",
+            StorageError::BadArchive { .. } => "bad-archive",
             StorageError::Engine(_)
             | StorageError::Io(_)
             | StorageError::Codec(_)

@@ -33,6 +33,9 @@
 //! "shared"        the same keys, of every shared-tier tenant                            tenant.rs
 //! ```
 //!
+//! A tenant archive, the file `Store::export_tenant` writes (not a RocksDB record), is drawn in
+//! `archive.rs`.
+//!
 //! Integers are big-endian in keys (so that key order is numeric order). Records are postcard, their
 //! fields in declaration order (each record's doc draws them): integers as varints, `[u8; N]` as its
 //! N bytes, strings and byte strings as a varint length then the bytes, `Option` as a 0 or 1 byte then
@@ -40,12 +43,13 @@
 //! then the variant's fields. Reordering a record's fields changes the format. Sealed values carry the
 //! header `bulkhead-crypto/src/format.rs` draws.
 
+mod archive;
 mod audit;
 mod system;
 mod tenant;
 
 pub use system::{Placement, TenantPolicy, TenantQuotas, VersionedPolicy};
-pub(crate) use {audit::*, system::*, tenant::*};
+pub(crate) use {archive::*, audit::*, system::*, tenant::*};
 
 use crate::error::{Result, StorageError};
 use serde::{Deserialize, Serialize};

@@ -6,6 +6,7 @@
 //! `auth.rs`. This is the only crate that names `rocksdb`, and `engine.rs` the only file in it that
 //! does. Byte layouts are all in `layout.rs` and the files below `layout/`.
 
+mod archive;
 mod audit;
 mod auth;
 mod clock;
@@ -27,6 +28,7 @@ mod snapshot;
 mod store;
 mod tenant;
 
+pub use archive::{ArchiveProgress, ExportSummary, ImportSummary};
 pub use audit::{
     AccessEvent, AuditCheck, AuditEvent, DirectoryCheck, MAX_AUDITED_DOCUMENTS, Subject, SubjectHash,
 };

@@ -79,7 +79,7 @@ impl Store {
     /// The end of the tenant's chain from its anchor. A chain without an anchor is new only if
     /// nothing of it exists; an anchor that does not authenticate, or is missing from a chain that
     /// exists, is an integrity failure: appending would hide what was removed.
-    fn stored_head(&self, uid: &TenantUid) -> Result<Head> {
+    pub(crate) fn stored_head(&self, uid: &TenantUid) -> Result<Head> {
         let sys = self.sys()?;
         if let Some(bytes) = self.db.get(&sys, layout::audit_anchor_key(uid))? {
             let anchor: layout::Anchor = layout::decode(&bytes, "audit anchor")?;

@@ -1,0 +1,357 @@
+//! Per-tenant backup and restore: an export → import round trip (under the tenant's own name into a
+//! fresh data directory with the same master key, and under a new name, re-keyed, into the same
+//! store) gives identical search results, counts, policy and index snapshots; a cut, altered,
+//! foreign, garbage or oversized archive, or one over an existing name, is refused with nothing
+//! left behind; an import that fails between its batches, or whose process is killed, leaves no
+//! tenant.
+
+use crate::util::{TestDir, crash_child, tenant, vector};
+use bulkhead_query::{
+    Acl, ArchiveProgress, Database, DocId, Filter, FilterValue, ImportSummary, MasterKey, MetaValue, Metric,
+    NewPoint, Principal, SearchRequest, StorageError, StoreOptions, Tenant, TenantName, TenantPolicy,
+};
+use bulkhead_tests::crash::{ARCHIVE_DIM, Workload, archive_copy_points};
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+
+const DIM: usize = 16;
+/// Points of the collection that gets an HNSW segment (over the graph threshold below).
+const GRAPH_POINTS: u64 = 400;
+
+fn name(n: &str) -> TenantName {
+    TenantName::new(n).expect("name")
+}
+
+fn open(dir: &TestDir, master: MasterKey) -> Database {
+    Database::open(&dir.data(), master, StoreOptions::default()).expect("open").with_graph_threshold(300)
+}
+
+fn doc(i: u64, metric_seed: u64) -> NewPoint {
+    let mut p =
+        NewPoint::new(DocId::new(format!("d{i}")).expect("id"), vector(i * 7 + metric_seed, DIM), "t");
+    p.text = format!("chunk {i}");
+    p.metadata
+        .insert("lang".into(), MetaValue::Keyword(if i.is_multiple_of(2) { "en" } else { "fr" }.into()));
+    p.metadata.insert("rank".into(), MetaValue::Number(i as f64));
+    p.source_uri = Some(format!("s3://docs/{i}"));
+    if i.is_multiple_of(3) {
+        p.acl = Acl::Restricted { users: vec!["alice".into()], groups: vec!["eng".into()] };
+    }
+    p
+}
+
+/// A tenant with three collections (a graph one with a saved snapshot, an L2 and a dot one), ACLs,
+/// metadata and a policy.
+fn fill(db: &Database, tenant_name: &str) {
+    let scope = tenant(db, tenant_name);
+    let t = db.tenant(&scope).expect("tenant");
+    t.create_collection("docs", DIM, Metric::Cosine).expect("docs");
+    t.create_collection("notes", DIM, Metric::L2).expect("notes");
+    t.create_collection("dots", DIM, Metric::Dot).expect("dots");
+    for chunk in (0..GRAPH_POINTS).collect::<Vec<_>>().chunks(100) {
+        t.upsert("docs", &chunk.iter().map(|&i| doc(i, 1)).collect::<Vec<_>>()).expect("upsert");
+    }
+    t.upsert("notes", &(0..50).map(|i| doc(i, 2)).collect::<Vec<_>>()).expect("notes");
+    t.upsert("dots", &(0..20).map(|i| doc(i, 3)).collect::<Vec<_>>()).expect("dots");
+    t.delete("notes", &[DocId::new("d7").expect("id")]).expect("delete");
+    t.search("docs", &vector(1, DIM), 1).expect("load");
+    crate::util::wait_until("the snapshot's save", || {
+        let status = t.graph_status("docs").expect("status");
+        (status.snapshot_saved && status.delta_points == 0).then_some(())
+    });
+    let policy = TenantPolicy { max_k: Some(50), ..TenantPolicy::default() };
+    db.operator().set_policy(&name(tenant_name), policy, 0, "tight k").expect("policy");
+}
+
+/// What a tenant answers: counts, and the hits (ids, scores) of searches with and without a
+/// principal and a filter, in each collection.
+fn answers(t: &Tenant<'_>) -> Vec<(String, Vec<(String, u32)>)> {
+    let alice = Principal::new("alice", ["eng"]).expect("principal");
+    let bob = Principal::new("bob", Vec::<String>::new()).expect("principal");
+    let en = Filter::Eq { field: "lang".into(), value: FilterValue::Keyword("en".into()) };
+    let mut out = Vec::new();
+    for collection in ["docs", "notes", "dots"] {
+        out.push((format!("{collection} count"), vec![(t.count(collection).expect("count").to_string(), 0)]));
+        for seed in 0..5 {
+            let query = vector(1000 + seed, DIM);
+            let requests = [
+                SearchRequest::top(10),
+                SearchRequest { principal: Some(&alice), ..SearchRequest::top(10) },
+                SearchRequest { principal: Some(&bob), filter: Some(&en), ..SearchRequest::top(10) },
+            ];
+            for (i, request) in requests.iter().enumerate() {
+                let hits = t.search_request(collection, &query, request).expect("search");
+                let hits = hits.iter().map(|h| (h.id.as_str().to_owned(), h.score.to_bits())).collect();
+                out.push((format!("{collection} query {seed} request {i}"), hits));
+            }
+        }
+    }
+    out
+}
+
+fn export(db: &Database, tenant_name: &str) -> Vec<u8> {
+    let mut archive = Vec::new();
+    let mut reports = 0;
+    db.operator()
+        .export_tenant(&name(tenant_name), &mut archive, &mut |_: ArchiveProgress| reports += 1)
+        .expect("export");
+    assert!(reports >= 1);
+    archive
+}
+
+fn import(db: &Database, archive: &[u8], new_name: Option<&str>) -> Result<ImportSummary, StorageError> {
+    let new_name = new_name.map(name);
+    db.operator().import_tenant(&mut &archive[..], new_name.as_ref(), &mut |_| {})
+}
+
+/// The column families of a closed data directory.
+fn families(data: &Path) -> BTreeSet<String> {
+    rocksdb::DB::list_cf(&rocksdb::Options::default(), data).expect("list").into_iter().collect()
+}
+
+#[test]
+fn a_round_trip_under_the_same_name_into_a_fresh_directory_answers_identically() {
+    let source = TestDir::new();
+    let (archive, expected, policy) = {
+        let db = open(&source, source.master());
+        fill(&db, "acme");
+        let scope = db.operator().trusted_host_scope(&name("acme"), "test").expect("scope");
+        let expected = answers(&db.tenant(&scope).expect("tenant"));
+        (export(&db, "acme"), expected, db.operator().policy(&name("acme")).expect("policy"))
+    };
+    // Nothing a tenant wrote is in the archive in plain text.
+    for marker in [b"chunk 1".as_slice(), b"s3://docs", b"alice", b"acme", b"tight k"] {
+        assert!(!archive.windows(marker.len()).any(|w| w == marker), "plain text in the archive");
+    }
+    let target = TestDir::new();
+    let db = open(&target, source.master());
+    let summary = import(&db, &archive, None).expect("import");
+    assert!(!summary.rekeyed);
+    assert!(summary.index_records > 0, "the index snapshot came along");
+    assert_eq!(summary.progress.points, GRAPH_POINTS + 50 - 1 + 20);
+    let scope = db.operator().trusted_host_scope(&name("acme"), "test").expect("scope");
+    let t = db.tenant(&scope).expect("tenant");
+    // The graph loads from the carried snapshot: no rebuild, no point left in the delta.
+    t.search("docs", &vector(1, DIM), 1).expect("load");
+    let status = t.graph_status("docs").expect("status");
+    assert_eq!(
+        (status.graph_points, status.delta_points, status.building),
+        (GRAPH_POINTS as usize, 0, false)
+    );
+    assert_eq!(answers(&t), expected);
+    assert_eq!(*db.operator().policy(&name("acme")).expect("policy"), *policy);
+    // The source's writes were sealed under generation 1; the copy writes under a fresh one.
+    assert_eq!(t.key_generation(), 2);
+    t.upsert("notes", &[doc(7, 2)]).expect("a write after the import");
+    assert_eq!(t.count("notes").expect("count"), 50);
+    let events = db.operator().audit_events(summary.tenant.uid).expect("audit");
+    let imported = events.iter().find(|e| e.operation == "tenant-imported").expect("imported event");
+    assert!(imported.note.as_deref().is_some_and(|n| n.contains(&summary.archive_id)));
+    // A second import of the same archive: the name is taken.
+    assert!(matches!(import(&db, &archive, None), Err(StorageError::AlreadyExists { .. })));
+    drop(t);
+    drop(db);
+    // Reopened, the imported tenant is whole.
+    let db = open(&target, source.master());
+    let scope = db.operator().trusted_host_scope(&name("acme"), "test").expect("scope");
+    assert_eq!(db.tenant(&scope).expect("tenant").count("docs").expect("count"), GRAPH_POINTS);
+}
+
+#[test]
+fn a_round_trip_under_a_new_name_rekeys_and_answers_identically() {
+    let dir = TestDir::new();
+    let db = open(&dir, dir.master());
+    fill(&db, "acme");
+    let archive = export(&db, "acme");
+    let summary = import(&db, &archive, Some("acme-copy")).expect("import");
+    assert!(summary.rekeyed);
+    assert_eq!(summary.index_records, 0, "snapshot references are tags under the old naming key");
+    let op = db.operator();
+    let (original, copy) = (op.tenant_info(&name("acme")).expect("a"), op.tenant_info(&name("acme-copy")));
+    assert_ne!(original.uid, copy.expect("copy").uid);
+    let source = db.tenant(&op.trusted_host_scope(&name("acme"), "t").expect("s")).expect("t");
+    let target = db.tenant(&op.trusted_host_scope(&name("acme-copy"), "t").expect("s")).expect("t");
+    assert_eq!(answers(&target), answers(&source));
+    assert_eq!(op.policy(&name("acme-copy")).expect("p").policy, op.policy(&name("acme")).expect("p").policy);
+    // Two tenants now: a write to the copy does not reach the original.
+    target.upsert("dots", &[doc(999, 3)]).expect("write");
+    assert_eq!((target.count("dots").expect("c"), source.count("dots").expect("c")), (21, 20));
+    // The copy's graph is rebuilt from its records.
+    crate::util::wait_until("the copy's graph", || {
+        let status = target.graph_status("docs").expect("status");
+        (status.graph_points == GRAPH_POINTS as usize && !status.building).then_some(())
+    });
+    assert_eq!(answers(&target)[..16], answers(&source)[..16]);
+}
+
+#[test]
+fn damaged_foreign_and_garbage_archives_are_refused_and_leave_nothing() {
+    let dir = TestDir::new();
+    let archive = {
+        let db = open(&dir, dir.master());
+        fill(&db, "acme");
+        export(&db, "acme")
+    };
+    let target = TestDir::new();
+    let before = {
+        let db = open(&target, dir.master());
+        tenant(&db, "other");
+        drop(db);
+        families(&target.data())
+    };
+    let db = open(&target, dir.master());
+    let bad = |bytes: &[u8], expected: &str| {
+        let err = import(&db, bytes, None).expect_err(expected);
+        assert!(matches!(err, StorageError::BadArchive { .. }), "{expected}: {err}");
+        assert!(err.to_string().contains(expected), "{expected}: {err}");
+    };
+    let mut cuts = vec![0, 10, 60, 61, 64, 200, archive.len() / 2, archive.len() - 40, archive.len() - 1];
+    cuts.dedup();
+    for cut in cuts {
+        bad(&archive[..cut], if cut == 0 { "empty" } else { "cut short" });
+    }
+    // Inside the frames (a flip in a frame's length field may read as a cut or an oversized frame).
+    for at in [70, archive.len() / 3, archive.len() - 5] {
+        let mut altered = archive.clone();
+        altered[at] ^= 0x20;
+        let err = import(&db, &altered, None).expect_err("altered");
+        assert!(matches!(err, StorageError::BadArchive { .. }), "{err}");
+    }
+    let mut noise = archive[..60].to_vec();
+    noise.extend_from_slice(&1000u32.to_be_bytes());
+    noise.extend_from_slice(&[7u8; 1000]);
+    bad(&noise, "altered");
+    let mut header = archive.clone();
+    header[40] ^= 1;
+    bad(&header, "another master key");
+    let mut trailing = archive.clone();
+    trailing.extend_from_slice(b"more");
+    bad(&trailing, "bytes follow");
+    let mut oversized = archive[..60].to_vec();
+    oversized.extend_from_slice(&u32::MAX.to_be_bytes());
+    bad(&oversized, "over its size limit");
+    let garbage: Vec<u8> = (0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    bad(&garbage, "not a Bulkhead tenant archive");
+    let mut version = archive.clone();
+    version[11] = 9;
+    bad(&version, "unsupported archive format version");
+    // The other store's master key.
+    let foreign = TestDir::new();
+    let foreign_db = open(&foreign, foreign.master());
+    let err = import(&foreign_db, &archive, None).expect_err("foreign");
+    assert!(err.to_string().contains("another master key"), "{err}");
+    assert!(foreign_db.operator().list_tenants().expect("list").is_empty());
+    drop(foreign_db);
+    // Over an existing name.
+    assert!(matches!(import(&db, &archive, Some("other")), Err(StorageError::AlreadyExists { .. })));
+    let tenants: Vec<String> =
+        db.operator().list_tenants().expect("list").iter().map(|t| t.name.as_str().to_owned()).collect();
+    assert_eq!(tenants, ["other"]);
+    drop(db);
+    assert_eq!(families(&target.data()), before, "no column family was left behind");
+}
+
+/// A reader that fails after `limit` bytes, as a dropped connection or a full disk would.
+struct FailAfter<'a> {
+    bytes: &'a [u8],
+    limit: usize,
+}
+
+impl Read for FailAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.limit == 0 {
+            return Err(std::io::Error::other("the connection dropped"));
+        }
+        let n = buf.len().min(self.limit).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        self.limit -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_import_that_fails_between_its_batches_leaves_no_tenant_and_can_be_retried() {
+    let dir = TestDir::new();
+    // The default graph threshold: no graph is built for these points.
+    let db = Database::open(&dir.data(), dir.master(), StoreOptions::default()).expect("open");
+    let scope = tenant(&db, "big");
+    let t = db.tenant(&scope).expect("tenant");
+    t.create_collection("docs", 512, Metric::L2).expect("collection");
+    // About 10 MB of archive: the import commits a few batches before it fails.
+    for chunk in (0..4000u64).collect::<Vec<_>>().chunks(500) {
+        let points: Vec<NewPoint> = chunk
+            .iter()
+            .map(|&i| {
+                NewPoint::new(DocId::new(format!("p{i}")).expect("id"), vector(i, 512), "x".repeat(400))
+            })
+            .collect();
+        t.upsert("docs", &points).expect("upsert");
+    }
+    drop(t);
+    let archive = export(&db, "big");
+    assert!(archive.len() > 9_000_000, "{}", archive.len());
+    drop(db);
+    let before = families(&dir.data());
+    let db = open(&dir, dir.master());
+    for new_name in [None, Some("big-copy")] {
+        let op = db.operator();
+        if new_name.is_none() {
+            // Under its own name the archive needs its name free.
+            assert!(db.delete_tenant(&name("big")).is_ok());
+        }
+        let mut failing = FailAfter { bytes: &archive, limit: archive.len() - 1000 };
+        let err =
+            op.import_tenant(&mut failing, new_name.map(name).as_ref(), &mut |_| {}).expect_err("fails");
+        assert!(matches!(err, StorageError::Io(_)), "{err}");
+        let listed: Vec<String> =
+            op.list_tenants().expect("list").iter().map(|t| t.name.as_str().to_owned()).collect();
+        assert_eq!(listed, if new_name.is_none() { vec![] } else { vec!["big".to_owned()] });
+        // A panic in the middle (a bug in a reader) leaves nothing either.
+        let mut panicking = FailAfter { bytes: &archive, limit: usize::MAX };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            op.import_tenant(&mut panicking, new_name.map(name).as_ref(), &mut |p| {
+                assert!(p.bytes < 5_000_000, "the progress callback panics half-way");
+            })
+        }));
+        assert!(result.is_err());
+        let summary = import(&db, &archive, new_name).expect("the retry succeeds");
+        assert_eq!(summary.progress.points, 4000);
+    }
+    drop(db);
+    let mut after = families(&dir.data());
+    assert_eq!(after.len(), before.len() + 1, "the two imports' column families, nothing else");
+    after.retain(|f| !before.contains(f));
+    assert_eq!(after.len(), 1);
+}
+
+#[test]
+fn an_import_killed_at_any_moment_leaves_whole_tenants_or_none() {
+    let dir = TestDir::new();
+    {
+        let db = open(&dir, dir.master());
+        let scope = tenant(&db, "src");
+        let t = db.tenant(&scope).expect("tenant");
+        t.create_collection("docs", ARCHIVE_DIM, Metric::L2).expect("collection");
+        t.upsert("docs", &archive_copy_points()).expect("upsert");
+        drop(t);
+        std::fs::write(dir.root().join("archive.bin"), export(&db, "src")).expect("archive file");
+    }
+    for (round, kill_after) in [(1, 1), (2, 3)] {
+        let acked = crash_child(&dir, Workload::Import, round, kill_after);
+        let db = open(&dir, dir.master());
+        let tenants = db.operator().list_tenants().expect("list");
+        for n in &acked {
+            assert!(tenants.iter().any(|t| t.name.as_str() == format!("c{round}-{n}")), "copy {n} lost");
+        }
+        for info in &tenants {
+            let scope = db.operator().trusted_host_scope(&info.name, "test").expect("scope");
+            let count = db.tenant(&scope).expect("tenant").count("docs").expect("count");
+            assert_eq!(count, archive_copy_points().len() as u64, "a half tenant is visible");
+        }
+        drop(db);
+        // The reopen above dropped whatever the killed import had written.
+        assert_eq!(families(&dir.data()).len(), 2 + tenants.len(), "sys, default, one per tenant");
+    }
+}

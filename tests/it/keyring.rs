@@ -67,7 +67,10 @@ fn an_edited_control_record_makes_its_tenant_refuse_to_open() {
                     other => panic!("{other:?}"),
                 })
             });
-            assert!(matches!(refused, Err(StorageError::KeyringCorrupt)), "{what}: {refused:?}");
+            assert!(
+                matches!(refused, Err(StorageError::TenantUnavailable { cause: "keyring-corrupt" })),
+                "{what}: {refused:?}"
+            );
             assert!(db.operator().rotation_step(acme, 10).is_err(), "{what}: the rotation does not run on");
             // The other tenant is untouched.
             let other = db.tenant(&scope_of(&db, "other").expect("scope")).expect("other tenant");

@@ -236,7 +236,7 @@ impl Store {
                 Ok(())
             });
             if let Err(e) = recorded {
-                tracing::error!(tenant = %uid.short(), error = %e, "could not record a tenant as unavailable");
+                tracing::error!(tenant = %uid.short(), error = %e, "could not audit a tenant as unavailable");
             }
         }
         StorageError::TenantUnavailable { cause }

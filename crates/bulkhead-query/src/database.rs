@@ -246,6 +246,17 @@ impl Database {
         Operator { store: &self.store }
     }
 
+    /// What RocksDB's shared block cache holds now, memtables included (bounded by
+    /// [`EngineMemory::cache_bytes`](crate::EngineMemory)).
+    pub fn engine_memory_bytes(&self) -> usize {
+        self.store.engine_memory_bytes()
+    }
+
+    /// How many column families the data directory has.
+    pub fn column_family_count(&self) -> Result<usize, StorageError> {
+        self.store.column_family_count()
+    }
+
     /// The policy in force for a tenant (cached with the tenant; no record is read), for a server
     /// that applies the tenant's quotas before the work.
     pub fn policy_of(&self, tenant: TenantUid) -> Result<Arc<VersionedPolicy>, StorageError> {

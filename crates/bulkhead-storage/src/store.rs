@@ -249,6 +249,12 @@ impl Store {
         self.db.cache_usage()
     }
 
+    /// How many column families the data directory has (the shared tier adds one in all, each
+    /// partitioned tenant one).
+    pub fn column_family_count(&self) -> Result<usize> {
+        Ok(Engine::list_families(&self.path)?.len())
+    }
+
     /// The master key version in force.
     pub fn master_version(&self) -> u32 {
         self.master.read().1

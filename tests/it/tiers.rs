@@ -128,3 +128,160 @@ fn a_shared_tenants_rotation_reseals_its_records_and_leaves_its_neighbours_bytes
         "every sealed value of the rotated tenant was sealed again"
     );
 }
+
+/// What a tenant's records answer: the ids and scores of a few searches, and its count.
+fn answers(db: &bulkhead_query::Database, who: &str) -> (Vec<Vec<(String, u32)>>, u64) {
+    let scope = db.operator().trusted_host_scope(&name(who), "test").expect("scope");
+    let t = db.tenant(&scope).expect("tenant");
+    let searches = (0..5)
+        .map(|q| {
+            let hits = t.search("docs", &vector(1_000 + q, 4), 10).expect("search");
+            hits.iter().map(|h| (h.id.as_str().to_owned(), h.score.to_bits())).collect()
+        })
+        .collect();
+    (searches, t.count("docs").expect("count"))
+}
+
+/// Whether the raw directory holds records of `uid` in the shared family, and whether its own
+/// family exists (the store must be closed).
+fn places(dir: &TestDir, uid: &[u8; 16]) -> (bool, bool) {
+    let raw = raw_db(&dir.data());
+    let shared = raw.cf_handle("shared").is_some_and(|cf| {
+        raw.iterator_cf(&cf, rocksdb::IteratorMode::Start).any(|r| r.expect("iter").0.starts_with(uid))
+    });
+    let own = raw.cf_handle(&format!("t-{}", hex::encode(uid))).is_some();
+    let moving = raw.cf_handle("sys").is_some_and(|cf| {
+        raw.iterator_cf(&cf, rocksdb::IteratorMode::Start).any(|r| r.expect("iter").0.starts_with(b"moving/"))
+    });
+    assert!(!moving, "no tier-move record is left after an open");
+    (shared, own)
+}
+
+#[test]
+fn a_tenant_moves_between_tiers_and_answers_the_same() {
+    let dir = TestDir::in_tier(Placement::Shared);
+    let (uid, before) = {
+        let db = dir.open();
+        for who in ["mover", "stays"] {
+            let scope = tenant(&db, who);
+            let t = db.tenant(&scope).expect("tenant");
+            t.create_collection("docs", 4, Metric::L2).expect("collection");
+            t.upsert("docs", &points(who, 300)).expect("upsert");
+        }
+        let uid = *db.operator().tenant_info(&name("mover")).expect("info").uid.as_bytes();
+        (uid, (answers(&db, "mover"), answers(&db, "stays")))
+    };
+    assert_eq!(places(&dir, &uid), (true, false));
+    for (target, expected) in
+        [(Placement::OwnColumnFamily, (false, true)), (Placement::Shared, (true, false))]
+    {
+        {
+            let db = dir.open();
+            let mut reported = Vec::new();
+            let done = db.operator().move_tenant(&name("mover"), target, |p| reported.push(p)).expect("move");
+            assert!(done.switched && done.copied >= 601, "{done:?}");
+            assert!(reported.last().is_some_and(|p| p.switched), "the switch is reported");
+            assert_eq!(db.operator().tenant_info(&name("mover")).expect("info").placement, target);
+            assert_eq!((answers(&db, "mover"), answers(&db, "stays")), before, "same answers");
+            let uid = db.operator().tenant_info(&name("mover")).expect("info").uid;
+            let events = db.operator().audit_events(uid).expect("events");
+            assert!(events.iter().any(|e| e.operation == "tenant-moved"), "the move is audited");
+        }
+        assert_eq!(places(&dir, &uid), expected, "{target:?}: in exactly one place");
+        let db = dir.open();
+        assert_eq!((answers(&db, "mover"), answers(&db, "stays")), before, "same answers after a reopen");
+    }
+}
+
+#[test]
+fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
+    let dir = TestDir::in_tier(Placement::Shared);
+    let db = dir.open();
+    let scope = tenant(&db, "busy");
+    let t = db.tenant(&scope).expect("tenant");
+    t.create_collection("docs", 4, Metric::L2).expect("collection");
+    for chunk in points("seed", 2_000).chunks(1_000) {
+        t.upsert("docs", chunk).expect("upsert");
+    }
+    drop(t);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let written = std::sync::atomic::AtomicUsize::new(0);
+    let (acked, reads, retried) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let (mut acked, mut retried) = (Vec::new(), 0);
+            for i in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+                let scope = db.operator().trusted_host_scope(&name("busy"), "test").expect("scope");
+                let point = points(&format!("w{i}"), 1);
+                match db.tenant(&scope).expect("tenant").upsert("docs", &point) {
+                    Ok(_) => {
+                        acked.push(format!("w{i}-0"));
+                        written.fetch_add(1, std::sync::atomic::Ordering::Release);
+                    }
+                    // Met the switch: nothing was written, and the caller may send it again.
+                    Err(QueryError::Storage(StorageError::TenantMoved)) => retried += 1,
+                    Err(e) => panic!("write {i}: {e:?}"),
+                }
+            }
+            (acked, retried)
+        });
+        let reader = s.spawn(|| {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                let scope = db.operator().trusted_host_scope(&name("busy"), "test").expect("scope");
+                let t = db.tenant(&scope).expect("tenant");
+                assert_eq!(t.search("docs", &vector(reads, 4), 5).expect("a read during the move").len(), 5);
+                assert!(t.count("docs").expect("count") >= 2_000);
+                reads += 1;
+            }
+            reads
+        });
+        // Moves back and forth until a few hundred writes have landed while they ran.
+        let mut moves = 0;
+        while moves < 3 || written.load(std::sync::atomic::Ordering::Acquire) < 300 {
+            let target = [Placement::OwnColumnFamily, Placement::Shared][moves % 2];
+            db.operator().move_tenant(&name("busy"), target, |_| {}).expect("move");
+            moves += 1;
+            assert!(moves < 1_000, "the writer made no progress");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let (acked, retried) = writer.join().expect("writer");
+        (acked, reader.join().expect("reader"), retried)
+    });
+    assert!(!acked.is_empty() && reads > 0, "the load ran: {} writes, {reads} reads", acked.len());
+    let scope = db.operator().trusted_host_scope(&name("busy"), "test").expect("scope");
+    let t = db.tenant(&scope).expect("tenant");
+    assert_eq!(t.count("docs").expect("count"), 2_000 + acked.len() as u64, "{retried} writes met a switch");
+    for id in &acked {
+        assert!(t.get("docs", &DocId::new(id.clone()).expect("id")).expect("get").is_some(), "{id} lost");
+    }
+}
+
+#[test]
+fn a_move_killed_at_any_moment_leaves_the_tenant_whole_in_one_place() {
+    let dir = TestDir::in_tier(Placement::Shared);
+    let (uid, before) = {
+        let db = dir.open();
+        let scope = tenant(&db, "mover");
+        let t = db.tenant(&scope).expect("tenant");
+        t.create_collection("docs", 4, Metric::L2).expect("collection");
+        for chunk in points("m", 3_000).chunks(1_000) {
+            t.upsert("docs", chunk).expect("upsert");
+        }
+        drop(t);
+        (*scope.tenant_uid().as_bytes(), answers(&db, "mover"))
+    };
+    for (round, kill_after) in [(1, 1), (2, 2), (3, 3), (4, 5)] {
+        crate::util::crash_child(&dir, bulkhead_tests::crash::Workload::TierMove, round, kill_after);
+        let placement = {
+            let db = dir.open();
+            assert_eq!(answers(&db, "mover"), before, "round {round}: the tenant answers as before");
+            db.operator().tenant_info(&name("mover")).expect("info").placement
+        };
+        let (shared, own) = places(&dir, &uid);
+        assert!(shared != own, "round {round}: in exactly one place ({shared}, {own})");
+        assert_eq!(own, placement == Placement::OwnColumnFamily, "round {round}: where the registry says");
+    }
+}

@@ -8,7 +8,8 @@
 //! them out) and the round; no secret travels on its command line or in its environment.
 
 use bulkhead_query::{
-    Database, DocId, MasterKey, MetaValue, Metric, NewPoint, StoreOptions, Tenant, TenantName, TenantScope,
+    Database, DocId, MasterKey, MetaValue, Metric, NewPoint, Placement, StoreOptions, Tenant, TenantName,
+    TenantScope,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ pub enum Workload {
     /// Imports the archive `archive.bin` of the test's directory again and again, under the names
     /// `c{round}-{n}`; `ack n` after copy `n` exists.
     Import,
+    /// Moves the tenant `mover` (made by the parent) between the shared and the partitioned tier
+    /// again and again; `ack n` after move `n` returned.
+    TierMove,
 }
 
 impl Workload {
@@ -60,6 +64,7 @@ impl Workload {
             Workload::Deletion => "deletion",
             Workload::Churn => "churn",
             Workload::Import => "import",
+            Workload::TierMove => "tier-move",
         }
     }
 
@@ -72,6 +77,7 @@ impl Workload {
             Workload::Deletion,
             Workload::Churn,
             Workload::Import,
+            Workload::TierMove,
         ]
         .into_iter()
         .find(|w| w.name() == name)
@@ -96,6 +102,7 @@ impl Workload {
             Workload::Deletion => deletions(&db, round, &mut acks),
             Workload::Churn => churn(&db, round, &mut acks),
             Workload::Import => imports(&db, dir, round, &mut acks),
+            Workload::TierMove => tier_moves(&db, &mut acks),
             Workload::MasterRotation => unreachable!("handled above"),
         }
     }
@@ -286,6 +293,19 @@ fn imports(db: &Database, dir: &Path, round: u64, acks: &mut Acks<impl Write>) {
     for n in 0.. {
         let name = TenantName::new(format!("c{round}-{n}")).expect("name");
         db.operator().import_tenant(&mut &archive[..], Some(&name), &mut |_| {}).expect("import");
+        acks.ack(n);
+    }
+}
+
+fn tier_moves(db: &Database, acks: &mut Acks<impl Write>) {
+    let name = TenantName::new("mover").expect("name");
+    for n in 0.. {
+        let now = db.operator().tenant_info(&name).expect("info").placement;
+        let other = match now {
+            Placement::Shared => Placement::OwnColumnFamily,
+            Placement::OwnColumnFamily => Placement::Shared,
+        };
+        db.operator().move_tenant(&name, other, |_| {}).expect("move");
         acks.ack(n);
     }
 }

@@ -43,9 +43,10 @@ pub use bulkhead_storage::{
     AccessEvent, Acl, ApiKeyInfo, ArchiveProgress, AuditCheck, AuditEvent, Clock, CollectionInfo,
     CollectionName, DEFAULT_MAX_COLLECTIONS, DEFAULT_MAX_STORED_BYTES, DEFAULT_MAX_VECTORS, DirectoryCheck,
     DocId, Durability, EngineMemory, ExportSummary, ImportSummary, IssuedApiKey, KeyBinding, ManualClock,
-    MetaValue, Metric, NewPoint, Operation, Placement, PointRef, REFUSAL_EVENT_EVERY, Role, RotationProgress,
-    StorageError, StorageQuotas, StoreOptions, StoredPoint, Subject, SubjectHash, TenantInfo, TenantName,
-    TenantPolicy, TenantQuotas, TenantScope, TenantUid, TenantUsage, VersionedPolicy, limits,
+    MetaValue, Metric, MoveProgress, NewPoint, Operation, Placement, PointRef, REFUSAL_EVENT_EVERY, Role,
+    RotationProgress, StorageError, StorageQuotas, StoreOptions, StoredPoint, Subject, SubjectHash,
+    TenantInfo, TenantName, TenantPolicy, TenantQuotas, TenantScope, TenantUid, TenantUsage, VersionedPolicy,
+    limits,
 };
 pub use cache::CacheStats;
 pub use collection::{GraphStatus, IndexSource};

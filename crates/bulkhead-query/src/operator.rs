@@ -4,8 +4,9 @@
 use crate::MasterKey;
 use bulkhead_storage::{
     AccessEvent, ApiKeyInfo, ArchiveProgress, AuditCheck, AuditEvent, DirectoryCheck, ExportSummary,
-    ImportSummary, IssuedApiKey, KeyBinding, Placement, Role, RotationProgress, StorageError, Store, Subject,
-    SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid, VersionedPolicy,
+    ImportSummary, IssuedApiKey, KeyBinding, MoveProgress, Placement, Role, RotationProgress, StorageError,
+    Store, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid,
+    VersionedPolicy,
 };
 use std::io::{Read, Write};
 use std::path::Path;
@@ -20,6 +21,18 @@ impl Operator<'_> {
     /// Creates a tenant with its own column family and keys.
     pub fn create_tenant(&self, name: &TenantName) -> Result<TenantInfo, StorageError> {
         self.store.create_tenant(name)
+    }
+
+    /// Moves a tenant to the tier `target` online: reads and writes go on while its records are
+    /// copied, writes are fenced only for the last changes and the switch, and a crash at any point
+    /// leaves it whole in one place. `progress` is told after every copy round and at the switch.
+    pub fn move_tenant(
+        &self,
+        tenant: &TenantName,
+        target: Placement,
+        progress: impl FnMut(MoveProgress),
+    ) -> Result<MoveProgress, StorageError> {
+        self.store.move_tenant(tenant, target, progress)
     }
 
     /// Creates a tenant in the tier `placement` (`Placement::Shared`: many small tenants in one

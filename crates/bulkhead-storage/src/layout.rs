@@ -19,6 +19,7 @@
 //! sys             "policy/" uid                              sealed VersionedPolicy     system.rs
 //! sys             "keylock/" key id                          sealed KeyLockRecord       system.rs
 //! sys             "place/" uid                               control: Placement         system.rs
+//! sys             "moving/" uid                              control: a tier move       system.rs
 //! sys             "audit/" uid seq                           audit event (V1 or V2)     audit.rs
 //! sys             "auditck/" uid                             Checkpoint                 audit.rs
 //! sys             "audithead/" uid                           Anchor                     audit.rs

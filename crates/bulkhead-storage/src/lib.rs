@@ -27,6 +27,7 @@ mod scope;
 mod snapshot;
 mod store;
 mod tenant;
+mod tier;
 
 pub use archive::{ArchiveProgress, ExportSummary, ImportSummary};
 pub use audit::{
@@ -52,6 +53,7 @@ pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SavedSegment, SnapshotSaved};
 pub use store::{Durability, Store, StoreOptions};
 pub use tenant::TenantHandle;
+pub use tier::MoveProgress;
 
 #[cfg(test)]
 mod tests;

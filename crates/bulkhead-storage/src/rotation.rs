@@ -67,7 +67,7 @@ impl Store {
     /// counted by a scan.
     pub fn start_automatic_rotation(&self, uid: TenantUid) -> Result<RotationProgress> {
         let state = self.load_tenant(uid)?;
-        let total = match state.placement {
+        let total = match state.placement() {
             Placement::OwnColumnFamily => self.db.estimated_keys(&state.family(&self.db)?)?.unwrap_or(0),
             Placement::Shared => self.count_sealed(&state)?,
         };
@@ -81,6 +81,10 @@ impl Store {
         let sys = self.sys()?;
         if self.db.get(&sys, layout::rotation_key(&owner))?.is_some() {
             return Err(StorageError::AlreadyExists { what: "key rotation" });
+        }
+        // A tier move copies the records as they are sealed; it and a rotation do not overlap.
+        if self.db.get(&sys, layout::moving_key(&owner))?.is_some() {
+            return Err(StorageError::AlreadyExists { what: "tier move" });
         }
         let mut write = state.write.lock();
         let target =
@@ -159,11 +163,11 @@ impl Store {
         let owner = *uid.as_bytes();
         let state = self.load_tenant(uid)?;
         let sys = self.sys()?;
-        let cf = state.family(&self.db)?;
         let mut write = state.write.lock();
         if state.deleted.load(std::sync::atomic::Ordering::Acquire) {
             return Err(StorageError::NotFound { what: "tenant" });
         }
+        let cf = state.family(&self.db)?;
         let Some(mut record) = self.rotation_record(&state)? else { return Ok(None) };
         let scan = stale_records(&self.db, &cf, uid, &mut record, max_records.max(1))?;
         let mut batch = Batch::default();
@@ -255,6 +259,7 @@ impl Store {
             registry_key.clone(),
             layout::policy_key(&owner),
             layout::placement_key(&owner),
+            layout::moving_key(&owner),
         ];
         for prefix in &purged[..2] {
             for item in self.db.entries(&sys, Keys::Prefix(prefix)) {

@@ -85,7 +85,6 @@ impl IndexSnapshotSink {
     pub fn save_segment(&self, bytes: &[u8]) -> Result<Option<SavedSegment>> {
         let open = self.open.read();
         let Some(db) = self.db.upgrade().filter(|_| *open) else { return Ok(None) };
-        let cf = self.state.family(&db)?;
         let number = self.collection.number;
         let keys = &self.state.keys;
         // Below u64::MAX, so that `segment + 1` bounds the range of the segments after it.
@@ -97,6 +96,9 @@ impl IndexSnapshotSink {
         while written < chunks.len() {
             let batch_chunks = &chunks[written..chunks.len().min(written + CHUNKS_PER_BATCH)];
             let mut write = self.state.write.lock();
+            // Under the write lock: a tier move that switches between two batches has copied the
+            // earlier ones, and the later ones go where the tenant is now.
+            let cf = self.state.family(&db)?;
             let mut batch = Batch::default();
             if !self.collection_current(&db, &cf)? {
                 // A dropped (or dropped and recreated) collection gets no snapshot: delete what
@@ -127,10 +129,10 @@ impl IndexSnapshotSink {
     pub fn set_segments(&self, segments: &[SavedSegment]) -> Result<SnapshotSaved> {
         let open = self.open.read();
         let Some(db) = self.db.upgrade().filter(|_| *open) else { return Ok(SnapshotSaved::Skipped) };
-        let cf = self.state.family(&db)?;
         let number = self.collection.number;
         let keys = &self.state.keys;
         let mut write = self.state.write.lock();
+        let cf = self.state.family(&db)?;
         if !self.collection_current(&db, &cf)? {
             return Ok(SnapshotSaved::Skipped);
         }

@@ -187,6 +187,7 @@ impl Store {
         if format == layout::STORAGE_FORMAT_1 {
             store.migrate_to_format_2()?;
         }
+        store.finish_moves()?;
         Ok(store)
     }
 

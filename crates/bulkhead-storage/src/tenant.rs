@@ -8,7 +8,7 @@ mod points;
 mod state;
 mod usage;
 
-pub(crate) use state::{TenantState, WriteState};
+pub(crate) use state::{Location, TenantState, WriteState};
 
 use crate::audit::AccessEvent;
 use crate::engine::{Batch, Entry, Family, Keys};
@@ -30,6 +30,9 @@ use std::sync::Arc;
 pub struct TenantHandle<'s> {
     pub(crate) store: &'s Store,
     pub(crate) state: Arc<TenantState>,
+    /// Where the tenant's records were when the handle was made, and that column family: reads
+    /// stay there for the handle's life (a tier move keeps the old copy until no handle uses it).
+    location: Arc<Location>,
     pub(crate) cf: Family<'s>,
     role: Role,
     binding: KeyBinding,
@@ -51,10 +54,12 @@ impl<'s> TenantHandle<'s> {
         state: Arc<TenantState>,
         scope: &TenantScope,
     ) -> Result<TenantHandle<'s>> {
-        let cf = state.family(&store.db)?;
+        let location = state.location();
+        let cf = location.family(&store.db)?;
         Ok(TenantHandle {
             store,
             state,
+            location,
             cf,
             role: scope.role,
             binding: scope.binding.clone(),
@@ -173,6 +178,10 @@ impl<'s> TenantHandle<'s> {
         // The caller holds the tenant's write lock, under which a deletion sets this.
         if self.state.deleted.load(std::sync::atomic::Ordering::Acquire) {
             return Err(StorageError::NotFound { what: "tenant" });
+        }
+        // A tier move switched since the handle was made: the batch names the old column family.
+        if !Arc::ptr_eq(&self.location, &self.state.location.read()) {
+            return Err(StorageError::TenantMoved);
         }
         let staged = self.staged.borrow_mut().take();
         let pending = match staged {

@@ -15,6 +15,8 @@
 //!                                                  a record key, which holds only a uid and tags)
 //! "place/" owner(16)                               control: 1 byte, the tenant's Placement (absent:
 //!                                                  its own column family, as before tiers existed)
+//! "moving/" owner(16)                              system control: a tier move under way, 3 bytes:
+//!                                                  phase (0 copying, 1 switched), from, to
 //! "tenant/" tag(32)                                sealed TenantRecord (registry cipher, Registry)
 //! "apikey/" key id(16)                             sealed ApiKeyRecord (registry cipher, Registry)
 //! "policy/" uid(16)                                sealed VersionedPolicy (registry cipher, Registry)
@@ -66,6 +68,8 @@ pub(crate) const APIKEY_PREFIX: &[u8] = b"apikey/";
 const POLICY_PREFIX: &[u8] = b"policy/";
 const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
 const PLACEMENT_PREFIX: &[u8] = b"place/";
+/// Every tier move under way has a record under this.
+pub(crate) const MOVING_PREFIX: &[u8] = b"moving/";
 
 /// The domain of control-record tags.
 const CONTROL_DOMAIN: &[u8] = b"keyring-control";
@@ -159,6 +163,17 @@ pub(crate) fn policy_key(uid: &[u8; 16]) -> Vec<u8> {
 /// The key of a tenant's placement record (a control record).
 pub(crate) fn placement_key(uid: &[u8; 16]) -> Vec<u8> {
     concat(&[PLACEMENT_PREFIX, uid])
+}
+
+/// The key of a tenant's tier-move record (a control record under the registry's own keys, so
+/// that opening the store can finish or undo a move without the tenant's keys).
+pub(crate) fn moving_key(uid: &[u8; 16]) -> Vec<u8> {
+    concat(&[MOVING_PREFIX, uid])
+}
+
+/// The tenant a tier-move record is about, from its key.
+pub(crate) fn moving_owner(key: &[u8]) -> Option<[u8; 16]> {
+    key.get(MOVING_PREFIX.len()..)?.try_into().ok()
 }
 
 /// A control record's stored value: `payload` then its tag under `owner`'s naming key.

@@ -25,15 +25,38 @@ pub(crate) struct WriteState {
     pub(crate) usage: Option<UsageRecord>,
 }
 
+/// Where a tenant's records are.
+#[derive(Debug)]
+pub(crate) struct Location {
+    pub(crate) placement: Placement,
+    /// Its own column family `t-<uid hex>`, or `shared`.
+    pub(crate) family_name: String,
+}
+
+impl Location {
+    pub(crate) fn of(uid: &TenantUid, placement: Placement) -> Location {
+        let family_name = match placement {
+            Placement::OwnColumnFamily => layout::tenant_cf_name(uid),
+            Placement::Shared => layout::SHARED_CF.to_owned(),
+        };
+        Location { placement, family_name }
+    }
+
+    /// The column family; `NotFound` once it was dropped.
+    pub(crate) fn family<'e>(&self, db: &'e Engine) -> Result<Family<'e>> {
+        db.family(&self.family_name).ok_or(StorageError::NotFound { what: "tenant" })
+    }
+}
+
 /// A loaded tenant: its keys and write state. Shared by every handle of the tenant.
 pub(crate) struct TenantState {
     pub(crate) uid: TenantUid,
     /// The tenant's namespace, `t-<uid hex>`, that every sealed value of the tenant is bound to,
     /// whichever column family holds it.
     pub(crate) cf_name: String,
-    /// Its tier, and the column family that holds its records (its own, or the shared one).
-    pub(crate) placement: Placement,
-    family_name: String,
+    /// Its tier and the column family that holds its records; replaced, under the write lock, when
+    /// a tier move switches (`tier.rs`). A handle keeps the location it was made with.
+    pub(crate) location: RwLock<Arc<Location>>,
     pub(crate) keys: TenantKeys,
     /// Swapped (under the tenant's write lock) when a key rotation starts and when it finishes.
     pub(crate) cipher: RwLock<OwnerCipher>,
@@ -61,11 +84,8 @@ impl TenantState {
     ) -> Result<TenantState> {
         let keys = TenantKeys::new(&uid);
         let cf_name = layout::tenant_cf_name(&uid);
-        let family_name = match placement {
-            Placement::OwnColumnFamily => cf_name.clone(),
-            Placement::Shared => layout::SHARED_CF.to_owned(),
-        };
-        let cf = db.family(&family_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let location = Location::of(&uid, placement);
+        let cf = location.family(db)?;
         let sequence = match db.get(&cf, keys.singleton(Kind::Sequence))? {
             Some(v) => layout::be_u64(&v)?,
             None => 0,
@@ -78,8 +98,7 @@ impl TenantState {
         Ok(TenantState {
             uid,
             cf_name,
-            placement,
-            family_name,
+            location: RwLock::new(Arc::new(location)),
             keys,
             cipher: RwLock::new(cipher),
             write: Mutex::new(WriteState {
@@ -94,9 +113,20 @@ impl TenantState {
         })
     }
 
-    /// The column family that holds the tenant's records; `NotFound` once its own was dropped.
+    /// The column family that holds the tenant's records now; `NotFound` once its own was dropped.
+    /// A writer reads it under the write lock, so that a tier move's switch cannot come between.
     pub(crate) fn family<'e>(&self, db: &'e Engine) -> Result<Family<'e>> {
-        db.family(&self.family_name).ok_or(StorageError::NotFound { what: "tenant" })
+        self.location.read().family(db)
+    }
+
+    /// Where the tenant's records are now.
+    pub(crate) fn location(&self) -> Arc<Location> {
+        Arc::clone(&self.location.read())
+    }
+
+    /// The tenant's tier now.
+    pub(crate) fn placement(&self) -> Placement {
+        self.location.read().placement
     }
 
     pub(crate) fn seal(&self, purpose: Purpose, key: &[u8], value: &[u8]) -> Result<Vec<u8>> {

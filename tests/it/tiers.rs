@@ -285,3 +285,43 @@ fn a_move_killed_at_any_moment_leaves_the_tenant_whole_in_one_place() {
         assert_eq!(own, placement == Placement::OwnColumnFamily, "round {round}: where the registry says");
     }
 }
+
+#[test]
+fn idle_tenants_are_unloaded_past_the_limit_and_come_back_whole() {
+    let dir = TestDir::in_tier(Placement::Shared);
+    let options = bulkhead_query::StoreOptions {
+        default_placement: Placement::Shared,
+        max_loaded_tenants: 4,
+        ..bulkhead_query::StoreOptions::default()
+    };
+    let db = bulkhead_query::Database::open(&dir.data(), dir.master(), options).expect("open");
+    let held_scope = tenant(&db, "held");
+    let held = db.tenant(&held_scope).expect("tenant");
+    held.create_collection("docs", 4, Metric::L2).expect("collection");
+    for round in 0..3 {
+        for i in 0..12 {
+            let who = format!("t{i}");
+            if round == 0 {
+                tenant(&db, &who);
+            }
+            let scope = db.operator().trusted_host_scope(&name(&who), "test").expect("scope");
+            let t = db.tenant(&scope).expect("tenant");
+            if round == 0 {
+                t.create_collection("docs", 4, Metric::L2).expect("collection");
+            }
+            t.upsert("docs", &points(&format!("{who}-r{round}"), 5)).expect("upsert");
+            assert_eq!(t.count("docs").expect("count"), 5 * (round + 1), "{who} round {round}");
+            drop(t);
+            // A tenant in use is never unloaded: the held handle keeps writing through its state.
+            held.upsert("docs", &points(&format!("held-{round}-{i}"), 1)).expect("held writes");
+            assert!(db.loaded_tenant_count() <= 5, "{} loaded", db.loaded_tenant_count());
+        }
+    }
+    assert_eq!(held.count("docs").expect("count"), 36);
+    drop(held);
+    drop(db);
+    let db = dir.open();
+    for i in 0..12 {
+        assert_eq!(answers(&db, &format!("t{i}")).1, 15, "t{i} after a reopen");
+    }
+}

@@ -252,6 +252,11 @@ impl Database {
         self.store.engine_memory_bytes()
     }
 
+    /// How many tenants are loaded now (`StoreOptions::max_loaded_tenants`).
+    pub fn loaded_tenant_count(&self) -> usize {
+        self.store.loaded_tenant_count()
+    }
+
     /// How many column families the data directory has.
     pub fn column_family_count(&self) -> Result<usize, StorageError> {
         self.store.column_family_count()

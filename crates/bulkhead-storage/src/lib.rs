@@ -51,7 +51,7 @@ pub use registry::{ApiKeyInfo, IssuedApiKey, TenantInfo};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SavedSegment, SnapshotSaved};
-pub use store::{Durability, Store, StoreOptions};
+pub use store::{DEFAULT_MAX_LOADED_TENANTS, Durability, Store, StoreOptions};
 pub use tenant::TenantHandle;
 pub use tier::MoveProgress;
 

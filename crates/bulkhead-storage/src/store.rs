@@ -52,6 +52,9 @@ pub struct StoreOptions {
     pub default_placement: Placement,
     /// The memory RocksDB may hold, shared by every column family ([`EngineMemory`]).
     pub memory: EngineMemory,
+    /// Tenants kept loaded (keys, counters, policy) at once; past it, those no call is using are
+    /// dropped, least recently used first, and loaded again from the keyring when next used.
+    pub max_loaded_tenants: usize,
 }
 
 impl Default for StoreOptions {
@@ -62,9 +65,13 @@ impl Default for StoreOptions {
             default_quotas: StorageQuotas::default(),
             default_placement: Placement::OwnColumnFamily,
             memory: EngineMemory::default(),
+            max_loaded_tenants: DEFAULT_MAX_LOADED_TENANTS,
         }
     }
 }
+
+/// [`StoreOptions::max_loaded_tenants`] unless chosen.
+pub const DEFAULT_MAX_LOADED_TENANTS: usize = 10_000;
 
 /// An open data directory. Tenant data is reached only through [`Store::tenant`] with a scope.
 pub struct Store {
@@ -98,6 +105,9 @@ pub struct Store {
     pub(crate) default_quotas: StorageQuotas,
     /// The tier of a tenant created without one ([`StoreOptions::default_placement`]).
     pub(crate) default_placement: Placement,
+    /// [`StoreOptions::max_loaded_tenants`], and the clock of the loaded tenants' last use.
+    pub(crate) max_loaded_tenants: usize,
+    pub(crate) use_tick: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Store {
@@ -183,6 +193,8 @@ impl Store {
             clock: options.clock,
             default_quotas: options.default_quotas,
             default_placement: options.default_placement,
+            max_loaded_tenants: options.max_loaded_tenants.max(1),
+            use_tick: std::sync::atomic::AtomicU64::new(0),
         };
         if format == layout::STORAGE_FORMAT_1 {
             store.migrate_to_format_2()?;
@@ -250,6 +262,12 @@ impl Store {
         self.db.cache_usage()
     }
 
+    /// How many tenants are loaded now (at most [`StoreOptions::max_loaded_tenants`] unless more
+    /// are in use at once).
+    pub fn loaded_tenant_count(&self) -> usize {
+        self.tenants.read().len()
+    }
+
     /// How many column families the data directory has (the shared tier adds one in all, each
     /// partitioned tenant one).
     pub fn column_family_count(&self) -> Result<usize> {
@@ -264,9 +282,8 @@ impl Store {
     /// Flushes memtables and the write-ahead log to disk (used before a clean shutdown).
     pub fn flush(&self) -> Result<()> {
         self.db.sync_log()?;
-        let mut names = vec![SYS_CF.to_owned()];
-        names.extend(self.tenants.read().values().map(|t| t.cf_name.clone()));
-        for name in names {
+        // Every family: the shared one, and the own families of tenants not loaded now.
+        for name in Engine::list_families(&self.path)? {
             if let Some(cf) = self.db.family(&name) {
                 self.db.flush(&cf)?;
             }

@@ -13,7 +13,7 @@ use bulkhead_crypto::{OwnerCipher, Purpose, RecordTag, SealContext};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters that only the tenant's writer changes, under its lock.
 pub(crate) struct WriteState {
@@ -71,6 +71,9 @@ pub(crate) struct TenantState {
     /// Set (under the write lock) when the tenant is deleted: a write still holding a handle then
     /// commits nothing.
     pub(crate) deleted: AtomicBool,
+    /// When it was last loaded for a call ([`Store::load_tenant`]'s tick), to drop the least
+    /// recently used first.
+    last_used: AtomicU64,
 }
 
 impl TenantState {
@@ -110,6 +113,7 @@ impl TenantState {
             policy: RwLock::new(Arc::new(policy)),
             collections: RwLock::new(HashMap::new()),
             deleted: AtomicBool::new(false),
+            last_used: AtomicU64::new(0),
         })
     }
 
@@ -219,6 +223,7 @@ impl Store {
     /// [`StorageError::TenantUnavailable`], naming the cause, while every other tenant is served.
     pub(crate) fn load_tenant(&self, uid: TenantUid) -> Result<Arc<TenantState>> {
         if let Some(state) = self.tenants.read().get(&uid) {
+            state.last_used.store(self.use_tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
             return Ok(Arc::clone(state));
         }
         if let Some(cause) = self.unavailable.read().get(&uid) {
@@ -230,7 +235,11 @@ impl Store {
         }
         match self.open_tenant(uid) {
             Ok(state) => {
+                state.last_used.store(self.use_tick.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
                 let state = Arc::new(state);
+                if tenants.len() >= self.max_loaded_tenants {
+                    drop_idle(&mut tenants, self.max_loaded_tenants);
+                }
                 tenants.insert(uid, Arc::clone(&state));
                 Ok(state)
             }
@@ -307,5 +316,21 @@ impl Store {
         };
         let policy = self.stored_policy(&uid)?;
         TenantState::load(&self.db, uid, placement, cipher, reserved, policy)
+    }
+}
+
+/// Drops loaded tenants that no call is using (nothing else holds their state), least recently
+/// used first, until a quarter of `max` is free; tenants in use stay, even past `max`. What a
+/// dropped tenant held is on disk (keys, counters, policy), and its next call loads it again.
+fn drop_idle(tenants: &mut HashMap<TenantUid, Arc<TenantState>>, max: usize) {
+    let mut idle: Vec<(u64, TenantUid)> = tenants
+        .iter()
+        .filter(|(_, state)| Arc::strong_count(state) == 1)
+        .map(|(uid, state)| (state.last_used.load(Ordering::Relaxed), *uid))
+        .collect();
+    idle.sort_unstable_by_key(|(tick, _)| *tick);
+    let keep = max - max / 4;
+    for (_, uid) in idle.into_iter().take(tenants.len().saturating_sub(keep)) {
+        tenants.remove(&uid);
     }
 }

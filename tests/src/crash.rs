@@ -8,7 +8,8 @@
 //! them out) and the round; no secret travels on its command line or in its environment.
 
 use bulkhead_query::{
-    Database, DocId, MasterKey, MetaValue, Metric, NewPoint, StoreOptions, Tenant, TenantName, TenantScope,
+    Database, DocId, MasterKey, MetaValue, Metric, NewPoint, Placement, StoreOptions, Tenant, TenantName,
+    TenantScope,
 };
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ pub enum Workload {
     /// Imports the archive `archive.bin` of the test's directory again and again, under the names
     /// `c{round}-{n}`; `ack n` after copy `n` exists.
     Import,
+    /// [`Workload::Import`] into the shared tier: every copy's records in the one shared column
+    /// family, beside the others'; also `ack HALF_WAY + n` half-way through copy `n`'s import.
+    ImportShared,
 }
 
 impl Workload {
@@ -60,6 +64,7 @@ impl Workload {
             Workload::Deletion => "deletion",
             Workload::Churn => "churn",
             Workload::Import => "import",
+            Workload::ImportShared => "import-shared",
         }
     }
 
@@ -72,6 +77,7 @@ impl Workload {
             Workload::Deletion,
             Workload::Churn,
             Workload::Import,
+            Workload::ImportShared,
         ]
         .into_iter()
         .find(|w| w.name() == name)
@@ -95,7 +101,8 @@ impl Workload {
             Workload::Rotation => rotations(&db, round, &mut acks),
             Workload::Deletion => deletions(&db, round, &mut acks),
             Workload::Churn => churn(&db, round, &mut acks),
-            Workload::Import => imports(&db, dir, round, &mut acks),
+            Workload::Import => imports(&db, dir, round, None, &mut acks),
+            Workload::ImportShared => imports(&db, dir, round, Some(Placement::Shared), &mut acks),
             Workload::MasterRotation => unreachable!("handled above"),
         }
     }
@@ -281,11 +288,45 @@ pub fn archive_copy_points() -> Vec<NewPoint> {
         .collect()
 }
 
-fn imports(db: &Database, dir: &Path, round: u64, acks: &mut Acks<impl Write>) {
+fn imports(db: &Database, dir: &Path, round: u64, tier: Option<Placement>, acks: &mut Acks<impl Write>) {
     let archive = std::fs::read(dir.join("archive.bin")).expect("archive");
     for n in 0.. {
         let name = TenantName::new(format!("c{round}-{n}")).expect("name");
-        db.operator().import_tenant(&mut &archive[..], Some(&name), &mut |_| {}).expect("import");
+        if tier == Some(Placement::Shared) {
+            // Half-way (after the import's first batches committed), `ack HALF_WAY + n`, then a
+            // pause: a kill right after that acknowledgement lands inside the import.
+            let mut reader = Pausing { bytes: &archive, at: archive.len() * 7 / 10, n, acks: &mut *acks };
+            db.operator().import_tenant(&mut reader, Some(&name), tier, &mut |_| {}).expect("import");
+        } else {
+            db.operator().import_tenant(&mut &archive[..], Some(&name), tier, &mut |_| {}).expect("import");
+        }
         acks.ack(n);
+    }
+}
+
+/// What the shared-import workload adds to copy `n`'s number in the acknowledgement it prints
+/// half-way through that copy's import.
+pub const HALF_WAY: u64 = 1_000_000;
+
+/// An archive reader that acknowledges `HALF_WAY + n` and pauses once `at` bytes were read.
+struct Pausing<'a, W: Write> {
+    bytes: &'a [u8],
+    at: usize,
+    n: u64,
+    acks: &'a mut Acks<W>,
+}
+
+impl<W: Write> std::io::Read for Pausing<'_, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == 0 {
+            self.acks.ack(HALF_WAY + self.n);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            self.at = usize::MAX;
+        }
+        let n = buf.len().min(self.at).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        self.at = self.at.saturating_sub(n);
+        Ok(n)
     }
 }

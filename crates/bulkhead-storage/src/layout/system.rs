@@ -15,6 +15,9 @@
 //!                                                  a record key, which holds only a uid and tags)
 //! "place/" owner(16)                               control: 1 byte, the tenant's Placement (absent:
 //!                                                  its own column family, as before tiers existed)
+//! "importing/" uid(16)                             empty: a tenant archive is being imported under
+//!                                                  this uid; written (fsynced) before its first
+//!                                                  record, deleted in its commit, cleared at open
 //! "tenant/" tag(32)                                sealed TenantRecord (registry cipher, Registry)
 //! "apikey/" key id(16)                             sealed ApiKeyRecord (registry cipher, Registry)
 //! "policy/" uid(16)                                sealed VersionedPolicy (registry cipher, Registry)
@@ -66,6 +69,8 @@ pub(crate) const APIKEY_PREFIX: &[u8] = b"apikey/";
 const POLICY_PREFIX: &[u8] = b"policy/";
 const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
 const PLACEMENT_PREFIX: &[u8] = b"place/";
+/// Every marker of an import in progress starts with this.
+pub(crate) const IMPORT_MARKER_PREFIX: &[u8] = b"importing/";
 
 /// The domain of control-record tags.
 const CONTROL_DOMAIN: &[u8] = b"keyring-control";
@@ -159,6 +164,18 @@ pub(crate) fn policy_key(uid: &[u8; 16]) -> Vec<u8> {
 /// The key of a tenant's placement record (a control record).
 pub(crate) fn placement_key(uid: &[u8; 16]) -> Vec<u8> {
     concat(&[PLACEMENT_PREFIX, uid])
+}
+
+/// The key of the marker of an import in progress under `uid` (`Store::import_tenant`): while it
+/// exists, whatever the uid has in the shared column family, or its own column family, is the
+/// import's and is removed if the import does not commit.
+pub(crate) fn import_marker_key(uid: &[u8; 16]) -> Vec<u8> {
+    concat(&[IMPORT_MARKER_PREFIX, uid])
+}
+
+/// The uid of an import marker, from its key.
+pub(crate) fn import_marker_uid(key: &[u8]) -> Option<[u8; 16]> {
+    key.get(IMPORT_MARKER_PREFIX.len()..)?.try_into().ok()
 }
 
 /// A control record's stored value: `payload` then its tag under `owner`'s naming key.

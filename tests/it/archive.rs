@@ -3,14 +3,16 @@
 //! store) gives identical search results, counts, policy and index snapshots; a cut, altered,
 //! foreign, garbage or oversized archive, or one over an existing name, is refused with nothing
 //! left behind; an import that fails between its batches, or whose process is killed, leaves no
-//! tenant.
+//! tenant. The same into the shared tier: a round trip answers identically, and a failed or killed
+//! import leaves no record under its uid in the shared column family and no import marker.
 
-use crate::util::{TestDir, crash_child, tenant, vector};
+use crate::util::{TestDir, crash_child, raw_db, tenant, tenant_records, vector};
 use bulkhead_query::{
     Acl, ArchiveProgress, Database, DocId, Filter, FilterValue, ImportSummary, MasterKey, MetaValue, Metric,
-    NewPoint, Principal, SearchRequest, StorageError, StoreOptions, Tenant, TenantName, TenantPolicy,
+    NewPoint, Placement, Principal, SearchRequest, StorageError, StoreOptions, Tenant, TenantName,
+    TenantPolicy,
 };
-use bulkhead_tests::crash::{ARCHIVE_DIM, Workload, archive_copy_points};
+use bulkhead_tests::crash::{ARCHIVE_DIM, HALF_WAY, Workload, archive_copy_points};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
@@ -24,7 +26,13 @@ fn name(n: &str) -> TenantName {
 }
 
 fn open(dir: &TestDir, master: MasterKey) -> Database {
-    Database::open(&dir.data(), master, StoreOptions::default()).expect("open").with_graph_threshold(300)
+    open_in(dir, master, Placement::OwnColumnFamily)
+}
+
+/// A store whose default tier is `tier`.
+fn open_in(dir: &TestDir, master: MasterKey, tier: Placement) -> Database {
+    let options = StoreOptions { default_placement: tier, ..StoreOptions::default() };
+    Database::open(&dir.data(), master, options).expect("open").with_graph_threshold(300)
 }
 
 fn doc(i: u64, metric_seed: u64) -> NewPoint {
@@ -101,8 +109,48 @@ fn export(db: &Database, tenant_name: &str) -> Vec<u8> {
 }
 
 fn import(db: &Database, archive: &[u8], new_name: Option<&str>) -> Result<ImportSummary, StorageError> {
+    import_in(db, archive, new_name, None)
+}
+
+fn import_in(
+    db: &Database,
+    archive: &[u8],
+    new_name: Option<&str>,
+    tier: Option<Placement>,
+) -> Result<ImportSummary, StorageError> {
     let new_name = new_name.map(name);
-    db.operator().import_tenant(&mut &archive[..], new_name.as_ref(), &mut |_| {})
+    db.operator().import_tenant(&mut &archive[..], new_name.as_ref(), tier, &mut |_| {})
+}
+
+/// The uids of every tenant of an open store.
+fn uids(db: &Database) -> Vec<[u8; 16]> {
+    db.operator().list_tenants().expect("list").iter().map(|t| *t.uid.as_bytes()).collect()
+}
+
+/// Checked raw in a closed data directory: every record of the shared column family is under the
+/// uid of one of `tenants`, none under `gone` (a failed import's uid, when it is known), and no
+/// import marker is left in `sys`.
+fn assert_shared_family_holds_only(data: &Path, tenants: &[[u8; 16]], gone: Option<[u8; 16]>) {
+    let raw = raw_db(data);
+    if let Some(uid) = gone {
+        for kind in [b'P', b'V', b'C'] {
+            let place = ("shared".to_owned(), uid);
+            assert!(tenant_records(&raw, &place, kind).is_empty(), "records under the failed import's uid");
+        }
+    }
+    if let Some(shared) = raw.cf_handle("shared") {
+        for item in raw.iterator_cf(&shared, rocksdb::IteratorMode::Start) {
+            let (key, _) = item.expect("iterate");
+            assert!(tenants.iter().any(|uid| key.starts_with(uid)), "a record under no tenant's uid");
+        }
+    }
+    let sys = raw.cf_handle("sys").expect("sys");
+    let markers = raw
+        .iterator_cf(&sys, rocksdb::IteratorMode::Start)
+        .map(|item| item.expect("iterate"))
+        .filter(|(key, _)| key.starts_with(b"importing/"))
+        .count();
+    assert_eq!(markers, 0, "an import marker is left");
 }
 
 /// The column families of a closed data directory.
@@ -302,8 +350,9 @@ fn an_import_that_fails_between_its_batches_leaves_no_tenant_and_can_be_retried(
             assert!(db.delete_tenant(&name("big")).is_ok());
         }
         let mut failing = FailAfter { bytes: &archive, limit: archive.len() - 1000 };
-        let err =
-            op.import_tenant(&mut failing, new_name.map(name).as_ref(), &mut |_| {}).expect_err("fails");
+        let err = op
+            .import_tenant(&mut failing, new_name.map(name).as_ref(), None, &mut |_| {})
+            .expect_err("fails");
         assert!(matches!(err, StorageError::Io(_)), "{err}");
         let listed: Vec<String> =
             op.list_tenants().expect("list").iter().map(|t| t.name.as_str().to_owned()).collect();
@@ -311,7 +360,7 @@ fn an_import_that_fails_between_its_batches_leaves_no_tenant_and_can_be_retried(
         // A panic in the middle (a bug in a reader) leaves nothing either.
         let mut panicking = FailAfter { bytes: &archive, limit: usize::MAX };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            op.import_tenant(&mut panicking, new_name.map(name).as_ref(), &mut |p| {
+            op.import_tenant(&mut panicking, new_name.map(name).as_ref(), None, &mut |p| {
                 assert!(p.bytes < 5_000_000, "the progress callback panics half-way");
             })
         }));
@@ -353,5 +402,171 @@ fn an_import_killed_at_any_moment_leaves_whole_tenants_or_none() {
         drop(db);
         // The reopen above dropped whatever the killed import had written.
         assert_eq!(families(&dir.data()).len(), 2 + tenants.len(), "sys, default, one per tenant");
+    }
+}
+
+#[test]
+fn a_round_trip_into_the_shared_tier_answers_identically() {
+    let source = TestDir::new();
+    let db = open(&source, source.master());
+    fill(&db, "acme");
+    let op = db.operator();
+    let expected = answers(&db.tenant(&op.trusted_host_scope(&name("acme"), "t").expect("s")).expect("t"));
+    let archive = export(&db, "acme");
+    // Re-keyed into the shared tier of its own (partitioned by default) store.
+    let summary = import_in(&db, &archive, Some("acme-shared"), Some(Placement::Shared)).expect("import");
+    assert_eq!(summary.tenant.placement, Placement::Shared);
+    assert_eq!(op.tenant_info(&name("acme-shared")).expect("info").placement, Placement::Shared);
+    let copy = db.tenant(&op.trusted_host_scope(&name("acme-shared"), "t").expect("s")).expect("t");
+    assert_eq!(answers(&copy), expected);
+    drop(copy);
+    drop(db);
+
+    // Under its own name into a store whose default tier is shared, beside a shared neighbour.
+    let target = TestDir::in_tier(Placement::Shared);
+    let db = open_in(&target, source.master(), Placement::Shared);
+    let neighbour = tenant(&db, "neighbour");
+    let n = db.tenant(&neighbour).expect("tenant");
+    n.create_collection("docs", DIM, Metric::Cosine).expect("collection");
+    n.upsert("docs", &(0..30).map(|i| doc(i, 9)).collect::<Vec<_>>()).expect("upsert");
+    drop(n);
+    let summary = import(&db, &archive, None).expect("import");
+    assert_eq!(summary.tenant.placement, Placement::Shared);
+    assert!(summary.index_records > 0, "the index snapshot came along");
+    let scope = db.operator().trusted_host_scope(&name("acme"), "test").expect("scope");
+    let t = db.tenant(&scope).expect("tenant");
+    t.search("docs", &vector(1, DIM), 1).expect("load");
+    let status = t.graph_status("docs").expect("status");
+    assert_eq!((status.graph_points, status.delta_points), (GRAPH_POINTS as usize, 0));
+    assert_eq!(answers(&t), expected);
+    drop(t);
+    let tenants = uids(&db);
+    let acme = *summary.tenant.uid.as_bytes();
+    drop(db);
+    // Reopened: whole, and its records are in the shared column family, not in one of its own.
+    let db = open_in(&target, source.master(), Placement::Shared);
+    let t = db.tenant(&db.operator().trusted_host_scope(&name("acme"), "t").expect("s")).expect("t");
+    assert_eq!(answers(&t), expected);
+    drop(t);
+    drop(db);
+    assert!(!families(&target.data()).contains(&format!("t-{}", hex::encode(acme))));
+    let raw = raw_db(&target.data());
+    assert_eq!(
+        tenant_records(&raw, &("shared".to_owned(), acme), b'P').len() as u64,
+        summary.progress.points
+    );
+    drop(raw);
+    assert_shared_family_holds_only(&target.data(), &tenants, None);
+}
+
+#[test]
+fn a_failed_import_into_the_shared_tier_leaves_no_records_and_no_marker() {
+    let dir = TestDir::in_tier(Placement::Shared);
+    let db = Database::open(
+        &dir.data(),
+        dir.master(),
+        StoreOptions { default_placement: Placement::Shared, ..StoreOptions::default() },
+    )
+    .expect("open");
+    let scope = tenant(&db, "big");
+    let t = db.tenant(&scope).expect("tenant");
+    t.create_collection("docs", 512, Metric::L2).expect("collection");
+    // About 6 MB of archive: the import commits a batch before it fails.
+    for chunk in (0..2400u64).collect::<Vec<_>>().chunks(400) {
+        let points: Vec<NewPoint> = chunk
+            .iter()
+            .map(|&i| {
+                NewPoint::new(DocId::new(format!("p{i}")).expect("id"), vector(i, 512), "x".repeat(400))
+            })
+            .collect();
+        t.upsert("docs", &points).expect("upsert");
+    }
+    drop(t);
+    let archive = export(&db, "big");
+    assert!(archive.len() > 5_000_000, "{}", archive.len());
+    let source_uid = *db.operator().tenant_info(&name("big")).expect("info").uid.as_bytes();
+    let neighbour = tenant(&db, "neighbour");
+    let n = db.tenant(&neighbour).expect("tenant");
+    n.create_collection("docs", 8, Metric::L2).expect("collection");
+    n.upsert("docs", &[NewPoint::new(DocId::new("n").expect("id"), vector(1, 8), "t")]).expect("upsert");
+    drop(n);
+    // Under its own name (its uid is the archive's: checked raw below) and under a new one.
+    assert!(db.delete_tenant(&name("big")).is_ok());
+    for new_name in [None, Some("big-copy")] {
+        let op = db.operator();
+        let mut failing = FailAfter { bytes: &archive, limit: archive.len() - 1000 };
+        let err = op
+            .import_tenant(&mut failing, new_name.map(name).as_ref(), None, &mut |_| {})
+            .expect_err("fails");
+        assert!(matches!(err, StorageError::Io(_)), "{err}");
+        let mut panicking = FailAfter { bytes: &archive, limit: usize::MAX };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            op.import_tenant(&mut panicking, new_name.map(name).as_ref(), None, &mut |p| {
+                assert!(p.bytes < 4_500_000, "the progress callback panics after the first batch");
+            })
+        }));
+        assert!(result.is_err());
+        let listed: Vec<String> =
+            op.list_tenants().expect("list").iter().map(|t| t.name.as_str().to_owned()).collect();
+        assert_eq!(listed, ["neighbour"]);
+    }
+    let tenants = uids(&db);
+    let n = db.tenant(&neighbour).expect("tenant");
+    assert_eq!(n.count("docs").expect("count"), 1, "the neighbour keeps its records");
+    drop(n);
+    drop(neighbour);
+    drop(db);
+    assert_shared_family_holds_only(&dir.data(), &tenants, Some(source_uid));
+    // And the retry succeeds.
+    let db = open_in(&dir, dir.master(), Placement::Shared);
+    let summary = import(&db, &archive, Some("big-copy")).expect("the retry succeeds");
+    assert_eq!((summary.progress.points, summary.tenant.placement), (2400, Placement::Shared));
+}
+
+#[test]
+fn an_import_into_the_shared_tier_killed_at_any_moment_leaves_no_records_and_no_marker() {
+    let dir = TestDir::new();
+    // About 10 MB of archive, so that the killed import has committed batches half-way.
+    let mut points = archive_copy_points();
+    let more: Vec<NewPoint> = archive_copy_points()
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut p)| {
+            p.id = DocId::new(format!("b{i}")).expect("id");
+            p
+        })
+        .collect();
+    points.extend(more);
+    {
+        let db = open(&dir, dir.master());
+        let scope = tenant(&db, "src");
+        let t = db.tenant(&scope).expect("tenant");
+        t.create_collection("docs", ARCHIVE_DIM, Metric::L2).expect("collection");
+        for chunk in points.chunks(500) {
+            t.upsert("docs", chunk).expect("upsert");
+        }
+        drop(t);
+        std::fs::write(dir.root().join("archive.bin"), export(&db, "src")).expect("archive file");
+    }
+    // Killed half-way through copy 0, then half-way through copy 1 (after copy 0 completed).
+    for (round, kill_after) in [(1, 1), (2, 3)] {
+        let acked = crash_child(&dir, Workload::ImportShared, round, kill_after);
+        assert!(acked.iter().any(|n| *n >= HALF_WAY), "the kill landed inside an import");
+        let db = open(&dir, dir.master());
+        let tenants = db.operator().list_tenants().expect("list");
+        for n in acked.iter().filter(|n| **n < HALF_WAY) {
+            assert!(tenants.iter().any(|t| t.name.as_str() == format!("c{round}-{n}")), "copy {n} lost");
+        }
+        for info in tenants.iter().filter(|t| t.name.as_str() != "src") {
+            assert_eq!(info.placement, Placement::Shared);
+            let scope = db.operator().trusted_host_scope(&info.name, "test").expect("scope");
+            let count = db.tenant(&scope).expect("tenant").count("docs").expect("count");
+            assert_eq!(count, points.len() as u64, "a half tenant is visible");
+        }
+        let uids = uids(&db);
+        drop(db);
+        // The reopen above cleared whatever the killed import had written.
+        assert_shared_family_holds_only(&dir.data(), &uids, None);
+        assert_eq!(families(&dir.data()).len(), 4, "sys, default, the source's, shared");
     }
 }

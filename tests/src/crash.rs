@@ -52,6 +52,9 @@ pub enum Workload {
     /// Moves the tenant `mover` (made by the parent) between the shared and the partitioned tier
     /// again and again; `ack n` after move `n` returned.
     TierMove,
+    /// [`Workload::Import`] into the shared tier: every copy's records in the one shared column
+    /// family, beside the others'; also `ack HALF_WAY + n` half-way through copy `n`'s import.
+    ImportShared,
 }
 
 impl Workload {
@@ -65,6 +68,7 @@ impl Workload {
             Workload::Churn => "churn",
             Workload::Import => "import",
             Workload::TierMove => "tier-move",
+            Workload::ImportShared => "import-shared",
         }
     }
 
@@ -78,6 +82,7 @@ impl Workload {
             Workload::Churn,
             Workload::Import,
             Workload::TierMove,
+            Workload::ImportShared,
         ]
         .into_iter()
         .find(|w| w.name() == name)
@@ -101,8 +106,9 @@ impl Workload {
             Workload::Rotation => rotations(&db, round, &mut acks),
             Workload::Deletion => deletions(&db, round, &mut acks),
             Workload::Churn => churn(&db, round, &mut acks),
-            Workload::Import => imports(&db, dir, round, &mut acks),
             Workload::TierMove => tier_moves(&db, &mut acks),
+            Workload::Import => imports(&db, dir, round, None, &mut acks),
+            Workload::ImportShared => imports(&db, dir, round, Some(Placement::Shared), &mut acks),
             Workload::MasterRotation => unreachable!("handled above"),
         }
     }
@@ -288,11 +294,18 @@ pub fn archive_copy_points() -> Vec<NewPoint> {
         .collect()
 }
 
-fn imports(db: &Database, dir: &Path, round: u64, acks: &mut Acks<impl Write>) {
+fn imports(db: &Database, dir: &Path, round: u64, tier: Option<Placement>, acks: &mut Acks<impl Write>) {
     let archive = std::fs::read(dir.join("archive.bin")).expect("archive");
     for n in 0.. {
         let name = TenantName::new(format!("c{round}-{n}")).expect("name");
-        db.operator().import_tenant(&mut &archive[..], Some(&name), &mut |_| {}).expect("import");
+        if tier == Some(Placement::Shared) {
+            // Half-way (after the import's first batches committed), `ack HALF_WAY + n`, then a
+            // pause: a kill right after that acknowledgement lands inside the import.
+            let mut reader = Pausing { bytes: &archive, at: archive.len() * 7 / 10, n, acks: &mut *acks };
+            db.operator().import_tenant(&mut reader, Some(&name), tier, &mut |_| {}).expect("import");
+        } else {
+            db.operator().import_tenant(&mut &archive[..], Some(&name), tier, &mut |_| {}).expect("import");
+        }
         acks.ack(n);
     }
 }
@@ -307,5 +320,32 @@ fn tier_moves(db: &Database, acks: &mut Acks<impl Write>) {
         };
         db.operator().move_tenant(&name, other, |_| {}).expect("move");
         acks.ack(n);
+    }
+}
+
+/// What the shared-import workload adds to copy `n`'s number in the acknowledgement it prints
+/// half-way through that copy's import.
+pub const HALF_WAY: u64 = 1_000_000;
+
+/// An archive reader that acknowledges `HALF_WAY + n` and pauses once `at` bytes were read.
+struct Pausing<'a, W: Write> {
+    bytes: &'a [u8],
+    at: usize,
+    n: u64,
+    acks: &'a mut Acks<W>,
+}
+
+impl<W: Write> std::io::Read for Pausing<'_, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == 0 {
+            self.acks.ack(HALF_WAY + self.n);
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            self.at = usize::MAX;
+        }
+        let n = buf.len().min(self.at).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        self.at = self.at.saturating_sub(n);
+        Ok(n)
     }
 }

@@ -178,15 +178,17 @@ impl Operator<'_> {
         self.store.export_tenant(tenant, out, progress)
     }
 
-    /// Restores a tenant from an archive, under its own name, or re-keyed under `new_name`; in
-    /// every refusal nothing of it stays. Issue new API keys afterwards.
+    /// Restores a tenant from an archive, under its own name, or re-keyed under `new_name`, in the
+    /// tier `tier` (`None`: the store's default); in every refusal nothing of it stays. Issue new
+    /// API keys afterwards.
     pub fn import_tenant(
         &self,
         input: &mut dyn Read,
         new_name: Option<&TenantName>,
+        tier: Option<Placement>,
         progress: &mut dyn FnMut(ArchiveProgress),
     ) -> Result<ImportSummary, StorageError> {
-        self.store.import_tenant(input, new_name, progress)
+        self.store.import_tenant(input, new_name, tier, progress)
     }
 
     /// Records an operator's read of a tenant's administrative state (`admin-describe-tenant`,

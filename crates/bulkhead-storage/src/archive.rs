@@ -19,7 +19,7 @@
 //! an import under a new name, the index snapshots (their point references are tags under the old
 //! naming key: the graphs are rebuilt from the records).
 
-use crate::engine::{Batch, Keys};
+use crate::engine::{Batch, Engine, Keys};
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
 use crate::keyring::ENCRYPTION_RESERVATION;
@@ -29,7 +29,7 @@ use crate::layout::{
     TenantRecord,
 };
 use crate::registry::TenantInfo;
-use crate::store::Store;
+use crate::store::{Durability, Store, system_family};
 use bulkhead_crypto::{
     ArchiveKey, DataKey, OwnerCipher, Purpose, SealContext, constant_time_eq, random_bytes,
 };
@@ -217,23 +217,24 @@ impl FrameReader<'_> {
     }
 }
 
-/// The column family of a tenant being imported: dropped unless the import commits (an error, or a
-/// panic unwinding through the import), and the import's place released either way.
+/// A tenant being imported: unless the import commits (an error, or a panic unwinding through
+/// the import), what it wrote is removed (`Store::clear_import`: its own column family dropped, or
+/// its prefix in the shared one range-deleted, and its marker deleted), and the import's place is
+/// released either way.
 struct ImportGuard<'s> {
     store: &'s Store,
     uid: TenantUid,
+    placement: Placement,
     committed: bool,
 }
 
 impl Drop for ImportGuard<'_> {
     fn drop(&mut self) {
-        if !self.committed {
-            let name = layout::tenant_cf_name(&self.uid);
-            if self.store.db.family(&name).is_some()
-                && let Err(e) = self.store.db.drop_family(&name)
-            {
-                tracing::error!(tenant = %self.uid.short(), error = %e, "a failed import's records stay");
-            }
+        if !self.committed
+            && let Err(e) = Store::clear_import(&self.store.db, self.uid.as_bytes())
+        {
+            // The marker stays: the next open clears what is left.
+            tracing::error!(tenant = %self.uid.short(), error = %e, "a failed import's records stay");
         }
         let mut importing = IMPORTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         importing.retain(|entry| *entry != (self.store.instance, *self.uid.as_bytes()));
@@ -363,7 +364,10 @@ impl Store {
     /// under its own name and uid (its keys and sealed records as they were; a fresh key generation
     /// seals its writes from now on, so that it never shares a write key with its source), or, with
     /// `new_name`, re-keyed (a new uid, fresh keys, every record opened and sealed again, index
-    /// snapshots left for the graphs to be rebuilt). Refused with [`StorageError::BadArchive`] when
+    /// snapshots left for the graphs to be rebuilt). It lands in the tier `tier` (`None`: the
+    /// store's default, [`StoreOptions::default_placement`](crate::StoreOptions)), whichever tier
+    /// it was exported from: a sealed value is bound to the tenant's namespace, not to the column
+    /// family that holds it. Refused with [`StorageError::BadArchive`] when
     /// the archive is not one, is another master key's, or is cut, altered or reordered, and with
     /// `AlreadyExists` when the name is taken; in every refusal nothing of it stays. `report` is
     /// called after each frame. No API key comes with it: issue new ones.
@@ -371,6 +375,7 @@ impl Store {
         &self,
         input: &mut dyn Read,
         new_name: Option<&TenantName>,
+        tier: Option<Placement>,
         report: &mut dyn FnMut(ArchiveProgress),
     ) -> Result<ImportSummary> {
         let mut header = [0u8; ARCHIVE_HEADER_LEN];
@@ -407,7 +412,8 @@ impl Store {
         if *uid.as_bytes() == layout::SYSTEM_OWNER {
             return Err(StorageError::BadArchive { reason: "the archive names no tenant" });
         }
-        let guard = self.begin_import(&name, uid)?;
+        let placement = tier.unwrap_or(self.default_placement);
+        let guard = self.begin_import(&name, uid, placement)?;
 
         let source_uid = TenantUid::from_bytes(manifest.source_uid);
         let old = Sealing {
@@ -443,7 +449,11 @@ impl Store {
             )?,
         };
         let keys = TenantKeys::new(&uid);
-        let cf = self.db.family(&new.cf_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let family_name = match placement {
+            Placement::OwnColumnFamily => new.cf_name.as_str(),
+            Placement::Shared => layout::SHARED_CF,
+        };
+        let cf = self.db.family(family_name).ok_or(StorageError::NotFound { what: "tenant" })?;
         let mut batch = Batch::default();
         let mut batch_bytes = 0usize;
         let mut index_records = 0u64;
@@ -562,8 +572,15 @@ impl Store {
     }
 
     /// Checks that `name` is free (and, for an import under the archive's own uid, that the uid
-    /// is), drops what a crashed import of the same uid left, and creates the column family.
-    fn begin_import(&self, name: &TenantName, uid: TenantUid) -> Result<ImportGuard<'_>> {
+    /// is), clears what a crashed import of the same uid left, writes the import's marker
+    /// (fsynced, before any record) and creates the column family the records go to: the
+    /// tenant's own, or the shared one if no shared tenant made it yet.
+    fn begin_import(
+        &self,
+        name: &TenantName,
+        uid: TenantUid,
+        placement: Placement,
+    ) -> Result<ImportGuard<'_>> {
         let _registry = self.registry_lock.lock();
         let sys = self.sys()?;
         if self.db.get(&sys, self.tenant_registry_key(name))?.is_some() {
@@ -586,16 +603,74 @@ impl Store {
             }
             importing.push(place);
         }
-        // From here the guard releases the place (and drops the column family) if anything fails.
-        let guard = ImportGuard { store: self, uid, committed: false };
+        // From here the guard releases the place (and clears what the import wrote) if anything fails.
+        let guard = ImportGuard { store: self, uid, placement, committed: false };
+        let marker = layout::import_marker_key(uid.as_bytes());
         let cf_name = layout::tenant_cf_name(&uid);
-        if self.db.family(&cf_name).is_some() {
+        if self.db.get(&sys, &marker)?.is_some() || self.db.family(&cf_name).is_some() {
             // No keyring entry, no import running: what an import the process did not survive left.
-            tracing::warn!(tenant = %uid.short(), "dropping the records of an interrupted import");
-            self.db.drop_family(&cf_name)?;
+            tracing::warn!(tenant = %uid.short(), "clearing the records of an interrupted import");
+            Self::clear_import(&self.db, uid.as_bytes())?;
         }
-        self.db.create_family(&cf_name)?;
+        let mut batch = Batch::default();
+        batch.put(&sys, &marker, []);
+        self.sys_write(batch)?;
+        match placement {
+            Placement::OwnColumnFamily => self.db.create_family(&cf_name)?,
+            Placement::Shared if self.db.family(layout::SHARED_CF).is_none() => {
+                self.db.create_family(layout::SHARED_CF)?;
+            }
+            Placement::Shared => {}
+        }
         Ok(guard)
+    }
+
+    /// Removes what an import under `uid` that did not commit wrote: its own column family
+    /// dropped, its prefix in the shared column family range-deleted, then (one fsynced batch,
+    /// with the range delete) its marker deleted. Called when an import fails, and by
+    /// [`Store::open`] for every marker an import the process did not survive left. A marker
+    /// whose uid has keys (which no import leaves: its commit deletes the marker) is not an
+    /// import's: that tenant's records are left alone and only the marker goes.
+    pub(crate) fn clear_import(db: &Engine, uid: &[u8; 16]) -> Result<()> {
+        let sys = system_family(db)?;
+        let marker = layout::import_marker_key(uid);
+        let mut batch = Batch::default();
+        if db.get(&sys, layout::keyring_write_key(uid))?.is_some() {
+            tracing::warn!(
+                tenant = %TenantUid::from_bytes(*uid).short(),
+                "an import marker names a tenant that exists; only the marker is removed"
+            );
+        } else {
+            let own = layout::tenant_cf_name(&TenantUid::from_bytes(*uid));
+            if db.family(&own).is_some() {
+                db.drop_family(&own)?;
+            }
+            if let Some(shared) = db.family(layout::SHARED_CF) {
+                let (from, to) = layout::tenant_key_range(&TenantUid::from_bytes(*uid));
+                batch.delete_range(&shared, from, to);
+            }
+        }
+        batch.delete(&sys, &marker);
+        db.write(batch, Durability::Fsync)
+    }
+
+    /// Clears, at open, every import the process did not survive (see [`Store::clear_import`]).
+    pub(crate) fn clear_interrupted_imports(db: &Engine) -> Result<()> {
+        let sys = system_family(db)?;
+        let mut uids = Vec::new();
+        for item in db.entries(&sys, Keys::Prefix(layout::IMPORT_MARKER_PREFIX)) {
+            let (key, _) = item?;
+            uids.push(layout::import_marker_uid(&key).ok_or(StorageError::Codec("import marker"))?);
+        }
+        drop(sys);
+        for uid in uids {
+            tracing::warn!(
+                tenant = %TenantUid::from_bytes(uid).short(),
+                "clearing the records of an interrupted import"
+            );
+            Self::clear_import(db, &uid)?;
+        }
+        Ok(())
     }
 
     /// Makes the imported tenant exist: its wrapped keys, write generation (and, re-keyed, the
@@ -621,6 +696,7 @@ impl Store {
             return Err(StorageError::AlreadyExists { what: "tenant" });
         }
         let kek = self.kek(&owner);
+        let placement = guard.placement;
         let mut batch = Batch::default();
         for key in [naming].into_iter().chain(carried).chain([fresh]) {
             batch.put(&sys, layout::keyring_key(&owner, key.generation()), kek.wrap(key).as_bytes());
@@ -633,6 +709,9 @@ impl Store {
             let count = (cipher.encryptions() + ENCRYPTION_RESERVATION).to_be_bytes();
             batch.put(&sys, &count_key, layout::control_value(cipher, &count_key, &count));
         }
+        let place_key = layout::placement_key(&owner);
+        batch.put(&sys, &place_key, layout::control_value(cipher, &place_key, &[placement.to_byte()]));
+        batch.delete(&sys, layout::import_marker_key(&owner));
         if manifest.policy != Default::default() {
             let policy_key = layout::policy_key(&owner);
             let ctx = SealContext { column_family: SYS_CF.as_bytes(), record_key: &policy_key };
@@ -650,12 +729,7 @@ impl Store {
         event.policy_version = Some(manifest.policy.version);
         let pending = self.audit_record_into(&mut batch, &uid, event)?;
         let created_ms = if rekeyed { self.now_ms() } else { manifest.created_ms };
-        let record = TenantRecord {
-            name: name.as_str().to_owned(),
-            uid: owner,
-            created_ms,
-            placement: Placement::OwnColumnFamily,
-        };
+        let record = TenantRecord { name: name.as_str().to_owned(), uid: owner, created_ms, placement };
         self.commit_registry(&mut reserved, batch, &registry_key, &layout::encode(&record))?;
         pending.committed();
         guard.committed = true;

@@ -176,6 +176,7 @@ impl Store {
             other => other?,
         };
         Self::drop_orphan_column_families(&db, &names)?;
+        Self::clear_interrupted_imports(&db)?;
         let store = Store {
             db: Arc::new(db),
             open: Arc::new(RwLock::new(true)),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [workload, dir, round] = args.as_slice() else {
-        eprintln!("usage: crash-child <writer|rotation|master-rotation|deletion|churn> <test dir> <round>");
+        eprintln!(
+            "usage: crash-child <writer|rotation|master-rotation|deletion|churn|import|import-shared> <test dir> <round>"
+        );
         std::process::exit(2);
     };
     let Some(workload) = Workload::from_name(workload) else {

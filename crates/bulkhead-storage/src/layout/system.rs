@@ -17,6 +17,9 @@
 //!                                                  its own column family, as before tiers existed)
 //! "moving/" owner(16)                              system control: a tier move under way, 3 bytes:
 //!                                                  phase (0 copying, 1 switched), from, to
+//! "importing/" uid(16)                             empty: a tenant archive is being imported under
+//!                                                  this uid; written (fsynced) before its first
+//!                                                  record, deleted in its commit, cleared at open
 //! "tenant/" tag(32)                                sealed TenantRecord (registry cipher, Registry)
 //! "apikey/" key id(16)                             sealed ApiKeyRecord (registry cipher, Registry)
 //! "policy/" uid(16)                                sealed VersionedPolicy (registry cipher, Registry)
@@ -70,6 +73,8 @@ const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
 const PLACEMENT_PREFIX: &[u8] = b"place/";
 /// Every tier move under way has a record under this.
 pub(crate) const MOVING_PREFIX: &[u8] = b"moving/";
+/// Every marker of an import in progress starts with this.
+pub(crate) const IMPORT_MARKER_PREFIX: &[u8] = b"importing/";
 
 /// The domain of control-record tags.
 const CONTROL_DOMAIN: &[u8] = b"keyring-control";
@@ -174,6 +179,18 @@ pub(crate) fn moving_key(uid: &[u8; 16]) -> Vec<u8> {
 /// The tenant a tier-move record is about, from its key.
 pub(crate) fn moving_owner(key: &[u8]) -> Option<[u8; 16]> {
     key.get(MOVING_PREFIX.len()..)?.try_into().ok()
+}
+
+/// The key of the marker of an import in progress under `uid` (`Store::import_tenant`): while it
+/// exists, whatever the uid has in the shared column family, or its own column family, is the
+/// import's and is removed if the import does not commit.
+pub(crate) fn import_marker_key(uid: &[u8; 16]) -> Vec<u8> {
+    concat(&[IMPORT_MARKER_PREFIX, uid])
+}
+
+/// The uid of an import marker, from its key.
+pub(crate) fn import_marker_uid(key: &[u8]) -> Option<[u8; 16]> {
+    key.get(IMPORT_MARKER_PREFIX.len()..)?.try_into().ok()
 }
 
 /// A control record's stored value: `payload` then its tag under `owner`'s naming key.

@@ -206,9 +206,9 @@ fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
     drop(t);
     let stop = std::sync::atomic::AtomicBool::new(false);
     let written = std::sync::atomic::AtomicUsize::new(0);
-    let (acked, reads, retried) = std::thread::scope(|s| {
+    let (acked, reads) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
-            let (mut acked, mut retried) = (Vec::new(), 0);
+            let mut acked = Vec::new();
             for i in 0.. {
                 if stop.load(std::sync::atomic::Ordering::Acquire) {
                     break;
@@ -220,18 +220,17 @@ fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
                         acked.push(format!("w{i}-0"));
                         written.fetch_add(1, std::sync::atomic::Ordering::Release);
                     }
-                    // Met the switch: nothing was written, and the caller may send it again.
-                    Err(QueryError::Storage(StorageError::TenantMoved)) => retried += 1,
                     Err(e) => panic!("write {i}: {e:?}"),
                 }
             }
-            (acked, retried)
+            acked
         });
         let reader = s.spawn(|| {
             let mut reads = 0;
             while !stop.load(std::sync::atomic::Ordering::Acquire) {
                 let scope = db.operator().trusted_host_scope(&name("busy"), "test").expect("scope");
                 let t = db.tenant(&scope).expect("tenant");
+                // The hits of the writer's latest points too: a handle reads where the tenant is now.
                 assert_eq!(t.search("docs", &vector(reads, 4), 5).expect("a read during the move").len(), 5);
                 assert!(t.count("docs").expect("count") >= 2_000);
                 reads += 1;
@@ -247,13 +246,12 @@ fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
             assert!(moves < 1_000, "the writer made no progress");
         }
         stop.store(true, std::sync::atomic::Ordering::Release);
-        let (acked, retried) = writer.join().expect("writer");
-        (acked, reader.join().expect("reader"), retried)
+        (writer.join().expect("writer"), reader.join().expect("reader"))
     });
     assert!(!acked.is_empty() && reads > 0, "the load ran: {} writes, {reads} reads", acked.len());
     let scope = db.operator().trusted_host_scope(&name("busy"), "test").expect("scope");
     let t = db.tenant(&scope).expect("tenant");
-    assert_eq!(t.count("docs").expect("count"), 2_000 + acked.len() as u64, "{retried} writes met a switch");
+    assert_eq!(t.count("docs").expect("count"), 2_000 + acked.len() as u64);
     for id in &acked {
         assert!(t.get("docs", &DocId::new(id.clone()).expect("id")).expect("get").is_some(), "{id} lost");
     }

@@ -68,8 +68,6 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         // One tenant's damaged keyring or records: that tenant is out of service (until a restart
         // after the operator repairs or restores it), the server and every other tenant are not.
         StorageError::TenantUnavailable { .. } => Status::unavailable(error.to_string()),
-        // A write that met a tier move's switch: nothing was written, and a retry succeeds.
-        StorageError::TenantMoved => Status::unavailable(error.to_string()),
         StorageError::WrongMasterKey { .. }
         | StorageError::MasterKeysWrong { .. }
         | StorageError::ForeignScope

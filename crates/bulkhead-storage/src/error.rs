@@ -120,11 +120,6 @@ pub enum StorageError {
          other tenants are unaffected, and the operator has the cause"
     )]
     TenantUnavailable { cause: &'static str },
-
-    /// A tier move switched the tenant to its new column family while this write was prepared:
-    /// nothing was written, and the same write succeeds when sent again.
-    #[error("the tenant moved to another tier while this write was prepared; nothing was written; retry")]
-    TenantMoved,
 }
 
 impl StorageError {
@@ -135,7 +130,6 @@ impl StorageError {
             StorageError::KeyringCorrupt => "keyring-corrupt",
             // The cause's code: why the tenant is unavailable.
             StorageError::TenantUnavailable { cause } => cause,
-            StorageError::TenantMoved => "tenant-moved",
             StorageError::Integrity => "integrity",
             StorageError::NotFound { .. } => "not-found",
             StorageError::AlreadyExists { .. } => "already-exists",

@@ -206,7 +206,7 @@ impl TenantHandle<'_> {
         self.check_owner(collection)?;
         let db = &self.store.db;
         let head_key = self.state.keys.index_head(collection.number);
-        let Some(sealed) = db.get_pinned(&self.cf, &head_key)? else { return Ok(Vec::new()) };
+        let Some(sealed) = db.get_pinned(&self.cf()?, &head_key)? else { return Ok(Vec::new()) };
         let plain = self.state.open(Purpose::IndexSnapshots, &head_key, &sealed)?;
         let segments = IndexSegmentsRecord::decode(&plain)?;
         Ok(segments
@@ -234,7 +234,8 @@ impl TenantHandle<'_> {
         let mut out = Zeroizing::new(Vec::new());
         for chunk in 0..head.chunks {
             let key = keys.index_chunk(collection.number, head.segment, chunk);
-            let sealed = db.get_pinned(&self.cf, &key)?.ok_or(StorageError::Codec("index chunk missing"))?;
+            let sealed =
+                db.get_pinned(&self.cf()?, &key)?.ok_or(StorageError::Codec("index chunk missing"))?;
             let plain = self.state.open(Purpose::IndexSnapshots, &key, &sealed)?;
             let full = plain.len() == INDEX_CHUNK_BYTES;
             if chunk + 1 < head.chunks && !full {

@@ -30,10 +30,9 @@ use std::sync::Arc;
 pub struct TenantHandle<'s> {
     pub(crate) store: &'s Store,
     pub(crate) state: Arc<TenantState>,
-    /// Where the tenant's records were when the handle was made, and that column family: reads
-    /// stay there for the handle's life (a tier move keeps the old copy until no handle uses it).
-    location: Arc<Location>,
-    pub(crate) cf: Family<'s>,
+    /// Where the tenant's records were when the handle was made: a tier move keeps that copy until
+    /// no handle made before its switch is left (an operation may have read from it just before).
+    _location: Arc<Location>,
     role: Role,
     binding: KeyBinding,
     key_id: Option<[u8; 16]>,
@@ -55,17 +54,23 @@ impl<'s> TenantHandle<'s> {
         scope: &TenantScope,
     ) -> Result<TenantHandle<'s>> {
         let location = state.location();
-        let cf = location.family(&store.db)?;
+        location.family(&store.db)?;
         Ok(TenantHandle {
             store,
             state,
-            location,
-            cf,
+            _location: location,
             role: scope.role,
             binding: scope.binding.clone(),
             key_id: scope.key_id,
             staged: RefCell::new(None),
         })
+    }
+
+    /// The column family that holds the tenant's records now. Read at each use, so that after a
+    /// tier move's switch a handle reads the new copy, which is the old one and every write since;
+    /// a write reads it under the tenant's write lock, which the switch holds.
+    pub(crate) fn cf(&self) -> Result<Family<'s>> {
+        self.state.family(&self.store.db)
     }
 
     /// Stages the access event of the operation about to run, with this handle's API key id, the
@@ -179,10 +184,6 @@ impl<'s> TenantHandle<'s> {
         if self.state.deleted.load(std::sync::atomic::Ordering::Acquire) {
             return Err(StorageError::NotFound { what: "tenant" });
         }
-        // A tier move switched since the handle was made: the batch names the old column family.
-        if !Arc::ptr_eq(&self.location, &self.state.location.read()) {
-            return Err(StorageError::TenantMoved);
-        }
         let staged = self.staged.borrow_mut().take();
         let pending = match staged {
             Some(record) => Some(self.store.audit_record_into(&mut batch, &self.state.uid, record)?),
@@ -212,7 +213,7 @@ impl<'s> TenantHandle<'s> {
         }
         let mut write = self.state.write.lock();
         let key = self.state.keys.collection(&self.collection_tag(name));
-        if self.store.db.get(&self.cf, &key)?.is_some() {
+        if self.store.db.get(&self.cf()?, &key)?.is_some() {
             return Err(StorageError::AlreadyExists { what: "collection" });
         }
         let existing = self.list_collections()?.len();
@@ -245,8 +246,8 @@ impl<'s> TenantHandle<'s> {
         };
         let mut batch = Batch::default();
         let reserved = self.reserve(&write, 1, &mut batch)?;
-        batch.put(&self.cf, &key, self.seal(Purpose::Payloads, &key, &layout::encode(&record))?);
-        batch.put(&self.cf, self.state.keys.singleton(Kind::NextCollection), next.to_be_bytes());
+        batch.put(&self.cf()?, &key, self.seal(Purpose::Payloads, &key, &layout::encode(&record))?);
+        batch.put(&self.cf()?, self.state.keys.singleton(Kind::NextCollection), next.to_be_bytes());
         self.commit(batch)?;
         write.next_collection = next;
         write.reserved_encryptions = reserved;
@@ -258,7 +259,7 @@ impl<'s> TenantHandle<'s> {
     /// Looks a collection up by name.
     pub fn collection(&self, name: &CollectionName) -> Result<CollectionInfo> {
         self.state
-            .collection(&self.store.db, &self.cf, name)?
+            .collection(&self.store.db, &self.cf()?, name)?
             .ok_or(StorageError::NotFound { what: "collection" })
     }
 
@@ -266,7 +267,7 @@ impl<'s> TenantHandle<'s> {
     pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
         let (start, end) = self.state.keys.kind_range(Kind::Collection);
         let mut out = Vec::new();
-        for item in self.range(start, end) {
+        for item in self.range(start, end)? {
             let (key, sealed) = item?;
             let record: CollectionRecord =
                 layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
@@ -290,13 +291,13 @@ impl<'s> TenantHandle<'s> {
         };
         let key = self.state.keys.collection(&self.collection_tag(&collection.name));
         let mut batch = Batch::default();
-        batch.delete(&self.cf, &key);
+        batch.delete(&self.cf()?, &key);
         for kind in [Kind::Payload, Kind::Vector, Kind::IndexChunk, Kind::IndexHead] {
             let (start, end) = self.state.keys.point_range(kind, collection.number);
-            batch.delete_range(&self.cf, start, end);
+            batch.delete_range(&self.cf()?, start, end);
         }
-        batch.delete(&self.cf, self.state.keys.count(collection.number));
-        let usage = usage.stage(self, &mut batch, after, collection.number, None);
+        batch.delete(&self.cf()?, self.state.keys.count(collection.number));
+        let usage = usage.stage(self, &mut batch, after, collection.number, None)?;
         self.commit(batch)?;
         write.usage = Some(usage);
         self.state.collections.write().remove(&collection.name);
@@ -304,7 +305,7 @@ impl<'s> TenantHandle<'s> {
     }
 
     /// The tenant's records from `start` (included) to `end` (excluded), in key order.
-    fn range(&self, start: Vec<u8>, end: Vec<u8>) -> impl Iterator<Item = Result<Entry>> + '_ {
-        self.store.db.entries(&self.cf, Keys::Range(start, end))
+    fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<impl Iterator<Item = Result<Entry>> + '_> {
+        Ok(self.store.db.entries(&self.cf()?, Keys::Range(start, end)))
     }
 }

@@ -227,7 +227,7 @@ mod snapshots {
 
     fn index_keys(store: &Store, handle: &TenantHandle<'_>, coll: u32) -> usize {
         let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, coll);
-        store.db.entries(&handle.cf, Keys::Range(start, end)).count()
+        store.db.entries(&handle.cf().expect("cf"), Keys::Range(start, end)).count()
     }
 
     #[test]
@@ -263,10 +263,15 @@ mod snapshots {
         let len = layout::INDEX_CHUNK_BYTES * 2 + 3;
         sink.save(&bytes(len, 9)).expect("save");
         let (start, end) = handle.state.keys.point_range(Kind::IndexChunk, info.number);
-        let entries: Vec<_> =
-            f.store.db.entries(&handle.cf, Keys::Range(start, end)).map(|r| r.expect("entry")).collect();
+        let entries: Vec<_> = f
+            .store
+            .db
+            .entries(&handle.cf().expect("cf"), Keys::Range(start, end))
+            .map(|r| r.expect("entry"))
+            .collect();
         assert_eq!(entries.len(), 3);
-        let put = |key: &[u8], value: &[u8]| f.store.db.put(&handle.cf, key, value).expect("put");
+        let put =
+            |key: &[u8], value: &[u8]| f.store.db.put(&handle.cf().expect("cf"), key, value).expect("put");
 
         // Chunk 0's value at chunk 1's key: bound to its own key, it does not authenticate there.
         put(&entries[1].0, &entries[0].1);
@@ -282,7 +287,7 @@ mod snapshots {
         assert!(matches!(load_one(&handle, &info), Err(StorageError::Integrity)));
 
         // A missing chunk.
-        f.store.db.delete(&handle.cf, &entries[2].0).expect("delete");
+        f.store.db.delete(&handle.cf().expect("cf"), &entries[2].0).expect("delete");
         assert!(matches!(load_one(&handle, &info), Err(StorageError::Codec(_))));
     }
 
@@ -348,7 +353,7 @@ mod snapshots {
         let saved_b = sink.save_segment(&b).expect("save").expect("open");
         sink.set_segments(&[saved_c, saved_b]).expect("set");
         let key = handle.state.keys.index_chunk(info.number, saved_c.id, 1);
-        f.store.db.delete(&handle.cf, &key).expect("delete");
+        f.store.db.delete(&handle.cf().expect("cf"), &key).expect("delete");
         let loaded = handle.load_index_snapshots(&info).expect("load");
         assert!(matches!(loaded[0].1, Err(StorageError::Codec(_))));
         assert!(loaded[1].1.as_ref().expect("opens").as_slice() == b.as_slice());
@@ -373,7 +378,7 @@ mod snapshots {
         let head = layout::IndexHeadRecord { segment: saved.id, chunks: saved.chunks, bytes: saved.bytes };
         let key = handle.state.keys.index_head(info.number);
         let sealed = handle.state.seal(Purpose::IndexSnapshots, &key, &layout::encode(&head)).expect("seal");
-        f.store.db.put(&handle.cf, &key, &sealed).expect("put");
+        f.store.db.put(&handle.cf().expect("cf"), &key, &sealed).expect("put");
         let loaded = handle.load_index_snapshots(&info).expect("load");
         assert_eq!(loaded.len(), 1);
         assert_eq!(loaded[0].0, saved);

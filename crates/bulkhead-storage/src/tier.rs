@@ -18,7 +18,7 @@ use crate::tenant::{Location, TenantState};
 use std::iter::Peekable;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Bytes of records copied per batch.
 const COPY_BATCH_BYTES: usize = 4 << 20;
@@ -79,8 +79,8 @@ impl Store {
         progress(done);
         // The old copy stays while handles made before the switch still read it. (Should this
         // fail, the move's record says "switched", and the next open removes the old copy.)
-        let waited = Instant::now();
-        while Arc::strong_count(&old) > 1 && waited.elapsed() < OLD_READERS_WAIT {
+        let waited = self.clock().now();
+        while Arc::strong_count(&old) > 1 && self.clock().now().duration_since(waited) < OLD_READERS_WAIT {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.remove_copy(uid, old.placement)?;

@@ -311,12 +311,12 @@ fn forget_counters(store: &Store, handle: &TenantHandle<'_>) {
         removed.push(keys.collection_bytes(info.number()));
     }
     for key in removed {
-        store.db.delete(&handle.cf, &key).expect("delete");
+        store.db.delete(&handle.cf().expect("cf"), &key).expect("delete");
     }
 }
 
 fn stored_usage_record(store: &Store, handle: &TenantHandle<'_>) -> Option<Vec<u8>> {
-    store.db.get(&handle.cf, handle.state.keys.singleton(Kind::Usage)).expect("get")
+    store.db.get(&handle.cf().expect("cf"), handle.state.keys.singleton(Kind::Usage)).expect("get")
 }
 
 #[test]

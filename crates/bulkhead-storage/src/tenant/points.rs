@@ -90,13 +90,13 @@ impl TenantHandle<'_> {
         let reserved = self.reserve(&write, 2 * points.len() as u64, &mut batch)?;
         let mut versions = Vec::with_capacity(points.len());
         for (tag, version, pkey, encoded, vkey, vector) in staged {
-            batch.put(&self.cf, &pkey, self.seal(Purpose::Payloads, &pkey, &encoded)?);
-            batch.put(&self.cf, &vkey, self.seal(Purpose::Vectors, &vkey, &vector)?);
+            batch.put(&self.cf()?, &pkey, self.seal(Purpose::Payloads, &pkey, &encoded)?);
+            batch.put(&self.cf()?, &vkey, self.seal(Purpose::Vectors, &vkey, &vector)?);
             versions.push((PointRef(tag), version));
         }
-        batch.put(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
-        batch.put(&self.cf, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
-        let usage = usage.stage(self, &mut batch, after, collection.number, Some(collection_bytes));
+        batch.put(&self.cf()?, self.state.keys.count(collection.number), count.to_be_bytes());
+        batch.put(&self.cf()?, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
+        let usage = usage.stage(self, &mut batch, after, collection.number, Some(collection_bytes))?;
         self.commit(batch)?;
         write.sequence = sequence;
         write.reserved_encryptions = reserved;
@@ -127,8 +127,8 @@ impl TenantHandle<'_> {
             if size.exists {
                 removed.push(PointRef(tag));
                 released += size.bytes;
-                batch.delete(&self.cf, &vkey);
-                batch.delete(&self.cf, &pkey);
+                batch.delete(&self.cf()?, &vkey);
+                batch.delete(&self.cf()?, &pkey);
             }
         }
         if !removed.is_empty() {
@@ -142,9 +142,9 @@ impl TenantHandle<'_> {
             let collection_bytes =
                 self.collection_usage_locked(&usage, collection.number)?.bytes.saturating_sub(released);
             let sequence = write.sequence + 1;
-            batch.put(&self.cf, self.state.keys.count(collection.number), count.to_be_bytes());
-            batch.put(&self.cf, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
-            let usage = usage.stage(self, &mut batch, after, collection.number, Some(collection_bytes));
+            batch.put(&self.cf()?, self.state.keys.count(collection.number), count.to_be_bytes());
+            batch.put(&self.cf()?, self.state.keys.singleton(Kind::Sequence), sequence.to_be_bytes());
+            let usage = usage.stage(self, &mut batch, after, collection.number, Some(collection_bytes))?;
             self.commit(batch)?;
             write.sequence = sequence;
             write.usage = Some(usage);
@@ -156,18 +156,18 @@ impl TenantHandle<'_> {
     /// ([`layout::stored_bytes`]), from their lengths; nothing is opened.
     fn stored_size(&self, pkey: &[u8], vkey: &[u8]) -> Result<StoredSize> {
         let mut size = StoredSize { exists: false, bytes: 0 };
-        if let Some(sealed) = self.store.db.get_pinned(&self.cf, vkey)? {
+        if let Some(sealed) = self.store.db.get_pinned(&self.cf()?, vkey)? {
             size.exists = true;
             size.bytes += layout::stored_bytes(&sealed)?;
         }
-        if let Some(sealed) = self.store.db.get_pinned(&self.cf, pkey)? {
+        if let Some(sealed) = self.store.db.get_pinned(&self.cf()?, pkey)? {
             size.bytes += layout::stored_bytes(&sealed)?;
         }
         Ok(size)
     }
 
     fn count_locked(&self, collection: &CollectionInfo) -> Result<u64> {
-        match self.store.db.get(&self.cf, self.state.keys.count(collection.number))? {
+        match self.store.db.get(&self.cf()?, self.state.keys.count(collection.number))? {
             Some(v) => layout::be_u64(&v),
             None => Ok(0),
         }
@@ -221,7 +221,7 @@ impl TenantHandle<'_> {
     pub fn get_by_ref(&self, collection: &CollectionInfo, point: &PointRef) -> Result<Option<StoredPoint>> {
         let Some(payload) = self.get_payload_by_ref(collection, point)? else { return Ok(None) };
         let vkey = self.state.keys.point(Kind::Vector, collection.number, &point.0);
-        let Some(sealed_vector) = self.store.db.get_pinned(&self.cf, &vkey)? else { return Ok(None) };
+        let Some(sealed_vector) = self.store.db.get_pinned(&self.cf()?, &vkey)? else { return Ok(None) };
         let vector = layout::decode_vector(&self.open(Purpose::Vectors, &vkey, &sealed_vector)?)?;
         Ok(Some(StoredPoint { payload, vector }))
     }
@@ -235,7 +235,7 @@ impl TenantHandle<'_> {
     ) -> Result<Option<PointPayload>> {
         self.check_owner(collection)?;
         let pkey = self.state.keys.point(Kind::Payload, collection.number, &point.0);
-        let Some(sealed_payload) = self.store.db.get_pinned(&self.cf, &pkey)? else { return Ok(None) };
+        let Some(sealed_payload) = self.store.db.get_pinned(&self.cf()?, &pkey)? else { return Ok(None) };
         Ok(Some(self.open_payload(&pkey, &sealed_payload)?))
     }
 
@@ -291,7 +291,7 @@ impl TenantHandle<'_> {
     ) -> Result<()> {
         self.check_owner(collection)?;
         let (start, end) = self.state.keys.point_range(kind, collection.number);
-        for item in self.range(start, end) {
+        for item in self.range(start, end)? {
             let (key, sealed) = item?;
             let tag = TenantKeys::tag_of_point_key(&key).ok_or(StorageError::Codec("point key"))?;
             visit(PointRef(tag), &key, &sealed)?;

@@ -33,17 +33,18 @@ impl Usage {
         total: UsageRecord,
         coll: u32,
         coll_bytes: Option<u64>,
-    ) -> UsageRecord {
+    ) -> Result<UsageRecord> {
         let keys = &handle.state.keys;
-        batch.put(&handle.cf, keys.singleton(Kind::Usage), total.encode());
+        let cf = handle.cf()?;
+        batch.put(&cf, keys.singleton(Kind::Usage), total.encode());
         for (other, usage) in self.recounted.iter().flatten().filter(|(c, _)| **c != coll) {
-            batch.put(&handle.cf, keys.collection_bytes(*other), usage.bytes.to_be_bytes());
+            batch.put(&cf, keys.collection_bytes(*other), usage.bytes.to_be_bytes());
         }
         match coll_bytes {
-            Some(bytes) => batch.put(&handle.cf, keys.collection_bytes(coll), bytes.to_be_bytes()),
-            None => batch.delete(&handle.cf, keys.collection_bytes(coll)),
+            Some(bytes) => batch.put(&cf, keys.collection_bytes(coll), bytes.to_be_bytes()),
+            None => batch.delete(&cf, keys.collection_bytes(coll)),
         }
-        total
+        Ok(total)
     }
 }
 
@@ -84,7 +85,7 @@ impl TenantHandle<'_> {
         if let Some(total) = write.usage {
             return Ok(Usage { total, recounted: None });
         }
-        if let Some(stored) = self.store.db.get(&self.cf, self.state.keys.singleton(Kind::Usage))? {
+        if let Some(stored) = self.store.db.get(&self.cf()?, self.state.keys.singleton(Kind::Usage))? {
             return Ok(Usage { total: UsageRecord::decode(&stored)?, recounted: None });
         }
         let recounted = self.recount_locked()?;
@@ -99,7 +100,7 @@ impl TenantHandle<'_> {
         }
         let keys = &self.state.keys;
         let read = |key: Vec<u8>| -> Result<u64> {
-            match self.store.db.get(&self.cf, key)? {
+            match self.store.db.get(&self.cf()?, key)? {
                 Some(v) => layout::be_u64(&v),
                 None => Ok(0),
             }
@@ -113,7 +114,7 @@ impl TenantHandle<'_> {
         let mut out: BTreeMap<u32, UsageRecord> = BTreeMap::new();
         for (kind, points) in [(Kind::Payload, 0), (Kind::Vector, 1)] {
             let (start, end) = self.state.keys.kind_range(kind);
-            for item in self.range(start, end) {
+            for item in self.range(start, end)? {
                 let (key, sealed) = item?;
                 let coll = TenantKeys::collection_of_key(&key).ok_or(StorageError::Codec("point key"))?;
                 let usage = out.entry(coll).or_default();
@@ -128,7 +129,7 @@ impl TenantHandle<'_> {
     pub(crate) fn collections_stored(&self) -> Result<u64> {
         let (start, end) = self.state.keys.kind_range(Kind::Collection);
         let mut count = 0;
-        for item in self.range(start, end) {
+        for item in self.range(start, end)? {
             item?;
             count += 1;
         }

@@ -57,6 +57,21 @@ enum AdminCommand {
     Policy(AdminPolicy),
     /// Unlocks an API key the server locked after a burst of requests or a run of refusals.
     Unlock(KeyRefArgs),
+    /// Writes TENANT as a still-encrypted archive to FILE (a path on this machine; refused if it
+    /// exists; written as FILE.partial, mode 0600, and renamed once complete). Only a server with
+    /// the same master key can import it. API keys are not carried.
+    ExportTenant { tenant: String, file: PathBuf },
+    /// Restores a tenant from an archive FILE that `export-tenant` wrote: under its own name, or
+    /// re-keyed (a new uid, fresh keys) under `--as NAME`. Issue new API keys afterwards.
+    ImportTenant {
+        file: PathBuf,
+        /// Import under this name, re-keyed, instead of the archive's own.
+        #[arg(long = "as")]
+        as_name: Option<String>,
+        /// Its isolation tier: `partitioned` or `shared` [default: the server's --default-tier].
+        #[arg(long)]
+        tier: Option<String>,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -180,7 +195,160 @@ pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut dyn Write) -> Resu
         AdminCommand::Policy(AdminPolicy::Show { tenant }) => policy_show(s, out, tenant).await,
         AdminCommand::Policy(AdminPolicy::Set(set)) => policy_set(s, out, set).await,
         AdminCommand::Unlock(key) => unlock(s, out, key).await,
+        AdminCommand::ExportTenant { tenant, file } => export_tenant(s, out, tenant, file).await,
+        AdminCommand::ImportTenant { file, as_name, tier } => {
+            import_tenant(s, out, file, as_name, tier).await
+        }
     })
+}
+
+/// A progress line of bytes (on a terminal, as `rotate-tenant-key` shows its records), `len` if
+/// known.
+fn byte_progress(show: bool, verb: &str, len: Option<u64>) -> Option<indicatif::ProgressBar> {
+    show.then(|| {
+        let template = match len {
+            Some(_) => format!("{verb} {{bar:40}} {{bytes}}/{{total_bytes}} ({{eta}} left)"),
+            None => format!("{verb} {{spinner}} {{bytes}} ({{bytes_per_sec}})"),
+        };
+        let bar = len.map_or_else(indicatif::ProgressBar::new_spinner, indicatif::ProgressBar::new);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}
+
+/// `FILE.partial`, where an export writes until it is complete.
+fn partial_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+async fn export_tenant(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    tenant: String,
+    file: PathBuf,
+) -> Result<()> {
+    if file.symlink_metadata().is_ok() {
+        anyhow::bail!("{} exists: an export never overwrites a file; choose another name", file.display());
+    }
+    let partial = partial_path(&file);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut writer = std::io::BufWriter::new(options.open(&partial).with_context(|| {
+        format!("creating {} (if an earlier export left it, remove it first)", partial.display())
+    })?);
+    let bar = byte_progress(!out.is_json(), "exporting", None);
+    let mut written = 0u64;
+    let token = s.token().to_owned();
+    let exported = client::export_tenant(&mut s.rpc, &token, &tenant, |chunk| {
+        writer.write_all(chunk)?;
+        written += chunk.len() as u64;
+        if let Some(bar) = &bar {
+            bar.set_position(written);
+        }
+        Ok(())
+    })
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let finished = exported.map_err(s.failed()).and_then(|summary| {
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(summary)
+    });
+    let summary = match finished {
+        Ok(summary) => summary,
+        Err(e) => {
+            // An incomplete archive is no archive: nothing of it stays.
+            let _ = std::fs::remove_file(&partial);
+            return Err(e.context(format!("exporting {tenant}")));
+        }
+    };
+    if file.symlink_metadata().is_ok() {
+        let _ = std::fs::remove_file(&partial);
+        anyhow::bail!("{} appeared during the export: not overwritten", file.display());
+    }
+    std::fs::rename(&partial, &file).with_context(|| format!("renaming {} into place", partial.display()))?;
+    out.record(
+        || {
+            json!({
+                "tenant": tenant,
+                "file": file.display().to_string(),
+                "archive_id": summary.archive_id,
+                "points": summary.points,
+                "records": summary.records,
+                "bytes": summary.bytes,
+            })
+        },
+        || {
+            format!(
+                "exported {tenant} to {}: {} points, {} other records, {} bytes (archive {})",
+                file.display(),
+                summary.points,
+                summary.records,
+                summary.bytes,
+                summary.archive_id
+            )
+        },
+    )
+}
+
+async fn import_tenant(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    file: PathBuf,
+    as_name: Option<String>,
+    tier: Option<String>,
+) -> Result<()> {
+    let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+    let len = input.metadata().map(|m| m.len()).ok();
+    let bar = byte_progress(!out.is_json(), "importing", len);
+    let start =
+        pb::ImportTenantStart { new_name: as_name.unwrap_or_default(), tier: tier.unwrap_or_default() };
+    let progress = bar.clone();
+    let token = s.token().to_owned();
+    let imported =
+        client::import_tenant(&mut s.rpc, &token, start, std::io::BufReader::new(input), move |n| {
+            if let Some(bar) = &progress {
+                bar.set_position(n);
+            }
+        })
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let imported = imported.map_err(s.failed()).with_context(|| format!("importing {}", file.display()))?;
+    let tenant = imported.tenant.clone().unwrap_or_default();
+    out.record(
+        || {
+            json!({
+                "tenant": output::tenant_json(&tenant),
+                "archive_id": imported.archive_id,
+                "rekeyed": imported.rekeyed,
+                "points": imported.points,
+                "records": imported.records,
+                "index_records": imported.index_records,
+                "bytes": imported.bytes,
+            })
+        },
+        || {
+            let how = match imported.rekeyed {
+                true => "re-keyed under a new uid; its graphs are rebuilt on first use",
+                false => "under its own uid, index snapshots included",
+            };
+            format!(
+                "imported {} ({} tier, uid {}): {} points, {} other records; {how}. Issue new API keys.",
+                tenant.name, tenant.placement, tenant.uid, imported.points, imported.records
+            )
+        },
+    )
 }
 
 async fn tenant_create(

@@ -87,6 +87,12 @@ impl<C> Session<'_, C> {
         Ok(client::authorized(message, self.token)?)
     }
 
+    /// The credential the session's calls carry (for the client's streaming helpers, which build
+    /// their own requests).
+    pub(crate) fn token(&self) -> &str {
+        self.token
+    }
+
     /// The error of a failed call, as one line (with a hint when a plaintext client meets a TLS
     /// server).
     pub(crate) fn failed(&self) -> impl Fn(Status) -> anyhow::Error + use<C> {

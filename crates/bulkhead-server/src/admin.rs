@@ -1,4 +1,5 @@
 //! The `bulkhead.v1.Admin` service: tenants and API keys, for the operator's admin credential only.
+//! Its two streaming calls, the tenant archives, are in `archive.rs`.
 
 use crate::admission::AdmittedOperator;
 use crate::convert;
@@ -51,6 +52,22 @@ fn audit_read(db: &Database, uid: TenantUid, operation: &str) -> Result<(), Stat
 
 #[tonic::async_trait]
 impl Admin for AdminService {
+    type ExportTenantStream = crate::archive::ExportStream;
+
+    async fn export_tenant(
+        &self,
+        request: Request<pb::ExportTenantRequest>,
+    ) -> Result<Response<Self::ExportTenantStream>, Status> {
+        crate::archive::export(&self.shared, request).await
+    }
+
+    async fn import_tenant(
+        &self,
+        request: Request<tonic::Streaming<pb::ImportTenantRequest>>,
+    ) -> Result<Response<pb::ImportTenantResponse>, Status> {
+        crate::archive::import(&self.shared, request).await
+    }
+
     async fn create_tenant(
         &self,
         request: Request<pb::CreateTenantRequest>,

@@ -164,7 +164,12 @@ where
         let request = request.map(|body| Body::new(LimitedBody::new(body, limit, None, false)));
         return inner.call(request).await;
     }
-    let timing = server::timing(request.headers(), shared.limits.request_timeout);
+    // The archive calls stream a whole tenant: they get the server's archive timeout instead.
+    let timeout = match limits::ARCHIVE_METHODS.contains(&path) {
+        true => shared.limits.archive_timeout,
+        false => shared.limits.request_timeout,
+    };
+    let timing = server::timing(request.headers(), timeout);
     let token = match auth::bearer(request.headers()) {
         Ok(token) => token,
         Err(refused) => {
@@ -237,7 +242,9 @@ where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
 {
     let call = Arc::new(CallBudget::new(Arc::clone(&shared.budget), timing.deadline, timing.budget));
-    let request = request.map(|body| Body::new(LimitedBody::new(body, limit, Some(Arc::clone(&call)), true)));
+    let unary = !limits::CLIENT_STREAMING_METHODS.contains(&request.uri().path());
+    let request =
+        request.map(|body| Body::new(LimitedBody::new(body, limit, Some(Arc::clone(&call)), unary)));
     CALL.scope(call, inner.call(request)).await
 }
 

@@ -5,6 +5,10 @@
 //! codec (`codec.rs`) adds the reservation for the message's counted elements through
 //! [`reserve_elements`]. A call's reservations ([`CallBudget`]) are returned when its handler is
 //! done with the decoded message (its storage work included, which may outlast the deadline).
+//! A client-streaming call (`limits::CLIENT_STREAMING_METHODS`: a tenant archive's chunks) gets
+//! each message's reservations, wire and elements, under the message's number, and returns them
+//! message by message as its handler is done with each ([`MessageRelease`]), so that a stream of
+//! any length holds only the messages in flight.
 //! An admitted call's body must also arrive within the call's
 //! deadline (`DEADLINE_EXCEEDED` otherwise), so a client that stops sending mid-message holds its
 //! stream and its reservation no longer than that.
@@ -23,6 +27,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -75,28 +80,35 @@ pub(crate) struct CallBudget {
     deadline: Instant,
     /// The length of the call's deadline, for the refusal's message.
     allowed: Duration,
-    held: Mutex<Vec<OwnedSemaphorePermit>>,
+    /// Each reservation with the number (from 1) of the request message it is for.
+    held: Mutex<Vec<(usize, OwnedSemaphorePermit)>>,
+    /// Request messages decoded so far (by the codec, in order).
+    decoded: AtomicUsize,
 }
 
 impl CallBudget {
     pub(crate) fn new(budget: Arc<RequestBudget>, deadline: Instant, allowed: Duration) -> CallBudget {
-        CallBudget { budget, deadline, allowed, held: Mutex::new(Vec::new()) }
+        CallBudget { budget, deadline, allowed, held: Mutex::new(Vec::new()), decoded: AtomicUsize::new(0) }
     }
 
-    fn keep(&self, permit: OwnedSemaphorePermit) {
+    fn held(&self) -> std::sync::MutexGuard<'_, Vec<(usize, OwnedSemaphorePermit)>> {
         // A poisoned lock only means another holder panicked; the permits are still ours to keep.
-        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(permit);
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Reserves `bytes` now, or refuses.
-    fn try_reserve(&self, bytes: usize) -> Result<(), Status> {
+    fn keep(&self, message: usize, permit: OwnedSemaphorePermit) {
+        self.held().push((message, permit));
+    }
+
+    /// Reserves `bytes` for request message `message` now, or refuses.
+    fn try_reserve(&self, message: usize, bytes: usize) -> Result<(), Status> {
         if bytes == 0 {
             return Ok(());
         }
         let n = self.permits(bytes)?;
         match Arc::clone(&self.budget.bytes).try_acquire_many_owned(n) {
             Ok(permit) => {
-                self.keep(permit);
+                self.keep(message, permit);
                 Ok(())
             }
             Err(_) => Err(self.budget.exhausted("the request's decoded elements do not fit")),
@@ -110,8 +122,9 @@ impl CallBudget {
             .ok_or_else(|| self.budget.larger_than_budget(bytes))
     }
 
-    /// A future that reserves `bytes`, waiting for room until the call's deadline.
-    fn reserve(self: &Arc<Self>, bytes: usize) -> Reserving {
+    /// A future that reserves `bytes` for request message `message`, waiting for room until the
+    /// call's deadline.
+    fn reserve(self: &Arc<Self>, message: usize, bytes: usize) -> Reserving {
         let call = Arc::clone(self);
         Box::pin(async move {
             let n = call.permits(bytes)?;
@@ -119,7 +132,7 @@ impl CallBudget {
                 tokio::time::timeout_at(call.deadline, Arc::clone(&call.budget.bytes).acquire_many_owned(n));
             match waited.await {
                 Ok(Ok(permit)) => {
-                    call.keep(permit);
+                    call.keep(message, permit);
                     Ok(())
                 }
                 Ok(Err(_closed)) => Err(Status::unavailable("the server is shutting down")),
@@ -138,10 +151,38 @@ tokio::task_local! {
 /// Reserves `bytes` for the decoded elements of the request being decoded (called by the codec).
 /// Fails closed: a request decoded outside an admitted call is refused.
 pub(crate) fn reserve_elements(bytes: usize) -> Result<(), Status> {
-    CALL.try_with(|call| call.try_reserve(bytes)).unwrap_or_else(|_| {
+    CALL.try_with(|call| {
+        let message = call.decoded.fetch_add(1, Ordering::Relaxed) + 1;
+        call.try_reserve(message, bytes)
+    })
+    .unwrap_or_else(|_| {
         tracing::error!("a request was decoded outside an admitted call");
         Err(Status::internal("internal error (see the server log)"))
     })
+}
+
+/// Returns, when dropped, the reservations of every request message of its call decoded when it
+/// was made (the message a client-streaming handler just received, and those before it). The
+/// handler hands it over with the message's contents and drops it once they are consumed.
+#[derive(Debug)]
+pub(crate) struct MessageRelease {
+    call: Arc<CallBudget>,
+    through: usize,
+}
+
+impl Drop for MessageRelease {
+    fn drop(&mut self) {
+        self.call.held().retain(|(message, _)| *message > self.through);
+    }
+}
+
+/// The [`MessageRelease`] of the message the current call decoded last; `None` outside a call.
+pub(crate) fn release_decoded() -> Option<MessageRelease> {
+    CALL.try_with(|call| MessageRelease {
+        call: Arc::clone(call),
+        through: call.decoded.load(Ordering::Relaxed),
+    })
+    .ok()
 }
 
 /// Where the scan of the body is within the gRPC framing.
@@ -235,8 +276,8 @@ impl LimitedBody {
                     };
                     if let Some(call) = &self.call {
                         let reservation = crate::limits::wire_reservation(len);
-                        if reservation > 0 && call.try_reserve(reservation).is_err() {
-                            self.waiting = Some(call.reserve(reservation));
+                        if reservation > 0 && call.try_reserve(self.messages, reservation).is_err() {
+                            self.waiting = Some(call.reserve(self.messages, reservation));
                             return Ok(Some(at));
                         }
                     }

@@ -13,7 +13,7 @@ use bulkhead_query::{Metric, Role};
 /// The gRPC types a client names: a connection, a request and its response, a failed call's status
 /// and its code.
 pub use tonic::transport::Channel;
-pub use tonic::{Code, Request, Response, Status};
+pub use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Where `bulkhead serve` listens by default, and where the clients look for it.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:7450";
@@ -146,6 +146,84 @@ pub fn authorized<T>(message: T, token: &str) -> Result<Request<T>, ServerError>
     let value = format!("Bearer {token}").parse().map_err(|_| ServerError::CredentialHeader)?;
     request.metadata_mut().insert("authorization", value);
     Ok(request)
+}
+
+/// Streams the archive of `tenant` (`ExportTenant`) into `sink`, a chunk (at most
+/// `MAX_ARCHIVE_CHUNK_BYTES`) at a time, and returns the export's summary, which only a complete
+/// stream ends with. A `sink` error stops the call (the server stops exporting) and is returned
+/// as an `ABORTED` status made here, naming it.
+pub async fn export_tenant(
+    admin: &mut Admin,
+    token: &str,
+    tenant: &str,
+    mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> Result<pb::ExportTenantSummary, Status> {
+    let request = authorized(pb::ExportTenantRequest { tenant: tenant.to_owned() }, token)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut stream = admin.export_tenant(request).await?.into_inner();
+    while let Some(message) = stream.message().await? {
+        if let Some(summary) = message.summary {
+            return match stream.message().await? {
+                None => Ok(summary),
+                Some(_) => Err(Status::data_loss("the export's stream goes on after its summary")),
+            };
+        }
+        sink(&message.data).map_err(|e| Status::aborted(format!("could not write the archive: {e}")))?;
+    }
+    Err(Status::data_loss("the export's stream ended without its summary: the archive is incomplete"))
+}
+
+/// Imports an archive (`ImportTenant`) read from `input` on a blocking thread and sent in chunks
+/// of `MAX_ARCHIVE_CHUNK_BYTES` after `start`; `progress` gets the bytes sent so far. A read
+/// error ends the stream early (the server then refuses the archive as cut short, and nothing of
+/// it stays) and is returned as an `ABORTED` status made here, naming it.
+pub async fn import_tenant(
+    admin: &mut Admin,
+    token: &str,
+    start: pb::ImportTenantStart,
+    mut input: impl std::io::Read + Send + 'static,
+    mut progress: impl FnMut(u64) + Send + 'static,
+) -> Result<pb::ImportTenantResponse, Status> {
+    use pb::import_tenant_request::Kind;
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let first = pb::ImportTenantRequest { kind: Some(Kind::Start(start)) };
+    let reading = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if tx.blocking_send(first).is_err() {
+            return Ok(());
+        }
+        let mut sent = 0u64;
+        loop {
+            let mut chunk = vec![0u8; limits::MAX_ARCHIVE_CHUNK_BYTES];
+            let mut filled = 0;
+            while filled < chunk.len() {
+                match input.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if filled == 0 {
+                return Ok(());
+            }
+            chunk.truncate(filled);
+            sent += filled as u64;
+            // The call ended (refused, or failed): its status says why.
+            if tx.blocking_send(pb::ImportTenantRequest { kind: Some(Kind::Chunk(chunk)) }).is_err() {
+                return Ok(());
+            }
+            progress(sent);
+        }
+    });
+    let request = authorized(tokio_stream::wrappers::ReceiverStream::new(rx), token)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let answer = admin.import_tenant(request).await;
+    match reading.await {
+        Ok(Err(e)) => return Err(Status::aborted(format!("could not read the archive: {e}"))),
+        Err(e) => return Err(Status::aborted(format!("the archive's reader failed: {e}"))),
+        Ok(Ok(())) => {}
+    }
+    Ok(answer?.into_inner())
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 mod admin;
 mod admission;
+mod archive;
 mod auth;
 mod background;
 mod budget;

@@ -65,6 +65,35 @@ pub(crate) fn audit_page(limit: u32) -> Result<usize, tonic::Status> {
 /// [`REQUEST_TIMEOUT_MS`] as a duration.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(REQUEST_TIMEOUT_MS);
 
+/// The default deadline of `ExportTenant` and `ImportTenant`, in milliseconds (one hour): a
+/// tenant archive of many gigabytes takes longer than [`REQUEST_TIMEOUT_MS`] to stream. A client's
+/// own `grpc-timeout` shortens it, never lengthens it. The call holds one work permit of
+/// [`MAX_CONCURRENT_WORK`] until it ends; past its deadline an export stops and an import is
+/// abandoned (nothing of it stays), unless it had already committed.
+pub const ARCHIVE_TIMEOUT_MS: u64 = 3_600_000;
+
+/// [`ARCHIVE_TIMEOUT_MS`] as a duration.
+pub const ARCHIVE_TIMEOUT: Duration = Duration::from_millis(ARCHIVE_TIMEOUT_MS);
+
+/// Largest chunk of a tenant archive in one message of `ExportTenant` (sent) or `ImportTenant`
+/// (accepted): 1 MiB. An import's stream is read one message at a time; its request memory is
+/// reserved and returned per message, so an archive of any size costs a few chunks of memory.
+pub const MAX_ARCHIVE_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// How many chunks an export or import holds between its gRPC stream and its storage work (a
+/// bounded channel each way): the memory of one call in flight is a few chunks.
+pub(crate) const ARCHIVE_CHANNEL_CHUNKS: usize = 2;
+
+/// The paths of the archive calls, which get [`ARCHIVE_TIMEOUT_MS`] instead of
+/// [`REQUEST_TIMEOUT_MS`].
+pub(crate) const ARCHIVE_METHODS: [&str; 2] =
+    ["/bulkhead.v1.Admin/ExportTenant", "/bulkhead.v1.Admin/ImportTenant"];
+
+/// The paths of the methods whose request is a stream of messages (every other request is one
+/// message, and a second is refused): each message has the method's limit and its own
+/// reservation of request memory, returned once the handler is done with it.
+pub const CLIENT_STREAMING_METHODS: [&str; 1] = ["/bulkhead.v1.Admin/ImportTenant"];
+
 /// The default cap on open client connections (TCP, or TLS over TCP). At the cap the server stops
 /// accepting until one closes: further clients wait in the kernel's listen backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -188,6 +217,11 @@ const _: () = assert!(
 pub const MAX_SMALL_MESSAGE_BYTES: usize = 64 * 1024;
 const _: () = assert!(MAX_SMALL_MESSAGE_BYTES >= field(4096) + field(lib::MAX_TENANT_NAME_BYTES) + 3 * 11);
 
+/// Largest `ImportTenant` message: a chunk of [`MAX_ARCHIVE_CHUNK_BYTES`] with its framing (the
+/// first message, a name and a tier, is smaller).
+pub const MAX_IMPORT_MESSAGE_BYTES: usize = field(MAX_ARCHIVE_CHUNK_BYTES);
+const _: () = assert!(MAX_IMPORT_MESSAGE_BYTES >= field(field(lib::MAX_TENANT_NAME_BYTES) + field(16)));
+
 /// The largest request message of one RPC and the name of its constant (for the refusal's
 /// message), by the request's HTTP/2 path (`/bulkhead.v1.DataPlane/Upsert`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +276,11 @@ pub const REQUEST_MESSAGE_LIMITS: &[(&str, MessageLimit)] = &[
     (
         "/bulkhead.v1.Admin/SetPolicy",
         MessageLimit { bytes: MAX_POLICY_MESSAGE_BYTES, name: "MAX_POLICY_MESSAGE_BYTES" },
+    ),
+    ("/bulkhead.v1.Admin/ExportTenant", SMALL),
+    (
+        "/bulkhead.v1.Admin/ImportTenant",
+        MessageLimit { bytes: MAX_IMPORT_MESSAGE_BYTES, name: "MAX_IMPORT_MESSAGE_BYTES" },
     ),
 ];
 

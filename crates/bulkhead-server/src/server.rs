@@ -37,6 +37,9 @@ pub struct ServerLimits {
     pub max_concurrent_streams: u32,
     /// The request deadline ([`limits::REQUEST_TIMEOUT`]); a shorter client `grpc-timeout` wins.
     pub request_timeout: Duration,
+    /// The deadline of `ExportTenant` and `ImportTenant` ([`limits::ARCHIVE_TIMEOUT`]); a shorter
+    /// client `grpc-timeout` wins.
+    pub archive_timeout: Duration,
     /// Storage operations run at once over the whole server ([`limits::MAX_CONCURRENT_WORK`]).
     pub max_concurrent_work: usize,
     /// Client connections open at once ([`limits::MAX_CONNECTIONS`]); at the cap the server stops
@@ -58,6 +61,7 @@ impl Default for ServerLimits {
             max_message_bytes: limits::MAX_MESSAGE_BYTES,
             max_concurrent_streams: limits::MAX_CONCURRENT_STREAMS,
             request_timeout: limits::REQUEST_TIMEOUT,
+            archive_timeout: limits::ARCHIVE_TIMEOUT,
             max_concurrent_work: limits::MAX_CONCURRENT_WORK,
             max_connections: limits::MAX_CONNECTIONS,
             request_memory_budget_bytes: limits::REQUEST_MEMORY_BUDGET_BYTES,
@@ -226,7 +230,7 @@ pub(crate) fn timing(headers: &http::HeaderMap, limit: Duration) -> Timing {
 
 /// The refusal of a call that reached its handler without passing the admission layer: a bug, and
 /// nothing runs.
-fn not_admitted() -> Status {
+pub(crate) fn not_admitted() -> Status {
     tracing::error!("a call reached its handler without admission");
     Status::internal("internal error (see the server log)")
 }
@@ -336,6 +340,22 @@ impl Shared {
             Ok(Err(join)) => Err(status::internal(&join)),
             Err(_elapsed) => Err(status::deadline_exceeded(budget)),
         }
+    }
+
+    /// A work permit (of `MAX_CONCURRENT_WORK`) for a call that runs its own blocking work (the
+    /// archive calls, which stream while they work), within the call's deadline.
+    pub(crate) async fn work_permit(&self, timing: Timing) -> Result<OwnedSemaphorePermit, Status> {
+        let permits = Arc::clone(&self.work);
+        match tokio::time::timeout_at(timing.deadline, permits.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(Status::unavailable("the server is shutting down")),
+            Err(_elapsed) => Err(status::deadline_exceeded(timing.budget)),
+        }
+    }
+
+    /// Counts an operator's call that ran outside [`Shared::admin`] (the archive calls).
+    pub(crate) fn count_admin(&self, operation: &'static str, outcome: &'static str, timing: Timing) {
+        self.metrics.request(metrics::OPERATOR.to_owned(), operation, outcome, timing.arrived.elapsed());
     }
 
     /// The limits of a tenant, under its policy in force.

@@ -6,6 +6,7 @@
 //! `wire.rs` and `certs.rs` these tests share.
 
 mod admission;
+mod archive;
 mod bench;
 mod config;
 mod serve;

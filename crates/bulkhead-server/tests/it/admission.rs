@@ -240,6 +240,20 @@ fn every_rpc_has_a_message_limit() {
         }
     }
     assert_eq!(paths.len(), limits::REQUEST_MESSAGE_LIMITS.len());
+    // The methods whose request is a stream are exactly the ones the body limits treat as such.
+    let streaming: Vec<String> = set
+        .file
+        .iter()
+        .filter(|f| f.package() == "bulkhead.v1")
+        .flat_map(|f| f.service.iter())
+        .flat_map(|s| {
+            s.method
+                .iter()
+                .filter(|m| m.client_streaming())
+                .map(move |m| format!("/bulkhead.v1.{}/{}", s.name(), m.name()))
+        })
+        .collect();
+    assert_eq!(streaming, limits::CLIENT_STREAMING_METHODS);
     for path in &paths {
         assert!(limits::REQUEST_MESSAGE_LIMITS.iter().any(|(p, _)| p == path), "{path} has no message limit");
     }
@@ -329,6 +343,7 @@ fn every_request_element_fits_its_reservation() {
         ("UserBinding", size_of::<pb::UserBinding>()),
         ("TenantPolicy", size_of::<pb::TenantPolicy>()),
         ("DeniedOperation", size_of::<pb::DeniedOperation>()),
+        ("ImportTenantStart", size_of::<pb::ImportTenantStart>()),
         ("u64", size_of::<u64>()),
     ];
     for (name, size) in sizes {

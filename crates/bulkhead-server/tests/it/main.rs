@@ -3,6 +3,7 @@
 //! (`serve`, `admin`, `client`, the embedded commands, `bench`) are in `crates/bulkhead-cli/tests/it/`.
 
 mod admission;
+mod archive;
 mod auth;
 mod certs;
 mod config;

@@ -438,6 +438,66 @@ class RevokeAllApiKeysResponse(_message.Message):
     revoked: int
     def __init__(self, revoked: _Optional[int] = ...) -> None: ...
 
+class ExportTenantRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class ArchiveChunk(_message.Message):
+    __slots__ = ("data", "summary")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    summary: ExportTenantSummary
+    def __init__(self, data: _Optional[bytes] = ..., summary: _Optional[_Union[ExportTenantSummary, _Mapping]] = ...) -> None: ...
+
+class ExportTenantSummary(_message.Message):
+    __slots__ = ("archive_id", "points", "records", "bytes")
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    archive_id: str
+    points: int
+    records: int
+    bytes: int
+    def __init__(self, archive_id: _Optional[str] = ..., points: _Optional[int] = ..., records: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class ImportTenantRequest(_message.Message):
+    __slots__ = ("start", "chunk")
+    START_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    start: ImportTenantStart
+    chunk: bytes
+    def __init__(self, start: _Optional[_Union[ImportTenantStart, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class ImportTenantStart(_message.Message):
+    __slots__ = ("new_name", "tier")
+    NEW_NAME_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    new_name: str
+    tier: str
+    def __init__(self, new_name: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
+
+class ImportTenantResponse(_message.Message):
+    __slots__ = ("tenant", "archive_id", "rekeyed", "points", "records", "index_records", "bytes")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    REKEYED_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    tenant: Tenant
+    archive_id: str
+    rekeyed: bool
+    points: int
+    records: int
+    index_records: int
+    bytes: int
+    def __init__(self, tenant: _Optional[_Union[Tenant, _Mapping]] = ..., archive_id: _Optional[str] = ..., rekeyed: _Optional[bool] = ..., points: _Optional[int] = ..., records: _Optional[int] = ..., index_records: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
+
 class RotateTenantKeyRequest(_message.Message):
     __slots__ = ("tenant",)
     TENANT_FIELD_NUMBER: _ClassVar[int]

@@ -144,6 +144,11 @@ class Admin:
     VerifyAudit = _a("VerifyAudit", pb.VerifyAuditRequest, pb.VerifyAuditResponse, True)
     GetPolicy = _a("GetPolicy", pb.GetPolicyRequest, pb.PolicyResponse, True)
     SetPolicy = _a("SetPolicy", pb.SetPolicyRequest, pb.PolicyResponse, False)
+    # Streaming calls (server-streaming export, client-streaming import): listed so that the table
+    # names every RPC; the client has no method for them yet (use `bulkhead admin export-tenant`
+    # and `import-tenant`).
+    ExportTenant = _a("ExportTenant", pb.ExportTenantRequest, pb.ArchiveChunk, True)
+    ImportTenant = _a("ImportTenant", pb.ImportTenantRequest, pb.ImportTenantResponse, False)
 
 
 @dataclass(frozen=True)

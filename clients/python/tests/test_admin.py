@@ -54,6 +54,23 @@ def test_a_tenant_is_created_in_the_tier_asked_for(admin: AdminClient) -> None:
         admin.create_tenant(unique("odd"), tier="dedicated")
 
 
+def test_a_tenant_moves_between_tiers(admin: AdminClient, url: str) -> None:
+    name = unique("mover")
+    admin.create_tenant(name, tier="shared")
+    key = remember(admin.issue_key(name, "tenant-admin").token)
+    with Client(url, key) as client:
+        docs = client.create_collection("docs", dimension=2, metric="cosine")
+        docs.upsert([Point("a", [1, 0], text="one"), Point("b", [0, 1], text="two")])
+        before = [(h.id, h.score) for h in docs.search([1, 0], k=2)]
+        moved = admin.move_tenant(name, "partitioned")
+        assert moved.moved and moved.tier == "partitioned" and moved.copied > 0
+        assert admin.describe_tenant(name).placement == "partitioned"
+        assert [(h.id, h.score) for h in docs.search([1, 0], k=2)] == before
+    assert not admin.move_tenant(name, "partitioned").moved
+    with pytest.raises(InvalidArgument):
+        admin.move_tenant(name, "dedicated")
+
+
 def test_keys_issue_list_revoke_unlock(admin: AdminClient, url: str, tenant: TenantKeys) -> None:
     expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
     writer = admin.issue_key(tenant.name, "writer", label="ingest", expires=expires)

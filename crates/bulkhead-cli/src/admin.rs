@@ -88,6 +88,14 @@ enum AdminTenant {
     List,
     /// Describes a tenant.
     Describe { name: String },
+    /// Moves a tenant to another isolation tier, online (its records are copied while it serves;
+    /// its writes wait only for the switch). Returns when the switch is done.
+    Move {
+        name: String,
+        /// The tier to move it to: `partitioned` or `shared`.
+        #[arg(long)]
+        tier: String,
+    },
     /// Deletes a tenant by crypto-shredding: its keys are destroyed first, then its data. Irreversible.
     Delete {
         name: String,
@@ -181,6 +189,7 @@ pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut dyn Write) -> Resu
         AdminCommand::Tenant(AdminTenant::List) => tenant_list(s, out).await,
         AdminCommand::Tenant(AdminTenant::Describe { name }) => tenant_describe(s, out, name).await,
         AdminCommand::Tenant(AdminTenant::Delete { name, yes }) => tenant_delete(s, out, name, yes).await,
+        AdminCommand::Tenant(AdminTenant::Move { name, tier }) => tenant_move(s, out, name, tier).await,
         AdminCommand::Key(AdminKey::Issue(issue)) => key_issue(s, out, issue).await,
         AdminCommand::Key(AdminKey::List { tenant }) => key_list(s, out, tenant).await,
         AdminCommand::Key(AdminKey::Revoke(key)) => key_revoke(s, out, key).await,
@@ -395,6 +404,31 @@ async fn tenant_delete(
     out.record(
         || json!({ "deleted": name, "revoked_keys": deleted.revoked_keys }),
         || format!("deleted tenant {name}: keys destroyed, {} API keys revoked", deleted.revoked_keys),
+    )
+}
+
+async fn tenant_move(
+    s: &mut AdminSession<'_>,
+    out: &mut Output<'_>,
+    name: String,
+    tier: String,
+) -> Result<()> {
+    let request = s.request(pb::MoveTenantRequest { tenant: name.clone(), tier })?;
+    let moved = s.rpc.move_tenant(request).await.map_err(s.failed())?.into_inner();
+    out.record(
+        || {
+            json!({
+                "tenant": name, "tier": moved.tier, "moved": moved.moved,
+                "copied": moved.copied, "rounds": moved.rounds,
+            })
+        },
+        || match moved.moved {
+            true => format!(
+                "moved tenant {name} to the {} tier: {} records copied in {} rounds",
+                moved.tier, moved.copied, moved.rounds
+            ),
+            false => format!("tenant {name} is in the {} tier already", moved.tier),
+        },
     )
 }
 

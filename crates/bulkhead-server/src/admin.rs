@@ -126,6 +126,25 @@ impl Admin for AdminService {
         .await
     }
 
+    async fn move_tenant(
+        &self,
+        request: Request<pb::MoveTenantRequest>,
+    ) -> Result<Response<pb::MoveTenantResponse>, Status> {
+        self.call(request, "admin-move-tenant", |db, req| {
+            let name = tenant_name(req.tenant)?;
+            let tier = Placement::from_name(&req.tier)
+                .ok_or_else(|| Status::invalid_argument("tier must be `partitioned` or `shared`"))?;
+            let done = db.operator().move_tenant(&name, tier, |_| {}).map_err(status::from_storage)?;
+            Ok(pb::MoveTenantResponse {
+                tier: tier.name().to_owned(),
+                moved: done.switched,
+                copied: done.copied,
+                rounds: done.rounds,
+            })
+        })
+        .await
+    }
+
     async fn revoke_all_api_keys(
         &self,
         request: Request<pb::RevokeAllApiKeysRequest>,

@@ -65,8 +65,9 @@ pub(crate) fn audit_page(limit: u32) -> Result<usize, tonic::Status> {
 /// [`REQUEST_TIMEOUT_MS`] as a duration.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(REQUEST_TIMEOUT_MS);
 
-/// The default deadline of `ExportTenant` and `ImportTenant`, in milliseconds (one hour): a
-/// tenant archive of many gigabytes takes longer than [`REQUEST_TIMEOUT_MS`] to stream. A client's
+/// The default deadline of `ExportTenant`, `ImportTenant` and `MoveTenant`, in milliseconds (one
+/// hour): a tenant archive of many gigabytes takes longer than [`REQUEST_TIMEOUT_MS`] to stream, and
+/// a tier move to copy. A client's
 /// own `grpc-timeout` shortens it, never lengthens it. The call holds one work permit of
 /// [`MAX_CONCURRENT_WORK`] until it ends; past its deadline an export stops and an import is
 /// abandoned (nothing of it stays), unless it had already committed.
@@ -84,10 +85,10 @@ pub const MAX_ARCHIVE_CHUNK_BYTES: usize = 1024 * 1024;
 /// bounded channel each way): the memory of one call in flight is a few chunks.
 pub(crate) const ARCHIVE_CHANNEL_CHUNKS: usize = 2;
 
-/// The paths of the archive calls, which get [`ARCHIVE_TIMEOUT_MS`] instead of
-/// [`REQUEST_TIMEOUT_MS`].
-pub(crate) const ARCHIVE_METHODS: [&str; 2] =
-    ["/bulkhead.v1.Admin/ExportTenant", "/bulkhead.v1.Admin/ImportTenant"];
+/// The paths of the calls that carry a whole tenant (its archive, a tier move), which get
+/// [`ARCHIVE_TIMEOUT_MS`] instead of [`REQUEST_TIMEOUT_MS`].
+pub(crate) const ARCHIVE_METHODS: [&str; 3] =
+    ["/bulkhead.v1.Admin/ExportTenant", "/bulkhead.v1.Admin/ImportTenant", "/bulkhead.v1.Admin/MoveTenant"];
 
 /// The paths of the methods whose request is a stream of messages (every other request is one
 /// message, and a second is refused): each message has the method's limit and its own
@@ -262,6 +263,7 @@ pub const REQUEST_MESSAGE_LIMITS: &[(&str, MessageLimit)] = &[
     ("/bulkhead.v1.Admin/ListTenants", SMALL),
     ("/bulkhead.v1.Admin/DescribeTenant", SMALL),
     ("/bulkhead.v1.Admin/DeleteTenant", SMALL),
+    ("/bulkhead.v1.Admin/MoveTenant", SMALL),
     ("/bulkhead.v1.Admin/IssueApiKey", PRINCIPAL),
     ("/bulkhead.v1.Admin/ListApiKeys", SMALL),
     ("/bulkhead.v1.Admin/RevokeApiKey", SMALL),

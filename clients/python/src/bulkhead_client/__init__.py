@@ -52,6 +52,7 @@ from ._types import (
     RotationStatus,
     StoredPoint,
     Tenant,
+    TierMove,
 )
 
 __version__ = "0.1.0"
@@ -97,6 +98,7 @@ __all__ = [
     "RotationStatus",
     "StoredPoint",
     "Tenant",
+    "TierMove",
     "Unauthenticated",
     "Unavailable",
     "where",

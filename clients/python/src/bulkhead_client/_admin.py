@@ -33,6 +33,7 @@ from ._types import (
     Role,
     RotationStatus,
     Tenant,
+    TierMove,
 )
 
 __all__ = ["AdminClient"]
@@ -87,6 +88,13 @@ class AdminClient:
 
     def describe_tenant(self, name: str) -> Tenant:
         return tenant_from_proto(self._caller.call(Admin.DescribeTenant, pb.DescribeTenantRequest(name=name)))
+
+    def move_tenant(self, name: str, tier: str) -> TierMove:
+        """Moves a tenant to another tier ("partitioned" or "shared") online: it keeps serving while
+        its records are copied; its writes wait only for the switch. Returns when the switch is done.
+        Not retried on UNAVAILABLE (a second move would find it moved, or a move running)."""
+        done = self._caller.call(Admin.MoveTenant, pb.MoveTenantRequest(tenant=name, tier=tier))
+        return TierMove(tier=done.tier, moved=done.moved, copied=done.copied, rounds=done.rounds)
 
     def delete_tenant(self, name: str) -> int:
         """Crypto-shreds a tenant: its keys and API keys are destroyed first, then its data.

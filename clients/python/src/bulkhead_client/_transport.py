@@ -132,6 +132,7 @@ class Admin:
     ListTenants = _a("ListTenants", pb.ListTenantsRequest, pb.ListTenantsResponse, True)
     DescribeTenant = _a("DescribeTenant", pb.DescribeTenantRequest, pb.Tenant, True)
     DeleteTenant = _a("DeleteTenant", pb.DeleteTenantRequest, pb.DeleteTenantResponse, False)
+    MoveTenant = _a("MoveTenant", pb.MoveTenantRequest, pb.MoveTenantResponse, False)
     IssueApiKey = _a("IssueApiKey", pb.IssueApiKeyRequest, pb.IssueApiKeyResponse, False)
     ListApiKeys = _a("ListApiKeys", pb.ListApiKeysRequest, pb.ListApiKeysResponse, True)
     RevokeApiKey = _a("RevokeApiKey", pb.RevokeApiKeyRequest, pb.RevokeApiKeyResponse, True)

@@ -175,6 +175,17 @@ class Tenant:
     placement: str
 
 
+@dataclass(frozen=True)
+class TierMove:
+    """What a tier move did: the tier the tenant is in now, whether it moved (False: it was there
+    already), and how many records were copied in how many rounds."""
+
+    tier: str
+    moved: bool
+    copied: int
+    rounds: int
+
+
 @dataclass(frozen=True, repr=False)
 class IssuedKey:
     """A newly issued API key. `token` is the whole key, shown once: it is never in the repr."""

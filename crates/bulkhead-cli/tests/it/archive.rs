@@ -53,6 +53,16 @@ fn export_then_import_as_a_new_tenant_through_the_server() {
     let copy_key = ok(run(&["admin", "key", "issue", "acme-copy", "--role", "reader"])).trim().to_owned();
     assert_eq!(search(&copy_key), expected);
 
+    // The copy moves to its own column family online and answers the same.
+    let moved = ok(run(&["admin", "--json", "tenant", "move", "acme-copy", "--tier", "partitioned"]));
+    let moved: serde_json::Value = serde_json::from_str(moved.trim()).expect("json");
+    assert_eq!(
+        (moved["tier"].as_str(), moved["moved"].as_bool()),
+        (Some("partitioned"), Some(true)),
+        "{moved}"
+    );
+    assert_eq!(search(&copy_key), expected);
+
     // Not an archive: refused, and nothing created.
     let junk = dir.path().join("junk");
     std::fs::write(&junk, vec![7u8; 5000]).expect("junk");

@@ -472,4 +472,29 @@ async fn a_tenant_is_created_in_the_tier_asked_for_and_serves_from_it() {
     let hits =
         data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &writer)).await.expect("search").into_inner();
     assert_eq!(hits.hits.len(), 1);
+
+    // It moves to its own column family online, and answers the same from there.
+    let moving =
+        |tenant: &str, tier: &str| pb::MoveTenantRequest { tenant: tenant.into(), tier: tier.into() };
+    let moved =
+        admin.move_tenant(req(moving("small", "partitioned"), token)).await.expect("move").into_inner();
+    assert!(moved.moved && moved.tier == "partitioned" && moved.copied > 0, "{moved:?}");
+    let described = admin
+        .describe_tenant(req(pb::DescribeTenantRequest { name: "small".into() }, token))
+        .await
+        .expect("describe")
+        .into_inner();
+    assert_eq!(described.placement, "partitioned");
+    let again =
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &writer)).await.expect("search").into_inner();
+    assert_eq!(again.hits, hits.hits, "the same answer from the new tier");
+    let stay =
+        admin.move_tenant(req(moving("small", "partitioned"), token)).await.expect("no-op").into_inner();
+    assert!(!stay.moved, "already there: nothing copied");
+    let odd = admin.move_tenant(req(moving("small", "dedicated"), token)).await.expect_err("no such tier");
+    assert_eq!(odd.code(), Code::InvalidArgument);
+    let ghost = admin.move_tenant(req(moving("ghost", "shared"), token)).await.expect_err("no such tenant");
+    assert_eq!(ghost.code(), Code::NotFound);
+    let refused = admin.move_tenant(req(moving("small", "shared"), &writer)).await.expect_err("a tenant key");
+    assert_eq!(refused.code(), Code::PermissionDenied);
 }

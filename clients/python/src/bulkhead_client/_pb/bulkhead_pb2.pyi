@@ -426,6 +426,26 @@ class DeleteTenantResponse(_message.Message):
     revoked_keys: int
     def __init__(self, revoked_keys: _Optional[int] = ...) -> None: ...
 
+class MoveTenantRequest(_message.Message):
+    __slots__ = ("tenant", "tier")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    tier: str
+    def __init__(self, tenant: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
+
+class MoveTenantResponse(_message.Message):
+    __slots__ = ("tier", "moved", "copied", "rounds")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    moved: bool
+    copied: int
+    rounds: int
+    def __init__(self, tier: _Optional[str] = ..., moved: _Optional[bool] = ..., copied: _Optional[int] = ..., rounds: _Optional[int] = ...) -> None: ...
+
 class RevokeAllApiKeysRequest(_message.Message):
     __slots__ = ("tenant",)
     TENANT_FIELD_NUMBER: _ClassVar[int]

@@ -29,9 +29,14 @@ fn with_key<T>(message: T, token: &str) -> client::Request<T> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_whose_keys_do_not_open_is_unavailable_and_the_others_serve() {
     let dir = TestDir::new();
-    let (broken, tokens) = {
+    let (broken, tokens, archive) = {
         let db = dir.open();
         let broken = seed(&db, "broken", Placement::Shared);
+        // Its backup, taken while it was whole.
+        let mut archive = Vec::new();
+        db.operator()
+            .export_tenant(&TenantName::new("broken").expect("name"), &mut archive, &mut |_| {})
+            .expect("export");
         seed(&db, "shared-ok", Placement::Shared);
         seed(&db, "own-ok", Placement::OwnColumnFamily);
         let mut tokens = Vec::new();
@@ -42,7 +47,7 @@ async fn a_tenant_whose_keys_do_not_open_is_unavailable_and_the_others_serve() {
                 .expect("key");
             tokens.push(key.token);
         }
-        (broken, tokens)
+        (broken, tokens, archive)
     };
     {
         // The broken tenant's data key (generation 1) no longer opens.
@@ -95,10 +100,16 @@ async fn a_tenant_whose_keys_do_not_open_is_unavailable_and_the_others_serve() {
         .map(|e| e.outcome)
         .collect();
     assert_eq!(marked, ["keyring-corrupt"]);
-    // It can still be deleted (crypto-shredded), which needs none of its keys.
-    db.delete_tenant(&TenantName::new("broken").expect("name")).expect("a broken tenant is deleted");
+    // It can still be deleted (crypto-shredded), which needs none of its keys, and restored from
+    // its backup under its own uid, which is served again (with a new key: keys are not archived).
+    let name = TenantName::new("broken").expect("name");
+    db.delete_tenant(&name).expect("a broken tenant is deleted");
     let hits = data.search(with_key(search(), &tokens[1])).await.expect("served").into_inner().hits;
     assert_eq!(hits.len(), 3);
+    db.operator().import_tenant(&mut &archive[..], None, None, &mut |_| {}).expect("restore");
+    let key = db.operator().issue_api_key(&name, bulkhead_query::Role::Reader, "k", None).expect("key");
+    let hits = data.search(with_key(search(), &key.token)).await.expect("restored").into_inner().hits;
+    assert!(hits.len() == 3 && hits.iter().all(|h| h.text.starts_with("broken")), "{hits:?}");
 
     stop.send(()).expect("stop");
     serving.await.expect("task").expect("served");

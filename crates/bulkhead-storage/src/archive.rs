@@ -733,6 +733,8 @@ impl Store {
         self.commit_registry(&mut reserved, batch, &registry_key, &layout::encode(&record))?;
         pending.committed();
         guard.committed = true;
+        // A tenant restored under the uid of one that was unavailable (and deleted) is served.
+        self.unavailable.write().remove(&uid);
         Ok(TenantInfo { name: name.clone(), uid, created_ms, placement: record.placement })
     }
 }

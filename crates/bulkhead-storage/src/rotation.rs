@@ -293,6 +293,8 @@ impl Store {
         }
         drop(fence);
         self.key_cache.remove_tenant(info.uid);
+        // Its uid may come back, restored from an archive: it starts with a clean slate.
+        self.unavailable.write().remove(&info.uid);
         // The keys are gone on disk; forget them in memory too. Handles still open keep a copy only
         // until they are dropped, and cannot commit (`deleted`).
         self.tenants.write().remove(&info.uid);

@@ -30,6 +30,7 @@ use crate::layout::{
 };
 use crate::registry::TenantInfo;
 use crate::store::{Durability, Store, system_family};
+use crate::tenant::Location;
 use bulkhead_crypto::{
     ArchiveKey, DataKey, OwnerCipher, Purpose, SealContext, constant_time_eq, random_bytes,
 };
@@ -641,13 +642,8 @@ impl Store {
                 "an import marker names a tenant that exists; only the marker is removed"
             );
         } else {
-            let own = layout::tenant_cf_name(&TenantUid::from_bytes(*uid));
-            if db.family(&own).is_some() {
-                db.drop_family(&own)?;
-            }
-            if let Some(shared) = db.family(layout::SHARED_CF) {
-                let (from, to) = layout::tenant_key_range(&TenantUid::from_bytes(*uid));
-                batch.delete_range(&shared, from, to);
+            for placement in [Placement::OwnColumnFamily, Placement::Shared] {
+                Location::clear(db, &TenantUid::from_bytes(*uid), placement, &mut batch)?;
             }
         }
         batch.delete(&sys, &marker);

@@ -173,22 +173,12 @@ impl Store {
     /// Removes a tenant's records from one place: its own column family is dropped, its prefix in
     /// the shared one deleted (and compacted away).
     fn remove_copy(&self, uid: TenantUid, placement: Placement) -> Result<()> {
-        let location = Location::of(&uid, placement);
-        match placement {
-            Placement::OwnColumnFamily => {
-                if self.db.family(&location.family_name).is_some() {
-                    self.db.drop_family(&location.family_name)?;
-                }
-            }
-            Placement::Shared => {
-                if let Some(shared) = self.db.family(&location.family_name) {
-                    let (from, to) = layout::tenant_key_range(&uid);
-                    let mut batch = Batch::default();
-                    batch.delete_range(&shared, &from, &to);
-                    self.db.write(batch, Durability::Fsync)?;
-                    self.db.compact_to_bottom(&shared, &from, &to);
-                }
-            }
+        let mut batch = Batch::default();
+        Location::clear(&self.db, &uid, placement, &mut batch)?;
+        self.db.write(batch, Durability::Fsync)?;
+        if let (Placement::Shared, Some(shared)) = (placement, self.db.family(layout::SHARED_CF)) {
+            let (from, to) = layout::tenant_key_range(&uid);
+            self.db.compact_to_bottom(&shared, &from, &to);
         }
         Ok(())
     }

@@ -46,6 +46,26 @@ impl Location {
     pub(crate) fn family<'e>(&self, db: &'e Engine) -> Result<Family<'e>> {
         db.family(&self.family_name).ok_or(StorageError::NotFound { what: "tenant" })
     }
+
+    /// Removes a tenant's records from one place: its own column family is dropped at once; its
+    /// prefix of the shared one is range-deleted in `batch`, to commit with what the caller commits.
+    /// A place that does not exist holds nothing to remove.
+    pub(crate) fn clear(db: &Engine, uid: &TenantUid, placement: Placement, batch: &mut Batch) -> Result<()> {
+        let location = Location::of(uid, placement);
+        match placement {
+            Placement::OwnColumnFamily if db.family(&location.family_name).is_some() => {
+                db.drop_family(&location.family_name)?;
+            }
+            Placement::OwnColumnFamily => {}
+            Placement::Shared => {
+                if let Some(shared) = db.family(&location.family_name) {
+                    let (from, to) = layout::tenant_key_range(uid);
+                    batch.delete_range(&shared, from, to);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A loaded tenant: its keys and write state. Shared by every handle of the tenant.

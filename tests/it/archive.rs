@@ -134,7 +134,7 @@ fn assert_shared_family_holds_only(data: &Path, tenants: &[[u8; 16]], gone: Opti
     let raw = raw_db(data);
     if let Some(uid) = gone {
         for kind in [b'P', b'V', b'C'] {
-            let place = ("shared".to_owned(), uid);
+            let place = crate::util::Place { dir: data.to_owned(), cf: "shared".to_owned(), uid };
             assert!(tenant_records(&raw, &place, kind).is_empty(), "records under the failed import's uid");
         }
     }
@@ -452,7 +452,12 @@ fn a_round_trip_into_the_shared_tier_answers_identically() {
     assert!(!families(&target.data()).contains(&format!("t-{}", hex::encode(acme))));
     let raw = raw_db(&target.data());
     assert_eq!(
-        tenant_records(&raw, &("shared".to_owned(), acme), b'P').len() as u64,
+        tenant_records(
+            &raw,
+            &crate::util::Place { dir: target.data(), cf: "shared".to_owned(), uid: acme },
+            b'P'
+        )
+        .len() as u64,
         summary.progress.points
     );
     drop(raw);

@@ -1,5 +1,6 @@
 //! Ciphertext is bound to its place: a sealed value copied at the RocksDB level into another tenant's
-//! column family, or under another record key, fails to open with an integrity error.
+//! column family (or dedicated instance), or under another record key, fails to open with an
+//! integrity error.
 
 use crate::util::{TIERS, TestDir, place, raw_db, tenant, tenant_records};
 use bulkhead_query::{DocId, Metric, NewPoint, Placement, QueryError, StorageError};
@@ -33,29 +34,34 @@ fn values_moved_between_tenants_or_keys_fail_to_open_in(tier: Placement) {
             ];
             t.upsert("docs", &points).expect("upsert");
         }
-        (place(&db, "alpha"), place(&db, "beta"))
+        (place(&db, &dir.data(), "alpha"), place(&db, &dir.data(), "beta"))
     };
-    let (cf_a, cf_b) = (&place_a.0, &place_b.0);
 
     {
-        let raw = raw_db(&dir.data());
+        // One raw instance per directory: both tenants' in the shared and partitioned tiers, one
+        // each in the dedicated tier.
+        let raw_a = raw_db(&place_a.dir);
+        let raw_b = (place_b.dir != place_a.dir).then(|| raw_db(&place_b.dir));
+        let raw_b = raw_b.as_ref().unwrap_or(&raw_a);
         for kind in [b'P', b'V'] {
-            let a = tenant_records(&raw, &place_a, kind);
-            let b = tenant_records(&raw, &place_b, kind);
+            let a = tenant_records(&raw_a, &place_a, kind);
+            let b = tenant_records(raw_b, &place_b, kind);
             assert_eq!((a.len(), b.len()), (2, 2));
-            // Tenant A's sealed value goes under tenant B's key for a point, in B's column family;
-            // and inside A, one point's value goes under the other point's key.
-            let cf_b_handle = raw.cf_handle(cf_b).expect("cf");
-            raw.put_cf(&cf_b_handle, &b[0].0, &a[0].1).expect("put");
-            raw.put_cf(&cf_b_handle, &b[1].0, &a[1].1).expect("put");
-            let cf_a_handle = raw.cf_handle(cf_a).expect("cf");
-            raw.put_cf(&cf_a_handle, &a[0].0, &a[1].1).expect("put");
+            // Tenant A's sealed value goes under tenant B's key for a point, in B's place; and
+            // inside A, one point's value goes under the other point's key.
+            let cf_b_handle = raw_b.cf_handle(&place_b.cf).expect("cf");
+            raw_b.put_cf(&cf_b_handle, &b[0].0, &a[0].1).expect("put");
+            raw_b.put_cf(&cf_b_handle, &b[1].0, &a[1].1).expect("put");
+            let cf_a_handle = raw_a.cf_handle(&place_a.cf).expect("cf");
+            raw_a.put_cf(&cf_a_handle, &a[0].0, &a[1].1).expect("put");
         }
-        raw.flush_wal(true).expect("flush");
+        raw_a.flush_wal(true).expect("flush");
+        raw_b.flush_wal(true).expect("flush");
     }
 
     let db = dir.open();
-    assert_eq!(cf_a == cf_b, tier == Placement::Shared, "{tier:?}: where the tenants live");
+    let same_family = place_a.dir == place_b.dir && place_a.cf == place_b.cf;
+    assert_eq!(same_family, tier == Placement::Shared, "{tier:?}: where the tenants live");
     for name in ["alpha", "beta"] {
         let scope = db
             .operator()

@@ -1,7 +1,8 @@
 //! Isolation tiers (issue 10): a shared-tier tenant lives in the one shared column family under its
 //! uid prefix, costs no column family, is deleted with one range delete, and rotates only its own
-//! records. (The foundation's no-plaintext, swap and isolation tests run in every tier too:
-//! `util::TIERS`.)
+//! records; a dedicated tenant has a RocksDB instance of its own, where the operator puts it; a
+//! tenant moves between the three online. (The foundation's no-plaintext, swap and isolation tests
+//! run in every tier too: `util::TIERS`.)
 
 use crate::util::{TestDir, place, raw_db, tenant, tenant_records, vector};
 use bulkhead_query::{DocId, Metric, NewPoint, Placement, QueryError, StorageError, TenantName};
@@ -62,7 +63,7 @@ fn a_shared_tenant_is_deleted_with_one_range_delete_and_its_neighbours_keep_ever
             t.create_collection("docs", 4, Metric::L2).expect("collection");
             t.upsert("docs", &points(who, 50)).expect("upsert");
         }
-        let (gone, kept) = (place(&db, "gone"), place(&db, "kept"));
+        let (gone, kept) = (place(&db, &dir.data(), "gone"), place(&db, &dir.data(), "kept"));
         // A handle held across the deletion cannot write after it.
         let scope = db.operator().trusted_host_scope(&name("gone"), "test").expect("scope");
         let held = db.tenant(&scope).expect("tenant");
@@ -98,7 +99,7 @@ fn a_shared_tenants_rotation_reseals_its_records_and_leaves_its_neighbours_bytes
             t.create_collection("docs", 4, Metric::L2).expect("collection");
             t.upsert("docs", &points(who, 40)).expect("upsert");
         }
-        (place(&db, "rotated"), place(&db, "other"))
+        (place(&db, &dir.data(), "rotated"), place(&db, &dir.data(), "other"))
     };
     let records = |place| {
         let raw = raw_db(&dir.data());
@@ -142,9 +143,9 @@ fn answers(db: &bulkhead_query::Database, who: &str) -> (Vec<Vec<(String, u32)>>
     (searches, t.count("docs").expect("count"))
 }
 
-/// Whether the raw directory holds records of `uid` in the shared family, and whether its own
-/// family exists (the store must be closed).
-fn places(dir: &TestDir, uid: &[u8; 16]) -> (bool, bool) {
+/// Where the raw directory holds `uid`'s records: whether in the shared family, whether its own
+/// family exists, and whether its own instance does (the store must be closed).
+fn places(dir: &TestDir, uid: &[u8; 16]) -> [bool; 3] {
     let raw = raw_db(&dir.data());
     let shared = raw.cf_handle("shared").is_some_and(|cf| {
         raw.iterator_cf(&cf, rocksdb::IteratorMode::Start).any(|r| r.expect("iter").0.starts_with(uid))
@@ -154,7 +155,13 @@ fn places(dir: &TestDir, uid: &[u8; 16]) -> (bool, bool) {
         raw.iterator_cf(&cf, rocksdb::IteratorMode::Start).any(|r| r.expect("iter").0.starts_with(b"moving/"))
     });
     assert!(!moving, "no tier-move record is left after an open");
-    (shared, own)
+    let dedicated = crate::util::dedicated_instance(&dir.data().join("dedicated"), uid).exists();
+    [shared, own, dedicated]
+}
+
+/// What [`places`] finds for a tenant in `tier`.
+fn only(tier: Placement) -> [bool; 3] {
+    [tier == Placement::Shared, tier == Placement::OwnColumnFamily, tier == Placement::Dedicated]
 }
 
 #[test]
@@ -171,9 +178,8 @@ fn a_tenant_moves_between_tiers_and_answers_the_same() {
         let uid = *db.operator().tenant_info(&name("mover")).expect("info").uid.as_bytes();
         (uid, (answers(&db, "mover"), answers(&db, "stays")))
     };
-    assert_eq!(places(&dir, &uid), (true, false));
-    for (target, expected) in
-        [(Placement::OwnColumnFamily, (false, true)), (Placement::Shared, (true, false))]
+    assert_eq!(places(&dir, &uid), only(Placement::Shared));
+    for target in [Placement::OwnColumnFamily, Placement::Dedicated, Placement::Shared, Placement::Dedicated]
     {
         {
             let db = dir.open();
@@ -187,7 +193,7 @@ fn a_tenant_moves_between_tiers_and_answers_the_same() {
             let events = db.operator().audit_events(uid).expect("events");
             assert!(events.iter().any(|e| e.operation == "tenant-moved"), "the move is audited");
         }
-        assert_eq!(places(&dir, &uid), expected, "{target:?}: in exactly one place");
+        assert_eq!(places(&dir, &uid), only(target), "{target:?}: in exactly one place");
         let db = dir.open();
         assert_eq!((answers(&db, "mover"), answers(&db, "stays")), before, "same answers after a reopen");
     }
@@ -239,8 +245,8 @@ fn a_move_under_reads_and_writes_loses_no_acknowledged_write() {
         });
         // Moves back and forth until a few hundred writes have landed while they ran.
         let mut moves = 0;
-        while moves < 3 || written.load(std::sync::atomic::Ordering::Acquire) < 300 {
-            let target = [Placement::OwnColumnFamily, Placement::Shared][moves % 2];
+        while moves < 4 || written.load(std::sync::atomic::Ordering::Acquire) < 300 {
+            let target = [Placement::OwnColumnFamily, Placement::Dedicated, Placement::Shared][moves % 3];
             db.operator().move_tenant(&name("busy"), target, |_| {}).expect("move");
             moves += 1;
             assert!(moves < 1_000, "the writer made no progress");
@@ -271,16 +277,19 @@ fn a_move_killed_at_any_moment_leaves_the_tenant_whole_in_one_place() {
         drop(t);
         (*scope.tenant_uid().as_bytes(), answers(&db, "mover"))
     };
-    for (round, kill_after) in [(1, 1), (2, 2), (3, 3), (4, 5)] {
+    // Moves go partitioned, shared, dedicated and round again: the kills land in each kind of move.
+    for (round, kill_after) in [(1, 1), (2, 2), (3, 3), (4, 5), (5, 4), (6, 7)] {
         crate::util::crash_child(&dir, bulkhead_tests::crash::Workload::TierMove, round, kill_after);
         let placement = {
             let db = dir.open();
             assert_eq!(answers(&db, "mover"), before, "round {round}: the tenant answers as before");
             db.operator().tenant_info(&name("mover")).expect("info").placement
         };
-        let (shared, own) = places(&dir, &uid);
-        assert!(shared != own, "round {round}: in exactly one place ({shared}, {own})");
-        assert_eq!(own, placement == Placement::OwnColumnFamily, "round {round}: where the registry says");
+        assert_eq!(
+            places(&dir, &uid),
+            only(placement),
+            "round {round}: in one place, where the registry says"
+        );
     }
 }
 
@@ -322,4 +331,85 @@ fn idle_tenants_are_unloaded_past_the_limit_and_come_back_whole() {
     for i in 0..12 {
         assert_eq!(answers(&db, &format!("t{i}")).1, 15, "t{i} after a reopen");
     }
+}
+
+/// Every key of every column family of the raw instance in `dir` but `sys`.
+fn raw_keys(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let raw = raw_db(dir);
+    let mut keys = Vec::new();
+    for cf in rocksdb::DB::list_cf(&rocksdb::Options::default(), dir).expect("list") {
+        if cf == "sys" {
+            continue;
+        }
+        let handle = raw.cf_handle(&cf).expect("cf");
+        keys.extend(
+            raw.iterator_cf(&handle, rocksdb::IteratorMode::Start).map(|r| r.expect("iter").0.to_vec()),
+        );
+    }
+    keys
+}
+
+#[test]
+fn a_dedicated_tenant_has_an_instance_of_its_own_where_the_operator_puts_it() {
+    let dir = TestDir::in_tier(Placement::Dedicated);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let root = elsewhere.path().join("disk2");
+    let options = bulkhead_query::StoreOptions {
+        default_placement: Placement::Dedicated,
+        dedicated_root: Some(root.clone()),
+        ..bulkhead_query::StoreOptions::default()
+    };
+    let open = || bulkhead_query::Database::open(&dir.data(), dir.master(), options.clone()).expect("open");
+    let (solo, other, before) = {
+        let db = open();
+        for who in ["solo", "other"] {
+            let scope = tenant(&db, who);
+            let t = db.tenant(&scope).expect("tenant");
+            t.create_collection("docs", 4, Metric::L2).expect("collection");
+            t.upsert("docs", &points(who, 200)).expect("upsert");
+        }
+        db.operator().create_tenant_in(&name("small"), Placement::Shared).expect("shared tenant");
+        let scope = db.operator().trusted_host_scope(&name("small"), "test").expect("scope");
+        let t = db.tenant(&scope).expect("tenant");
+        t.create_collection("docs", 4, Metric::L2).expect("collection");
+        t.upsert("docs", &points("small", 20)).expect("upsert");
+        let uid = |who: &str| *db.operator().tenant_info(&name(who)).expect("info").uid.as_bytes();
+        (uid("solo"), uid("other"), (answers(&db, "solo"), answers(&db, "other"), answers(&db, "small")))
+    };
+    let own = |uid: &[u8; 16]| crate::util::dedicated_instance(&root, uid);
+    assert!(own(&solo).join("CURRENT").exists(), "an instance in its own directory, on the other path");
+    assert!(!dir.data().join("dedicated").exists(), "nothing under the default root");
+    // Its records are in its instance, and only there: the main instance holds none, nor the other's.
+    for uid in [solo, other] {
+        assert!(raw_keys(&dir.data()).iter().all(|k| !k.starts_with(&uid)), "no record in the main instance");
+        let keys = raw_keys(&own(&uid));
+        assert!(keys.len() >= 400, "{} keys", keys.len());
+        assert!(keys.iter().all(|k| k.starts_with(&uid)), "only its own records in its instance");
+    }
+    {
+        let db = open();
+        assert_eq!(
+            (answers(&db, "solo"), answers(&db, "other"), answers(&db, "small")),
+            before,
+            "after a reopen"
+        );
+        db.delete_tenant(&name("solo")).expect("delete");
+        assert!(!own(&solo).exists(), "deleting a dedicated tenant removes its directory");
+        assert_eq!(answers(&db, "other"), before.1, "the other dedicated tenant is untouched");
+    }
+    // A dedicated tenant whose directory is not there (moved away) is unavailable, with its cause;
+    // the others are served, and it comes back with its directory.
+    let aside = elsewhere.path().join("aside");
+    std::fs::rename(own(&other), &aside).expect("move the directory away");
+    {
+        let db = open();
+        match db.operator().trusted_host_scope(&name("other"), "test") {
+            Err(StorageError::TenantUnavailable { cause }) => assert_eq!(cause, "dedicated-instance-missing"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(answers(&db, "small"), before.2, "the others are served");
+    }
+    std::fs::rename(&aside, own(&other)).expect("put it back");
+    let db = open();
+    assert_eq!(answers(&db, "other"), before.1, "back with its directory");
 }

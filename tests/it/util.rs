@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Every isolation tier a tenant can be created in: the foundation's isolation tests run in each.
-pub const TIERS: [Placement; 2] = [Placement::OwnColumnFamily, Placement::Shared];
+pub const TIERS: [Placement; 3] = Placement::ALL;
 
 /// A data directory and a master key file in a temporary folder that is deleted on drop.
 pub struct TestDir {
@@ -103,27 +103,57 @@ pub fn raw_records(db: &rocksdb::DB, cf: &str, kind: u8) -> Vec<(Vec<u8>, Vec<u8
         .collect()
 }
 
-/// The raw name of the column family holding a tenant's records: its own (its opaque uid in hex),
-/// or the shared one.
+/// The raw name of the column family of the main instance holding a tenant's records: its own (its
+/// opaque uid in hex), or the shared one. (A dedicated tenant's records are in an instance of their
+/// own: see [`place`].)
 pub fn cf_name(db: &Database, tenant: &str) -> String {
     let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
     match info.placement {
         Placement::OwnColumnFamily => format!("t-{}", hex::encode(info.uid.as_bytes())),
         Placement::Shared => "shared".to_owned(),
+        Placement::Dedicated => panic!("a dedicated tenant has no column family in the main instance"),
     }
 }
 
-/// Where a tenant's records are: its column family (see [`cf_name`]) and its uid, the prefix of
-/// each of its keys.
-pub fn place(db: &Database, tenant: &str) -> (String, [u8; 16]) {
-    let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
-    (cf_name(db, tenant), *info.uid.as_bytes())
+/// Where a tenant's records are on disk: the RocksDB directory, the column family in it, and the
+/// tenant's uid (the prefix of each of its keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub dir: PathBuf,
+    pub cf: String,
+    pub uid: [u8; 16],
 }
 
-/// The raw (key, value) pairs of one record kind of one tenant, wherever it is placed.
-pub fn tenant_records(db: &rocksdb::DB, place: &(String, [u8; 16]), kind: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut records = raw_records(db, &place.0, kind);
-    records.retain(|(k, _)| k.starts_with(&place.1));
+/// Where the tenant `tenant` of the store over `data` has its records (the default dedicated root).
+pub fn place(db: &Database, data: &Path, tenant: &str) -> Place {
+    let info = db.operator().tenant_info(&TenantName::new(tenant).expect("name")).expect("info");
+    let uid = *info.uid.as_bytes();
+    match info.placement {
+        Placement::Dedicated => {
+            Place { dir: dedicated_instance(&data.join("dedicated"), &uid), cf: "default".to_owned(), uid }
+        }
+        Placement::OwnColumnFamily | Placement::Shared => {
+            Place { dir: data.to_owned(), cf: cf_name(db, tenant), uid }
+        }
+    }
+}
+
+/// The directory of the dedicated instance of the tenant `uid` under the dedicated root `root` (in the
+/// folder of the one data directory that uses the root), whether it exists or not.
+pub fn dedicated_instance(root: &Path, uid: &[u8; 16]) -> PathBuf {
+    let name = format!("t-{}", hex::encode(uid));
+    let folders: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|dir| dir.map(|entry| entry.expect("entry").path()).collect())
+        .unwrap_or_default();
+    assert!(folders.len() <= 1, "one data directory's folder under the root: {folders:?}");
+    folders.first().map_or_else(|| root.join("no-folder").join(&name), |folder| folder.join(&name))
+}
+
+/// The raw (key, value) pairs of one record kind of one tenant, wherever it is placed (`db` is the
+/// raw instance in `place.dir`).
+pub fn tenant_records(db: &rocksdb::DB, place: &Place, kind: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut records = raw_records(db, &place.cf, kind);
+    records.retain(|(k, _)| k.starts_with(&place.uid));
     records
 }
 

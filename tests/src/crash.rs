@@ -314,9 +314,11 @@ fn tier_moves(db: &Database, acks: &mut Acks<impl Write>) {
     let name = TenantName::new("mover").expect("name");
     for n in 0.. {
         let now = db.operator().tenant_info(&name).expect("info").placement;
+        // Round the three tiers: partitioned, shared, dedicated.
         let other = match now {
-            Placement::Shared => Placement::OwnColumnFamily,
             Placement::OwnColumnFamily => Placement::Shared,
+            Placement::Shared => Placement::Dedicated,
+            Placement::Dedicated => Placement::OwnColumnFamily,
         };
         db.operator().move_tenant(&name, other, |_| {}).expect("move");
         acks.ack(n);

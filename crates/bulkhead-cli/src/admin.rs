@@ -68,7 +68,8 @@ enum AdminCommand {
         /// Import under this name, re-keyed, instead of the archive's own.
         #[arg(long = "as")]
         as_name: Option<String>,
-        /// Its isolation tier: `partitioned` or `shared` [default: the server's --default-tier].
+        /// Its isolation tier: `partitioned`, `shared` or `dedicated` [default: the server's
+        /// --default-tier].
         #[arg(long)]
         tier: Option<String>,
     },
@@ -79,8 +80,9 @@ enum AdminTenant {
     /// Creates a tenant.
     Create {
         name: String,
-        /// Its isolation tier: `partitioned` (its own column family) or `shared` (one column family
-        /// for many small tenants) [default: the server's --default-tier].
+        /// Its isolation tier: `partitioned` (its own column family), `shared` (one column family
+        /// for many small tenants) or `dedicated` (a RocksDB instance of its own) [default: the
+        /// server's --default-tier].
         #[arg(long)]
         tier: Option<String>,
     },
@@ -92,7 +94,7 @@ enum AdminTenant {
     /// its writes wait only for the switch). Returns when the switch is done.
     Move {
         name: String,
-        /// The tier to move it to: `partitioned` or `shared`.
+        /// The tier to move it to: `partitioned`, `shared` or `dedicated`.
         #[arg(long)]
         tier: String,
     },

@@ -99,10 +99,15 @@ pub(crate) struct ServeArgs {
     /// 1024].
     #[arg(long, env = "BULKHEAD_TENANT_MAX_COLLECTIONS")]
     tenant_max_collections: Option<u32>,
-    /// The tier of a tenant created without one: `partitioned` (its own column family) or `shared`
-    /// (one column family for many small tenants) [default: partitioned].
+    /// The tier of a tenant created without one: `partitioned` (its own column family), `shared`
+    /// (one column family for many small tenants) or `dedicated` (a RocksDB instance of its own)
+    /// [default: partitioned].
     #[arg(long, env = "BULKHEAD_DEFAULT_TIER")]
     default_tier: Option<String>,
+    /// Where dedicated tenants' RocksDB instances are, one directory each; it may be on another
+    /// disk [default: dedicated/ in the data directory].
+    #[arg(long, env = "BULKHEAD_DEDICATED_DIR")]
+    dedicated_dir: Option<PathBuf>,
     /// RocksDB's block cache, shared by every column family, memtables included [default:
     /// 134217728].
     #[arg(long, env = "BULKHEAD_ROCKSDB_CACHE_BYTES")]
@@ -216,6 +221,7 @@ fn settings(
         },
         storage: StorageConfig {
             default_tier: args.default_tier.clone(),
+            dedicated_dir: args.dedicated_dir.clone(),
             cache_bytes: args.rocksdb_cache_bytes,
             write_buffer_bytes: args.rocksdb_write_buffer_bytes,
         },

@@ -79,7 +79,7 @@ impl Admin for AdminService {
                 tier => {
                     let placement = Placement::from_name(tier).ok_or_else(|| {
                         Status::invalid_argument(
-                            "tier must be `partitioned` or `shared` (or empty: the default)",
+                            "tier must be `partitioned`, `shared` or `dedicated` (or empty: the default)",
                         )
                     })?;
                     db.operator().create_tenant_in(&name, placement)
@@ -132,8 +132,9 @@ impl Admin for AdminService {
     ) -> Result<Response<pb::MoveTenantResponse>, Status> {
         self.call(request, "admin-move-tenant", |db, req| {
             let name = tenant_name(req.tenant)?;
-            let tier = Placement::from_name(&req.tier)
-                .ok_or_else(|| Status::invalid_argument("tier must be `partitioned` or `shared`"))?;
+            let tier = Placement::from_name(&req.tier).ok_or_else(|| {
+                Status::invalid_argument("tier must be `partitioned`, `shared` or `dedicated`")
+            })?;
             let done = db.operator().move_tenant(&name, tier, |_| {}).map_err(status::from_storage)?;
             Ok(pb::MoveTenantResponse {
                 tier: tier.name().to_owned(),

@@ -204,13 +204,12 @@ fn import_start(
         true => None,
         false => Some(TenantName::new(start.new_name).map_err(status::from_storage)?),
     };
-    let tier =
-        match start.tier.as_str() {
-            "" => None,
-            tier => Some(Placement::from_name(tier).ok_or_else(|| {
-                invalid("tier", "must be `partitioned` or `shared` (or empty: the default)")
-            })?),
-        };
+    let tier = match start.tier.as_str() {
+        "" => None,
+        tier => Some(Placement::from_name(tier).ok_or_else(|| {
+            invalid("tier", "must be `partitioned`, `shared` or `dedicated` (or empty: the default)")
+        })?),
+    };
     Ok((new_name, tier))
 }
 

@@ -143,9 +143,14 @@ impl QuotasConfig {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The tier of a tenant created without one: `partitioned` (the default) or `shared`.
+    /// The tier of a tenant created without one: `partitioned` (the default), `shared` or
+    /// `dedicated`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_tier: Option<String>,
+    /// Where dedicated tenants' RocksDB instances are, one directory each [default: `dedicated/`
+    /// in the data directory]. It may be on another disk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedicated_dir: Option<PathBuf>,
     /// RocksDB's block cache, shared by every column family, memtables included
     /// ([`EngineMemory::default`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,6 +234,7 @@ impl ServeConfig {
         config.validate()?;
         for path in [
             &mut config.data_dir,
+            &mut config.storage.dedicated_dir,
             &mut config.master_key_file,
             &mut config.previous_master_key_file,
             &mut config.admin_token_file,
@@ -300,7 +306,9 @@ impl ServeConfig {
         if let Some(tier) = &self.storage.default_tier
             && Placement::from_name(tier).is_none()
         {
-            return invalid(format!("storage.default_tier {tier:?} is neither `partitioned` nor `shared`"));
+            return invalid(format!(
+                "storage.default_tier {tier:?} is not `partitioned`, `shared` or `dedicated`"
+            ));
         }
         let memory = self.engine_memory();
         if (memory.cache_bytes as u64) < MIN_CACHE_BYTES
@@ -363,6 +371,7 @@ impl ServeConfig {
             },
             storage: StorageConfig {
                 default_tier: higher.storage.default_tier.or(self.storage.default_tier),
+                dedicated_dir: higher.storage.dedicated_dir.or(self.storage.dedicated_dir),
                 cache_bytes: higher.storage.cache_bytes.or(self.storage.cache_bytes),
                 write_buffer_bytes: higher.storage.write_buffer_bytes.or(self.storage.write_buffer_bytes),
             },
@@ -384,14 +393,15 @@ impl ServeConfig {
         }
     }
 
-    /// The options the server opens its store with: the default tier, RocksDB's memory and the
-    /// storage quotas.
+    /// The options the server opens its store with: the default tier, where dedicated tenants
+    /// are, RocksDB's memory and the storage quotas.
     pub fn store_options(&self) -> StoreOptions {
         let tier = self.storage.default_tier.as_deref().and_then(Placement::from_name);
         StoreOptions {
             default_quotas: self.storage_quotas(),
             default_placement: tier.unwrap_or(Placement::OwnColumnFamily),
             memory: self.engine_memory(),
+            dedicated_root: self.storage.dedicated_dir.clone(),
             ..StoreOptions::default()
         }
     }

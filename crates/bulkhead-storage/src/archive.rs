@@ -277,7 +277,13 @@ impl Store {
         // meanwhile would re-wrap the keyring the snapshot still shows under the old version.
         let master = self.master.read();
         let archive_key = master.0.archive_key(&archive_id);
-        let snapshot = self.db.snapshot();
+        let cf = state.family(&self.db)?;
+        // The keyring's view and the records' are taken with the tenant's writes held (no batch of
+        // it half-committed between two instances, no rotation step between the two views).
+        let (snapshot, records) = {
+            let _write = state.write.lock();
+            (self.db.snapshot(), self.db.snapshot_of(&cf))
+        };
         let sys = self.sys()?;
         let write =
             snapshot.get(&sys, layout::keyring_write_key(&owner))?.ok_or(StorageError::KeyringCorrupt)?;
@@ -286,7 +292,7 @@ impl Store {
         let kek = master.0.kek(&owner, master.1);
         let mut keys = Vec::new();
         let keyring_prefix = layout::keyring_prefix(&owner);
-        for item in snapshot.entries(&sys, Keys::Prefix(&keyring_prefix)) {
+        for item in snapshot.entries(&sys, Keys::Prefix(&keyring_prefix))? {
             let (key, wrapped) = item?;
             let Some((_, generation)) = layout::wrapped_key_of(&key) else { continue };
             let data_key = kek.unwrap_key(&wrapped, generation)?;
@@ -327,8 +333,7 @@ impl Store {
         for key in &keys {
             writer.push(key, report)?;
         }
-        let cf = state.family(&self.db)?;
-        for item in snapshot.entries(&cf, Keys::Prefix(&owner)) {
+        for item in records.entries(&cf, Keys::Prefix(&owner))? {
             let (key, value) = item?;
             let suffix = key.get(16..).filter(|s| !s.is_empty()).ok_or(StorageError::Codec("tenant key"))?;
             if suffix[0] == Kind::Vector as u8 {
@@ -341,7 +346,7 @@ impl Store {
             }
             let collection = TenantKeys::collection_of_key(&key).ok_or(StorageError::Codec("point key"))?;
             let tag = TenantKeys::tag_of_point_key(&key).ok_or(StorageError::Codec("point key"))?;
-            let vector = snapshot
+            let vector = records
                 .get(&cf, state.keys.point(Kind::Vector, collection, &tag))?
                 .ok_or(StorageError::Integrity)?;
             let point = ArchiveEntry::Point { collection, tag: tag.0, payload: value.into_vec(), vector };
@@ -450,11 +455,7 @@ impl Store {
             )?,
         };
         let keys = TenantKeys::new(&uid);
-        let family_name = match placement {
-            Placement::OwnColumnFamily => new.cf_name.as_str(),
-            Placement::Shared => layout::SHARED_CF,
-        };
-        let cf = self.db.family(family_name).ok_or(StorageError::NotFound { what: "tenant" })?;
+        let cf = Location::of(&uid, placement).family(&self.db)?;
         let mut batch = Batch::default();
         let mut batch_bytes = 0usize;
         let mut index_records = 0u64;
@@ -502,6 +503,9 @@ impl Store {
             entry = reader.next(report)?;
         }
         self.data_write(batch)?;
+        // The records were written without an fsync; the commit is fsynced, and must not outlive
+        // them (a dedicated instance's log is not the main one's).
+        self.db.sync_log_of(&cf)?;
         drop(cf);
         let carried_data = if rekeyed { Vec::new() } else { carried.data };
         drop(old);
@@ -607,8 +611,10 @@ impl Store {
         // From here the guard releases the place (and clears what the import wrote) if anything fails.
         let guard = ImportGuard { store: self, uid, placement, committed: false };
         let marker = layout::import_marker_key(uid.as_bytes());
-        let cf_name = layout::tenant_cf_name(&uid);
-        if self.db.get(&sys, &marker)?.is_some() || self.db.family(&cf_name).is_some() {
+        let left = [Placement::OwnColumnFamily, Placement::Dedicated]
+            .into_iter()
+            .any(|own| Location::of(&uid, own).family(&self.db).is_ok());
+        if self.db.get(&sys, &marker)?.is_some() || left {
             // No keyring entry, no import running: what an import the process did not survive left.
             tracing::warn!(tenant = %uid.short(), "clearing the records of an interrupted import");
             Self::clear_import(&self.db, uid.as_bytes())?;
@@ -616,13 +622,7 @@ impl Store {
         let mut batch = Batch::default();
         batch.put(&sys, &marker, []);
         self.sys_write(batch)?;
-        match placement {
-            Placement::OwnColumnFamily => self.db.create_family(&cf_name)?,
-            Placement::Shared if self.db.family(layout::SHARED_CF).is_none() => {
-                self.db.create_family(layout::SHARED_CF)?;
-            }
-            Placement::Shared => {}
-        }
+        Location::of(&uid, placement).make(&self.db)?;
         Ok(guard)
     }
 
@@ -642,7 +642,7 @@ impl Store {
                 "an import marker names a tenant that exists; only the marker is removed"
             );
         } else {
-            for placement in [Placement::OwnColumnFamily, Placement::Shared] {
+            for placement in Placement::ALL {
                 Location::clear(db, &TenantUid::from_bytes(*uid), placement, &mut batch)?;
             }
         }

@@ -26,8 +26,14 @@ impl Store {
         let sys = system_family(db)?;
         match db.get(&sys, layout::META_MASTER_VERSION)? {
             // A system column family with data but no master version is damaged: initialising it
-            // would overwrite the registry's keys and lose every tenant.
-            None if db.entries(&sys, Keys::All).next().is_some() => Err(StorageError::KeyringCorrupt),
+            // would overwrite the registry's keys and lose every tenant. (The data directory's id,
+            // which the engine writes when it first opens, is not such data.)
+            None if db
+                .entries(&sys, Keys::All)
+                .any(|entry| entry.map_or(true, |(key, _)| &*key != layout::META_STORE_ID)) =>
+            {
+                Err(StorageError::KeyringCorrupt)
+            }
             None => Self::init_keyring(db, master),
             Some(version) => Self::check_keyring(db, master, layout::be_u32(&version)?),
         }

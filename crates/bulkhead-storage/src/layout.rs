@@ -20,6 +20,8 @@
 //! sys             "keylock/" key id                          sealed KeyLockRecord       system.rs
 //! sys             "place/" uid                               control: Placement         system.rs
 //! sys             "moving/" uid                              control: a tier move       system.rs
+//! sys             "meta/store-id"                            16 random bytes            engine/dedicated.rs
+//! sys             "intent-done/" "t-" uid hex                u64 BE last intent done    engine/dedicated.rs
 //! sys             "audit/" uid seq                           audit event (V1 or V2)     audit.rs
 //! sys             "auditck/" uid                             Checkpoint                 audit.rs
 //! sys             "audithead/" uid                           Anchor                     audit.rs
@@ -32,6 +34,9 @@
 //! "t-" uid hex    uid 'P' coll tag / uid 'V' coll tag        sealed payload / vector    tenant.rs
 //! "t-" uid hex    uid 'J' coll / uid 'I' coll segment chunk  sealed index head / chunk  tenant.rs
 //! "shared"        the same keys, of every shared-tier tenant                            tenant.rs
+//! a dedicated tenant's own instance, in `<dedicated root>/<store id hex>/t-<uid hex>`:
+//! "default"       the same keys, of that tenant alone                                   tenant.rs
+//! "intent"        u64 BE number                              a main-instance batch      engine/dedicated.rs
 //! ```
 //!
 //! A tenant archive, the file `Store::export_tenant` writes (not a RocksDB record), is drawn in

@@ -1,10 +1,11 @@
-//! Bulkhead's storage: one RocksDB instance holding a sealed registry and keyring, and one column family
-//! per tenant whose records are sealed under that tenant's keys.
+//! Bulkhead's storage: one RocksDB instance holding a sealed registry and keyring, and tenants' records,
+//! sealed under each tenant's keys, in a column family of their own, in one shared by many small
+//! tenants, or in a RocksDB instance of their own (the three tiers, [`Placement`]).
 //!
 //! The only way to a tenant's records is [`Store::tenant`], which demands a [`TenantScope`]; scopes are
 //! minted only by [`Store::authenticate`] (an API key) and [`Store::trusted_host_scope`], both in
-//! `auth.rs`. This is the only crate that names `rocksdb`, and `engine.rs` the only file in it that
-//! does. Byte layouts are all in `layout.rs` and the files below `layout/`.
+//! `auth.rs`. This is the only crate that names `rocksdb`, and `engine.rs` and `engine/dedicated.rs`
+//! the only files in it that do. Byte layouts are all in `layout.rs` and the files below `layout/`.
 
 mod archive;
 mod audit;

@@ -10,6 +10,7 @@ use crate::keyring::ENCRYPTION_RESERVATION;
 use crate::layout::{self, ApiKeyRecord, Placement, SYS_CF, SYSTEM_OWNER, TenantRecord};
 use crate::scope::{KeyBinding, Role};
 use crate::store::Store;
+use crate::tenant::Location;
 use bulkhead_crypto::{DataKey, OwnerCipher, Purpose, SealContext, random_bytes};
 use std::fmt;
 
@@ -121,18 +122,10 @@ impl Store {
             created_ms: self.now_ms(),
             placement,
         };
-        // The column family first: if we crash after this, an orphan empty column family remains,
-        // which open drops; the registry entry below is what makes the tenant exist. The shared
-        // family is made once, by the first shared tenant.
-        let family = match placement {
-            Placement::OwnColumnFamily => Some(layout::tenant_cf_name(&uid)),
-            Placement::Shared => {
-                self.db.family(layout::SHARED_CF).is_none().then(|| layout::SHARED_CF.to_owned())
-            }
-        };
-        if let Some(family) = family {
-            self.db.create_family(&family)?;
-        }
+        // The place first: if we crash after this, an orphan empty column family (or instance)
+        // remains, which open drops; the registry entry below is what makes the tenant exist. The
+        // shared family is made once, by the first shared tenant.
+        Location::of(&uid, placement).make(&self.db)?;
         let kek = self.kek(uid.as_bytes());
         let (naming, data) = (DataKey::generate(0), DataKey::generate(1));
         let mut batch = Batch::default();

@@ -68,7 +68,9 @@ impl Store {
     pub fn start_automatic_rotation(&self, uid: TenantUid) -> Result<RotationProgress> {
         let state = self.load_tenant(uid)?;
         let total = match state.placement() {
-            Placement::OwnColumnFamily => self.db.estimated_keys(&state.family(&self.db)?)?.unwrap_or(0),
+            Placement::OwnColumnFamily | Placement::Dedicated => {
+                self.db.estimated_keys(&state.family(&self.db)?)?.unwrap_or(0)
+            }
             Placement::Shared => self.count_sealed(&state)?,
         };
         self.start_rotation(uid, total)
@@ -233,7 +235,8 @@ impl Store {
 
     /// Crypto-shreds a tenant: destroys its wrapped keys, registry entry and API keys, and deletes
     /// its records in the shared column family with one range delete (one fsynced batch, whatever
-    /// the tenant's size), then drops its own column family if it has one. The tenant's writes are
+    /// the tenant's size), then drops its own column family or removes its own instance if it has
+    /// one. The tenant's writes are
     /// fenced meanwhile, and any write still waiting is refused. Returns how many API keys were
     /// revoked with it.
     pub fn delete_tenant(&self, name: &TenantName) -> Result<usize> {
@@ -303,6 +306,9 @@ impl Store {
         if self.db.family(&own).is_some() {
             self.db.drop_family(&own)?;
         }
+        // A dedicated tenant's instance is closed and its directory removed once no handle
+        // still holds it (those cannot commit: `deleted`).
+        self.db.remove_dedicated(&own)?;
         self.purge_destroyed(&purged)?;
         if let Some(shared) = &shared {
             // The range delete hides the records at once; this rewrites the table files that held

@@ -205,8 +205,9 @@ impl TenantHandle<'_> {
     ) -> Result<Vec<(SavedSegment, Result<Zeroizing<Vec<u8>>>)>> {
         self.check_owner(collection)?;
         let db = &self.store.db;
+        let cf = self.cf()?;
         let head_key = self.state.keys.index_head(collection.number);
-        let Some(sealed) = db.get_pinned(&self.cf()?, &head_key)? else { return Ok(Vec::new()) };
+        let Some(sealed) = db.get_pinned(&cf, &head_key)? else { return Ok(Vec::new()) };
         let plain = self.state.open(Purpose::IndexSnapshots, &head_key, &sealed)?;
         let segments = IndexSegmentsRecord::decode(&plain)?;
         Ok(segments
@@ -225,6 +226,7 @@ impl TenantHandle<'_> {
         head: &IndexHeadRecord,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let db = &self.store.db;
+        let cf = self.cf()?;
         let keys = &self.state.keys;
         let max_bytes = u64::from(head.chunks) * INDEX_CHUNK_BYTES as u64;
         if head.bytes > max_bytes || head.bytes.saturating_add(INDEX_CHUNK_BYTES as u64) <= max_bytes {
@@ -234,8 +236,7 @@ impl TenantHandle<'_> {
         let mut out = Zeroizing::new(Vec::new());
         for chunk in 0..head.chunks {
             let key = keys.index_chunk(collection.number, head.segment, chunk);
-            let sealed =
-                db.get_pinned(&self.cf()?, &key)?.ok_or(StorageError::Codec("index chunk missing"))?;
+            let sealed = db.get_pinned(&cf, &key)?.ok_or(StorageError::Codec("index chunk missing"))?;
             let plain = self.state.open(Purpose::IndexSnapshots, &key, &sealed)?;
             let full = plain.len() == INDEX_CHUNK_BYTES;
             if chunk + 1 < head.chunks && !full {

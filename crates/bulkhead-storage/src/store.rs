@@ -55,6 +55,11 @@ pub struct StoreOptions {
     /// Tenants kept loaded (keys, counters, policy) at once; past it, those no call is using are
     /// dropped, least recently used first, and loaded again from the keyring when next used.
     pub max_loaded_tenants: usize,
+    /// Where dedicated tenants' instances are, each in a directory named after the tenant
+    /// ([`Placement::Dedicated`]); `None` for `dedicated/` inside the data directory. It may be on
+    /// another disk. Moving it is moving those directories with it, with the store closed: a
+    /// dedicated tenant whose directory is not there is unavailable.
+    pub dedicated_root: Option<PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +71,7 @@ impl Default for StoreOptions {
             default_placement: Placement::OwnColumnFamily,
             memory: EngineMemory::default(),
             max_loaded_tenants: DEFAULT_MAX_LOADED_TENANTS,
+            dedicated_root: None,
         }
     }
 }
@@ -152,7 +158,8 @@ impl Store {
     ) -> Result<Store> {
         options.default_quotas.validate()?;
         std::fs::create_dir_all(path)?;
-        let (db, names) = Engine::open(path, &["default", SYS_CF], options.memory)?;
+        let dedicated_root = options.dedicated_root.clone().unwrap_or_else(|| path.join("dedicated"));
+        let (db, names) = Engine::open(path, &["default", SYS_CF], options.memory, &dedicated_root)?;
         let (master_version, system, reserved, format) = match Self::open_keyring(&db, &master) {
             Err(StorageError::WrongMasterKey { master_version }) => {
                 let Some(previous) = previous else {
@@ -204,19 +211,27 @@ impl Store {
         Ok(store)
     }
 
-    /// Drops tenant column families that no keyring entry owns: left by a crash between creating a
-    /// tenant's column family and writing its keys (`create_tenant` creates the family first). Without
-    /// keys their content, if any, could never be read.
+    /// Drops tenant column families and dedicated instances that no keyring entry owns: left by a
+    /// crash between creating a tenant's place and writing its keys (`create_tenant` makes the place
+    /// first), or between destroying a tenant's keys and removing its place. Without keys their
+    /// content, if any, could never be read.
     fn drop_orphan_column_families(db: &Engine, names: &[String]) -> Result<()> {
         let sys = system_family(db)?;
+        let orphan = |name: &str| -> Result<Option<TenantUid>> {
+            let Some(uid) = layout::tenant_cf_uid(name) else { return Ok(None) };
+            let keyless = db.get(&sys, layout::keyring_write_key(&uid))?.is_none();
+            Ok(keyless.then(|| TenantUid::from_bytes(uid)))
+        };
         for name in names {
-            let Some(uid) = layout::tenant_cf_uid(name) else { continue };
-            if db.get(&sys, layout::keyring_write_key(&uid))?.is_none() {
-                tracing::warn!(
-                    tenant = %TenantUid::from_bytes(uid).short(),
-                    "dropping an orphan tenant column family"
-                );
+            if let Some(uid) = orphan(name)? {
+                tracing::warn!(tenant = %uid.short(), "dropping an orphan tenant column family");
                 db.drop_family(name)?;
+            }
+        }
+        for name in db.dedicated_names() {
+            if let Some(uid) = orphan(&name)? {
+                tracing::warn!(tenant = %uid.short(), "removing an orphan dedicated instance");
+                db.remove_dedicated(&name)?;
             }
         }
         Ok(())
@@ -269,8 +284,8 @@ impl Store {
         self.tenants.read().len()
     }
 
-    /// How many column families the data directory has (the shared tier adds one in all, each
-    /// partitioned tenant one).
+    /// How many column families the data directory's main instance has (the shared tier adds one
+    /// in all, each partitioned tenant one; a dedicated tenant none).
     pub fn column_family_count(&self) -> Result<usize> {
         Ok(Engine::list_families(&self.path)?.len())
     }
@@ -289,6 +304,6 @@ impl Store {
                 self.db.flush(&cf)?;
             }
         }
-        Ok(())
+        self.db.flush_dedicated()
     }
 }

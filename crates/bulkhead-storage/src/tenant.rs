@@ -11,7 +11,7 @@ mod usage;
 pub(crate) use state::{Location, TenantState, WriteState};
 
 use crate::audit::AccessEvent;
-use crate::engine::{Batch, Entry, Family, Keys};
+use crate::engine::{Batch, Family, Keys};
 use crate::error::{Result, StorageError};
 use crate::ids::{CollectionName, DocId, TenantUid, limits};
 use crate::layout::{self, CollectionRecord, Kind, RecordV2, UsageRecord};
@@ -267,7 +267,8 @@ impl<'s> TenantHandle<'s> {
     pub fn list_collections(&self) -> Result<Vec<CollectionInfo>> {
         let (start, end) = self.state.keys.kind_range(Kind::Collection);
         let mut out = Vec::new();
-        for item in self.range(start, end)? {
+        let cf = self.cf()?;
+        for item in self.store.db.entries(&cf, Keys::Range(start, end)) {
             let (key, sealed) = item?;
             let record: CollectionRecord =
                 layout::decode(&self.open(Purpose::Payloads, &key, &sealed)?, "collection")?;
@@ -302,10 +303,5 @@ impl<'s> TenantHandle<'s> {
         write.usage = Some(usage);
         self.state.collections.write().remove(&collection.name);
         Ok(())
-    }
-
-    /// The tenant's records from `start` (included) to `end` (excluded), in key order.
-    fn range(&self, start: Vec<u8>, end: Vec<u8>) -> Result<impl Iterator<Item = Result<Entry>> + '_> {
-        Ok(self.store.db.entries(&self.cf()?, Keys::Range(start, end)))
     }
 }

@@ -458,3 +458,155 @@ fn a_locked_key_stays_locked_across_a_restart_until_unlocked() {
     assert!(!store.unlock_api_key(&name, &key_id).expect("again"));
     assert!(store.authenticate(&token).is_ok());
 }
+
+mod dedicated {
+    use super::*;
+    use crate::audit::AccessEvent;
+    use crate::engine::STOP_AFTER_INTENT;
+    use bulkhead_crypto::MasterKey;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        key: std::path::PathBuf,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let key = dir.path().join("k");
+            MasterKey::generate().write_new_file(&key).expect("key");
+            Fixture { dir, key }
+        }
+
+        fn open(&self) -> Store {
+            let options = StoreOptions { default_placement: Placement::Dedicated, ..StoreOptions::default() };
+            Store::open(&self.dir.path().join("db"), MasterKey::from_file(&self.key).expect("key"), options)
+                .expect("open")
+        }
+
+        /// Its dedicated instance's directory (in the data directory's one folder under the root).
+        fn instance_dir(&self, uid: &TenantUid) -> std::path::PathBuf {
+            let root = self.dir.path().join("db").join("dedicated");
+            let folder = std::fs::read_dir(&root).expect("root").next().expect("a folder").expect("entry");
+            folder.path().join(layout::tenant_cf_name(uid))
+        }
+    }
+
+    fn point(id: &str) -> NewPoint {
+        NewPoint::new(DocId::new(id).expect("id"), vec![1.0, 2.0], id)
+    }
+
+    fn name() -> TenantName {
+        TenantName::new("acme").expect("name")
+    }
+
+    /// A write whose dedicated part committed but whose main part (here its access event) did not,
+    /// as a crash between the two would leave it: the instance refuses writes, and the next open
+    /// commits the main part, so the write has its event and the chain verifies.
+    #[test]
+    fn a_write_stopped_between_the_two_instances_is_finished_at_the_next_open() {
+        let f = Fixture::new();
+        let uid = {
+            let store = f.open();
+            let info = store.create_tenant(&name()).expect("tenant");
+            assert_eq!(info.placement, Placement::Dedicated);
+            assert!(f.instance_dir(&info.uid).join("CURRENT").exists(), "its own instance");
+            let scope = store.trusted_host_scope(&name(), "test").expect("scope");
+            let t = store.tenant(&scope).expect("handle");
+            let docs =
+                t.create_collection(&CollectionName::new("docs").expect("n"), 2, Metric::L2).expect("c");
+            t.upsert(&docs, &[point("first")]).expect("upsert");
+            let before = store.audit_events(info.uid).expect("events").len();
+            t.stage_audit(AccessEvent { operation: "upsert", ..AccessEvent::default() });
+            STOP_AFTER_INTENT.with(|stop| stop.set(true));
+            let big: Vec<NewPoint> = (0..300).map(|i| point(&format!("p{i}"))).collect();
+            let stopped = t.upsert(&docs, &big);
+            assert!(matches!(stopped, Err(StorageError::Engine(_))), "{stopped:?}");
+            let refused = t.upsert(&docs, &[point("later")]);
+            assert!(
+                matches!(refused, Err(StorageError::Engine(_))),
+                "writes wait for the next open: {refused:?}"
+            );
+            assert_eq!(
+                store.audit_events(info.uid).expect("events").len(),
+                before,
+                "not in the main one yet"
+            );
+            info.uid
+        };
+        let store = f.open();
+        let scope = store.trusted_host_scope(&name(), "test").expect("scope");
+        let t = store.tenant(&scope).expect("handle");
+        let docs = t.collection(&CollectionName::new("docs").expect("n")).expect("collection");
+        assert_eq!(t.count(&docs).expect("count"), 301, "the write stands");
+        let events = store.audit_events(uid).expect("events");
+        assert_eq!(events.iter().filter(|e| e.operation == "upsert").count(), 1, "with its event");
+        let check = store.audit_verify(uid).expect("verify");
+        assert_eq!(check.first_broken, None, "{check:?}");
+        t.upsert(&docs, &[point("after")]).expect("writes go on");
+        assert_eq!(t.count(&docs).expect("count"), 302);
+    }
+
+    #[test]
+    fn a_deleted_dedicated_tenants_directory_goes_and_orphans_are_removed_at_open() {
+        let f = Fixture::new();
+        let orphan = TenantUid::from_bytes([0xab; 16]);
+        let (gone, kept) = {
+            let store = f.open();
+            let gone = store.create_tenant(&name()).expect("tenant").uid;
+            let kept = store.create_tenant(&TenantName::new("kept").expect("n")).expect("tenant").uid;
+            let scope = store.trusted_host_scope(&name(), "test").expect("scope");
+            let held = store.tenant(&scope).expect("handle");
+            let docs =
+                held.create_collection(&CollectionName::new("d").expect("n"), 2, Metric::L2).expect("c");
+            held.upsert(&docs, &[point("x")]).expect("upsert");
+            store.delete_tenant(&name()).expect("delete");
+            assert!(held.upsert(&docs, &[point("y")]).is_err(), "a held handle cannot write after");
+            drop(held);
+            assert!(!f.instance_dir(&gone).exists(), "its directory went with its last handle");
+            // What a crash between making a tenant's instance and writing its keys leaves.
+            store.db.create_dedicated(&layout::tenant_cf_name(&orphan)).expect("orphan");
+            (gone, kept)
+        };
+        assert!(f.instance_dir(&orphan).exists());
+        let store = f.open();
+        assert!(!f.instance_dir(&orphan).exists(), "an instance without keys is removed at open");
+        assert!(!f.instance_dir(&gone).exists());
+        assert!(f.instance_dir(&kept).exists(), "a real tenant's instance stays");
+        assert_eq!(store.list_tenants().expect("list").len(), 1);
+    }
+
+    /// Two data directories given one dedicated root each keep their instances in a folder of
+    /// their own: neither opens the other's, nor removes them as orphans.
+    #[test]
+    fn two_data_directories_share_a_dedicated_root_without_taking_each_others_instances() {
+        let (a, b) = (Fixture::new(), Fixture::new());
+        let root = a.dir.path().join("disk2");
+        let open = |f: &Fixture| {
+            let options = StoreOptions {
+                default_placement: Placement::Dedicated,
+                dedicated_root: Some(root.clone()),
+                ..StoreOptions::default()
+            };
+            Store::open(&f.dir.path().join("db"), MasterKey::from_file(&f.key).expect("key"), options)
+                .expect("open")
+        };
+        for round in 0..2 {
+            for f in [&a, &b] {
+                let store = open(f);
+                if round == 0 {
+                    store.create_tenant(&name()).expect("tenant");
+                    let scope = store.trusted_host_scope(&name(), "test").expect("scope");
+                    let t = store.tenant(&scope).expect("handle");
+                    let docs = t.create_collection(&CollectionName::new("d").expect("n"), 2, Metric::L2);
+                    t.upsert(&docs.expect("c"), &[point("x")]).expect("upsert");
+                }
+                let scope = store.trusted_host_scope(&name(), "test").expect("scope");
+                let t = store.tenant(&scope).expect("handle");
+                let docs = t.collection(&CollectionName::new("d").expect("n")).expect("collection");
+                assert_eq!(t.count(&docs).expect("count"), 1, "round {round}");
+            }
+        }
+        assert_eq!(std::fs::read_dir(&root).expect("root").count(), 2, "a folder each");
+    }
+}

@@ -104,11 +104,7 @@ impl Store {
         let record = [COPYING, from.to_byte(), target.to_byte()];
         batch.put(&sys, &key, layout::control_value(&self.system, &key, &record));
         self.sys_write(batch)?;
-        let name = Location::of(&uid, target).family_name;
-        if self.db.family(&name).is_none() {
-            self.db.create_family(&name)?;
-        }
-        Ok(())
+        Location::of(&uid, target).make(&self.db)
     }
 
     /// The rounds of copying, then the fenced last round and the switch. Returns where the tenant
@@ -127,7 +123,7 @@ impl Store {
         let (source, target) = (old.family(&self.db)?, to.family(&self.db)?);
         let mut before: Option<Snapshot<'_>> = None;
         loop {
-            let now = self.db.snapshot();
+            let now = self.db.snapshot_of(&source);
             let changes = copy_changes(&self.db, &source, &target, uid, before.as_ref(), &now)?;
             done.copied += changes;
             done.rounds += 1;
@@ -144,9 +140,12 @@ impl Store {
         if state.deleted.load(Ordering::Acquire) {
             return Err(StorageError::NotFound { what: "tenant" });
         }
-        let now = self.db.snapshot();
+        let now = self.db.snapshot_of(&source);
         done.copied += copy_changes(&self.db, &source, &target, uid, before.as_ref(), &now)?;
         done.rounds += 1;
+        // The copy was written without an fsync; the switch below is fsynced, and must not outlive
+        // it (a dedicated instance's log is not the main one's).
+        self.db.sync_log_of(&target)?;
         let sys = self.sys()?;
         let mut batch = Batch::default();
         let owner = uid.as_bytes();
@@ -170,8 +169,8 @@ impl Store {
         Ok(old)
     }
 
-    /// Removes a tenant's records from one place: its own column family is dropped, its prefix in
-    /// the shared one deleted (and compacted away).
+    /// Removes a tenant's records from one place: its own column family dropped or its own
+    /// instance removed, its prefix in the shared one deleted (and compacted away).
     fn remove_copy(&self, uid: TenantUid, placement: Placement) -> Result<()> {
         let mut batch = Batch::default();
         Location::clear(&self.db, &uid, placement, &mut batch)?;
@@ -231,7 +230,7 @@ fn copy_changes(
 ) -> Result<u64> {
     let prefix = uid.as_bytes();
     let old: Box<dyn Iterator<Item = Result<Entry>> + '_> = match before {
-        Some(snapshot) => Box::new(snapshot.entries(source, Keys::Prefix(prefix))),
+        Some(snapshot) => Box::new(snapshot.entries(source, Keys::Prefix(prefix))?),
         None => Box::new(std::iter::empty()),
     };
     let mut old: Peekable<_> = old.peekable();
@@ -242,7 +241,7 @@ fn copy_changes(
         *bytes = 0;
         Ok(())
     };
-    for item in now.entries(source, Keys::Prefix(prefix)) {
+    for item in now.entries(source, Keys::Prefix(prefix))? {
         let (key, value) = item?;
         // Records of `before` that sort first are gone by `now`.
         while let Some(gone) = old.next_if(|e| e.as_ref().is_ok_and(|(k, _)| k < &key)) {

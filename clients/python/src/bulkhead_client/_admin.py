@@ -77,8 +77,8 @@ class AdminClient:
 
     def create_tenant(self, name: str, tier: str | None = None) -> Tenant:
         """Creates a tenant (1 to 64 bytes of lower-case letters, digits, - and _) in `tier`:
-        "partitioned" (its own column family) or "shared" (one column family for many small
-        tenants); None: the server's default. Not retried on UNAVAILABLE; AlreadyExists if it
+        "partitioned" (its own column family), "shared" (one column family for many small
+        tenants) or "dedicated" (a RocksDB instance of its own); None: the server's default. Not retried on UNAVAILABLE; AlreadyExists if it
         exists."""
         request = pb.CreateTenantRequest(name=name, tier=tier or "")
         return tenant_from_proto(self._caller.call(Admin.CreateTenant, request))
@@ -90,7 +90,7 @@ class AdminClient:
         return tenant_from_proto(self._caller.call(Admin.DescribeTenant, pb.DescribeTenantRequest(name=name)))
 
     def move_tenant(self, name: str, tier: str) -> TierMove:
-        """Moves a tenant to another tier ("partitioned" or "shared") online: it keeps serving while
+        """Moves a tenant to another tier ("partitioned", "shared" or "dedicated") online: it keeps serving while
         its records are copied; its writes wait only for the switch. Returns when the switch is done.
         Not retried on UNAVAILABLE (a second move would find it moved, or a move running)."""
         done = self._caller.call(Admin.MoveTenant, pb.MoveTenantRequest(tenant=name, tier=tier))

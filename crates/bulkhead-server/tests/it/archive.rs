@@ -217,8 +217,8 @@ async fn bad_archives_over_grpc_are_refused_and_create_nothing() {
     assert!(refused.message().contains("must be `start`"), "{refused:?}");
     let refused = import_raw(&server, vec![start("twice", ""), chunk(&archive[..60]), start("x", "")]).await;
     assert!(refused.message().contains("after the first is a chunk"), "{refused:?}");
-    let refused = import_raw(&server, vec![start("tiered", "dedicated"), chunk(&archive[..60])]).await;
-    assert!(refused.message().contains("must be `partitioned` or `shared`"), "{refused:?}");
+    let refused = import_raw(&server, vec![start("tiered", "isolated"), chunk(&archive[..60])]).await;
+    assert!(refused.message().contains("must be `partitioned`, `shared` or `dedicated`"), "{refused:?}");
     let refused = import_raw(&server, vec![start("not a name!", ""), chunk(&archive[..60])]).await;
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
 

@@ -63,7 +63,7 @@ fn the_example_file_parses_and_sets_every_setting() {
                 max_stored_bytes,
                 max_collections,
             },
-        storage: StorageConfig { default_tier, cache_bytes, write_buffer_bytes },
+        storage: StorageConfig { default_tier, dedicated_dir, cache_bytes, write_buffer_bytes },
         log: LogConfig { level, format },
     } = full;
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
@@ -83,6 +83,7 @@ fn the_example_file_parses_and_sets_every_setting() {
     assert_eq!(level.as_deref(), Some(bulkhead_server::config::DEFAULT_LOG_LEVEL));
     let memory = bulkhead_query::EngineMemory::default();
     assert_eq!(default_tier.as_deref(), Some("partitioned"));
+    assert!(dedicated_dir.is_some(), "an example");
     assert_eq!(cache_bytes, Some(memory.cache_bytes as u64));
     assert_eq!(write_buffer_bytes, Some(memory.write_buffer_bytes as u64));
     assert!(requests_per_second.is_some() && write_bytes_per_second.is_some(), "no default, an example");
@@ -102,7 +103,7 @@ fn unknown_keys_and_bad_values_are_errors_that_name_them() {
         ("[logging]\nlevel = \"info\"\n", "logging"),
         ("listen = \"not an address\"\n", "listen"),
         ("[limits]\nmax_concurrent_work = 0\n", "max_concurrent_work"),
-        ("[storage]\ndefault_tier = \"dedicated\"\n", "default_tier"),
+        ("[storage]\ndefault_tier = \"isolated\"\n", "default_tier"),
         ("[storage]\ncache_bytes = 1024\n", "cache_bytes"),
         ("[storage]\ncache_bytes = 16777216\nwrite_buffer_bytes = 33554432\n", "write_buffer_bytes"),
         ("[limits]\nmax_connections = 0\n", "max_connections"),

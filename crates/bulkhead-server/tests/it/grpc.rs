@@ -454,8 +454,7 @@ async fn a_tenant_is_created_in_the_tier_asked_for_and_serves_from_it() {
     assert_eq!(shared.placement, "shared");
     let default = admin.create_tenant(req(create("big", ""), token)).await.expect("create").into_inner();
     assert_eq!(default.placement, "partitioned", "the server's default tier");
-    let refused =
-        admin.create_tenant(req(create("odd", "dedicated"), token)).await.expect_err("no such tier");
+    let refused = admin.create_tenant(req(create("odd", "isolated"), token)).await.expect_err("no such tier");
     assert_eq!(refused.code(), Code::InvalidArgument);
     assert!(refused.message().contains("partitioned"), "{}", refused.message());
     let listed = admin.list_tenants(req(pb::ListTenantsRequest {}, token)).await.expect("list").into_inner();
@@ -491,7 +490,16 @@ async fn a_tenant_is_created_in_the_tier_asked_for_and_serves_from_it() {
     let stay =
         admin.move_tenant(req(moving("small", "partitioned"), token)).await.expect("no-op").into_inner();
     assert!(!stay.moved, "already there: nothing copied");
-    let odd = admin.move_tenant(req(moving("small", "dedicated"), token)).await.expect_err("no such tier");
+    // And to a RocksDB instance of its own.
+    let moved = admin.move_tenant(req(moving("small", "dedicated"), token)).await.expect("move").into_inner();
+    assert!(moved.moved && moved.tier == "dedicated" && moved.copied > 0, "{moved:?}");
+    let describe = pb::DescribeTenantRequest { name: "small".into() };
+    let described = admin.describe_tenant(req(describe, token)).await.expect("describe").into_inner();
+    assert_eq!(described.placement, "dedicated");
+    let again =
+        data.search(req(search("docs", [1.0, 0.0, 0.0], 1), &writer)).await.expect("search").into_inner();
+    assert_eq!(again.hits, hits.hits, "the same answer from the dedicated tier");
+    let odd = admin.move_tenant(req(moving("small", "isolated"), token)).await.expect_err("no such tier");
     assert_eq!(odd.code(), Code::InvalidArgument);
     let ghost = admin.move_tenant(req(moving("ghost", "shared"), token)).await.expect_err("no such tenant");
     assert_eq!(ghost.code(), Code::NotFound);

@@ -45,7 +45,7 @@ impl Store {
         let sys = self.sys()?;
         let keys = Keys::Range(layout::audit_event_key(uid, from_seq), layout::audit_events_end(uid));
         let entries = match snapshot {
-            Some(snapshot) => snapshot.entries(&sys, keys),
+            Some(snapshot) => snapshot.entries(&sys, keys)?,
             None => self.db.entries(&sys, keys),
         };
         for item in entries {

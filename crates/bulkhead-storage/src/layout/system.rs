@@ -7,6 +7,11 @@
 //! "meta/format"                                    u32 BE storage format version
 //! "meta/master-version"                            u32 BE current master key version
 //! "meta/master-check/" version u32 BE              32-byte master key check value
+//! "meta/store-id"                                  16 random bytes: names this data directory's
+//!                                                  folder under the dedicated root
+//! "intent-done/" "t-" uid hex                      u64 BE: the last intent of that dedicated
+//!                                                  instance whose main part committed
+//!                                                  (`engine/dedicated.rs`)
 //! "keyring/" owner(16) "/" generation u32 BE       wrapped data key (generation 0: naming key)
 //! "keyring/" owner(16) "/write"                    control: u32 BE write generation
 //! "enc/" owner(16) generation u32 BE               control: u64 BE reserved encryption count (an
@@ -14,7 +19,8 @@
 //! "rotate/" owner(16)                              control: RotationRecord (a generation, counts and
 //!                                                  a record key, which holds only a uid and tags)
 //! "place/" owner(16)                               control: 1 byte, the tenant's Placement (absent:
-//!                                                  its own column family, as before tiers existed)
+//!                                                  its own column family, as before tiers existed;
+//!                                                  0 partitioned, 1 shared, 2 dedicated)
 //! "moving/" owner(16)                              system control: a tier move under way, 3 bytes:
 //!                                                  phase (0 copying, 1 switched), from, to
 //! "importing/" uid(16)                             empty: a tenant archive is being imported under
@@ -59,6 +65,9 @@ pub(crate) const SYSTEM_OWNER: [u8; 16] = [0; 16];
 
 pub(crate) const META_FORMAT: &[u8] = b"meta/format";
 pub(crate) const META_MASTER_VERSION: &[u8] = b"meta/master-version";
+/// The data directory's random id: the folder of its dedicated instances under the dedicated root
+/// is named after it, so that two data directories given one root never take each other's.
+pub(crate) const META_STORE_ID: &[u8] = b"meta/store-id";
 const MASTER_CHECK_PREFIX: &[u8] = b"meta/master-check/";
 /// Every wrapped key and write generation of every owner starts with this.
 pub(crate) const KEYRING_PREFIX: &[u8] = b"keyring/";
@@ -73,6 +82,8 @@ const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
 const PLACEMENT_PREFIX: &[u8] = b"place/";
 /// Every tier move under way has a record under this.
 pub(crate) const MOVING_PREFIX: &[u8] = b"moving/";
+/// Every done record of a dedicated instance starts with this.
+pub(crate) const INTENT_DONE_PREFIX: &[u8] = b"intent-done/";
 /// Every marker of an import in progress starts with this.
 pub(crate) const IMPORT_MARKER_PREFIX: &[u8] = b"importing/";
 
@@ -172,6 +183,12 @@ pub(crate) fn placement_key(uid: &[u8; 16]) -> Vec<u8> {
 
 /// The key of a tenant's tier-move record (a control record under the registry's own keys, so
 /// that opening the store can finish or undo a move without the tenant's keys).
+/// The key of a dedicated instance's done record: the number of its last intent whose main part
+/// committed (`engine/dedicated.rs`). `instance` is the instance's directory name.
+pub(crate) fn intent_done_key(instance: &str) -> Vec<u8> {
+    concat(&[INTENT_DONE_PREFIX, instance.as_bytes()])
+}
+
 pub(crate) fn moving_key(uid: &[u8; 16]) -> Vec<u8> {
     concat(&[MOVING_PREFIX, uid])
 }
@@ -230,24 +247,28 @@ pub enum Placement {
     /// its uid prefix. Costs no column family, so a node holds many small tenants; deleted by
     /// destroying its keys with a range delete over its prefix, in one batch.
     Shared,
+    /// `dedicated`: the tenant has a RocksDB instance of its own (its own write-ahead log,
+    /// memtables, table files and compactions), in a directory of its own named like its column
+    /// family would be, under the store's dedicated root (which may be on another disk).
+    Dedicated,
 }
 
 impl Placement {
-    /// The tier's name: `partitioned` or `shared`.
+    /// Every tier.
+    pub const ALL: [Placement; 3] = [Placement::OwnColumnFamily, Placement::Shared, Placement::Dedicated];
+
+    /// The tier's name: `partitioned`, `shared` or `dedicated`.
     pub fn name(self) -> &'static str {
         match self {
             Placement::OwnColumnFamily => "partitioned",
             Placement::Shared => "shared",
+            Placement::Dedicated => "dedicated",
         }
     }
 
-    /// The tier named `name` (`partitioned` or `shared`).
+    /// The tier named `name` (`partitioned`, `shared` or `dedicated`).
     pub fn from_name(name: &str) -> Option<Placement> {
-        match name {
-            "partitioned" => Some(Placement::OwnColumnFamily),
-            "shared" => Some(Placement::Shared),
-            _ => None,
-        }
+        Placement::ALL.into_iter().find(|placement| placement.name() == name)
     }
 
     /// Its byte in the placement record.
@@ -255,16 +276,16 @@ impl Placement {
         match self {
             Placement::OwnColumnFamily => 0,
             Placement::Shared => 1,
+            Placement::Dedicated => 2,
         }
     }
 
     /// The placement of a placement record's byte.
     pub(crate) fn from_byte(byte: u8) -> Result<Placement> {
-        match byte {
-            0 => Ok(Placement::OwnColumnFamily),
-            1 => Ok(Placement::Shared),
-            _ => Err(StorageError::KeyringCorrupt),
-        }
+        Placement::ALL
+            .into_iter()
+            .find(|placement| placement.to_byte() == byte)
+            .ok_or(StorageError::KeyringCorrupt)
     }
 }
 

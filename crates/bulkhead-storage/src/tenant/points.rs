@@ -2,7 +2,7 @@
 //! or reference, and the scans the search state is built from.
 
 use super::TenantHandle;
-use crate::engine::Batch;
+use crate::engine::{Batch, Keys};
 use crate::error::{Result, StorageError};
 use crate::ids::{DocId, limits};
 use crate::layout::{self, Kind, PointPayloadRecord, TenantKeys, UsageRecord};
@@ -221,7 +221,8 @@ impl TenantHandle<'_> {
     pub fn get_by_ref(&self, collection: &CollectionInfo, point: &PointRef) -> Result<Option<StoredPoint>> {
         let Some(payload) = self.get_payload_by_ref(collection, point)? else { return Ok(None) };
         let vkey = self.state.keys.point(Kind::Vector, collection.number, &point.0);
-        let Some(sealed_vector) = self.store.db.get_pinned(&self.cf()?, &vkey)? else { return Ok(None) };
+        let cf = self.cf()?;
+        let Some(sealed_vector) = self.store.db.get_pinned(&cf, &vkey)? else { return Ok(None) };
         let vector = layout::decode_vector(&self.open(Purpose::Vectors, &vkey, &sealed_vector)?)?;
         Ok(Some(StoredPoint { payload, vector }))
     }
@@ -235,7 +236,8 @@ impl TenantHandle<'_> {
     ) -> Result<Option<PointPayload>> {
         self.check_owner(collection)?;
         let pkey = self.state.keys.point(Kind::Payload, collection.number, &point.0);
-        let Some(sealed_payload) = self.store.db.get_pinned(&self.cf()?, &pkey)? else { return Ok(None) };
+        let cf = self.cf()?;
+        let Some(sealed_payload) = self.store.db.get_pinned(&cf, &pkey)? else { return Ok(None) };
         Ok(Some(self.open_payload(&pkey, &sealed_payload)?))
     }
 
@@ -291,7 +293,8 @@ impl TenantHandle<'_> {
     ) -> Result<()> {
         self.check_owner(collection)?;
         let (start, end) = self.state.keys.point_range(kind, collection.number);
-        for item in self.range(start, end)? {
+        let cf = self.cf()?;
+        for item in self.store.db.entries(&cf, Keys::Range(start, end)) {
             let (key, sealed) = item?;
             let tag = TenantKeys::tag_of_point_key(&key).ok_or(StorageError::Codec("point key"))?;
             visit(PointRef(tag), &key, &sealed)?;

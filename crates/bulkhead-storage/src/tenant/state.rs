@@ -36,20 +36,37 @@ pub(crate) struct Location {
 impl Location {
     pub(crate) fn of(uid: &TenantUid, placement: Placement) -> Location {
         let family_name = match placement {
-            Placement::OwnColumnFamily => layout::tenant_cf_name(uid),
+            Placement::OwnColumnFamily | Placement::Dedicated => layout::tenant_cf_name(uid),
             Placement::Shared => layout::SHARED_CF.to_owned(),
         };
         Location { placement, family_name }
     }
 
-    /// The column family; `NotFound` once it was dropped.
+    /// Where the records are; `NotFound` once the place was removed.
     pub(crate) fn family<'e>(&self, db: &'e Engine) -> Result<Family<'e>> {
-        db.family(&self.family_name).ok_or(StorageError::NotFound { what: "tenant" })
+        match self.placement {
+            Placement::Dedicated => db.dedicated(&self.family_name),
+            Placement::OwnColumnFamily | Placement::Shared => db.family(&self.family_name),
+        }
+        .ok_or(StorageError::NotFound { what: "tenant" })
     }
 
-    /// Removes a tenant's records from one place: its own column family is dropped at once; its
-    /// prefix of the shared one is range-deleted in `batch`, to commit with what the caller commits.
-    /// A place that does not exist holds nothing to remove.
+    /// Makes the place, if it does not exist: the tenant's own column family or instance, or the
+    /// shared column family (made by the first shared tenant).
+    pub(crate) fn make(&self, db: &Engine) -> Result<()> {
+        match self.placement {
+            Placement::Dedicated => db.create_dedicated(&self.family_name),
+            Placement::OwnColumnFamily | Placement::Shared if db.family(&self.family_name).is_none() => {
+                db.create_family(&self.family_name)
+            }
+            Placement::OwnColumnFamily | Placement::Shared => Ok(()),
+        }
+    }
+
+    /// Removes a tenant's records from one place: its own column family is dropped, and its own
+    /// instance removed, at once; its prefix of the shared column family is range-deleted in
+    /// `batch`, to commit with what the caller commits. A place that does not exist holds nothing
+    /// to remove.
     pub(crate) fn clear(db: &Engine, uid: &TenantUid, placement: Placement, batch: &mut Batch) -> Result<()> {
         let location = Location::of(uid, placement);
         match placement {
@@ -57,6 +74,7 @@ impl Location {
                 db.drop_family(&location.family_name)?;
             }
             Placement::OwnColumnFamily => {}
+            Placement::Dedicated => db.remove_dedicated(&location.family_name)?,
             Placement::Shared => {
                 if let Some(shared) = db.family(&location.family_name) {
                     let (from, to) = layout::tenant_key_range(uid);
@@ -265,6 +283,7 @@ impl Store {
             }
             Err(
                 e @ (StorageError::KeyringCorrupt
+                | StorageError::TenantUnavailable { .. }
                 | StorageError::Integrity
                 | StorageError::Codec(_)
                 | StorageError::Crypto(_)),
@@ -334,6 +353,10 @@ impl Store {
             }
             None => Placement::OwnColumnFamily,
         };
+        if placement == Placement::Dedicated && Location::of(&uid, placement).family(&self.db).is_err() {
+            // Its directory is not under the dedicated root (moved, or the root changed).
+            return Err(StorageError::TenantUnavailable { cause: "dedicated-instance-missing" });
+        }
         let policy = self.stored_policy(&uid)?;
         TenantState::load(&self.db, uid, placement, cipher, reserved, policy)
     }

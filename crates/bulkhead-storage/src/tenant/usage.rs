@@ -6,7 +6,7 @@
 //! counters in its own batch. What a point counts as stored bytes: [`layout::stored_bytes`].
 
 use super::{TenantHandle, WriteState};
-use crate::engine::Batch;
+use crate::engine::{Batch, Keys};
 use crate::error::{Result, StorageError};
 use crate::layout::{self, Kind, TenantKeys, UsageRecord};
 use crate::quota::{StorageQuotas, TenantUsage};
@@ -114,7 +114,8 @@ impl TenantHandle<'_> {
         let mut out: BTreeMap<u32, UsageRecord> = BTreeMap::new();
         for (kind, points) in [(Kind::Payload, 0), (Kind::Vector, 1)] {
             let (start, end) = self.state.keys.kind_range(kind);
-            for item in self.range(start, end)? {
+            let cf = self.cf()?;
+            for item in self.store.db.entries(&cf, Keys::Range(start, end)) {
                 let (key, sealed) = item?;
                 let coll = TenantKeys::collection_of_key(&key).ok_or(StorageError::Codec("point key"))?;
                 let usage = out.entry(coll).or_default();
@@ -129,7 +130,8 @@ impl TenantHandle<'_> {
     pub(crate) fn collections_stored(&self) -> Result<u64> {
         let (start, end) = self.state.keys.kind_range(Kind::Collection);
         let mut count = 0;
-        for item in self.range(start, end)? {
+        let cf = self.cf()?;
+        for item in self.store.db.entries(&cf, Keys::Range(start, end)) {
             item?;
             count += 1;
         }

@@ -3,7 +3,8 @@
 //! `embedded` works on a data directory directly, authenticating with an API key exactly as a
 //! remote client does; `bench` measures the index on an fvecs dataset. `args.rs` holds the argument
 //! types several commands share, `secrets.rs` where the master key and admin token come from, and
-//! `output.rs` what the commands print, as text or (with `--json`) as JSON.
+//! `output.rs` what the commands print, as text or (with `--json`) as JSON; `load.rs` reads the
+//! files of `client upsert --file`.
 
 use anyhow::{Context, Result};
 use bulkhead_server::config::{DEFAULT_DATA_DIR, LogFormat};
@@ -15,6 +16,7 @@ mod args;
 mod bench;
 mod client;
 mod embedded;
+mod load;
 mod output;
 mod remote;
 mod secrets;

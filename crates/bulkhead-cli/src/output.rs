@@ -4,8 +4,8 @@
 //! here prints a secret other than the API key a `key issue` prints once, on purpose.
 
 use anyhow::Result;
-use bulkhead_query::Role;
-use bulkhead_server::client::role_from_proto;
+use bulkhead_query::{Metric, Role};
+use bulkhead_server::client::{metric_from_proto, role_from_proto};
 use bulkhead_server::proto as pb;
 use serde_json::{Value, json};
 use std::fmt::Display;
@@ -96,6 +96,85 @@ pub(crate) fn upserted(version: u64) -> String {
 /// A search hit: score, id and text.
 pub(crate) fn hit_line(score: f32, id: &str, text: &str) -> String {
     format!("{score:.4}\t{id}\t{text}")
+}
+
+/// The name of a metric as the server sends it (`unknown` for one this client does not know).
+pub(crate) fn metric_name(metric: i32) -> &'static str {
+    metric_from_proto(metric).map_or("unknown", Metric::as_str)
+}
+
+/// A described collection: its line, and how it is indexed when the server says.
+pub(crate) fn collection_lines(c: &pb::Collection) -> String {
+    let mut text =
+        format!("{}\t{} dims\t{}\tcreated {}", c.name, c.dimension, metric_name(c.metric), c.created_ms);
+    if let Some(i) = &c.index {
+        let loaded = if i.loaded { "loaded" } else { "not loaded yet" };
+        let building = if i.building { "a background job running" } else { "no background job" };
+        text.push_str(&format!(
+            "\nindex: {loaded}, {} points in {} HNSW segments, {} in the exact-scan delta, {building}",
+            i.graph_points, i.segments, i.delta_points
+        ));
+    }
+    text
+}
+
+pub(crate) fn collection_json(c: &pb::Collection) -> Value {
+    let index = c.index.as_ref().map(|i| {
+        json!({
+            "loaded": i.loaded, "graph_points": i.graph_points, "delta_points": i.delta_points,
+            "building": i.building, "segments": i.segments,
+        })
+    });
+    json!({
+        "name": c.name, "dimension": c.dimension, "metric": metric_name(c.metric),
+        "created_ms": c.created_ms, "index": index,
+    })
+}
+
+/// A metadata value as JSON: a keyword a string, keywords a list, a number, a flag a boolean.
+fn meta_json(value: &pb::MetaValue) -> Value {
+    use pb::meta_value::Kind;
+    match &value.kind {
+        Some(Kind::Keyword(k)) => json!(k),
+        Some(Kind::Keywords(list)) => json!(list.values),
+        Some(Kind::Number(n)) => json!(n),
+        Some(Kind::Flag(f)) => json!(f),
+        None => Value::Null,
+    }
+}
+
+/// A point's metadata as a JSON object, its fields sorted by name.
+fn metadata_json(metadata: &std::collections::HashMap<String, pb::MetaValue>) -> Value {
+    let sorted: std::collections::BTreeMap<_, _> = metadata.iter().map(|(k, v)| (k, meta_json(v))).collect();
+    json!(sorted)
+}
+
+/// A point read by id, in the shape `upsert --file` reads (plus its version and key generation).
+pub(crate) fn stored_point_json(p: &pb::StoredPoint) -> Value {
+    let mut value = json!({
+        "id": p.id, "text": p.text, "metadata": metadata_json(&p.metadata), "source_uri": p.source_uri,
+        "version": p.version, "key_generation": p.key_generation,
+    });
+    if !p.vector.is_empty() {
+        value["vector"] = json!(p.vector);
+    }
+    value
+}
+
+/// A point read by id, for people: id, version and text, then the rest that it has.
+pub(crate) fn stored_point_lines(p: &pb::StoredPoint) -> String {
+    let mut text = format!("{}\tversion {}\t{}", p.id, p.version, p.text);
+    if !p.metadata.is_empty() {
+        text.push_str(&format!("\n  metadata: {}", metadata_json(&p.metadata)));
+    }
+    if let Some(uri) = &p.source_uri {
+        text.push_str(&format!("\n  source: {uri}"));
+    }
+    if !p.vector.is_empty() {
+        let values: Vec<String> = p.vector.iter().map(f32::to_string).collect();
+        text.push_str(&format!("\n  vector: {}", values.join(",")));
+    }
+    text
 }
 
 pub(crate) fn tenant_json(t: &pb::Tenant) -> Value {

@@ -1,6 +1,6 @@
 //! The `bulkhead` binary end to end (`CARGO_BIN_EXE_bulkhead`). This file: the embedded commands'
 //! walkthrough on a fresh data directory; the modules: `serve` (the server as an operator runs it,
-//! with `admin` and `client`), `config` (where `serve` takes its settings from), `tls` (the binary
+//! with `admin` and `client`), `client` (the data plane's commands and bulk loads from a file), `config` (where `serve` takes its settings from), `tls` (the binary
 //! over TLS), `admission` (hostile requests against the real binary, its memory read from `/proc`)
 //! and `bench`. The server's in-process tests are in `crates/bulkhead-server/tests/it/`, whose
 //! `wire.rs` and `certs.rs` these tests share.
@@ -8,6 +8,7 @@
 mod admission;
 mod archive;
 mod bench;
+mod client;
 mod config;
 mod serve;
 mod tls;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use bulkhead_query::Metric;
 use bulkhead_server::client::{self as grpc, Code, DataPlane, Status, UpsertBatcher};
 use bulkhead_server::proto as pb;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -145,10 +145,9 @@ struct SearchArgs {
 type DataSession<'a> = Session<'a, DataPlane>;
 
 /// Runs `bulkhead client ...` against the server.
-pub(crate) fn run(args: ClientArgs, out: &mut dyn Write) -> Result<()> {
-    let out = &mut Output::new(out, args.remote.json());
+pub(crate) fn run(args: ClientArgs, out: &mut Output<'_>) -> Result<()> {
     let command = args.command;
-    args.remote.run(grpc::data_plane, &args.key.token, async |s| match command {
+    args.remote.run(grpc::data_plane, args.key.token()?, async |s| match command {
         ClientCommand::CreateCollection(collection) => create_collection(s, out, collection).await,
         ClientCommand::Collections => collections(s, out).await,
         ClientCommand::Describe { collection } => describe(s, out, collection).await,
@@ -172,14 +171,28 @@ async fn create_collection(
     let metric = grpc::metric_to_proto(Metric::from(metric)) as i32;
     let request = s.request(pb::CreateCollectionRequest { name, dimension: dim, metric })?;
     let c = s.rpc.create_collection(request).await.map_err(s.failed())?.into_inner();
-    out.line(format!("created collection {} ({} dimensions)", c.name, c.dimension))
+    out.record(
+        || output::collection_json(&c),
+        || {
+            format!(
+                "created collection {} ({} dimensions, {})",
+                c.name,
+                c.dimension,
+                output::metric_name(c.metric)
+            )
+        },
+    )
 }
 
 async fn collections(s: &mut DataSession<'_>, out: &mut Output<'_>) -> Result<()> {
     let request = s.request(pb::ListCollectionsRequest {})?;
     let list = s.rpc.list_collections(request).await.map_err(s.failed())?.into_inner();
+    if out.is_json() {
+        let list = list.collections.iter().map(output::collection_json).collect();
+        return out.line(serde_json::Value::Array(list));
+    }
     for c in list.collections {
-        out.line(format!("{}\t{} dims", c.name, c.dimension))?;
+        out.line(format!("{}\t{} dims\t{}", c.name, c.dimension, output::metric_name(c.metric)))?;
     }
     Ok(())
 }
@@ -411,7 +424,7 @@ async fn upsert(s: &mut DataSession<'_>, out: &mut Output<'_>, args: UpsertArgs)
     let point = pb::Point { id, vector, text, metadata: Default::default(), source_uri, acl };
     let request = s.request(pb::UpsertRequest { collection, points: vec![point] })?;
     let upserted = s.rpc.upsert(request).await.map_err(s.failed())?.into_inner();
-    out.line(output::upserted(upserted.versions.first().copied().unwrap_or_default()))
+    output::upserted(out, upserted.versions.first().copied().unwrap_or_default())
 }
 
 async fn search(s: &mut DataSession<'_>, out: &mut Output<'_>, args: SearchArgs) -> Result<()> {
@@ -429,7 +442,7 @@ async fn search(s: &mut DataSession<'_>, out: &mut Output<'_>, args: SearchArgs)
 async fn count(s: &mut DataSession<'_>, out: &mut Output<'_>, collection: String) -> Result<()> {
     let request = s.request(pb::CountRequest { collection })?;
     let counted = s.rpc.count(request).await.map_err(s.failed())?.into_inner();
-    out.line(counted.count)
+    out.record(|| serde_json::json!({ "count": counted.count }), || counted.count.to_string())
 }
 
 async fn audit_export(s: &mut DataSession<'_>, out: &mut Output<'_>, since_ms: u64) -> Result<()> {

@@ -166,14 +166,20 @@ pub(crate) fn run(
     data_dir: Option<&Path>,
     master_key_file: Option<&Path>,
     args: &ServeArgs,
+    json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     // The server's settings come first: the config file may set its log level and format.
     let settings = settings(data_dir, master_key_file, args)?;
     if args.print_config {
-        return print_config(&settings, &mut Output::new(out, false));
+        return print_config(&settings, &mut Output::new(out, json));
     }
-    crate::init_logging(settings.log_level(), settings.log_format())?;
+    // `--json` asks for JSON log lines, unless --log-format (or its variable) says otherwise.
+    let format = match args.log_format {
+        None if json => LogFormat::Json,
+        _ => settings.log_format(),
+    };
+    crate::init_logging(settings.log_level(), format)?;
     serve(&settings)
 }
 
@@ -236,29 +242,34 @@ fn settings(
 }
 
 /// `bulkhead serve --print-config`: the effective settings as a config file, with comments saying
-/// where the secrets come from (never the secrets).
+/// where the secrets come from (never the secrets); with `--json`, `{"settings": ..., "notes": [..]}`.
 fn print_config(settings: &ServeConfig, out: &mut Output<'_>) -> Result<()> {
     let data_dir = settings.data_dir();
+    let mut notes = Vec::new();
     if settings.master_key_file.is_none() {
         if std::env::var_os(MASTER_KEY_ENV).is_some() {
-            out.line(format_args!("# master key: from {MASTER_KEY_ENV}"))?;
+            notes.push(format!("master key: from {MASTER_KEY_ENV}"));
         } else {
-            out.line(format_args!(
-                "# master key: development key {}",
-                data_dir.join(DEV_MASTER_KEY).display()
-            ))?;
+            notes.push(format!("master key: development key {}", data_dir.join(DEV_MASTER_KEY).display()));
         }
     }
     if settings.admin_token_file.is_none() {
         if std::env::var_os(ADMIN_TOKEN_ENV).is_some() {
-            out.line(format_args!("# admin token: from {ADMIN_TOKEN_ENV}"))?;
+            notes.push(format!("admin token: from {ADMIN_TOKEN_ENV}"));
         } else {
             let token = data_dir.join(DEV_ADMIN_TOKEN);
-            out.line(format_args!("# admin token: development token {}", token.display()))?;
+            notes.push(format!("admin token: development token {}", token.display()));
         }
     }
     if settings.tls_files()?.is_none() {
-        out.line("# TLS: off (plaintext gRPC)")?;
+        notes.push("TLS: off (plaintext gRPC)".to_owned());
+    }
+    if out.is_json() {
+        let value = serde_json::to_value(settings).context("the settings as JSON")?;
+        return out.line(serde_json::json!({ "settings": value, "notes": notes }));
+    }
+    for note in notes {
+        out.line(format_args!("# {note}"))?;
     }
     // The TOML ends with its own newline.
     let toml = settings.to_toml()?;

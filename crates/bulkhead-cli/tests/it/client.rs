@@ -185,3 +185,94 @@ fn upsert_file_streams_batches_and_refuses_bad_input_by_line() {
     );
     server.stop();
 }
+
+/// Every command answers in JSON with `--json`, wherever it stands; the API key is accepted before
+/// or after the subcommand, and its absence is a message that says where to give it; `key list`
+/// shows each key's role, whom it acts for, its expiry and whether it has expired.
+#[test]
+fn json_everywhere_the_api_key_anywhere_and_key_list_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, env) = setup(dir.path(), "3");
+    let (address, key) = (env[0].1.clone(), env[1].1.clone());
+    let only_server = [("BULKHEAD_SERVER", address.as_str())];
+    let json = |output: std::process::Output| -> serde_json::Value {
+        let text = ok(output);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        serde_json::from_str(text.trim()).expect("one JSON line")
+    };
+    // The key after the subcommand, before it, or in the environment; --json anywhere.
+    let after = ["client", "upsert", "docs", "--id", "a", "--vector", "1,0,0", "--api-key", &key, "--json"];
+    assert!(json(bulkhead(dir.path(), &after, &only_server))["version"].is_u64());
+    let before = ["--json", "client", "--api-key", &key, "count", "docs"];
+    assert_eq!(json(bulkhead(dir.path(), &before, &only_server))["count"], 1);
+    let collections = json(client(dir.path(), &env, &["collections", "--json"]));
+    assert_eq!(collections[0]["name"], "docs");
+    assert_eq!(collections[0]["metric"], "cosine");
+    let created = json(client(dir.path(), &env, &["--json", "create-collection", "more", "--dim", "2"]));
+    assert_eq!((created["name"].as_str(), created["dimension"].as_u64()), (Some("more"), Some(2)));
+    let hits = json(client(dir.path(), &env, &["search", "docs", "--vector", "1,0,0", "--json"]));
+    assert_eq!(hits["id"], "a");
+    let dropped = json(client(dir.path(), &env, &["drop-collection", "more", "--yes", "--json"]));
+    assert_eq!(dropped["dropped"], "more");
+    let missing = bulkhead(dir.path(), &["client", "count", "docs"], &only_server);
+    let stderr = failed(missing);
+    assert!(stderr.contains("no API key") && stderr.contains("BULKHEAD_API_KEY"), "{stderr}");
+
+    // key list: role, binding, expiry, state.
+    let admin = |args: &[&str]| ok(bulkhead(dir.path(), &[&["admin"], args].concat(), &only_server));
+    admin(&["key", "issue", "acme", "--role", "reader", "--user", "alice", "--groups", "eng,ops"]);
+    admin(&["key", "issue", "acme", "--role", "reader", "--on-behalf-of", "--expires-in-secs", "3600"]);
+    // The server refuses an expiry that is not in the future, and the binary's clock cannot be
+    // moved: this key is given one second, and the list waits for it to pass.
+    let issued = std::time::Instant::now();
+    admin(&["key", "issue", "acme", "--role", "writer", "--expires-in-secs", "1", "--label", "old"]);
+    std::thread::sleep(std::time::Duration::from_millis(1100).saturating_sub(issued.elapsed()));
+    let listed = admin(&["key", "list", "acme"]);
+    let line = |needle: &str| listed.lines().find(|l| l.contains(needle)).expect(needle).to_owned();
+    let columns = |l: String| l.split('\t').map(str::to_owned).collect::<Vec<_>>();
+    let alice = columns(line("user alice"));
+    assert_eq!(alice[1..], ["reader", "user alice (groups eng,ops)", "no expiry", "active", ""]);
+    let backend = columns(line("on behalf of"));
+    assert_eq!(backend[1..3], ["reader", "service, on behalf of users"]);
+    assert!(backend[3].starts_with("expires 20") && backend[3].ends_with(" UTC"), "{backend:?}");
+    assert_eq!(backend[4], "active");
+    let old = columns(line("\told"));
+    assert_eq!(old[1..3], ["writer", "service"]);
+    assert!(old[3].starts_with("expired 20"), "{old:?}");
+    assert_eq!(old[4], "expired");
+    let keys = json(bulkhead(dir.path(), &["admin", "key", "list", "acme", "--json"], &only_server));
+    let keys = keys.as_array().expect("a list");
+    assert_eq!(keys.len(), 4);
+    let by_label = |label: &str| keys.iter().find(|k| k["label"] == label).expect("key");
+    assert_eq!(
+        (by_label("old")["expired"].as_bool(), by_label("old")["state"].as_str()),
+        (Some(true), Some("expired"))
+    );
+    let alice = keys.iter().find(|k| !k["user"].is_null()).expect("alice's key");
+    assert_eq!(alice["user"], serde_json::json!({ "user": "alice", "groups": ["eng", "ops"] }));
+    assert_eq!(alice["expired"], false);
+    server.stop();
+}
+
+/// The commands without a server answer in JSON too: `generate-master-key`, `serve --print-config`.
+#[test]
+fn json_without_a_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("master.key");
+    let key = key.to_str().expect("utf-8");
+    let written = ok(bulkhead(dir.path(), &["--json", "generate-master-key", key], &[]));
+    let written: serde_json::Value = serde_json::from_str(written.trim()).expect("json");
+    assert_eq!(written["master_key_file"], key);
+    let config =
+        ok(bulkhead(dir.path(), &["serve", "--print-config", "--json", "--listen", "127.0.0.1:9"], &[]));
+    let config: serde_json::Value = serde_json::from_str(config.trim()).expect("json");
+    assert_eq!(config["settings"]["listen"], "127.0.0.1:9");
+    assert!(
+        config["notes"]
+            .as_array()
+            .expect("notes")
+            .iter()
+            .any(|n| n.as_str().is_some_and(|n| n.contains("TLS")))
+    );
+    assert!(!dir.path().join("bulkhead-data").exists(), "--print-config touches nothing");
+}

@@ -4,9 +4,10 @@
 //! subcommand; the arguments the remote forms share are in `args.rs`.
 
 use crate::args::{ApiKeyArg, IssueKeyArgs, KeyRefArgs, NewCollectionArgs, PointArgs, QueryArgs};
+use crate::datadir;
 use crate::output::{self, Output};
 use crate::secrets;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use bulkhead_query::{
     CollectionInfo, Database, DocId, KeyBinding, Metric, NewPoint, Role, StoreOptions, TenantName, limits,
 };
@@ -85,9 +86,12 @@ pub(crate) fn run(
     command: EmbeddedCommand,
     out: &mut Output<'_>,
 ) -> Result<()> {
+    // Held until the command ends: a running server (or another command) on the directory is
+    // named instead of RocksDB's lock error.
+    let _lock = datadir::lock(data_dir, "an embedded bulkhead command")?;
     let master = secrets::master_key(data_dir, master_key_file)?;
     let db = Database::open(&data_dir.join("db"), master, StoreOptions::default())
-        .with_context(|| format!("opening {}", data_dir.display()))?;
+        .map_err(|e| datadir::explain_open_error(data_dir, e))?;
     match command {
         EmbeddedCommand::Demo => demo(&db, out)?,
         EmbeddedCommand::Tenant(TenantCommand::Create { name }) => tenant_create(&db, out, name)?,

@@ -16,6 +16,7 @@ mod admin;
 mod args;
 mod bench;
 mod client;
+mod datadir;
 mod embedded;
 mod load;
 mod output;

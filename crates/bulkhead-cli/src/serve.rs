@@ -6,6 +6,7 @@
 //! database, the metrics endpoint, and a graceful stop: calls in flight get a grace period, the store
 //! is flushed.
 
+use crate::datadir;
 use crate::output::Output;
 use crate::secrets::{self, DEV_ADMIN_TOKEN, DEV_MASTER_KEY};
 use anyhow::{Context, Result};
@@ -279,6 +280,8 @@ fn print_config(settings: &ServeConfig, out: &mut Output<'_>) -> Result<()> {
 /// Runs the server until SIGINT or SIGTERM, then finishes the calls in flight and flushes.
 fn serve(settings: &ServeConfig) -> Result<()> {
     refuse_exposure(settings)?;
+    // Held until the process exits (after the flush).
+    let _lock = datadir::lock(&settings.data_dir(), "bulkhead serve")?;
     let (server, db) = open(settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve_until_signal(server, settings))?;
@@ -329,7 +332,7 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
     let options = settings.store_options();
     let db = Arc::new(
         Database::open_with_previous(&data_dir.join("db"), master, previous, options)
-            .with_context(|| format!("opening {}", data_dir.display()))?
+            .map_err(|e| datadir::explain_open_error(&data_dir, e))?
             .with_index_memory_budget(settings.index_memory_budget_bytes()),
     );
     let limits = ServerLimits {

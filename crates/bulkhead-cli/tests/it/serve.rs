@@ -313,3 +313,25 @@ fn the_cli_refuses_to_send_credentials_in_clear_beyond_loopback() {
         assert!(!stderr.contains("an-admin-token") && !stderr.contains("bk_00_11"), "{stderr}");
     }
 }
+
+/// A data directory a server holds open is named as such, with the server's process id and what to
+/// do instead, both to an embedded command and to a second server; once the server stops, the
+/// directory is free.
+#[test]
+fn a_data_directory_held_by_a_server_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--listen", "127.0.0.1:0", "--metrics-listen", "off"];
+    let server = start_serve(dir.path(), &args, &[]).expect("serving");
+    let holder =
+        format!("the data directory bulkhead-data is in use by process {} (bulkhead serve)", server.pid());
+    let embedded = bulkhead(dir.path(), &["tenant", "list"], &[]);
+    assert!(!embedded.status.success());
+    let stderr = String::from_utf8_lossy(&embedded.stderr);
+    assert!(stderr.contains(&holder) && stderr.contains("bulkhead admin"), "{stderr}");
+    assert!(!stderr.contains("LOCK"), "not RocksDB's error: {stderr}");
+    let second = start_serve(dir.path(), &args, &[]).err().expect("refused");
+    assert!(second.contains(&holder), "{second}");
+    assert!(!second.contains("bulkhead serving"), "{second}");
+    server.stop();
+    ok(bulkhead(dir.path(), &["tenant", "list"], &[]));
+}

@@ -124,9 +124,10 @@ pub(crate) struct ServeArgs {
     /// in front; logged as an error at every start.
     #[arg(long, env = "BULKHEAD_ALLOW_INSECURE_PUBLIC")]
     allow_insecure_public: bool,
-    /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus), or `off`
-    /// [default: 127.0.0.1:7451 if that port is free, else none with a warning]. Keep it on loopback
-    /// or a private network: it shows every tenant's traffic (by opaque uid).
+    /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus) and the
+    /// liveness probe (`GET /healthz`), or `off` [default: 127.0.0.1:7451 if that port is free, else
+    /// none with a warning; a given address that is taken stops the start]. Keep it on loopback or a
+    /// private network: it shows every tenant's traffic (by opaque uid).
     #[arg(long, env = "BULKHEAD_METRICS_LISTEN")]
     metrics_listen: Option<String>,
     /// The log filter: a level (error, warn, info, debug, trace) or tracing directives [default: info].
@@ -351,23 +352,27 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
     Ok((server, db))
 }
 
-/// Listens, says so, serves (and the metrics) until a signal, then gives calls in flight a grace
-/// period: a client that keeps an idle connection open past it does not hold the shutdown (and the
-/// flush) hostage.
+/// Binds every port (gRPC, then metrics), says so, serves (and the metrics) until a signal, then
+/// gives calls in flight a grace period: a client that keeps an idle connection open past it does
+/// not hold the shutdown (and the flush) hostage. A port that is taken stops the start before the
+/// line that says the server serves.
 async fn serve_until_signal(server: Server, settings: &ServeConfig) -> Result<()> {
     let listen = settings.listen();
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| port_error(e, "gRPC", listen, "choose another with --listen ADDRESS"))?;
     let address = listener.local_addr()?;
+    let metrics = metrics_listener(settings).await?;
     // Before the line that says the server serves: from then on a signal stops it cleanly.
     let signal = shutdown_signal()?;
-    log_serving(&server, settings, address);
-    let metrics = match metrics_listener(settings).await? {
+    let metrics = match metrics {
         Some(listener) => {
             log_metrics(listener.local_addr()?);
             Some(server.serve_metrics(listener))
         }
         None => None,
     };
+    log_serving(&server, settings, address);
     let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
     let serve = server.serve(listener, async move {
         signal.await;
@@ -413,7 +418,7 @@ fn log_serving(server: &Server, settings: &ServeConfig, address: SocketAddr) {
         tls,
         data_dir = %settings.data_dir().display(),
         simd = %bulkhead_distance::active_isa(),
-        "bulkhead serving bulkhead.v1 (DataPlane, Admin, reflection)"
+        "bulkhead serving bulkhead.v1 (DataPlane, Admin, reflection, grpc.health.v1)"
     );
 }
 
@@ -424,9 +429,11 @@ async fn metrics_listener(settings: &ServeConfig) -> Result<Option<TcpListener>>
         Some("off") => Ok(None),
         Some(address) => {
             let address: SocketAddr = address.parse().context("--metrics-listen: an address or `off`")?;
-            let listener = TcpListener::bind(address)
-                .await
-                .with_context(|| format!("listening for metrics on {address}"))?;
+            let listener = TcpListener::bind(address).await.map_err(|e| {
+                let fix = "choose another with --metrics-listen ADDRESS, or turn the endpoint off with \
+                           --metrics-listen off";
+                port_error(e, "metrics", address, fix)
+            })?;
             Ok(Some(listener))
         }
         None => match TcpListener::bind(DEFAULT_METRICS_ADDRESS).await {
@@ -443,14 +450,29 @@ async fn metrics_listener(settings: &ServeConfig) -> Result<Option<TcpListener>>
     }
 }
 
+/// A port that could not be bound, with what to do: a taken one is most often another server.
+fn port_error(error: std::io::Error, what: &str, address: SocketAddr, fix: &str) -> anyhow::Error {
+    let why = match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "it is taken by another process (another bulkhead serve?)".to_owned()
+        }
+        std::io::ErrorKind::AddrNotAvailable => "no interface of this machine has that address".to_owned(),
+        std::io::ErrorKind::PermissionDenied => {
+            "this user may not listen there (a port below 1024?)".to_owned()
+        }
+        _ => error.to_string(),
+    };
+    anyhow::anyhow!("cannot listen for {what} on {address}: {why} ({error}); {fix}")
+}
+
 fn log_metrics(address: SocketAddr) {
     if address.ip().is_loopback() {
-        tracing::info!(%address, "metrics at /metrics");
+        tracing::info!(%address, "metrics at /metrics, liveness at /healthz");
     } else {
         tracing::warn!(
             %address,
-            "metrics at /metrics beyond loopback: they show every tenant's traffic (by opaque uid) to \
-             whoever can reach them"
+            "metrics at /metrics (liveness at /healthz) beyond loopback: they show every tenant's \
+             traffic (by opaque uid) to whoever can reach them"
         );
     }
 }

@@ -148,6 +148,16 @@ pub fn authorized<T>(message: T, token: &str) -> Result<Request<T>, ServerError>
     Ok(request)
 }
 
+/// The status the standard health service (`grpc.health.v1.Health/Check`) reports for `service`
+/// (`""`: the server as a whole; `bulkhead.v1.DataPlane`, `bulkhead.v1.Admin`), by its name
+/// (`SERVING`, `NOT_SERVING`, ...). The call carries no credential: the health service needs none.
+pub async fn health(channel: Channel, service: &str) -> Result<&'static str, Status> {
+    use tonic_health::pb::health_client::HealthClient;
+    let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
+    let answer = HealthClient::new(channel).check(request).await?.into_inner();
+    Ok(answer.status().as_str_name())
+}
+
 /// The wire form of a metric a response names, if it is one this client knows.
 pub fn metric_from_proto(metric: i32) -> Option<Metric> {
     convert::metric_from(metric).ok()

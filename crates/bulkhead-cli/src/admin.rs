@@ -182,9 +182,8 @@ struct PolicySetArgs {
 type AdminSession<'a> = Session<'a, Admin>;
 
 /// Runs `bulkhead admin ...` against the server.
-pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut dyn Write) -> Result<()> {
+pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut Output<'_>) -> Result<()> {
     let token = secrets::client_admin_token(data_dir, args.admin_token_file.as_deref())?;
-    let out = &mut Output::new(out, args.remote.json());
     let command = args.command;
     args.remote.run(client::admin, token.expose(), async |s| match command {
         AdminCommand::Tenant(AdminTenant::Create { name, tier }) => tenant_create(s, out, name, tier).await,
@@ -437,12 +436,7 @@ async fn tenant_move(
 async fn key_issue(s: &mut AdminSession<'_>, out: &mut Output<'_>, args: IssueArgs) -> Result<()> {
     let IssueArgs { key: IssueKeyArgs { tenant, role, label }, expires_in_secs, on_behalf_of, user, groups } =
         args;
-    let expires_ms = expires_in_secs.map(|s| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        now.saturating_add(s.saturating_mul(1000))
-    });
+    let expires_ms = expires_in_secs.map(|s| output::now_ms().saturating_add(s.saturating_mul(1000)));
     let binding = match user {
         Some(user) => Some(pb::issue_api_key_request::Binding::User(pb::UserBinding { user, groups })),
         None => on_behalf_of.then_some(pb::issue_api_key_request::Binding::OnBehalfOf(true)),
@@ -457,14 +451,7 @@ async fn key_issue(s: &mut AdminSession<'_>, out: &mut Output<'_>, args: IssueAr
 async fn key_list(s: &mut AdminSession<'_>, out: &mut Output<'_>, tenant: String) -> Result<()> {
     let request = s.request(pb::ListApiKeysRequest { tenant })?;
     let list = s.rpc.list_api_keys(request).await.map_err(s.failed())?.into_inner();
-    if out.is_json() {
-        return out.line(Value::Array(list.keys.iter().map(output::key_json).collect()));
-    }
-    for k in list.keys {
-        let state = output::key_state(k.revoked, k.locked);
-        out.line(output::key_line(&k.key_id, output::role_name(k.role), state, &k.label))?;
-    }
-    Ok(())
+    output::key_list(out, &list.keys.iter().map(output::key_view).collect::<Vec<_>>())
 }
 
 async fn key_revoke(s: &mut AdminSession<'_>, out: &mut Output<'_>, key: KeyRefArgs) -> Result<()> {

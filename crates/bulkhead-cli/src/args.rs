@@ -5,12 +5,25 @@
 
 use bulkhead_query::{Metric, Role};
 
-/// An API key.
+/// An API key, accepted before or after the subcommand (`global`; clap allows no required global
+/// argument, so its absence is refused by [`ApiKeyArg::token`]).
 #[derive(clap::Args)]
 pub(crate) struct ApiKeyArg {
     /// The API key (prefer the environment variable, which stays out of shell history).
-    #[arg(long = "api-key", env = "BULKHEAD_API_KEY", hide_env_values = true)]
-    pub(crate) token: String,
+    #[arg(long = "api-key", env = "BULKHEAD_API_KEY", hide_env_values = true, global = true)]
+    token: Option<String>,
+}
+
+impl ApiKeyArg {
+    /// The API key, or an error that says where to give it.
+    pub(crate) fn token(&self) -> anyhow::Result<&str> {
+        self.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no API key: set BULKHEAD_API_KEY (it stays out of shell history) or pass --api-key KEY \
+                 (the operator issues one with `bulkhead admin key issue TENANT`)"
+            )
+        })
+    }
 }
 
 /// [`Role`] as the command line names it: `reader`, `writer` or `tenant-admin`.

@@ -20,6 +20,7 @@ use bulkhead_index::{
 use bulkhead_query::limits;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
 
 /// Arguments of `bulkhead bench`.
 #[derive(clap::Args)]
@@ -121,8 +122,22 @@ struct Dataset {
     base_name: String,
 }
 
-/// Runs the benchmark and writes its report to `out`.
-pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
+/// Runs the benchmark and writes its report to `out`; with `json`, the report goes to stderr and
+/// its numbers to `out` as one JSON object.
+pub(crate) fn run(args: &BenchArgs, json: bool, out: &mut dyn Write) -> Result<()> {
+    if !json {
+        return report(args, out, &mut Vec::new()).map(|_| ());
+    }
+    let mut rows = Vec::new();
+    let mut summary = report(args, &mut std::io::stderr().lock(), &mut rows)?;
+    summary["results"] = Value::Array(rows);
+    writeln!(out, "{summary}")?;
+    Ok(())
+}
+
+/// The benchmark with its text report on `out`; each result row is also pushed on `rows`, and the
+/// dataset and build figures returned, as JSON.
+fn report(args: &BenchArgs, out: &mut dyn Write, rows: &mut Vec<Value>) -> Result<Value> {
     let params = HnswParams { m: args.m, ef_construction: args.ef_construction };
     params.validate()?;
     validate(args)?;
@@ -135,15 +150,23 @@ pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
     let builder = Builder::from(args.builder);
     write_header(out, args, &data, params, builder, threads)?;
     let Dataset { arena, queries, truth, .. } = data;
+    let (n, dim, query_count) = (arena.len(), arena.dim(), queries.len());
+    let started = Instant::now();
     let segment = build(out, args.metric, arena, params, builder, rss_start)?;
+    let summary = json!({
+        "isa": bulkhead_distance::active_isa().to_string(), "vectors": n, "dimension": dim,
+        "queries": query_count, "k": args.k, "m": params.m, "ef_construction": params.ef_construction,
+        "builder": builder.name(), "threads": threads, "build_seconds": started.elapsed().as_secs_f64(),
+        "bytes_per_vector": segment.bytes_per_vector(),
+    });
     let queries: Vec<&[f32]> = queries.iter().map(Vec::as_slice).collect();
     let truth = match truth {
         Some(truth) => truth,
         None => eval::exact_truth(&segment, &queries, args.k, None, threads)?,
     };
-    let unfiltered = measure_unfiltered(out, args, &segment, &queries, &truth, threads)?;
+    let unfiltered = measure_unfiltered(out, args, &segment, &queries, &truth, threads, rows)?;
     if !args.no_filtered {
-        measure_filtered(out, args, &segment, &queries, &unfiltered, threads)?;
+        measure_filtered(out, args, &segment, &queries, &unfiltered, threads, rows)?;
     }
     writeln!(
         out,
@@ -151,7 +174,7 @@ pub(crate) fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<()> {
          pass); latency x: unfiltered median q/s at the same ef over filtered median q/s, one thread",
         args.passes
     )?;
-    Ok(())
+    Ok(summary)
 }
 
 /// The report's first lines: the instruction set, the data, the metric, the truth and the index.
@@ -248,6 +271,7 @@ fn measure_unfiltered(
     queries: &[&[f32]],
     truth: &[Vec<u32>],
     threads: usize,
+    rows: &mut Vec<Value>,
 ) -> Result<Vec<f64>> {
     writeln!(out, "\nunfiltered (recall@{} against the truth)", args.k)?;
     header(out, threads, false)?;
@@ -257,6 +281,7 @@ fn measure_unfiltered(
         let one = eval::measure(segment, queries, truth, &search, None, 1, args.passes)?;
         let all = eval::measure(segment, queries, truth, &search, None, threads, args.passes)?;
         row(out, ef, &one, &all, None)?;
+        rows.push(row_json(None, ef, threads, &one, &all, None));
         unfiltered.push(one.median_qps());
     }
     Ok(unfiltered)
@@ -271,6 +296,7 @@ fn measure_filtered(
     queries: &[&[f32]],
     unfiltered: &[f64],
     threads: usize,
+    rows: &mut Vec<Value>,
 ) -> Result<()> {
     let n = segment.vectors().len();
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -294,6 +320,7 @@ fn measure_filtered(
             let all = eval::measure(segment, queries, &truth, &search, Some(filter), threads, args.passes)?;
             let slowdown = plain / one.median_qps().max(f64::MIN_POSITIVE);
             row(out, ef, &one, &all, Some(slowdown))?;
+            rows.push(row_json(Some(percent), ef, threads, &one, &all, Some(slowdown)));
         }
     }
     Ok(())
@@ -436,6 +463,22 @@ fn row(
         one.plan_summary()
     )?;
     Ok(())
+}
+
+/// One result row as JSON: the section (`selectivity_percent` null when unfiltered) and its numbers.
+fn row_json(
+    percent: Option<f64>,
+    ef: usize,
+    threads: usize,
+    one: &Measurement,
+    all: &Measurement,
+    slowdown: Option<f64>,
+) -> Value {
+    json!({
+        "selectivity_percent": percent, "ef": ef, "recall": one.recall, "qps_1_thread": one.median_qps(),
+        "best_qps_1_thread": one.best_qps(), "threads": threads, "qps_all_threads": all.median_qps(),
+        "distances_per_query": one.distances_per_query, "latency_factor": slowdown,
+    })
 }
 
 fn mib(bytes: u64) -> f64 {

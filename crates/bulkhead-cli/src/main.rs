@@ -3,18 +3,22 @@
 //! `embedded` works on a data directory directly, authenticating with an API key exactly as a
 //! remote client does; `bench` measures the index on an fvecs dataset. `args.rs` holds the argument
 //! types several commands share, `secrets.rs` where the master key and admin token come from, and
-//! `output.rs` what the commands print, as text or (with `--json`) as JSON.
+//! `output.rs` what the commands print, as text or (with `--json`) as JSON; `load.rs` reads the
+//! files of `client upsert --file`.
 
 use anyhow::{Context, Result};
 use bulkhead_server::config::{DEFAULT_DATA_DIR, LogFormat};
 use clap::{Parser, Subcommand};
+use output::Output;
 use std::path::PathBuf;
 
 mod admin;
 mod args;
 mod bench;
 mod client;
+mod datadir;
 mod embedded;
+mod load;
 mod output;
 mod remote;
 mod secrets;
@@ -34,6 +38,11 @@ struct Cli {
     /// inside the data directory.
     #[arg(long, global = true, env = "BULKHEAD_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// Print JSON instead of text: one JSON value a line (`serve`: JSON log lines, and the
+    /// settings as JSON with --print-config; `bench`: the text report on stderr, its numbers as
+    /// one JSON object on stdout).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,7 +84,7 @@ fn main() -> std::process::ExitCode {
 /// Runs one command. The server sets up its own logging (its config file may set the level and
 /// format); every other command only warns, unless BULKHEAD_LOG says otherwise.
 fn run(cli: Cli) -> Result<()> {
-    let Cli { data_dir, master_key_file, command } = cli;
+    let Cli { data_dir, master_key_file, json, command } = cli;
     if !matches!(command, Command::Serve(_)) {
         let filter = std::env::var("BULKHEAD_LOG").unwrap_or_else(|_| "warn".to_owned());
         init_logging(&filter, LogFormat::Text).or_else(|_| init_logging("warn", LogFormat::Text))?;
@@ -84,13 +93,22 @@ fn run(cli: Cli) -> Result<()> {
     let out = &mut std::io::stdout().lock();
     match command {
         // The data directory may also come from serve's config file, below the flag.
-        Command::Serve(args) => serve::run(data_dir.as_deref(), key_file, &args, out),
-        Command::Admin(args) => admin::run(&or_default(data_dir), *args, out),
-        Command::Client(args) => client::run(*args, out),
-        Command::GenerateMasterKey { file } => secrets::generate_master_key(&file),
-        Command::Embedded(command) => embedded::run(&or_default(data_dir), key_file, command, out),
+        Command::Serve(args) => serve::run(data_dir.as_deref(), key_file, &args, json, out),
+        Command::Admin(args) => admin::run(&or_default(data_dir), *args, &mut Output::new(out, json)),
+        Command::Client(args) => client::run(*args, &mut Output::new(out, json)),
+        Command::GenerateMasterKey { file } => {
+            secrets::generate_master_key(&file)?;
+            let file = file.display().to_string();
+            Output::new(out, json).record(
+                || serde_json::json!({ "master_key_file": file }),
+                || format!("wrote a new master key to {file} (mode 0600)"),
+            )
+        }
+        Command::Embedded(command) => {
+            embedded::run(&or_default(data_dir), key_file, command, &mut Output::new(out, json))
+        }
         // The benchmark builds its index in memory: no data directory, no master key.
-        Command::Bench(args) => bench::run(&args, out),
+        Command::Bench(args) => bench::run(&args, json, out),
     }
 }
 

@@ -27,17 +27,9 @@ pub(crate) struct RemoteArgs {
     /// flag: anyone on the path would read the admin token or API key).
     #[arg(long, env = "BULKHEAD_INSECURE_PLAINTEXT", global = true)]
     insecure_plaintext: bool,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
 }
 
 impl RemoteArgs {
-    /// Whether to print JSON.
-    pub(crate) fn json(&self) -> bool {
-        self.json
-    }
-
     /// A channel to the server, over TLS when --tls-ca is given.
     async fn connect(&self) -> Result<Channel> {
         let tls = match &self.tls_ca {

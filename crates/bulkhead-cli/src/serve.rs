@@ -6,6 +6,7 @@
 //! database, the metrics endpoint, and a graceful stop: calls in flight get a grace period, the store
 //! is flushed.
 
+use crate::datadir;
 use crate::output::Output;
 use crate::secrets::{self, DEV_ADMIN_TOKEN, DEV_MASTER_KEY};
 use anyhow::{Context, Result};
@@ -128,9 +129,10 @@ pub(crate) struct ServeArgs {
     /// in front; logged as an error at every start.
     #[arg(long, env = "BULKHEAD_ALLOW_INSECURE_PUBLIC")]
     allow_insecure_public: bool,
-    /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus), or `off`
-    /// [default: 127.0.0.1:7451 if that port is free, else none with a warning]. Keep it on loopback
-    /// or a private network: it shows every tenant's traffic (by opaque uid).
+    /// Where to serve the metrics (`GET /metrics`, OpenMetrics text for Prometheus) and the
+    /// liveness probe (`GET /healthz`), or `off` [default: 127.0.0.1:7451 if that port is free, else
+    /// none with a warning; a given address that is taken stops the start]. Keep it on loopback or a
+    /// private network: it shows every tenant's traffic (by opaque uid).
     #[arg(long, env = "BULKHEAD_METRICS_LISTEN")]
     metrics_listen: Option<String>,
     /// The log filter: a level (error, warn, info, debug, trace) or tracing directives [default: info].
@@ -171,14 +173,20 @@ pub(crate) fn run(
     data_dir: Option<&Path>,
     master_key_file: Option<&Path>,
     args: &ServeArgs,
+    json: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     // The server's settings come first: the config file may set its log level and format.
     let settings = settings(data_dir, master_key_file, args)?;
     if args.print_config {
-        return print_config(&settings, &mut Output::new(out, false));
+        return print_config(&settings, &mut Output::new(out, json));
     }
-    crate::init_logging(settings.log_level(), settings.log_format())?;
+    // `--json` asks for JSON log lines, unless --log-format (or its variable) says otherwise.
+    let format = match args.log_format {
+        None if json => LogFormat::Json,
+        _ => settings.log_format(),
+    };
+    crate::init_logging(settings.log_level(), format)?;
     serve(&settings)
 }
 
@@ -242,29 +250,34 @@ fn settings(
 }
 
 /// `bulkhead serve --print-config`: the effective settings as a config file, with comments saying
-/// where the secrets come from (never the secrets).
+/// where the secrets come from (never the secrets); with `--json`, `{"settings": ..., "notes": [..]}`.
 fn print_config(settings: &ServeConfig, out: &mut Output<'_>) -> Result<()> {
     let data_dir = settings.data_dir();
+    let mut notes = Vec::new();
     if settings.master_key_file.is_none() {
         if std::env::var_os(MASTER_KEY_ENV).is_some() {
-            out.line(format_args!("# master key: from {MASTER_KEY_ENV}"))?;
+            notes.push(format!("master key: from {MASTER_KEY_ENV}"));
         } else {
-            out.line(format_args!(
-                "# master key: development key {}",
-                data_dir.join(DEV_MASTER_KEY).display()
-            ))?;
+            notes.push(format!("master key: development key {}", data_dir.join(DEV_MASTER_KEY).display()));
         }
     }
     if settings.admin_token_file.is_none() {
         if std::env::var_os(ADMIN_TOKEN_ENV).is_some() {
-            out.line(format_args!("# admin token: from {ADMIN_TOKEN_ENV}"))?;
+            notes.push(format!("admin token: from {ADMIN_TOKEN_ENV}"));
         } else {
             let token = data_dir.join(DEV_ADMIN_TOKEN);
-            out.line(format_args!("# admin token: development token {}", token.display()))?;
+            notes.push(format!("admin token: development token {}", token.display()));
         }
     }
     if settings.tls_files()?.is_none() {
-        out.line("# TLS: off (plaintext gRPC)")?;
+        notes.push("TLS: off (plaintext gRPC)".to_owned());
+    }
+    if out.is_json() {
+        let value = serde_json::to_value(settings).context("the settings as JSON")?;
+        return out.line(serde_json::json!({ "settings": value, "notes": notes }));
+    }
+    for note in notes {
+        out.line(format_args!("# {note}"))?;
     }
     // The TOML ends with its own newline.
     let toml = settings.to_toml()?;
@@ -274,6 +287,8 @@ fn print_config(settings: &ServeConfig, out: &mut Output<'_>) -> Result<()> {
 /// Runs the server until SIGINT or SIGTERM, then finishes the calls in flight and flushes.
 fn serve(settings: &ServeConfig) -> Result<()> {
     refuse_exposure(settings)?;
+    // Held until the process exits (after the flush).
+    let _lock = datadir::lock(&settings.data_dir(), "bulkhead serve")?;
     let (server, db) = open(settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve_until_signal(server, settings))?;
@@ -324,7 +339,7 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
     let options = settings.store_options();
     let db = Arc::new(
         Database::open_with_previous(&data_dir.join("db"), master, previous, options)
-            .with_context(|| format!("opening {}", data_dir.display()))?
+            .map_err(|e| datadir::explain_open_error(&data_dir, e))?
             .with_index_memory_budget(settings.index_memory_budget_bytes()),
     );
     let limits = ServerLimits {
@@ -343,23 +358,27 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
     Ok((server, db))
 }
 
-/// Listens, says so, serves (and the metrics) until a signal, then gives calls in flight a grace
-/// period: a client that keeps an idle connection open past it does not hold the shutdown (and the
-/// flush) hostage.
+/// Binds every port (gRPC, then metrics), says so, serves (and the metrics) until a signal, then
+/// gives calls in flight a grace period: a client that keeps an idle connection open past it does
+/// not hold the shutdown (and the flush) hostage. A port that is taken stops the start before the
+/// line that says the server serves.
 async fn serve_until_signal(server: Server, settings: &ServeConfig) -> Result<()> {
     let listen = settings.listen();
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| port_error(e, "gRPC", listen, "choose another with --listen ADDRESS"))?;
     let address = listener.local_addr()?;
+    let metrics = metrics_listener(settings).await?;
     // Before the line that says the server serves: from then on a signal stops it cleanly.
     let signal = shutdown_signal()?;
-    log_serving(&server, settings, address);
-    let metrics = match metrics_listener(settings).await? {
+    let metrics = match metrics {
         Some(listener) => {
             log_metrics(listener.local_addr()?);
             Some(server.serve_metrics(listener))
         }
         None => None,
     };
+    log_serving(&server, settings, address);
     let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
     let serve = server.serve(listener, async move {
         signal.await;
@@ -405,7 +424,7 @@ fn log_serving(server: &Server, settings: &ServeConfig, address: SocketAddr) {
         tls,
         data_dir = %settings.data_dir().display(),
         simd = %bulkhead_distance::active_isa(),
-        "bulkhead serving bulkhead.v1 (DataPlane, Admin, reflection)"
+        "bulkhead serving bulkhead.v1 (DataPlane, Admin, reflection, grpc.health.v1)"
     );
 }
 
@@ -416,9 +435,11 @@ async fn metrics_listener(settings: &ServeConfig) -> Result<Option<TcpListener>>
         Some("off") => Ok(None),
         Some(address) => {
             let address: SocketAddr = address.parse().context("--metrics-listen: an address or `off`")?;
-            let listener = TcpListener::bind(address)
-                .await
-                .with_context(|| format!("listening for metrics on {address}"))?;
+            let listener = TcpListener::bind(address).await.map_err(|e| {
+                let fix = "choose another with --metrics-listen ADDRESS, or turn the endpoint off with \
+                           --metrics-listen off";
+                port_error(e, "metrics", address, fix)
+            })?;
             Ok(Some(listener))
         }
         None => match TcpListener::bind(DEFAULT_METRICS_ADDRESS).await {
@@ -435,14 +456,29 @@ async fn metrics_listener(settings: &ServeConfig) -> Result<Option<TcpListener>>
     }
 }
 
+/// A port that could not be bound, with what to do: a taken one is most often another server.
+fn port_error(error: std::io::Error, what: &str, address: SocketAddr, fix: &str) -> anyhow::Error {
+    let why = match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "it is taken by another process (another bulkhead serve?)".to_owned()
+        }
+        std::io::ErrorKind::AddrNotAvailable => "no interface of this machine has that address".to_owned(),
+        std::io::ErrorKind::PermissionDenied => {
+            "this user may not listen there (a port below 1024?)".to_owned()
+        }
+        _ => error.to_string(),
+    };
+    anyhow::anyhow!("cannot listen for {what} on {address}: {why} ({error}); {fix}")
+}
+
 fn log_metrics(address: SocketAddr) {
     if address.ip().is_loopback() {
-        tracing::info!(%address, "metrics at /metrics");
+        tracing::info!(%address, "metrics at /metrics, liveness at /healthz");
     } else {
         tracing::warn!(
             %address,
-            "metrics at /metrics beyond loopback: they show every tenant's traffic (by opaque uid) to \
-             whoever can reach them"
+            "metrics at /metrics (liveness at /healthz) beyond loopback: they show every tenant's \
+             traffic (by opaque uid) to whoever can reach them"
         );
     }
 }

@@ -148,6 +148,102 @@ pub fn authorized<T>(message: T, token: &str) -> Result<Request<T>, ServerError>
     Ok(request)
 }
 
+/// The status the standard health service (`grpc.health.v1.Health/Check`) reports for `service`
+/// (`""`: the server as a whole; `bulkhead.v1.DataPlane`, `bulkhead.v1.Admin`), by its name
+/// (`SERVING`, `NOT_SERVING`, ...). The call carries no credential: the health service needs none.
+pub async fn health(channel: Channel, service: &str) -> Result<&'static str, Status> {
+    use tonic_health::pb::health_client::HealthClient;
+    let request = tonic_health::pb::HealthCheckRequest { service: service.to_owned() };
+    let answer = HealthClient::new(channel).check(request).await?.into_inner();
+    Ok(answer.status().as_str_name())
+}
+
+/// The wire form of a metric a response names, if it is one this client knows.
+pub fn metric_from_proto(metric: i32) -> Option<Metric> {
+    convert::metric_from(metric).ok()
+}
+
+/// Cuts a stream of points into `Upsert` requests that each stay within the server's limits: at
+/// most `MAX_BATCH_POINTS` points, at most `MAX_BATCH_BYTES` encoded bytes (the encoding is never
+/// smaller than the library's byte count of the same points, and half the `Upsert` message limit)
+/// and at most `MAX_REQUEST_ELEMENTS` elements as the codec counts them (`codec.rs`). A point too
+/// large for any batch goes alone into one, and the server's refusal says why.
+#[derive(Default)]
+pub struct UpsertBatcher {
+    collection: String,
+    points: Vec<pb::Point>,
+    bytes: usize,
+    elements: usize,
+}
+
+/// Counts only: the collection's name and the points are tenant data.
+impl std::fmt::Debug for UpsertBatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpsertBatcher")
+            .field("pending", &self.points.len())
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpsertBatcher {
+    /// A batcher of points for `collection`.
+    pub fn new(collection: &str) -> UpsertBatcher {
+        UpsertBatcher { collection: collection.to_owned(), ..UpsertBatcher::default() }
+    }
+
+    /// Adds `point`. Returns the batch so far first if `point` does not fit in it.
+    pub fn push(&mut self, point: pb::Point) -> Option<pb::UpsertRequest> {
+        let bytes = prost::encoding::message::encoded_len(2, &point);
+        let elements = point_elements(&point);
+        let full = !self.points.is_empty()
+            && (self.points.len() >= bulkhead_query::limits::MAX_BATCH_POINTS
+                || self.base_bytes() + self.bytes + bytes > bulkhead_query::limits::MAX_BATCH_BYTES
+                || self.elements + elements > limits::MAX_REQUEST_ELEMENTS);
+        let batch = if full { self.take() } else { None };
+        self.points.push(point);
+        self.bytes += bytes;
+        self.elements += elements;
+        batch
+    }
+
+    /// The points not yet returned in a batch, as one (none if there are none).
+    pub fn take(&mut self) -> Option<pb::UpsertRequest> {
+        if self.points.is_empty() {
+            return None;
+        }
+        (self.bytes, self.elements) = (0, 0);
+        let points = std::mem::take(&mut self.points);
+        Some(pb::UpsertRequest { collection: self.collection.clone(), points })
+    }
+
+    /// How many points wait for the next batch.
+    pub fn pending(&self) -> usize {
+        self.points.len()
+    }
+
+    /// The encoded bytes of a request with no points (its collection's field).
+    fn base_bytes(&self) -> usize {
+        prost::encoding::string::encoded_len(1, &self.collection)
+    }
+}
+
+/// The elements the codec counts for one point of an `UpsertRequest`: the point, each metadata entry
+/// and its value (a keyword list and each of its keywords), the ACL and each of its names. Packed
+/// floats and singular strings count nothing.
+fn point_elements(point: &pb::Point) -> usize {
+    let metadata: usize = point
+        .metadata
+        .values()
+        .map(|value| match &value.kind {
+            Some(pb::meta_value::Kind::Keywords(list)) => 3 + list.values.len(),
+            _ => 2,
+        })
+        .sum();
+    let acl = point.acl.as_ref().map_or(0, |acl| 1 + acl.users.len() + acl.groups.len());
+    1 + metadata + acl
+}
+
 /// Streams the archive of `tenant` (`ExportTenant`) into `sink`, a chunk (at most
 /// `MAX_ARCHIVE_CHUNK_BYTES`) at a time, and returns the export's summary, which only a complete
 /// stream ends with. A `sink` error stops the call (the server stops exporting) and is returned
@@ -228,7 +324,55 @@ pub async fn import_tenant(
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_address;
+    use super::{UpsertBatcher, is_loopback_address};
+    use crate::codec::count_request_elements;
+    use crate::proto as pb;
+    use prost::Message;
+
+    /// Every batch fits each limit, and no batch was cut before it had to be.
+    fn check_batches(points: impl IntoIterator<Item = pb::Point>) -> Vec<usize> {
+        let mut batcher = UpsertBatcher::new("docs");
+        let mut batches = Vec::new();
+        for point in points {
+            batches.extend(batcher.push(point));
+        }
+        batches.extend(batcher.take());
+        assert_eq!(batcher.pending(), 0);
+        for batch in &batches {
+            let bytes = batch.encode_to_vec();
+            assert!(batch.points.len() <= bulkhead_query::limits::MAX_BATCH_POINTS);
+            assert!(bytes.len() <= bulkhead_query::limits::MAX_BATCH_BYTES, "{}", bytes.len());
+            let elements = count_request_elements::<pb::UpsertRequest>(&bytes).expect("within the limit");
+            assert!(elements <= crate::limits::MAX_REQUEST_ELEMENTS);
+        }
+        batches.iter().map(|b| b.points.len()).collect()
+    }
+
+    fn point(id: usize, text: usize, keywords: usize) -> pb::Point {
+        let mut metadata = std::collections::HashMap::new();
+        for field in 0..8 {
+            let values = (0..keywords).map(|k| format!("k{k}")).collect();
+            let kind = pb::meta_value::Kind::Keywords(pb::KeywordList { values });
+            metadata.insert(format!("f{field}"), pb::MetaValue { kind: Some(kind) });
+        }
+        let acl = Some(pb::Acl { users: vec!["alice".into()], groups: vec!["eng".into()] });
+        let text = "x".repeat(text);
+        pb::Point { id: id.to_string(), vector: vec![0.5; 8], text, metadata, source_uri: None, acl }
+    }
+
+    #[test]
+    fn upsert_batches_stay_within_every_limit() {
+        // Small points: cut by the point count.
+        assert_eq!(check_batches((0..2500).map(|i| point(i, 10, 0))), [1024, 1024, 452]);
+        // Large texts: cut by bytes (256 KiB each, 127 fit in 32 MiB with their framing).
+        let sizes = check_batches((0..300).map(|i| point(i, 256 * 1024, 0)));
+        assert_eq!(sizes.iter().sum::<usize>(), 300);
+        assert_eq!(sizes[0], 127, "{sizes:?}");
+        // Many keywords: cut by elements (8 lists of 60 keywords: 1 + 8 * 63 + 3 = 508 each).
+        let sizes = check_batches((0..1500).map(|i| point(i, 0, 60)));
+        assert_eq!(sizes[0], crate::limits::MAX_REQUEST_ELEMENTS / 508, "{sizes:?}");
+        assert!(check_batches(std::iter::empty()).is_empty());
+    }
 
     #[test]
     fn loopback_addresses_are_told_apart() {

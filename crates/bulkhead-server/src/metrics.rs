@@ -1,6 +1,7 @@
 //! Operator signals: per-tenant request counters and latency histograms, refusals by reason, and the
 //! node's gauges (index memory, result-cache hits, rotation progress, the SIMD instruction set), in
-//! the OpenMetrics text format on their own port (`bulkhead serve --metrics-listen`).
+//! the OpenMetrics text format on their own port (`bulkhead serve --metrics-listen`), beside the
+//! `/healthz` liveness probe.
 //!
 //! A tenant appears in labels as its short opaque uid (as in the logs), never by name; a request
 //! refused before its tenant is known is counted under `tenant="none"`. Nothing of a request's
@@ -215,9 +216,10 @@ impl Metrics {
 /// Longest request head the metrics endpoint reads.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 
-/// Answers `GET /metrics` over HTTP/1.1 on `listener` until aborted, one request per connection, at
-/// most [`crate::limits::MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is
-/// not a request line).
+/// Answers `GET /metrics` and `GET /healthz` (`200 ok`, a liveness probe) over HTTP/1.1 on
+/// `listener` until aborted, one request per connection, at most
+/// [`crate::limits::MAX_METRICS_CONNECTIONS`] at once. Anything else gets 404 (or 400 if it is not a
+/// request line).
 pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>, db: Arc<Database>) {
     let permits = Arc::new(tokio::sync::Semaphore::new(crate::limits::MAX_METRICS_CONNECTIONS));
     loop {
@@ -252,8 +254,15 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metric
             } else if line.starts_with(b"GET /metrics ") {
                 let text = tokio::task::spawn_blocking(move || metrics.render(&db)).await.unwrap_or_default();
                 ("200 OK", "application/openmetrics-text; version=1.0.0; charset=utf-8", text)
+            } else if line.starts_with(b"GET /healthz ") {
+                // Liveness: the process answers (gRPC readiness is grpc.health.v1 on the gRPC port).
+                ("200 OK", "text/plain", String::from("ok\n"))
             } else {
-                ("404 Not Found", "text/plain", String::from("only GET /metrics is served here\n"))
+                (
+                    "404 Not Found",
+                    "text/plain",
+                    String::from("only GET /metrics and GET /healthz are served here\n"),
+                )
             };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\

@@ -27,6 +27,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tonic::Status;
 
+/// The data plane's name in the health service (and in every method's path).
+const DATA_PLANE_SERVICE: &str = <DataPlaneServer<DataService> as tonic::server::NamedService>::NAME;
+
+/// The admin plane's name in the health service.
+const ADMIN_SERVICE: &str = <AdminServer<AdminService> as tonic::server::NamedService>::NAME;
+
 /// What one connection and one request may consume (see `docs/LIMITS.md`).
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
@@ -176,8 +182,21 @@ impl Server {
         let limits = &self.shared.limits;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(ServerError::Reflection)?;
+        // The standard health service: SERVING for the server ("") and both services while it
+        // accepts calls, NOT_SERVING from the shutdown signal on. Open like reflection (no
+        // credential: a load balancer has none), with the small message limit.
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        health_reporter.set_serving::<DataPlaneServer<DataService>>().await;
+        health_reporter.set_serving::<AdminServer<AdminService>>().await;
+        let shutdown = async move {
+            shutdown.await;
+            for service in ["", DATA_PLANE_SERVICE, ADMIN_SERVICE] {
+                health_reporter.set_service_status(service, tonic_health::ServingStatus::NotServing).await;
+            }
+        };
         // tonic's own size limits are a backstop that never fires: requests are held to their
         // method's limit, at most this one, by the admission layer, and answers by `deliverable`,
         // each with the server's own RESOURCE_EXHAUSTED.
@@ -206,6 +225,7 @@ impl Server {
             .add_service(data)
             .add_service(admin)
             .add_service(reflection)
+            .add_service(health)
             .serve_with_incoming_shutdown(
                 crate::connections::Incoming::new(listener, limits.max_connections),
                 shutdown,

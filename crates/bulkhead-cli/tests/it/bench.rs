@@ -200,3 +200,24 @@ fn bad_input_is_a_one_line_error() {
     assert!(!output.status.success());
     assert!(stderr.contains("--metric dot needs unit vectors"), "{stderr}");
 }
+
+#[test]
+fn bench_json_puts_its_numbers_on_stdout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    dataset(dir.path());
+    let path = dir.path().to_str().expect("utf-8 path");
+    let args = ["--dataset", path, "--metric", "l2", "--ef", "64", "--selectivity", "50", "--passes", "1"];
+    let output = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["--json", "bench"])
+        .args(args)
+        .output()
+        .expect("run bulkhead");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unfiltered"), "the report on stderr");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!((summary["vectors"].as_u64(), summary["dimension"].as_u64()), (Some(2000), Some(16)));
+    let rows = summary["results"].as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{summary}");
+    assert!(rows[0]["selectivity_percent"].is_null() && rows[1]["selectivity_percent"] == 50.0);
+    assert!(rows[0]["recall"].as_f64().is_some_and(|r| r > 0.5), "{summary}");
+}

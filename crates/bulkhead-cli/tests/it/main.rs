@@ -1,6 +1,6 @@
 //! The `bulkhead` binary end to end (`CARGO_BIN_EXE_bulkhead`). This file: the embedded commands'
 //! walkthrough on a fresh data directory; the modules: `serve` (the server as an operator runs it,
-//! with `admin` and `client`), `config` (where `serve` takes its settings from), `tls` (the binary
+//! with `admin` and `client`), `client` (the data plane's commands and bulk loads from a file), `config` (where `serve` takes its settings from), `tls` (the binary
 //! over TLS), `admission` (hostile requests against the real binary, its memory read from `/proc`)
 //! and `bench`. The server's in-process tests are in `crates/bulkhead-server/tests/it/`, whose
 //! `wire.rs` and `certs.rs` these tests share.
@@ -8,6 +8,7 @@
 mod admission;
 mod archive;
 mod bench;
+mod client;
 mod config;
 mod serve;
 mod tls;
@@ -70,6 +71,31 @@ fn walkthrough() {
     let listed = ok(bulkhead(&data, &["collection", "list"], Some(&admin)));
     assert!(listed.contains("docs\t3 dims\tcosine\t2 points"), "{listed}");
 
+    // --json everywhere, and the API key after the subcommand.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let text = ok(bulkhead(&data, args, None));
+        serde_json::from_str(text.trim()).unwrap_or_else(|_| panic!("one JSON value: {text}"))
+    };
+    let listed = json(&["--json", "collection", "list", "--api-key", &admin]);
+    assert_eq!((listed[0]["name"].as_str(), listed[0]["points"].as_u64()), (Some("docs"), Some(2)));
+    let hit = json(&["search", "docs", "--vector", "1,0,0", "--k", "1", "--json", "--api-key", &admin]);
+    assert_eq!(hit["id"], "a");
+    let keys = json(&["--json", "key", "list", "acme"]);
+    let mut states: Vec<_> = keys.as_array().expect("list").iter().map(|k| k["state"].to_string()).collect();
+    states.sort();
+    assert_eq!(states, ["\"active\"", "\"revoked\""], "{keys}");
+    assert!(json(&["--json", "tenant", "list"])[0]["uid"].is_string());
+    let missing = bulkhead(&data, &["collection", "list"], None);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no API key"));
+
     let demo = ok(bulkhead(&data, &["demo"], None));
     assert!(demo.contains("5. revoked the reader key"), "{demo}");
+    let demo = ok(bulkhead(&data, &["demo", "--json"], None));
+    for line in demo.lines() {
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|_| panic!("a JSON line: {line}"));
+    }
+    assert!(
+        demo.lines().count() == 4 && demo.contains("\"data_dir\""),
+        "three hits, then the summary: {demo}"
+    );
 }

@@ -313,3 +313,70 @@ fn the_cli_refuses_to_send_credentials_in_clear_beyond_loopback() {
         assert!(!stderr.contains("an-admin-token") && !stderr.contains("bk_00_11"), "{stderr}");
     }
 }
+
+/// A data directory a server holds open is named as such, with the server's process id and what to
+/// do instead, both to an embedded command and to a second server; once the server stops, the
+/// directory is free.
+#[test]
+fn a_data_directory_held_by_a_server_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--listen", "127.0.0.1:0", "--metrics-listen", "off"];
+    let server = start_serve(dir.path(), &args, &[]).expect("serving");
+    let holder =
+        format!("the data directory bulkhead-data is in use by process {} (bulkhead serve)", server.pid());
+    let embedded = bulkhead(dir.path(), &["tenant", "list"], &[]);
+    assert!(!embedded.status.success());
+    let stderr = String::from_utf8_lossy(&embedded.stderr);
+    assert!(stderr.contains(&holder) && stderr.contains("bulkhead admin"), "{stderr}");
+    assert!(!stderr.contains("LOCK"), "not RocksDB's error: {stderr}");
+    let second = start_serve(dir.path(), &args, &[]).err().expect("refused");
+    assert!(second.contains(&holder), "{second}");
+    assert!(!second.contains("bulkhead serving"), "{second}");
+    server.stop();
+    ok(bulkhead(dir.path(), &["tenant", "list"], &[]));
+}
+
+/// The operations endpoints of the real binary: the gRPC health service says SERVING, `/healthz`
+/// beside `/metrics` answers 200, and every port is bound before the server says it serves: an
+/// explicit metrics port that is taken stops the start with a clear error and no "serving" line.
+#[test]
+fn health_endpoints_and_every_port_bound_before_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
+    let server = start_serve(dir.path(), &args, &[]).expect("serving");
+    let metrics_line =
+        server.startup.lines().find(|l| l.contains("liveness at /healthz")).expect("the metrics line");
+    let metrics = metrics_line.split("address=").nth(1).and_then(|r| r.split_whitespace().next());
+    let metrics = metrics.expect("the metrics address").to_owned();
+    let (status, body) = http_get(&metrics, "/healthz");
+    assert_eq!((status.as_str(), body.as_str()), ("HTTP/1.1 200 OK", "ok\n"));
+    assert_eq!(http_get(&metrics, "/metrics").0, "HTTP/1.1 200 OK");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let channel = bulkhead_server::client::connect(&server.address).await.expect("connect");
+        for service in ["", "bulkhead.v1.DataPlane", "bulkhead.v1.Admin"] {
+            let status = bulkhead_server::client::health(channel.clone(), service).await.expect("health");
+            assert_eq!(status, "SERVING", "{service:?}");
+        }
+    });
+
+    // The metrics port of the running server, given explicitly to a second server on another data
+    // directory: refused before it says it serves, naming the port and what to do.
+    let taken = ["--listen", "127.0.0.1:0", "--metrics-listen", &metrics, "--data-dir", "other"];
+    let refused = start_serve(dir.path(), &taken, &[]).err().expect("refused");
+    assert!(!refused.contains("bulkhead serving"), "{refused}");
+    assert!(refused.contains(&format!("cannot listen for metrics on {metrics}: it is taken")), "{refused}");
+    assert!(refused.contains("--metrics-listen off"), "{refused}");
+    server.stop();
+}
+
+/// `GET path` over HTTP/1.1: the status line and the body.
+fn http_get(address: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}

@@ -4,7 +4,7 @@
 //! load. Plus reflection and the admin plane's unimplemented delete.
 
 use crate::harness::{TestServer, point, req, search};
-use bulkhead_server::client::{Admin, DataPlane};
+use bulkhead_server::client::{self, Admin, DataPlane};
 use bulkhead_server::proto as pb;
 use tonic::Code;
 
@@ -440,6 +440,21 @@ async fn reflection_lists_both_services() {
     };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"bulkhead.v1.DataPlane") && names.contains(&"bulkhead.v1.Admin"), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    server.stop().await;
+}
+
+/// The standard health service answers SERVING for the server and both services, without a
+/// credential, and NOT_FOUND for a service it does not know; reflection lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grpc_health_service_reports_serving() {
+    let server = TestServer::start().await;
+    for service in ["", "bulkhead.v1.DataPlane", "bulkhead.v1.Admin"] {
+        let status = client::health(server.channel().await, service).await.expect("health");
+        assert_eq!(status, "SERVING", "{service:?}");
+    }
+    let unknown = client::health(server.channel().await, "other.Service").await.expect_err("unknown");
+    assert_eq!(unknown.code(), Code::NotFound);
     server.stop().await;
 }
 

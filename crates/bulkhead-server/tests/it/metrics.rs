@@ -1,5 +1,5 @@
 //! The metrics endpoint after a scripted scenario: every counter equals what the scenario did, tenants
-//! appear only as opaque uids, and nothing but `GET /metrics` is served.
+//! appear only as opaque uids, and nothing but `GET /metrics` (and the `/healthz` probe) is served.
 
 use crate::harness::{TestServer, req, search};
 use bulkhead_server::proto as pb;
@@ -103,6 +103,16 @@ async fn metrics_count_what_a_scripted_scenario_did() {
 
     let (status, _) = http_get(&server, "/other").await;
     assert_eq!(status, "HTTP/1.1 404 Not Found");
+    server.stop().await;
+}
+
+/// `GET /healthz` beside `/metrics`: 200 and `ok`, without a credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_answers_ok_beside_the_metrics() {
+    let server = TestServer::start().await;
+    let (status, body) = http_get(&server, "/healthz").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(body, "ok\n");
     server.stop().await;
 }
 

@@ -406,7 +406,7 @@ fn an_import_killed_at_any_moment_leaves_whole_tenants_or_none() {
 }
 
 #[test]
-fn a_round_trip_into_the_shared_tier_answers_identically() {
+fn a_round_trip_into_the_shared_and_dedicated_tiers_answers_identically() {
     let source = TestDir::new();
     let db = open(&source, source.master());
     fill(&db, "acme");
@@ -418,6 +418,12 @@ fn a_round_trip_into_the_shared_tier_answers_identically() {
     assert_eq!(summary.tenant.placement, Placement::Shared);
     assert_eq!(op.tenant_info(&name("acme-shared")).expect("info").placement, Placement::Shared);
     let copy = db.tenant(&op.trusted_host_scope(&name("acme-shared"), "t").expect("s")).expect("t");
+    assert_eq!(answers(&copy), expected);
+    drop(copy);
+    // And into an instance of its own.
+    let summary = import_in(&db, &archive, Some("acme-own"), Some(Placement::Dedicated)).expect("import");
+    assert_eq!(summary.tenant.placement, Placement::Dedicated);
+    let copy = db.tenant(&op.trusted_host_scope(&name("acme-own"), "t").expect("s")).expect("t");
     assert_eq!(answers(&copy), expected);
     drop(copy);
     drop(db);

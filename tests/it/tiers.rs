@@ -183,10 +183,20 @@ fn a_tenant_moves_between_tiers_and_answers_the_same() {
     {
         {
             let db = dir.open();
+            let mover = db.operator().tenant_info(&name("mover")).expect("info").uid;
             let mut reported = Vec::new();
-            let done = db.operator().move_tenant(&name("mover"), target, |p| reported.push(p)).expect("move");
-            assert!(done.switched && done.copied >= 601, "{done:?}");
-            assert!(reported.last().is_some_and(|p| p.switched), "the switch is reported");
+            // Each step as the callback hears it, and as `move_status` shows it meanwhile.
+            let done = db
+                .operator()
+                .move_tenant(&name("mover"), target, |p| reported.push((p, db.operator().move_status(mover))))
+                .expect("move");
+            assert!(done.switched && done.copied >= 601 && done.target == target, "{done:?}");
+            assert!(reported.last().is_some_and(|(p, _)| p.switched), "the switch is reported");
+            assert!(
+                reported.iter().all(|(p, shown)| *shown == Some(*p)),
+                "move_status shows it: {reported:?}"
+            );
+            assert_eq!(db.operator().move_status(mover), None, "no move runs once it returned");
             assert_eq!(db.operator().tenant_info(&name("mover")).expect("info").placement, target);
             assert_eq!((answers(&db, "mover"), answers(&db, "stays")), before, "same answers");
             let uid = db.operator().tenant_info(&name("mover")).expect("info").uid;

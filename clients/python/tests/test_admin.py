@@ -50,8 +50,9 @@ def test_tenants_create_list_describe_delete(admin: AdminClient, url: str) -> No
 def test_a_tenant_is_created_in_the_tier_asked_for(admin: AdminClient) -> None:
     assert admin.create_tenant(unique("small"), tier="shared").placement == "shared"
     assert admin.create_tenant(unique("big")).placement == "partitioned"
+    assert admin.create_tenant(unique("own"), tier="dedicated").placement == "dedicated"
     with pytest.raises(InvalidArgument):
-        admin.create_tenant(unique("odd"), tier="dedicated")
+        admin.create_tenant(unique("odd"), tier="isolated")
 
 
 def test_a_tenant_moves_between_tiers(admin: AdminClient, url: str) -> None:
@@ -66,9 +67,14 @@ def test_a_tenant_moves_between_tiers(admin: AdminClient, url: str) -> None:
         assert moved.moved and moved.tier == "partitioned" and moved.copied > 0
         assert admin.describe_tenant(name).placement == "partitioned"
         assert [(h.id, h.score) for h in docs.search([1, 0], k=2)] == before
-    assert not admin.move_tenant(name, "partitioned").moved
+        moved = admin.move_tenant(name, "dedicated")
+        assert moved.moved and moved.tier == "dedicated"
+        assert admin.describe_tenant(name).placement == "dedicated"
+        assert [(h.id, h.score) for h in docs.search([1, 0], k=2)] == before
+    assert not admin.move_tenant(name, "dedicated").moved
+    assert not admin.move_status(name).running, "no move runs once it returned"
     with pytest.raises(InvalidArgument):
-        admin.move_tenant(name, "dedicated")
+        admin.move_tenant(name, "isolated")
 
 
 def test_keys_issue_list_revoke_unlock(admin: AdminClient, url: str, tenant: TenantKeys) -> None:

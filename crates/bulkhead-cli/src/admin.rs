@@ -415,7 +415,46 @@ async fn tenant_move(
     tier: String,
 ) -> Result<()> {
     let request = s.request(pb::MoveTenantRequest { tenant: name.clone(), tier })?;
-    let moved = s.rpc.move_tenant(request).await.map_err(s.failed())?.into_inner();
+    let mut mover = s.rpc.clone();
+    let moving = mover.move_tenant(request);
+    tokio::pin!(moving);
+    // While the move runs, its progress (GetMoveStatus, once a second) on a spinner line; the
+    // spinner draws only on a terminal.
+    let spinner = (!out.is_json()).then(|| {
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} moving {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        spinner.set_message(format!("{name}: starting"));
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        spinner
+    });
+    let moved = loop {
+        tokio::select! {
+            done = &mut moving => break done.map_err(s.failed())?.into_inner(),
+            () = tokio::time::sleep(Duration::from_secs(1)), if spinner.is_some() => {
+                let request = s.request(pb::GetMoveStatusRequest { tenant: name.clone() })?;
+                // Best effort: a status the server cannot give leaves the last one shown.
+                if let (Ok(now), Some(spinner)) = (s.rpc.get_move_status(request).await, &spinner) {
+                    let now = now.into_inner();
+                    if now.running {
+                        spinner.set_message(format!(
+                            "{name} from {} to {}: {} records copied in {} rounds{}",
+                            now.from_tier,
+                            now.to_tier,
+                            now.copied,
+                            now.rounds,
+                            if now.switched { ", switched; removing the old copy" } else { "" }
+                        ));
+                    }
+                }
+            }
+        }
+    };
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
     out.record(
         || {
             json!({

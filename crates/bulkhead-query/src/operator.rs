@@ -35,8 +35,14 @@ impl Operator<'_> {
         self.store.move_tenant(tenant, target, progress)
     }
 
+    /// How far the tier move of the tenant `uid` that runs now got (`None`: none runs).
+    pub fn move_status(&self, uid: TenantUid) -> Option<MoveProgress> {
+        self.store.move_status(uid)
+    }
+
     /// Creates a tenant in the tier `placement` (`Placement::Shared`: many small tenants in one
-    /// column family; `Placement::OwnColumnFamily`: its own).
+    /// column family; `Placement::OwnColumnFamily`: its own; `Placement::Dedicated`: a RocksDB
+    /// instance of its own).
     pub fn create_tenant_in(
         &self,
         name: &TenantName,

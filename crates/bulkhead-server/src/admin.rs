@@ -146,6 +146,26 @@ impl Admin for AdminService {
         .await
     }
 
+    async fn get_move_status(
+        &self,
+        request: Request<pb::GetMoveStatusRequest>,
+    ) -> Result<Response<pb::MoveStatus>, Status> {
+        self.call(request, "admin-get-move-status", |db, req| {
+            let op = db.operator();
+            let uid = op.tenant_info(&tenant_name(req.tenant)?).map_err(status::from_storage)?.uid;
+            audit_read(db, uid, "admin-move-status")?;
+            Ok(op.move_status(uid).map_or_else(pb::MoveStatus::default, |now| pb::MoveStatus {
+                running: true,
+                from_tier: now.from.name().to_owned(),
+                to_tier: now.target.name().to_owned(),
+                copied: now.copied,
+                rounds: now.rounds,
+                switched: now.switched,
+            }))
+        })
+        .await
+    }
+
     async fn revoke_all_api_keys(
         &self,
         request: Request<pb::RevokeAllApiKeysRequest>,

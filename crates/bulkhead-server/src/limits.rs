@@ -264,6 +264,7 @@ pub const REQUEST_MESSAGE_LIMITS: &[(&str, MessageLimit)] = &[
     ("/bulkhead.v1.Admin/DescribeTenant", SMALL),
     ("/bulkhead.v1.Admin/DeleteTenant", SMALL),
     ("/bulkhead.v1.Admin/MoveTenant", SMALL),
+    ("/bulkhead.v1.Admin/GetMoveStatus", SMALL),
     ("/bulkhead.v1.Admin/IssueApiKey", PRINCIPAL),
     ("/bulkhead.v1.Admin/ListApiKeys", SMALL),
     ("/bulkhead.v1.Admin/RevokeApiKey", SMALL),

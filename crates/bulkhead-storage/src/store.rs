@@ -111,6 +111,8 @@ pub struct Store {
     pub(crate) default_quotas: StorageQuotas,
     /// The tier of a tenant created without one ([`StoreOptions::default_placement`]).
     pub(crate) default_placement: Placement,
+    /// The tier moves under way ([`Store::move_status`]).
+    pub(crate) moves: crate::tier::Moves,
     /// [`StoreOptions::max_loaded_tenants`], and the clock of the loaded tenants' last use.
     pub(crate) max_loaded_tenants: usize,
     pub(crate) use_tick: std::sync::atomic::AtomicU64,
@@ -201,6 +203,7 @@ impl Store {
             clock: options.clock,
             default_quotas: options.default_quotas,
             default_placement: options.default_placement,
+            moves: crate::tier::Moves::default(),
             max_loaded_tenants: options.max_loaded_tenants.max(1),
             use_tick: std::sync::atomic::AtomicU64::new(0),
         };

@@ -15,6 +15,8 @@ use crate::ids::{TenantName, TenantUid};
 use crate::layout::{self, Placement, TenantRecord};
 use crate::store::{Durability, Store};
 use crate::tenant::{Location, TenantState};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::iter::Peekable;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -32,6 +34,8 @@ const OLD_READERS_WAIT: Duration = Duration::from_secs(30);
 /// How far a tier move got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MoveProgress {
+    /// The tier the tenant is moving from.
+    pub from: Placement,
     /// The tier the tenant is moving to.
     pub target: Placement,
     /// Records written to the new place so far (puts and deletes, every round).
@@ -40,6 +44,30 @@ pub struct MoveProgress {
     pub rounds: u32,
     /// Whether the switch happened: the tenant is in its new tier.
     pub switched: bool,
+}
+
+/// The moves under way in this process, as far as each got ([`Store::move_status`]).
+#[derive(Default)]
+pub(crate) struct Moves(Mutex<HashMap<TenantUid, MoveProgress>>);
+
+/// Removes a move from [`Moves`] when dropped.
+struct Shown<'m>(&'m Moves, TenantUid);
+
+impl Drop for Shown<'_> {
+    fn drop(&mut self) {
+        self.0.0.lock().remove(&self.1);
+    }
+}
+
+impl Moves {
+    fn show(&self, uid: TenantUid, progress: MoveProgress) -> Shown<'_> {
+        self.0.lock().insert(uid, progress);
+        Shown(self, uid)
+    }
+
+    fn update(&self, uid: TenantUid, progress: MoveProgress) {
+        self.0.lock().insert(uid, progress);
+    }
 }
 
 /// The phases a `moving/` record names.
@@ -60,11 +88,17 @@ impl Store {
         let uid = info.uid;
         let state = self.load_tenant(uid)?;
         let from = state.placement();
-        let mut done = MoveProgress { target, copied: 0, rounds: 0, switched: false };
+        let mut done = MoveProgress { from, target, copied: 0, rounds: 0, switched: false };
         if from == target {
             return Ok(done);
         }
         self.begin_move(uid, from, target)?;
+        // Seen by `move_status` until the move returns, however it returns.
+        let _shown = self.moves.show(uid, done);
+        let mut progress = |now: MoveProgress| {
+            self.moves.update(uid, now);
+            progress(now);
+        };
         let to = Location::of(&uid, target);
         let old =
             match self.copy_and_switch(&state, &info.name, info.created_ms, &to, &mut done, &mut progress) {
@@ -86,6 +120,11 @@ impl Store {
         self.remove_copy(uid, old.placement)?;
         self.sys_write(self.end_move(uid)?)?;
         Ok(done)
+    }
+
+    /// How far the tier move of the tenant `uid` that runs now got (`None`: none runs).
+    pub fn move_status(&self, uid: TenantUid) -> Option<MoveProgress> {
+        self.moves.0.lock().get(&uid).copied()
     }
 
     /// Writes the move's record (phase "copying") and makes the new place's column family.

@@ -27,6 +27,7 @@ from ._types import (
     AuditEvent,
     AuditVerification,
     IssuedKey,
+    MoveStatus,
     Policy,
     PolicyVersion,
     PrincipalLike,
@@ -90,11 +91,24 @@ class AdminClient:
         return tenant_from_proto(self._caller.call(Admin.DescribeTenant, pb.DescribeTenantRequest(name=name)))
 
     def move_tenant(self, name: str, tier: str) -> TierMove:
-        """Moves a tenant to another tier ("partitioned", "shared" or "dedicated") online: it keeps serving while
-        its records are copied; its writes wait only for the switch. Returns when the switch is done.
+        """Moves a tenant to another tier ("partitioned", "shared" or "dedicated") online: it keeps
+        serving while its records are copied; its writes wait only for the switch. Returns when the
+        switch is done (`move_status` shows the progress meanwhile, from another thread or process).
         Not retried on UNAVAILABLE (a second move would find it moved, or a move running)."""
         done = self._caller.call(Admin.MoveTenant, pb.MoveTenantRequest(tenant=name, tier=tier))
         return TierMove(tier=done.tier, moved=done.moved, copied=done.copied, rounds=done.rounds)
+
+    def move_status(self, name: str) -> MoveStatus:
+        """How far the tier move of the tenant that runs now got (`running` False: none runs)."""
+        s = self._caller.call(Admin.GetMoveStatus, pb.GetMoveStatusRequest(tenant=name))
+        return MoveStatus(
+            running=s.running,
+            from_tier=s.from_tier,
+            to_tier=s.to_tier,
+            copied=s.copied,
+            rounds=s.rounds,
+            switched=s.switched,
+        )
 
     def delete_tenant(self, name: str) -> int:
         """Crypto-shreds a tenant: its keys and API keys are destroyed first, then its data.

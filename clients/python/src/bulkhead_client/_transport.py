@@ -133,6 +133,7 @@ class Admin:
     DescribeTenant = _a("DescribeTenant", pb.DescribeTenantRequest, pb.Tenant, True)
     DeleteTenant = _a("DeleteTenant", pb.DeleteTenantRequest, pb.DeleteTenantResponse, False)
     MoveTenant = _a("MoveTenant", pb.MoveTenantRequest, pb.MoveTenantResponse, False)
+    GetMoveStatus = _a("GetMoveStatus", pb.GetMoveStatusRequest, pb.MoveStatus, True)
     IssueApiKey = _a("IssueApiKey", pb.IssueApiKeyRequest, pb.IssueApiKeyResponse, False)
     ListApiKeys = _a("ListApiKeys", pb.ListApiKeysRequest, pb.ListApiKeysResponse, True)
     RevokeApiKey = _a("RevokeApiKey", pb.RevokeApiKeyRequest, pb.RevokeApiKeyResponse, True)

@@ -186,6 +186,19 @@ class TierMove:
     rounds: int
 
 
+@dataclass(frozen=True)
+class MoveStatus:
+    """How far the tier move of a tenant that runs now got. `running` is False when none runs (the
+    rest is then empty); `switched` once the tenant serves from its new tier."""
+
+    running: bool
+    from_tier: str
+    to_tier: str
+    copied: int
+    rounds: int
+    switched: bool
+
+
 @dataclass(frozen=True, repr=False)
 class IssuedKey:
     """A newly issued API key. `token` is the whole key, shown once: it is never in the repr."""

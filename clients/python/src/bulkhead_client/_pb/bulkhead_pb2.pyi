@@ -524,6 +524,28 @@ class RotateTenantKeyRequest(_message.Message):
     tenant: str
     def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
+class GetMoveStatusRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class MoveStatus(_message.Message):
+    __slots__ = ("running", "from_tier", "to_tier", "copied", "rounds", "switched")
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    FROM_TIER_FIELD_NUMBER: _ClassVar[int]
+    TO_TIER_FIELD_NUMBER: _ClassVar[int]
+    COPIED_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    SWITCHED_FIELD_NUMBER: _ClassVar[int]
+    running: bool
+    from_tier: str
+    to_tier: str
+    copied: int
+    rounds: int
+    switched: bool
+    def __init__(self, running: _Optional[bool] = ..., from_tier: _Optional[str] = ..., to_tier: _Optional[str] = ..., copied: _Optional[int] = ..., rounds: _Optional[int] = ..., switched: _Optional[bool] = ...) -> None: ...
+
 class GetRotationStatusRequest(_message.Message):
     __slots__ = ("tenant",)
     TENANT_FIELD_NUMBER: _ClassVar[int]

@@ -7,9 +7,10 @@
 //! its id (`⌊-ln u / ln m⌋`, at most `MAX_LAYERS - 1`), so levels do not depend on the thread that
 //! inserts it. Inserting a node: greedy descent from the entry point through the levels above
 //! the node's own, then at each level from `min(node level, top level)` down to 0 a beam search of
-//! width `ef_construction` (seeded with the previous level's results), neighbour selection by the
-//! heuristic, and links in both directions. A list over its bound (`m` on the upper levels, `2m`
-//! on level 0) is cut back by the same heuristic, run from the list's owner.
+//! width `ef_construction` (seeded with the previous level's results) and neighbour selection by
+//! the heuristic; then, from level 0 up (see below), links in both directions. A list over its
+//! bound (`m` on the upper levels, `2m` on level 0) is cut back by the same heuristic, run from
+//! the list's owner.
 //!
 //! The heuristic walks the candidates closest first and keeps one unless a neighbour it has
 //! already kept is strictly closer to it than the base node is, up to the bound. With the
@@ -33,6 +34,16 @@
 //! old and new entries, but every entry always holds a valid id or [`NO_NEIGHBOUR`], so a torn
 //! read costs at most a slightly different path, never a wrong id. The entry point and top level
 //! are one `AtomicU64`, raised with a compare-and-swap once a higher node is linked.
+//!
+//! An insertion searches its levels from the top down but links them from level 0 up, so that a
+//! node becomes reachable on a level (through that level's back-links) only once its lists on the
+//! levels below are in, and an insertion whose descent ends at it always finds a way on down.
+//! Linked from the top down, as the paper writes it, a node on level 1 was reachable there before
+//! it had a level-0 list; an insertion that met it in that window found nothing else on level 0
+//! and kept that one link, which the heuristic could later prune, leaving a node no path reached
+//! (`an_insertion_that_meets_a_half_linked_node_still_finds_its_neighbours` forces that
+//! interleaving). On one thread the order changes nothing: a level's search reads only that
+//! level's lists, and a level's links write only them.
 //!
 //! The first [`SEQUENTIAL_PREFIX`] nodes are inserted on the calling thread, so the top of the
 //! graph does not start as a race. On one thread the whole build is sequential and deterministic
@@ -108,6 +119,33 @@ pub(crate) fn extend(
     insert_all(building, start, executor, progress, None, options.cancel.as_deref())
 }
 
+/// Extends `base` as [`extend`] does on one thread, except that `interleave.other` is inserted
+/// inside `interleave.node`'s insertion rather than in its own turn (tests: the interleavings of a
+/// parallel extend, made deterministic).
+///
+/// # Errors
+///
+/// As [`extend`].
+#[cfg(test)]
+pub(crate) fn extend_interleaved(
+    arena: &VectorArena,
+    metric: Metric,
+    params: HnswParams,
+    base: &Graph,
+    seed: u64,
+    interleave: Interleave,
+) -> Result<Graph, IndexError> {
+    let mut building = Building::new(arena, metric, params, seed, Some(base))?;
+    building.interleave = Some(interleave);
+    let mut scratch = Scratch::default();
+    for id in base.len() as u32..arena.len() as u32 {
+        if id != interleave.other {
+            building.insert(id, &mut scratch, None)?;
+        }
+    }
+    building.freeze(&Executor::Global)
+}
+
 /// Inserts the rows `start..n` into `building` and freezes it: up to [`SEQUENTIAL_PREFIX`] nodes on
 /// the calling thread (all of them on one thread), then the rest in parallel chunks.
 fn insert_all(
@@ -170,8 +208,8 @@ struct Scratch {
     results: BinaryHeap<u64>,
     /// The last beam search's results, closest first.
     found: Vec<u64>,
-    /// The neighbours chosen for the node being inserted.
-    selected: Vec<u64>,
+    /// The neighbours chosen for the node being inserted, per level.
+    selected: Vec<Vec<u64>>,
     /// The candidates the heuristic passed over.
     passed: Vec<u64>,
     /// A neighbour list as read by the greedy descent and the beam search.
@@ -214,6 +252,19 @@ struct Building<'a> {
     locks: Vec<Mutex<()>>,
     /// `(top level << 32) | entry id`.
     entry: AtomicU64,
+    /// The test hook of [`extend_interleaved`].
+    #[cfg(test)]
+    interleave: Option<Interleave>,
+}
+
+/// An interleaving forced on one thread (tests): `other` is inserted from inside `node`'s insertion,
+/// right after `node`'s links on `level` are in, as a concurrent insertion could be.
+#[cfg(test)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Interleave {
+    pub(crate) node: u32,
+    pub(crate) level: usize,
+    pub(crate) other: u32,
 }
 
 impl<'a> Building<'a> {
@@ -281,6 +332,8 @@ impl<'a> Building<'a> {
             upper,
             locks: (0..n).map(|_| Mutex::new(())).collect(),
             entry: AtomicU64::new(entry),
+            #[cfg(test)]
+            interleave: None,
         })
     }
 
@@ -351,18 +404,29 @@ impl<'a> Building<'a> {
         for l in (level + 1..=top).rev() {
             closest = self.greedy(row, closest, l, &mut s.list);
         }
+        // Every level is searched first, top down, and linked afterwards, bottom up (see the
+        // module notes): the node becomes reachable on a level only once its lists on the levels
+        // below are in.
+        let linked = level.min(top);
+        if s.selected.len() <= linked {
+            s.selected.resize_with(linked + 1, Vec::new);
+        }
         s.found.clear();
         s.found.push(closest);
-        for l in (0..=level.min(top)).rev() {
+        for l in (0..=linked).rev() {
             self.search_level(row, id, l, s);
             // A new node's own list: the heuristic's choice, topped up to `m` with the closest
             // candidates it passed over.
-            select(self, &s.found, self.bound(l), self.m, &mut s.selected, &mut s.passed);
-            self.link(id, l, &s.selected, &mut s.link)?;
-            for &chosen in &s.selected {
+            select(self, &s.found, self.bound(l), self.m, &mut s.selected[l], &mut s.passed);
+        }
+        for l in 0..=linked {
+            self.link(id, l, &s.selected[l], &mut s.link)?;
+            for &chosen in &s.selected[l] {
                 let back = pack(key_distance(chosen), id);
                 self.link(key_id(chosen), l, &[back], &mut s.link)?;
             }
+            #[cfg(test)]
+            self.interleave(id, l)?;
         }
         if level > top {
             // Raise the entry point unless another insertion has raised it as high meanwhile.
@@ -372,6 +436,17 @@ impl<'a> Building<'a> {
             });
         }
         Ok(())
+    }
+
+    /// Inserts the [`Interleave`]'s other node if `id`'s links on `level` are the ones it waits for.
+    #[cfg(test)]
+    fn interleave(&self, id: u32, level: usize) -> Result<(), IndexError> {
+        match self.interleave {
+            Some(Interleave { node, level: at, other }) if node == id && at == level => {
+                self.insert(other, &mut Scratch::default(), None)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Greedy descent on `level` from `start` (a packed key); returns the closest node reached.

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use bulkhead_distance::VectorArena;
 use proptest::prelude::*;
 
-use crate::construct::NO_NEIGHBOUR;
+use crate::construct::{Graph, NO_NEIGHBOUR};
 use crate::fvecs::{read_fvecs, read_ivecs};
+use crate::native::{self, Interleave};
 use crate::{
     BuildOptions, Builder, Filter, FrozenSegment, Hit, HnswParams, IdSet, IndexError, InternalId, Metric,
     Plan, SearchParams, SearchScratch, Strategy,
@@ -731,8 +732,12 @@ fn assert_well_formed(segment: &FrozenSegment) {
 
 /// Returns the nodes not reachable at level 0 from the entry point.
 fn unreachable_from_entry(segment: &FrozenSegment) -> Vec<u32> {
-    let graph = &segment.graph;
-    let n = segment.len();
+    unreachable_in(&segment.graph)
+}
+
+/// Returns the nodes of `graph` not reachable at level 0 from its entry point.
+fn unreachable_in(graph: &Graph) -> Vec<u32> {
+    let n = graph.len();
     if n == 0 {
         return Vec::new();
     }
@@ -993,6 +998,48 @@ fn an_extended_segment_finds_old_and_new_rows_like_a_full_build() {
                 .count();
             assert!(linked_back > 750, "only {linked_back} of 1,500 base nodes link to a new row");
         }
+    }
+}
+
+/// A node's level: how many upper levels hold it.
+fn level_of(graph: &Graph, id: u32) -> usize {
+    graph.upper.iter().take_while(|layer| layer.nodes.binary_search(&id).is_ok()).count()
+}
+
+/// The regression test of a parallel extend's unreachable nodes. An insertion used to link its node
+/// level by level from the top down, so the node was reachable on level 1 before it had a list on
+/// level 0. Another insertion whose descent ended at it in that window entered level 0 through a
+/// node without neighbours, found nothing else and kept that one link; once later insertions
+/// filled the node's list, the heuristic could prune the link back, and nothing led to the other
+/// insertion's node any more. Here, on one thread, `other`, a near copy of `node` (so that its
+/// descent ends at `node` on level 1), is inserted from inside `node`'s insertion after its links
+/// on each of its levels, and must still find a full neighbourhood.
+#[test]
+fn an_insertion_that_meets_a_half_linked_node_still_finds_its_neighbours() {
+    let mut data = clustered(2_000, 32, 20, 93);
+    let metric = Metric::L2;
+    let base = build(&data[..1_500], metric, PARAMS);
+    // Levels depend only on the id and the seed: read them off a plain extension.
+    let plain = base
+        .extend(data[1_500..].iter().map(Vec::as_slice), options(Builder::Native, Some(1)), |_, _| {})
+        .expect("extend");
+    let new_on = |level| (1_500..2_000).rev().find(|&id| level_of(&plain.graph, id) == level);
+    let node = new_on(1).expect("a new node on level 1");
+    let other = new_on(0).expect("a new node on level 0");
+    data[other as usize] = data[node as usize].iter().map(|x| x + 0.01).collect();
+    let mut arena = VectorArena::new(32).expect("arena");
+    for row in &data {
+        arena.push(row).expect("push");
+    }
+    let seed = BuildOptions::new().seed;
+    for level in 0..=1 {
+        let interleave = Interleave { node, level, other };
+        let graph = native::extend_interleaved(&arena, metric, PARAMS, &base.graph, seed, interleave)
+            .expect("extend");
+        let degree = graph.neighbours0(other).iter().take_while(|&&t| t != NO_NEIGHBOUR).count();
+        assert!(degree >= PARAMS.m, "{other} inserted after {node}'s level {level}: {degree} neighbours");
+        let unreachable = unreachable_in(&graph);
+        assert!(unreachable.is_empty(), "{other} inserted after {node}'s level {level}: {unreachable:?}");
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 #[derive(Parser)]
 struct Args {
-    /// The tier every tenant is created in: shared or partitioned.
+    /// The tier every tenant is created in: shared, partitioned or dedicated.
     #[arg(long, default_value = "shared")]
     tier: String,
     /// The tenant counts to measure, each in a fresh directory.
@@ -126,7 +126,7 @@ fn run_phase(args: &[String]) -> Result<std::collections::HashMap<String, f64>> 
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let tier = Placement::from_name(&args.tier).context("--tier is shared or partitioned")?;
+    let tier = Placement::from_name(&args.tier).context("--tier is shared, partitioned or dedicated")?;
     let options = || StoreOptions { default_placement: tier, ..StoreOptions::default() };
     if let Some(dir) = &args.phase_dir {
         let path = dir.join("db");

@@ -273,17 +273,18 @@ impl Store {
         pending.committed();
         let (audit_seq, audit_mac) = self.stored_head(&uid)?;
 
-        // The master key is held for reading until the keys are unwrapped: a master-key rotation
-        // meanwhile would re-wrap the keyring the snapshot still shows under the old version.
+        // The keyring's view and the records' are taken with the tenant's writes held (no batch of
+        // it half-committed between two instances, no rotation step or tier move's switch between
+        // the two views, and the place read under it). The master key is held for reading until
+        // the keys are unwrapped: a master-key rotation meanwhile would re-wrap the keyring the
+        // snapshot still shows under the old version. (Taken in this order, the tenant's write
+        // lock then the master key, as a rotation's last step takes them.)
+        let write = state.write.lock();
         let master = self.master.read();
         let archive_key = master.0.archive_key(&archive_id);
         let cf = state.family(&self.db)?;
-        // The keyring's view and the records' are taken with the tenant's writes held (no batch of
-        // it half-committed between two instances, no rotation step between the two views).
-        let (snapshot, records) = {
-            let _write = state.write.lock();
-            (self.db.snapshot(), self.db.snapshot_of(&cf))
-        };
+        let (snapshot, records) = (self.db.snapshot(), self.db.snapshot_of(&cf));
+        drop(write);
         let sys = self.sys()?;
         let write =
             snapshot.get(&sys, layout::keyring_write_key(&owner))?.ok_or(StorageError::KeyringCorrupt)?;

@@ -17,7 +17,7 @@ pub(crate) use dedicated::Instance;
 #[cfg(test)]
 pub(crate) use dedicated::STOP_AFTER_INTENT;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, BoundColumnFamily, Cache, ColumnFamilyDescriptor,
     CompactOptions, DB, DBIteratorWithThreadMode, DBPinnableSlice, Direction, FlushOptions, IteratorMode,
@@ -27,6 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 impl From<rocksdb::Error> for StorageError {
     fn from(e: rocksdb::Error) -> Self {
@@ -71,7 +72,12 @@ pub(crate) struct Engine {
     /// directory's folder under the dedicated root.
     dedicated_root: PathBuf,
     /// The open dedicated instances, by directory name.
-    dedicated: Mutex<HashMap<String, Arc<Instance>>>,
+    dedicated: RwLock<HashMap<String, Arc<Instance>>>,
+    /// Held while a dedicated instance is made, one at a time.
+    creating: Mutex<()>,
+    /// Set when a batch committed in a dedicated instance and not in the main one: every write is
+    /// refused until the next open finishes it (`engine/dedicated.rs`).
+    poisoned: Arc<AtomicBool>,
     /// Dedicated instances removed while something still used them: their directories go when the
     /// last user lets go, and until then no instance of the same name is made.
     removing: Arc<Mutex<HashSet<String>>>,
@@ -198,14 +204,15 @@ impl Iterator for Entries<'_> {
 
 impl Engine {
     /// Opens (or creates) the database in `path` with every column family it has, and the
-    /// `required` ones created if missing, and every dedicated instance in `dedicated_root`
-    /// (finishing, in the main instance, any write the process did not survive between the two).
-    /// Returns the engine and the names of its column families.
+    /// `required` ones created if missing, and every dedicated instance under the dedicated root
+    /// (`dedicated_root`, else the one last given, else `dedicated/` in `path`), finishing, in the
+    /// main instance, any write the process did not survive between the two. Returns the engine
+    /// and the names of its column families.
     pub(crate) fn open(
         path: &Path,
         required: &[&str],
         memory: EngineMemory,
-        dedicated_root: &Path,
+        dedicated_root: Option<&Path>,
     ) -> Result<(Engine, Vec<String>)> {
         let cache = Cache::new_lru_cache(memory.cache_bytes);
         let mut options = Options::default();
@@ -237,7 +244,8 @@ impl Engine {
         fsync.set_sync(true);
         let mut log = WriteOptions::default();
         log.set_sync(false);
-        let dedicated_root = dedicated::folder(&db, dedicated_root, &fsync)?;
+        let root = dedicated::root(&db, dedicated_root, &path.join("dedicated"), &fsync)?;
+        let dedicated_root = dedicated::folder(&db, &root, &fsync)?;
         let engine = Engine {
             db,
             fsync,
@@ -246,7 +254,9 @@ impl Engine {
             instance_options: options,
             cache,
             dedicated_root,
-            dedicated: Mutex::new(HashMap::new()),
+            dedicated: RwLock::new(HashMap::new()),
+            creating: Mutex::new(()),
+            poisoned: Arc::default(),
             removing: Arc::default(),
         };
         engine.open_dedicated_instances()?;
@@ -352,10 +362,14 @@ impl Engine {
         if batch.spans_two {
             return Err(StorageError::Engine("a batch wrote to two dedicated instances".into()));
         }
+        dedicated::refuse_if_poisoned(&self.poisoned)?;
         match batch.dedicated {
             None => Ok(self.db.write_opt(batch.main, options)?),
             Some((instance, own)) if batch.main.is_empty() => instance.write(own, options),
-            Some((instance, own)) => instance.commit_with_main(&self.db, own, batch.main, options),
+            Some((instance, own)) => {
+                let synced = durability == Durability::Fsync;
+                instance.commit_with_main(&self.db, own, batch.main, options, synced)
+            }
         }
     }
 

@@ -26,11 +26,13 @@ impl Store {
         let sys = system_family(db)?;
         match db.get(&sys, layout::META_MASTER_VERSION)? {
             // A system column family with data but no master version is damaged: initialising it
-            // would overwrite the registry's keys and lose every tenant. (The data directory's id,
-            // which the engine writes when it first opens, is not such data.)
-            None if db
-                .entries(&sys, Keys::All)
-                .any(|entry| entry.map_or(true, |(key, _)| &*key != layout::META_STORE_ID)) =>
+            // would overwrite the registry's keys and lose every tenant. (The data directory's id
+            // and dedicated root, which the engine writes when it first opens, are not such data.)
+            None if db.entries(&sys, Keys::All).any(|entry| {
+                entry.map_or(true, |(key, _)| {
+                    &*key != layout::META_STORE_ID && &*key != layout::META_DEDICATED_ROOT
+                })
+            }) =>
             {
                 Err(StorageError::KeyringCorrupt)
             }

@@ -21,6 +21,7 @@
 //! sys             "place/" uid                               control: Placement         system.rs
 //! sys             "moving/" uid                              control: a tier move       system.rs
 //! sys             "meta/store-id"                            16 random bytes            engine/dedicated.rs
+//! sys             "meta/dedicated-root"                      UTF-8 path                 engine/dedicated.rs
 //! sys             "intent-done/" "t-" uid hex                u64 BE last intent done    engine/dedicated.rs
 //! sys             "audit/" uid seq                           audit event (V1 or V2)     audit.rs
 //! sys             "auditck/" uid                             Checkpoint                 audit.rs

@@ -263,6 +263,7 @@ impl Store {
             layout::policy_key(&owner),
             layout::placement_key(&owner),
             layout::moving_key(&owner),
+            layout::intent_done_key(&layout::tenant_cf_name(&info.uid)),
         ];
         for prefix in &purged[..2] {
             for item in self.db.entries(&sys, Keys::Prefix(prefix)) {
@@ -307,8 +308,11 @@ impl Store {
             self.db.drop_family(&own)?;
         }
         // A dedicated tenant's instance is closed and its directory removed once no handle
-        // still holds it (those cannot commit: `deleted`).
-        self.db.remove_dedicated(&own)?;
+        // still holds it (those cannot commit: `deleted`). Its keys are gone already: should
+        // this fail, the next open removes it as an orphan.
+        if let Err(e) = self.db.remove_dedicated(&own) {
+            tracing::error!(tenant = %info.uid.short(), error = %e, "a deleted tenant's instance stays until the next open");
+        }
         self.purge_destroyed(&purged)?;
         if let Some(shared) = &shared {
             // The range delete hides the records at once; this rewrites the table files that held

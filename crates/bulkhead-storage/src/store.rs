@@ -55,10 +55,12 @@ pub struct StoreOptions {
     /// Tenants kept loaded (keys, counters, policy) at once; past it, those no call is using are
     /// dropped, least recently used first, and loaded again from the keyring when next used.
     pub max_loaded_tenants: usize,
-    /// Where dedicated tenants' instances are, each in a directory named after the tenant
-    /// ([`Placement::Dedicated`]); `None` for `dedicated/` inside the data directory. It may be on
-    /// another disk. Moving it is moving those directories with it, with the store closed: a
-    /// dedicated tenant whose directory is not there is unavailable.
+    /// Where dedicated tenants' instances are ([`Placement::Dedicated`]): under it, in a folder
+    /// named after the data directory's random id, a directory per tenant named after its uid. It
+    /// may be on another disk. `None`: the root given last time (it is recorded), or `dedicated/`
+    /// inside the data directory if none ever was. Moving it is moving that folder with it, with
+    /// the store closed, and giving the new root: a dedicated tenant whose directory is not there
+    /// is unavailable.
     pub dedicated_root: Option<PathBuf>,
 }
 
@@ -160,8 +162,8 @@ impl Store {
     ) -> Result<Store> {
         options.default_quotas.validate()?;
         std::fs::create_dir_all(path)?;
-        let dedicated_root = options.dedicated_root.clone().unwrap_or_else(|| path.join("dedicated"));
-        let (db, names) = Engine::open(path, &["default", SYS_CF], options.memory, &dedicated_root)?;
+        let (db, names) =
+            Engine::open(path, &["default", SYS_CF], options.memory, options.dedicated_root.as_deref())?;
         let (master_version, system, reserved, format) = match Self::open_keyring(&db, &master) {
             Err(StorageError::WrongMasterKey { master_version }) => {
                 let Some(previous) = previous else {

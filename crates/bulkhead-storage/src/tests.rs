@@ -527,6 +527,9 @@ mod dedicated {
                 matches!(refused, Err(StorageError::Engine(_))),
                 "writes wait for the next open: {refused:?}"
             );
+            // Every write does: an event appended meanwhile would take the place the intent's holds.
+            let other = store.create_tenant_in(&TenantName::new("other").expect("n"), Placement::Shared);
+            assert!(matches!(other, Err(StorageError::Engine(_))), "{other:?}");
             assert_eq!(
                 store.audit_events(info.uid).expect("events").len(),
                 before,
@@ -608,5 +611,100 @@ mod dedicated {
             }
         }
         assert_eq!(std::fs::read_dir(&root).expect("root").count(), 2, "a folder each");
+    }
+
+    /// A tenant moved out of the dedicated tier and back starts from an empty instance, whatever a
+    /// leftover of its old one holds; a leftover is removed at open.
+    #[test]
+    fn a_leftover_instance_is_never_reused_and_goes_at_open() {
+        let f = Fixture::new();
+        let docs_name = CollectionName::new("d").expect("n");
+        let (uid, junk) = {
+            let store = f.open();
+            let uid = store.create_tenant(&name()).expect("tenant").uid;
+            let scope = store.trusted_host_scope(&name(), "test").expect("scope");
+            let t = store.tenant(&scope).expect("handle");
+            let docs = t.create_collection(&docs_name, 2, Metric::L2).expect("c");
+            t.upsert(&docs, &[point("a"), point("b")]).expect("upsert");
+            store.move_tenant(&name(), Placement::OwnColumnFamily, |_| {}).expect("move out");
+            t.delete(&docs, &[DocId::new("b").expect("id")]).expect("delete");
+            // What a crash during the old copy's removal leaves: the instance, with "b" in it.
+            let cf_name = layout::tenant_cf_name(&uid);
+            store.db.create_dedicated(&cf_name).expect("leftover");
+            let leftover = store.db.dedicated(&cf_name).expect("open");
+            let junk = t.state.keys.point(Kind::Payload, docs.number, &bulkhead_crypto::RecordTag([9; 32]));
+            store.db.put(&leftover, &junk, b"stale").expect("put");
+            drop(leftover);
+            store.move_tenant(&name(), Placement::Dedicated, |_| {}).expect("move back");
+            assert_eq!(t.count(&docs).expect("count"), 1, "the deleted point stays deleted");
+            let cf = t.cf().expect("cf");
+            assert_eq!(store.db.get(&cf, &junk).expect("get"), None, "a fresh instance");
+            drop(cf);
+            store.move_tenant(&name(), Placement::OwnColumnFamily, |_| {}).expect("move out again");
+            store.db.create_dedicated(&cf_name).expect("leftover again");
+            (uid, junk)
+        };
+        assert!(f.instance_dir(&uid).exists(), "left over");
+        let store = f.open();
+        assert!(!f.instance_dir(&uid).exists(), "a stale instance goes at open");
+        let scope = store.trusted_host_scope(&name(), "test").expect("scope");
+        let t = store.tenant(&scope).expect("handle");
+        let docs = t.collection(&docs_name).expect("collection");
+        assert_eq!(t.count(&docs).expect("count"), 1);
+        assert_eq!(store.db.get(&t.cf().expect("cf"), &junk).expect("get"), None);
+    }
+
+    /// An instance that does not open (its files damaged), or whose intent the store did not
+    /// write, makes its own tenant unavailable; the store opens and its other tenants serve.
+    #[test]
+    fn a_damaged_instance_or_a_forged_intent_sinks_only_its_own_tenant() {
+        let f = Fixture::new();
+        let names = ["broken", "forged", "fine"].map(|n| TenantName::new(n).expect("n"));
+        let uids = {
+            let store = f.open();
+            let uids = names.clone().map(|n| store.create_tenant(&n).expect("tenant").uid);
+            for n in &names {
+                let t = store.tenant(&store.trusted_host_scope(n, "test").expect("scope")).expect("h");
+                let docs = t.create_collection(&CollectionName::new("d").expect("n"), 2, Metric::L2);
+                t.upsert(&docs.expect("c"), &[point("a")]).expect("upsert");
+            }
+            // An intent that deletes the registry's write generation, above the done record.
+            let forged = layout::tenant_cf_name(&uids[1]);
+            store.db.forge_intent(&forged, &layout::keyring_write_key(&[0; 16])).expect("forge");
+            uids
+        };
+        std::fs::remove_file(f.instance_dir(&uids[0]).join("CURRENT")).expect("damage");
+        let store = f.open();
+        for (n, cause) in
+            names.iter().zip([Some("dedicated-instance-missing"), Some("dedicated-instance-missing"), None])
+        {
+            match (store.trusted_host_scope(n, "test"), cause) {
+                (Err(StorageError::TenantUnavailable { cause: got }), Some(cause)) => assert_eq!(got, cause),
+                (Ok(scope), None) => {
+                    let t = store.tenant(&scope).expect("handle");
+                    let docs = t.collection(&CollectionName::new("d").expect("n")).expect("c");
+                    assert_eq!(t.count(&docs).expect("count"), 1);
+                }
+                (other, _) => panic!("{other:?}"),
+            }
+        }
+        assert!(store.list_tenants().expect("the registry's keys are intact").len() == 3);
+    }
+
+    /// A root given once is recorded: an open that gives none (an embedded command) finds it.
+    #[test]
+    fn the_dedicated_root_given_once_is_used_by_an_open_that_gives_none() {
+        let f = Fixture::new();
+        let root = f.dir.path().join("disk2");
+        let key = || MasterKey::from_file(&f.key).expect("key");
+        let path = f.dir.path().join("db");
+        {
+            let options = StoreOptions { dedicated_root: Some(root.clone()), ..StoreOptions::default() };
+            let store = Store::open(&path, key(), options).expect("open");
+            store.create_tenant_in(&name(), Placement::Dedicated).expect("tenant");
+        }
+        let store = Store::open(&path, key(), StoreOptions::default()).expect("open");
+        assert!(store.trusted_host_scope(&name(), "test").is_ok(), "found under the recorded root");
+        assert!(!path.join("dedicated").exists(), "not under the default one");
     }
 }

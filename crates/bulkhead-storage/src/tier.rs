@@ -143,7 +143,13 @@ impl Store {
         let record = [COPYING, from.to_byte(), target.to_byte()];
         batch.put(&sys, &key, layout::control_value(&self.system, &key, &record));
         self.sys_write(batch)?;
-        Location::of(&uid, target).make(&self.db)
+        if let Err(e) = Location::of(&uid, target).make(&self.db) {
+            // Nothing was copied: the move's record goes, so that the tenant can move or rotate.
+            self.remove_copy(uid, target)?;
+            self.sys_write(self.end_move(uid)?)?;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The rounds of copying, then the fenced last round and the switch. Returns where the tenant
@@ -252,6 +258,17 @@ impl Store {
             self.remove_copy(uid, stale)?;
             self.sys_write(self.end_move(uid)?)?;
             tracing::warn!(tenant = %uid.short(), removed = stale.name(), "interrupted tier move finished");
+        }
+        // A dedicated instance whose tenant is not in the dedicated tier (a move out of it whose
+        // removal of the old copy a crash cut short) is stale: it goes.
+        for name in self.db.dedicated_names() {
+            let Some(uid) = layout::tenant_cf_uid(&name).map(TenantUid::from_bytes) else { continue };
+            if let Ok(state) = self.open_tenant(uid)
+                && state.placement() != Placement::Dedicated
+            {
+                tracing::warn!(tenant = %uid.short(), "removing a stale dedicated instance");
+                self.db.remove_dedicated(&name)?;
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 //! "meta/master-check/" version u32 BE              32-byte master key check value
 //! "meta/store-id"                                  16 random bytes: names this data directory's
 //!                                                  folder under the dedicated root
+//! "meta/dedicated-root"                            UTF-8: the dedicated root last given
 //! "intent-done/" "t-" uid hex                      u64 BE: the last intent of that dedicated
 //!                                                  instance whose main part committed
 //!                                                  (`engine/dedicated.rs`)
@@ -53,7 +54,7 @@
 
 use super::{concat, encode};
 use crate::error::{Result, StorageError};
-use crate::ids::TenantName;
+use crate::ids::{TenantName, TenantUid};
 use crate::scope::{KeyBinding, Role};
 use bulkhead_crypto::{OwnerCipher, RecordTag};
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,8 @@ pub(crate) const META_MASTER_VERSION: &[u8] = b"meta/master-version";
 /// The data directory's random id: the folder of its dedicated instances under the dedicated root
 /// is named after it, so that two data directories given one root never take each other's.
 pub(crate) const META_STORE_ID: &[u8] = b"meta/store-id";
+/// The dedicated root last given when the store was opened (UTF-8), for an open that gives none.
+pub(crate) const META_DEDICATED_ROOT: &[u8] = b"meta/dedicated-root";
 const MASTER_CHECK_PREFIX: &[u8] = b"meta/master-check/";
 /// Every wrapped key and write generation of every owner starts with this.
 pub(crate) const KEYRING_PREFIX: &[u8] = b"keyring/";
@@ -187,6 +190,22 @@ pub(crate) fn placement_key(uid: &[u8; 16]) -> Vec<u8> {
 /// committed (`engine/dedicated.rs`). `instance` is the instance's directory name.
 pub(crate) fn intent_done_key(instance: &str) -> Vec<u8> {
     concat(&[INTENT_DONE_PREFIX, instance.as_bytes()])
+}
+
+/// Whether the main part of a dedicated tenant's batch (an intent, `engine/dedicated.rs`) may write
+/// `key`: only the tenant's own audit records and encryption-count, rotation and done records, and
+/// the audit directory's count. An intent that writes anything else was not written by the store
+/// and is refused at open.
+pub(crate) fn intent_may_write(uid: &TenantUid, instance: &str, key: &[u8]) -> bool {
+    let owner = uid.as_bytes();
+    key == intent_done_key(instance).as_slice()
+        || key == super::CHAINS_KEY
+        || key == rotation_key(owner).as_slice()
+        || key.starts_with(&encryption_counts_prefix(owner))
+        || key.starts_with(&super::audit_events_prefix(uid))
+        || key == super::audit_checkpoint_key(uid).as_slice()
+        || key == super::audit_anchor_key(uid).as_slice()
+        || key == super::audit_registration_key(uid).as_slice()
 }
 
 pub(crate) fn moving_key(uid: &[u8; 16]) -> Vec<u8> {

@@ -321,7 +321,7 @@ impl Store {
     }
 
     /// Reads a tenant's keys, counters, placement and policy, checking every control record.
-    fn open_tenant(&self, uid: TenantUid) -> Result<TenantState> {
+    pub(crate) fn open_tenant(&self, uid: TenantUid) -> Result<TenantState> {
         let sys = self.sys()?;
         let owner = uid.as_bytes();
         let write = self.db.get(&sys, layout::keyring_write_key(owner))?;

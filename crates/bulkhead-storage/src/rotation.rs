@@ -311,7 +311,8 @@ impl Store {
         // still holds it (those cannot commit: `deleted`). Its keys are gone already: should
         // this fail, the next open removes it as an orphan.
         if let Err(e) = self.db.remove_dedicated(&own) {
-            tracing::error!(tenant = %info.uid.short(), error = %e, "a deleted tenant's instance stays until the next open");
+            let tenant = info.uid.short();
+            tracing::error!(%tenant, error = %e, "a deleted tenant's instance stays until the next open");
         }
         self.purge_destroyed(&purged)?;
         if let Some(shared) = &shared {

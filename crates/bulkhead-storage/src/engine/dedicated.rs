@@ -349,11 +349,15 @@ impl Engine {
                 Ok(instance) => {
                     self.dedicated.write().insert(name, instance);
                 }
-                Err(e) => tracing::error!(
-                    tenant = %layout::tenant_cf_uid(&name).map(TenantUid::from_bytes).map(|u| u.short()).unwrap_or_default(),
-                    error = %e,
-                    "a dedicated instance does not open; its tenant is unavailable, the others are served"
-                ),
+                Err(e) => {
+                    let uid = layout::tenant_cf_uid(&name).map(TenantUid::from_bytes);
+                    let tenant = uid.map(|uid| uid.short()).unwrap_or_default();
+                    tracing::error!(
+                        %tenant,
+                        error = %e,
+                        "a dedicated instance does not open; its tenant is unavailable, the others are served"
+                    );
+                }
             }
         }
         Ok(())

@@ -623,10 +623,12 @@ mod dedicated {
             let store = f.open();
             let uid = store.create_tenant(&name()).expect("tenant").uid;
             let scope = store.trusted_host_scope(&name(), "test").expect("scope");
-            let t = store.tenant(&scope).expect("handle");
-            let docs = t.create_collection(&docs_name, 2, Metric::L2).expect("c");
-            t.upsert(&docs, &[point("a"), point("b")]).expect("upsert");
+            // A handle per step: a move waits for the handles made before its switch.
+            let handle = || store.tenant(&scope).expect("handle");
+            let docs = handle().create_collection(&docs_name, 2, Metric::L2).expect("c");
+            handle().upsert(&docs, &[point("a"), point("b")]).expect("upsert");
             store.move_tenant(&name(), Placement::OwnColumnFamily, |_| {}).expect("move out");
+            let t = handle();
             t.delete(&docs, &[DocId::new("b").expect("id")]).expect("delete");
             // What a crash during the old copy's removal leaves: the instance, with "b" in it.
             let cf_name = layout::tenant_cf_name(&uid);
@@ -634,12 +636,13 @@ mod dedicated {
             let leftover = store.db.dedicated(&cf_name).expect("open");
             let junk = t.state.keys.point(Kind::Payload, docs.number, &bulkhead_crypto::RecordTag([9; 32]));
             store.db.put(&leftover, &junk, b"stale").expect("put");
-            drop(leftover);
+            drop((leftover, t));
             store.move_tenant(&name(), Placement::Dedicated, |_| {}).expect("move back");
+            let t = handle();
             assert_eq!(t.count(&docs).expect("count"), 1, "the deleted point stays deleted");
             let cf = t.cf().expect("cf");
             assert_eq!(store.db.get(&cf, &junk).expect("get"), None, "a fresh instance");
-            drop(cf);
+            drop((cf, t));
             store.move_tenant(&name(), Placement::OwnColumnFamily, |_| {}).expect("move out again");
             store.db.create_dedicated(&cf_name).expect("leftover again");
             (uid, junk)
@@ -706,5 +709,39 @@ mod dedicated {
         let store = Store::open(&path, key(), StoreOptions::default()).expect("open");
         assert!(store.trusted_host_scope(&name(), "test").is_ok(), "found under the recorded root");
         assert!(!path.join("dedicated").exists(), "not under the default one");
+    }
+
+    /// An instance's directory may be a symbolic link to another disk: it opens through the link,
+    /// and deleting the tenant deletes the directory it points to as well as the link.
+    #[test]
+    fn an_instance_behind_a_symbolic_link_opens_and_is_deleted_whole() {
+        let f = Fixture::new();
+        let elsewhere = f.dir.path().join("disk3");
+        let uid = {
+            let store = f.open();
+            let uid = store.create_tenant(&name()).expect("tenant").uid;
+            let t = store.tenant(&store.trusted_host_scope(&name(), "test").expect("scope")).expect("h");
+            let docs = t.create_collection(&CollectionName::new("d").expect("n"), 2, Metric::L2);
+            t.upsert(&docs.expect("c"), &[point("a")]).expect("upsert");
+            uid
+        };
+        let dir = f.instance_dir(&uid);
+        std::fs::rename(&dir, &elsewhere).expect("move to the other disk");
+        std::os::unix::fs::symlink(&elsewhere, &dir).expect("link");
+        let store = f.open();
+        let t = store.tenant(&store.trusted_host_scope(&name(), "test").expect("scope")).expect("h");
+        let docs = t.collection(&CollectionName::new("d").expect("n")).expect("collection");
+        assert_eq!(t.count(&docs).expect("count"), 1, "served through the link");
+        drop(t);
+        store.delete_tenant(&name()).expect("delete");
+        assert!(std::fs::symlink_metadata(&dir).is_err(), "the link is gone at once");
+        // The directory it pointed to goes in the background.
+        for _ in 0..1_000 {
+            if !elsewhere.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the linked directory was not deleted");
     }
 }

@@ -104,7 +104,11 @@ impl Drop for Remover {
 /// Deletes a directory, or, for a symbolic link to one, the directory it points to and the link.
 fn delete_directory(path: &Path) {
     let deleted = match std::fs::read_link(path) {
-        Ok(target) => std::fs::remove_dir_all(target).and_then(|()| std::fs::remove_file(path)),
+        // A relative target is relative to the link's own folder.
+        Ok(target) => {
+            std::fs::remove_dir_all(path.parent().map_or(target.clone(), |folder| folder.join(&target)))
+                .and_then(|()| std::fs::remove_file(path))
+        }
         Err(_) => std::fs::remove_dir_all(path),
     };
     if let Err(e) = deleted {

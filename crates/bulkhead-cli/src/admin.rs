@@ -212,23 +212,6 @@ pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut Output<'_>) -> Res
     })
 }
 
-/// A progress line of bytes (on a terminal, as `rotate-tenant-key` shows its records), `len` if
-/// known.
-fn byte_progress(show: bool, verb: &str, len: Option<u64>) -> Option<indicatif::ProgressBar> {
-    show.then(|| {
-        let template = match len {
-            Some(_) => format!("{verb} {{bar:40}} {{bytes}}/{{total_bytes}} ({{eta}} left)"),
-            None => format!("{verb} {{spinner}} {{bytes}} ({{bytes_per_sec}})"),
-        };
-        let bar = len.map_or_else(indicatif::ProgressBar::new_spinner, indicatif::ProgressBar::new);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(&template)
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    })
-}
-
 /// `FILE.partial`, where an export writes until it is complete.
 fn partial_path(file: &Path) -> PathBuf {
     let mut name = file.as_os_str().to_owned();
@@ -253,7 +236,7 @@ async fn export_tenant(
     let mut writer = std::io::BufWriter::new(options.open(&partial).with_context(|| {
         format!("creating {} (if an earlier export left it, remove it first)", partial.display())
     })?);
-    let bar = byte_progress(!out.is_json(), "exporting", None);
+    let bar = output::byte_progress(!out.is_json(), "exporting", None);
     let mut written = 0u64;
     let token = s.token().to_owned();
     let exported = client::export_tenant(&mut s.rpc, &token, &tenant, |chunk| {
@@ -319,7 +302,7 @@ async fn import_tenant(
 ) -> Result<()> {
     let input = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
     let len = input.metadata().map(|m| m.len()).ok();
-    let bar = byte_progress(!out.is_json(), "importing", len);
+    let bar = output::byte_progress(!out.is_json(), "importing", len);
     let start =
         pb::ImportTenantStart { new_name: as_name.unwrap_or_default(), tier: tier.unwrap_or_default() };
     let progress = bar.clone();

@@ -380,18 +380,7 @@ struct Progress {
 
 impl Progress {
     fn new(verb: &'static str, total: Option<u64>) -> Progress {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let template = match total {
-                Some(_) => format!("{verb} {{bar:40}} {{bytes}}/{{total_bytes}} ({{eta}} left)"),
-                None => format!("{verb} {{spinner}} {{bytes}} ({{bytes_per_sec}})"),
-            };
-            let bar = total.map_or_else(indicatif::ProgressBar::new_spinner, indicatif::ProgressBar::new);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(&template)
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            bar
-        });
+        let bar = output::byte_progress(std::io::stderr().is_terminal(), verb, total);
         let step = total.map_or(u64::MAX, |t| t.div_ceil(10).max(1));
         Progress { bar, verb, total, next_line: step }
     }

@@ -349,3 +349,20 @@ fn quotas_json(q: &pb::TenantQuotas) -> Value {
         "max_denials": q.max_denials,
     })
 }
+
+/// A progress line of bytes (on a terminal, as `rotate-tenant-key` shows its records), `len` if
+/// known.
+pub(crate) fn byte_progress(show: bool, verb: &str, len: Option<u64>) -> Option<indicatif::ProgressBar> {
+    show.then(|| {
+        let template = match len {
+            Some(_) => format!("{verb} {{bar:40}} {{bytes}}/{{total_bytes}} ({{eta}} left)"),
+            None => format!("{verb} {{spinner}} {{bytes}} ({{bytes_per_sec}})"),
+        };
+        let bar = len.map_or_else(indicatif::ProgressBar::new_spinner, indicatif::ProgressBar::new);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    })
+}

@@ -263,7 +263,7 @@ impl Store {
         // removal of the old copy a crash cut short) is stale: it goes.
         for name in self.db.dedicated_names() {
             let Some(uid) = layout::tenant_cf_uid(&name).map(TenantUid::from_bytes) else { continue };
-            if let Ok(state) = self.open_tenant(uid)
+            if let Ok(state) = self.load_tenant(uid)
                 && state.placement() != Placement::Dedicated
             {
                 tracing::warn!(tenant = %uid.short(), "removing a stale dedicated instance");

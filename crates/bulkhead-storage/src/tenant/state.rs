@@ -51,8 +51,9 @@ impl Location {
         .ok_or(StorageError::NotFound { what: "tenant" })
     }
 
-    /// Makes the place, if it does not exist: the tenant's own column family or instance, or the
-    /// shared column family (made by the first shared tenant).
+    /// Makes the place: the tenant's own column family if it does not exist, the shared column
+    /// family if no shared tenant made it yet, or a new, empty dedicated instance (whatever held
+    /// its name is stale: `Engine::create_dedicated`).
     pub(crate) fn make(&self, db: &Engine) -> Result<()> {
         match self.placement {
             Placement::Dedicated => db.create_dedicated(&self.family_name),
@@ -321,7 +322,7 @@ impl Store {
     }
 
     /// Reads a tenant's keys, counters, placement and policy, checking every control record.
-    pub(crate) fn open_tenant(&self, uid: TenantUid) -> Result<TenantState> {
+    fn open_tenant(&self, uid: TenantUid) -> Result<TenantState> {
         let sys = self.sys()?;
         let owner = uid.as_bytes();
         let write = self.db.get(&sys, layout::keyring_write_key(owner))?;

@@ -410,8 +410,6 @@ async fn setup(server: &ServeProcess, vectors: &Vectors) -> Result<(Arc<str>, Ar
             )?)
             .await?;
         }
-        // A collection's search state loads on its first search, which starts its graph build.
-        data.search(client::authorized(search_request(vectors.queries[0].clone(), 1), key)?).await?;
     }
     eprintln!(
         "uploaded {} + {} points in {:.1} s",

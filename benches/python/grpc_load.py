@@ -5,8 +5,8 @@ of Qdrant run, on debian-minilm, reported beside Qdrant 1.17.1's figures measure
    port), creates a tenant, a tenant-admin key and one cosine collection, and upserts the 61,666 base
    vectors (ids "0".., no text or metadata) through `Upsert` in batches of 1,000. Then it waits, as any
    client can, by polling `DescribeCollection` every 100 ms until the index status says every point
-   is in the HNSW segment and no build runs. A collection's search state loads on its first search,
-   so one search follows the upload (it is served exactly while the graph builds). Reported: the
+   is in the HNSW segment and no build runs. The upload's own writes load the collection's search
+   state and start the graph builds (no search is needed to start them). Reported: the
    upload time and the time until indexed, both from the first `Upsert`.
 2. Search: the 2,000 queries (k = 10) at each ef, from 1 client and from N client processes
    (multiprocessing spawn, one channel each: Python's GIL makes threads a poor stand-in), each
@@ -77,8 +77,6 @@ def bulk_load(pb, pb_grpc, channel, token, base):
         points = [pb.Point(id=str(start + j), vector=row.tolist()) for j, row in enumerate(rows)]
         data.Upsert(pb.UpsertRequest(collection=COLLECTION, points=points), metadata=auth)
     uploaded = time.perf_counter() - started
-    # The first search loads the collection's search state, which starts the graph build.
-    data.Search(pb.SearchRequest(collection=COLLECTION, vector=base[0].tolist(), k=1), metadata=auth)
     while True:
         index = data.DescribeCollection(pb.DescribeCollectionRequest(name=COLLECTION), metadata=auth).index
         if index.loaded and index.delta_points == 0 and not index.building:

@@ -249,12 +249,19 @@ fn least_recently_used_collections_are_evicted_over_the_memory_budget() {
     let db = Database::open(&dir.data(), dir.master(), Default::default()).expect("open");
     let scope = tenant(&db, "acme");
     let t = db.tenant(&scope).expect("tenant");
-    for name in ["one", "two", "three"] {
+    let loaded = |name: &str| t.graph_status(name).expect("status").loaded;
+    // Under the default budget, a collection's first write loads its search state.
+    t.create_collection("one", DIM, Metric::L2).expect("collection");
+    t.upsert("one", &(0..800).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
+    assert!(loaded("one"));
+    // With no room in the budget, a write leaves its collection unloaded.
+    db.set_index_memory_budget(0);
+    for name in ["two", "three"] {
         t.create_collection(name, DIM, Metric::L2).expect("collection");
         let points: Vec<NewPoint> = (0..800).map(|i| point(i, i)).collect();
         t.upsert(name, &points).expect("upsert");
     }
-    let loaded = |name: &str| t.graph_status(name).expect("status").loaded;
+    assert!(loaded("one") && !loaded("two") && !loaded("three"));
     t.search("one", &vector(1, DIM), 1).expect("search");
     let one = t.graph_status("one").expect("status").memory_bytes;
     assert!(one >= 800 * DIM * 4, "the estimate covers at least the raw vectors: {one}");
@@ -276,6 +283,12 @@ fn least_recently_used_collections_are_evicted_over_the_memory_budget() {
     t.search("three", &vector(1, DIM), 1).expect("search");
     t.search("one", &vector(1, DIM), 1).expect("search");
     assert!(loaded("one") && !loaded("two") && !loaded("three"));
+    // With the budget spent, a write does not load its collection (nor evict another for it): it
+    // waits for its next search, so writes that go round many collections do not reload each.
+    t.upsert("two", &[point(900, 900)]).expect("upsert");
+    assert!(loaded("one") && !loaded("two"));
+    let hits = t.search("two", &vector(900, DIM), 1).expect("search");
+    assert_eq!(hits[0].id.as_str(), "p900");
 }
 
 /// Waits until no background job runs and everything is saved (or there is no segment).
@@ -459,7 +472,6 @@ fn a_collection_with_a_job_running_is_evicted_and_its_job_cancelled() {
     let t = db.tenant(&scope).expect("tenant");
     t.create_collection("big", WIDE, Metric::L2).expect("collection");
     t.create_collection("small", DIM, Metric::L2).expect("collection");
-    t.upsert("small", &(0..10).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
     t.search("big", &vector(1, WIDE), 1).expect("load big while empty");
     for chunk in 0..BIG / 1000 {
         let points: Vec<NewPoint> = (chunk * 1000..(chunk + 1) * 1000)
@@ -476,6 +488,9 @@ fn a_collection_with_a_job_running_is_evicted_and_its_job_cancelled() {
     assert_eq!(db.index_jobs().running + db.index_jobs().queued, 1);
     // Loading another collection under a budget of zero evicts "big", its job and all.
     db.set_index_memory_budget(0);
+    // (With the budget spent, the write does not load "small"; its search does.)
+    t.upsert("small", &(0..10).map(|i| point(i, i)).collect::<Vec<_>>()).expect("upsert");
+    assert!(!t.graph_status("small").expect("status").loaded);
     t.search("small", &vector(1, DIM), 1).expect("search");
     assert!(!t.graph_status("big").expect("status").loaded, "evicted although building");
     wait_until("the job's cancellation", || {

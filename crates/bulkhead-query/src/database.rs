@@ -199,6 +199,12 @@ impl Database {
         self.indexes.read().values().map(|entry| entry.memory.load(Ordering::Relaxed)).sum()
     }
 
+    /// Whether the loaded search state is below the memory budget (so a write may load its
+    /// collection's state without evicting another's first).
+    pub(crate) fn index_memory_has_room(&self) -> bool {
+        self.index_memory() < self.memory_budget.load(Ordering::Relaxed)
+    }
+
     /// Evicts least recently used collections other than `keep` until the loaded state fits the
     /// budget. Entries another thread holds are skipped rather than waited for.
     pub(crate) fn enforce_budget(&self, keep: &Entry) {

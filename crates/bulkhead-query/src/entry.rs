@@ -7,8 +7,8 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// A collection's search state (`None` until its first search loads it, and again once evicted),
-/// when it was last used, and the memory it held when last measured.
+/// A collection's search state (`None` until its first search or write loads it, and again once
+/// evicted), when it was last used, and the memory it held when last measured.
 #[derive(Default)]
 pub(crate) struct CollectionEntry {
     pub(crate) state: RwLock<Option<CollectionState>>,

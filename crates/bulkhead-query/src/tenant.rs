@@ -161,6 +161,16 @@ impl<'d> Tenant<'d> {
         // Holding the collection's index lock across the write keeps the in-memory state in the same
         // order as the durable one.
         let mut index = entry.state.write();
+        // Indexing starts from the writes: a collection whose search state is not in memory (new,
+        // or not used since the store opened or since it was evicted) has it loaded here, as its
+        // first search would, so that this write and the next go to its delta and the graph builds
+        // start while an upload is still arriving. Only while the memory budget has room: writes
+        // that came round to collections evicted for lack of it would otherwise reload one (a scan
+        // of all its vectors) per write; those load at their next search, as before.
+        let loaded_now = index.is_none() && self.db.index_memory_has_room();
+        if loaded_now {
+            *index = Some(CollectionState::load(&self.handle, &info, self.db.clock().clone())?);
+        }
         let written = self.handle.upsert(&info, points)?;
         entry.epoch.fetch_add(1, Ordering::Relaxed);
         if let Some(loaded) = index.as_mut() {
@@ -181,6 +191,9 @@ impl<'d> Tenant<'d> {
         }
         entry.measure(&index);
         drop(index);
+        if loaded_now {
+            self.db.enforce_budget(&entry);
+        }
         self.db.maybe_auto_rotate(&self.handle);
         Ok(written.into_iter().map(|(_, version)| version).collect())
     }
@@ -269,8 +282,8 @@ impl<'d> Tenant<'d> {
     }
 
     /// How a collection is searched right now: points in the HNSW segment, points in the exact
-    /// delta, and whether a build runs. A collection not searched since the database opened reports
-    /// everything as delta (its state loads on first search).
+    /// delta, and whether a build runs. A collection neither searched nor written since the
+    /// database opened reports everything as delta (its state loads on its first search or write).
     pub fn graph_status(&self, collection: &str) -> Result<GraphStatus> {
         self.audited(Audit::on(Operation::DescribeCollection, collection), || {
             self.graph_status_inner(collection)

@@ -407,7 +407,9 @@ async fn response_size_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_past_its_deadline_stops_and_frees_its_permit() {
     const DIM: usize = 1024;
-    const POINTS: usize = 4000;
+    // Enough that 64 exact scans take far longer than the deadline, even from memory: a write
+    // loads the collection's search state, so no query pays for loading it.
+    const POINTS: usize = 16_000;
     let limits = ServerLimits { max_concurrent_work: 1, ..ServerLimits::default() };
     let server = TestServer::with_limits(limits).await;
     server.tenant("acme").await;
@@ -416,7 +418,8 @@ async fn a_batch_past_its_deadline_stops_and_frees_its_permit() {
     let create = pb::CreateCollectionRequest {
         name: "wide".into(),
         dimension: DIM as u32,
-        metric: pb::Metric::L2 as i32,
+        // Dot collections stay exact (no graph is built in the background to speed them up).
+        metric: pb::Metric::Dot as i32,
     };
     data.create_collection(req(create, &admin)).await.expect("create");
     let vector = |i: usize| (0..DIM).map(|d| ((i * 31 + d * 7) % 97) as f32 / 97.0).collect::<Vec<f32>>();
@@ -440,7 +443,7 @@ async fn a_batch_past_its_deadline_stops_and_frees_its_permit() {
         .expect("t")
         .uid;
     let before = server.db.operator().audit_events(uid).expect("events").len();
-    // 64 exact scans of 4,000 vectors of 1,024 dimensions, with a deadline far shorter than that.
+    // 64 exact scans of 16,000 vectors of 1,024 dimensions, with a deadline far shorter than that.
     let query = pb::BatchQuery { vector: vector(7), k: 10, ..Default::default() };
     let batch = pb::SearchBatchRequest { collection: "wide".into(), queries: vec![query; 64] };
     let mut request = req(batch, &admin);

@@ -7,6 +7,7 @@ mod auth;
 mod background;
 mod bad_input;
 mod blast_radius;
+mod break_glass;
 mod compile_fail;
 mod durability;
 mod golden;

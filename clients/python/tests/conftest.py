@@ -9,6 +9,8 @@ The binary is $BULKHEAD_BIN, else the build cache's release binary (scripts/test
 from __future__ import annotations
 
 import itertools
+import os
+import secrets
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,9 +36,18 @@ def remember(secret: str) -> str:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.BulkheadServer]:
-    data = tmp_path_factory.mktemp("bulkhead") / "data"
-    with harness.BulkheadServer(harness.default_binary(), data) as running:
+    root = tmp_path_factory.mktemp("bulkhead")
+    data = root / "data"
+    # The approver token (break-glass grants' second credential): a file of its own, mode 0600.
+    approver = root / "approver.token"
+    fd = os.open(approver, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("bkp_" + secrets.token_hex(32))
+    extra = ("--approver-token-file", str(approver))
+    with harness.BulkheadServer(harness.default_binary(), data, extra) as running:
         remember(running.admin_token())
+        remember(approver.read_text())
+        running.approver_token_file = approver
         yield running
         running.stop()
         log = running.log()

@@ -15,8 +15,10 @@ from bulkhead_client import (
     AdminClient,
     AlreadyExists,
     Client,
+    FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     Point,
     Policy,
     Principal,
@@ -176,3 +178,36 @@ def test_master_key_rotation(tmp_path: Path) -> None:
             assert admin.rotate_master_key(str(new_key)) >= 2
             assert [t.name for t in admin.list_tenants()] == ["acme"]
         server.stop()
+
+
+def test_break_glass_grant_needs_the_approver_reads_only_and_is_in_the_tenants_trail(
+    admin: AdminClient, url: str, server: harness.BulkheadServer, tenant: TenantKeys
+) -> None:
+    name = tenant.name
+    reason = remember("support ticket " + secrets.token_hex(8))
+    grant = admin.request_access_grant(name, reason, ttl_seconds=600)
+    assert grant.state == "pending" and grant.expires_ms - grant.requested_ms == 600_000
+    assert reason not in repr(grant)
+    with pytest.raises(FailedPrecondition):
+        admin.activate_access_grant(name, grant.grant_id)
+    with pytest.raises(PermissionDenied):
+        admin.approve_access_grant(name, grant.grant_id, approver_token=server.admin_token())
+    approver = server.approver_token_file.read_text()
+    assert admin.approve_access_grant(name, grant.grant_id, approver_token=approver).state == "approved"
+    active = admin.activate_access_grant(name, grant.grant_id)
+    remember(active.token)
+    assert active.grant.state == "active" and active.token not in repr(active)
+    listed = [k for k in admin.list_keys(name) if k.key_id == active.key_id]
+    assert listed and listed[0].grant_id == grant.grant_id and listed[0].expires_ms == grant.expires_ms
+    with Client(url, active.token) as reader:
+        assert reader.list_collections() is not None
+        with pytest.raises(PermissionDenied):
+            reader.create_collection(unique("nope"), dimension=3)
+    assert admin.revoke_access_grant(name, grant.grant_id).state == "revoked"
+    with Client(url, active.token) as reader, pytest.raises(Unauthenticated):
+        reader.list_collections()
+    events = list(admin.export_audit(name))
+    steps = [e.operation for e in events if e.note and grant.grant_id in e.note]
+    for step in ["access-grant-requested", "access-grant-approval-refused", "access-grant-approved",
+                 "access-grant-activated", "list-collections", "access-grant-revoked"]:
+        assert step in steps, (step, steps)

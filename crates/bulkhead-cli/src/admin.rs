@@ -57,6 +57,10 @@ enum AdminCommand {
     Policy(AdminPolicy),
     /// Unlocks an API key the server locked after a burst of requests or a run of refusals.
     Unlock(KeyRefArgs),
+    /// Break-glass access grants: the only way to read a tenant's data as an operator (a reason, an
+    /// expiry, a second credential's approval, every step in the tenant's own audit trail).
+    #[command(subcommand)]
+    Grant(AdminGrant),
     /// Writes TENANT as a still-encrypted archive to FILE (a path on this machine; refused if it
     /// exists; written as FILE.partial, mode 0600, and renamed once complete). Only a server with
     /// the same master key can import it. API keys are not carried.
@@ -140,6 +144,38 @@ struct IssueArgs {
 }
 
 #[derive(clap::Subcommand)]
+enum AdminGrant {
+    /// Requests a grant to read TENANT's data; prints its id. It gives nothing until the approver
+    /// token approves it and `activate` turns it into a key.
+    Request {
+        tenant: String,
+        /// Why (a ticket, an incident; 1 to 512 bytes). Kept in the tenant's audit trail, which the
+        /// tenant exports; never logged.
+        #[arg(long)]
+        reason: String,
+        /// How long the grant and its key last, in seconds (60 to 86400) [default: 3600].
+        #[arg(long)]
+        ttl_secs: Option<u32>,
+    },
+    /// Approves a pending grant with the approver token (never the admin token, never from the
+    /// command line).
+    Approve {
+        tenant: String,
+        grant_id: String,
+        /// A file holding the approver token (mode 0600). Without it: BULKHEAD_APPROVER_TOKEN.
+        #[arg(long, env = "BULKHEAD_APPROVER_TOKEN_FILE")]
+        approver_token_file: Option<PathBuf>,
+    },
+    /// Activates an approved grant, once: prints a reader API key of the tenant that expires with
+    /// the grant (shown once, never stored).
+    Activate { tenant: String, grant_id: String },
+    /// Lists a tenant's grants.
+    List { tenant: String },
+    /// Revokes a grant and its key at once.
+    Revoke { tenant: String, grant_id: String },
+}
+
+#[derive(clap::Subcommand)]
 enum AdminAudit {
     /// Recomputes the audit chain of TENANT (a name, or the full uid of a deleted tenant), or of
     /// every chain, and reports the first broken event of each. Fails if any chain is broken.
@@ -183,7 +219,18 @@ type AdminSession<'a> = Session<'a, Admin>;
 
 /// Runs `bulkhead admin ...` against the server.
 pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut Output<'_>) -> Result<()> {
-    let token = secrets::client_admin_token(data_dir, args.admin_token_file.as_deref())?;
+    // Approving a grant takes the second credential, the approver token, and only it.
+    let token = match &args.command {
+        AdminCommand::Grant(AdminGrant::Approve { approver_token_file, .. }) => {
+            secrets::approver_token(approver_token_file.as_deref())?.with_context(|| {
+                format!(
+                    "approving a grant needs the approver token: pass --approver-token-file or set {}",
+                    bulkhead_server::APPROVER_TOKEN_ENV
+                )
+            })?
+        }
+        _ => secrets::client_admin_token(data_dir, args.admin_token_file.as_deref())?,
+    };
     let command = args.command;
     args.remote.run(client::admin, token.expose(), async |s| match command {
         AdminCommand::Tenant(AdminTenant::Create { name, tier }) => tenant_create(s, out, name, tier).await,
@@ -205,6 +252,7 @@ pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut Output<'_>) -> Res
         AdminCommand::Policy(AdminPolicy::Show { tenant }) => policy_show(s, out, tenant).await,
         AdminCommand::Policy(AdminPolicy::Set(set)) => policy_set(s, out, set).await,
         AdminCommand::Unlock(key) => unlock(s, out, key).await,
+        AdminCommand::Grant(grant) => grant_command(s, out, grant).await,
         AdminCommand::ExportTenant { tenant, file } => export_tenant(s, out, tenant, file).await,
         AdminCommand::ImportTenant { file, as_name, tier } => {
             import_tenant(s, out, file, as_name, tier).await
@@ -481,6 +529,74 @@ async fn key_revoke(s: &mut AdminSession<'_>, out: &mut Output<'_>, key: KeyRefA
     let request = s.request(pb::RevokeApiKeyRequest { tenant, key_id: key_id.clone() })?;
     s.rpc.revoke_api_key(request).await.map_err(s.failed())?;
     out.record(|| json!({ "revoked": key_id }), || output::revoked(&key_id))
+}
+
+/// A grant as JSON.
+fn grant_json(g: &pb::AccessGrant) -> Value {
+    json!({
+        "grant_id": g.grant_id,
+        "tenant": g.tenant,
+        "state": g.state,
+        "reason": g.reason,
+        "requested_ms": g.requested_ms,
+        "expires_ms": g.expires_ms,
+        "approved_ms": g.approved_ms,
+        "key_id": g.key_id,
+        "revoked_ms": g.revoked_ms,
+    })
+}
+
+/// A grant as one line of text: id, state, expiry, key, reason.
+fn grant_line(g: &pb::AccessGrant) -> String {
+    let key = g.key_id.as_deref().unwrap_or("-");
+    format!("{}\t{}\texpires {}\tkey {key}\t{}", g.grant_id, g.state, g.expires_ms, g.reason)
+}
+
+/// `bulkhead admin grant ...`.
+async fn grant_command(s: &mut AdminSession<'_>, out: &mut Output<'_>, command: AdminGrant) -> Result<()> {
+    match command {
+        AdminGrant::Request { tenant, reason, ttl_secs } => {
+            let request =
+                s.request(pb::RequestAccessGrantRequest { tenant, reason, ttl_seconds: ttl_secs })?;
+            let grant = s.rpc.request_access_grant(request).await.map_err(s.failed())?.into_inner();
+            // Only the id on stdout, so that `$(bulkhead admin grant request ...)` captures it.
+            out.record(|| grant_json(&grant), || grant.grant_id.clone())
+        }
+        AdminGrant::Approve { tenant, grant_id, .. } => {
+            let request = s.request(pb::ApproveAccessGrantRequest { tenant, grant_id })?;
+            let grant = s.rpc.approve_access_grant(request).await.map_err(s.failed())?.into_inner();
+            out.record(
+                || grant_json(&grant),
+                || format!("approved grant {} (expires {})", grant.grant_id, grant.expires_ms),
+            )
+        }
+        AdminGrant::Activate { tenant, grant_id } => {
+            let request = s.request(pb::ActivateAccessGrantRequest { tenant, grant_id })?;
+            let active = s.rpc.activate_access_grant(request).await.map_err(s.failed())?.into_inner();
+            let grant = active.grant.unwrap_or_default();
+            // Only the token on stdout, as `key issue` prints it.
+            out.record(
+                || json!({ "token": active.token, "key_id": active.key_id, "grant": grant_json(&grant) }),
+                || active.token.clone(),
+            )
+        }
+        AdminGrant::List { tenant } => {
+            let request = s.request(pb::ListAccessGrantsRequest { tenant })?;
+            let list = s.rpc.list_access_grants(request).await.map_err(s.failed())?.into_inner();
+            if out.is_json() {
+                return out.line(Value::Array(list.grants.iter().map(grant_json).collect()));
+            }
+            for grant in &list.grants {
+                out.line(grant_line(grant))?;
+            }
+            Ok(())
+        }
+        AdminGrant::Revoke { tenant, grant_id } => {
+            let request = s.request(pb::RevokeAccessGrantRequest { tenant, grant_id })?;
+            let grant = s.rpc.revoke_access_grant(request).await.map_err(s.failed())?.into_inner();
+            out.record(|| grant_json(&grant), || format!("revoked grant {} and its key", grant.grant_id))
+        }
+    }
 }
 
 async fn unlock(s: &mut AdminSession<'_>, out: &mut Output<'_>, key: KeyRefArgs) -> Result<()> {

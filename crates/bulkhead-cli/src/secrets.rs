@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result};
 use bulkhead_query::{MASTER_KEY_ENV, MasterKey};
-use bulkhead_server::{ADMIN_TOKEN_ENV, AdminToken};
+use bulkhead_server::{ADMIN_TOKEN_ENV, APPROVER_TOKEN_ENV, AdminToken};
 use std::path::{Path, PathBuf};
 
 /// The development master key's file in the data directory.
@@ -84,6 +84,21 @@ pub(crate) fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result
         ),
     )?;
     Ok(AdminToken::from_file(&dev)?)
+}
+
+/// The approver token (the second credential of break-glass grants): from the file, else the
+/// environment; `None` when neither is given. Never generated: break-glass stays off until an
+/// operator sets one up.
+pub(crate) fn approver_token(file: Option<&Path>) -> Result<Option<AdminToken>> {
+    if let Some(file) = file {
+        return Ok(Some(AdminToken::from_file_named(file, "approver token")?));
+    }
+    match std::env::var(APPROVER_TOKEN_ENV) {
+        Ok(token) => {
+            Ok(Some(AdminToken::new(token).with_context(|| format!("reading {APPROVER_TOKEN_ENV}"))?))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// The admin token of `bulkhead admin`: from the file, else the environment, else the development

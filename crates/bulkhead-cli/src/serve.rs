@@ -14,7 +14,7 @@ use bulkhead_query::{Database, MASTER_KEY_ENV, MasterKey};
 use bulkhead_server::config::{
     LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, StorageConfig, TlsConfig,
 };
-use bulkhead_server::{ADMIN_TOKEN_ENV, Server, ServerLimits, ServerTls};
+use bulkhead_server::{ADMIN_TOKEN_ENV, APPROVER_TOKEN_ENV, Server, ServerLimits, ServerTls};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,11 @@ pub(crate) struct ServeArgs {
     /// BULKHEAD_ADMIN_TOKEN, and failing that a development token is generated in the data directory.
     #[arg(long, env = "BULKHEAD_ADMIN_TOKEN_FILE")]
     admin_token_file: Option<PathBuf>,
+    /// A file holding the approver token (mode 0600, at least 32 characters, not the admin token):
+    /// the second credential, which alone approves break-glass grants. Without it (or
+    /// BULKHEAD_APPROVER_TOKEN), break-glass is unavailable.
+    #[arg(long, env = "BULKHEAD_APPROVER_TOKEN_FILE")]
+    approver_token_file: Option<PathBuf>,
     /// The request deadline, in milliseconds [default: 30000].
     #[arg(long, env = "BULKHEAD_REQUEST_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout_ms: Option<u64>,
@@ -207,6 +212,7 @@ fn settings(
         master_key_file: master_key_file.map(Path::to_owned),
         previous_master_key_file: args.previous_master_key_file.clone(),
         admin_token_file: args.admin_token_file.clone(),
+        approver_token_file: args.approver_token_file.clone(),
         metrics_listen: args.metrics_listen.clone(),
         audit_retention_days: args.audit_retention_days,
         allow_insecure_public: args.allow_insecure_public.then_some(true),
@@ -243,6 +249,9 @@ fn settings(
     if std::env::var_os(ADMIN_TOKEN_ENV).is_some() {
         file.admin_token_file = None;
     }
+    if std::env::var_os(APPROVER_TOKEN_ENV).is_some() {
+        file.approver_token_file = None;
+    }
     let settings = file.overlay(command_line);
     settings.validate()?;
     settings.tls_files()?;
@@ -267,6 +276,13 @@ fn print_config(settings: &ServeConfig, out: &mut Output<'_>) -> Result<()> {
         } else {
             let token = data_dir.join(DEV_ADMIN_TOKEN);
             notes.push(format!("admin token: development token {}", token.display()));
+        }
+    }
+    if settings.approver_token_file.is_none() {
+        if std::env::var_os(APPROVER_TOKEN_ENV).is_some() {
+            notes.push(format!("approver token: from {APPROVER_TOKEN_ENV}"));
+        } else {
+            notes.push("approver token: none (break-glass access is off)".to_owned());
         }
     }
     if settings.tls_files()?.is_none() {
@@ -331,6 +347,7 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
         None => None,
     };
     let admin = secrets::server_admin_token(&data_dir, settings.admin_token_file.as_deref())?;
+    let approver = secrets::approver_token(settings.approver_token_file.as_deref())?;
     let master = secrets::master_key(&data_dir, settings.master_key_file.as_deref())?;
     let previous = match &settings.previous_master_key_file {
         Some(file) => Some(MasterKey::from_file(file).context("the previous master key")?),
@@ -352,6 +369,12 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
         ..ServerLimits::default()
     };
     let mut server = Server::new(Arc::clone(&db), admin, limits);
+    match approver {
+        Some(approver) => server = server.with_approver(approver)?,
+        None => tracing::info!(
+            "break-glass access is off: no approver token (--approver-token-file or {APPROVER_TOKEN_ENV})"
+        ),
+    }
     if let Some(tls) = tls {
         server = server.with_tls(tls);
     }

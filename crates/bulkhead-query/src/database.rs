@@ -105,7 +105,8 @@ impl Database {
         operation: &str,
         outcome: &str,
     ) -> Result<(), StorageError> {
-        if !self.access_audit.load(Ordering::Relaxed) {
+        // A break-glass key is audited whatever the setting.
+        if !self.access_audit.load(Ordering::Relaxed) && scope.grant_id().is_none() {
             return Ok(());
         }
         self.store.audit_refusal(scope, operation, outcome)

@@ -3,9 +3,9 @@
 
 use crate::MasterKey;
 use bulkhead_storage::{
-    AccessEvent, ApiKeyInfo, ArchiveProgress, AuditCheck, AuditEvent, DirectoryCheck, ExportSummary,
-    ImportSummary, IssuedApiKey, KeyBinding, MoveProgress, Placement, Role, RotationProgress, StorageError,
-    Store, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid,
+    AccessEvent, AccessGrantInfo, ApiKeyInfo, ArchiveProgress, AuditCheck, AuditEvent, DirectoryCheck,
+    ExportSummary, ImportSummary, IssuedApiKey, KeyBinding, MoveProgress, Placement, Role, RotationProgress,
+    StorageError, Store, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy, TenantScope, TenantUid,
     VersionedPolicy,
 };
 use std::io::{Read, Write};
@@ -255,6 +255,60 @@ impl Operator<'_> {
     /// Revokes an API key of `tenant`; scopes minted from it stop working at once.
     pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<(), StorageError> {
         self.store.revoke_api_key(tenant, key_id)
+    }
+
+    /// Requests a break-glass grant to read `tenant`'s data (`bulkhead_storage` `grant.rs`): it
+    /// gives nothing until a second credential approves it and it is activated.
+    pub fn request_access_grant(
+        &self,
+        tenant: &TenantName,
+        reason: &str,
+        ttl: Option<std::time::Duration>,
+    ) -> Result<AccessGrantInfo, StorageError> {
+        self.store.request_access_grant(tenant, reason, ttl)
+    }
+
+    /// Approves a pending grant. The caller has checked that the approving credential is the
+    /// second one, not the requester's.
+    pub fn approve_access_grant(
+        &self,
+        tenant: &TenantName,
+        grant_id: &str,
+    ) -> Result<AccessGrantInfo, StorageError> {
+        self.store.approve_access_grant(tenant, grant_id)
+    }
+
+    /// Records a refused approval of a grant in its tenant's trail.
+    pub fn refuse_access_grant_approval(
+        &self,
+        tenant: &TenantName,
+        grant_id: &str,
+        outcome: &str,
+    ) -> Result<(), StorageError> {
+        self.store.refuse_access_grant_approval(tenant, grant_id, outcome)
+    }
+
+    /// Activates an approved grant (once): a reader key of its tenant that expires with it.
+    pub fn activate_access_grant(
+        &self,
+        tenant: &TenantName,
+        grant_id: &str,
+    ) -> Result<(AccessGrantInfo, IssuedApiKey), StorageError> {
+        self.store.activate_access_grant(tenant, grant_id)
+    }
+
+    /// Revokes a grant and its key at once.
+    pub fn revoke_access_grant(
+        &self,
+        tenant: &TenantName,
+        grant_id: &str,
+    ) -> Result<AccessGrantInfo, StorageError> {
+        self.store.revoke_access_grant(tenant, grant_id)
+    }
+
+    /// A tenant's grants, oldest first.
+    pub fn list_access_grants(&self, tenant: &TenantName) -> Result<Vec<AccessGrantInfo>, StorageError> {
+        self.store.list_access_grants(tenant)
     }
 
     /// Checks an API key and mints a scope for its tenant and role.

@@ -1,7 +1,7 @@
 //! The `bulkhead.v1.Admin` service: tenants and API keys, for the operator's admin credential only.
 //! Its two streaming calls, the tenant archives, are in `archive.rs`.
 
-use crate::admission::AdmittedOperator;
+use crate::admission::{AdmittedApprover, AdmittedOperator};
 use crate::convert;
 use crate::limits;
 use crate::proto as pb;
@@ -33,6 +33,23 @@ impl AdminService {
     }
 }
 
+/// Refuses a break-glass step on a server without an approver token.
+fn break_glass_configured(shared: &crate::server::Shared) -> Result<(), Status> {
+    if shared.approver.is_none() {
+        return Err(Status::failed_precondition(
+            "break-glass is not configured: start the server with an approver token \
+             (--approver-token-file, [server] approver_token_file, or BULKHEAD_APPROVER_TOKEN), \
+             the second credential that approves access grants",
+        ));
+    }
+    Ok(())
+}
+
+/// The time to live a grant request asks for (absent: the default).
+fn grant_ttl(ttl_seconds: Option<u32>) -> Option<std::time::Duration> {
+    ttl_seconds.map(|s| std::time::Duration::from_secs(u64::from(s)))
+}
+
 fn tenant_name(name: String) -> Result<TenantName, Status> {
     TenantName::new(name).map_err(status::from_storage)
 }
@@ -52,6 +69,96 @@ fn audit_read(db: &Database, uid: TenantUid, operation: &str) -> Result<(), Stat
 
 #[tonic::async_trait]
 impl Admin for AdminService {
+    async fn request_access_grant(
+        &self,
+        request: Request<pb::RequestAccessGrantRequest>,
+    ) -> Result<Response<pb::AccessGrant>, Status> {
+        break_glass_configured(&self.shared)?;
+        self.call(request, "admin-request-access-grant", |db, req| {
+            let name = tenant_name(req.tenant)?;
+            let grant = db
+                .operator()
+                .request_access_grant(&name, &req.reason, grant_ttl(req.ttl_seconds))
+                .map_err(status::from_storage)?;
+            Ok(convert::grant_to(name.as_str(), grant))
+        })
+        .await
+    }
+
+    async fn approve_access_grant(
+        &self,
+        request: Request<pb::ApproveAccessGrantRequest>,
+    ) -> Result<Response<pb::AccessGrant>, Status> {
+        break_glass_configured(&self.shared)?;
+        // The admission layer lets the approver token through to this call alone; the admin token
+        // reaches it too, to be refused here, with the refusal in the tenant's trail.
+        let by_approver = request.extensions().get::<AdmittedApprover>().is_some();
+        self.call(request, "admin-approve-access-grant", move |db, req| {
+            let name = tenant_name(req.tenant)?;
+            if !by_approver {
+                db.operator()
+                    .refuse_access_grant_approval(&name, &req.grant_id, "permission-denied")
+                    .map_err(status::from_storage)?;
+                return Err(Status::permission_denied(
+                    "the admin token cannot approve an access grant: approval needs the second \
+                     credential, the approver token (`bulkhead admin grant approve`)",
+                ));
+            }
+            let grant =
+                db.operator().approve_access_grant(&name, &req.grant_id).map_err(status::from_storage)?;
+            Ok(convert::grant_to(name.as_str(), grant))
+        })
+        .await
+    }
+
+    async fn activate_access_grant(
+        &self,
+        request: Request<pb::ActivateAccessGrantRequest>,
+    ) -> Result<Response<pb::ActivateAccessGrantResponse>, Status> {
+        break_glass_configured(&self.shared)?;
+        self.call(request, "admin-activate-access-grant", |db, req| {
+            let name = tenant_name(req.tenant)?;
+            let (grant, key) =
+                db.operator().activate_access_grant(&name, &req.grant_id).map_err(status::from_storage)?;
+            let key_id = key.key_id.clone();
+            Ok(pb::ActivateAccessGrantResponse {
+                grant: Some(convert::grant_to(name.as_str(), grant)),
+                token: key.token,
+                key_id,
+            })
+        })
+        .await
+    }
+
+    async fn list_access_grants(
+        &self,
+        request: Request<pb::ListAccessGrantsRequest>,
+    ) -> Result<Response<pb::ListAccessGrantsResponse>, Status> {
+        self.call(request, "admin-list-access-grants", |db, req| {
+            let name = tenant_name(req.tenant)?;
+            let uid = db.operator().tenant_info(&name).map_err(status::from_storage)?.uid;
+            audit_read(db, uid, "admin-list-access-grants")?;
+            let grants = db.operator().list_access_grants(&name).map_err(status::from_storage)?;
+            let grants = grants.into_iter().map(|g| convert::grant_to(name.as_str(), g)).collect();
+            Ok(pb::ListAccessGrantsResponse { grants })
+        })
+        .await
+    }
+
+    /// Works without an approver token too: access can always be taken back.
+    async fn revoke_access_grant(
+        &self,
+        request: Request<pb::RevokeAccessGrantRequest>,
+    ) -> Result<Response<pb::AccessGrant>, Status> {
+        self.call(request, "admin-revoke-access-grant", |db, req| {
+            let name = tenant_name(req.tenant)?;
+            let grant =
+                db.operator().revoke_access_grant(&name, &req.grant_id).map_err(status::from_storage)?;
+            Ok(convert::grant_to(name.as_str(), grant))
+        })
+        .await
+    }
+
     type ExportTenantStream = crate::archive::ExportStream;
 
     async fn export_tenant(

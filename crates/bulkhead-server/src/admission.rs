@@ -93,9 +93,18 @@ impl AdmittedCall {
     }
 }
 
-/// The request extension of an admin-plane call that presented the admin token.
+/// The request extension of an admin-plane call that presented the admin token or, for
+/// `ApproveAccessGrant` only, the approver token.
 #[derive(Debug, Clone)]
 pub(crate) struct AdmittedOperator(pub(crate) Timing);
+
+/// The request extension of an admin-plane call that presented the approver token (the second
+/// credential of break-glass grants) rather than the admin token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdmittedApprover;
+
+/// The one method the approver token may call.
+pub(crate) const APPROVE_METHOD: &str = "/bulkhead.v1.Admin/ApproveAccessGrant";
 
 /// The layer (see the module documentation).
 #[derive(Clone)]
@@ -160,6 +169,7 @@ where
         limit = MessageLimit { bytes: shared.limits.max_message_bytes, name: "MAX_MESSAGE_BYTES" };
     }
     let plane = Plane::of(path);
+    let approval = path == APPROVE_METHOD;
     if let Plane::Open = plane {
         let request = request.map(|body| Body::new(LimitedBody::new(body, limit, None, false)));
         return inner.call(request).await;
@@ -212,8 +222,16 @@ where
             Ok(response)
         }
         Plane::Admin => {
-            // The admin token is checked in constant time without storage; anything else is looked up.
-            if !shared.admin.matches(&token) {
+            // The operator tokens are checked in constant time without storage; anything else is
+            // looked up. The approver token may only approve a grant.
+            if shared.is_approver(&token) {
+                if !approval {
+                    let refused = auth::AuthError::ApproverBeyondApproval;
+                    shared.metrics.denial(refused.tenant_label(), refused.reason());
+                    return Ok(Status::from(refused).into_http());
+                }
+                request.extensions_mut().insert(AdmittedApprover);
+            } else if !shared.admin.matches(&token) {
                 let refused = authorize(&shared, move |shared| {
                     auth::authorize_admin(&shared.db, &shared.admin, &token)
                 })

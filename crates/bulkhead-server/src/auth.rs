@@ -15,6 +15,10 @@ use zeroize::Zeroizing;
 /// The environment variable that holds the admin token (for `bulkhead serve` and `bulkhead admin`).
 pub const ADMIN_TOKEN_ENV: &str = "BULKHEAD_ADMIN_TOKEN";
 
+/// The environment variable that holds the approver token, the second credential that approves
+/// break-glass grants (for `bulkhead serve` and `bulkhead admin grant approve`).
+pub const APPROVER_TOKEN_ENV: &str = "BULKHEAD_APPROVER_TOKEN";
+
 /// Why a request was refused.
 #[derive(Debug)]
 pub(crate) enum AuthError {
@@ -26,6 +30,8 @@ pub(crate) enum AuthError {
     Storage(StorageError),
     /// The admin token was presented to the data plane.
     AdminOnDataPlane,
+    /// The approver token was presented to anything but the approval of a grant.
+    ApproverBeyondApproval,
     /// A tenant API key was presented to the admin plane.
     TenantKeyOnAdmin { tenant: TenantUid },
     /// The key's role is below what the operation needs.
@@ -43,6 +49,7 @@ impl AuthError {
             AuthError::Storage(StorageError::TenantUnavailable { .. }) => "tenant-unavailable",
             AuthError::Storage(_) => "internal",
             AuthError::AdminOnDataPlane => "admin-on-data-plane",
+            AuthError::ApproverBeyondApproval => "approver-beyond-approval",
             AuthError::TenantKeyOnAdmin { .. } => "tenant-key-on-admin",
             AuthError::Role { .. } => "role",
         }
@@ -89,7 +96,13 @@ impl AdminToken {
     /// Reads a token file: a regular file of at most [`MAX_ADMIN_TOKEN_FILE_BYTES`], owned by the
     /// process's user and readable by it alone (the master key's check), into wiped memory.
     pub fn from_file(path: &Path) -> Result<AdminToken, ServerError> {
-        let bytes = bulkhead_crypto::read_secret_file(path, "admin token", MAX_ADMIN_TOKEN_FILE_BYTES)?;
+        AdminToken::from_file_named(path, "admin token")
+    }
+
+    /// As [`AdminToken::from_file`], for a token the errors call `what` (the approver token is held
+    /// to the same rules as the admin token).
+    pub fn from_file_named(path: &Path, what: &'static str) -> Result<AdminToken, ServerError> {
+        let bytes = bulkhead_crypto::read_secret_file(path, what, MAX_ADMIN_TOKEN_FILE_BYTES)?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| ServerError::AdminTokenNotText { path: path.to_owned() })?;
         AdminToken::new(text)
@@ -203,10 +216,12 @@ impl DataOp {
 pub(crate) fn authorize_data(
     db: &Database,
     admin: &AdminToken,
+    approver: Option<&AdminToken>,
     token: &str,
     op: DataOp,
 ) -> Result<TenantScope, AuthError> {
-    if admin.matches(token) {
+    // Neither operator token reads tenant data: that takes a break-glass grant's key.
+    if admin.matches(token) || approver.is_some_and(|a| a.matches(token)) {
         return Err(AuthError::AdminOnDataPlane);
     }
     let scope = db.operator().authenticate(token).map_err(AuthError::Storage)?;

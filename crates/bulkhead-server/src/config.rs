@@ -42,6 +42,10 @@ pub struct ServeConfig {
     /// The admin token file (mode 0600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token_file: Option<PathBuf>,
+    /// The approver token file (mode 0600): the second credential, which alone approves break-glass
+    /// grants. Unset (and no `BULKHEAD_APPROVER_TOKEN`): break-glass is unavailable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approver_token_file: Option<PathBuf>,
     /// Where to serve the metrics (an address, or `off`); unset: 127.0.0.1:7451 if free.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<String>,
@@ -238,6 +242,7 @@ impl ServeConfig {
             &mut config.master_key_file,
             &mut config.previous_master_key_file,
             &mut config.admin_token_file,
+            &mut config.approver_token_file,
             &mut config.tls.cert,
             &mut config.tls.key,
         ]
@@ -337,6 +342,7 @@ impl ServeConfig {
             master_key_file: higher.master_key_file.or(self.master_key_file),
             previous_master_key_file: higher.previous_master_key_file.or(self.previous_master_key_file),
             admin_token_file: higher.admin_token_file.or(self.admin_token_file),
+            approver_token_file: higher.approver_token_file.or(self.approver_token_file),
             metrics_listen: higher.metrics_listen.or(self.metrics_listen),
             audit_retention_days: higher.audit_retention_days.or(self.audit_retention_days),
             allow_insecure_public: higher.allow_insecure_public.or(self.allow_insecure_public),

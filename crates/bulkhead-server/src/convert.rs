@@ -5,9 +5,9 @@
 use crate::proto as pb;
 use crate::status::{self, invalid};
 use bulkhead_query::{
-    Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, GraphStatus, IndexSource,
-    KeyBinding, MatchReason, MetaValue, Metric, NewPoint, Role, RotationProgress, SearchHit, StoredPoint,
-    TenantInfo, TenantPolicy, TenantQuotas, VersionedPolicy, limits,
+    AccessGrantInfo, Acl, ApiKeyInfo, AuditEvent, CollectionInfo, DocId, Filter, FilterValue, GraphStatus,
+    IndexSource, KeyBinding, MatchReason, MetaValue, Metric, NewPoint, Role, RotationProgress, SearchHit,
+    StoredPoint, TenantInfo, TenantPolicy, TenantQuotas, VersionedPolicy, limits,
 };
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -293,6 +293,22 @@ pub(crate) fn api_key_to(key: ApiKeyInfo) -> pb::ApiKey {
             KeyBinding::Service { .. } => None,
         },
         on_behalf_of: matches!(key.binding, KeyBinding::Service { on_behalf_of: true }),
+        grant_id: key.grant_id,
+    }
+}
+
+/// A break-glass grant of the tenant named `tenant`, as the admin plane shows it.
+pub(crate) fn grant_to(tenant: &str, grant: AccessGrantInfo) -> pb::AccessGrant {
+    pb::AccessGrant {
+        grant_id: grant.grant_id,
+        tenant: tenant.to_owned(),
+        reason: grant.reason,
+        requested_ms: grant.requested_ms,
+        expires_ms: grant.expires_ms,
+        approved_ms: grant.approved_ms,
+        key_id: grant.key_id,
+        revoked_ms: grant.revoked_ms,
+        state: grant.state.as_str().to_owned(),
     }
 }
 

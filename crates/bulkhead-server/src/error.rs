@@ -42,6 +42,15 @@ pub enum ServerError {
     #[error("an admin token must be at least 32 visible ASCII characters")]
     AdminTokenInvalid,
 
+    /// The approver token is the admin token: the second credential of break-glass grants must be
+    /// a different secret, or the requester could approve its own grant.
+    #[error("the approver token must differ from the admin token (it is the second credential)")]
+    ApproverIsAdmin,
+
+    /// The approver token was given to a server that is already serving (a fault of the code).
+    #[error("the approver token is set before the server starts")]
+    ApproverAfterStart,
+
     /// The admin token file holds bytes that are not UTF-8 text.
     #[error("the admin token file {} is not text", path.display())]
     AdminTokenNotText { path: PathBuf },

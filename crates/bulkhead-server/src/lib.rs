@@ -39,7 +39,7 @@ pub mod tls;
 #[cfg(test)]
 mod tests;
 
-pub use auth::{ADMIN_TOKEN_ENV, AdminToken};
+pub use auth::{ADMIN_TOKEN_ENV, APPROVER_TOKEN_ENV, AdminToken};
 pub use error::ServerError;
 pub use quota::QuotaDefaults;
 pub use server::{RequestMemory, Server, ServerLimits, WorkGate};

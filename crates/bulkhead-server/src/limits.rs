@@ -217,6 +217,10 @@ const _: () = assert!(
 /// at most one path on the server's host (`RotateMasterKey`, 4,096 bytes at most on Linux).
 pub const MAX_SMALL_MESSAGE_BYTES: usize = 64 * 1024;
 const _: () = assert!(MAX_SMALL_MESSAGE_BYTES >= field(4096) + field(lib::MAX_TENANT_NAME_BYTES) + 3 * 11);
+const _: () = assert!(
+    MAX_SMALL_MESSAGE_BYTES
+        >= field(lib::MAX_TENANT_NAME_BYTES) + field(bulkhead_query::MAX_GRANT_REASON_BYTES) + field(64) + 11
+);
 
 /// Largest `ImportTenant` message: a chunk of [`MAX_ARCHIVE_CHUNK_BYTES`] with its framing (the
 /// first message, a name and a tier, is smaller).
@@ -281,6 +285,12 @@ pub const REQUEST_MESSAGE_LIMITS: &[(&str, MessageLimit)] = &[
         MessageLimit { bytes: MAX_POLICY_MESSAGE_BYTES, name: "MAX_POLICY_MESSAGE_BYTES" },
     ),
     ("/bulkhead.v1.Admin/ExportTenant", SMALL),
+    // Break-glass grants: a tenant name, a grant id, a reason of at most MAX_GRANT_REASON_BYTES.
+    ("/bulkhead.v1.Admin/RequestAccessGrant", SMALL),
+    ("/bulkhead.v1.Admin/ApproveAccessGrant", SMALL),
+    ("/bulkhead.v1.Admin/ActivateAccessGrant", SMALL),
+    ("/bulkhead.v1.Admin/ListAccessGrants", SMALL),
+    ("/bulkhead.v1.Admin/RevokeAccessGrant", SMALL),
     (
         "/bulkhead.v1.Admin/ImportTenant",
         MessageLimit { bytes: MAX_IMPORT_MESSAGE_BYTES, name: "MAX_IMPORT_MESSAGE_BYTES" },

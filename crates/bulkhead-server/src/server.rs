@@ -81,6 +81,9 @@ impl Default for ServerLimits {
 pub(crate) struct Shared {
     pub(crate) db: Arc<Database>,
     pub(crate) admin: AdminToken,
+    /// The second credential, which alone approves break-glass grants; without it break-glass is
+    /// unavailable.
+    pub(crate) approver: Option<AdminToken>,
     pub(crate) limits: ServerLimits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) budget: Arc<RequestBudget>,
@@ -136,8 +139,21 @@ impl Server {
         let budget = Arc::new(RequestBudget::new(limits.request_memory_budget_bytes));
         let quotas = Quotas::new(limits.quotas);
         let lockout = Lockout::new(db.clock().now());
-        let shared = Shared { db, admin, limits, metrics, budget, work, quotas, lockout };
+        let approver = None;
+        let shared = Shared { db, admin, approver, limits, metrics, budget, work, quotas, lockout };
         Server { shared: Arc::new(shared), tls: None }
+    }
+
+    /// Accepts `approver` as the approver token: the second credential, which alone approves
+    /// break-glass grants (docs/SECURITY.md, "Break-glass access"). Refused if it is the admin
+    /// token: the requester of a grant must not be able to approve it.
+    pub fn with_approver(mut self, approver: AdminToken) -> Result<Server, ServerError> {
+        if self.shared.admin.matches(approver.expose()) {
+            return Err(ServerError::ApproverIsAdmin);
+        }
+        let shared = Arc::get_mut(&mut self.shared).ok_or(ServerError::ApproverAfterStart)?;
+        shared.approver = Some(approver);
+        Ok(self)
     }
 
     /// Serves the metrics (`GET /metrics`, OpenMetrics text) on `listener` until the returned task
@@ -393,11 +409,13 @@ impl Shared {
         token: &str,
         op: DataOp,
     ) -> Result<(TenantScope, Arc<TenantLimits>), AuthError> {
-        let scope = auth::authorize_data(&self.db, &self.admin, token, op).inspect_err(|refused| {
-            if let AuthError::Role { tenant, key: Some(key), .. } = refused {
-                self.count_denial(*tenant, key);
-            }
-        })?;
+        let approver = self.approver.as_ref();
+        let scope =
+            auth::authorize_data(&self.db, &self.admin, approver, token, op).inspect_err(|refused| {
+                if let AuthError::Role { tenant, key: Some(key), .. } = refused {
+                    self.count_denial(*tenant, key);
+                }
+            })?;
         let limits = self.limits_of(scope.tenant_uid())?;
         if let Some((key, reason)) = self.burst(&scope, &limits) {
             self.lock(scope.tenant_uid(), &key, reason);
@@ -416,7 +434,7 @@ impl Shared {
         token: &str,
         op: DataOp,
     ) -> Option<Result<(TenantScope, Arc<TenantLimits>), Status>> {
-        if self.admin.matches(token) {
+        if self.admin.matches(token) || self.is_approver(token) {
             return None;
         }
         let scope = self.db.operator().authenticate_cached(token)?;
@@ -520,6 +538,11 @@ impl Shared {
     }
 
     /// An admin-plane call, admitted by the admission layer (only the admin token passes).
+    /// Whether `token` is the approver token (in constant time; `false` when none is configured).
+    pub(crate) fn is_approver(&self, token: &str) -> bool {
+        self.approver.as_ref().is_some_and(|a| a.matches(token))
+    }
+
     pub(crate) async fn admin<T: prost::Message + 'static>(
         self: &Arc<Self>,
         admitted: Option<&AdmittedOperator>,

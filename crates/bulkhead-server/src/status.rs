@@ -56,6 +56,8 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         // The tenant's own state, with a known remedy (its key rotation): not the caller's fault,
         // not a server fault either.
         StorageError::EncryptionLimit => Status::failed_precondition(error.to_string()),
+        // A break-glass grant's state refuses the step (not approved, expired, revoked, used).
+        StorageError::GrantState { .. } => Status::failed_precondition(error.to_string()),
         // A storage quota of the tenant (its policy's, or the server's default): the message names
         // the quota and its limit; the same write succeeds once the tenant stores less.
         StorageError::QuotaExceeded { .. } => Status::resource_exhausted(error.to_string()),
@@ -135,7 +137,12 @@ impl From<crate::auth::AuthError> for Status {
             }
             AuthError::Storage(e) => from_storage(e),
             AuthError::AdminOnDataPlane => Status::permission_denied(
-                "the admin credential cannot call the data plane; issue a tenant API key",
+                "an operator credential (admin or approver token) cannot call the data plane; issue a \
+                 tenant API key, or read a tenant's data under a break-glass grant (`bulkhead admin grant`)",
+            ),
+            AuthError::ApproverBeyondApproval => Status::permission_denied(
+                "the approver token only approves break-glass grants (ApproveAccessGrant); \
+                 use the admin token for everything else",
             ),
             AuthError::TenantKeyOnAdmin { .. } => {
                 Status::permission_denied("tenant API keys cannot call the admin service")

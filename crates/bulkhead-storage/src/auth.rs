@@ -146,6 +146,7 @@ impl Store {
             role: record.role,
             binding: record.binding,
             expires_ms: record.expires_ms,
+            grant: record.grant,
         };
         let scope = self.mint(raw_key_id, &cached);
         self.key_cache.insert(read_at, raw_key_id, cached);
@@ -179,6 +180,7 @@ impl Store {
             role: key.role,
             key_id: Some(raw_key_id),
             binding: key.binding.clone(),
+            grant: key.grant,
         }
     }
 
@@ -213,9 +215,16 @@ impl Store {
     /// reached the tenant's data (a role below the operation's, a malformed request).
     pub fn audit_refusal(&self, scope: &TenantScope, operation: &str, outcome: &str) -> Result<()> {
         let key_id = scope.key_id();
+        let note = scope.grant.as_ref().map(crate::grant::break_glass_note);
         self.audit_access(
             scope.tenant,
-            &AccessEvent { operation, key_id: key_id.as_deref(), outcome, ..AccessEvent::default() },
+            &AccessEvent {
+                operation,
+                key_id: key_id.as_deref(),
+                outcome,
+                note: note.as_deref(),
+                ..AccessEvent::default()
+            },
         )
     }
 
@@ -232,6 +241,7 @@ impl Store {
             role: Role::TenantAdmin,
             key_id: None,
             binding: KeyBinding::Service { on_behalf_of: true },
+            grant: None,
         })
     }
 

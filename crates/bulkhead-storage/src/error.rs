@@ -59,6 +59,12 @@ pub enum StorageError {
     #[error("this API key is locked (a burst of requests or a run of refusals); an operator unlocks it")]
     KeyLocked,
 
+    /// A break-glass access grant cannot take this step where it stands (not approved yet,
+    /// approved or activated already, expired, revoked): the request is well-formed, the grant's
+    /// state refuses it, and `reason` says which state (never the grant's reason text).
+    #[error("the access grant {reason}")]
+    GrantState { reason: &'static str },
+
     /// The credential is valid but its role does not allow the operation.
     #[error("the credential's role does not allow {operation}")]
     PermissionDenied { operation: &'static str },
@@ -137,6 +143,7 @@ impl StorageError {
             StorageError::Unauthenticated => "unauthenticated",
             StorageError::KeyLocked => "locked-key",
             StorageError::PermissionDenied { .. } => "permission-denied",
+            StorageError::GrantState { .. } => "failed-precondition",
             StorageError::ForeignScope => "foreign-scope",
             StorageError::EncryptionLimit => "encryption-limit",
             StorageError::QuotaExceeded { .. } => "quota-exceeded",

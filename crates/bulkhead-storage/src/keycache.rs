@@ -27,6 +27,7 @@ pub(crate) struct CachedKey {
     pub(crate) role: Role,
     pub(crate) binding: KeyBinding,
     pub(crate) expires_ms: Option<u64>,
+    pub(crate) grant: Option<[u8; 16]>,
 }
 
 impl CachedKey {
@@ -117,6 +118,7 @@ mod tests {
             role: Role::Reader,
             binding: KeyBinding::Service { on_behalf_of: false },
             expires_ms: Some(1_000),
+            grant: None,
         }
     }
 

@@ -18,6 +18,7 @@
 //! sys             "apikey/" key id                           sealed ApiKeyRecord        system.rs
 //! sys             "policy/" uid                              sealed VersionedPolicy     system.rs
 //! sys             "keylock/" key id                          sealed KeyLockRecord       system.rs
+//! sys             "grant/" grant id                          sealed GrantRecord         system.rs
 //! sys             "place/" uid                               control: Placement         system.rs
 //! sys             "moving/" uid                              control: a tier move       system.rs
 //! sys             "meta/store-id"                            16 random bytes            engine/dedicated.rs

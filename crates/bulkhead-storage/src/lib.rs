@@ -13,6 +13,7 @@ mod auth;
 mod clock;
 mod engine;
 mod error;
+mod grant;
 mod ids;
 mod keycache;
 mod keylock;
@@ -38,6 +39,9 @@ pub use auth::REFUSAL_EVENT_EVERY;
 pub use clock::{Clock, ManualClock};
 pub use engine::EngineMemory;
 pub use error::{Result, StorageError};
+pub use grant::{
+    AccessGrantInfo, DEFAULT_GRANT_TTL, GrantState, MAX_GRANT_REASON_BYTES, MAX_GRANT_TTL, MIN_GRANT_TTL,
+};
 pub use ids::{CollectionName, DocId, TenantName, TenantUid, limits};
 pub use layout::{Placement, STORAGE_FORMAT};
 pub use model::{

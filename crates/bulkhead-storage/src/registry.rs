@@ -46,6 +46,8 @@ pub struct ApiKeyInfo {
     pub locked: bool,
     /// Whom its searches run for.
     pub binding: KeyBinding,
+    /// The break-glass access grant it was issued for, if any (a reader key that expires with it).
+    pub grant_id: Option<String>,
 }
 
 /// A newly issued API key. The secret is shown once and never stored.
@@ -69,19 +71,32 @@ impl Store {
     pub(crate) fn commit_registry(
         &self,
         reserved: &mut u64,
-        mut batch: Batch,
+        batch: Batch,
         key: &[u8],
         record: &[u8],
     ) -> Result<()> {
+        self.commit_registry_records(reserved, batch, &[(key, record)])
+    }
+
+    /// As [`Store::commit_registry`], with several records sealed into the one batch.
+    pub(crate) fn commit_registry_records(
+        &self,
+        reserved: &mut u64,
+        mut batch: Batch,
+        records: &[(&[u8], &[u8])],
+    ) -> Result<()> {
         let sys = self.sys()?;
         let mut next = *reserved;
-        if self.system.encryptions() + 1 > next {
-            next = self.system.encryptions() + 1 + ENCRYPTION_RESERVATION;
+        let seals = records.len() as u64;
+        if self.system.encryptions() + seals > next {
+            next = self.system.encryptions() + seals + ENCRYPTION_RESERVATION;
             let count_key = layout::encryption_count_key(&SYSTEM_OWNER, 1);
             batch.put(&sys, &count_key, layout::control_value(&self.system, &count_key, &next.to_be_bytes()));
         }
-        let ctx = SealContext { column_family: SYS_CF.as_bytes(), record_key: key };
-        batch.put(&sys, key, self.system.seal(Purpose::Registry, ctx, record)?);
+        for (key, record) in records {
+            let ctx = SealContext { column_family: SYS_CF.as_bytes(), record_key: key };
+            batch.put(&sys, key, self.system.seal(Purpose::Registry, ctx, record)?);
+        }
         self.sys_write(batch)?;
         *reserved = next;
         Ok(())
@@ -210,6 +225,7 @@ impl Store {
             expires_ms,
             revoked: false,
             binding,
+            grant: None,
         };
         let key = layout::apikey_key(&key_id);
         let mut reserved = self.registry_lock.lock();
@@ -231,7 +247,7 @@ impl Store {
         }
         let key = layout::apikey_key(&key_id);
         let Some(sealed) = self.db.get(&self.sys()?, &key)? else { return Ok(None) };
-        Ok(Some((key_id, layout::decode(&self.open_registry(&key, &sealed)?, "api key")?)))
+        Ok(Some((key_id, layout::decode_api_key(&self.open_registry(&key, &sealed)?)?)))
     }
 
     /// Lists a tenant's API keys (never their secrets).
@@ -241,7 +257,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
             let (key, value) = item?;
-            let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
+            let record: ApiKeyRecord = layout::decode_api_key(&self.open_registry(&key, &value)?)?;
             if record.tenant_uid == *info.uid.as_bytes() {
                 let raw_id: [u8; 16] =
                     layout::apikey_id(&key).try_into().map_err(|_| StorageError::Codec("api key"))?;
@@ -254,6 +270,7 @@ impl Store {
                     expires_ms: record.expires_ms,
                     revoked: record.revoked,
                     binding: record.binding,
+                    grant_id: record.grant.map(hex::encode),
                 });
             }
         }

@@ -280,7 +280,7 @@ impl Store {
         let mut revoked = 0;
         for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
             let (key, value) = item?;
-            let record: ApiKeyRecord = layout::decode(&self.open_registry(&key, &value)?, "api key")?;
+            let record: ApiKeyRecord = layout::decode_api_key(&self.open_registry(&key, &value)?)?;
             if record.tenant_uid == owner {
                 batch.delete(&sys, &key);
                 if let Ok(raw_id) = <[u8; 16]>::try_from(layout::apikey_id(&key)) {
@@ -289,6 +289,11 @@ impl Store {
                 purged.push(key.to_vec());
                 revoked += 1;
             }
+        }
+        // Its break-glass grants (their reasons) go with it; their keys went above.
+        for key in self.grant_keys_of(&owner)? {
+            batch.delete(&sys, &key);
+            purged.push(key);
         }
         self.sys_write(batch)?;
         drop(pending);

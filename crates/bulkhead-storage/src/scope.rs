@@ -83,11 +83,17 @@ pub struct TenantScope {
     pub(crate) role: Role,
     pub(crate) key_id: Option<[u8; 16]>,
     pub(crate) binding: KeyBinding,
+    /// The break-glass access grant the key was issued for (`grant.rs`), if any.
+    pub(crate) grant: Option<[u8; 16]>,
 }
 
 impl fmt::Debug for TenantScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TenantScope").field("tenant", &self.tenant).field("role", &self.role).finish()
+        f.debug_struct("TenantScope")
+            .field("tenant", &self.tenant)
+            .field("role", &self.role)
+            .field("break_glass", &self.grant.is_some())
+            .finish()
     }
 }
 
@@ -111,5 +117,11 @@ impl TenantScope {
     /// The tenant's opaque uid (for logs and metrics; it reveals nothing).
     pub fn tenant_uid(&self) -> TenantUid {
         self.tenant
+    }
+
+    /// The id of the break-glass access grant whose key minted this scope, if it was one: every
+    /// event of such a scope names the grant in the tenant's trail.
+    pub fn grant_id(&self) -> Option<String> {
+        self.grant.map(hex::encode)
     }
 }

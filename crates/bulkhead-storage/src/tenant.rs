@@ -36,6 +36,8 @@ pub struct TenantHandle<'s> {
     role: Role,
     binding: KeyBinding,
     key_id: Option<[u8; 16]>,
+    /// The break-glass access grant of the scope's key, if any.
+    grant: Option<[u8; 16]>,
     /// The access event of the operation under way ([`TenantHandle::stage_audit`]), until a write
     /// commits it in its own batch or [`TenantHandle::finish_audit`] writes it.
     staged: RefCell<Option<RecordV2>>,
@@ -62,6 +64,7 @@ impl<'s> TenantHandle<'s> {
             role: scope.role,
             binding: scope.binding.clone(),
             key_id: scope.key_id,
+            grant: scope.grant,
             staged: RefCell::new(None),
         })
     }
@@ -81,8 +84,12 @@ impl<'s> TenantHandle<'s> {
     /// operation's outcome.
     pub fn stage_audit(&self, event: AccessEvent<'_>) {
         let key_id = self.key_id.map(hex::encode);
+        // A break-glass key's every event names its grant, so that the tenant's export shows who
+        // read what under which grant.
+        let note = self.grant.as_ref().map(crate::grant::break_glass_note);
         let event = AccessEvent {
             key_id: key_id.as_deref(),
+            note: note.as_deref().or(event.note),
             key_generation: Some(self.write_generation()),
             policy_version: Some(self.state.policy.read().version),
             outcome: "ok",
@@ -112,6 +119,12 @@ impl<'s> TenantHandle<'s> {
     /// The tenant's opaque uid.
     pub fn tenant_uid(&self) -> TenantUid {
         self.state.uid
+    }
+
+    /// Whether the scope's key is a break-glass key (`grant.rs`): its every access is audited,
+    /// whatever the database's access-audit setting.
+    pub fn is_break_glass(&self) -> bool {
+        self.grant.is_some()
     }
 
     /// The role of the scope this handle was opened with.

@@ -31,7 +31,9 @@ from ._errors import (
 from ._filter import F, Filter, FilterError, where
 from ._transport import RetryPolicy
 from ._types import (
+    AccessGrant,
     Acl,
+    ActivatedGrant,
     ApiKey,
     AuditChainCheck,
     AuditEvent,
@@ -59,6 +61,8 @@ from ._types import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessGrant",
+    "ActivatedGrant",
     "Acl",
     "AdminClient",
     "AlreadyExists",

@@ -9,6 +9,7 @@ from types import TracebackType
 
 from ._client import _Caller
 from ._convert import (
+    access_grant_from_proto,
     api_key_from_proto,
     audit_event_from_proto,
     audit_verification_from_proto,
@@ -23,6 +24,8 @@ from ._convert import (
 from ._pb import bulkhead_pb2 as pb
 from ._transport import Admin, RetryPolicy, TlsOption
 from ._types import (
+    AccessGrant,
+    ActivatedGrant,
     ApiKey,
     AuditEvent,
     AuditVerification,
@@ -59,6 +62,8 @@ class AdminClient:
         self._caller = _Caller(
             url, admin_token, tls=tls, tls_domain=tls_domain, insecure=insecure, timeout=timeout, retry=retry
         )
+        # How to connect again, with the approver token, for `approve_access_grant`.
+        self._connect = (url, tls, tls_domain, insecure, timeout, retry)
 
     def __repr__(self) -> str:
         return f"AdminClient({self._caller.url!r}, admin_token=<redacted>)"
@@ -163,6 +168,47 @@ class AdminClient:
     def unlock_key(self, tenant: str, key_id: str) -> bool:
         """Unlocks a key the server locked (a burst, or a run of refusals); False if it was not locked."""
         return self._caller.call(Admin.UnlockApiKey, pb.UnlockApiKeyRequest(tenant=tenant, key_id=key_id)).was_locked
+
+    # -- break-glass grants -----------------------------------------------------------------------
+
+    def request_access_grant(self, tenant: str, reason: str, *, ttl_seconds: int | None = None) -> AccessGrant:
+        """Requests a break-glass grant to read `tenant`'s data: a reason (1 to 512 bytes, kept in the
+        tenant's audit trail), a time to live (60 to 86,400 s, default 3,600). Pending: no access
+        until the approver token approves it and `activate_access_grant` turns it into a key."""
+        request = pb.RequestAccessGrantRequest(tenant=tenant, reason=reason)
+        if ttl_seconds is not None:
+            request.ttl_seconds = ttl_seconds
+        return access_grant_from_proto(self._caller.call(Admin.RequestAccessGrant, request))
+
+    def approve_access_grant(self, tenant: str, grant_id: str, *, approver_token: str) -> AccessGrant:
+        """Approves a pending grant with the server's approver token (the second credential; the admin
+        token this client holds is refused for this call)."""
+        url, tls, tls_domain, insecure, timeout, retry = self._connect
+        approver = _Caller(
+            url, approver_token, tls=tls, tls_domain=tls_domain, insecure=insecure, timeout=timeout, retry=retry
+        )
+        try:
+            request = pb.ApproveAccessGrantRequest(tenant=tenant, grant_id=grant_id)
+            return access_grant_from_proto(approver.call(Admin.ApproveAccessGrant, request))
+        finally:
+            approver.close()
+
+    def activate_access_grant(self, tenant: str, grant_id: str) -> ActivatedGrant:
+        """Activates an approved grant, once: a reader API key of the tenant that expires with the grant
+        (the token is in this answer only)."""
+        request = pb.ActivateAccessGrantRequest(tenant=tenant, grant_id=grant_id)
+        answer = self._caller.call(Admin.ActivateAccessGrant, request)
+        return ActivatedGrant(grant=access_grant_from_proto(answer.grant), token=answer.token, key_id=answer.key_id)
+
+    def list_access_grants(self, tenant: str) -> list[AccessGrant]:
+        """The tenant's grants, oldest first."""
+        answer = self._caller.call(Admin.ListAccessGrants, pb.ListAccessGrantsRequest(tenant=tenant))
+        return [access_grant_from_proto(g) for g in answer.grants]
+
+    def revoke_access_grant(self, tenant: str, grant_id: str) -> AccessGrant:
+        """Revokes a grant and its key at once."""
+        request = pb.RevokeAccessGrantRequest(tenant=tenant, grant_id=grant_id)
+        return access_grant_from_proto(self._caller.call(Admin.RevokeAccessGrant, request))
 
     # -- keys and rotation ------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from . import _limits
 from ._filter import Filter, FilterError, where
 from ._pb import bulkhead_pb2 as pb
 from ._types import (
+    AccessGrant,
     Acl,
     ApiKey,
     AuditChainCheck,
@@ -403,6 +404,21 @@ def api_key_from_proto(k: pb.ApiKey) -> ApiKey:
         locked=k.locked,
         on_behalf_of=k.on_behalf_of,
         user=Principal(k.user.user, k.user.groups) if k.HasField("user") else None,
+        grant_id=k.grant_id if k.HasField("grant_id") else None,
+    )
+
+
+def access_grant_from_proto(g: pb.AccessGrant) -> AccessGrant:
+    return AccessGrant(
+        grant_id=g.grant_id,
+        tenant=g.tenant,
+        state=g.state,
+        reason=g.reason,
+        requested_ms=g.requested_ms,
+        expires_ms=g.expires_ms,
+        approved_ms=g.approved_ms if g.HasField("approved_ms") else None,
+        key_id=g.key_id if g.HasField("key_id") else None,
+        revoked_ms=g.revoked_ms if g.HasField("revoked_ms") else None,
     )
 
 

@@ -146,6 +146,14 @@ class Admin:
     VerifyAudit = _a("VerifyAudit", pb.VerifyAuditRequest, pb.VerifyAuditResponse, True)
     GetPolicy = _a("GetPolicy", pb.GetPolicyRequest, pb.PolicyResponse, True)
     SetPolicy = _a("SetPolicy", pb.SetPolicyRequest, pb.PolicyResponse, False)
+    # Break-glass grants (ApproveAccessGrant takes the approver token, not the admin token).
+    RequestAccessGrant = _a("RequestAccessGrant", pb.RequestAccessGrantRequest, pb.AccessGrant, False)
+    ApproveAccessGrant = _a("ApproveAccessGrant", pb.ApproveAccessGrantRequest, pb.AccessGrant, False)
+    ActivateAccessGrant = _a(
+        "ActivateAccessGrant", pb.ActivateAccessGrantRequest, pb.ActivateAccessGrantResponse, False
+    )
+    ListAccessGrants = _a("ListAccessGrants", pb.ListAccessGrantsRequest, pb.ListAccessGrantsResponse, True)
+    RevokeAccessGrant = _a("RevokeAccessGrant", pb.RevokeAccessGrantRequest, pb.AccessGrant, True)
     # Streaming calls (server-streaming export, client-streaming import): listed so that the table
     # names every RPC; the client has no method for them yet (use `bulkhead admin export-tenant`
     # and `import-tenant`).

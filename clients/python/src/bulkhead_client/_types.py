@@ -224,6 +224,33 @@ class ApiKey:
     on_behalf_of: bool
     user: Principal | None
     """The user a user-bound key always acts as; None for service keys."""
+    grant_id: str | None = None
+    """The break-glass grant this reader key was issued for; None for ordinary keys."""
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    """A break-glass access grant: `state` is pending, approved, active, expired or revoked; `key_id`
+    is the reader key its activation issued. `reason` is left out of the repr."""
+
+    grant_id: str
+    tenant: str
+    state: str
+    reason: str = field(repr=False)
+    requested_ms: int
+    expires_ms: int
+    approved_ms: int | None
+    key_id: str | None
+    revoked_ms: int | None
+
+
+@dataclass(frozen=True)
+class ActivatedGrant:
+    """An activated grant and its reader key (the token is shown once; left out of the repr)."""
+
+    grant: AccessGrant
+    token: str = field(repr=False)
+    key_id: str
 
 
 @dataclass(frozen=True)

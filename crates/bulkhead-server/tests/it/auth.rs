@@ -23,9 +23,11 @@ enum Cred {
     TenantAdmin,
     OtherTenant,
     Admin,
+    /// The approver token (break-glass grants' second credential).
+    Approver,
 }
 
-const CREDS: [Cred; 11] = [
+const CREDS: [Cred; 12] = [
     Cred::None,
     Cred::Malformed,
     Cred::Unknown,
@@ -37,6 +39,7 @@ const CREDS: [Cred; 11] = [
     Cred::TenantAdmin,
     Cred::OtherTenant,
     Cred::Admin,
+    Cred::Approver,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -45,6 +48,8 @@ enum Needs {
     Writer,
     TenantAdmin,
     Admin,
+    /// The approver token alone.
+    Approver,
 }
 
 /// Every RPC: (service, method, what it needs, whether it names one of acme's collections).
@@ -80,6 +85,11 @@ const ROWS: &[(&str, &str, Needs, bool)] = &[
     ("Admin", "SetPolicy", Needs::Admin, false),
     ("Admin", "ExportTenant", Needs::Admin, false),
     ("Admin", "ImportTenant", Needs::Admin, false),
+    ("Admin", "RequestAccessGrant", Needs::Admin, false),
+    ("Admin", "ApproveAccessGrant", Needs::Approver, false),
+    ("Admin", "ActivateAccessGrant", Needs::Admin, false),
+    ("Admin", "ListAccessGrants", Needs::Admin, false),
+    ("Admin", "RevokeAccessGrant", Needs::Admin, false),
 ];
 
 /// The events a call must leave in acme's audit trail (operation, outcome), the events of the row's
@@ -93,6 +103,11 @@ fn expected_events(
     let mut events = match (method, cred) {
         ("DropCollection", _) => vec![("create-collection", "ok")],
         ("RevokeApiKey" | "UnlockApiKey", _) => vec![("api-key-issued", "ok")],
+        // A grant of acme made for the row (approved too, for an activation).
+        ("ApproveAccessGrant" | "RevokeAccessGrant", _) => vec![("access-grant-requested", "ok")],
+        ("ActivateAccessGrant", _) => {
+            vec![("access-grant-requested", "ok"), ("access-grant-approved", "ok")]
+        }
         _ => vec![],
     };
     let data_name = match method {
@@ -119,7 +134,14 @@ fn expected_events(
             events.push(("authenticate", "expired-key"));
             return events;
         }
-        Cred::Admin if service == "DataPlane" => return events,
+        Cred::Admin | Cred::Approver if service == "DataPlane" => return events,
+        // Refused at admission for everything but an approval, which it makes.
+        Cred::Approver => {
+            if method == "ApproveAccessGrant" {
+                events.push(("access-grant-approved", "ok"));
+            }
+            return events;
+        }
         Cred::Admin => {
             let admin_event = match method {
                 "DescribeTenant" => Some(("admin-describe-tenant", "ok")),
@@ -132,6 +154,12 @@ fn expected_events(
                 // The export of acme; an import leaves its event in the new tenant's trail
                 // (checked by the call itself).
                 "ExportTenant" => Some(("tenant-exported", "ok")),
+                "RequestAccessGrant" => Some(("access-grant-requested", "ok")),
+                // The requester's credential cannot approve: refused, and recorded.
+                "ApproveAccessGrant" => Some(("access-grant-approval-refused", "permission-denied")),
+                "ActivateAccessGrant" => Some(("access-grant-activated", "ok")),
+                "ListAccessGrants" => Some(("admin-list-access-grants", "ok")),
+                "RevokeAccessGrant" => Some(("access-grant-revoked", "ok")),
                 // The other admin calls act on other tenants (or none).
                 _ => None,
             };
@@ -161,7 +189,9 @@ fn expected(_method: &str, needs: Needs, scoped: bool, cred: Cred) -> Code {
         }
         Cred::Admin if needs == Needs::Admin => return Code::Ok,
         Cred::Admin => return Code::PermissionDenied,
-        _ if needs == Needs::Admin => return Code::PermissionDenied,
+        Cred::Approver if needs == Needs::Approver => return Code::Ok,
+        Cred::Approver => return Code::PermissionDenied,
+        _ if needs >= Needs::Admin => return Code::PermissionDenied,
         Cred::Reader => Needs::Reader,
         Cred::Writer => Needs::Writer,
         Cred::TenantAdmin | Cred::OtherTenant => Needs::TenantAdmin,
@@ -239,6 +269,7 @@ async fn world() -> World {
         (Cred::TenantAdmin, Some(acme_admin.clone())),
         (Cred::OtherTenant, Some(other)),
         (Cred::Admin, Some(server.admin_token.clone())),
+        (Cred::Approver, Some(server.approver_token.clone())),
     ];
     World { server, clock, tokens, acme_admin }
 }
@@ -547,8 +578,47 @@ async fn call_admin(world: &World, method: &str, cred: Cred, n: u32) -> Code {
             }
             got
         }
+        "RequestAccessGrant" => {
+            let r = pb::RequestAccessGrantRequest {
+                tenant: "acme".into(),
+                reason: "matrix".into(),
+                ttl_seconds: None,
+            };
+            code(admin.request_access_grant(with(r, cred, token)).await)
+        }
+        "ApproveAccessGrant" => {
+            let grant_id = matrix_grant(server, false);
+            let r = pb::ApproveAccessGrantRequest { tenant: "acme".into(), grant_id };
+            code(admin.approve_access_grant(with(r, cred, token)).await)
+        }
+        "ActivateAccessGrant" => {
+            let grant_id = matrix_grant(server, true);
+            let r = pb::ActivateAccessGrantRequest { tenant: "acme".into(), grant_id };
+            code(admin.activate_access_grant(with(r, cred, token)).await)
+        }
+        "ListAccessGrants" => code(
+            admin
+                .list_access_grants(with(pb::ListAccessGrantsRequest { tenant: "acme".into() }, cred, token))
+                .await,
+        ),
+        "RevokeAccessGrant" => {
+            let grant_id = matrix_grant(server, false);
+            let r = pb::RevokeAccessGrantRequest { tenant: "acme".into(), grant_id };
+            code(admin.revoke_access_grant(with(r, cred, token)).await)
+        }
         other => panic!("the matrix has no call for {other}"),
     }
+}
+
+/// A fresh grant of acme for one row (approved, for an activation), made through the library.
+fn matrix_grant(server: &TestServer, approved: bool) -> String {
+    let acme = bulkhead_query::TenantName::new("acme").expect("name");
+    let op = server.db.operator();
+    let grant = op.request_access_grant(&acme, "matrix", None).expect("request");
+    if approved {
+        op.approve_access_grant(&acme, &grant.grant_id).expect("approve");
+    }
+    grant.grant_id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,7 +705,7 @@ fn every_rpc_of_the_descriptors_has_a_matrix_row() {
         .collect();
     let rows: BTreeSet<(String, String)> =
         ROWS.iter().map(|(s, m, _, _)| ((*s).to_owned(), (*m).to_owned())).collect();
-    assert_eq!(described.len(), 31, "the contract has 31 RPCs today: {described:?}");
+    assert_eq!(described.len(), 36, "the contract has 36 RPCs today: {described:?}");
     let missing: Vec<_> = described.difference(&rows).collect();
     assert!(missing.is_empty(), "RPCs without an authorisation matrix row: {missing:?}");
     let stale: Vec<_> = rows.difference(&described).collect();

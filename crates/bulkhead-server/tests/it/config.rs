@@ -41,6 +41,7 @@ fn the_example_file_parses_and_sets_every_setting() {
         master_key_file,
         previous_master_key_file,
         admin_token_file,
+        approver_token_file,
         metrics_listen,
         audit_retention_days,
         allow_insecure_public,
@@ -68,6 +69,7 @@ fn the_example_file_parses_and_sets_every_setting() {
     } = full;
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
     assert!(previous_master_key_file.is_some() && admin_token_file.is_some());
+    assert!(approver_token_file.is_some(), "an example (no default: break-glass is off without it)");
     assert!(metrics_listen.is_some() && audit_retention_days.is_some());
     assert_eq!(allow_insecure_public, Some(false), "the documented default");
     assert!(cert.is_some() && key.is_some() && level.is_some() && format.is_some());

@@ -22,6 +22,8 @@ pub struct TestServer {
     pub metrics_addr: SocketAddr,
     pub db: Arc<Database>,
     pub admin_token: String,
+    /// The approver token: the second credential, which alone approves break-glass grants.
+    pub approver_token: String,
     pub gate: WorkGate,
     /// The server's request memory budget.
     pub request_memory: RequestMemory,
@@ -78,7 +80,10 @@ impl TestServer {
         let db = Arc::new(Database::open(&dir.path().join("db"), master, options).expect("open"));
         let admin = AdminToken::generate();
         let admin_token = admin.expose().to_owned();
-        let mut server = Server::new(Arc::clone(&db), admin, limits);
+        let approver = AdminToken::generate();
+        let approver_token = approver.expose().to_owned();
+        let mut server =
+            Server::new(Arc::clone(&db), admin, limits).with_approver(approver).expect("approver");
         let (tls, client_tls) = tls.unzip();
         if let Some(tls) = tls {
             server = server.with_tls(tls);
@@ -100,6 +105,7 @@ impl TestServer {
             metrics_addr,
             db,
             admin_token,
+            approver_token,
             gate,
             request_memory,
             client_tls,

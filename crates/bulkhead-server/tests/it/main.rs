@@ -5,6 +5,7 @@
 mod admission;
 mod archive;
 mod auth;
+mod break_glass;
 mod certs;
 mod config;
 mod grpc;

@@ -32,6 +32,8 @@
 //! "policy/" uid(16)                                sealed VersionedPolicy (registry cipher, Registry)
 //! "keylock/" key id(16)                            sealed KeyLockRecord (registry cipher, Registry):
 //!                                                  the API key is locked until an operator unlocks it
+//! "grant/" grant id(16)                            sealed GrantRecord (registry cipher, Registry): a
+//!                                                  break-glass access grant (`grant.rs`)
 //! ```
 //!
 //! An *owner* is a tenant's uid, or sixteen zero bytes for the registry's own keys. The tenant
@@ -82,6 +84,8 @@ pub(crate) const TENANT_PREFIX: &[u8] = b"tenant/";
 pub(crate) const APIKEY_PREFIX: &[u8] = b"apikey/";
 const POLICY_PREFIX: &[u8] = b"policy/";
 const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
+/// Every break-glass access grant starts with this.
+pub(crate) const GRANT_PREFIX: &[u8] = b"grant/";
 const PLACEMENT_PREFIX: &[u8] = b"place/";
 /// Every tier move under way has a record under this.
 pub(crate) const MOVING_PREFIX: &[u8] = b"moving/";
@@ -163,6 +167,16 @@ pub(crate) fn apikey_key(key_id: &[u8; 16]) -> Vec<u8> {
 /// The key of an API key's lock record.
 pub(crate) fn key_lock_key(key_id: &[u8; 16]) -> Vec<u8> {
     concat(&[KEY_LOCK_PREFIX, key_id])
+}
+
+/// The key of a break-glass access grant's record.
+pub(crate) fn grant_key(grant_id: &[u8; 16]) -> Vec<u8> {
+    concat(&[GRANT_PREFIX, grant_id])
+}
+
+/// The grant id of a grant record, from its key.
+pub(crate) fn grant_id(key: &[u8]) -> Option<[u8; 16]> {
+    key.get(GRANT_PREFIX.len()..)?.try_into().ok()
 }
 
 /// The key id of an API key record, from its key.
@@ -337,6 +351,8 @@ pub(crate) struct TenantRecord {
 /// revoked     1 byte
 /// binding     variant index, fields  0 Service { on_behalf_of: 1 byte },
 ///                                    1 User { user: string, groups: count, strings }
+/// grant       option, 16 bytes       the break-glass access grant it was issued for (absent from
+///                                    records written before break-glass existed)
 /// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct ApiKeyRecord {
@@ -348,6 +364,67 @@ pub(crate) struct ApiKeyRecord {
     pub(crate) expires_ms: Option<u64>,
     pub(crate) revoked: bool,
     pub(crate) binding: KeyBinding,
+    pub(crate) grant: Option<[u8; 16]>,
+}
+
+/// [`ApiKeyRecord`] as written before break-glass grants existed: a record that ends after
+/// `binding` is read as this, a key of no grant.
+#[derive(Deserialize)]
+struct ApiKeyRecordV1 {
+    tenant_uid: [u8; 16],
+    secret_tag: [u8; 32],
+    role: Role,
+    label: String,
+    created_ms: u64,
+    expires_ms: Option<u64>,
+    revoked: bool,
+    binding: KeyBinding,
+}
+
+/// A stored [`ApiKeyRecord`], of either layout: the current one, or the one before grants, whose
+/// record ends where the grant would start (so neither can be read as the other).
+pub(crate) fn decode_api_key(bytes: &[u8]) -> Result<ApiKeyRecord> {
+    if let Ok(record) = postcard::from_bytes::<ApiKeyRecord>(bytes) {
+        return Ok(record);
+    }
+    let old = match postcard::take_from_bytes::<ApiKeyRecordV1>(bytes) {
+        Ok((old, [])) => old,
+        _ => return Err(StorageError::Codec("api key")),
+    };
+    Ok(ApiKeyRecord {
+        tenant_uid: old.tenant_uid,
+        secret_tag: old.secret_tag,
+        role: old.role,
+        label: old.label,
+        created_ms: old.created_ms,
+        expires_ms: old.expires_ms,
+        revoked: old.revoked,
+        binding: old.binding,
+        grant: None,
+    })
+}
+
+/// A break-glass access grant (`grant.rs`): an operator's request to read one tenant's data, which
+/// a second credential approves and which then issues one reader key that expires with it.
+///
+/// ```text
+/// tenant_uid    16 bytes
+/// reason        string                the operator's reason (sealed: it may name the tenant's data)
+/// requested_ms  varint u64
+/// expires_ms    varint u64            the grant and its key stop here
+/// approved_ms   option, varint u64
+/// key_id        option, 16 bytes      the reader key issued at activation
+/// revoked_ms    option, varint u64
+/// ```
+#[derive(Serialize, Deserialize)]
+pub(crate) struct GrantRecord {
+    pub(crate) tenant_uid: [u8; 16],
+    pub(crate) reason: String,
+    pub(crate) requested_ms: u64,
+    pub(crate) expires_ms: u64,
+    pub(crate) approved_ms: Option<u64>,
+    pub(crate) key_id: Option<[u8; 16]>,
+    pub(crate) revoked_ms: Option<u64>,
 }
 
 /// Why and when an API key was locked (see the server's `lockout.rs`); its key is the key id, and

@@ -615,7 +615,7 @@ class ListApiKeysRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class ApiKey(_message.Message):
-    __slots__ = ("key_id", "role", "label", "created_ms", "expires_ms", "revoked", "user", "on_behalf_of", "locked")
+    __slots__ = ("key_id", "role", "label", "created_ms", "expires_ms", "revoked", "user", "on_behalf_of", "locked", "grant_id")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -625,6 +625,7 @@ class ApiKey(_message.Message):
     USER_FIELD_NUMBER: _ClassVar[int]
     ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     LOCKED_FIELD_NUMBER: _ClassVar[int]
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     role: Role
     label: str
@@ -634,7 +635,8 @@ class ApiKey(_message.Message):
     user: UserBinding
     on_behalf_of: bool
     locked: bool
-    def __init__(self, key_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., label: _Optional[str] = ..., created_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., revoked: _Optional[bool] = ..., user: _Optional[_Union[UserBinding, _Mapping]] = ..., on_behalf_of: _Optional[bool] = ..., locked: _Optional[bool] = ...) -> None: ...
+    grant_id: str
+    def __init__(self, key_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., label: _Optional[str] = ..., created_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., revoked: _Optional[bool] = ..., user: _Optional[_Union[UserBinding, _Mapping]] = ..., on_behalf_of: _Optional[bool] = ..., locked: _Optional[bool] = ..., grant_id: _Optional[str] = ...) -> None: ...
 
 class ListApiKeysResponse(_message.Message):
     __slots__ = ("keys",)
@@ -653,6 +655,84 @@ class RevokeApiKeyRequest(_message.Message):
 class RevokeApiKeyResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class AccessGrant(_message.Message):
+    __slots__ = ("grant_id", "tenant", "reason", "requested_ms", "expires_ms", "approved_ms", "key_id", "revoked_ms", "state")
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_MS_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_MS_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    grant_id: str
+    tenant: str
+    reason: str
+    requested_ms: int
+    expires_ms: int
+    approved_ms: int
+    key_id: str
+    revoked_ms: int
+    state: str
+    def __init__(self, grant_id: _Optional[str] = ..., tenant: _Optional[str] = ..., reason: _Optional[str] = ..., requested_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., approved_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., revoked_ms: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+
+class RequestAccessGrantRequest(_message.Message):
+    __slots__ = ("tenant", "reason", "ttl_seconds")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    reason: str
+    ttl_seconds: int
+    def __init__(self, tenant: _Optional[str] = ..., reason: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class ApproveAccessGrantRequest(_message.Message):
+    __slots__ = ("tenant", "grant_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    grant_id: str
+    def __init__(self, tenant: _Optional[str] = ..., grant_id: _Optional[str] = ...) -> None: ...
+
+class ActivateAccessGrantRequest(_message.Message):
+    __slots__ = ("tenant", "grant_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    grant_id: str
+    def __init__(self, tenant: _Optional[str] = ..., grant_id: _Optional[str] = ...) -> None: ...
+
+class ActivateAccessGrantResponse(_message.Message):
+    __slots__ = ("grant", "token", "key_id")
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    grant: AccessGrant
+    token: str
+    key_id: str
+    def __init__(self, grant: _Optional[_Union[AccessGrant, _Mapping]] = ..., token: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class ListAccessGrantsRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class ListAccessGrantsResponse(_message.Message):
+    __slots__ = ("grants",)
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[AccessGrant]
+    def __init__(self, grants: _Optional[_Iterable[_Union[AccessGrant, _Mapping]]] = ...) -> None: ...
+
+class RevokeAccessGrantRequest(_message.Message):
+    __slots__ = ("tenant", "grant_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    grant_id: str
+    def __init__(self, tenant: _Optional[str] = ..., grant_id: _Optional[str] = ...) -> None: ...
 
 class UnlockApiKeyRequest(_message.Message):
     __slots__ = ("tenant", "key_id")

@@ -166,7 +166,8 @@ impl Store {
         event.note = Some(grant_note(&grant_id, &record));
         let _pending = self.audit_record_into(&mut batch, &info.uid, event)?;
         self.commit_registry(&mut reserved, batch, &layout::grant_key(&grant_id), &layout::encode(&record))?;
-        tracing::warn!(tenant = %info.uid.short(), grant = %hex::encode(grant_id), "break-glass grant requested");
+        let grant = hex::encode(grant_id);
+        tracing::warn!(tenant = %info.uid.short(), grant = %grant, "break-glass grant requested");
         self.grant_info(grant_id, record)
     }
 

@@ -92,6 +92,15 @@ fn a_grant_reads_only_after_approval_and_activation_and_leaves_its_trail() {
     assert_eq!(with_grant("access-grant-activated").and_then(|e| e.key_id.clone()), Some(key.key_id.clone()));
     let approval_refused = events.iter().filter(|e| e.operation == "access-grant-approval-refused").count();
     assert_eq!(approval_refused, 1, "the second approval was refused and recorded");
+    let activations_refused: Vec<&str> = events
+        .iter()
+        .filter(|e| e.operation == "access-grant-activation-refused")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(
+        activations_refused, ["failed-precondition"; 2],
+        "the activation before approval and the second one were refused and recorded"
+    );
     let note = format!("break-glass grant {}", grant.grant_id);
     let reads: Vec<_> = events.iter().filter(|e| e.key_id.as_deref() == Some(key.key_id.as_str())).collect();
     for (operation, outcome) in [("search", "ok"), ("get", "ok"), ("upsert", "permission-denied")] {
@@ -187,6 +196,13 @@ fn bad_requests_get_clear_errors_that_never_echo_the_reason() {
     invalid(op.request_access_grant(&acme, "ok", Some(Duration::from_secs(1))), "ttl");
     let nobody = TenantName::new("nobody").expect("name");
     assert!(matches!(op.request_access_grant(&nobody, "ok", None), Err(StorageError::NotFound { .. })));
+    // Invisible formatting characters (a right-to-left override) would make a reason read as other text.
+    invalid(op.request_access_grant(&acme, "ticket 12\u{202E}34", None), "reason");
+    // The approver learns no tenant names: an unknown tenant is an unknown grant.
+    assert!(matches!(
+        op.approve_access_grant(&nobody, &"00".repeat(16)),
+        Err(StorageError::NotFound { what: "access grant" })
+    ));
     // Unknown, malformed and another tenant's grants look alike.
     let grant = op.request_access_grant(&acme, "ok", None).expect("request");
     for (tenant, id) in

@@ -1,4 +1,5 @@
-//! The `bulkhead.v1.Admin` service: tenants and API keys, for the operator's admin credential only.
+//! The `bulkhead.v1.Admin` service: tenants, API keys and break-glass grants, for the operator's admin
+//! credential (and the approver token, which may only approve a grant).
 //! Its two streaming calls, the tenant archives, are in `archive.rs`.
 
 use crate::admission::{AdmittedApprover, AdmittedOperator};

@@ -537,12 +537,13 @@ impl Shared {
         .await
     }
 
-    /// An admin-plane call, admitted by the admission layer (only the admin token passes).
     /// Whether `token` is the approver token (in constant time; `false` when none is configured).
     pub(crate) fn is_approver(&self, token: &str) -> bool {
         self.approver.as_ref().is_some_and(|a| a.matches(token))
     }
 
+    /// An admin-plane call, admitted by the admission layer (the admin token; the approver token
+    /// for the approval of a grant only).
     pub(crate) async fn admin<T: prost::Message + 'static>(
         self: &Arc<Self>,
         admitted: Option<&AdmittedOperator>,

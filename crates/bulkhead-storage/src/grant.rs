@@ -104,6 +104,13 @@ pub(crate) fn break_glass_note(grant: &[u8; 16]) -> String {
     format!("break-glass grant {}", hex::encode(grant))
 }
 
+/// Whether `c` is an invisible formatting character (zero-width, bidirectional override or
+/// isolate, word joiner, byte-order mark): one that would make a reason display as other text.
+fn changes_display(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}')
+        || matches!(c, '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 /// The note of a grant's own events: its id, its expiry and its reason.
 fn grant_note(grant: &[u8; 16], record: &GrantRecord) -> String {
     format!("grant {}; expires_ms {}; reason: {}", hex::encode(grant), record.expires_ms, record.reason)
@@ -114,12 +121,13 @@ fn grant_note(grant: &[u8; 16], record: &GrantRecord) -> String {
 fn validate_request(reason: &str, ttl: Duration) -> Result<()> {
     if reason.trim().is_empty()
         || reason.len() > MAX_GRANT_REASON_BYTES
-        || reason.chars().any(char::is_control)
+        || reason.chars().any(|c| c.is_control() || changes_display(c))
     {
         return Err(StorageError::InvalidArgument {
             field: "reason",
             reason: format!(
-                "required: 1 to {MAX_GRANT_REASON_BYTES} bytes, not blank, no control characters"
+                "required: 1 to {MAX_GRANT_REASON_BYTES} bytes, not blank, no control or invisible \
+                 formatting characters"
             ),
         });
     }
@@ -185,7 +193,8 @@ impl Store {
                 GrantState::Revoked => "was revoked",
                 _ => "was approved already",
             };
-            self.write_grant_refusal(&info.uid, &raw_id, &record, "failed-precondition")?;
+            let refused = "access-grant-approval-refused";
+            self.write_grant_refusal(&info.uid, &raw_id, &record, refused, "failed-precondition")?;
             return Err(StorageError::GrantState { reason: refusal });
         }
         record.approved_ms = Some(self.now_ms());
@@ -209,7 +218,7 @@ impl Store {
     ) -> Result<()> {
         let _reserved = self.registry_lock.lock();
         let (info, raw_id, record) = self.load_grant(tenant, grant_id)?;
-        self.write_grant_refusal(&info.uid, &raw_id, &record, outcome)?;
+        self.write_grant_refusal(&info.uid, &raw_id, &record, "access-grant-approval-refused", outcome)?;
         tracing::warn!(tenant = %info.uid.short(), grant = grant_id, outcome, "break-glass approval refused");
         Ok(())
     }
@@ -224,20 +233,18 @@ impl Store {
     ) -> Result<(AccessGrantInfo, IssuedApiKey)> {
         let mut reserved = self.registry_lock.lock();
         let (info, raw_id, mut record) = self.load_grant(tenant, grant_id)?;
-        match self.grant_state(&record)? {
-            GrantState::Approved => {}
-            GrantState::Pending => {
-                return Err(StorageError::GrantState {
-                    reason: "is not approved yet: the approver credential approves it first",
-                });
-            }
-            GrantState::Active => {
-                return Err(StorageError::GrantState {
-                    reason: "was activated already (its key is shown once); request a new grant",
-                });
-            }
-            GrantState::Expired => return Err(StorageError::GrantState { reason: "has expired" }),
-            GrantState::Revoked => return Err(StorageError::GrantState { reason: "was revoked" }),
+        let refusal = match self.grant_state(&record)? {
+            GrantState::Approved => None,
+            GrantState::Pending => Some("is not approved yet: the approver credential approves it first"),
+            GrantState::Active => Some("was activated already (its key is shown once); request a new grant"),
+            GrantState::Expired => Some("has expired"),
+            GrantState::Revoked => Some("was revoked"),
+        };
+        if let Some(reason) = refusal {
+            // A refused activation (before approval, or a second key asked for) is evidence too.
+            let refused = "access-grant-activation-refused";
+            self.write_grant_refusal(&info.uid, &raw_id, &record, refused, "failed-precondition")?;
+            return Err(StorageError::GrantState { reason });
         }
         let key_id: [u8; 16] = random_bytes();
         let secret = zeroize::Zeroizing::new(random_bytes::<32>());
@@ -273,7 +280,10 @@ impl Store {
             "break-glass grant activated: reader key issued"
         );
         let token = format!("bk_{key_hex}_{}", hex::encode(secret.as_ref()));
-        Ok((self.grant_info(raw_id, record)?, IssuedApiKey { token, key_id: key_hex }))
+        // Built from what was just written, without another read: a failed read here would lose
+        // the only copy of the token of a grant that cannot be activated again.
+        let info = grant_info_as(raw_id, record, GrantState::Active);
+        Ok((info, IssuedApiKey { token, key_id: key_hex }))
     }
 
     /// Revokes a grant of `tenant` and, if it was activated, its key, in one batch; the key is
@@ -353,9 +363,14 @@ impl Store {
 
     /// The grant `grant_id` (hex) of `tenant`: one and the same [`StorageError::NotFound`] for a
     /// malformed id, an unknown grant and another tenant's.
+    /// An unknown tenant is the same error too: the approver credential, which may not list
+    /// tenants, learns nothing of their names here.
     fn load_grant(&self, tenant: &TenantName, grant_id: &str) -> Result<(TenantInfo, [u8; 16], GrantRecord)> {
-        let info = self.tenant_info(tenant)?;
         let not_found = StorageError::NotFound { what: "access grant" };
+        let info = match self.tenant_info(tenant) {
+            Err(StorageError::NotFound { .. }) => return Err(not_found),
+            other => other?,
+        };
         let mut raw_id = [0u8; 16];
         if hex::decode_to_slice(grant_id, &mut raw_id).is_err() {
             return Err(not_found);
@@ -394,34 +409,41 @@ impl Store {
 
     fn grant_info(&self, raw_id: [u8; 16], record: GrantRecord) -> Result<AccessGrantInfo> {
         let state = self.grant_state(&record)?;
-        Ok(AccessGrantInfo {
-            grant_id: hex::encode(raw_id),
-            tenant: TenantUid::from_bytes(record.tenant_uid),
-            reason: record.reason,
-            requested_ms: record.requested_ms,
-            expires_ms: record.expires_ms,
-            approved_ms: record.approved_ms,
-            key_id: record.key_id.map(hex::encode),
-            revoked_ms: record.revoked_ms,
-            state,
-        })
+        Ok(grant_info_as(raw_id, record, state))
     }
 
-    /// Writes a refused approval of a grant to its tenant's trail (fsynced).
+    /// Writes a refused step (`operation`: an approval or an activation) of a grant to its
+    /// tenant's trail (fsynced).
     fn write_grant_refusal(
         &self,
         uid: &TenantUid,
         raw_id: &[u8; 16],
         record: &GrantRecord,
+        operation: &str,
         outcome: &str,
     ) -> Result<()> {
         let mut batch = Batch::default();
-        let mut event = self.admin_record("access-grant-approval-refused", None);
+        let mut event = self.admin_record(operation, None);
         event.outcome = outcome.to_owned();
         event.note = Some(grant_note(raw_id, record));
         let pending = self.audit_record_into(&mut batch, uid, event)?;
         self.sys_write(batch)?;
         pending.committed();
         Ok(())
+    }
+}
+
+/// A grant's public view in the state `state`.
+fn grant_info_as(raw_id: [u8; 16], record: GrantRecord, state: GrantState) -> AccessGrantInfo {
+    AccessGrantInfo {
+        grant_id: hex::encode(raw_id),
+        tenant: TenantUid::from_bytes(record.tenant_uid),
+        reason: record.reason,
+        requested_ms: record.requested_ms,
+        expires_ms: record.expires_ms,
+        approved_ms: record.approved_ms,
+        key_id: record.key_id.map(hex::encode),
+        revoked_ms: record.revoked_ms,
+        state,
     }
 }

@@ -115,10 +115,6 @@ async fn a_grant_takes_a_second_credential_reads_only_and_is_in_the_tenants_own_
         ..Default::default()
     };
     assert_eq!(code(admin.issue_api_key(req(issue, &key)).await), Code::PermissionDenied);
-    // Another tenant's collection is not there for it.
-    let other =
-        data.count(req(pb::CountRequest { collection: "docs".into() }, &key)).await.expect("acme's count");
-    assert_eq!(other.into_inner().count, 2, "its own tenant's docs, never globex's");
 
     // Past the grant's expiry the key is refused, although it is cached.
     clock.advance(Duration::from_secs(601));

@@ -115,6 +115,8 @@ async fn a_grant_takes_a_second_credential_reads_only_and_is_in_the_tenants_own_
         ..Default::default()
     };
     assert_eq!(code(admin.issue_api_key(req(issue, &key)).await), Code::PermissionDenied);
+    let count = data.count(req(pb::CountRequest { collection: "docs".into() }, &key)).await.expect("count");
+    assert_eq!(count.into_inner().count, 2, "the tenant's two points");
 
     // Past the grant's expiry the key is refused, although it is cached.
     clock.advance(Duration::from_secs(601));

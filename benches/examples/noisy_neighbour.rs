@@ -572,10 +572,24 @@ async fn flood(
     stop: Arc<AtomicBool>,
     shape: FloodShape,
 ) -> Result<(Tally, Tally, u64)> {
-    let mut connections = Vec::new();
+    let mut channels = Vec::new();
     for _ in 0..shape.connections {
-        connections.push(client::data_plane(client::connect(&address).await?));
+        channels.push(client::connect(&address).await?);
     }
+    let connections: Vec<DataPlane> = channels.iter().cloned().map(client::data_plane).collect();
+    // A's batches, built and encoded once: sending one is then a copy of its bytes, so the
+    // flood's own client spends the machine's cores on sending, not on encoding the same points
+    // again (a real neighbour's client runs on its own machine).
+    let batches: Arc<Vec<(client::EncodedUpsert, u64)>> = Arc::new(
+        (0..rows.len().div_ceil(shape.batch))
+            .map(|b| {
+                let (start, end) = (b * shape.batch, ((b + 1) * shape.batch).min(rows.len()));
+                let points = points(start, &rows[start..end]);
+                let count = points.len() as u64;
+                (client::EncodedUpsert::new(&pb::UpsertRequest { collection: INGEST.into(), points }), count)
+            })
+            .collect(),
+    );
     let mut searches = JoinSet::new();
     for stream in 0..shape.search_streams {
         let mut data = connections[stream % connections.len()].clone();
@@ -598,26 +612,18 @@ async fn flood(
     }
     let mut upserts = JoinSet::new();
     for stream in 0..shape.upsert_streams {
-        let mut data = connections[(shape.search_streams + stream) % connections.len()].clone();
-        let (key, rows, stop) = (Arc::clone(&key), Arc::clone(&rows), Arc::clone(&stop));
+        let channel = channels[(shape.search_streams + stream) % channels.len()].clone();
+        let (key, batches, stop) = (Arc::clone(&key), Arc::clone(&batches), Arc::clone(&stop));
         upserts.spawn(async move {
             let (mut tally, mut written) = (Tally::default(), 0u64);
             // The streams write A's rows batch by batch in turn: stream s writes batches s,
             // s + streams, s + 2 streams, ... wrapping around to rewrite them.
             let mut n = stream;
             while !stop.load(Ordering::Relaxed) {
-                let start = (n * shape.batch) % rows.len();
-                let end = (start + shape.batch).min(rows.len());
-                let points = points(start, &rows[start..end]);
-                let count = points.len() as u64;
-                let request = pb::UpsertRequest { collection: INGEST.into(), points };
-                let outcome = match client::authorized(request, &key) {
-                    Ok(mut request) => {
-                        request.set_timeout(shape.timeout);
-                        deadline(shape.timeout, data.upsert(request)).await
-                    }
-                    Err(_) => Err(Code::Internal),
-                };
+                let (upsert, count) = &batches[n % batches.len()];
+                let count = *count;
+                let outcome =
+                    deadline(shape.timeout, upsert.send(channel.clone(), &key, shape.timeout)).await;
                 match outcome {
                     Ok(()) => written += count,
                     Err(_) => tokio::time::sleep(shape.backoff).await,

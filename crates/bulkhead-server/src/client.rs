@@ -399,3 +399,70 @@ mod tests {
         }
     }
 }
+
+/// An upsert encoded once, to be sent as it is any number of times (a load generator's batches, a
+/// retried batch) without building and encoding its points again.
+#[derive(Clone)]
+pub struct EncodedUpsert(bytes::Bytes);
+
+/// Its size only: the points are tenant data.
+impl std::fmt::Debug for EncodedUpsert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedUpsert").field("bytes", &self.0.len()).finish()
+    }
+}
+
+impl EncodedUpsert {
+    /// Encodes `request`.
+    pub fn new(request: &pb::UpsertRequest) -> EncodedUpsert {
+        EncodedUpsert(prost::Message::encode_to_vec(request).into())
+    }
+
+    /// Sends the upsert over `channel` with `token`, within `timeout`.
+    pub async fn send(
+        &self,
+        channel: Channel,
+        token: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), Status> {
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|e| Status::unavailable(format!("the connection is not ready: {e}")))?;
+        let mut request =
+            authorized(self.0.clone(), token).map_err(|_| Status::invalid_argument("a malformed API key"))?;
+        request.set_timeout(timeout);
+        let path = tonic::codegen::http::uri::PathAndQuery::from_static("/bulkhead.v1.DataPlane/Upsert");
+        grpc.unary(request, path, EncodedCodec).await.map(|_| ())
+    }
+}
+
+/// The codec of [`EncodedUpsert::send`]: the request goes out as the bytes it already is; the
+/// answer is decoded as usual.
+struct EncodedCodec;
+
+impl tonic::codec::Codec for EncodedCodec {
+    type Encode = bytes::Bytes;
+    type Decode = pb::UpsertResponse;
+    type Encoder = EncodedEncoder;
+    type Decoder = <tonic_prost::ProstCodec<(), pb::UpsertResponse> as tonic::codec::Codec>::Decoder;
+
+    fn encoder(&mut self) -> EncodedEncoder {
+        EncodedEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic::codec::Codec::decoder(&mut tonic_prost::ProstCodec::<(), pb::UpsertResponse>::default())
+    }
+}
+
+/// Copies an encoded message into the call's buffer.
+struct EncodedEncoder;
+
+impl tonic::codec::Encoder for EncodedEncoder {
+    type Item = bytes::Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: bytes::Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}

@@ -521,3 +521,24 @@ async fn a_tenant_is_created_in_the_tier_asked_for_and_serves_from_it() {
     let refused = admin.move_tenant(req(moving("small", "shared"), &writer)).await.expect_err("a tenant key");
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+/// An upsert encoded once lands like any upsert (and again when sent again), is refused like any
+/// call with a wrong key, and shows no point in its `Debug`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upsert_encoded_once_is_sent_as_it_is() {
+    let server = TestServer::start().await;
+    let writer = crate::harness::seed(&server, "acme").await;
+    let points = vec![point("c", [0.0, 0.0, 1.0], "gamma"), point("d", [0.5, 0.5, 0.0], "delta")];
+    let upsert = client::EncodedUpsert::new(&pb::UpsertRequest { collection: "docs".into(), points });
+    let timeout = std::time::Duration::from_secs(10);
+    upsert.send(server.channel().await, &writer, timeout).await.expect("sent");
+    upsert.send(server.channel().await, &writer, timeout).await.expect("sent again");
+    assert_eq!(crate::harness::count(&server, "acme", "docs"), 4);
+    let mut data = server.data().await;
+    let hit = data.search(req(search("docs", [0.0, 0.0, 1.0], 1), &writer)).await.expect("search");
+    assert_eq!(hit.into_inner().hits[0].text, "gamma");
+    let refused = upsert.send(server.channel().await, "bk_not_a_key", timeout).await.expect_err("refused");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(!format!("{upsert:?}").contains("gamma"), "Debug shows the size, not the points");
+    server.stop().await;
+}

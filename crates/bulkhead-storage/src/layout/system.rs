@@ -384,14 +384,7 @@ struct ApiKeyRecordV1 {
 /// A stored [`ApiKeyRecord`], of either layout: the current one, or the one before grants, whose
 /// record ends where the grant would start (so neither can be read as the other).
 pub(crate) fn decode_api_key(bytes: &[u8]) -> Result<ApiKeyRecord> {
-    if let Ok(record) = postcard::from_bytes::<ApiKeyRecord>(bytes) {
-        return Ok(record);
-    }
-    let old = match postcard::take_from_bytes::<ApiKeyRecordV1>(bytes) {
-        Ok((old, [])) => old,
-        _ => return Err(StorageError::Codec("api key")),
-    };
-    Ok(ApiKeyRecord {
+    decode_either(bytes, "api key", |old: ApiKeyRecordV1| ApiKeyRecord {
         tenant_uid: old.tenant_uid,
         secret_tag: old.secret_tag,
         role: old.role,
@@ -402,6 +395,23 @@ pub(crate) fn decode_api_key(bytes: &[u8]) -> Result<ApiKeyRecord> {
         binding: old.binding,
         grant: None,
     })
+}
+
+/// A record of the current layout `New`, or else of the layout `Old` it extended (read as `New` by
+/// `upgrade`), but only if `Old` is the whole record: a current record whose added fields fail to
+/// decode is an error, never read as an old one.
+fn decode_either<New: serde::de::DeserializeOwned, Old: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &'static str,
+    upgrade: impl FnOnce(Old) -> New,
+) -> Result<New> {
+    if let Ok(record) = postcard::from_bytes::<New>(bytes) {
+        return Ok(record);
+    }
+    match postcard::take_from_bytes::<Old>(bytes) {
+        Ok((old, [])) => Ok(upgrade(old)),
+        _ => Err(StorageError::Codec(what)),
+    }
 }
 
 /// A break-glass access grant (`grant.rs`): an operator's request to read one tenant's data, which
@@ -545,16 +555,7 @@ struct VersionedPolicyV1 {
 /// A stored [`VersionedPolicy`], of either layout: the current one, or the one before quotas, whose
 /// record ends where the quotas would start (so neither can be read as the other).
 pub(crate) fn decode_policy(bytes: &[u8]) -> Result<VersionedPolicy> {
-    if let Ok(policy) = postcard::from_bytes::<VersionedPolicy>(bytes) {
-        return Ok(policy);
-    }
-    // The old layout only if it is the whole record: a current record whose quotas fail to decode
-    // is an error, never read as a policy without quotas.
-    let old = match postcard::take_from_bytes::<VersionedPolicyV1>(bytes) {
-        Ok((old, [])) => old,
-        _ => return Err(StorageError::Codec("policy")),
-    };
-    Ok(VersionedPolicy {
+    decode_either(bytes, "policy", |old: VersionedPolicyV1| VersionedPolicy {
         version: old.version,
         changed_ms: old.changed_ms,
         policy: TenantPolicy {

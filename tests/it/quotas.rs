@@ -59,6 +59,21 @@ fn a_refused_write_leaves_the_search_state_and_other_tenants_alone() {
     assert_eq!(a.search("docs", &vector(3, 8), 1).expect("search")[0].id.as_str(), "p3");
     over_quota(b.upsert("docs", &[point(3)]), "max_vectors", 3);
     assert_eq!((a.usage().expect("usage").points, b.usage().expect("usage").points), (4, 3));
+
+    // A write loads its collection's search state before it is refused: that state is counted in
+    // the index memory at once, refused or not.
+    let c = tenant(&db, "carol");
+    let c = db.tenant(&c).expect("carol");
+    c.create_collection("docs", 8, Metric::L2).expect("collection");
+    db.set_index_memory_budget(0); // no room: these writes leave the state unloaded
+    c.upsert("docs", &[point(0), point(1), point(2)]).expect("at the limit");
+    assert!(!c.graph_status("docs").expect("status").loaded);
+    db.set_index_memory_budget(usize::MAX);
+    over_quota(c.upsert("docs", &[point(3)]), "max_vectors", 3);
+    let carol = c.graph_status("docs").expect("status");
+    assert!(carol.loaded && carol.memory_bytes > 0, "{carol:?}");
+    let held: usize = [&a, &b, &c].iter().map(|t| t.graph_status("docs").expect("status").memory_bytes).sum();
+    assert_eq!(db.index_memory(), held);
 }
 
 /// The stored usage counters of tenant `name` (read through the storage crate, which can also count

@@ -171,6 +171,8 @@ impl<'d> Tenant<'d> {
         let loaded_now = index.is_none() && self.db.index_memory_has_room();
         if loaded_now {
             *index = Some(CollectionState::load(&self.handle, &info, self.db.clock().clone())?);
+            // Counted at once: the write below may still be refused (a quota) and return early.
+            entry.measure(&index);
         }
         let written = self.handle.upsert(&info, points)?;
         entry.epoch.fetch_add(1, Ordering::Relaxed);

@@ -57,7 +57,7 @@ enum AdminCommand {
     Policy(AdminPolicy),
     /// Unlocks an API key the server locked after a burst of requests or a run of refusals.
     Unlock(KeyRefArgs),
-    /// Break-glass access grants: the only way to read a tenant's data as an operator (a reason, an
+    /// Break-glass access grants: the approved way to read a tenant's data as an operator (a reason, an
     /// expiry, a second credential's approval, every step in the tenant's own audit trail).
     #[command(subcommand)]
     Grant(AdminGrant),

@@ -1,8 +1,9 @@
-//! Break-glass access grants: the only way an operator reads a tenant's data. An operator requests a
-//! grant for one tenant with a reason and a time to live; a second credential approves it (which
-//! credential may do what is the server's rule: the storage layer records what was decided); the
-//! operator then activates it, which issues one *reader* API key of that tenant that expires with
-//! the grant and whose record names the grant. Revoking the grant revokes its key at once.
+//! Break-glass access grants: the approved, audited way for an operator to read a tenant's data
+//! (not yet the only one: docs/SECURITY.md, "Not closed yet"). An operator requests a grant for one
+//! tenant with a reason and a time to live; a second credential approves it (which credential may
+//! do what is the server's rule: the storage layer records what was decided); the operator then
+//! activates it, which issues one *reader* API key of that tenant that expires with the grant and
+//! whose record names the grant. Revoking the grant revokes its key at once.
 //!
 //! A break-glass key is an ordinary API key: its scope comes from [`Store::authenticate`], it is
 //! refused after its expiry, its revocation or its tenant's deletion like any key, and its role

@@ -18,6 +18,7 @@ mod keyring;
 mod limits_doc;
 mod plaintext;
 mod quotas;
+mod readme;
 mod retrieval;
 mod rotation;
 mod supply_chain;

@@ -131,6 +131,12 @@ struct Args {
     /// Deadline of each call (sent as `grpc-timeout` and enforced by the client), in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     timeout_ms: u64,
+    /// Runs A's client threads at the lowest OS priority (nice 19), as if A's client ran on
+    /// another machine: on a machine where the server and both clients share the cores, B's
+    /// client and the server then no longer wait for cores behind A's client. A's sending rate
+    /// (reported) shows how hard it still floods.
+    #[arg(long)]
+    a_client_low_priority: bool,
     /// Tenant A's quota of requests a second, set in its policy once both tenants are loaded.
     #[arg(long)]
     a_requests_per_second: Option<u32>,
@@ -282,7 +288,15 @@ fn main() -> Result<()> {
 
     // Setup and B's load run on B's runtime; A's flood on its own.
     let b_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let a_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let mut a_runtime = tokio::runtime::Builder::new_multi_thread();
+    if args.a_client_low_priority {
+        a_runtime.on_thread_start(|| {
+            if !bulkhead_index::lower_thread_priority() {
+                eprintln!("could not lower the priority of A's client thread");
+            }
+        });
+    }
+    let a_runtime = a_runtime.worker_threads(2).enable_all().build()?;
     let (key_a, key_b, indexed) = b_runtime.block_on(setup(&server, &vectors))?;
     eprintln!("both collections indexed after {:.1} s", indexed.as_secs_f64());
     b_runtime.block_on(set_a_quotas(&server, &args))?;
@@ -768,6 +782,9 @@ impl Report<'_> {
             "tenant A's policy quotas: requests/s {:?}, write bytes/s {:?}, searches at once {:?}",
             a.a_requests_per_second, a.a_write_bytes_per_second, a.a_max_concurrent_searches
         );
+        if a.a_client_low_priority {
+            println!("A's client threads at the lowest OS priority (--a-client-low-priority)");
+        }
         let summaries = self.phases.each_ref().map(Summary::of);
         println!("\n{:<24} {:>12} {:>12}", "tenant B", self.phases[0].name, self.phases[1].name);
         let row = |label: &str, f: &dyn Fn(usize) -> String| {
@@ -886,6 +903,7 @@ impl Report<'_> {
                 "upsert_streams": a.a_upsert_streams,
                 "batch": a.a_batch,
                 "connections": a.a_connections,
+                "client_low_priority": a.a_client_low_priority,
                 "seconds": f.elapsed.as_secs_f64(),
                 "searches": f.searches.to_json(),
                 "upserts": f.upserts.to_json(),

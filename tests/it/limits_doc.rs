@@ -50,6 +50,7 @@ fn the_limits_table_matches_the_code() {
         ("MAX_RESPONSE_BYTES", bulkhead_server::limits::MAX_RESPONSE_BYTES),
         ("MAX_AUDIT_PAGE", bulkhead_server::limits::MAX_AUDIT_PAGE),
         ("MAX_CONCURRENT_STREAMS", bulkhead_server::limits::MAX_CONCURRENT_STREAMS as usize),
+        ("HTTP2_STREAM_WINDOW_BYTES", bulkhead_server::limits::HTTP2_STREAM_WINDOW_BYTES as usize),
         ("REQUEST_TIMEOUT_MS", bulkhead_server::limits::REQUEST_TIMEOUT_MS as usize),
         ("ARCHIVE_TIMEOUT_MS", bulkhead_server::limits::ARCHIVE_TIMEOUT_MS as usize),
         ("MAX_ARCHIVE_CHUNK_BYTES", bulkhead_server::limits::MAX_ARCHIVE_CHUNK_BYTES),

@@ -17,7 +17,8 @@
 //! deadline, and is refused with `RESOURCE_EXHAUSTED` naming the budget if none comes. Waiting
 //! (rather than refusing at once) serves a burst of large upserts in turn instead of failing
 //! most of it, and costs little while it lasts: the waiting call's body is not read, so HTTP/2
-//! flow control holds its sender to one window (1 MiB) of buffered bytes. Answering
+//! flow control holds its sender to one stream window (`limits::HTTP2_STREAM_WINDOW_BYTES`) of
+//! buffered bytes. Answering
 //! `RESOURCE_EXHAUSTED` at the deadline (rather than `DEADLINE_EXCEEDED`) tells the client that
 //! the server was short of memory, not slow. The codec's reservation cannot wait (decoding is
 //! synchronous): when the budget is full at that moment, the call is refused at once.

@@ -8,9 +8,10 @@
 //! as its last; then, on its way to the work (`Shared::data`), its upserted bytes, a search
 //! permit (searches only) and a permit of the tenant's work share, each waited for within the
 //! call's deadline behind at most as many waiting calls of the same tenant as the limit allows
-//! (more are refused at once, so a flood holds no unbounded queue); last, one of the server's work
-//! permits. A refusal is `RESOURCE_EXHAUSTED` naming the quota and its limit, and nothing was
-//! touched. The limits follow a policy change on the tenant's next call.
+//! (more are refused at once, so a flood holds no unbounded queue); then, while another tenant is
+//! active, a permit of the tenant's fair share of the cores ([`FairShare`]); last, one of the
+//! server's work permits. A refusal is `RESOURCE_EXHAUSTED` naming the quota and its limit, and
+//! nothing was touched. The limits follow a policy change on the tenant's next call.
 
 use crate::admission::Timing;
 use crate::lockout::Thresholds;
@@ -18,7 +19,7 @@ use bulkhead_query::{TenantQuotas, TenantUid, VersionedPolicy};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
@@ -143,6 +144,8 @@ pub(crate) struct TenantLimits {
     write_bytes: Option<Mutex<Bucket>>,
     searches: Gate,
     work: Gate,
+    /// The tenant's calls running at once while another tenant is active ([`FairShare`]).
+    share: Arc<Semaphore>,
     thresholds: Thresholds,
 }
 
@@ -177,7 +180,7 @@ fn exhausted(quota: &str, limit: impl std::fmt::Display, unit: &str) -> Status {
 }
 
 impl TenantLimits {
-    fn new(version: u64, quotas: Effective, thresholds: Thresholds) -> TenantLimits {
+    fn new(version: u64, quotas: Effective, thresholds: Thresholds, share: usize) -> TenantLimits {
         TenantLimits {
             thresholds,
             version,
@@ -186,6 +189,7 @@ impl TenantLimits {
             write_bytes: quotas.write_bytes_per_second.map(|r| Mutex::new(Bucket::new(r))),
             searches: Gate::new(quotas.max_concurrent_searches),
             work: Gate::new(quotas.max_tenant_work),
+            share: Arc::new(Semaphore::new(share.max(1))),
         }
     }
 
@@ -241,14 +245,18 @@ impl TenantLimits {
         exhausted("write_bytes_per_second", limit, "bytes a second")
     }
 
-    /// The tenant's permits for one call: a search permit for a search, and one of its work share,
-    /// each waited for within the call's deadline.
+    /// The tenant's permits for one call: a search permit for a search, one of its work share,
+    /// and, when `contended` (another tenant is active, [`FairShare::contended`]), one of its fair
+    /// share of the cores, each waited for within the call's deadline. The fair share queues
+    /// rather than refuses: it bounds how many of the tenant's admitted calls run at once, and the
+    /// gates before it bound how many wait.
     pub(crate) async fn enter(
         &self,
         search: bool,
+        contended: bool,
         timing: Timing,
     ) -> Result<Vec<OwnedSemaphorePermit>, Status> {
-        let mut held = Vec::with_capacity(2);
+        let mut held = Vec::with_capacity(3);
         if search {
             match self.searches.enter(timing).await? {
                 Some(permit) => held.push(permit),
@@ -262,7 +270,61 @@ impl TenantLimits {
             Some(permit) => held.push(permit),
             None => return Err(exhausted("work share", self.quotas.max_tenant_work, "calls at once")),
         }
+        if contended {
+            let share = Arc::clone(&self.share).acquire_owned();
+            match tokio::time::timeout_at(timing.deadline, share).await {
+                Ok(Ok(permit)) => held.push(permit),
+                Ok(Err(_closed)) => return Err(Status::unavailable("the server is shutting down")),
+                Err(_elapsed) => return Err(crate::status::deadline_exceeded(timing.budget)),
+            }
+        }
         Ok(held)
+    }
+}
+
+/// How long after its last admitted call a tenant still counts as active.
+pub(crate) const ACTIVE_FOR: Duration = Duration::from_millis(250);
+
+/// Fair scheduling between tenants: while another tenant is active (it had a call admitted within
+/// [`ACTIVE_FOR`]), a tenant runs at most its fair share of calls at once, half the cores (at
+/// least one), and its further calls wait for its own earlier ones; a tenant alone on the server
+/// runs as many as its other limits allow. So a flooding tenant, however many calls it has in
+/// flight, leaves the other half of the cores to the others, and a quiet server lends all of them.
+/// Index builds and key rotations run at a lower OS priority than any call (see the query crate's
+/// job workers), so they take only what calls leave.
+///
+/// Which tenants are active is kept as the last two distinct tenants to call and when: enough to
+/// answer whether some tenant other than the caller called lately, in constant time and memory.
+#[derive(Debug)]
+pub(crate) struct FairShare {
+    /// Calls of one tenant at once while another is active.
+    share: usize,
+    /// The latest caller first, then the latest caller other than it.
+    recent: Mutex<[Option<(TenantUid, Instant)>; 2]>,
+}
+
+impl FairShare {
+    /// Half of `cores`, at least one.
+    pub(crate) fn new(cores: usize) -> FairShare {
+        FairShare { share: (cores / 2).max(1), recent: Mutex::new([None, None]) }
+    }
+
+    /// Records a call of `tenant` and says whether another tenant is active.
+    pub(crate) fn contended(&self, tenant: TenantUid) -> bool {
+        self.contended_at(tenant, Instant::now())
+    }
+
+    fn contended_at(&self, tenant: TenantUid, now: Instant) -> bool {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let other = match recent[0] {
+            Some((latest, _)) if latest == tenant => recent[1],
+            latest => {
+                recent[1] = latest;
+                latest
+            }
+        };
+        recent[0] = Some((tenant, now));
+        other.is_some_and(|(_, at)| now.saturating_duration_since(at) < ACTIVE_FOR)
     }
 }
 
@@ -274,11 +336,14 @@ const TRACKED_TENANTS: usize = 65_536;
 pub(crate) struct Quotas {
     defaults: QuotaDefaults,
     tenants: Mutex<HashMap<TenantUid, Arc<TenantLimits>>>,
+    /// Fair scheduling between the tenants.
+    pub(crate) fair: FairShare,
 }
 
 impl Quotas {
-    pub(crate) fn new(defaults: QuotaDefaults) -> Quotas {
-        Quotas { defaults, tenants: Mutex::new(HashMap::new()) }
+    /// The quotas of a server on `cores` cores.
+    pub(crate) fn new(defaults: QuotaDefaults, cores: usize) -> Quotas {
+        Quotas { defaults, tenants: Mutex::new(HashMap::new()), fair: FairShare::new(cores) }
     }
 
     /// The limits of `tenant` under `policy`.
@@ -297,7 +362,7 @@ impl Quotas {
         let set = &policy.policy.quotas;
         let quotas = Effective::of(set, &self.defaults);
         let thresholds = Thresholds::of(set, self.defaults.burst_multiple, self.defaults.max_denials);
-        let limits = Arc::new(TenantLimits::new(policy.version, quotas, thresholds));
+        let limits = Arc::new(TenantLimits::new(policy.version, quotas, thresholds, self.fair.share));
         tenants.insert(tenant, Arc::clone(&limits));
         limits
     }
@@ -368,5 +433,61 @@ mod tests {
         let _all = [gate.enter(past).await, gate.enter(past).await];
         let late = gate.enter(past).await.expect_err("a passed deadline waits for nothing");
         assert_eq!(late.code(), tonic::Code::DeadlineExceeded);
+    }
+
+    fn uid(n: u8) -> TenantUid {
+        TenantUid::from_hex(&format!("{n:02x}").repeat(16)).expect("uid")
+    }
+
+    #[test]
+    fn another_tenant_counts_as_active_for_a_while_after_its_call() {
+        let (fair, start) = (FairShare::new(2), Instant::now());
+        assert!(!fair.contended_at(uid(1), start), "alone");
+        assert!(!fair.contended_at(uid(1), start), "still alone: its own calls do not count");
+        assert!(fair.contended_at(uid(2), start), "tenant 1 called just now");
+        assert!(fair.contended_at(uid(1), start), "and tenant 2 did too");
+        assert!(fair.contended_at(uid(1), start), "tenant 2 is remembered behind tenant 1's calls");
+        let later = start + ACTIVE_FOR;
+        assert!(!fair.contended_at(uid(1), later), "tenant 2 has been quiet for the whole window");
+        assert!(fair.contended_at(uid(3), later), "a third tenant sees tenant 1");
+        assert!(fair.contended_at(uid(2), later), "and tenant 2 sees tenant 3");
+    }
+
+    #[tokio::test]
+    async fn a_contended_tenant_runs_its_fair_share_at_once_and_queues_the_rest() {
+        let (defaults, cores) = (QuotaDefaults::for_work(64), 4);
+        let quotas = Quotas::new(defaults, cores);
+        let limits = quotas.of(uid(1), &VersionedPolicy::default());
+        let now = tokio::time::Instant::now();
+        let timing = Timing { arrived: now, deadline: now + PROMPT, budget: PROMPT };
+        let alone: Vec<_> = permits_of(&limits, false, timing, 4).await;
+        assert_eq!(alone.len(), 4, "a tenant alone runs all four at once");
+        drop(alone);
+        let share = permits_of(&limits, true, timing, 2).await;
+        assert_eq!(share.len(), 2, "half of four cores while another tenant is active");
+        let short = Timing { deadline: tokio::time::Instant::now() + Duration::from_millis(50), ..timing };
+        let third = limits.enter(false, true, short).await.expect_err("the third waits for one of the two");
+        assert_eq!(third.code(), tonic::Code::DeadlineExceeded);
+        let waiting = {
+            let limits = Arc::clone(&limits);
+            tokio::spawn(async move { limits.enter(false, true, timing).await })
+        };
+        drop(share);
+        assert!(waiting.await.expect("join").is_ok(), "it runs once one of its tenant's calls ends");
+        assert_eq!(FairShare::new(1).share, 1, "a one-core server still runs one call of each");
+    }
+
+    /// `n` calls' permits of `limits`, taken one after the other without waiting.
+    async fn permits_of(
+        limits: &TenantLimits,
+        contended: bool,
+        timing: Timing,
+        n: usize,
+    ) -> Vec<Vec<OwnedSemaphorePermit>> {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(limits.enter(false, contended, timing).await.expect("admitted"));
+        }
+        held
     }
 }

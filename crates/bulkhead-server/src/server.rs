@@ -137,7 +137,8 @@ impl Server {
         let work = Arc::new(Semaphore::new(limits.max_concurrent_work.max(1)));
         let metrics = Arc::new(Metrics::new());
         let budget = Arc::new(RequestBudget::new(limits.request_memory_budget_bytes));
-        let quotas = Quotas::new(limits.quotas);
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let quotas = Quotas::new(limits.quotas, cores);
         let lockout = Lockout::new(db.clock().now());
         let approver = None;
         let shared = Shared { db, admin, approver, limits, metrics, budget, work, quotas, lockout };
@@ -235,6 +236,7 @@ impl Server {
             .map(|keep| tokio::spawn(background::prune_audit(Arc::clone(db), Arc::clone(metrics), keep)));
         let served = builder
             .max_concurrent_streams(limits.max_concurrent_streams)
+            .initial_stream_window_size(limits::HTTP2_STREAM_WINDOW_BYTES)
             .http2_keepalive_interval(Some(limits::HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(limits::HTTP2_KEEPALIVE_TIMEOUT))
             .layer(AdmissionLayer::new(Arc::clone(&self.shared)))
@@ -490,6 +492,7 @@ impl Shared {
     /// upserted bytes a second (an upsert), then its permits (see `quota.rs`).
     async fn tenant_permits(
         &self,
+        tenant: TenantUid,
         limits: &TenantLimits,
         op: DataOp,
         bytes: usize,
@@ -499,7 +502,7 @@ impl Shared {
             limits.admit_write(bytes)?;
         }
         let search = matches!(op, DataOp::Search | DataOp::SearchBatch);
-        limits.enter(search, timing).await
+        limits.enter(search, self.quotas.fair.contended(tenant), timing).await
     }
 
     /// A data-plane call, admitted by the admission layer, which authenticated its credential and
@@ -513,7 +516,7 @@ impl Shared {
         work: impl FnOnce(&Database, TenantScope, &CallContext) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let (scope, timing, limits) = admitted.and_then(|a| a.take(op)).ok_or_else(not_admitted)?;
-        let held = match self.tenant_permits(&limits, op, bytes, timing).await {
+        let held = match self.tenant_permits(scope.tenant_uid(), &limits, op, bytes, timing).await {
             Ok(held) => held,
             Err(refused) => {
                 self.count_throttled(scope.tenant_uid(), op, &refused, timing);

@@ -211,3 +211,26 @@ def test_break_glass_grant_needs_the_approver_reads_only_and_is_in_the_tenants_t
     for step in ["access-grant-requested", "access-grant-approval-refused", "access-grant-approved",
                  "access-grant-activated", "list-collections", "access-grant-revoked"]:
         assert step in steps, (step, steps)
+
+
+def test_a_tenant_admin_manages_its_own_keys_and_a_grant_carries_its_role(
+    admin: AdminClient, url: str, server: harness.BulkheadServer, tenant: TenantKeys
+) -> None:
+    with Client(url, tenant.tenant_admin) as own:
+        issued = own.issue_own_key("reader", label="from-the-tenant")
+        remember(issued.token)
+        listed = [k for k in own.list_own_keys() if k.key_id == issued.key_id]
+        assert listed and listed[0].role == "reader" and listed[0].label == "from-the-tenant"
+        with Client(url, issued.token) as reader:
+            assert reader.list_collections() is not None
+            with pytest.raises(PermissionDenied):
+                reader.issue_own_key("reader")
+        own.revoke_own_key(issued.key_id)
+        with Client(url, issued.token) as reader, pytest.raises(Unauthenticated):
+            reader.list_collections()
+    grant = admin.request_access_grant(tenant.name, "recovery ticket", role="tenant-admin")
+    assert grant.role == "tenant-admin"
+    approver = server.approver_token_file.read_text()
+    approved = admin.approve_access_grant(tenant.name, grant.grant_id, approver_token=approver)
+    assert approved.role == "tenant-admin"
+    assert admin.revoke_access_grant(tenant.name, grant.grant_id).state == "revoked"

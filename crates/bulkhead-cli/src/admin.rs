@@ -145,14 +145,22 @@ struct IssueArgs {
 
 #[derive(clap::Subcommand)]
 enum AdminGrant {
-    /// Requests a grant to read TENANT's data; prints its id. It gives nothing until the approver
-    /// token approves it and `activate` turns it into a key.
+    /// Requests a grant for a key of TENANT (a reader's, to read its data; a tenant-admin's, for a
+    /// tenant that lost its admin keys or was imported); prints its id. It gives nothing until the
+    /// approver token approves it and `activate` turns it into a key.
     Request {
         tenant: String,
         /// Why (a ticket, an incident; 1 to 512 bytes). Kept in the tenant's audit trail, which the
-        /// tenant exports; never logged.
+        /// tenant exports; never logged. Visible to other users in `ps` while the command runs:
+        /// prefer --reason-file.
+        #[arg(long, required_unless_present = "reason_file", conflicts_with = "reason_file")]
+        reason: Option<String>,
+        /// A file holding the reason (a trailing newline is dropped).
         #[arg(long)]
-        reason: String,
+        reason_file: Option<PathBuf>,
+        /// The role of the key the grant gives.
+        #[arg(long, value_enum, default_value = "reader")]
+        role: crate::args::RoleArg,
         /// How long the grant and its key last, in seconds (60 to 86400) [default: 3600].
         #[arg(long)]
         ttl_secs: Option<u32>,
@@ -166,11 +174,20 @@ enum AdminGrant {
         #[arg(long, env = "BULKHEAD_APPROVER_TOKEN_FILE")]
         approver_token_file: Option<PathBuf>,
     },
-    /// Activates an approved grant, once: prints a reader API key of the tenant that expires with
-    /// the grant (shown once, never stored).
+    /// Activates an approved grant, once: prints an API key of the grant's role for the tenant that
+    /// expires with the grant (shown once, never stored).
     Activate { tenant: String, grant_id: String },
-    /// Lists a tenant's grants.
-    List { tenant: String },
+    /// Lists a tenant's grants (role, state, expiry, reason). With --approver, with the approver
+    /// token, so that the approver sees what it approves.
+    List {
+        tenant: String,
+        /// Use the approver token instead of the admin token.
+        #[arg(long)]
+        approver: bool,
+        /// A file holding the approver token (with --approver). Without it: BULKHEAD_APPROVER_TOKEN.
+        #[arg(long, env = "BULKHEAD_APPROVER_TOKEN_FILE", requires = "approver")]
+        approver_token_file: Option<PathBuf>,
+    },
     /// Revokes a grant and its key at once.
     Revoke { tenant: String, grant_id: String },
 }
@@ -221,14 +238,15 @@ type AdminSession<'a> = Session<'a, Admin>;
 pub(crate) fn run(data_dir: &Path, args: AdminArgs, out: &mut Output<'_>) -> Result<()> {
     // Approving a grant takes the second credential, the approver token, and only it.
     let token = match &args.command {
-        AdminCommand::Grant(AdminGrant::Approve { approver_token_file, .. }) => {
-            secrets::approver_token(approver_token_file.as_deref())?.with_context(|| {
-                format!(
-                    "approving a grant needs the approver token: pass --approver-token-file or set {}",
-                    bulkhead_server::APPROVER_TOKEN_ENV
-                )
-            })?
-        }
+        AdminCommand::Grant(
+            AdminGrant::Approve { approver_token_file, .. }
+            | AdminGrant::List { approver: true, approver_token_file, .. },
+        ) => secrets::approver_token(approver_token_file.as_deref())?.with_context(|| {
+            format!(
+                "approving a grant needs the approver token: pass --approver-token-file or set {}",
+                bulkhead_server::APPROVER_TOKEN_ENV
+            )
+        })?,
         _ => secrets::client_admin_token(data_dir, args.admin_token_file.as_deref())?,
     };
     let command = args.command;
@@ -541,23 +559,38 @@ fn grant_json(g: &pb::AccessGrant) -> Value {
         "requested_ms": g.requested_ms,
         "expires_ms": g.expires_ms,
         "approved_ms": g.approved_ms,
+        "role": client::role_from_proto(g.role).map_or("reader", |r| r.as_str()),
         "key_id": g.key_id,
         "revoked_ms": g.revoked_ms,
     })
 }
 
-/// A grant as one line of text: id, state, expiry, key, reason.
+/// A grant as one line of text: id, state, role, expiry, key, reason.
 fn grant_line(g: &pb::AccessGrant) -> String {
     let key = g.key_id.as_deref().unwrap_or("-");
-    format!("{}\t{}\texpires {}\tkey {key}\t{}", g.grant_id, g.state, g.expires_ms, g.reason)
+    let role = client::role_from_proto(g.role).map_or("reader", |r| r.as_str());
+    format!("{}\t{}\t{role}\texpires {}\tkey {key}\t{}", g.grant_id, g.state, g.expires_ms, g.reason)
 }
 
 /// `bulkhead admin grant ...`.
 async fn grant_command(s: &mut AdminSession<'_>, out: &mut Output<'_>, command: AdminGrant) -> Result<()> {
     match command {
-        AdminGrant::Request { tenant, reason, ttl_secs } => {
+        AdminGrant::Request { tenant, reason, reason_file, role, ttl_secs } => {
+            let reason = match (reason, reason_file) {
+                (Some(reason), _) => reason,
+                (None, Some(file)) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading the reason from {}", file.display()))?;
+                    text.strip_suffix('\n')
+                        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+                        .unwrap_or(&text)
+                        .to_owned()
+                }
+                (None, None) => anyhow::bail!("a grant needs a reason: --reason-file FILE or --reason TEXT"),
+            };
+            let role = client::role_to_proto(Role::from(role)) as i32;
             let request =
-                s.request(pb::RequestAccessGrantRequest { tenant, reason, ttl_seconds: ttl_secs })?;
+                s.request(pb::RequestAccessGrantRequest { tenant, reason, ttl_seconds: ttl_secs, role })?;
             let grant = s.rpc.request_access_grant(request).await.map_err(s.failed())?.into_inner();
             // Only the id on stdout, so that `$(bulkhead admin grant request ...)` captures it.
             out.record(|| grant_json(&grant), || grant.grant_id.clone())
@@ -580,7 +613,7 @@ async fn grant_command(s: &mut AdminSession<'_>, out: &mut Output<'_>, command: 
                 || active.token.clone(),
             )
         }
-        AdminGrant::List { tenant } => {
+        AdminGrant::List { tenant, .. } => {
             let request = s.request(pb::ListAccessGrantsRequest { tenant })?;
             let list = s.rpc.list_access_grants(request).await.map_err(s.failed())?.into_inner();
             if out.is_json() {

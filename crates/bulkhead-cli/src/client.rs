@@ -64,6 +64,43 @@ enum ClientCommand {
         #[arg(long, default_value_t = 0)]
         since_ms: u64,
     },
+    /// The key's own tenant's API keys (needs a tenant-admin key): issue, list, revoke.
+    #[command(subcommand)]
+    Key(ClientKey),
+}
+
+#[derive(clap::Subcommand)]
+enum ClientKey {
+    /// Issues a key of the tenant (any role up to tenant-admin); the token is printed once and
+    /// never stored.
+    Issue(OwnIssueArgs),
+    /// Lists the tenant's keys (ids, roles, state; never secrets).
+    List,
+    /// Revokes a key of the tenant by id (it is refused from its next call on).
+    Revoke { key_id: String },
+}
+
+/// `client key issue`: the options of `admin key issue`, for the key's own tenant.
+#[derive(clap::Args)]
+struct OwnIssueArgs {
+    /// The key's role.
+    #[arg(long, value_enum, default_value = "writer")]
+    role: crate::args::RoleArg,
+    /// A label for the key list.
+    #[arg(long, default_value = "")]
+    label: String,
+    /// Make the key expire after this many seconds.
+    #[arg(long)]
+    expires_in_secs: Option<u64>,
+    /// A service key whose requests may name the end user they act for.
+    #[arg(long, conflicts_with = "user")]
+    on_behalf_of: bool,
+    /// A user's own key: every search, get and count runs as this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// The user's groups (with `--user`), comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "user")]
+    groups: Vec<String>,
 }
 
 /// `client upsert`: a point, with where it came from and who may read it; or a file of points.
@@ -159,7 +196,36 @@ pub(crate) fn run(args: ClientArgs, out: &mut Output<'_>) -> Result<()> {
         ClientCommand::Search(search) => self::search(s, out, search).await,
         ClientCommand::Count { collection } => count(s, out, collection).await,
         ClientCommand::AuditExport { since_ms } => audit_export(s, out, since_ms).await,
+        ClientCommand::Key(ClientKey::Issue(issue)) => key_issue(s, out, issue).await,
+        ClientCommand::Key(ClientKey::List) => {
+            let request = s.request(pb::ListOwnApiKeysRequest {})?;
+            let list = s.rpc.list_own_api_keys(request).await.map_err(s.failed())?.into_inner();
+            output::key_list(out, &list.keys.iter().map(output::key_view).collect::<Vec<_>>())
+        }
+        ClientCommand::Key(ClientKey::Revoke { key_id }) => {
+            let request = s.request(pb::RevokeOwnApiKeyRequest { key_id: key_id.clone() })?;
+            s.rpc.revoke_own_api_key(request).await.map_err(s.failed())?;
+            out.record(|| serde_json::json!({ "revoked": key_id }), || output::revoked(&key_id))
+        }
     })
+}
+
+/// `client key issue`: a key of the credential's own tenant, on the data plane.
+async fn key_issue(s: &mut DataSession<'_>, out: &mut Output<'_>, args: OwnIssueArgs) -> Result<()> {
+    let OwnIssueArgs { role, label, expires_in_secs, on_behalf_of, user, groups } = args;
+    let expires_ms = expires_in_secs.map(|s| output::now_ms().saturating_add(s.saturating_mul(1000)));
+    let binding = match user {
+        Some(user) => Some(pb::issue_own_api_key_request::Binding::User(pb::UserBinding { user, groups })),
+        None => on_behalf_of.then_some(pb::issue_own_api_key_request::Binding::OnBehalfOf(true)),
+    };
+    let role = grpc::role_to_proto(bulkhead_query::Role::from(role)) as i32;
+    let request = s.request(pb::IssueOwnApiKeyRequest { role, label, expires_ms, binding })?;
+    let issued = s.rpc.issue_own_api_key(request).await.map_err(s.failed())?.into_inner();
+    // Only the token on stdout, so that `$(bulkhead client key issue ...)` captures it.
+    out.record(
+        || serde_json::json!({ "token": issued.token, "key_id": issued.key_id }),
+        || issued.token.clone(),
+    )
 }
 
 async fn create_collection(

@@ -69,10 +69,11 @@ fn explicit_admin_token(file: Option<&Path>) -> Result<Option<AdminToken>> {
 }
 
 /// The admin token of `bulkhead serve`: from the file, else the environment, else a development token
-/// kept in the data directory (created on first use, loudly).
-pub(crate) fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<AdminToken> {
+/// kept in the data directory (created on first use, loudly). With whether it is the development
+/// one (whose IssueApiKey may issue any key, not only a tenant's first).
+pub(crate) fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result<(AdminToken, bool)> {
     if let Some(token) = explicit_admin_token(file)? {
-        return Ok(token);
+        return Ok((token, false));
     }
     let dev = development_file(
         data_dir,
@@ -83,7 +84,7 @@ pub(crate) fn server_admin_token(data_dir: &Path, file: Option<&Path>) -> Result
              administers every tenant. Use --admin-token-file or {ADMIN_TOKEN_ENV} in production"
         ),
     )?;
-    Ok(AdminToken::from_file(&dev)?)
+    Ok((AdminToken::from_file(&dev)?, true))
 }
 
 /// The approver token (the second credential of break-glass grants): from the file, else the

@@ -346,7 +346,8 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
         Some((cert, key)) => Some(ServerTls::from_pem_files(cert, key)?),
         None => None,
     };
-    let admin = secrets::server_admin_token(&data_dir, settings.admin_token_file.as_deref())?;
+    let (admin, development_admin) =
+        secrets::server_admin_token(&data_dir, settings.admin_token_file.as_deref())?;
     let approver = secrets::approver_token(settings.approver_token_file.as_deref())?;
     let master = secrets::master_key(&data_dir, settings.master_key_file.as_deref())?;
     let previous = match &settings.previous_master_key_file {
@@ -369,6 +370,11 @@ fn open(settings: &ServeConfig) -> Result<(Server, Arc<Database>)> {
         ..ServerLimits::default()
     };
     let mut server = Server::new(Arc::clone(&db), admin, limits);
+    if development_admin {
+        // The development token may issue any key of any tenant (the benchmark harness issues
+        // several per tenant through it); a configured one issues only a tenant's first key.
+        server = server.with_development_admin_token()?;
+    }
     match approver {
         Some(approver) => server = server.with_approver(approver)?,
         None => tracing::info!(

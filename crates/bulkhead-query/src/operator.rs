@@ -85,6 +85,20 @@ impl Operator<'_> {
         self.store.issue_bound_api_key(tenant, role, label, expires_ms, binding)
     }
 
+    /// As [`Operator::issue_bound_api_key`], but only the tenant's first key: refused
+    /// ([`StorageError::KeysIssuedAlready`], an event in the tenant's trail) once it has had one
+    /// or was imported. What a server with a configured admin token offers its operator.
+    pub fn issue_first_api_key(
+        &self,
+        tenant: &TenantName,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+        binding: KeyBinding,
+    ) -> Result<IssuedApiKey, StorageError> {
+        self.store.issue_first_api_key(tenant, role, label, expires_ms, binding)
+    }
+
     /// Starts a tenant-key rotation: a new data-key generation seals every write from now on. Drive
     /// it to the end with [`Operator::rotation_step`].
     pub fn rotate_tenant_key(&self, tenant: &TenantName) -> Result<RotationProgress, StorageError> {
@@ -258,14 +272,26 @@ impl Operator<'_> {
     }
 
     /// Requests a break-glass grant to read `tenant`'s data (`bulkhead_storage` `grant.rs`): it
-    /// gives nothing until a second credential approves it and it is activated.
+    /// gives nothing until a second credential approves it and it is activated (into a reader key).
     pub fn request_access_grant(
         &self,
         tenant: &TenantName,
         reason: &str,
         ttl: Option<std::time::Duration>,
     ) -> Result<AccessGrantInfo, StorageError> {
-        self.store.request_access_grant(tenant, reason, ttl)
+        self.store.request_access_grant(tenant, reason, ttl, None)
+    }
+
+    /// As [`Operator::request_access_grant`], for a key of `role`: tenant-admin gives a tenant that
+    /// lost its admin keys (or an imported one) a key to issue its own keys with again.
+    pub fn request_access_grant_as(
+        &self,
+        tenant: &TenantName,
+        reason: &str,
+        ttl: Option<std::time::Duration>,
+        role: Role,
+    ) -> Result<AccessGrantInfo, StorageError> {
+        self.store.request_access_grant(tenant, reason, ttl, Some(role))
     }
 
     /// Approves a pending grant. The caller has checked that the approving credential is the

@@ -9,8 +9,8 @@ use crate::database::Database;
 use crate::entry::Entry;
 use crate::filter::Principal;
 use bulkhead_storage::{
-    AccessEvent, AuditEvent, CollectionInfo, CollectionName, DocId, KeyBinding, Metric, NewPoint, Operation,
-    StorageError, StorageQuotas, StoredPoint, TenantHandle, TenantUsage,
+    AccessEvent, ApiKeyInfo, AuditEvent, CollectionInfo, CollectionName, DocId, IssuedApiKey, KeyBinding,
+    Metric, NewPoint, Operation, Role, StorageError, StorageQuotas, StoredPoint, TenantHandle, TenantUsage,
 };
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -342,6 +342,32 @@ impl<'d> Tenant<'d> {
         self.audited(audit, || {
             Ok(self.db.store.audit_page(self.handle.tenant_uid(), from_seq, since_ms, limit)?)
         })
+    }
+
+    /// Issues an API key of this tenant (tenant-admin scopes only): any role up to tenant-admin,
+    /// never a break-glass key. The token is the only copy of the secret. The issue is an
+    /// `api-key-issued` event in the tenant's trail that names the issuing key.
+    pub fn issue_api_key(
+        &self,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+        binding: KeyBinding,
+    ) -> Result<IssuedApiKey> {
+        self.audited(Audit::new(Operation::IssueApiKey), || {
+            Ok(self.handle.issue_api_key(role, label, expires_ms, binding)?)
+        })
+    }
+
+    /// This tenant's API keys, never their secrets (tenant-admin scopes only).
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
+        self.audited(Audit::new(Operation::ListApiKeys), || Ok(self.handle.api_keys()?))
+    }
+
+    /// Revokes an API key of this tenant (tenant-admin scopes only); another tenant's key id is
+    /// "not found". Its scopes stop working at once.
+    pub fn revoke_api_key(&self, key_id: &str) -> Result<()> {
+        self.audited(Audit::new(Operation::RevokeApiKey), || Ok(self.handle.revoke_api_key(key_id)?))
     }
 
     /// Values sealed so far under the write generation (a persisted upper bound after a restart).

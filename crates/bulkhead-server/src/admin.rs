@@ -3,13 +3,14 @@
 //! Its two streaming calls, the tenant archives, are in `archive.rs`.
 
 use crate::admission::{AdmittedApprover, AdmittedOperator};
+use crate::auth;
 use crate::convert;
 use crate::limits;
 use crate::proto as pb;
 use crate::proto::admin_server::Admin;
 use crate::server::Shared;
 use crate::status::{self, invalid};
-use bulkhead_query::{Database, MasterKey, Placement, TenantName, TenantUid};
+use bulkhead_query::{Database, MasterKey, Placement, Role, StorageError, TenantName, TenantUid};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -77,9 +78,14 @@ impl Admin for AdminService {
         break_glass_configured(&self.shared)?;
         self.call(request, "admin-request-access-grant", |db, req| {
             let name = tenant_name(req.tenant)?;
+            // Unspecified: a reader's grant, as before grants had a role.
+            let role = match req.role {
+                0 => Role::Reader,
+                role => convert::role_from(role)?,
+            };
             let grant = db
                 .operator()
-                .request_access_grant(&name, &req.reason, grant_ttl(req.ttl_seconds))
+                .request_access_grant_as(&name, &req.reason, grant_ttl(req.ttl_seconds), role)
                 .map_err(status::from_storage)?;
             Ok(convert::grant_to(name.as_str(), grant))
         })
@@ -135,10 +141,19 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::ListAccessGrantsRequest>,
     ) -> Result<Response<pb::ListAccessGrantsResponse>, Status> {
-        self.call(request, "admin-list-access-grants", |db, req| {
+        // The approver token reaches this call too (the admission layer lets it): it sees what it
+        // is asked to approve, and learns no tenant names (an unknown tenant has no grants).
+        let by_approver = request.extensions().get::<AdmittedApprover>().is_some();
+        let operation = if by_approver { "approver-list-access-grants" } else { "admin-list-access-grants" };
+        self.call(request, operation, move |db, req| {
             let name = tenant_name(req.tenant)?;
-            let uid = db.operator().tenant_info(&name).map_err(status::from_storage)?.uid;
-            audit_read(db, uid, "admin-list-access-grants")?;
+            let uid = match db.operator().tenant_info(&name) {
+                Err(StorageError::NotFound { .. }) if by_approver => {
+                    return Ok(pb::ListAccessGrantsResponse { grants: Vec::new() });
+                }
+                found => found.map_err(status::from_storage)?.uid,
+            };
+            audit_read(db, uid, operation)?;
             let grants = db.operator().list_access_grants(&name).map_err(status::from_storage)?;
             let grants = grants.into_iter().map(|g| convert::grant_to(name.as_str(), g)).collect();
             Ok(pb::ListAccessGrantsResponse { grants })
@@ -338,26 +353,22 @@ impl Admin for AdminService {
         .await
     }
 
+    /// A configured admin token issues a tenant's first key only; the development one, any key.
     async fn issue_api_key(
         &self,
         request: Request<pb::IssueApiKeyRequest>,
     ) -> Result<Response<pb::IssueApiKeyResponse>, Status> {
-        self.call(request, "admin-issue-api-key", |db, req| {
+        let any_key = self.shared.development_admin;
+        self.call(request, "admin-issue-api-key", move |db, req| {
             let role = convert::role_from(req.role)?;
-            if req.label.len() > limits::MAX_KEY_LABEL_BYTES {
-                return Err(invalid(
-                    "label",
-                    format!("must be at most {} bytes", limits::MAX_KEY_LABEL_BYTES),
-                ));
-            }
-            if req.expires_ms.is_some_and(|t| t <= db.clock().now_ms()) {
-                return Err(invalid("expires_ms", "must be in the future"));
-            }
+            auth::check_key_request(db.clock().now_ms(), &req.label, req.expires_ms)?;
             let binding = convert::binding_from(req.binding);
-            let issued = db
-                .operator()
-                .issue_bound_api_key(&tenant_name(req.tenant)?, role, &req.label, req.expires_ms, binding)
-                .map_err(status::from_storage)?;
+            let (name, operator) = (tenant_name(req.tenant)?, db.operator());
+            let issued = match any_key {
+                true => operator.issue_bound_api_key(&name, role, &req.label, req.expires_ms, binding),
+                false => operator.issue_first_api_key(&name, role, &req.label, req.expires_ms, binding),
+            };
+            let issued = issued.map_err(status::from_storage)?;
             Ok(pb::IssueApiKeyResponse { token: issued.token.clone(), key_id: issued.key_id.clone() })
         })
         .await

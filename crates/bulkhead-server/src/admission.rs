@@ -94,7 +94,7 @@ impl AdmittedCall {
 }
 
 /// The request extension of an admin-plane call that presented the admin token or, for
-/// `ApproveAccessGrant` only, the approver token.
+/// [`APPROVER_METHODS`] only, the approver token.
 #[derive(Debug, Clone)]
 pub(crate) struct AdmittedOperator(pub(crate) Timing);
 
@@ -103,8 +103,10 @@ pub(crate) struct AdmittedOperator(pub(crate) Timing);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AdmittedApprover;
 
-/// The one method the approver token may call.
-pub(crate) const APPROVE_METHOD: &str = "/bulkhead.v1.Admin/ApproveAccessGrant";
+/// The methods the approver token may call: approving a grant, and listing a tenant's grants (so
+/// that it sees the role, reason and expiry of what it approves).
+pub(crate) const APPROVER_METHODS: [&str; 2] =
+    ["/bulkhead.v1.Admin/ApproveAccessGrant", "/bulkhead.v1.Admin/ListAccessGrants"];
 
 /// The layer (see the module documentation).
 #[derive(Clone)]
@@ -169,7 +171,7 @@ where
         limit = MessageLimit { bytes: shared.limits.max_message_bytes, name: "MAX_MESSAGE_BYTES" };
     }
     let plane = Plane::of(path);
-    let approval = path == APPROVE_METHOD;
+    let approver_method = APPROVER_METHODS.contains(&path);
     if let Plane::Open = plane {
         let request = request.map(|body| Body::new(LimitedBody::new(body, limit, None, false)));
         return inner.call(request).await;
@@ -223,9 +225,9 @@ where
         }
         Plane::Admin => {
             // The operator tokens are checked in constant time without storage; anything else is
-            // looked up. The approver token may only approve a grant.
+            // looked up. The approver token may only approve and list grants.
             if shared.is_approver(&token) {
-                if !approval {
+                if !approver_method {
                     let refused = auth::AuthError::ApproverBeyondApproval;
                     shared.metrics.denial(refused.tenant_label(), refused.reason());
                     return Ok(Status::from(refused).into_http());

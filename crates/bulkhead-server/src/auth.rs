@@ -30,7 +30,7 @@ pub(crate) enum AuthError {
     Storage(StorageError),
     /// The admin token was presented to the data plane.
     AdminOnDataPlane,
-    /// The approver token was presented to anything but the approval of a grant.
+    /// The approver token was presented to anything but approving or listing grants.
     ApproverBeyondApproval,
     /// A tenant API key was presented to the admin plane.
     TenantKeyOnAdmin { tenant: TenantUid },
@@ -157,6 +157,9 @@ pub(crate) enum DataOp {
     Search,
     SearchBatch,
     ExportAudit,
+    IssueOwnApiKey,
+    ListOwnApiKeys,
+    RevokeOwnApiKey,
 }
 
 impl DataOp {
@@ -174,6 +177,9 @@ impl DataOp {
             "Search" => DataOp::Search,
             "SearchBatch" => DataOp::SearchBatch,
             "ExportAudit" => DataOp::ExportAudit,
+            "IssueOwnApiKey" => DataOp::IssueOwnApiKey,
+            "ListOwnApiKeys" => DataOp::ListOwnApiKeys,
+            "RevokeOwnApiKey" => DataOp::RevokeOwnApiKey,
             _ => return None,
         })
     }
@@ -193,6 +199,9 @@ impl DataOp {
             DataOp::Count => Operation::Count,
             DataOp::Search | DataOp::SearchBatch => Operation::Search,
             DataOp::ExportAudit => Operation::ExportAudit,
+            DataOp::IssueOwnApiKey => Operation::IssueApiKey,
+            DataOp::ListOwnApiKeys => Operation::ListApiKeys,
+            DataOp::RevokeOwnApiKey => Operation::RevokeApiKey,
         }
     }
 
@@ -250,6 +259,21 @@ pub(crate) fn authorize_admin(db: &Database, admin: &AdminToken, token: &str) ->
         }
         Err(e) => Err(AuthError::Storage(e)),
     }
+}
+
+/// Refuses a key label over the server's limit and an expiry that is not in the future (the operator's
+/// and a tenant-admin's issue alike).
+pub(crate) fn check_key_request(now_ms: u64, label: &str, expires_ms: Option<u64>) -> Result<(), Status> {
+    if label.len() > crate::limits::MAX_KEY_LABEL_BYTES {
+        return Err(crate::status::invalid(
+            "label",
+            format!("must be at most {} bytes", crate::limits::MAX_KEY_LABEL_BYTES),
+        ));
+    }
+    if expires_ms.is_some_and(|t| t <= now_ms) {
+        return Err(crate::status::invalid("expires_ms", "must be in the future"));
+    }
+    Ok(())
 }
 
 /// Records a refusal in the scope's tenant trail. The request is refused either way; an event that

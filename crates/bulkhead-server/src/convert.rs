@@ -309,7 +309,17 @@ pub(crate) fn grant_to(tenant: &str, grant: AccessGrantInfo) -> pb::AccessGrant 
         key_id: grant.key_id,
         revoked_ms: grant.revoked_ms,
         state: grant.state.as_str().to_owned(),
+        role: role_to(grant.role) as i32,
     }
+}
+
+/// The binding a tenant-admin's own issue request asks for (the same choices as the operator's).
+pub(crate) fn own_binding_from(binding: Option<pb::issue_own_api_key_request::Binding>) -> KeyBinding {
+    use pb::issue_api_key_request::Binding;
+    binding_from(binding.map(|binding| match binding {
+        pb::issue_own_api_key_request::Binding::OnBehalfOf(on_behalf_of) => Binding::OnBehalfOf(on_behalf_of),
+        pb::issue_own_api_key_request::Binding::User(user) => Binding::User(user),
+    }))
 }
 
 /// The binding an issue request asks for.

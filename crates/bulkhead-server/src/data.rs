@@ -243,4 +243,43 @@ impl DataPlane for DataService {
         })
         .await
     }
+
+    async fn issue_own_api_key(
+        &self,
+        request: Request<pb::IssueOwnApiKeyRequest>,
+    ) -> Result<Response<pb::IssueApiKeyResponse>, Status> {
+        let clock = self.shared.db.clock().clone();
+        self.tenant(request, DataOp::IssueOwnApiKey, move |tenant, _, _, req| {
+            let role = convert::role_from(req.role)?;
+            auth::check_key_request(clock.now_ms(), &req.label, req.expires_ms)?;
+            let binding = convert::own_binding_from(req.binding);
+            let issued = tenant
+                .issue_api_key(role, &req.label, req.expires_ms, binding)
+                .map_err(status::from_query)?;
+            Ok(pb::IssueApiKeyResponse { token: issued.token.clone(), key_id: issued.key_id.clone() })
+        })
+        .await
+    }
+
+    async fn list_own_api_keys(
+        &self,
+        request: Request<pb::ListOwnApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        self.tenant(request, DataOp::ListOwnApiKeys, |tenant, _, _, _| {
+            let keys = tenant.api_keys().map_err(status::from_query)?;
+            Ok(pb::ListApiKeysResponse { keys: keys.into_iter().map(convert::api_key_to).collect() })
+        })
+        .await
+    }
+
+    async fn revoke_own_api_key(
+        &self,
+        request: Request<pb::RevokeOwnApiKeyRequest>,
+    ) -> Result<Response<pb::RevokeApiKeyResponse>, Status> {
+        self.tenant(request, DataOp::RevokeOwnApiKey, |tenant, _, _, req| {
+            tenant.revoke_api_key(&req.key_id).map_err(status::from_query)?;
+            Ok(pb::RevokeApiKeyResponse {})
+        })
+        .await
+    }
 }

@@ -272,6 +272,10 @@ pub const REQUEST_MESSAGE_LIMITS: &[(&str, MessageLimit)] = &[
         MessageLimit { bytes: MAX_SEARCH_BATCH_MESSAGE_BYTES, name: "MAX_SEARCH_BATCH_MESSAGE_BYTES" },
     ),
     ("/bulkhead.v1.DataPlane/ExportAudit", SMALL),
+    // A tenant-admin's own keys: a user binding, as the operator's IssueApiKey.
+    ("/bulkhead.v1.DataPlane/IssueOwnApiKey", PRINCIPAL),
+    ("/bulkhead.v1.DataPlane/ListOwnApiKeys", SMALL),
+    ("/bulkhead.v1.DataPlane/RevokeOwnApiKey", SMALL),
     ("/bulkhead.v1.Admin/CreateTenant", SMALL),
     ("/bulkhead.v1.Admin/ListTenants", SMALL),
     ("/bulkhead.v1.Admin/DescribeTenant", SMALL),

@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     /// The second credential, which alone approves break-glass grants; without it break-glass is
     /// unavailable.
     pub(crate) approver: Option<AdminToken>,
+    /// Whether the admin token is a development one (generated into the data directory): then the
+    /// operator's IssueApiKey issues any key, not only a tenant's first.
+    pub(crate) development_admin: bool,
     pub(crate) limits: ServerLimits,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) budget: Arc<RequestBudget>,
@@ -140,8 +143,9 @@ impl Server {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         let quotas = Quotas::new(limits.quotas, cores);
         let lockout = Lockout::new(db.clock().now());
-        let approver = None;
-        let shared = Shared { db, admin, approver, limits, metrics, budget, work, quotas, lockout };
+        let (approver, development_admin) = (None, false);
+        let shared =
+            Shared { db, admin, approver, development_admin, limits, metrics, budget, work, quotas, lockout };
         Server { shared: Arc::new(shared), tls: None }
     }
 
@@ -154,6 +158,16 @@ impl Server {
         }
         let shared = Arc::get_mut(&mut self.shared).ok_or(ServerError::ApproverAfterStart)?;
         shared.approver = Some(approver);
+        Ok(self)
+    }
+
+    /// Marks the admin token as a development one (generated into the data directory, an insecure
+    /// mode that `bulkhead serve` warns about): its IssueApiKey may then issue any key of any
+    /// tenant, as before issue 8. Without it (a configured admin token), IssueApiKey issues only a
+    /// tenant's first key, and tenant-admins issue the rest on the data plane.
+    pub fn with_development_admin_token(mut self) -> Result<Server, ServerError> {
+        let shared = Arc::get_mut(&mut self.shared).ok_or(ServerError::ApproverAfterStart)?;
+        shared.development_admin = true;
         Ok(self)
     }
 

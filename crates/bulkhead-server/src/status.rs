@@ -57,7 +57,9 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         // not a server fault either.
         StorageError::EncryptionLimit => Status::failed_precondition(error.to_string()),
         // A break-glass grant's state refuses the step (not approved, expired, revoked, used).
-        StorageError::GrantState { .. } => Status::failed_precondition(error.to_string()),
+        StorageError::GrantState { .. } | StorageError::KeysIssuedAlready => {
+            Status::failed_precondition(error.to_string())
+        }
         // A storage quota of the tenant (its policy's, or the server's default): the message names
         // the quota and its limit; the same write succeeds once the tenant stores less.
         StorageError::QuotaExceeded { .. } => Status::resource_exhausted(error.to_string()),
@@ -141,8 +143,8 @@ impl From<crate::auth::AuthError> for Status {
                  tenant API key, or read a tenant's data under a break-glass grant (`bulkhead admin grant`)",
             ),
             AuthError::ApproverBeyondApproval => Status::permission_denied(
-                "the approver token only approves break-glass grants (ApproveAccessGrant); \
-                 use the admin token for everything else",
+                "the approver token only approves and lists break-glass grants (ApproveAccessGrant, \
+                 ListAccessGrants); use the admin token for everything else",
             ),
             AuthError::TenantKeyOnAdmin { .. } => {
                 Status::permission_denied("tenant API keys cannot call the admin service")

@@ -726,7 +726,10 @@ impl Store {
         event.policy_version = Some(manifest.policy.version);
         let pending = self.audit_record_into(&mut batch, &uid, event)?;
         let created_ms = if rekeyed { self.now_ms() } else { manifest.created_ms };
-        let record = TenantRecord { name: name.as_str().to_owned(), uid: owner, created_ms, placement };
+        // An imported tenant counts as one that has had keys (its source had, or could have): the
+        // operator cannot issue it a first key; a break-glass grant of role tenant-admin gives it one.
+        let name_owned = name.as_str().to_owned();
+        let record = TenantRecord { name: name_owned, uid: owner, created_ms, placement, keys_issued: true };
         self.commit_registry(&mut reserved, batch, &registry_key, &layout::encode(&record))?;
         pending.committed();
         guard.committed = true;

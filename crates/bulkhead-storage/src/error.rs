@@ -65,6 +65,18 @@ pub enum StorageError {
     #[error("the access grant {reason}")]
     GrantState { reason: &'static str },
 
+    /// The operator asked for a key of a tenant that has had keys (or was imported): the operator's
+    /// key issue is limited to a tenant's first key, so that it cannot mint itself a way into a
+    /// tenant's data past the break-glass approval. The request is well-formed; the tenant's state
+    /// refuses it, and the message says what to do instead.
+    #[error(
+        "this tenant has had API keys (or was imported): the operator issues only a tenant's first key. \
+         A tenant-admin key of the tenant issues further keys on the data plane (IssueOwnApiKey, \
+         `bulkhead client key issue`); a tenant that lost every admin key gets one through a \
+         break-glass grant of role tenant-admin (`bulkhead admin grant request --role tenant-admin`)"
+    )]
+    KeysIssuedAlready,
+
     /// The credential is valid but its role does not allow the operation.
     #[error("the credential's role does not allow {operation}")]
     PermissionDenied { operation: &'static str },
@@ -143,7 +155,7 @@ impl StorageError {
             StorageError::Unauthenticated => "unauthenticated",
             StorageError::KeyLocked => "locked-key",
             StorageError::PermissionDenied { .. } => "permission-denied",
-            StorageError::GrantState { .. } => "failed-precondition",
+            StorageError::GrantState { .. } | StorageError::KeysIssuedAlready => "failed-precondition",
             StorageError::ForeignScope => "foreign-scope",
             StorageError::EncryptionLimit => "encryption-limit",
             StorageError::QuotaExceeded { .. } => "quota-exceeded",

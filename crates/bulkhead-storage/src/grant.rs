@@ -1,8 +1,9 @@
-//! Break-glass access grants: the approved, audited way for an operator to read a tenant's data
-//! (not yet the only one: docs/SECURITY.md, "Not closed yet"). An operator requests a grant for one
-//! tenant with a reason and a time to live; a second credential approves it (which credential may
-//! do what is the server's rule: the storage layer records what was decided); the operator then
-//! activates it, which issues one *reader* API key of that tenant that expires with the grant and
+//! Break-glass access grants: the approved, audited way for an operator to read a tenant's data,
+//! or to give a tenant that lost its admin keys (or an imported one, which has none) a tenant-admin
+//! key. An operator requests a grant for one tenant with a reason, a role (reader unless it asks
+//! for another) and a time to live; a second credential approves it (which credential may do what
+//! is the server's rule: the storage layer records what was decided); the operator then activates
+//! it, which issues one API key of the grant's role for that tenant that expires with the grant and
 //! whose record names the grant. Revoking the grant revokes its key at once.
 //!
 //! A break-glass key is an ordinary API key: its scope comes from [`Store::authenticate`], it is
@@ -10,7 +11,9 @@
 //! allows no write, no collection change and no audit export. What sets it apart is in its record
 //! and its scope ([`TenantScope::grant_id`](crate::TenantScope::grant_id)): every access event it
 //! leaves carries the note `break-glass grant <grant id>`, and it is audited even when the database
-//! turns access auditing off.
+//! turns access auditing off. A reader grant's key allows no write; a tenant-admin grant's key can
+//! do what any tenant-admin key does, including issue keys that outlive it (each such issue is an
+//! event that names the grant): that is what recovery needs, and what its approver approves.
 //!
 //! Every step (requested, approved, a refused approval, activated, revoked) is an event in the
 //! tenant's own trail, in the same fsynced batch as the change, with the grant id and the reason in
@@ -80,7 +83,9 @@ pub struct AccessGrantInfo {
     pub expires_ms: u64,
     /// When the approver credential approved it.
     pub approved_ms: Option<u64>,
-    /// The reader key issued at its activation.
+    /// The role of the key its activation issues (reader unless the request asked for another).
+    pub role: Role,
+    /// The key issued at its activation.
     pub key_id: Option<String>,
     /// When it was revoked.
     pub revoked_ms: Option<u64>,
@@ -95,6 +100,7 @@ impl fmt::Debug for AccessGrantInfo {
             .field("grant_id", &self.grant_id)
             .field("tenant", &self.tenant)
             .field("state", &self.state)
+            .field("role", &self.role)
             .field("expires_ms", &self.expires_ms)
             .finish_non_exhaustive()
     }
@@ -112,9 +118,10 @@ fn changes_display(c: char) -> bool {
         || matches!(c, '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
-/// The note of a grant's own events: its id, its expiry and its reason.
+/// The note of a grant's own events: its id, its role, its expiry and its reason.
 fn grant_note(grant: &[u8; 16], record: &GrantRecord) -> String {
-    format!("grant {}; expires_ms {}; reason: {}", hex::encode(grant), record.expires_ms, record.reason)
+    let (id, role) = (hex::encode(grant), record.role.as_str());
+    format!("grant {id}; role {role}; expires_ms {}; reason: {}", record.expires_ms, record.reason)
 }
 
 /// Refuses an empty, blank, too long or control-character reason, and a time to live outside
@@ -147,13 +154,15 @@ fn validate_request(reason: &str, ttl: Duration) -> Result<()> {
 }
 
 impl Store {
-    /// Requests a break-glass grant to read `tenant`'s data for `reason`, valid for `ttl` from now
-    /// (the default is [`DEFAULT_GRANT_TTL`]). It gives no access until it is approved and activated.
+    /// Requests a break-glass grant for a key of `role` (reader, when `None`) of `tenant` for
+    /// `reason`, valid for `ttl` from now (the default is [`DEFAULT_GRANT_TTL`]). It gives no access
+    /// until it is approved and activated.
     pub fn request_access_grant(
         &self,
         tenant: &TenantName,
         reason: &str,
         ttl: Option<Duration>,
+        role: Option<Role>,
     ) -> Result<AccessGrantInfo> {
         let ttl = ttl.unwrap_or(DEFAULT_GRANT_TTL);
         validate_request(reason, ttl)?;
@@ -169,6 +178,7 @@ impl Store {
             approved_ms: None,
             key_id: None,
             revoked_ms: None,
+            role: role.unwrap_or(Role::Reader),
         };
         let mut batch = Batch::default();
         let mut event = self.admin_record("access-grant-requested", None);
@@ -224,8 +234,8 @@ impl Store {
         Ok(())
     }
 
-    /// Activates an approved, unexpired grant, once: issues a reader API key of its tenant that
-    /// expires with the grant and whose record names it. The returned token is the only copy of the
+    /// Activates an approved, unexpired grant, once: issues an API key of the grant's role for its
+    /// tenant that expires with the grant and whose record names it. The returned token is the only copy of the
     /// key's secret (stored, like every key's, as a keyed hash only).
     pub fn activate_access_grant(
         &self,
@@ -252,7 +262,7 @@ impl Store {
         let key_record = ApiKeyRecord {
             tenant_uid: *info.uid.as_bytes(),
             secret_tag: layout::api_key_secret_tag(&self.system, secret.as_ref()),
-            role: Role::Reader,
+            role: record.role,
             label: format!("break-glass {}", hex::encode(raw_id)),
             created_ms: self.now_ms(),
             expires_ms: Some(record.expires_ms),
@@ -278,7 +288,8 @@ impl Store {
             tenant = %info.uid.short(),
             grant = grant_id,
             key_id = %key_hex,
-            "break-glass grant activated: reader key issued"
+            role = record.role.as_str(),
+            "break-glass grant activated: key issued"
         );
         let token = format!("bk_{key_hex}_{}", hex::encode(secret.as_ref()));
         // Built from what was just written, without another read: a failed read here would lose
@@ -338,7 +349,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.entries(&sys, Keys::Prefix(layout::GRANT_PREFIX)) {
             let (key, value) = item?;
-            let record: GrantRecord = layout::decode(&self.open_registry(&key, &value)?, "access grant")?;
+            let record = layout::decode_grant(&self.open_registry(&key, &value)?)?;
             if record.tenant_uid == *info.uid.as_bytes() {
                 let raw_id = layout::grant_id(&key).ok_or(StorageError::Codec("access grant"))?;
                 out.push(self.grant_info(raw_id, record)?);
@@ -354,7 +365,7 @@ impl Store {
         let mut keys = Vec::new();
         for item in self.db.entries(&sys, Keys::Prefix(layout::GRANT_PREFIX)) {
             let (key, value) = item?;
-            let record: GrantRecord = layout::decode(&self.open_registry(&key, &value)?, "access grant")?;
+            let record = layout::decode_grant(&self.open_registry(&key, &value)?)?;
             if record.tenant_uid == *owner {
                 keys.push(key.to_vec());
             }
@@ -378,7 +389,7 @@ impl Store {
         }
         let key = layout::grant_key(&raw_id);
         let Some(sealed) = self.db.get(&self.sys()?, &key)? else { return Err(not_found) };
-        let record: GrantRecord = layout::decode(&self.open_registry(&key, &sealed)?, "access grant")?;
+        let record = layout::decode_grant(&self.open_registry(&key, &sealed)?)?;
         if record.tenant_uid != *info.uid.as_bytes() {
             return Err(not_found);
         }
@@ -443,6 +454,7 @@ fn grant_info_as(raw_id: [u8; 16], record: GrantRecord, state: GrantState) -> Ac
         requested_ms: record.requested_ms,
         expires_ms: record.expires_ms,
         approved_ms: record.approved_ms,
+        role: record.role,
         key_id: record.key_id.map(hex::encode),
         revoked_ms: record.revoked_ms,
         state,

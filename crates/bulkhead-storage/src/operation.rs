@@ -29,13 +29,19 @@ pub enum Operation {
     Search,
     /// Export the tenant's own audit trail.
     ExportAudit,
+    /// Issue an API key of the tenant (a tenant-admin's own key management).
+    IssueApiKey,
+    /// List the tenant's API keys.
+    ListApiKeys,
+    /// Revoke an API key of the tenant.
+    RevokeApiKey,
     /// Resolve a document id to its opaque reference (a test hook of the query crate).
     PointRef,
 }
 
 impl Operation {
     /// Every operation, in the order of this table.
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 14] = [
         Operation::CreateCollection,
         Operation::ListCollections,
         Operation::DescribeCollection,
@@ -46,6 +52,9 @@ impl Operation {
         Operation::Count,
         Operation::Search,
         Operation::ExportAudit,
+        Operation::IssueApiKey,
+        Operation::ListApiKeys,
+        Operation::RevokeApiKey,
         Operation::PointRef,
     ];
 
@@ -62,6 +71,9 @@ impl Operation {
             Operation::Count => "count",
             Operation::Search => "search",
             Operation::ExportAudit => "export-audit",
+            Operation::IssueApiKey => "issue-api-key",
+            Operation::ListApiKeys => "list-api-keys",
+            Operation::RevokeApiKey => "revoke-api-key",
             Operation::PointRef => "point-ref",
         }
     }
@@ -74,9 +86,12 @@ impl Operation {
     /// The least role that may perform it.
     pub fn required_role(self) -> Role {
         match self {
-            Operation::CreateCollection | Operation::DropCollection | Operation::ExportAudit => {
-                Role::TenantAdmin
-            }
+            Operation::CreateCollection
+            | Operation::DropCollection
+            | Operation::ExportAudit
+            | Operation::IssueApiKey
+            | Operation::ListApiKeys
+            | Operation::RevokeApiKey => Role::TenantAdmin,
             Operation::Upsert | Operation::Delete => Role::Writer,
             Operation::ListCollections
             | Operation::DescribeCollection
@@ -100,6 +115,9 @@ impl Operation {
             Operation::Count => "count points",
             Operation::Search => "search",
             Operation::ExportAudit => "export the audit trail",
+            Operation::IssueApiKey => "issue API keys",
+            Operation::ListApiKeys => "list API keys",
+            Operation::RevokeApiKey => "revoke API keys",
             Operation::PointRef => "resolve document ids",
         }
     }

@@ -10,7 +10,7 @@ use crate::keyring::ENCRYPTION_RESERVATION;
 use crate::layout::{self, ApiKeyRecord, Placement, SYS_CF, SYSTEM_OWNER, TenantRecord};
 use crate::scope::{KeyBinding, Role};
 use crate::store::Store;
-use crate::tenant::Location;
+use crate::tenant::{Location, TenantHandle};
 use bulkhead_crypto::{DataKey, OwnerCipher, Purpose, SealContext, random_bytes};
 use std::fmt;
 
@@ -136,6 +136,7 @@ impl Store {
             uid: *uid.as_bytes(),
             created_ms: self.now_ms(),
             placement,
+            keys_issued: false,
         };
         // The place first: if we crash after this, an orphan empty column family (or instance)
         // remains, which open drops; the registry entry below is what makes the tenant exist. The
@@ -165,7 +166,7 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db.entries(&sys, Keys::Prefix(layout::TENANT_PREFIX)) {
             let (key, value) = item?;
-            let record: TenantRecord = layout::decode(&self.open_registry(&key, &value)?, "tenant")?;
+            let record = layout::decode_tenant(&self.open_registry(&key, &value)?)?;
             out.push(TenantInfo {
                 name: TenantName::new(record.name)?,
                 uid: TenantUid::from_bytes(record.uid),
@@ -179,15 +180,21 @@ impl Store {
 
     /// Looks a tenant up by name.
     pub fn tenant_info(&self, name: &TenantName) -> Result<TenantInfo> {
-        let key = self.tenant_registry_key(name);
-        let sealed = self.db.get(&self.sys()?, &key)?.ok_or(StorageError::NotFound { what: "tenant" })?;
-        let record: TenantRecord = layout::decode(&self.open_registry(&key, &sealed)?, "tenant")?;
+        let (_, record) = self.tenant_record(name)?;
         Ok(TenantInfo {
             name: name.clone(),
             uid: TenantUid::from_bytes(record.uid),
             created_ms: record.created_ms,
             placement: record.placement,
         })
+    }
+
+    /// The registry key and record of the tenant named `name`.
+    pub(crate) fn tenant_record(&self, name: &TenantName) -> Result<(Vec<u8>, TenantRecord)> {
+        let key = self.tenant_registry_key(name);
+        let sealed = self.db.get(&self.sys()?, &key)?.ok_or(StorageError::NotFound { what: "tenant" })?;
+        let record = layout::decode_tenant(&self.open_registry(&key, &sealed)?)?;
+        Ok((key, record))
     }
 
     /// Issues an API key for a tenant. The returned token is the only copy of the secret.
@@ -203,7 +210,9 @@ impl Store {
 
     /// Issues an API key with a binding: a user's key (its searches run as that user) or a service
     /// key that may or may not act on behalf of users it names. The user and each group are 1 to
-    /// `MAX_PRINCIPAL_BYTES` bytes; at most `MAX_PRINCIPAL_GROUPS` groups.
+    /// `MAX_PRINCIPAL_BYTES` bytes; at most `MAX_PRINCIPAL_GROUPS` groups. Any role, any number of
+    /// times: the embedding host's (or a development server's) door. A server with a configured
+    /// admin token uses [`Store::issue_first_api_key`].
     pub fn issue_bound_api_key(
         &self,
         tenant: &TenantName,
@@ -212,30 +221,100 @@ impl Store {
         expires_ms: Option<u64>,
         binding: KeyBinding,
     ) -> Result<IssuedApiKey> {
-        validate_key_request(role, label, &binding)?;
-        let info = self.tenant_info(tenant)?;
+        self.issue_operator_key(tenant, NewKey { role, label, expires_ms, binding }, false)
+    }
+
+    /// As [`Store::issue_bound_api_key`], but only a tenant's first key: refused with
+    /// [`StorageError::KeysIssuedAlready`] (and the refusal is an event in the tenant's trail) once
+    /// the tenant has had any key, or was imported. From then on its tenant-admins issue its keys
+    /// ([`TenantHandle::issue_api_key`]), and a tenant that lost every admin key gets one through a
+    /// break-glass grant of role tenant-admin. The check and the marker that closes it are under
+    /// the registry lock and in the key's batch: of two concurrent first issues, one succeeds.
+    pub fn issue_first_api_key(
+        &self,
+        tenant: &TenantName,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+        binding: KeyBinding,
+    ) -> Result<IssuedApiKey> {
+        self.issue_operator_key(tenant, NewKey { role, label, expires_ms, binding }, true)
+    }
+
+    fn issue_operator_key(
+        &self,
+        tenant: &TenantName,
+        new: NewKey<'_>,
+        first_only: bool,
+    ) -> Result<IssuedApiKey> {
+        validate_key_request(new.role, new.label, &new.binding)?;
+        let mut reserved = self.registry_lock.lock();
+        let (tenant_key, mut record) = self.tenant_record(tenant)?;
+        let uid = TenantUid::from_bytes(record.uid);
+        // The marker, and the key records themselves (a key issued through a trusted-host scope
+        // sets no marker): a key record stays until its tenant is deleted, revoked or not.
+        if first_only && (record.keys_issued || self.has_api_keys(&uid)?) {
+            let mut batch = Batch::default();
+            let mut event = self.admin_record("api-key-issue-refused", None);
+            event.outcome = "failed-precondition".to_owned();
+            event.note = Some(format!("role {}: not the tenant's first key", new.role.as_str()));
+            let pending = self.audit_record_into(&mut batch, &uid, event)?;
+            self.sys_write(batch)?;
+            pending.committed();
+            return Err(StorageError::KeysIssuedAlready);
+        }
+        let marker = (!record.keys_issued).then(|| {
+            record.keys_issued = true;
+            layout::encode(&record)
+        });
+        let marker = marker.as_deref().map(|bytes| (tenant_key.as_slice(), bytes));
+        self.commit_new_key(&mut reserved, uid, new, None, marker)
+    }
+
+    /// Writes a new key of `uid` with its `api-key-issued` event (with `note`) and, if given, one
+    /// more registry record, in one fsynced batch. The caller holds `registry_lock` (`reserved`).
+    fn commit_new_key(
+        &self,
+        reserved: &mut u64,
+        uid: TenantUid,
+        new: NewKey<'_>,
+        note: Option<String>,
+        also: Option<(&[u8], &[u8])>,
+    ) -> Result<IssuedApiKey> {
         let key_id: [u8; 16] = random_bytes();
-        let secret: [u8; 32] = random_bytes();
+        let secret = zeroize::Zeroizing::new(random_bytes::<32>());
+        let role = new.role;
         let record = ApiKeyRecord {
-            tenant_uid: *info.uid.as_bytes(),
-            secret_tag: layout::api_key_secret_tag(&self.system, &secret),
+            tenant_uid: *uid.as_bytes(),
+            secret_tag: layout::api_key_secret_tag(&self.system, secret.as_ref()),
             role,
-            label: label.to_owned(),
+            label: new.label.to_owned(),
             created_ms: self.now_ms(),
-            expires_ms,
+            expires_ms: new.expires_ms,
             revoked: false,
-            binding,
+            binding: new.binding,
             grant: None,
         };
-        let key = layout::apikey_key(&key_id);
-        let mut reserved = self.registry_lock.lock();
-        let mut batch = Batch::default();
-        let _pending =
-            self.audit_into(&mut batch, &info.uid, "api-key-issued", Some(&hex::encode(key_id)))?;
-        self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         let key_id = hex::encode(key_id);
-        tracing::info!(tenant = %info.uid.short(), key_id = %key_id, role = role.as_str(), "api key issued");
-        Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret)), key_id })
+        let key = layout::apikey_key(&hex_id(&key_id)?);
+        let record = layout::encode(&record);
+        let mut batch = Batch::default();
+        let mut event = self.admin_record("api-key-issued", Some(&key_id));
+        event.note = Some(match note {
+            Some(note) => format!("role {}; {note}", role.as_str()),
+            None => format!("role {}", role.as_str()),
+        });
+        let _pending = self.audit_record_into(&mut batch, &uid, event)?;
+        let mut records = vec![(key.as_slice(), record.as_slice())];
+        records.extend(also);
+        self.commit_registry_records(reserved, batch, &records)?;
+        tracing::info!(tenant = %uid.short(), key_id = %key_id, role = role.as_str(), "api key issued");
+        Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret.as_ref())), key_id })
+    }
+
+    /// Whether any key of `uid` was ever issued (revoked ones included).
+    fn has_api_keys(&self, uid: &TenantUid) -> Result<bool> {
+        Ok(!self.api_keys_of(uid)?.is_empty())
     }
 
     /// The API key record of a key id given in hex, with the id's bytes; `None` for a malformed or
@@ -252,13 +331,17 @@ impl Store {
 
     /// Lists a tenant's API keys (never their secrets).
     pub fn list_api_keys(&self, tenant: &TenantName) -> Result<Vec<ApiKeyInfo>> {
-        let info = self.tenant_info(tenant)?;
+        self.api_keys_of(&self.tenant_info(tenant)?.uid)
+    }
+
+    /// Every API key of the tenant `uid` (never their secrets).
+    fn api_keys_of(&self, uid: &TenantUid) -> Result<Vec<ApiKeyInfo>> {
         let sys = self.sys()?;
         let mut out = Vec::new();
         for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
             let (key, value) = item?;
             let record: ApiKeyRecord = layout::decode_api_key(&self.open_registry(&key, &value)?)?;
-            if record.tenant_uid == *info.uid.as_bytes() {
+            if record.tenant_uid == *uid.as_bytes() {
                 let raw_id: [u8; 16] =
                     layout::apikey_id(&key).try_into().map_err(|_| StorageError::Codec("api key"))?;
                 out.push(ApiKeyInfo {
@@ -281,21 +364,128 @@ impl Store {
     pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<()> {
         let mut reserved = self.registry_lock.lock();
         let info = self.tenant_info(tenant)?;
+        self.revoke_key_of(&mut reserved, info.uid, key_id, None)
+    }
+
+    /// Revokes the key `key_id` of `uid` (not found if it is another tenant's), with its
+    /// `api-key-revoked` event (with `note`). The caller holds `registry_lock` (`reserved`).
+    fn revoke_key_of(
+        &self,
+        reserved: &mut u64,
+        uid: TenantUid,
+        key_id: &str,
+        note: Option<String>,
+    ) -> Result<()> {
         let Some((raw_id, mut record)) = self.load_api_key(key_id)? else {
             return Err(StorageError::NotFound { what: "api key" });
         };
-        if record.tenant_uid != *info.uid.as_bytes() {
+        if record.tenant_uid != *uid.as_bytes() {
             return Err(StorageError::NotFound { what: "api key" });
         }
         record.revoked = true;
         let key = layout::apikey_key(&raw_id);
+        let key_id = hex::encode(raw_id);
         let mut batch = Batch::default();
-        let _pending = self.audit_into(&mut batch, &info.uid, "api-key-revoked", Some(key_id))?;
-        self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
+        let mut event = self.admin_record("api-key-revoked", Some(&key_id));
+        event.note = note;
+        let _pending = self.audit_record_into(&mut batch, &uid, event)?;
+        self.commit_registry(reserved, batch, &key, &layout::encode(&record))?;
         // After the commit: a check that read the record before it cannot cache it (`keycache.rs`).
         self.key_cache.remove(&raw_id);
-        tracing::info!(tenant = %info.uid.short(), key_id, "api key revoked");
+        tracing::info!(tenant = %uid.short(), key_id = %key_id, "api key revoked");
         Ok(())
+    }
+}
+
+/// What a new key is: its role, label, expiry and binding.
+struct NewKey<'a> {
+    role: Role,
+    label: &'a str,
+    expires_ms: Option<u64>,
+    binding: KeyBinding,
+}
+
+/// The 16 bytes of a key id this file just wrote as hex.
+fn hex_id(key_id: &str) -> Result<[u8; 16]> {
+    let mut raw = [0u8; 16];
+    hex::decode_to_slice(key_id, &mut raw).map_err(|_| StorageError::Codec("api key"))?;
+    Ok(raw)
+}
+
+/// A tenant-admin's management of its own tenant's keys (the data plane's `IssueOwnApiKey`,
+/// `ListOwnApiKeys`, `RevokeOwnApiKey`). The tenant is the handle's, which only its scope opens: no
+/// call here names a tenant. Each issue and revocation is an event in the tenant's trail that names
+/// the key that made it (and its break-glass grant, if it has one).
+impl TenantHandle<'_> {
+    /// Issues a key of this tenant, of any role up to tenant-admin, with the same label, expiry and
+    /// binding rules as the operator's issue (never a break-glass key). Tenant-admin scopes only.
+    pub fn issue_api_key(
+        &self,
+        role: Role,
+        label: &str,
+        expires_ms: Option<u64>,
+        binding: KeyBinding,
+    ) -> Result<IssuedApiKey> {
+        self.require_key_admin("issue API keys")?;
+        validate_key_request(role, label, &binding)?;
+        let mut reserved = self.store.registry_lock.lock();
+        self.still_here()?;
+        let new = NewKey { role, label, expires_ms, binding };
+        self.store.commit_new_key(&mut reserved, self.tenant_uid(), new, Some(self.actor_note()), None)
+    }
+
+    /// This tenant's API keys (never their secrets), break-glass keys included. Tenant-admin scopes
+    /// only.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyInfo>> {
+        self.require_key_admin("list API keys")?;
+        self.store.api_keys_of(&self.tenant_uid())
+    }
+
+    /// Revokes a key of this tenant (any other key id is "not found"), its own included; scopes
+    /// minted from it stop working at once. A break-glass key is refused: it is revoked with its
+    /// grant, on the admin plane. Tenant-admin scopes only.
+    pub fn revoke_api_key(&self, key_id: &str) -> Result<()> {
+        self.require_key_admin("revoke API keys")?;
+        let mut reserved = self.store.registry_lock.lock();
+        self.still_here()?;
+        let uid = self.tenant_uid();
+        if let Some((_, record)) = self.store.load_api_key(key_id)?
+            && record.tenant_uid == *uid.as_bytes()
+            && record.grant.is_some()
+        {
+            return Err(StorageError::PermissionDenied {
+                operation: "revoking a break-glass key (the operator revokes its grant)",
+            });
+        }
+        self.store.revoke_key_of(&mut reserved, uid, key_id, Some(self.actor_note()))
+    }
+
+    fn require_key_admin(&self, operation: &'static str) -> Result<()> {
+        if self.role() < Role::TenantAdmin {
+            return Err(StorageError::PermissionDenied { operation });
+        }
+        Ok(())
+    }
+
+    /// Refuses a tenant deleted since the handle was made (the registry lock is held: a deletion
+    /// cannot start between this check and the commit).
+    fn still_here(&self) -> Result<()> {
+        match self.state.deleted.load(std::sync::atomic::Ordering::Acquire) {
+            true => Err(StorageError::NotFound { what: "tenant" }),
+            false => Ok(()),
+        }
+    }
+
+    /// Who did it, for the event's note: the key of the scope (none: a trusted host's scope).
+    fn actor_note(&self) -> String {
+        let by = match self.key_id_hex() {
+            Some(key_id) => format!("by tenant-admin key {key_id}"),
+            None => "by a trusted-host scope".to_owned(),
+        };
+        match self.grant_hex() {
+            Some(grant) => format!("{by}; break-glass grant {grant}"),
+            None => by,
+        }
     }
 }
 

@@ -127,6 +127,16 @@ impl<'s> TenantHandle<'s> {
         self.grant.is_some()
     }
 
+    /// The scope's API key id in hex (`None`: a trusted host's scope).
+    pub(crate) fn key_id_hex(&self) -> Option<String> {
+        self.key_id.map(hex::encode)
+    }
+
+    /// The scope's break-glass grant id in hex, if its key has one.
+    pub(crate) fn grant_hex(&self) -> Option<String> {
+        self.grant.map(hex::encode)
+    }
+
     /// The role of the scope this handle was opened with.
     pub fn role(&self) -> Role {
         self.role

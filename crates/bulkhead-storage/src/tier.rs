@@ -12,7 +12,7 @@
 use crate::engine::{Batch, Engine, Entry, Family, Keys, Snapshot};
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
-use crate::layout::{self, Placement, TenantRecord};
+use crate::layout::{self, Placement};
 use crate::store::{Durability, Store};
 use crate::tenant::{Location, TenantState};
 use parking_lot::Mutex;
@@ -100,16 +100,15 @@ impl Store {
             progress(now);
         };
         let to = Location::of(&uid, target);
-        let old =
-            match self.copy_and_switch(&state, &info.name, info.created_ms, &to, &mut done, &mut progress) {
-                Ok(old) => old,
-                Err(e) => {
-                    // Nothing switched: the new copy goes, the move's record with it.
-                    self.remove_copy(uid, target)?;
-                    self.sys_write(self.end_move(uid)?)?;
-                    return Err(e);
-                }
-            };
+        let old = match self.copy_and_switch(&state, &info.name, &to, &mut done, &mut progress) {
+            Ok(old) => old,
+            Err(e) => {
+                // Nothing switched: the new copy goes, the move's record with it.
+                self.remove_copy(uid, target)?;
+                self.sys_write(self.end_move(uid)?)?;
+                return Err(e);
+            }
+        };
         progress(done);
         // The old copy stays while handles made before the switch still read it. (Should this
         // fail, the move's record says "switched", and the next open removes the old copy.)
@@ -158,7 +157,6 @@ impl Store {
         &self,
         state: &TenantState,
         name: &TenantName,
-        created_ms: u64,
         to: &Location,
         done: &mut MoveProgress,
         progress: &mut impl FnMut(MoveProgress),
@@ -203,9 +201,10 @@ impl Store {
         let mut event = self.admin_record("tenant-moved", None);
         event.note = Some(format!("from {} to {}", old.placement.name(), to.placement.name()));
         let _pending = self.audit_record_into(&mut batch, &uid, event)?;
-        let entry =
-            TenantRecord { name: name.as_str().to_owned(), uid: *owner, created_ms, placement: to.placement };
-        self.commit_registry(&mut reserved, batch, &self.tenant_registry_key(name), &layout::encode(&entry))?;
+        // Everything else of the registry entry (its first-key marker) stays as it is.
+        let (tenant_key, mut entry) = self.tenant_record(name)?;
+        entry.placement = to.placement;
+        self.commit_registry(&mut reserved, batch, &tenant_key, &layout::encode(&entry))?;
         *state.location.write() = Arc::new(Location::of(&uid, to.placement));
         drop(write);
         drop(reserved);

@@ -171,11 +171,15 @@ class AdminClient:
 
     # -- break-glass grants -----------------------------------------------------------------------
 
-    def request_access_grant(self, tenant: str, reason: str, *, ttl_seconds: int | None = None) -> AccessGrant:
-        """Requests a break-glass grant to read `tenant`'s data: a reason (1 to 512 bytes, kept in the
-        tenant's audit trail), a time to live (60 to 86,400 s, default 3,600). Pending: no access
-        until the approver token approves it and `activate_access_grant` turns it into a key."""
-        request = pb.RequestAccessGrantRequest(tenant=tenant, reason=reason)
+    def request_access_grant(
+        self, tenant: str, reason: str, *, ttl_seconds: int | None = None, role: Role = "reader"
+    ) -> AccessGrant:
+        """Requests a break-glass grant for a key of `role` (reader: to read `tenant`'s data;
+        tenant-admin: for a tenant that lost its admin keys or was imported): a reason (1 to 512
+        bytes, kept in the tenant's audit trail), a time to live (60 to 86,400 s, default 3,600).
+        Pending: no access until the approver token approves it and `activate_access_grant` turns
+        it into a key."""
+        request = pb.RequestAccessGrantRequest(tenant=tenant, reason=reason, role=role_to_proto(role))
         if ttl_seconds is not None:
             request.ttl_seconds = ttl_seconds
         return access_grant_from_proto(self._caller.call(Admin.RequestAccessGrant, request))

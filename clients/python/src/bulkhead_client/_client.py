@@ -11,12 +11,15 @@ from google.protobuf.message import Message
 
 from ._convert import (
     FilterLike,
+    api_key_from_proto,
     audit_event_from_proto,
+    expires_to_ms,
     collection_from_proto,
     delete_batches,
     hit_from_proto,
     metric_to_proto,
     principal_to_proto,
+    role_to_proto,
     search_batches,
     search_request,
     stored_point_from_proto,
@@ -25,7 +28,19 @@ from ._convert import (
 from ._errors import BulkheadError, from_rpc_error
 from ._pb import bulkhead_pb2 as pb
 from ._transport import DataPlane, Method, Req, Resp, RetryPolicy, TlsOption, _Secret, bearer, target
-from ._types import AuditEvent, CollectionInfo, Hit, Metric, Point, PrincipalLike, StoredPoint, Vector
+from ._types import (
+    ApiKey,
+    AuditEvent,
+    CollectionInfo,
+    Hit,
+    IssuedKey,
+    Metric,
+    Point,
+    PrincipalLike,
+    Role,
+    StoredPoint,
+    Vector,
+)
 
 __all__ = ["Client", "Collection"]
 
@@ -152,6 +167,43 @@ class Client:
             )
             yield from (audit_event_from_proto(e) for e in page.events)
             next_seq = page.next_seq if page.HasField("next_seq") else None
+
+    # -- The tenant's own API keys (tenant-admin keys) ---------------------------------------------
+
+    def issue_own_key(
+        self,
+        role: Role,
+        *,
+        label: str = "",
+        expires: object = None,
+        on_behalf_of: bool = False,
+        user: PrincipalLike | None = None,
+    ) -> IssuedKey:
+        """Issues an API key of this key's own tenant (needs a tenant-admin key), with the options of
+        `AdminClient.issue_key`. The token is in the result only. Not retried on UNAVAILABLE."""
+        request = pb.IssueOwnApiKeyRequest(role=role_to_proto(role), label=label)
+        expires_ms = expires_to_ms(expires)
+        if expires_ms is not None:
+            request.expires_ms = expires_ms
+        if on_behalf_of and user is not None:
+            raise ValueError("a key is either on-behalf-of or bound to a user, not both")
+        if on_behalf_of:
+            request.on_behalf_of = True
+        elif user is not None:
+            principal = principal_to_proto(user)
+            request.user.user = principal.user
+            request.user.groups.extend(principal.groups)
+        issued = self._caller.call(DataPlane.IssueOwnApiKey, request)
+        return IssuedKey(key_id=issued.key_id, token=issued.token)
+
+    def list_own_keys(self) -> list[ApiKey]:
+        """This key's tenant's API keys, never their secrets (needs a tenant-admin key)."""
+        response = self._caller.call(DataPlane.ListOwnApiKeys, pb.ListOwnApiKeysRequest())
+        return [api_key_from_proto(k) for k in response.keys]
+
+    def revoke_own_key(self, key_id: str) -> None:
+        """Revokes a key of this key's tenant (needs a tenant-admin key); another tenant's is not found."""
+        self._caller.call(DataPlane.RevokeOwnApiKey, pb.RevokeOwnApiKeyRequest(key_id=key_id))
 
 
 class Collection:

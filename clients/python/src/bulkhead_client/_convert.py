@@ -419,6 +419,7 @@ def access_grant_from_proto(g: pb.AccessGrant) -> AccessGrant:
         approved_ms=g.approved_ms if g.HasField("approved_ms") else None,
         key_id=g.key_id if g.HasField("key_id") else None,
         revoked_ms=g.revoked_ms if g.HasField("revoked_ms") else None,
+        role=role_from_proto(g.role),
     )
 
 

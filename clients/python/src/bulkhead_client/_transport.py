@@ -123,6 +123,9 @@ class DataPlane:
     Search = _d("Search", pb.SearchRequest, pb.SearchResponse, True)
     SearchBatch = _d("SearchBatch", pb.SearchBatchRequest, pb.SearchBatchResponse, True)
     ExportAudit = _d("ExportAudit", pb.ExportOwnAuditRequest, pb.ExportAuditResponse, True)
+    IssueOwnApiKey = _d("IssueOwnApiKey", pb.IssueOwnApiKeyRequest, pb.IssueApiKeyResponse, False)
+    ListOwnApiKeys = _d("ListOwnApiKeys", pb.ListOwnApiKeysRequest, pb.ListApiKeysResponse, True)
+    RevokeOwnApiKey = _d("RevokeOwnApiKey", pb.RevokeOwnApiKeyRequest, pb.RevokeApiKeyResponse, True)
 
 
 class Admin:

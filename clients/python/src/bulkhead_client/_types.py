@@ -231,7 +231,7 @@ class ApiKey:
 @dataclass(frozen=True)
 class AccessGrant:
     """A break-glass access grant: `state` is pending, approved, active, expired or revoked; `key_id`
-    is the reader key its activation issued. `reason` is left out of the repr."""
+    is the key (of the grant's `role`) its activation issued. `reason` is left out of the repr."""
 
     grant_id: str
     tenant: str
@@ -242,6 +242,7 @@ class AccessGrant:
     approved_ms: int | None
     key_id: str | None
     revoked_ms: int | None
+    role: Role = "reader"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ enum Needs {
     Admin,
     /// The approver token alone.
     Approver,
+    /// The admin token or the approver token.
+    AdminOrApprover,
 }
 
 /// Every RPC: (service, method, what it needs, whether it names one of acme's collections).
@@ -65,6 +67,10 @@ const ROWS: &[(&str, &str, Needs, bool)] = &[
     ("DataPlane", "Search", Needs::Reader, true),
     ("DataPlane", "SearchBatch", Needs::Reader, true),
     ("DataPlane", "ExportAudit", Needs::TenantAdmin, false),
+    ("DataPlane", "IssueOwnApiKey", Needs::TenantAdmin, false),
+    ("DataPlane", "ListOwnApiKeys", Needs::TenantAdmin, false),
+    // Names one of acme's key ids: another tenant's admin gets "not found".
+    ("DataPlane", "RevokeOwnApiKey", Needs::TenantAdmin, true),
     ("Admin", "CreateTenant", Needs::Admin, false),
     ("Admin", "ListTenants", Needs::Admin, false),
     ("Admin", "DescribeTenant", Needs::Admin, false),
@@ -88,7 +94,7 @@ const ROWS: &[(&str, &str, Needs, bool)] = &[
     ("Admin", "RequestAccessGrant", Needs::Admin, false),
     ("Admin", "ApproveAccessGrant", Needs::Approver, false),
     ("Admin", "ActivateAccessGrant", Needs::Admin, false),
-    ("Admin", "ListAccessGrants", Needs::Admin, false),
+    ("Admin", "ListAccessGrants", Needs::AdminOrApprover, false),
     ("Admin", "RevokeAccessGrant", Needs::Admin, false),
 ];
 
@@ -102,7 +108,10 @@ fn expected_events(
 ) -> Vec<(&'static str, &'static str)> {
     let mut events = match (method, cred) {
         ("DropCollection", _) => vec![("create-collection", "ok")],
-        ("RevokeApiKey" | "UnlockApiKey", _) => vec![("api-key-issued", "ok")],
+        // A reader key of acme made for the row, by acme's tenant-admin key on the data plane.
+        ("RevokeApiKey" | "UnlockApiKey" | "RevokeOwnApiKey", _) => {
+            vec![("api-key-issued", "ok"), ("issue-api-key", "ok")]
+        }
         // A grant of acme made for the row (approved too, for an activation).
         ("ApproveAccessGrant" | "RevokeAccessGrant", _) => vec![("access-grant-requested", "ok")],
         ("ActivateAccessGrant", _) => {
@@ -121,6 +130,9 @@ fn expected_events(
         "Count" => "count",
         "Search" | "SearchBatch" => "search",
         "ExportAudit" => "export-audit",
+        "IssueOwnApiKey" => "issue-api-key",
+        "ListOwnApiKeys" => "list-api-keys",
+        "RevokeOwnApiKey" => "revoke-api-key",
         _ => "",
     };
     let role = match cred {
@@ -135,17 +147,20 @@ fn expected_events(
             return events;
         }
         Cred::Admin | Cred::Approver if service == "DataPlane" => return events,
-        // Refused at admission for everything but an approval, which it makes.
+        // Refused at admission for everything but approving and listing grants.
         Cred::Approver => {
-            if method == "ApproveAccessGrant" {
-                events.push(("access-grant-approved", "ok"));
+            match method {
+                "ApproveAccessGrant" => events.push(("access-grant-approved", "ok")),
+                "ListAccessGrants" => events.push(("approver-list-access-grants", "ok")),
+                _ => {}
             }
             return events;
         }
         Cred::Admin => {
             let admin_event = match method {
                 "DescribeTenant" => Some(("admin-describe-tenant", "ok")),
-                "IssueApiKey" => Some(("api-key-issued", "ok")),
+                // acme has had keys: the operator issues only a tenant's first key.
+                "IssueApiKey" => Some(("api-key-issue-refused", "failed-precondition")),
                 "ListApiKeys" => Some(("admin-list-api-keys", "ok")),
                 "RevokeApiKey" => Some(("api-key-revoked", "ok")),
                 "GetRotationStatus" => Some(("admin-rotation-status", "ok")),
@@ -175,6 +190,12 @@ fn expected_events(
     } else if role < needs {
         events.push((data_name, "permission-denied"));
     } else {
+        // A tenant-admin's own key management: the change's event, then the access event.
+        match method {
+            "IssueOwnApiKey" => events.push(("api-key-issued", "ok")),
+            "RevokeOwnApiKey" => events.push(("api-key-revoked", "ok")),
+            _ => {}
+        }
         events.push((data_name, "ok"));
     }
     events
@@ -182,14 +203,16 @@ fn expected_events(
 
 /// The status a credential must get for a row: written out from the contract, not from the server's
 /// own role table.
-fn expected(_method: &str, needs: Needs, scoped: bool, cred: Cred) -> Code {
+fn expected(method: &str, needs: Needs, scoped: bool, cred: Cred) -> Code {
     let role = match cred {
         Cred::None | Cred::Malformed | Cred::Unknown | Cred::Revoked | Cred::Expired | Cred::WrongAdmin => {
             return Code::Unauthenticated;
         }
-        Cred::Admin if needs == Needs::Admin => return Code::Ok,
+        // acme has had keys: a configured admin token issues only a tenant's first key.
+        Cred::Admin if method == "IssueApiKey" => return Code::FailedPrecondition,
+        Cred::Admin if matches!(needs, Needs::Admin | Needs::AdminOrApprover) => return Code::Ok,
         Cred::Admin => return Code::PermissionDenied,
-        Cred::Approver if needs == Needs::Approver => return Code::Ok,
+        Cred::Approver if matches!(needs, Needs::Approver | Needs::AdminOrApprover) => return Code::Ok,
         Cred::Approver => return Code::PermissionDenied,
         _ if needs >= Needs::Admin => return Code::PermissionDenied,
         Cred::Reader => Needs::Reader,
@@ -242,15 +265,13 @@ async fn world() -> World {
         .await
         .expect("revoke");
     let now = server.db.clock().now_ms();
-    let expiring = pb::IssueApiKeyRequest {
-        tenant: "acme".into(),
+    let expiring = pb::IssueOwnApiKeyRequest {
         role: pb::Role::TenantAdmin as i32,
         label: "short-lived".into(),
         expires_ms: Some(now + 1_000),
         binding: None,
     };
-    let expired =
-        admin.issue_api_key(req(expiring, &server.admin_token)).await.expect("issue").into_inner().token;
+    let (expired, _) = server.own_key("acme", expiring).await;
     // It works until it expires, then it is refused like any unknown key.
     data.count(req(pb::CountRequest { collection: "docs".into() }, &expired))
         .await
@@ -404,6 +425,22 @@ async fn call_data_plane(world: &World, method: &str, cred: Cred, n: u32) -> Opt
         "DataPlane/ExportAudit" => {
             let r = pb::ExportOwnAuditRequest { since_ms: 0, from_seq: 0, limit: 1 };
             code(data.export_audit(with(r, cred, token)).await)
+        }
+        "IssueOwnApiKey" => {
+            let r = pb::IssueOwnApiKeyRequest {
+                role: pb::Role::Reader as i32,
+                label: String::new(),
+                expires_ms: None,
+                binding: None,
+            };
+            code(data.issue_own_api_key(with(r, cred, token)).await)
+        }
+        "ListOwnApiKeys" => {
+            code(data.list_own_api_keys(with(pb::ListOwnApiKeysRequest {}, cred, token)).await)
+        }
+        "RevokeOwnApiKey" => {
+            let (_, key_id) = world.server.key("acme", pb::Role::Reader).await;
+            code(data.revoke_own_api_key(with(pb::RevokeOwnApiKeyRequest { key_id }, cred, token)).await)
         }
         _ => return None,
     };
@@ -583,6 +620,7 @@ async fn call_admin(world: &World, method: &str, cred: Cred, n: u32) -> Code {
                 tenant: "acme".into(),
                 reason: "matrix".into(),
                 ttl_seconds: None,
+                role: 0,
             };
             code(admin.request_access_grant(with(r, cred, token)).await)
         }
@@ -705,7 +743,7 @@ fn every_rpc_of_the_descriptors_has_a_matrix_row() {
         .collect();
     let rows: BTreeSet<(String, String)> =
         ROWS.iter().map(|(s, m, _, _)| ((*s).to_owned(), (*m).to_owned())).collect();
-    assert_eq!(described.len(), 36, "the contract has 36 RPCs today: {described:?}");
+    assert_eq!(described.len(), 39, "the contract has 39 RPCs today: {described:?}");
     let missing: Vec<_> = described.difference(&rows).collect();
     assert!(missing.is_empty(), "RPCs without an authorisation matrix row: {missing:?}");
     let stale: Vec<_> = rows.difference(&described).collect();

@@ -52,6 +52,7 @@ async fn a_grant_takes_a_second_credential_reads_only_and_is_in_the_tenants_own_
         tenant: "acme".into(),
         reason: REASON.into(),
         ttl_seconds: Some(600),
+        role: 0,
     };
     let grant = admin.request_access_grant(req(r, &admin_token)).await.expect("request").into_inner();
     assert_eq!(grant.state, "pending");
@@ -179,8 +180,12 @@ async fn revoking_a_grant_stops_its_cached_key_at_once_and_bad_requests_are_refu
     let (admin_token, approver) = (server.admin_token.clone(), server.approver_token.clone());
     let mut admin = server.admin().await;
     let mut data = server.data().await;
-    let r =
-        pb::RequestAccessGrantRequest { tenant: "acme".into(), reason: "support".into(), ttl_seconds: None };
+    let r = pb::RequestAccessGrantRequest {
+        tenant: "acme".into(),
+        reason: "support".into(),
+        ttl_seconds: None,
+        role: 0,
+    };
     let grant = admin.request_access_grant(req(r, &admin_token)).await.expect("request").into_inner();
     assert_eq!(grant.expires_ms - grant.requested_ms, 3_600_000, "one hour by default");
     let id = grant.grant_id.clone();
@@ -201,8 +206,12 @@ async fn revoking_a_grant_stops_its_cached_key_at_once_and_bad_requests_are_refu
 
     // Clear refusals: a reason too long, a time to live too long, an unknown grant, another
     // tenant's grant.
-    let long =
-        pb::RequestAccessGrantRequest { tenant: "acme".into(), reason: "x".repeat(513), ttl_seconds: None };
+    let long = pb::RequestAccessGrantRequest {
+        tenant: "acme".into(),
+        reason: "x".repeat(513),
+        ttl_seconds: None,
+        role: 0,
+    };
     let status = admin.request_access_grant(req(long, &admin_token)).await.expect_err("long reason");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("reason") && status.message().contains("512"), "{}", status.message());
@@ -210,6 +219,7 @@ async fn revoking_a_grant_stops_its_cached_key_at_once_and_bad_requests_are_refu
         tenant: "acme".into(),
         reason: "ok".into(),
         ttl_seconds: Some(86_401),
+        role: 0,
     };
     let status = admin.request_access_grant(req(ttl, &admin_token)).await.expect_err("long ttl");
     assert_eq!(status.code(), Code::InvalidArgument);

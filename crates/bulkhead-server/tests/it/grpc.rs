@@ -4,7 +4,7 @@
 //! load. Plus reflection and the admin plane's unimplemented delete.
 
 use crate::harness::{TestServer, point, req, search};
-use bulkhead_server::client::{self, Admin, DataPlane};
+use bulkhead_server::client::{self, DataPlane};
 use bulkhead_server::proto as pb;
 use tonic::Code;
 
@@ -54,7 +54,7 @@ async fn walkthrough_over_grpc() {
     assert_eq!(upserted.versions.len(), 3);
 
     searches_see_what_the_principal_may_read(&mut data, &reader).await;
-    get_honours_the_principal(&server, &mut data, &mut admin, &reader).await;
+    get_honours_the_principal(&server, &mut data, &reader).await;
 
     // The reader cannot write; nothing changed.
     let write =
@@ -161,12 +161,7 @@ async fn searches_see_what_the_principal_may_read(data: &mut DataPlane, reader: 
 /// The walkthrough's gets: bob's view of alice's document is "not found"; a service key without the
 /// on-behalf-of right may not name a principal, and its refusal is audited with the principal's
 /// keyed hash.
-async fn get_honours_the_principal(
-    server: &TestServer,
-    data: &mut DataPlane,
-    admin: &mut Admin,
-    reader: &str,
-) {
+async fn get_honours_the_principal(server: &TestServer, data: &mut DataPlane, reader: &str) {
     // Get honours the principal: bob's view of alice's document is "not found".
     let get = |principal: &str| pb::GetRequest {
         collection: "docs".into(),
@@ -180,22 +175,19 @@ async fn get_honours_the_principal(
     assert_eq!(hidden.code(), Code::NotFound);
     // A service key without the on-behalf-of right may not name a principal on Get, as on Search,
     // and the refusal is audited with the named principal's keyed hash.
-    let plain = admin
-        .issue_api_key(req(
-            pb::IssueApiKeyRequest {
-                tenant: "acme".into(),
+    let (plain, plain_id) = server
+        .own_key(
+            "acme",
+            pb::IssueOwnApiKeyRequest {
                 role: pb::Role::Reader as i32,
                 label: String::new(),
                 expires_ms: None,
                 binding: None,
             },
-            &server.admin_token,
-        ))
-        .await
-        .expect("issue")
-        .into_inner();
+        )
+        .await;
     for request in [get("alice"), get("bob")] {
-        let refused = data.get(req(request, &plain.token)).await.expect_err("no on-behalf-of right");
+        let refused = data.get(req(request, &plain)).await.expect_err("no on-behalf-of right");
         assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
     }
     let uid = server
@@ -210,7 +202,7 @@ async fn get_honours_the_principal(
     assert!(
         events.iter().any(|e| e.operation == "get"
             && e.outcome == "permission-denied"
-            && e.key_id.as_deref() == Some(plain.key_id.as_str())
+            && e.key_id.as_deref() == Some(plain_id.as_str())
             && e.principal == Some(alice_hash)),
         "the refused get is in the trail with its principal"
     );
@@ -305,18 +297,16 @@ async fn describe_reports_the_index_state() {
     let hits = data.search(req(search("docs", [1.0, 0.0, 0.5], 1), &writer)).await.expect("search");
     assert!(matches!(hits.into_inner().hits[0].index, Some(pb::hit::Index::SegmentGeneration(_))));
 
-    let mut admin = server.admin().await;
-    let bound = pb::IssueApiKeyRequest {
-        tenant: "acme".into(),
+    let bound = pb::IssueOwnApiKeyRequest {
         role: pb::Role::Reader as i32,
         label: String::new(),
         expires_ms: None,
-        binding: Some(pb::issue_api_key_request::Binding::User(pb::UserBinding {
+        binding: Some(pb::issue_own_api_key_request::Binding::User(pb::UserBinding {
             user: "alice".into(),
             groups: vec![],
         })),
     };
-    let alice = admin.issue_api_key(req(bound, &server.admin_token)).await.expect("issue").into_inner().token;
+    let (alice, _) = server.own_key("acme", bound).await;
     let seen = data
         .describe_collection(req(pb::DescribeCollectionRequest { name: "docs".into() }, &alice))
         .await

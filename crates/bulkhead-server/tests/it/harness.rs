@@ -27,6 +27,8 @@ pub struct TestServer {
     pub gate: WorkGate,
     /// The server's request memory budget.
     pub request_memory: RequestMemory,
+    /// Each tenant's first key (a tenant-admin key the operator issued), which issues the others.
+    bootstrap: std::sync::Mutex<std::collections::HashMap<String, String>>,
     client_tls: Option<ClientTls>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), bulkhead_server::ServerError>>>,
@@ -54,6 +56,13 @@ impl TestServer {
         TestServer::over_on(dir, master, ServerLimits::default(), None, clock.clone().into()).await
     }
 
+    /// A server whose admin token counts as a development one (`bulkhead serve` without a
+    /// configured token): its IssueApiKey issues any key, not only a tenant's first.
+    pub async fn development() -> TestServer {
+        let (dir, master) = (tempfile::tempdir().expect("tempdir"), MasterKey::generate());
+        TestServer::build(dir, master, ServerLimits::default(), None, Clock::System, true).await
+    }
+
     async fn with(limits: ServerLimits, tls: Option<(ServerTls, ClientTls)>) -> TestServer {
         TestServer::over(tempfile::tempdir().expect("tempdir"), MasterKey::generate(), limits, tls).await
     }
@@ -76,6 +85,17 @@ impl TestServer {
         tls: Option<(ServerTls, ClientTls)>,
         clock: Clock,
     ) -> TestServer {
+        TestServer::build(dir, master, limits, tls, clock, false).await
+    }
+
+    async fn build(
+        dir: tempfile::TempDir,
+        master: MasterKey,
+        limits: ServerLimits,
+        tls: Option<(ServerTls, ClientTls)>,
+        clock: Clock,
+        development: bool,
+    ) -> TestServer {
         let options = StoreOptions { clock, ..StoreOptions::default() };
         let db = Arc::new(Database::open(&dir.path().join("db"), master, options).expect("open"));
         let admin = AdminToken::generate();
@@ -84,6 +104,9 @@ impl TestServer {
         let approver_token = approver.expose().to_owned();
         let mut server =
             Server::new(Arc::clone(&db), admin, limits).with_approver(approver).expect("approver");
+        if development {
+            server = server.with_development_admin_token().expect("development token");
+        }
         let (tls, client_tls) = tls.unzip();
         if let Some(tls) = tls {
             server = server.with_tls(tls);
@@ -108,6 +131,7 @@ impl TestServer {
             approver_token,
             gate,
             request_memory,
+            bootstrap: Default::default(),
             client_tls,
             shutdown: Some(tx),
             task: Some(task),
@@ -146,10 +170,77 @@ impl TestServer {
             .expect("create tenant");
     }
 
-    /// Issues a key through the admin service; returns (token, key id).
+    /// Issues a key of `tenant`; returns (token, key id). As a deployment does: the tenant's first
+    /// key is a tenant-admin key the operator issues (the admin service issues only a first key),
+    /// and every other key is issued by it on the data plane. A first request for another role
+    /// issues that tenant-admin key first.
     pub async fn key(&self, tenant: &str, role: pb::Role) -> (String, String) {
-        let mut admin = self.admin().await;
+        let bootstrap = self.bootstrap.lock().expect("bootstrap").get(tenant).cloned();
+        let bootstrap = match bootstrap {
+            Some(token) => token,
+            None => {
+                let (token, key_id) = self.first_key(tenant, pb::Role::TenantAdmin).await;
+                self.bootstrap.lock().expect("bootstrap").insert(tenant.to_owned(), token.clone());
+                if role == pb::Role::TenantAdmin {
+                    return (token, key_id);
+                }
+                token
+            }
+        };
         // Test keys may act on behalf of the end users their searches name.
+        let request = pb::IssueOwnApiKeyRequest {
+            role: role as i32,
+            label: String::new(),
+            expires_ms: None,
+            binding: Some(pb::issue_own_api_key_request::Binding::OnBehalfOf(true)),
+        };
+        let mut data = self.data().await;
+        let issued = data.issue_own_api_key(req(request, &bootstrap)).await.expect("issue own").into_inner();
+        (issued.token, issued.key_id)
+    }
+
+    /// Issues a key of `tenant` on the data plane with the tenant's first (tenant-admin) key: the
+    /// request as given (a binding, an expiry). Returns (token, key id).
+    pub async fn own_key(&self, tenant: &str, request: pb::IssueOwnApiKeyRequest) -> (String, String) {
+        let bootstrap = self.bootstrap.lock().expect("bootstrap").get(tenant).cloned();
+        let bootstrap = match bootstrap {
+            Some(token) => token,
+            None => self.key(tenant, pb::Role::TenantAdmin).await.0,
+        };
+        let mut data = self.data().await;
+        let issued = data.issue_own_api_key(req(request, &bootstrap)).await.expect("issue own").into_inner();
+        (issued.token, issued.key_id)
+    }
+
+    /// A tenant-admin key of `tenant` through a break-glass grant of role tenant-admin (requested
+    /// and activated with the admin token, approved with the approver token): how a tenant with no
+    /// usable admin key (an imported one) gets one. It becomes the key that issues the tenant's
+    /// other keys in [`TestServer::key`]. Returns (token, grant).
+    pub async fn recover(&self, tenant: &str) -> (String, pb::AccessGrant) {
+        let mut admin = self.admin().await;
+        let request = pb::RequestAccessGrantRequest {
+            tenant: tenant.into(),
+            reason: "recovery: the tenant has no admin key".into(),
+            ttl_seconds: Some(3_600),
+            role: pb::Role::TenantAdmin as i32,
+        };
+        let grant = admin.request_access_grant(req(request, &self.admin_token)).await.expect("request");
+        let grant_id = grant.into_inner().grant_id;
+        let approve = pb::ApproveAccessGrantRequest { tenant: tenant.into(), grant_id: grant_id.clone() };
+        admin.approve_access_grant(req(approve, &self.approver_token)).await.expect("approve");
+        let activate = pb::ActivateAccessGrantRequest { tenant: tenant.into(), grant_id };
+        let active = admin
+            .activate_access_grant(req(activate, &self.admin_token))
+            .await
+            .expect("activate")
+            .into_inner();
+        self.bootstrap.lock().expect("bootstrap").insert(tenant.to_owned(), active.token.clone());
+        (active.token, active.grant.expect("grant"))
+    }
+
+    /// Issues the tenant's first key through the admin service; returns (token, key id).
+    pub async fn first_key(&self, tenant: &str, role: pb::Role) -> (String, String) {
+        let mut admin = self.admin().await;
         let request = pb::IssueApiKeyRequest {
             tenant: tenant.into(),
             role: role as i32,

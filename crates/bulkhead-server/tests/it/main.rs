@@ -13,6 +13,7 @@ mod harness;
 mod limits;
 mod logs;
 mod metrics;
+mod own_keys;
 mod quotas;
 mod storage_quotas;
 mod tls;

@@ -330,6 +330,9 @@ impl Placement {
 /// created_ms  varint u64      creation time
 /// placement   variant index   0: OwnColumnFamily, 1: Shared (as created; the `place/` record is
 ///                             what is in force)
+/// keys_issued 1 byte          1 once an API key was issued for it, or it was imported: the
+///                             operator's first-key issue is refused from then on (absent from
+///                             records written before it existed, which read as 1)
 /// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TenantRecord {
@@ -337,6 +340,29 @@ pub(crate) struct TenantRecord {
     pub(crate) uid: [u8; 16],
     pub(crate) created_ms: u64,
     pub(crate) placement: Placement,
+    pub(crate) keys_issued: bool,
+}
+
+/// [`TenantRecord`] as written before the first-key marker existed.
+#[derive(Deserialize)]
+struct TenantRecordV1 {
+    name: String,
+    uid: [u8; 16],
+    created_ms: u64,
+    placement: Placement,
+}
+
+/// A stored [`TenantRecord`] of either layout. A record of the old layout reads as a tenant that
+/// has had keys: whether it had any was not recorded, so the operator's first-key issue fails
+/// closed for it (a break-glass grant of role tenant-admin gives it a key).
+pub(crate) fn decode_tenant(bytes: &[u8]) -> Result<TenantRecord> {
+    decode_either(bytes, "tenant", |old: TenantRecordV1| TenantRecord {
+        name: old.name,
+        uid: old.uid,
+        created_ms: old.created_ms,
+        placement: old.placement,
+        keys_issued: true,
+    })
 }
 
 /// An API key's registry entry. The secret itself is never stored, only its keyed hash.
@@ -414,8 +440,8 @@ fn decode_either<New: serde::de::DeserializeOwned, Old: serde::de::DeserializeOw
     }
 }
 
-/// A break-glass access grant (`grant.rs`): an operator's request to read one tenant's data, which
-/// a second credential approves and which then issues one reader key that expires with it.
+/// A break-glass access grant (`grant.rs`): an operator's request for access to one tenant, which
+/// a second credential approves and which then issues one key of its role that expires with it.
 ///
 /// ```text
 /// tenant_uid    16 bytes
@@ -423,8 +449,11 @@ fn decode_either<New: serde::de::DeserializeOwned, Old: serde::de::DeserializeOw
 /// requested_ms  varint u64
 /// expires_ms    varint u64            the grant and its key stop here
 /// approved_ms   option, varint u64
-/// key_id        option, 16 bytes      the reader key issued at activation
+/// key_id        option, 16 bytes      the key issued at activation
 /// revoked_ms    option, varint u64
+/// role          variant index         the role of the key activation issues: 0 reader, 1 writer,
+///                                     2 tenant-admin (absent from records written before it
+///                                     existed, which read as reader)
 /// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct GrantRecord {
@@ -435,6 +464,33 @@ pub(crate) struct GrantRecord {
     pub(crate) approved_ms: Option<u64>,
     pub(crate) key_id: Option<[u8; 16]>,
     pub(crate) revoked_ms: Option<u64>,
+    pub(crate) role: Role,
+}
+
+/// [`GrantRecord`] as written before grants named a role: every grant was a reader's.
+#[derive(Deserialize)]
+struct GrantRecordV1 {
+    tenant_uid: [u8; 16],
+    reason: String,
+    requested_ms: u64,
+    expires_ms: u64,
+    approved_ms: Option<u64>,
+    key_id: Option<[u8; 16]>,
+    revoked_ms: Option<u64>,
+}
+
+/// A stored [`GrantRecord`] of either layout (an old one is a reader's grant).
+pub(crate) fn decode_grant(bytes: &[u8]) -> Result<GrantRecord> {
+    decode_either(bytes, "access grant", |old: GrantRecordV1| GrantRecord {
+        tenant_uid: old.tenant_uid,
+        reason: old.reason,
+        requested_ms: old.requested_ms,
+        expires_ms: old.expires_ms,
+        approved_ms: old.approved_ms,
+        key_id: old.key_id,
+        revoked_ms: old.revoked_ms,
+        role: Role::Reader,
+    })
 }
 
 /// Why and when an API key was locked (see the server's `lockout.rs`); its key is the key id, and

@@ -656,8 +656,32 @@ class RevokeApiKeyResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class IssueOwnApiKeyRequest(_message.Message):
+    __slots__ = ("role", "label", "expires_ms", "on_behalf_of", "user")
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_MS_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    role: Role
+    label: str
+    expires_ms: int
+    on_behalf_of: bool
+    user: UserBinding
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., label: _Optional[str] = ..., expires_ms: _Optional[int] = ..., on_behalf_of: _Optional[bool] = ..., user: _Optional[_Union[UserBinding, _Mapping]] = ...) -> None: ...
+
+class ListOwnApiKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RevokeOwnApiKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
 class AccessGrant(_message.Message):
-    __slots__ = ("grant_id", "tenant", "reason", "requested_ms", "expires_ms", "approved_ms", "key_id", "revoked_ms", "state")
+    __slots__ = ("grant_id", "tenant", "reason", "requested_ms", "expires_ms", "approved_ms", "key_id", "revoked_ms", "state", "role")
     GRANT_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -667,6 +691,7 @@ class AccessGrant(_message.Message):
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     REVOKED_MS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     grant_id: str
     tenant: str
     reason: str
@@ -676,17 +701,20 @@ class AccessGrant(_message.Message):
     key_id: str
     revoked_ms: int
     state: str
-    def __init__(self, grant_id: _Optional[str] = ..., tenant: _Optional[str] = ..., reason: _Optional[str] = ..., requested_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., approved_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., revoked_ms: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
+    role: Role
+    def __init__(self, grant_id: _Optional[str] = ..., tenant: _Optional[str] = ..., reason: _Optional[str] = ..., requested_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., approved_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., revoked_ms: _Optional[int] = ..., state: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class RequestAccessGrantRequest(_message.Message):
-    __slots__ = ("tenant", "reason", "ttl_seconds")
+    __slots__ = ("tenant", "reason", "ttl_seconds", "role")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     reason: str
     ttl_seconds: int
-    def __init__(self, tenant: _Optional[str] = ..., reason: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+    role: Role
+    def __init__(self, tenant: _Optional[str] = ..., reason: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class ApproveAccessGrantRequest(_message.Message):
     __slots__ = ("tenant", "grant_id")

@@ -235,8 +235,8 @@ impl Store {
     }
 
     /// Activates an approved, unexpired grant, once: issues an API key of the grant's role for its
-    /// tenant that expires with the grant and whose record names it. The returned token is the only copy of the
-    /// key's secret (stored, like every key's, as a keyed hash only).
+    /// tenant that expires with the grant and whose record names it. The returned token is the only
+    /// copy of the key's secret (stored, like every key's, as a keyed hash only).
     pub fn activate_access_grant(
         &self,
         tenant: &TenantName,

@@ -251,9 +251,11 @@ impl Store {
         let mut reserved = self.registry_lock.lock();
         let (tenant_key, mut record) = self.tenant_record(tenant)?;
         let uid = TenantUid::from_bytes(record.uid);
-        // The marker, and the key records themselves (a key issued through a trusted-host scope
-        // sets no marker): a key record stays until its tenant is deleted, revoked or not.
-        if first_only && (record.keys_issued || self.has_api_keys(&uid)?) {
+        // The marker alone, without a scan of every key record (which would grow with all the
+        // tenants' keys). Every operator issue sets it, an import sets it, and a tenant record
+        // older than it reads as set. A key issued through a trusted-host scope's handle (the
+        // embedding host, which holds the master key and could do anything anyway) sets none.
+        if first_only && record.keys_issued {
             let mut batch = Batch::default();
             let mut event = self.admin_record("api-key-issue-refused", None);
             event.outcome = "failed-precondition".to_owned();
@@ -310,11 +312,6 @@ impl Store {
         self.commit_registry_records(reserved, batch, &records)?;
         tracing::info!(tenant = %uid.short(), key_id = %key_id, role = role.as_str(), "api key issued");
         Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret.as_ref())), key_id })
-    }
-
-    /// Whether any key of `uid` was ever issued (revoked ones included).
-    fn has_api_keys(&self, uid: &TenantUid) -> Result<bool> {
-        Ok(!self.api_keys_of(uid)?.is_empty())
     }
 
     /// The API key record of a key id given in hex, with the id's bytes; `None` for a malformed or

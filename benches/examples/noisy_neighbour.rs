@@ -849,11 +849,15 @@ impl Report<'_> {
             }
         }
         let lost = summaries[1].sent - summaries[1].ok;
+        // Throttled: refused, or held to its request rate (a call over the rate waits its turn).
+        let answered = (f.searches.ok + f.upserts.ok) as f64 / f.elapsed.as_secs_f64();
         println!(
-            "\nB p99 flooded / alone: {:.2}x; B lost {lost} requests flooded; A throttled {} times \
-             (issue 9's bar: at most 1.5x, none lost, A throttled)",
+            "\nB p99 flooded / alone: {:.2}x; B lost {lost} requests flooded; A throttled {} times, \
+             A answered {answered:.0} calls/s against {:.0} sent/s (issue 9's bar: at most 1.5x, none \
+             lost, A throttled)",
             self.ratio(),
-            f.searches.throttled() + f.upserts.throttled()
+            f.searches.throttled() + f.upserts.throttled(),
+            (f.searches.sent + f.upserts.sent) as f64 / f.elapsed.as_secs_f64(),
         );
         println!(
             "load average (1, 5, 15 min): start {}, end {}",

@@ -195,6 +195,8 @@ fn a_round_trip_under_the_same_name_into_a_fresh_directory_answers_identically()
     let events = db.operator().audit_events(summary.tenant.uid).expect("audit");
     let imported = events.iter().find(|e| e.operation == "tenant-imported").expect("imported event");
     assert!(imported.note.as_deref().is_some_and(|n| n.contains(&summary.archive_id)));
+    // A restore under its own name is no copy: nothing is added to another trail.
+    assert!(events.iter().all(|e| e.operation != "tenant-copied"));
     // A second import of the same archive: the name is taken.
     assert!(matches!(import(&db, &archive, None), Err(StorageError::AlreadyExists { .. })));
     drop(t);
@@ -216,7 +218,15 @@ fn a_round_trip_under_a_new_name_rekeys_and_answers_identically() {
     assert_eq!(summary.index_records, 0, "snapshot references are tags under the old naming key");
     let op = db.operator();
     let (original, copy) = (op.tenant_info(&name("acme")).expect("a"), op.tenant_info(&name("acme-copy")));
-    assert_ne!(original.uid, copy.expect("copy").uid);
+    let copy = copy.expect("copy");
+    assert_ne!(original.uid, copy.uid);
+    // The copy is an event in the source's own trail, naming the copy's uid and the archive, and
+    // the source's chain still verifies.
+    let events = op.audit_events(original.uid).expect("audit");
+    let copied = events.iter().find(|e| e.operation == "tenant-copied").expect("a tenant-copied event");
+    let note = copied.note.as_deref().expect("note");
+    assert!(note.contains(&copy.uid.to_hex()) && note.contains(&summary.archive_id), "{note}");
+    assert_eq!(op.audit_verify(original.uid).expect("verify").first_broken, None);
     let source = db.tenant(&op.trusted_host_scope(&name("acme"), "t").expect("s")).expect("t");
     let target = db.tenant(&op.trusted_host_scope(&name("acme-copy"), "t").expect("s")).expect("t");
     assert_eq!(answers(&target), answers(&source));

@@ -228,9 +228,14 @@ def test_a_tenant_admin_manages_its_own_keys_and_a_grant_carries_its_role(
         own.revoke_own_key(issued.key_id)
         with Client(url, issued.token) as reader, pytest.raises(Unauthenticated):
             reader.list_collections()
-    grant = admin.request_access_grant(tenant.name, "recovery ticket", role="tenant-admin")
+    # A tenant-admin grant is for a tenant without a live tenant-admin key: refused for this one...
+    with pytest.raises(FailedPrecondition):
+        admin.request_access_grant(tenant.name, "recovery ticket", role="tenant-admin")
+    # ...and given for one that has no key yet.
+    keyless = admin.create_tenant(unique("keyless")).name
+    grant = admin.request_access_grant(keyless, "recovery ticket", role="tenant-admin")
     assert grant.role == "tenant-admin"
     approver = server.approver_token_file.read_text()
-    approved = admin.approve_access_grant(tenant.name, grant.grant_id, approver_token=approver)
+    approved = admin.approve_access_grant(keyless, grant.grant_id, approver_token=approver)
     assert approved.role == "tenant-admin"
-    assert admin.revoke_access_grant(tenant.name, grant.grant_id).state == "revoked"
+    assert admin.revoke_access_grant(keyless, grant.grant_id).state == "revoked"

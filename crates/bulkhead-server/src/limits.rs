@@ -123,14 +123,15 @@ pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// See [`HTTP2_KEEPALIVE_INTERVAL`].
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The HTTP/2 flow-control window of each request stream: how many body bytes a client may send
-/// before the server has read them. The admission layer refuses a call on its headers (a bad key,
-/// a tenant over its request or write rate) and drops its body unread, but the client has already
-/// sent up to one window of it: with hyper's default of 1 MiB, each refused 1.5 MB upsert of a
-/// flooding tenant still cost the server a mebibyte of socket reads. 64 KiB (HTTP/2's own default)
-/// bounds that; an admitted body streams on as it is read (the window is returned as each frame is
-/// consumed), and the connection's window (1 MiB) keeps several streams moving at once.
-pub const HTTP2_STREAM_WINDOW_BYTES: u32 = 64 * 1024;
+/// The HTTP/2 flow-control window a connection's streams start with: how many body bytes a client
+/// may send before the server has read them. The admission layer refuses a call on its headers (a
+/// bad key, a tenant over its request or write rate) and drops its body unread, but the client has
+/// already sent up to one window of it: with hyper's fixed default of 1 MiB, each refused 1.5 MB
+/// upsert of a flooding tenant still cost the server a mebibyte of socket reads. The server uses
+/// HTTP/2's own initial window (65,535 bytes) with hyper's adaptive flow control: the windows then
+/// grow with each connection's measured bandwidth-delay product, so a large upload over a long
+/// round trip is not held to one small window a round trip, while on a short one they stay small.
+pub const HTTP2_STREAM_WINDOW_BYTES: u32 = 65_535;
 
 /// Most elements in one request message: points, ids, map entries, list values, ACL entries,
 /// queries, filter nodes and every other nested message, and every value of a repeated integer

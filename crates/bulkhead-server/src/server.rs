@@ -250,7 +250,8 @@ impl Server {
             .map(|keep| tokio::spawn(background::prune_audit(Arc::clone(db), Arc::clone(metrics), keep)));
         let served = builder
             .max_concurrent_streams(limits.max_concurrent_streams)
-            .initial_stream_window_size(limits::HTTP2_STREAM_WINDOW_BYTES)
+            // Adaptive flow control, from HTTP/2's initial window (`HTTP2_STREAM_WINDOW_BYTES`).
+            .http2_adaptive_window(Some(true))
             .http2_keepalive_interval(Some(limits::HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(limits::HTTP2_KEEPALIVE_TIMEOUT))
             .layer(AdmissionLayer::new(Arc::clone(&self.shared)))

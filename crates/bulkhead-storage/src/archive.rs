@@ -715,6 +715,22 @@ impl Store {
             let sealed = self.system.seal(Purpose::Registry, ctx, &layout::encode(&manifest.policy))?;
             batch.put(&sys, &policy_key, sealed);
         }
+        // A copy under a new name is also an event in the source's own trail, when its chain is
+        // here (a tenant of this server, or one deleted from it): the tenant whose data it is can
+        // see, in the trail it exports, that a copy was made and under which uid. Written first:
+        // the copy's chain is new, and a new chain takes the chain count's lock.
+        let source = TenantUid::from_bytes(manifest.source_uid);
+        let copied = match rekeyed
+            && source != uid
+            && self.db.get(&sys, layout::audit_registration_key(&source))?.is_some()
+        {
+            true => {
+                let mut event = self.admin_record("tenant-copied", None);
+                event.note = Some(format!("archive {}; copy {}", hex::encode(archive_id), uid.to_hex()));
+                Some(self.audit_record_into(&mut batch, &source, event)?)
+            }
+            false => None,
+        };
         let mut event = self.admin_record("tenant-imported", None);
         event.note = Some(format!(
             "archive {}; source chain {} ends at seq {} mac {}",
@@ -732,6 +748,9 @@ impl Store {
         let record = TenantRecord { name: name_owned, uid: owner, created_ms, placement, keys_issued: true };
         self.commit_registry(&mut reserved, batch, &registry_key, &layout::encode(&record))?;
         pending.committed();
+        if let Some(copied) = copied {
+            copied.committed();
+        }
         guard.committed = true;
         // A tenant restored under the uid of one that was unavailable (and deleted) is served.
         self.unavailable.write().remove(&uid);

@@ -153,6 +153,11 @@ fn validate_request(reason: &str, ttl: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Why a tenant-admin grant is refused for a tenant that has a tenant-admin key.
+const ADMIN_GRANT_REFUSAL: &str = "is of role tenant-admin, which is for a tenant without a live \
+    tenant-admin key (one that lost them all, or an imported one); this tenant has one, and its \
+    tenant-admins issue its keys";
+
 impl Store {
     /// Requests a break-glass grant for a key of `role` (reader, when `None`) of `tenant` for
     /// `reason`, valid for `ttl` from now (the default is [`DEFAULT_GRANT_TTL`]). It gives no access
@@ -168,6 +173,10 @@ impl Store {
         validate_request(reason, ttl)?;
         let mut reserved = self.registry_lock.lock();
         let info = self.tenant_info(tenant)?;
+        let role = role.unwrap_or(Role::Reader);
+        if role == Role::TenantAdmin && self.has_live_admin_key(&info.uid)? {
+            return Err(StorageError::GrantState { reason: ADMIN_GRANT_REFUSAL });
+        }
         let grant_id: [u8; 16] = random_bytes();
         let now = self.now_ms();
         let record = GrantRecord {
@@ -178,7 +187,7 @@ impl Store {
             approved_ms: None,
             key_id: None,
             revoked_ms: None,
-            role: role.unwrap_or(Role::Reader),
+            role,
         };
         let mut batch = Batch::default();
         let mut event = self.admin_record("access-grant-requested", None);
@@ -188,6 +197,18 @@ impl Store {
         let grant = hex::encode(grant_id);
         tracing::warn!(tenant = %info.uid.short(), grant = %grant, "break-glass grant requested");
         self.grant_info(grant_id, record)
+    }
+
+    /// Whether the tenant `uid` has a tenant-admin key that is neither revoked, expired nor a
+    /// break-glass key.
+    fn has_live_admin_key(&self, uid: &TenantUid) -> Result<bool> {
+        let now = self.now_ms();
+        Ok(self.api_keys_of(uid)?.iter().any(|key| {
+            key.role == Role::TenantAdmin
+                && !key.revoked
+                && key.grant_id.is_none()
+                && key.expires_ms.is_none_or(|t| t > now)
+        }))
     }
 
     /// Approves a pending grant of `tenant`. The caller has checked that the approving credential
@@ -245,6 +266,12 @@ impl Store {
         let mut reserved = self.registry_lock.lock();
         let (info, raw_id, mut record) = self.load_grant(tenant, grant_id)?;
         let refusal = match self.grant_state(&record)? {
+            // Checked again: a tenant-admin key may have come since the request.
+            GrantState::Approved
+                if record.role == Role::TenantAdmin && self.has_live_admin_key(&info.uid)? =>
+            {
+                Some(ADMIN_GRANT_REFUSAL)
+            }
             GrantState::Approved => None,
             GrantState::Pending => Some("is not approved yet: the approver credential approves it first"),
             GrantState::Active => Some("was activated already (its key is shown once); request a new grant"),
@@ -259,6 +286,12 @@ impl Store {
         }
         let key_id: [u8; 16] = random_bytes();
         let secret = zeroize::Zeroizing::new(random_bytes::<32>());
+        // The tenant has had a key now: the operator's first-key door closes, as for its own keys.
+        let (tenant_key, mut tenant_record) = self.tenant_record(tenant)?;
+        let marker = (!tenant_record.keys_issued).then(|| {
+            tenant_record.keys_issued = true;
+            layout::encode(&tenant_record)
+        });
         let key_record = ApiKeyRecord {
             tenant_uid: *info.uid.as_bytes(),
             secret_tag: layout::api_key_secret_tag(&self.system, secret.as_ref()),
@@ -279,11 +312,9 @@ impl Store {
         let grant_key = layout::grant_key(&raw_id);
         let (grant_bytes, key_bytes) = (layout::encode(&record), layout::encode(&key_record));
         let api_key = layout::apikey_key(&key_id);
-        self.commit_registry_records(
-            &mut reserved,
-            batch,
-            &[(&grant_key, &grant_bytes), (&api_key, &key_bytes)],
-        )?;
+        let mut records = vec![(grant_key.as_slice(), grant_bytes.as_slice()), (&api_key, &key_bytes)];
+        records.extend(marker.as_deref().map(|bytes| (tenant_key.as_slice(), bytes)));
+        self.commit_registry_records(&mut reserved, batch, &records)?;
         tracing::warn!(
             tenant = %info.uid.short(),
             grant = grant_id,

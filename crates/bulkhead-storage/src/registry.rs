@@ -230,6 +230,10 @@ impl Store {
     /// ([`TenantHandle::issue_api_key`]), and a tenant that lost every admin key gets one through a
     /// break-glass grant of role tenant-admin. The check and the marker that closes it are under
     /// the registry lock and in the key's batch: of two concurrent first issues, one succeeds.
+    ///
+    /// The first key expires within [`FIRST_KEY_TTL`] (sooner if asked): it is how the tenant
+    /// receives its own keys, not a key the operator keeps. The tenant issues its lasting
+    /// tenant-admin key with it, lists its keys and revokes the ones it does not know.
     pub fn issue_first_api_key(
         &self,
         tenant: &TenantName,
@@ -238,6 +242,8 @@ impl Store {
         expires_ms: Option<u64>,
         binding: KeyBinding,
     ) -> Result<IssuedApiKey> {
+        let latest = self.now_ms().saturating_add(FIRST_KEY_TTL.as_millis() as u64);
+        let expires_ms = Some(expires_ms.map_or(latest, |t| t.min(latest)));
         self.issue_operator_key(tenant, NewKey { role, label, expires_ms, binding }, true)
     }
 
@@ -332,7 +338,7 @@ impl Store {
     }
 
     /// Every API key of the tenant `uid` (never their secrets).
-    fn api_keys_of(&self, uid: &TenantUid) -> Result<Vec<ApiKeyInfo>> {
+    pub(crate) fn api_keys_of(&self, uid: &TenantUid) -> Result<Vec<ApiKeyInfo>> {
         let sys = self.sys()?;
         let mut out = Vec::new();
         for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
@@ -394,6 +400,9 @@ impl Store {
     }
 }
 
+/// The longest a tenant's first key, the operator's ([`Store::issue_first_api_key`]), lasts.
+pub const FIRST_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// What a new key is: its role, label, expiry and binding.
 struct NewKey<'a> {
     role: Role,
@@ -439,8 +448,8 @@ impl TenantHandle<'_> {
     }
 
     /// Revokes a key of this tenant (any other key id is "not found"), its own included; scopes
-    /// minted from it stop working at once. A break-glass key is refused: it is revoked with its
-    /// grant, on the admin plane. Tenant-admin scopes only.
+    /// minted from it stop working at once. A break-glass key is refused (`GrantState`, failed
+    /// precondition): it is revoked with its grant, on the admin plane. Tenant-admin scopes only.
     pub fn revoke_api_key(&self, key_id: &str) -> Result<()> {
         self.require_key_admin("revoke API keys")?;
         let mut reserved = self.store.registry_lock.lock();
@@ -450,8 +459,10 @@ impl TenantHandle<'_> {
             && record.tenant_uid == *uid.as_bytes()
             && record.grant.is_some()
         {
-            return Err(StorageError::PermissionDenied {
-                operation: "revoking a break-glass key (the operator revokes its grant)",
+            // Not a permission refusal, which would count against the caller's key (and could
+            // lock the tenant's own admin key): the key's state, like a grant's.
+            return Err(StorageError::GrantState {
+                reason: "owns this key: a break-glass key is revoked with its grant, on the admin plane",
             });
         }
         self.store.revoke_key_of(&mut reserved, uid, key_id, Some(self.actor_note()))

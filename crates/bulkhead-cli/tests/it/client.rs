@@ -1,6 +1,6 @@
 //! `bulkhead client` against the real binary's server: describe, get, delete, drop-collection and
 //! `upsert --file` (JSON lines and fvecs, in several batches), and every bad input of a file refused
-//! by its line or record with nothing written.
+//! by its line or record with nothing written; a tenant-admin's own keys (`client key`).
 
 use crate::serve::{Running, bulkhead, ok, start_serve};
 use std::path::Path;
@@ -275,4 +275,27 @@ fn json_without_a_server() {
             .any(|n| n.as_str().is_some_and(|n| n.contains("TLS")))
     );
     assert!(!dir.path().join("bulkhead-data").exists(), "--print-config touches nothing");
+}
+
+#[test]
+fn a_tenant_admin_issues_lists_and_revokes_its_own_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, env) = setup(dir.path(), "3");
+    let reader = ok(client(dir.path(), &env, &["key", "issue", "--role", "reader", "--label", "backend"]));
+    let reader = reader.trim().to_owned();
+    assert!(reader.starts_with("bk_"), "only the token on stdout: {reader}");
+    let as_reader = vec![env[0].clone(), ("BULKHEAD_API_KEY", reader.clone())];
+    assert_eq!(count(dir.path(), &as_reader), 0, "the new key reads");
+    let refused = failed(client(dir.path(), &as_reader, &["key", "issue", "--role", "reader"]));
+    assert!(refused.to_lowercase().contains("permission"), "a reader issues no keys: {refused}");
+    let listed = ok(client(dir.path(), &env, &["--json", "key", "list"]));
+    let keys: Vec<serde_json::Value> = serde_json::from_str(listed.trim()).expect("a JSON array");
+    let backend = keys.iter().find(|k| k["label"] == "backend").expect("the new key listed");
+    assert_eq!(backend["role"], "reader", "{backend}");
+    let key_id = backend["key_id"].as_str().expect("key id").to_owned();
+    assert!(reader.contains(&key_id), "the token names its key id");
+    ok(client(dir.path(), &env, &["key", "revoke", &key_id]));
+    let gone = failed(client(dir.path(), &as_reader, &["count", "docs"]));
+    assert!(gone.to_lowercase().contains("unauthenticated") || gone.contains("revoked"), "{gone}");
+    drop(server);
 }

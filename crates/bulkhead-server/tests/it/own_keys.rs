@@ -74,6 +74,11 @@ async fn the_operator_issues_a_tenants_first_key_and_no_second() {
         .list_api_keys(&bulkhead_query::TenantName::new("acme").expect("name"))
         .expect("keys");
     assert_eq!(keys.len(), 1);
+    // The first key is how the tenant receives its keys, not one the operator keeps: asked
+    // without an expiry, it expires within a day.
+    let now = server.db.clock().now_ms();
+    let day = bulkhead_query::FIRST_KEY_TTL.as_millis() as u64;
+    assert!(keys[0].expires_ms.is_some_and(|t| t > now && t <= now + day), "{:?}", keys[0].expires_ms);
     let events = trail(&server, &first.token).await;
     let refusals: Vec<_> = events.iter().filter(|(op, _, _)| op == "api-key-issue-refused").collect();
     assert_eq!(refusals.len(), 2, "{events:?}");
@@ -288,6 +293,26 @@ async fn an_imported_tenant_gets_an_admin_key_only_through_an_approved_grant() {
         (grant_key.role, grant_key.expires_ms),
         (pb::Role::TenantAdmin as i32, Some(grant.expires_ms))
     );
+    // Once the tenant has a tenant-admin key of its own, it cannot revoke the grant's key (a
+    // failed precondition, not a permission refusal that would count against its own key), and
+    // no further tenant-admin grant is given for it.
+    let mut own_admin = own_issue(pb::Role::TenantAdmin);
+    own_admin.label = "own admin".into();
+    let own_admin = data.issue_own_api_key(req(own_admin, &recovered)).await.expect("issue").into_inner();
+    let revoke = pb::RevokeOwnApiKeyRequest { key_id: grant.key_id.clone().expect("the grant's key") };
+    let refused = data.revoke_own_api_key(req(revoke, &own_admin.token)).await.expect_err("break-glass");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let mut admin = server.admin().await;
+    let again = pb::RequestAccessGrantRequest {
+        tenant: "acme-copy".into(),
+        reason: "recovery again".into(),
+        ttl_seconds: None,
+        role: pb::Role::TenantAdmin as i32,
+    };
+    let refused =
+        admin.request_access_grant(req(again, &server.admin_token)).await.expect_err("has an admin");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("live tenant-admin key"), "{}", refused.message());
     // The grant's role is in its events' notes, and the key it issued names the grant.
     let events = trail(&server, &recovered).await;
     let activated = events.iter().find(|(op, _, _)| op == "access-grant-activated").expect("activated");
@@ -300,7 +325,8 @@ async fn an_imported_tenant_gets_an_admin_key_only_through_an_approved_grant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_approver_lists_grants_and_does_nothing_else() {
     let server = TestServer::start().await;
-    seed(&server, "acme").await;
+    // A tenant without a key yet: a tenant-admin grant is for a tenant without a live admin key.
+    server.tenant("acme").await;
     let mut admin = server.admin().await;
     let request = pb::RequestAccessGrantRequest {
         tenant: "acme".into(),

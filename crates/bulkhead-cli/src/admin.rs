@@ -1,7 +1,7 @@
 //! `bulkhead admin ...`: the admin plane of a running server, with the admin token. One function per
 //! subcommand; each makes its call, then prints the answer as text or (with `--json`) as JSON.
 
-use crate::args::{IssueKeyArgs, KeyRefArgs};
+use crate::args::{IssueKeyArgs, KeyOptions, KeyRefArgs};
 use crate::output::{self, Output};
 use crate::remote::{self, RemoteArgs, Session};
 use crate::secrets;
@@ -128,19 +128,8 @@ enum AdminKey {
 struct IssueArgs {
     #[command(flatten)]
     key: IssueKeyArgs,
-    /// Make the key expire after this many seconds.
-    #[arg(long)]
-    expires_in_secs: Option<u64>,
-    /// A service key whose requests may name the end user they act for (and then see only what
-    /// that user may read).
-    #[arg(long, conflicts_with = "user")]
-    on_behalf_of: bool,
-    /// A user's own key: every search, get and count runs as this user.
-    #[arg(long)]
-    user: Option<String>,
-    /// The user's groups (with `--user`), comma-separated.
-    #[arg(long, value_delimiter = ',', requires = "user")]
-    groups: Vec<String>,
+    #[command(flatten)]
+    options: KeyOptions,
 }
 
 #[derive(clap::Subcommand)]
@@ -522,12 +511,13 @@ async fn tenant_move(
 }
 
 async fn key_issue(s: &mut AdminSession<'_>, out: &mut Output<'_>, args: IssueArgs) -> Result<()> {
-    let IssueArgs { key: IssueKeyArgs { tenant, role, label }, expires_in_secs, on_behalf_of, user, groups } =
-        args;
-    let expires_ms = expires_in_secs.map(|s| output::now_ms().saturating_add(s.saturating_mul(1000)));
-    let binding = match user {
-        Some(user) => Some(pb::issue_api_key_request::Binding::User(pb::UserBinding { user, groups })),
-        None => on_behalf_of.then_some(pb::issue_api_key_request::Binding::OnBehalfOf(true)),
+    let IssueArgs { key: IssueKeyArgs { tenant, role, label }, options } = args;
+    let expires_ms = options.expires_ms();
+    let binding = match options.user {
+        Some(user) => {
+            Some(pb::issue_api_key_request::Binding::User(pb::UserBinding { user, groups: options.groups }))
+        }
+        None => options.on_behalf_of.then_some(pb::issue_api_key_request::Binding::OnBehalfOf(true)),
     };
     let role = client::role_to_proto(Role::from(role)) as i32;
     let request = s.request(pb::IssueApiKeyRequest { tenant, role, label, expires_ms, binding })?;

@@ -117,6 +117,31 @@ pub(crate) struct IssueKeyArgs {
     pub(crate) label: String,
 }
 
+/// A server key's expiry and binding (`admin key issue`, `client key issue`).
+#[derive(clap::Args)]
+pub(crate) struct KeyOptions {
+    /// Make the key expire after this many seconds.
+    #[arg(long)]
+    pub(crate) expires_in_secs: Option<u64>,
+    /// A service key whose requests may name the end user they act for (and then see only what
+    /// that user may read).
+    #[arg(long, conflicts_with = "user")]
+    pub(crate) on_behalf_of: bool,
+    /// A user's own key: every search, get and count runs as this user.
+    #[arg(long)]
+    pub(crate) user: Option<String>,
+    /// The user's groups (with `--user`), comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "user")]
+    pub(crate) groups: Vec<String>,
+}
+
+impl KeyOptions {
+    /// The expiry in milliseconds since the Unix epoch, counted from now.
+    pub(crate) fn expires_ms(&self) -> Option<u64> {
+        self.expires_in_secs.map(|s| crate::output::now_ms().saturating_add(s.saturating_mul(1000)))
+    }
+}
+
 /// An API key to revoke.
 #[derive(clap::Args)]
 pub(crate) struct KeyRefArgs {

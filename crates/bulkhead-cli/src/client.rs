@@ -89,18 +89,8 @@ struct OwnIssueArgs {
     /// A label for the key list.
     #[arg(long, default_value = "")]
     label: String,
-    /// Make the key expire after this many seconds.
-    #[arg(long)]
-    expires_in_secs: Option<u64>,
-    /// A service key whose requests may name the end user they act for.
-    #[arg(long, conflicts_with = "user")]
-    on_behalf_of: bool,
-    /// A user's own key: every search, get and count runs as this user.
-    #[arg(long)]
-    user: Option<String>,
-    /// The user's groups (with `--user`), comma-separated.
-    #[arg(long, value_delimiter = ',', requires = "user")]
-    groups: Vec<String>,
+    #[command(flatten)]
+    options: crate::args::KeyOptions,
 }
 
 /// `client upsert`: a point, with where it came from and who may read it; or a file of points.
@@ -212,11 +202,14 @@ pub(crate) fn run(args: ClientArgs, out: &mut Output<'_>) -> Result<()> {
 
 /// `client key issue`: a key of the credential's own tenant, on the data plane.
 async fn key_issue(s: &mut DataSession<'_>, out: &mut Output<'_>, args: OwnIssueArgs) -> Result<()> {
-    let OwnIssueArgs { role, label, expires_in_secs, on_behalf_of, user, groups } = args;
-    let expires_ms = expires_in_secs.map(|s| output::now_ms().saturating_add(s.saturating_mul(1000)));
-    let binding = match user {
-        Some(user) => Some(pb::issue_own_api_key_request::Binding::User(pb::UserBinding { user, groups })),
-        None => on_behalf_of.then_some(pb::issue_own_api_key_request::Binding::OnBehalfOf(true)),
+    let OwnIssueArgs { role, label, options } = args;
+    let expires_ms = options.expires_ms();
+    let binding = match options.user {
+        Some(user) => Some(pb::issue_own_api_key_request::Binding::User(pb::UserBinding {
+            user,
+            groups: options.groups,
+        })),
+        None => options.on_behalf_of.then_some(pb::issue_own_api_key_request::Binding::OnBehalfOf(true)),
     };
     let role = grpc::role_to_proto(bulkhead_query::Role::from(role)) as i32;
     let request = s.request(pb::IssueOwnApiKeyRequest { role, label, expires_ms, binding })?;

@@ -13,10 +13,9 @@ from ._convert import (
     api_key_from_proto,
     audit_event_from_proto,
     audit_verification_from_proto,
-    expires_to_ms,
+    fill_key_options,
     policy_from_proto,
     policy_to_proto,
-    principal_to_proto,
     role_to_proto,
     rotation_from_proto,
     tenant_from_proto,
@@ -139,17 +138,7 @@ class AdminClient:
         result only (the server stores a keyed hash). Not retried on UNAVAILABLE: a retry could issue
         a second key."""
         request = pb.IssueApiKeyRequest(tenant=tenant, role=role_to_proto(role), label=label)
-        expires_ms = expires_to_ms(expires)
-        if expires_ms is not None:
-            request.expires_ms = expires_ms
-        if on_behalf_of and user is not None:
-            raise ValueError("a key is either on-behalf-of or bound to a user, not both")
-        if on_behalf_of:
-            request.on_behalf_of = True
-        elif user is not None:
-            principal = principal_to_proto(user)
-            request.user.user = principal.user
-            request.user.groups.extend(principal.groups)
+        fill_key_options(request, expires, on_behalf_of, user)
         issued = self._caller.call(Admin.IssueApiKey, request)
         return IssuedKey(key_id=issued.key_id, token=issued.token)
 

@@ -13,9 +13,9 @@ from ._convert import (
     FilterLike,
     api_key_from_proto,
     audit_event_from_proto,
-    expires_to_ms,
     collection_from_proto,
     delete_batches,
+    fill_key_options,
     hit_from_proto,
     metric_to_proto,
     principal_to_proto,
@@ -182,17 +182,7 @@ class Client:
         """Issues an API key of this key's own tenant (needs a tenant-admin key), with the options of
         `AdminClient.issue_key`. The token is in the result only. Not retried on UNAVAILABLE."""
         request = pb.IssueOwnApiKeyRequest(role=role_to_proto(role), label=label)
-        expires_ms = expires_to_ms(expires)
-        if expires_ms is not None:
-            request.expires_ms = expires_ms
-        if on_behalf_of and user is not None:
-            raise ValueError("a key is either on-behalf-of or bound to a user, not both")
-        if on_behalf_of:
-            request.on_behalf_of = True
-        elif user is not None:
-            principal = principal_to_proto(user)
-            request.user.user = principal.user
-            request.user.groups.extend(principal.groups)
+        fill_key_options(request, expires, on_behalf_of, user)
         issued = self._caller.call(DataPlane.IssueOwnApiKey, request)
         return IssuedKey(key_id=issued.key_id, token=issued.token)
 

@@ -483,3 +483,23 @@ def expires_to_ms(expires: object) -> int | None:
     if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0:
         return expires
     raise TypeError("expires is a timezone-aware datetime or milliseconds since the Unix epoch")
+
+
+def fill_key_options(
+    request: pb.IssueApiKeyRequest | pb.IssueOwnApiKeyRequest,
+    expires: object,
+    on_behalf_of: bool,
+    user: PrincipalLike | None,
+) -> None:
+    """Sets a key request's expiry and binding (the admin plane's and the tenant's own alike)."""
+    expires_ms = expires_to_ms(expires)
+    if expires_ms is not None:
+        request.expires_ms = expires_ms
+    if on_behalf_of and user is not None:
+        raise ValueError("a key is either on-behalf-of or bound to a user, not both")
+    if on_behalf_of:
+        request.on_behalf_of = True
+    elif user is not None:
+        principal = principal_to_proto(user)
+        request.user.user = principal.user
+        request.user.groups.extend(principal.groups)

@@ -191,9 +191,12 @@ def test_break_glass_grant_needs_the_approver_reads_only_and_is_in_the_tenants_t
     with pytest.raises(FailedPrecondition):
         admin.activate_access_grant(name, grant.grant_id)
     with pytest.raises(PermissionDenied):
-        admin.approve_access_grant(name, grant.grant_id, approver_token=server.admin_token())
+        admin.approve_access_grant(name, grant.grant_id, approver_token=server.admin_token(), role="reader")
     approver = server.approver_token_file.read_text()
-    assert admin.approve_access_grant(name, grant.grant_id, approver_token=approver).state == "approved"
+    # An approval names the role it approves: a reader's grant is not approved as a tenant-admin's.
+    with pytest.raises(FailedPrecondition):
+        admin.approve_access_grant(name, grant.grant_id, approver_token=approver, role="tenant-admin")
+    assert admin.approve_access_grant(name, grant.grant_id, approver_token=approver, role="reader").state == "approved"
     active = admin.activate_access_grant(name, grant.grant_id)
     remember(active.token)
     assert active.grant.state == "active" and active.token not in repr(active)
@@ -236,6 +239,6 @@ def test_a_tenant_admin_manages_its_own_keys_and_a_grant_carries_its_role(
     grant = admin.request_access_grant(keyless, "recovery ticket", role="tenant-admin")
     assert grant.role == "tenant-admin"
     approver = server.approver_token_file.read_text()
-    approved = admin.approve_access_grant(keyless, grant.grant_id, approver_token=approver)
+    approved = admin.approve_access_grant(keyless, grant.grant_id, approver_token=approver, role="tenant-admin")
     assert approved.role == "tenant-admin"
     assert admin.revoke_access_grant(keyless, grant.grant_id).state == "revoked"

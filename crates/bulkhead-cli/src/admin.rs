@@ -159,6 +159,10 @@ enum AdminGrant {
     Approve {
         tenant: String,
         grant_id: String,
+        /// The role of the grant being approved, as `grant list --approver` shows it: a grant of
+        /// another role is refused.
+        #[arg(long, value_enum)]
+        role: crate::args::RoleArg,
         /// A file holding the approver token (mode 0600). Without it: BULKHEAD_APPROVER_TOKEN.
         #[arg(long, env = "BULKHEAD_APPROVER_TOKEN_FILE")]
         approver_token_file: Option<PathBuf>,
@@ -585,8 +589,9 @@ async fn grant_command(s: &mut AdminSession<'_>, out: &mut Output<'_>, command: 
             // Only the id on stdout, so that `$(bulkhead admin grant request ...)` captures it.
             out.record(|| grant_json(&grant), || grant.grant_id.clone())
         }
-        AdminGrant::Approve { tenant, grant_id, .. } => {
-            let request = s.request(pb::ApproveAccessGrantRequest { tenant, grant_id })?;
+        AdminGrant::Approve { tenant, grant_id, role, .. } => {
+            let role = client::role_to_proto(Role::from(role)) as i32;
+            let request = s.request(pb::ApproveAccessGrantRequest { tenant, grant_id, role })?;
             let grant = s.rpc.approve_access_grant(request).await.map_err(s.failed())?.into_inner();
             out.record(
                 || grant_json(&grant),

@@ -304,6 +304,17 @@ impl Operator<'_> {
         self.store.approve_access_grant(tenant, grant_id)
     }
 
+    /// As [`Operator::approve_access_grant`], for a grant of `role` only: a grant of another role
+    /// is refused, and the refusal is an event in the tenant's trail.
+    pub fn approve_access_grant_as(
+        &self,
+        tenant: &TenantName,
+        grant_id: &str,
+        role: Role,
+    ) -> Result<AccessGrantInfo, StorageError> {
+        self.store.approve_access_grant_as(tenant, grant_id, Some(role))
+    }
+
     /// Records a refused approval of a grant in its tenant's trail.
     pub fn refuse_access_grant_approval(
         &self,

@@ -111,8 +111,15 @@ impl Admin for AdminService {
                      credential, the approver token (`bulkhead admin grant approve`)",
                 ));
             }
-            let grant =
-                db.operator().approve_access_grant(&name, &req.grant_id).map_err(status::from_storage)?;
+            // The approval names the role it approves: required, and a grant of another is refused.
+            if req.role == 0 {
+                return Err(invalid("role", "the role of the grant being approved (reader or tenant-admin)"));
+            }
+            let role = convert::role_from(req.role)?;
+            let grant = db
+                .operator()
+                .approve_access_grant_as(&name, &req.grant_id, role)
+                .map_err(status::from_storage)?;
             Ok(convert::grant_to(name.as_str(), grant))
         })
         .await

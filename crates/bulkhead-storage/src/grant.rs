@@ -216,13 +216,27 @@ impl Store {
     /// pending (approved already, expired, revoked) is refused with
     /// [`StorageError::GrantState`], and the refusal is an event in the tenant's trail.
     pub fn approve_access_grant(&self, tenant: &TenantName, grant_id: &str) -> Result<AccessGrantInfo> {
+        self.approve_access_grant_as(tenant, grant_id, None)
+    }
+
+    /// As [`Store::approve_access_grant`], for a grant of the role the approver names: a grant of
+    /// another role is refused (`GrantState`) and the refusal is an event, so that an approval
+    /// given for a reader's grant never opens a tenant-admin's.
+    pub fn approve_access_grant_as(
+        &self,
+        tenant: &TenantName,
+        grant_id: &str,
+        role: Option<Role>,
+    ) -> Result<AccessGrantInfo> {
         let mut reserved = self.registry_lock.lock();
         let (info, raw_id, mut record) = self.load_grant(tenant, grant_id)?;
         let state = self.grant_state(&record)?;
-        if state != GrantState::Pending {
+        let other_role = role.is_some_and(|role| role != record.role);
+        if state != GrantState::Pending || other_role {
             let refusal = match state {
                 GrantState::Expired => "has expired",
                 GrantState::Revoked => "was revoked",
+                GrantState::Pending => "is of another role than the approval names",
                 _ => "was approved already",
             };
             let refused = "access-grant-approval-refused";

@@ -173,15 +173,18 @@ class AdminClient:
             request.ttl_seconds = ttl_seconds
         return access_grant_from_proto(self._caller.call(Admin.RequestAccessGrant, request))
 
-    def approve_access_grant(self, tenant: str, grant_id: str, *, approver_token: str) -> AccessGrant:
-        """Approves a pending grant with the server's approver token (the second credential; the admin
-        token this client holds is refused for this call)."""
+    def approve_access_grant(
+        self, tenant: str, grant_id: str, *, approver_token: str, role: Role
+    ) -> AccessGrant:
+        """Approves a pending grant of `role` (as `list_access_grants` shows it; a grant of another
+        role is refused) with the server's approver token (the second credential; the admin token
+        this client holds is refused for this call)."""
         url, tls, tls_domain, insecure, timeout, retry = self._connect
         approver = _Caller(
             url, approver_token, tls=tls, tls_domain=tls_domain, insecure=insecure, timeout=timeout, retry=retry
         )
         try:
-            request = pb.ApproveAccessGrantRequest(tenant=tenant, grant_id=grant_id)
+            request = pb.ApproveAccessGrantRequest(tenant=tenant, grant_id=grant_id, role=role_to_proto(role))
             return access_grant_from_proto(approver.call(Admin.ApproveAccessGrant, request))
         finally:
             approver.close()

@@ -626,7 +626,11 @@ async fn call_admin(world: &World, method: &str, cred: Cred, n: u32) -> Code {
         }
         "ApproveAccessGrant" => {
             let grant_id = matrix_grant(server, false);
-            let r = pb::ApproveAccessGrantRequest { tenant: "acme".into(), grant_id };
+            let r = pb::ApproveAccessGrantRequest {
+                tenant: "acme".into(),
+                grant_id,
+                role: pb::Role::Reader as i32,
+            };
             code(admin.approve_access_grant(with(r, cred, token)).await)
         }
         "ActivateAccessGrant" => {

@@ -65,8 +65,11 @@ async fn a_grant_takes_a_second_credential_reads_only_and_is_in_the_tenants_own_
     assert!(!refused.message().contains("INC-2024"), "errors never echo the reason");
 
     // The requester's own credential cannot approve; the approver token does nothing else.
-    let approve =
-        || pb::ApproveAccessGrantRequest { tenant: "acme".into(), grant_id: grant.grant_id.clone() };
+    let approve = || pb::ApproveAccessGrantRequest {
+        tenant: "acme".into(),
+        grant_id: grant.grant_id.clone(),
+        role: pb::Role::Reader as i32,
+    };
     let refused = admin.approve_access_grant(req(approve(), &admin_token)).await.expect_err("admin approves");
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(refused.message().contains("approver token"), "{}", refused.message());
@@ -75,6 +78,17 @@ async fn a_grant_takes_a_second_credential_reads_only_and_is_in_the_tenants_own_
     assert_eq!(refused.code(), Code::PermissionDenied);
     let listed = admin.list_tenants(req(pb::ListTenantsRequest {}, &approver)).await;
     assert_eq!(code(listed), Code::PermissionDenied);
+    // The approval names the role it approves: a reader's grant is not approved as a tenant-admin's,
+    // and no role at all is a bad request.
+    let mut other = approve();
+    other.role = pb::Role::TenantAdmin as i32;
+    let refused = admin.approve_access_grant(req(other, &approver)).await.expect_err("another role");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("another role"), "{}", refused.message());
+    let mut none = approve();
+    none.role = 0;
+    let refused = admin.approve_access_grant(req(none, &approver)).await.expect_err("no role");
+    assert_eq!(refused.code(), Code::InvalidArgument);
     let approved = admin.approve_access_grant(req(approve(), &approver)).await.expect("approve").into_inner();
     assert_eq!(approved.state, "approved");
 
@@ -189,7 +203,11 @@ async fn revoking_a_grant_stops_its_cached_key_at_once_and_bad_requests_are_refu
     let grant = admin.request_access_grant(req(r, &admin_token)).await.expect("request").into_inner();
     assert_eq!(grant.expires_ms - grant.requested_ms, 3_600_000, "one hour by default");
     let id = grant.grant_id.clone();
-    let approve = pb::ApproveAccessGrantRequest { tenant: "acme".into(), grant_id: id.clone() };
+    let approve = pb::ApproveAccessGrantRequest {
+        tenant: "acme".into(),
+        grant_id: id.clone(),
+        role: pb::Role::Reader as i32,
+    };
     admin.approve_access_grant(req(approve, &approver)).await.expect("approve");
     let activate = pb::ActivateAccessGrantRequest { tenant: "acme".into(), grant_id: id.clone() };
     let key =
@@ -225,7 +243,11 @@ async fn revoking_a_grant_stops_its_cached_key_at_once_and_bad_requests_are_refu
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("ttl") && status.message().contains("86400"), "{}", status.message());
     for (tenant, grant_id) in [("acme", "00".repeat(16)), ("globex", id.clone())] {
-        let r = pb::ApproveAccessGrantRequest { tenant: tenant.into(), grant_id: grant_id.clone() };
+        let r = pb::ApproveAccessGrantRequest {
+            tenant: tenant.into(),
+            grant_id: grant_id.clone(),
+            role: pb::Role::Reader as i32,
+        };
         let status = admin.approve_access_grant(req(r, &approver)).await.expect_err("no such grant");
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "access grant not found");

@@ -226,7 +226,11 @@ impl TestServer {
         };
         let grant = admin.request_access_grant(req(request, &self.admin_token)).await.expect("request");
         let grant_id = grant.into_inner().grant_id;
-        let approve = pb::ApproveAccessGrantRequest { tenant: tenant.into(), grant_id: grant_id.clone() };
+        let approve = pb::ApproveAccessGrantRequest {
+            tenant: tenant.into(),
+            grant_id: grant_id.clone(),
+            role: pb::Role::TenantAdmin as i32,
+        };
         admin.approve_access_grant(req(approve, &self.approver_token)).await.expect("approve");
         let activate = pb::ActivateAccessGrantRequest { tenant: tenant.into(), grant_id };
         let active = admin

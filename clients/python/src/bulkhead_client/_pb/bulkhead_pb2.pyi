@@ -717,12 +717,14 @@ class RequestAccessGrantRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., reason: _Optional[str] = ..., ttl_seconds: _Optional[int] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class ApproveAccessGrantRequest(_message.Message):
-    __slots__ = ("tenant", "grant_id")
+    __slots__ = ("tenant", "grant_id", "role")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     GRANT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     grant_id: str
-    def __init__(self, tenant: _Optional[str] = ..., grant_id: _Optional[str] = ...) -> None: ...
+    role: Role
+    def __init__(self, tenant: _Optional[str] = ..., grant_id: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class ActivateAccessGrantRequest(_message.Message):
     __slots__ = ("tenant", "grant_id")

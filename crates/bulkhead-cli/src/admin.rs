@@ -553,16 +553,22 @@ fn grant_json(g: &pb::AccessGrant) -> Value {
         "requested_ms": g.requested_ms,
         "expires_ms": g.expires_ms,
         "approved_ms": g.approved_ms,
-        "role": client::role_from_proto(g.role).map_or("reader", |r| r.as_str()),
+        "role": grant_role(g),
         "key_id": g.key_id,
         "revoked_ms": g.revoked_ms,
     })
 }
 
+/// A grant's role as the approver reads it: a role this CLI does not know shows as `unknown`, never
+/// as the least one (the server always names the role; an older grant's reads as reader there).
+fn grant_role(g: &pb::AccessGrant) -> &'static str {
+    client::role_from_proto(g.role).map_or("unknown", |r| r.as_str())
+}
+
 /// A grant as one line of text: id, state, role, expiry, key, reason.
 fn grant_line(g: &pb::AccessGrant) -> String {
     let key = g.key_id.as_deref().unwrap_or("-");
-    let role = client::role_from_proto(g.role).map_or("reader", |r| r.as_str());
+    let role = grant_role(g);
     format!("{}\t{}\t{role}\texpires {}\tkey {key}\t{}", g.grant_id, g.state, g.expires_ms, g.reason)
 }
 

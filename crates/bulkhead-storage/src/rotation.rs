@@ -28,9 +28,10 @@ use parking_lot::MutexGuard;
 pub struct RotationProgress {
     /// The generation records are being re-sealed under (the write generation).
     pub target_generation: u32,
-    /// Records scanned so far.
+    /// Sealed records scanned so far (counted as `total` is).
     pub done: u64,
-    /// Records the tenant held when the rotation started (an estimate: writes add more).
+    /// Sealed records the tenant held when the rotation started (an estimate, raised to `done` when
+    /// writes made during the rotation add more), so `done <= total` always.
     pub total: u64,
     /// Whether the rotation has finished and the older keys are destroyed.
     pub finished: bool,
@@ -178,7 +179,10 @@ impl Store {
             let plain = state.open(*purpose, key, value)?;
             batch.put(&cf, key, state.seal(*purpose, key, &plain)?);
         }
-        record.done += scan.scanned as u64;
+        // Counted as the total is (sealed records only); writes made during the rotation (an index
+        // snapshot, a client's upsert) can add records the total did not count, so it is raised.
+        record.done += scan.sealed as u64;
+        record.total = record.total.max(record.done);
         let rotation_key = layout::rotation_key(&owner);
         let cursor = layout::control_value(&state.cipher.read(), &rotation_key, &layout::encode(&record));
         batch.put(&sys, &rotation_key, cursor);
@@ -358,8 +362,10 @@ impl Store {
 struct Scan {
     /// Records sealed under an older generation than the target, with their purpose.
     stale: Vec<(Entry, Purpose)>,
-    /// Records scanned.
+    /// Records scanned (sealed or not: the bound on one step's work).
     scanned: usize,
+    /// Sealed records scanned, whatever their generation: the progress, counted as the total is.
+    sealed: usize,
     /// Whether the scan reached the end of the tenant's records.
     exhausted: bool,
 }
@@ -378,7 +384,7 @@ fn stale_records(
         Some(after) => db.entries_from(cf, Keys::Prefix(uid.as_bytes()), after),
         None => db.entries(cf, Keys::Prefix(uid.as_bytes())),
     };
-    let mut scan = Scan { stale: Vec::new(), scanned: 0, exhausted: true };
+    let mut scan = Scan { stale: Vec::new(), scanned: 0, sealed: 0, exhausted: true };
     for item in entries {
         let (key, value) = item?;
         if record.after.as_deref() == Some(&*key) {
@@ -391,6 +397,7 @@ fn stale_records(
         scan.scanned += 1;
         record.after = Some(key.to_vec());
         let Some(purpose) = layout::sealed_purpose(&key) else { continue };
+        scan.sealed += 1;
         let generation = OwnerCipher::sealed_generation(&value).ok_or(StorageError::Integrity)?;
         if generation < record.target {
             scan.stale.push(((key, value), purpose));

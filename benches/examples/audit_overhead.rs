@@ -18,7 +18,7 @@ use std::time::Instant;
 
 const K: usize = 10;
 const EF: usize = 64;
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 25;
 
 fn main() -> Result<()> {
     let Dataset { base, queries, .. } = Dataset::load()?;
@@ -40,13 +40,24 @@ fn main() -> Result<()> {
         built.as_secs_f64()
     );
 
-    let pass = |audit: bool| -> Result<f64> {
+    // Wall time per query, and of it the thread's time on a core (the rest is waiting: for a core,
+    // or blocked in a call such as the write-ahead log's).
+    let (mut on_cpu, mut off_cpu) = (Vec::new(), Vec::new());
+    let mut pass = |audit: bool| -> Result<f64> {
         db.set_access_audit(audit);
+        let cpu = thread_cpu_ns()?;
         let start = Instant::now();
         for query in queries.rows() {
             std::hint::black_box(tenant.search_with_ef("docs", query, K, Some(EF))?);
         }
-        Ok(start.elapsed().as_secs_f64() * 1e6 / queries.len() as f64)
+        let wall = start.elapsed().as_secs_f64() * 1e6 / queries.len() as f64;
+        let cpu = (thread_cpu_ns()? - cpu) as f64 / 1e3 / queries.len() as f64;
+        if audit {
+            on_cpu.push(cpu)
+        } else {
+            off_cpu.push(cpu)
+        }
+        Ok(wall)
     };
     pass(true)?;
     pass(false)?;
@@ -66,13 +77,28 @@ fn main() -> Result<()> {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    // Each round's two passes ran back to back on the same machine: their ratio is the paired
+    // measure, and its median the least moved by the machine's drift between rounds.
+    let mut paired: Vec<f64> = on.iter().zip(&off).map(|(a, b)| a / b).collect();
+    let paired = median(&mut paired);
     let (on, off) = (median(&mut on), median(&mut off));
+    // The warm-up passes are the first of each list.
+    let (on_cpu, off_cpu) = (median(&mut on_cpu[1..].to_vec()), median(&mut off_cpu[1..].to_vec()));
+    println!("on a core: audit on {on_cpu:.1} µs/query, off {off_cpu:.1} µs/query (medians)");
     println!(
-        "median over {ROUNDS} rounds: audit on {on:.1} µs/query, off {off:.1} µs/query, ratio {:.3}",
+        "median over {ROUNDS} rounds: audit on {on:.1} µs/query, off {off:.1} µs/query, ratio {:.3}; \
+         median of the rounds' ratios {paired:.3}",
         on / off
     );
     let uid = db.operator().tenant_info(&name)?.uid;
     let check = db.operator().audit_verify(uid)?;
     println!("the trail holds {} events and verifies: {}", check.events, check.first_broken.is_none());
     Ok(())
+}
+
+/// This thread's time on a core so far, in nanoseconds (the kernel's scheduler statistics).
+fn thread_cpu_ns() -> Result<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat")?;
+    let first = stat.split_whitespace().next().ok_or_else(|| anyhow::anyhow!("empty schedstat"))?;
+    Ok(first.parse()?)
 }

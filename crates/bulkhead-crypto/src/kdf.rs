@@ -46,9 +46,24 @@ pub(crate) fn derive_key(salt: &[u8], ikm: &[u8], fields: &[&[u8]]) -> Zeroizing
     key
 }
 
-/// HMAC-SHA256 of `parts`, each length-prefixed like an info string.
+/// HMAC-SHA256 of `parts`, each length-prefixed like an info string (fed to the MAC as they are,
+/// without building the info string).
 pub(crate) fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(&info(parts));
+    let mut mac = keyed(key);
+    for part in parts {
+        update_field(&mut mac, part.len(), |mac| mac.update(part));
+    }
     mac.finalize().into_bytes().into()
+}
+
+/// An HMAC-SHA256 keyed with `key`.
+pub(crate) fn keyed(key: &[u8; 32]) -> Hmac<Sha256> {
+    <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length")
+}
+
+/// Feeds one info field of `len` bytes to `mac`: its length prefix, then what `write` feeds.
+pub(crate) fn update_field(mac: &mut Hmac<Sha256>, len: usize, write: impl FnOnce(&mut Hmac<Sha256>)) {
+    let len = u32::try_from(len).expect("info fields are short labels, ids and records");
+    mac.update(&len.to_be_bytes());
+    write(mac);
 }

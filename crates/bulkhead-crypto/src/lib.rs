@@ -28,7 +28,8 @@ pub use format::{FORMAT_VERSION, SEALED_OVERHEAD};
 pub use keys::{DataKey, Kek, WrappedKey};
 pub use master::{MASTER_KEY_ENV, MAX_MASTER_KEY_FILE_BYTES, MasterKey};
 pub use seal::{
-    HARD_ENCRYPTION_LIMIT, OwnerCipher, Purpose, RecordTag, SealContext, constant_time_eq, random_bytes,
+    HARD_ENCRYPTION_LIMIT, OwnerCipher, Purpose, RecordTag, SealContext, TagInput, constant_time_eq,
+    random_bytes,
 };
 pub use secret_file::{open_secret_file, read_secret_file, write_new_secret_file};
 

@@ -62,6 +62,27 @@ pub struct SealContext<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordTag(pub [u8; 32]);
 
+/// Where [`OwnerCipher::tag_streamed`]'s caller feeds the value's pieces. It holds the keyed MAC, so
+/// it is not cloneable, and its `Debug` shows only how much was fed.
+pub struct TagInput<'a> {
+    mac: &'a mut hmac::Hmac<sha2::Sha256>,
+    fed: &'a mut usize,
+}
+
+impl fmt::Debug for TagInput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TagInput").field("fed", &self.fed).finish_non_exhaustive()
+    }
+}
+
+impl TagInput<'_> {
+    /// Feeds the next piece of the value.
+    pub fn update(&mut self, bytes: &[u8]) {
+        hmac::Mac::update(self.mac, bytes);
+        *self.fed += bytes.len();
+    }
+}
+
 /// The four purpose ciphers of one data-key generation.
 struct GenerationCiphers {
     ciphers: [Aes256Gcm; 4],
@@ -141,6 +162,26 @@ impl OwnerCipher {
     /// data-key generations, different for every owner.
     pub fn tag(&self, domain: &[u8], value: &[u8]) -> RecordTag {
         RecordTag(hmac_sha256(&self.naming, &[domain, value]))
+    }
+
+    /// [`OwnerCipher::tag`] of a value of `len` bytes that `write` feeds in pieces, without the
+    /// value ever being whole in memory: the same tag as `tag(domain, the pieces joined)`.
+    ///
+    /// # Panics
+    ///
+    /// If `write` feeds other than `len` bytes (a caller's bug: the length is framed first).
+    pub fn tag_streamed(
+        &self,
+        domain: &[u8],
+        len: usize,
+        write: impl FnOnce(&mut TagInput<'_>),
+    ) -> RecordTag {
+        let mut mac = crate::kdf::keyed(&self.naming);
+        crate::kdf::update_field(&mut mac, domain.len(), |mac| hmac::Mac::update(mac, domain));
+        let mut fed = 0;
+        crate::kdf::update_field(&mut mac, len, |mac| write(&mut TagInput { mac, fed: &mut fed }));
+        assert_eq!(fed, len, "a streamed tag was fed other than its announced length");
+        RecordTag(hmac::Mac::finalize(mac).into_bytes().into())
     }
 
     /// Seals `plaintext` for `ctx` under the write generation's `purpose` key with a fresh random nonce.

@@ -64,7 +64,7 @@ impl Store {
     }
 
     fn query_hash(&self, uid: TenantUid, query: &[f32]) -> SubjectHash {
-        self.audit_subject_hash(uid, Subject::Query, &layout::encode_vector(query))
+        SubjectHash(layout::query_subject_hash(&self.system, &uid, Subject::Query.domain(), query))
     }
 
     /// The anchor and registration records of a chain whose end is `head` (for the format-2

@@ -159,7 +159,9 @@ impl RecordV2 {
 
 /// An event's stored value in the current format.
 pub(crate) fn event_value(record: &RecordV2) -> Vec<u8> {
-    concat(&[&[EVENT_V2], &encode(record)])
+    let mut value = Vec::with_capacity(256);
+    value.push(EVENT_V2);
+    postcard::to_extend(record, value).expect("records serialise into memory")
 }
 
 /// An event as read back, of either format.
@@ -252,9 +254,15 @@ pub(crate) fn v2_mac(
     (seq, prev): Head,
     record: &RecordV2,
 ) -> [u8; 32] {
-    let mut unsigned = record.clone();
-    unsigned.mac = [0; 32];
-    let content = encode(&(uid.as_bytes(), seq, prev, &unsigned));
+    // The MAC covers the record with its MAC field zero, which a record about to be signed already
+    // is: only a stored record is copied to zero it.
+    let content = if record.mac == [0; 32] {
+        encode(&(uid.as_bytes(), seq, prev, record))
+    } else {
+        let mut unsigned = record.clone();
+        unsigned.mac = [0; 32];
+        encode(&(uid.as_bytes(), seq, prev, &unsigned))
+    };
     system.tag(b"audit-v2", &content).0
 }
 
@@ -299,8 +307,101 @@ pub(crate) fn chain_count_value(system: &OwnerCipher, chains: u64) -> Vec<u8> {
 
 /// The keyed hash that stands for `value` of the kind `domain` names in `uid`'s events.
 pub(crate) fn subject_hash(system: &OwnerCipher, uid: &TenantUid, domain: &[u8], value: &[u8]) -> [u8; 16] {
-    let tag = system.tag(b"audit-subject", &encode(&(uid.as_bytes(), domain, value)));
+    subject_hash_streamed(system, uid, domain, value.len(), |input| input.update(value))
+}
+
+/// [`subject_hash`] of a query vector (its little-endian bytes), fed to the MAC in pieces from a
+/// small buffer instead of being copied whole: a search computes one on its path.
+pub(crate) fn query_subject_hash(
+    system: &OwnerCipher,
+    uid: &TenantUid,
+    domain: &[u8],
+    query: &[f32],
+) -> [u8; 16] {
+    subject_hash_streamed(system, uid, domain, std::mem::size_of_val(query), |input| {
+        let mut buffer = [0u8; 256];
+        for chunk in query.chunks(buffer.len() / 4) {
+            for (out, x) in buffer.chunks_exact_mut(4).zip(chunk) {
+                out.copy_from_slice(&x.to_le_bytes());
+            }
+            input.update(&buffer[..chunk.len() * 4]);
+        }
+    })
+}
+
+/// The subject hash of a value of `len` bytes that `write` feeds: the tag (in the `audit-subject`
+/// domain) of the postcard encoding of `(uid bytes, domain, value)`, which is the uid's 16 bytes,
+/// then the domain and the value each after its length as a varint. Fed field by field, it is the
+/// same hash as of the encoding built whole, which is how every stored hash was computed.
+fn subject_hash_streamed(
+    system: &OwnerCipher,
+    uid: &TenantUid,
+    domain: &[u8],
+    len: usize,
+    write: impl FnOnce(&mut bulkhead_crypto::TagInput<'_>),
+) -> [u8; 16] {
+    let (domain_len, value_len) = (varint(domain.len()), varint(len));
+    let (domain_len, value_len) = (&domain_len.0[..domain_len.1], &value_len.0[..value_len.1]);
+    let total = uid.as_bytes().len() + domain_len.len() + domain.len() + value_len.len() + len;
+    let tag = system.tag_streamed(b"audit-subject", total, |input| {
+        input.update(uid.as_bytes());
+        input.update(domain_len);
+        input.update(domain);
+        input.update(value_len);
+        write(input);
+    });
     let mut out = [0u8; 16];
     out.copy_from_slice(&tag.0[..16]);
     out
+}
+
+/// A length as postcard encodes it (LEB128: seven bits a byte, least significant first), in the
+/// first `.1` bytes of `.0`.
+fn varint(mut n: usize) -> ([u8; 10], usize) {
+    let mut out = [0u8; 10];
+    for (i, byte) in out.iter_mut().enumerate() {
+        let low = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            *byte = low;
+            return (out, i + 1);
+        }
+        *byte = low | 0x80;
+    }
+    unreachable!("a usize has at most 64 bits, ten groups of seven")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_hashes_fed_in_pieces_equal_the_hash_of_the_whole_encoding() {
+        // How every stored subject hash was computed: the tag of the whole postcard encoding.
+        let whole = |system: &OwnerCipher, uid: &TenantUid, domain: &[u8], value: &[u8]| {
+            let tag = system.tag(b"audit-subject", &encode(&(uid.as_bytes(), domain, value)));
+            <[u8; 16]>::try_from(&tag.0[..16]).expect("16 bytes")
+        };
+        let naming = bulkhead_crypto::DataKey::generate(0);
+        let data = bulkhead_crypto::DataKey::generate(1);
+        let system = OwnerCipher::new(b"system", &naming, &[data], 1, 0).expect("cipher");
+        let uid = TenantUid::from_bytes([3; 16]);
+        for len in [0, 1, 127, 128, 300, 1536, 20_000] {
+            let value: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
+            for domain in [&b"query"[..], &[b'd'; 200][..]] {
+                assert_eq!(subject_hash(&system, &uid, domain, &value), whole(&system, &uid, domain, &value));
+            }
+        }
+        for dim in [1, 63, 64, 65, 384, 1000] {
+            let query: Vec<f32> = (0..dim).map(|i| i as f32 * 0.25 - 3.0).collect();
+            assert_eq!(
+                query_subject_hash(&system, &uid, b"query", &query),
+                whole(&system, &uid, b"query", &super::super::encode_vector(&query)),
+                "dimension {dim}"
+            );
+        }
+        assert_eq!(varint(0), ([0; 10], 1));
+        assert_eq!(&varint(300).0[..varint(300).1], &[0xac, 0x02]);
+        assert_eq!(varint(usize::MAX).1, 10);
+    }
 }

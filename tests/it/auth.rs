@@ -3,7 +3,8 @@
 
 use crate::util::{TestDir, tenant};
 use bulkhead_query::{
-    DocId, ManualClock, MasterKey, Metric, NewPoint, QueryError, Role, StorageError, TenantName,
+    DocId, MAX_API_KEYS_PER_TENANT, ManualClock, MasterKey, Metric, NewPoint, QueryError, Role, StorageError,
+    TenantName,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +75,64 @@ fn api_keys_authenticate_and_carry_roles() {
     // Expired keys fail.
     let expired = store.issue_api_key(&acme, Role::Reader, "old", Some(1)).expect("issue");
     assert!(unauthenticated(store.authenticate(&expired.token)));
+}
+
+#[test]
+fn a_tenant_holds_at_most_its_key_limit_and_its_dead_keys_make_room() {
+    let dir = TestDir::new();
+    let db = dir.open();
+    let admin_scope = tenant(&db, "acme");
+    db.tenant(&admin_scope).expect("tenant").create_collection("docs", 2, Metric::Dot).expect("collection");
+    tenant(&db, "other");
+    let (acme, other) = (TenantName::new("acme").expect("name"), TenantName::new("other").expect("name"));
+    let store = db.operator();
+    let revoked = store.issue_api_key(&acme, Role::Reader, "to revoke", None).expect("issue");
+    store.revoke_api_key(&acme, &revoked.key_id).expect("revoke");
+    let expired = store.issue_api_key(&acme, Role::Reader, "expired", Some(1)).expect("issue");
+    let mut live = Vec::new();
+    for i in 2..MAX_API_KEYS_PER_TENANT {
+        live.push(store.issue_api_key(&acme, Role::Reader, &format!("k{i}"), None).expect("issue").key_id);
+    }
+    assert_eq!(store.list_api_keys(&acme).expect("list").len(), MAX_API_KEYS_PER_TENANT);
+    // The limit is per tenant.
+    store.issue_api_key(&other, Role::Reader, "other's", None).expect("another tenant issues");
+
+    // At the limit, a new key makes the revoked and the expired key be forgotten.
+    let first_over = store.issue_api_key(&acme, Role::Reader, "over", None).expect("room was made");
+    let listed: Vec<String> =
+        store.list_api_keys(&acme).expect("list").into_iter().map(|k| k.key_id).collect();
+    assert_eq!(listed.len(), MAX_API_KEYS_PER_TENANT - 1);
+    assert!(!listed.contains(&revoked.key_id) && !listed.contains(&expired.key_id));
+    assert!(listed.contains(&first_over.key_id) && live.iter().all(|k| listed.contains(k)));
+    assert!(unauthenticated(store.authenticate(&revoked.token)), "a forgotten key stays refused");
+    assert!(unauthenticated(store.authenticate(&expired.token)));
+    store.issue_api_key(&acme, Role::Reader, "last", None).expect("the last place");
+
+    // Every key live: refused, nothing written, the tenant's data and keys intact.
+    let refused = store.issue_api_key(&acme, Role::Reader, "one too many", None);
+    assert!(
+        matches!(refused, Err(StorageError::KeyLimit { limit }) if limit == MAX_API_KEYS_PER_TENANT as u64),
+        "{refused:?}"
+    );
+    let message = refused.expect_err("refused").to_string();
+    assert!(
+        message.contains("revoke") && message.contains(&MAX_API_KEYS_PER_TENANT.to_string()),
+        "{message}"
+    );
+    assert_eq!(store.list_api_keys(&acme).expect("list").len(), MAX_API_KEYS_PER_TENANT);
+    let scope = store.authenticate(&first_over.token).expect("a live key authenticates");
+    assert_eq!(db.tenant(&scope).expect("tenant").collections().expect("collections").len(), 1);
+
+    // The index survives a restart, and a deleted tenant's keys leave it with the tenant.
+    drop(scope);
+    drop(db);
+    let db = dir.open();
+    let store = db.operator();
+    assert_eq!(store.list_api_keys(&acme).expect("list").len(), MAX_API_KEYS_PER_TENANT);
+    db.delete_tenant(&acme).expect("delete");
+    store.create_tenant(&acme).expect("the name again");
+    assert!(store.list_api_keys(&acme).expect("list").is_empty());
+    assert_eq!(store.list_api_keys(&other).expect("list").len(), 1, "the other tenant's key stays");
 }
 
 #[test]

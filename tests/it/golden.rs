@@ -188,6 +188,11 @@ impl Golden {
             .unwrap_or_else(|e| panic!("{name} does not open: {e}"));
         let token = std::fs::read_to_string(work.path().join("api-key")).expect("token");
         let scope = db.operator().authenticate(token.trim()).expect("its API key still authenticates");
+        // Written before keys were indexed by tenant: the open built the index, and the tenant's
+        // key is listed through it.
+        let key_id = token.trim().split('_').nth(1).expect("key id");
+        let listed = db.operator().list_api_keys(&TenantName::new(TENANT).expect("name")).expect("list");
+        assert_eq!(listed.iter().map(|k| k.key_id.as_str()).collect::<Vec<_>>(), [key_id], "{name}");
         Golden { db, scope, _work: work }
     }
 

@@ -29,6 +29,7 @@ fn the_limits_table_matches_the_code() {
         ("MAX_FILTER_LIST", limits::MAX_FILTER_LIST),
         ("MAX_FILTER_VALUE_BYTES", limits::MAX_FILTER_VALUE_BYTES),
         ("MAX_PRINCIPAL_GROUPS", limits::MAX_PRINCIPAL_GROUPS),
+        ("MAX_API_KEYS_PER_TENANT", bulkhead_query::MAX_API_KEYS_PER_TENANT),
         ("DEFAULT_INDEX_MEMORY_BUDGET", bulkhead_query::DEFAULT_INDEX_MEMORY_BUDGET),
         ("INDEX_JOB_WORKERS", bulkhead_query::INDEX_JOB_WORKERS),
         // The storage quotas' defaults.

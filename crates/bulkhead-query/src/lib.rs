@@ -44,10 +44,11 @@ pub use bulkhead_storage::{
     CollectionInfo, CollectionName, DEFAULT_GRANT_TTL, DEFAULT_MAX_COLLECTIONS, DEFAULT_MAX_LOADED_TENANTS,
     DEFAULT_MAX_STORED_BYTES, DEFAULT_MAX_VECTORS, DirectoryCheck, DocId, Durability, EngineMemory,
     ExportSummary, FIRST_KEY_TTL, GrantState, ImportSummary, IssuedApiKey, KeyBinding,
-    MAX_GRANT_REASON_BYTES, MAX_GRANT_TTL, MIN_GRANT_TTL, ManualClock, MetaValue, Metric, MoveProgress,
-    NewPoint, Operation, Placement, PointRef, REFUSAL_EVENT_EVERY, Role, RotationProgress, StorageError,
-    StorageQuotas, StoreOptions, StoredPoint, Subject, SubjectHash, TenantInfo, TenantName, TenantPolicy,
-    TenantQuotas, TenantScope, TenantUid, TenantUsage, VersionedPolicy, limits,
+    MAX_API_KEYS_PER_TENANT, MAX_GRANT_REASON_BYTES, MAX_GRANT_TTL, MIN_GRANT_TTL, ManualClock, MetaValue,
+    Metric, MoveProgress, NewPoint, Operation, Placement, PointRef, REFUSAL_EVENT_EVERY, Role,
+    RotationProgress, StorageError, StorageQuotas, StoreOptions, StoredPoint, Subject, SubjectHash,
+    TenantInfo, TenantName, TenantPolicy, TenantQuotas, TenantScope, TenantUid, TenantUsage, VersionedPolicy,
+    limits,
 };
 pub use cache::CacheStats;
 pub use collection::{GraphStatus, IndexSource};

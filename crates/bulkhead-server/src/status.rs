@@ -62,7 +62,9 @@ pub(crate) fn from_storage(error: StorageError) -> Status {
         }
         // A storage quota of the tenant (its policy's, or the server's default): the message names
         // the quota and its limit; the same write succeeds once the tenant stores less.
-        StorageError::QuotaExceeded { .. } => Status::resource_exhausted(error.to_string()),
+        StorageError::QuotaExceeded { .. } | StorageError::KeyLimit { .. } => {
+            Status::resource_exhausted(error.to_string())
+        }
         // A tenant archive the operator sent is not one this server can import (its reason is a
         // fixed phrase: cut, altered, another master key); the fix is the archive.
         StorageError::BadArchive { .. } => Status::invalid_argument(error.to_string()),

@@ -101,6 +101,14 @@ pub enum StorageError {
     )]
     QuotaExceeded { quota: &'static str, limit: u64 },
 
+    /// A new API key would take its tenant past [`crate::MAX_API_KEYS_PER_TENANT`] keys, every one
+    /// of them live (revoked and expired keys are forgotten to make room). Nothing was written.
+    #[error(
+        "the tenant holds {limit} live API keys, the most a tenant may hold; revoke the keys it no \
+         longer uses (revoked and expired keys are forgotten to make room)"
+    )]
+    KeyLimit { limit: u64 },
+
     /// A tenant archive given to an import was refused before anything of it became visible:
     /// not an archive, another format version, written under another master key, cut short,
     /// altered, or out of order. `reason` is one of a fixed set of phrases, never archive content.
@@ -159,6 +167,7 @@ impl StorageError {
             StorageError::ForeignScope => "foreign-scope",
             StorageError::EncryptionLimit => "encryption-limit",
             StorageError::QuotaExceeded { .. } => "quota-exceeded",
+            StorageError::KeyLimit { .. } => "key-limit",
             StorageError::BadArchive { .. } => "bad-archive",
             StorageError::Engine(_)
             | StorageError::Io(_)

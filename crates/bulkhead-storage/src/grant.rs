@@ -326,6 +326,7 @@ impl Store {
         let grant_key = layout::grant_key(&raw_id);
         let (grant_bytes, key_bytes) = (layout::encode(&record), layout::encode(&key_record));
         let api_key = layout::apikey_key(&key_id);
+        batch.put(&self.sys()?, layout::apikey_of_key(info.uid.as_bytes(), &key_id), []);
         let mut records = vec![(grant_key.as_slice(), grant_bytes.as_slice()), (&api_key, &key_bytes)];
         records.extend(marker.as_deref().map(|bytes| (tenant_key.as_slice(), bytes)));
         self.commit_registry_records(&mut reserved, batch, &records)?;

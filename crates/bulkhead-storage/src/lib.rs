@@ -52,7 +52,7 @@ pub use policy::{MAX_POLICY_NOTE_BYTES, MAX_POLICY_PREFIXES, TenantPolicy, Tenan
 pub use quota::{
     DEFAULT_MAX_COLLECTIONS, DEFAULT_MAX_STORED_BYTES, DEFAULT_MAX_VECTORS, StorageQuotas, TenantUsage,
 };
-pub use registry::{ApiKeyInfo, FIRST_KEY_TTL, IssuedApiKey, TenantInfo};
+pub use registry::{ApiKeyInfo, FIRST_KEY_TTL, IssuedApiKey, MAX_API_KEYS_PER_TENANT, TenantInfo};
 pub use rotation::RotationProgress;
 pub use scope::{KeyBinding, Role, TenantScope};
 pub use snapshot::{IndexSnapshotSink, SavedSegment, SnapshotSaved};

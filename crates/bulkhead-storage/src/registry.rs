@@ -303,10 +303,12 @@ impl Store {
             binding: new.binding,
             grant: None,
         };
+        let mut batch = Batch::default();
+        let forgotten = self.make_room_for_key(&uid, &mut batch)?;
+        batch.put(&self.sys()?, layout::apikey_of_key(uid.as_bytes(), &key_id), []);
         let key_id = hex::encode(key_id);
         let key = layout::apikey_key(&hex_id(&key_id)?);
         let record = layout::encode(&record);
-        let mut batch = Batch::default();
         let mut event = self.admin_record("api-key-issued", Some(&key_id));
         event.note = Some(match note {
             Some(note) => format!("role {}; {note}", role.as_str()),
@@ -316,6 +318,9 @@ impl Store {
         let mut records = vec![(key.as_slice(), record.as_slice())];
         records.extend(also);
         self.commit_registry_records(reserved, batch, &records)?;
+        for id in &forgotten {
+            self.key_cache.remove(id);
+        }
         tracing::info!(tenant = %uid.short(), key_id = %key_id, role = role.as_str(), "api key issued");
         Ok(IssuedApiKey { token: format!("bk_{key_id}_{}", hex::encode(secret.as_ref())), key_id })
     }
@@ -338,29 +343,97 @@ impl Store {
     }
 
     /// Every API key of the tenant `uid` (never their secrets).
+    /// Through the index of keys by tenant: the cost is the tenant's own keys (at most
+    /// [`MAX_API_KEYS_PER_TENANT`] and its break-glass keys), not every tenant's.
     pub(crate) fn api_keys_of(&self, uid: &TenantUid) -> Result<Vec<ApiKeyInfo>> {
+        let mut out = Vec::new();
+        for (raw_id, record) in self.key_records_of(uid)? {
+            out.push(ApiKeyInfo {
+                key_id: hex::encode(raw_id),
+                locked: self.key_locked(&raw_id)?,
+                role: record.role,
+                label: record.label,
+                created_ms: record.created_ms,
+                expires_ms: record.expires_ms,
+                revoked: record.revoked,
+                binding: record.binding,
+                grant_id: record.grant.map(hex::encode),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The key records of tenant `uid`, found through the index of keys by tenant (each record
+    /// opened and checked to be the tenant's: the index only locates them).
+    pub(crate) fn key_records_of(&self, uid: &TenantUid) -> Result<Vec<([u8; 16], ApiKeyRecord)>> {
         let sys = self.sys()?;
         let mut out = Vec::new();
-        for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
-            let (key, value) = item?;
-            let record: ApiKeyRecord = layout::decode_api_key(&self.open_registry(&key, &value)?)?;
+        for item in self.db.entries(&sys, Keys::Prefix(&layout::apikey_of_prefix(uid.as_bytes()))) {
+            let (index_key, _) = item?;
+            let raw_id = layout::apikey_of_id(&index_key).ok_or(StorageError::Codec("api key index"))?;
+            let key = layout::apikey_key(&raw_id);
+            let Some(sealed) = self.db.get(&sys, &key)? else { continue };
+            let record = layout::decode_api_key(&self.open_registry(&key, &sealed)?)?;
             if record.tenant_uid == *uid.as_bytes() {
-                let raw_id: [u8; 16] =
-                    layout::apikey_id(&key).try_into().map_err(|_| StorageError::Codec("api key"))?;
-                out.push(ApiKeyInfo {
-                    key_id: hex::encode(raw_id),
-                    locked: self.key_locked(&raw_id)?,
-                    role: record.role,
-                    label: record.label,
-                    created_ms: record.created_ms,
-                    expires_ms: record.expires_ms,
-                    revoked: record.revoked,
-                    binding: record.binding,
-                    grant_id: record.grant.map(hex::encode),
-                });
+                out.push((raw_id, record));
             }
         }
         Ok(out)
+    }
+
+    /// Makes room in `batch` for one more key of `uid`: below [`MAX_API_KEYS_PER_TENANT`] keys
+    /// (break-glass keys not counted), nothing; at it, the tenant's revoked and expired keys are
+    /// forgotten (their records, index entries and lock records; their events stay in the trail),
+    /// and if none is, the issue is refused ([`StorageError::KeyLimit`]). Returns the forgotten
+    /// key ids. The caller holds `registry_lock`.
+    fn make_room_for_key(&self, uid: &TenantUid, batch: &mut Batch) -> Result<Vec<[u8; 16]>> {
+        let keys: Vec<_> =
+            self.key_records_of(uid)?.into_iter().filter(|(_, record)| record.grant.is_none()).collect();
+        if keys.len() < MAX_API_KEYS_PER_TENANT {
+            return Ok(Vec::new());
+        }
+        let now = self.now_ms();
+        let sys = self.sys()?;
+        let mut forgotten = Vec::new();
+        for (raw_id, record) in keys {
+            if record.revoked || record.expires_ms.is_some_and(|t| t <= now) {
+                batch.delete(&sys, layout::apikey_key(&raw_id));
+                batch.delete(&sys, layout::apikey_of_key(uid.as_bytes(), &raw_id));
+                batch.delete(&sys, layout::key_lock_key(&raw_id));
+                forgotten.push(raw_id);
+            }
+        }
+        if forgotten.is_empty() {
+            return Err(StorageError::KeyLimit { limit: MAX_API_KEYS_PER_TENANT as u64 });
+        }
+        let count = forgotten.len();
+        tracing::info!(tenant = %uid.short(), forgotten = count, "revoked and expired api keys forgotten");
+        Ok(forgotten)
+    }
+
+    /// Builds the index of API keys by tenant if this data directory has none yet (written by an
+    /// older version): one scan of every key record, the entries and the marker in one batch.
+    pub(crate) fn index_api_keys(&self) -> Result<()> {
+        let sys = self.sys()?;
+        if self.db.get(&sys, layout::META_APIKEY_INDEX)?.is_some() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        let mut keys = 0u64;
+        for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
+            let (key, value) = item?;
+            let record = layout::decode_api_key(&self.open_registry(&key, &value)?)?;
+            let raw_id: [u8; 16] =
+                layout::apikey_id(&key).try_into().map_err(|_| StorageError::Codec("api key"))?;
+            batch.put(&sys, layout::apikey_of_key(&record.tenant_uid, &raw_id), []);
+            keys += 1;
+        }
+        batch.put(&sys, layout::META_APIKEY_INDEX, [1]);
+        self.sys_write(batch)?;
+        if keys > 0 {
+            tracing::info!(keys, "api keys indexed by tenant");
+        }
+        Ok(())
     }
 
     /// Revokes an API key of `tenant`. A key of another tenant is reported as not found.
@@ -399,6 +472,10 @@ impl Store {
         Ok(())
     }
 }
+
+/// The most API keys a tenant holds, break-glass keys not counted. At the limit, a new key makes
+/// the tenant's revoked and expired keys be forgotten; if all are live, it is refused.
+pub const MAX_API_KEYS_PER_TENANT: usize = 1_000;
 
 /// The longest a tenant's first key, the operator's ([`Store::issue_first_api_key`]), lasts.
 pub const FIRST_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);

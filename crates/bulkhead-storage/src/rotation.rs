@@ -17,7 +17,7 @@
 use crate::engine::{Batch, Engine, Entry, Family, Keys};
 use crate::error::{Result, StorageError};
 use crate::ids::{TenantName, TenantUid};
-use crate::layout::{self, ApiKeyRecord, Placement, RotationRecord};
+use crate::layout::{self, Placement, RotationRecord};
 use crate::store::Store;
 use crate::tenant::{TenantState, WriteState};
 use bulkhead_crypto::{DataKey, OwnerCipher, Purpose};
@@ -282,17 +282,16 @@ impl Store {
         // outlives the tenant.
         let pending = self.audit_into(&mut batch, &info.uid, "tenant-deleted", None)?;
         let mut revoked = 0;
-        for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
-            let (key, value) = item?;
-            let record: ApiKeyRecord = layout::decode_api_key(&self.open_registry(&key, &value)?)?;
-            if record.tenant_uid == owner {
-                batch.delete(&sys, &key);
-                if let Ok(raw_id) = <[u8; 16]>::try_from(layout::apikey_id(&key)) {
-                    batch.delete(&sys, layout::key_lock_key(&raw_id));
-                }
-                purged.push(key.to_vec());
-                revoked += 1;
-            }
+        for (raw_id, _) in self.key_records_of(&info.uid)? {
+            let key = layout::apikey_key(&raw_id);
+            batch.delete(&sys, &key);
+            batch.delete(&sys, layout::key_lock_key(&raw_id));
+            purged.push(key);
+            revoked += 1;
+        }
+        // The index entries too (a range: entries whose record was gone are included).
+        for item in self.db.entries(&sys, Keys::Prefix(&layout::apikey_of_prefix(&owner))) {
+            batch.delete(&sys, item?.0);
         }
         // Its break-glass grants (their reasons) go with it; their keys went above.
         for key in self.grant_keys_of(&owner)? {

@@ -212,6 +212,7 @@ impl Store {
         if format == layout::STORAGE_FORMAT_1 {
             store.migrate_to_format_2()?;
         }
+        store.index_api_keys()?;
         store.finish_moves()?;
         Ok(store)
     }

@@ -168,6 +168,43 @@ async fn a_tenant_admin_issues_lists_and_revokes_its_own_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_stops_at_the_key_limit_until_it_revokes_one() {
+    let server = TestServer::start().await;
+    let acme_admin = seed(&server, "acme").await;
+    let acme = bulkhead_query::TenantName::new("acme").expect("name");
+    // Filled to the limit through the library (fast, and without tripping the key's burst lockout).
+    let operator = server.db.operator();
+    let held = operator.list_api_keys(&acme).expect("keys").len();
+    for i in held..bulkhead_query::MAX_API_KEYS_PER_TENANT {
+        operator.issue_api_key(&acme, bulkhead_query::Role::Reader, &format!("k{i}"), None).expect("issue");
+    }
+    let mut data = server.data().await;
+    let refused = data
+        .issue_own_api_key(req(own_issue(pb::Role::Reader), &acme_admin))
+        .await
+        .expect_err("over the limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(refused.message().contains("revoke"), "{}", refused.message());
+    assert_eq!(operator.list_api_keys(&acme).expect("keys").len(), bulkhead_query::MAX_API_KEYS_PER_TENANT);
+    // The refusal is in the tenant's trail, with its reason.
+    let events = trail(&server, &acme_admin).await;
+    assert!(
+        events.iter().any(|(op, outcome, _)| op == "issue-api-key" && outcome == "key-limit"),
+        "{events:?}"
+    );
+    // A revoked key makes room: the next issue forgets it and succeeds.
+    let victim =
+        operator.list_api_keys(&acme).expect("keys").into_iter().find(|k| k.label == "k5").expect("k5");
+    let revoke = pb::RevokeOwnApiKeyRequest { key_id: victim.key_id.clone() };
+    data.revoke_own_api_key(req(revoke, &acme_admin)).await.expect("revoke own");
+    data.issue_own_api_key(req(own_issue(pb::Role::Reader), &acme_admin)).await.expect("room was made");
+    let keys = operator.list_api_keys(&acme).expect("keys");
+    assert_eq!(keys.len(), bulkhead_query::MAX_API_KEYS_PER_TENANT);
+    assert!(keys.iter().all(|k| k.key_id != victim.key_id), "the revoked key is forgotten");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reader_and_writer_keys_cannot_manage_keys() {
     let server = TestServer::start().await;
     let acme_admin = seed(&server, "acme").await;

@@ -82,6 +82,11 @@ pub(crate) const ENCRYPTION_COUNT_PREFIX: &[u8] = b"enc/";
 pub(crate) const ROTATION_PREFIX: &[u8] = b"rotate/";
 pub(crate) const TENANT_PREFIX: &[u8] = b"tenant/";
 pub(crate) const APIKEY_PREFIX: &[u8] = b"apikey/";
+/// The index of API keys by tenant: `apikey-of/` + tenant uid + key id, an empty value. A locator
+/// only: the key records it points to are the sealed, authenticated ones.
+const APIKEY_OF_PREFIX: &[u8] = b"apikey-of/";
+/// Present once every API key record has its index entry (written by the open that built it).
+pub(crate) const META_APIKEY_INDEX: &[u8] = b"meta/apikey-index";
 const POLICY_PREFIX: &[u8] = b"policy/";
 const KEY_LOCK_PREFIX: &[u8] = b"keylock/";
 /// Every break-glass access grant starts with this.
@@ -162,6 +167,21 @@ pub(crate) fn tenant_key(system: &OwnerCipher, name: &TenantName) -> Vec<u8> {
 
 pub(crate) fn apikey_key(key_id: &[u8; 16]) -> Vec<u8> {
     concat(&[APIKEY_PREFIX, key_id])
+}
+
+/// The index entry of the API key `key_id` of tenant `uid`.
+pub(crate) fn apikey_of_key(uid: &[u8; 16], key_id: &[u8; 16]) -> Vec<u8> {
+    concat(&[APIKEY_OF_PREFIX, uid, key_id])
+}
+
+/// The prefix of tenant `uid`'s API key index entries.
+pub(crate) fn apikey_of_prefix(uid: &[u8; 16]) -> Vec<u8> {
+    concat(&[APIKEY_OF_PREFIX, uid])
+}
+
+/// The key id of an index entry under `apikey_of_prefix`.
+pub(crate) fn apikey_of_id(key: &[u8]) -> Option<[u8; 16]> {
+    key.get(APIKEY_OF_PREFIX.len() + 16..)?.try_into().ok()
 }
 
 /// The key of an API key's lock record.

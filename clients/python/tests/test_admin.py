@@ -241,4 +241,12 @@ def test_a_tenant_admin_manages_its_own_keys_and_a_grant_carries_its_role(
     approver = server.approver_token_file.read_text()
     approved = admin.approve_access_grant(keyless, grant.grant_id, approver_token=approver, role="tenant-admin")
     assert approved.role == "tenant-admin"
+    assert approved.tenant_copied_ms is None and approved.operator_revoked_keys_ms is None
     assert admin.revoke_access_grant(keyless, grant.grant_id).state == "revoked"
+    # The operator revokes this tenant's keys: a tenant-admin grant may now be asked for it, and the
+    # approver is shown when the operator revoked them.
+    assert admin.revoke_all_keys(tenant.name) >= 1
+    recovery = admin.request_access_grant(tenant.name, "recovery ticket", role="tenant-admin")
+    shown = [g for g in admin.list_access_grants(tenant.name) if g.grant_id == recovery.grant_id]
+    revoked_at = shown[0].operator_revoked_keys_ms
+    assert revoked_at is not None and revoked_at <= recovery.requested_ms

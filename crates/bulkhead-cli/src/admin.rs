@@ -556,6 +556,8 @@ fn grant_json(g: &pb::AccessGrant) -> Value {
         "role": grant_role(g),
         "key_id": g.key_id,
         "revoked_ms": g.revoked_ms,
+        "tenant_copied_ms": g.tenant_copied_ms,
+        "operator_revoked_keys_ms": g.operator_revoked_keys_ms,
     })
 }
 
@@ -565,11 +567,19 @@ fn grant_role(g: &pb::AccessGrant) -> &'static str {
     client::role_from_proto(g.role).map_or("unknown", |r| r.as_str())
 }
 
-/// A grant as one line of text: id, state, role, expiry, key, reason.
+/// A grant as one line of text: id, state, role, expiry, key, what the approver should know of the
+/// tenant (a copy of another tenant's archive; keys the operator revoked), reason.
 fn grant_line(g: &pb::AccessGrant) -> String {
     let key = g.key_id.as_deref().unwrap_or("-");
     let role = grant_role(g);
-    format!("{}\t{}\t{role}\texpires {}\tkey {key}\t{}", g.grant_id, g.state, g.expires_ms, g.reason)
+    let mut context = String::new();
+    if let Some(t) = g.tenant_copied_ms {
+        context.push_str(&format!("COPY of another tenant's archive since {t}\t"));
+    }
+    if let Some(t) = g.operator_revoked_keys_ms {
+        context.push_str(&format!("OPERATOR REVOKED its keys at {t}\t"));
+    }
+    format!("{}\t{}\t{role}\texpires {}\tkey {key}\t{context}{}", g.grant_id, g.state, g.expires_ms, g.reason)
 }
 
 /// `bulkhead admin grant ...`.

@@ -745,7 +745,17 @@ impl Store {
         // An imported tenant counts as one that has had keys (its source had, or could have): the
         // operator cannot issue it a first key; a break-glass grant of role tenant-admin gives it one.
         let name_owned = name.as_str().to_owned();
-        let record = TenantRecord { name: name_owned, uid: owner, created_ms, placement, keys_issued: true };
+        let record = TenantRecord {
+            name: name_owned,
+            uid: owner,
+            created_ms,
+            placement,
+            keys_issued: true,
+            // Under a new name, a copy of the source's data: the approver of a tenant-admin grant
+            // for it sees that it is one.
+            copied_ms: (rekeyed && source != uid).then_some(created_ms),
+            operator_revoked_ms: None,
+        };
         self.commit_registry(&mut reserved, batch, &registry_key, &layout::encode(&record))?;
         pending.committed();
         if let Some(copied) = copied {
@@ -754,7 +764,7 @@ impl Store {
         guard.committed = true;
         // A tenant restored under the uid of one that was unavailable (and deleted) is served.
         self.unavailable.write().remove(&uid);
-        Ok(TenantInfo { name: name.clone(), uid, created_ms, placement: record.placement })
+        Ok(TenantInfo::of(name.clone(), &record))
     }
 }
 

@@ -91,6 +91,12 @@ pub struct AccessGrantInfo {
     pub revoked_ms: Option<u64>,
     /// Where it stands now.
     pub state: GrantState,
+    /// What the approver weighs a grant against, from the tenant as it stands now: when it was
+    /// made as a copy of another tenant's archive ([`TenantInfo::copied_ms`]), and when the
+    /// operator last revoked one of its keys ([`TenantInfo::operator_revoked_keys_ms`]).
+    pub tenant_copied_ms: Option<u64>,
+    /// See `tenant_copied_ms`.
+    pub operator_revoked_keys_ms: Option<u64>,
 }
 
 impl fmt::Debug for AccessGrantInfo {
@@ -196,7 +202,7 @@ impl Store {
         self.commit_registry(&mut reserved, batch, &layout::grant_key(&grant_id), &layout::encode(&record))?;
         let grant = hex::encode(grant_id);
         tracing::warn!(tenant = %info.uid.short(), grant = %grant, "break-glass grant requested");
-        self.grant_info(grant_id, record)
+        self.grant_info(&info, grant_id, record)
     }
 
     /// Whether the tenant `uid` has a tenant-admin key that is neither revoked, expired nor a
@@ -250,7 +256,7 @@ impl Store {
         let _pending = self.audit_record_into(&mut batch, &info.uid, event)?;
         self.commit_registry(&mut reserved, batch, &layout::grant_key(&raw_id), &layout::encode(&record))?;
         tracing::warn!(tenant = %info.uid.short(), grant = grant_id, "break-glass grant approved");
-        self.grant_info(raw_id, record)
+        self.grant_info(&info, raw_id, record)
     }
 
     /// Records in the tenant's trail that an approval of its grant was refused (`outcome`: for
@@ -340,7 +346,7 @@ impl Store {
         let token = format!("bk_{key_hex}_{}", hex::encode(secret.as_ref()));
         // Built from what was just written, without another read: a failed read here would lose
         // the only copy of the token of a grant that cannot be activated again.
-        let info = grant_info_as(raw_id, record, GrantState::Active);
+        let info = grant_info_as(&info, raw_id, record, GrantState::Active);
         Ok((info, IssuedApiKey { token, key_id: key_hex }))
     }
 
@@ -351,7 +357,7 @@ impl Store {
         let mut reserved = self.registry_lock.lock();
         let (info, raw_id, mut record) = self.load_grant(tenant, grant_id)?;
         if record.revoked_ms.is_some() {
-            return self.grant_info(raw_id, record);
+            return self.grant_info(&info, raw_id, record);
         }
         record.revoked_ms = Some(self.now_ms());
         let key = match record.key_id {
@@ -385,7 +391,7 @@ impl Store {
             None => self.commit_registry(&mut reserved, batch, &grant_key, &grant_bytes)?,
         }
         tracing::warn!(tenant = %info.uid.short(), grant = grant_id, "break-glass grant revoked");
-        self.grant_info(raw_id, record)
+        self.grant_info(&info, raw_id, record)
     }
 
     /// Every grant of `tenant`, oldest first.
@@ -398,7 +404,7 @@ impl Store {
             let record = layout::decode_grant(&self.open_registry(&key, &value)?)?;
             if record.tenant_uid == *info.uid.as_bytes() {
                 let raw_id = layout::grant_id(&key).ok_or(StorageError::Codec("access grant"))?;
-                out.push(self.grant_info(raw_id, record)?);
+                out.push(self.grant_info(&info, raw_id, record)?);
             }
         }
         out.sort_by(|a, b| a.requested_ms.cmp(&b.requested_ms).then(a.grant_id.cmp(&b.grant_id)));
@@ -465,9 +471,14 @@ impl Store {
         }
     }
 
-    fn grant_info(&self, raw_id: [u8; 16], record: GrantRecord) -> Result<AccessGrantInfo> {
+    fn grant_info(
+        &self,
+        tenant: &TenantInfo,
+        raw_id: [u8; 16],
+        record: GrantRecord,
+    ) -> Result<AccessGrantInfo> {
         let state = self.grant_state(&record)?;
-        Ok(grant_info_as(raw_id, record, state))
+        Ok(grant_info_as(tenant, raw_id, record, state))
     }
 
     /// Writes a refused step (`operation`: an approval or an activation) of a grant to its
@@ -491,8 +502,13 @@ impl Store {
     }
 }
 
-/// A grant's public view in the state `state`.
-fn grant_info_as(raw_id: [u8; 16], record: GrantRecord, state: GrantState) -> AccessGrantInfo {
+/// A grant's public view in the state `state`, with its tenant's context as `tenant` shows it.
+fn grant_info_as(
+    tenant: &TenantInfo,
+    raw_id: [u8; 16],
+    record: GrantRecord,
+    state: GrantState,
+) -> AccessGrantInfo {
     AccessGrantInfo {
         grant_id: hex::encode(raw_id),
         tenant: TenantUid::from_bytes(record.tenant_uid),
@@ -504,5 +520,7 @@ fn grant_info_as(raw_id: [u8; 16], record: GrantRecord, state: GrantState) -> Ac
         key_id: record.key_id.map(hex::encode),
         revoked_ms: record.revoked_ms,
         state,
+        tenant_copied_ms: tenant.copied_ms,
+        operator_revoked_keys_ms: tenant.operator_revoked_keys_ms,
     }
 }

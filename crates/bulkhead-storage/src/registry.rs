@@ -25,6 +25,27 @@ pub struct TenantInfo {
     pub created_ms: u64,
     /// Where its records live.
     pub placement: Placement,
+    /// When it was made by importing another tenant's archive under a new name (a copy of that
+    /// tenant's data), if it was: what an approver weighs a tenant-admin grant for it against.
+    pub copied_ms: Option<u64>,
+    /// When the operator last revoked one of its API keys (`RevokeApiKey`, `RevokeAllApiKeys`), if
+    /// ever: a tenant that lost its admin keys that way is one the operator made eligible for a
+    /// tenant-admin grant.
+    pub operator_revoked_keys_ms: Option<u64>,
+}
+
+impl TenantInfo {
+    /// The operator's view of the registry record `record` of the tenant `name`.
+    pub(crate) fn of(name: TenantName, record: &TenantRecord) -> TenantInfo {
+        TenantInfo {
+            name,
+            uid: TenantUid::from_bytes(record.uid),
+            created_ms: record.created_ms,
+            placement: record.placement,
+            copied_ms: record.copied_ms,
+            operator_revoked_keys_ms: record.operator_revoked_ms,
+        }
+    }
 }
 
 /// An API key as listed to the operator: never the secret.
@@ -137,6 +158,8 @@ impl Store {
             created_ms: self.now_ms(),
             placement,
             keys_issued: false,
+            copied_ms: None,
+            operator_revoked_ms: None,
         };
         // The place first: if we crash after this, an orphan empty column family (or instance)
         // remains, which open drops; the registry entry below is what makes the tenant exist. The
@@ -157,7 +180,7 @@ impl Store {
         let _pending = self.audit_into(&mut batch, &uid, "tenant-created", None)?;
         self.commit_registry(&mut reserved, batch, &key, &layout::encode(&record))?;
         tracing::info!(tenant = %uid.short(), "tenant created");
-        Ok(TenantInfo { name: name.clone(), uid, created_ms: record.created_ms, placement: record.placement })
+        Ok(TenantInfo::of(name.clone(), &record))
     }
 
     /// Lists every tenant.
@@ -167,12 +190,7 @@ impl Store {
         for item in self.db.entries(&sys, Keys::Prefix(layout::TENANT_PREFIX)) {
             let (key, value) = item?;
             let record = layout::decode_tenant(&self.open_registry(&key, &value)?)?;
-            out.push(TenantInfo {
-                name: TenantName::new(record.name)?,
-                uid: TenantUid::from_bytes(record.uid),
-                created_ms: record.created_ms,
-                placement: record.placement,
-            });
+            out.push(TenantInfo::of(TenantName::new(record.name.clone())?, &record));
         }
         out.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
         Ok(out)
@@ -181,12 +199,7 @@ impl Store {
     /// Looks a tenant up by name.
     pub fn tenant_info(&self, name: &TenantName) -> Result<TenantInfo> {
         let (_, record) = self.tenant_record(name)?;
-        Ok(TenantInfo {
-            name: name.clone(),
-            uid: TenantUid::from_bytes(record.uid),
-            created_ms: record.created_ms,
-            placement: record.placement,
-        })
+        Ok(TenantInfo::of(name.clone(), &record))
     }
 
     /// The registry key and record of the tenant named `name`.
@@ -437,20 +450,27 @@ impl Store {
     }
 
     /// Revokes an API key of `tenant`. A key of another tenant is reported as not found.
+    /// The time is recorded in the tenant's registry record, in the same batch, for the approver
+    /// of a later tenant-admin grant ([`TenantInfo::operator_revoked_keys_ms`]).
     pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<()> {
         let mut reserved = self.registry_lock.lock();
-        let info = self.tenant_info(tenant)?;
-        self.revoke_key_of(&mut reserved, info.uid, key_id, None)
+        let (tenant_key, mut record) = self.tenant_record(tenant)?;
+        record.operator_revoked_ms = Some(self.now_ms());
+        let updated = layout::encode(&record);
+        let uid = TenantUid::from_bytes(record.uid);
+        self.revoke_key_of(&mut reserved, uid, key_id, None, Some((&tenant_key, &updated)))
     }
 
     /// Revokes the key `key_id` of `uid` (not found if it is another tenant's), with its
     /// `api-key-revoked` event (with `note`). The caller holds `registry_lock` (`reserved`).
+    /// `also`: one more registry record to write in the same batch.
     fn revoke_key_of(
         &self,
         reserved: &mut u64,
         uid: TenantUid,
         key_id: &str,
         note: Option<String>,
+        also: Option<(&[u8], &[u8])>,
     ) -> Result<()> {
         let Some((raw_id, mut record)) = self.load_api_key(key_id)? else {
             return Err(StorageError::NotFound { what: "api key" });
@@ -465,7 +485,10 @@ impl Store {
         let mut event = self.admin_record("api-key-revoked", Some(&key_id));
         event.note = note;
         let _pending = self.audit_record_into(&mut batch, &uid, event)?;
-        self.commit_registry(reserved, batch, &key, &layout::encode(&record))?;
+        let record = layout::encode(&record);
+        let mut records = vec![(key.as_slice(), record.as_slice())];
+        records.extend(also);
+        self.commit_registry_records(reserved, batch, &records)?;
         // After the commit: a check that read the record before it cannot cache it (`keycache.rs`).
         self.key_cache.remove(&raw_id);
         tracing::info!(tenant = %uid.short(), key_id = %key_id, "api key revoked");
@@ -542,7 +565,7 @@ impl TenantHandle<'_> {
                 reason: "owns this key: a break-glass key is revoked with its grant, on the admin plane",
             });
         }
-        self.store.revoke_key_of(&mut reserved, uid, key_id, Some(self.actor_note()))
+        self.store.revoke_key_of(&mut reserved, uid, key_id, Some(self.actor_note()), None)
     }
 
     fn require_key_admin(&self, operation: &'static str) -> Result<()> {

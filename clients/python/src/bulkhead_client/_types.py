@@ -231,7 +231,12 @@ class ApiKey:
 @dataclass(frozen=True)
 class AccessGrant:
     """A break-glass access grant: `state` is pending, approved, active, expired or revoked; `key_id`
-    is the key (of the grant's `role`) its activation issued. `reason` is left out of the repr."""
+    is the key (of the grant's `role`) its activation issued. `reason` is left out of the repr.
+
+    What an approver weighs the grant against, from the tenant as it stands now: `tenant_copied_ms`,
+    when the tenant was made by importing another tenant's archive under a new name (its data is a
+    copy), and `operator_revoked_keys_ms`, when the operator last revoked one of its keys; None
+    when never (or not recorded, for an older tenant)."""
 
     grant_id: str
     tenant: str
@@ -243,6 +248,8 @@ class AccessGrant:
     key_id: str | None
     revoked_ms: int | None
     role: Role = "reader"
+    tenant_copied_ms: int | None = None
+    operator_revoked_keys_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,20 @@ async fn an_imported_tenant_gets_an_admin_key_only_through_an_approved_grant() {
     let (recovered, grant) = server.recover("acme-copy").await;
     assert_eq!(grant.role, pb::Role::TenantAdmin as i32);
     assert_eq!(grant.state, "active");
+    // The approver was shown that the tenant is a copy of another tenant's archive.
+    let shown = admin
+        .list_access_grants(req(
+            pb::ListAccessGrantsRequest { tenant: "acme-copy".into() },
+            &server.approver_token,
+        ))
+        .await
+        .expect("the approver's list")
+        .into_inner()
+        .grants;
+    let copied = shown.iter().find(|g| g.grant_id == grant.grant_id).expect("listed").tenant_copied_ms;
+    let now = server.db.clock().now_ms();
+    assert!(copied.is_some_and(|t| t <= grant.requested_ms && t <= now), "{shown:?}");
+    assert_eq!((grant.tenant_copied_ms, grant.operator_revoked_keys_ms), (copied, None));
     let mut data = server.data().await;
     let issued = data
         .issue_own_api_key(req(own_issue(pb::Role::Reader), &recovered))
@@ -356,6 +370,51 @@ async fn an_imported_tenant_gets_an_admin_key_only_through_an_approved_grant() {
     assert!(activated.2.contains("role tenant-admin"), "{}", activated.2);
     let own = events.iter().rfind(|(op, _, _)| op == "api-key-issued").expect("issued");
     assert!(own.2.ends_with(&format!("break-glass grant {}", grant.grant_id)), "{}", own.2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_approver_sees_that_the_operator_revoked_the_tenants_keys() {
+    let server = TestServer::start().await;
+    seed(&server, "acme").await;
+    let globex_admin = seed(&server, "globex").await;
+    let mut admin = server.admin().await;
+    let list = |tenant: &str| pb::ListAccessGrantsRequest { tenant: tenant.into() };
+    let ask = |tenant: &str, role: pb::Role| pb::RequestAccessGrantRequest {
+        tenant: tenant.into(),
+        reason: "INC-12".into(),
+        ttl_seconds: None,
+        role: role as i32,
+    };
+    // The operator revokes acme's keys, which makes it eligible for a tenant-admin grant.
+    let before = server.db.clock().now_ms();
+    let revoke_all = pb::RevokeAllApiKeysRequest { tenant: "acme".into() };
+    let revoked = admin.revoke_all_api_keys(req(revoke_all, &server.admin_token)).await.expect("revoke all");
+    assert!(revoked.into_inner().revoked >= 1);
+    let asked = admin
+        .request_access_grant(req(ask("acme", pb::Role::TenantAdmin), &server.admin_token))
+        .await
+        .expect("a tenant-admin grant for a tenant without admin keys")
+        .into_inner();
+    let shown = admin.list_access_grants(req(list("acme"), &server.approver_token)).await.expect("list");
+    let shown = shown.into_inner().grants;
+    let grant = shown.iter().find(|g| g.grant_id == asked.grant_id).expect("listed");
+    let at = grant.operator_revoked_keys_ms.expect("the approver sees the operator's revocation");
+    assert!(before <= at && at <= grant.requested_ms, "{grant:?}");
+    assert_eq!(grant.tenant_copied_ms, None);
+    // A tenant revoking its own keys is not the operator: nothing is shown for globex.
+    let mut data = server.data().await;
+    let second = data
+        .issue_own_api_key(req(own_issue(pb::Role::Reader), &globex_admin))
+        .await
+        .expect("issue")
+        .into_inner();
+    let revoke = pb::RevokeOwnApiKeyRequest { key_id: second.key_id };
+    data.revoke_own_api_key(req(revoke, &globex_admin)).await.expect("revoke own");
+    admin.request_access_grant(req(ask("globex", pb::Role::Reader), &server.admin_token)).await.expect("ask");
+    let shown = admin.list_access_grants(req(list("globex"), &server.approver_token)).await.expect("list");
+    let grant = &shown.into_inner().grants[0];
+    assert_eq!((grant.operator_revoked_keys_ms, grant.tenant_copied_ms), (None, None), "{grant:?}");
     server.stop().await;
 }
 

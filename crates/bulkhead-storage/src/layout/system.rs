@@ -353,6 +353,11 @@ impl Placement {
 /// keys_issued 1 byte          1 once an API key was issued for it, or it was imported: the
 ///                             operator's first-key issue is refused from then on (absent from
 ///                             records written before it existed, which read as 1)
+/// copied_ms   option u64      when it was made by importing another tenant's archive under a
+///                             new name (a copy); absent from older records (read as none)
+/// operator_revoked_ms
+///             option u64      when the operator last revoked one of its keys; absent from older
+///                             records (read as none)
 /// ```
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TenantRecord {
@@ -361,6 +366,19 @@ pub(crate) struct TenantRecord {
     pub(crate) created_ms: u64,
     pub(crate) placement: Placement,
     pub(crate) keys_issued: bool,
+    pub(crate) copied_ms: Option<u64>,
+    pub(crate) operator_revoked_ms: Option<u64>,
+}
+
+/// [`TenantRecord`] as written before the approver's context (a copy, the operator's revocations)
+/// was recorded.
+#[derive(Deserialize)]
+struct TenantRecordV2 {
+    name: String,
+    uid: [u8; 16],
+    created_ms: u64,
+    placement: Placement,
+    keys_issued: bool,
 }
 
 /// [`TenantRecord`] as written before the first-key marker existed.
@@ -372,16 +390,31 @@ struct TenantRecordV1 {
     placement: Placement,
 }
 
-/// A stored [`TenantRecord`] of either layout. A record of the old layout reads as a tenant that
-/// has had keys: whether it had any was not recorded, so the operator's first-key issue fails
-/// closed for it (a break-glass grant of role tenant-admin gives it a key).
+/// A stored [`TenantRecord`] of any of its layouts. A record of the first layout reads as a tenant
+/// that has had keys: whether it had any was not recorded, so the operator's first-key issue fails
+/// closed for it (a break-glass grant of role tenant-admin gives it a key). A record older than
+/// the approver's context reads as neither a copy nor revoked by the operator: that history was not
+/// recorded.
 pub(crate) fn decode_tenant(bytes: &[u8]) -> Result<TenantRecord> {
-    decode_either(bytes, "tenant", |old: TenantRecordV1| TenantRecord {
-        name: old.name,
-        uid: old.uid,
-        created_ms: old.created_ms,
-        placement: old.placement,
-        keys_issued: true,
+    if let Ok(record) = postcard::from_bytes::<TenantRecord>(bytes) {
+        return Ok(record);
+    }
+    let (name, uid, created_ms, placement, keys_issued) =
+        match postcard::take_from_bytes::<TenantRecordV2>(bytes) {
+            Ok((old, [])) => (old.name, old.uid, old.created_ms, old.placement, old.keys_issued),
+            _ => match postcard::take_from_bytes::<TenantRecordV1>(bytes) {
+                Ok((old, [])) => (old.name, old.uid, old.created_ms, old.placement, true),
+                _ => return Err(StorageError::Codec("tenant")),
+            },
+        };
+    Ok(TenantRecord {
+        name,
+        uid,
+        created_ms,
+        placement,
+        keys_issued,
+        copied_ms: None,
+        operator_revoked_ms: None,
     })
 }
 
@@ -661,4 +694,39 @@ pub struct VersionedPolicy {
     pub changed_ms: u64,
     /// The policy.
     pub policy: TenantPolicy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_records_of_every_layout_decode() {
+        let (name, uid, created, placement) = ("acme".to_owned(), [7u8; 16], 1_234u64, Placement::Shared);
+        let first = encode(&(&name, uid, created, placement));
+        let second = encode(&(&name, uid, created, placement, false));
+        let record = TenantRecord {
+            name: name.clone(),
+            uid,
+            created_ms: created,
+            placement,
+            keys_issued: false,
+            copied_ms: Some(5),
+            operator_revoked_ms: Some(6),
+        };
+        let current = encode(&record);
+        let read = |bytes: &[u8]| {
+            let r = decode_tenant(bytes).expect("decodes");
+            assert_eq!(
+                (r.name.as_str(), r.uid, r.created_ms, r.placement),
+                (name.as_str(), uid, created, placement)
+            );
+            (r.keys_issued, r.copied_ms, r.operator_revoked_ms)
+        };
+        // The first layout reads as a tenant that has had keys (fail closed), with no history.
+        assert_eq!(read(&first), (true, None, None));
+        assert_eq!(read(&second), (false, None, None));
+        assert_eq!(read(&current), (false, Some(5), Some(6)));
+        assert!(decode_tenant(&first[..first.len() - 1]).is_err(), "a cut record is an error");
+    }
 }

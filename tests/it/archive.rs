@@ -197,6 +197,9 @@ fn a_round_trip_under_the_same_name_into_a_fresh_directory_answers_identically()
     assert!(imported.note.as_deref().is_some_and(|n| n.contains(&summary.archive_id)));
     // A restore under its own name is no copy: nothing is added to another trail.
     assert!(events.iter().all(|e| e.operation != "tenant-copied"));
+    // But it is an imported tenant, which the approver of a grant for it is shown.
+    let restored = db.operator().tenant_info(&name("acme")).expect("info");
+    assert!(restored.imported_ms.is_some() && restored.operator_revoked_keys_ms.is_none());
     // A second import of the same archive: the name is taken.
     assert!(matches!(import(&db, &archive, None), Err(StorageError::AlreadyExists { .. })));
     drop(t);
@@ -220,6 +223,8 @@ fn a_round_trip_under_a_new_name_rekeys_and_answers_identically() {
     let (original, copy) = (op.tenant_info(&name("acme")).expect("a"), op.tenant_info(&name("acme-copy")));
     let copy = copy.expect("copy");
     assert_ne!(original.uid, copy.uid);
+    // The copy is marked as imported; its source is not.
+    assert!(copy.imported_ms.is_some() && original.imported_ms.is_none());
     // The copy is an event in the source's own trail, naming the copy's uid and the archive, and
     // the source's chain still verifies.
     let events = op.audit_events(original.uid).expect("audit");

@@ -136,6 +136,33 @@ fn a_tenant_holds_at_most_its_key_limit_and_its_dead_keys_make_room() {
 }
 
 #[test]
+fn a_key_whose_index_entry_was_removed_at_rest_is_refused() {
+    let dir = TestDir::new();
+    let (token, key_id, uid) = {
+        let db = dir.open();
+        tenant(&db, "acme");
+        let acme = TenantName::new("acme").expect("name");
+        let key = db.operator().issue_api_key(&acme, Role::TenantAdmin, "admin", None).expect("issue");
+        db.operator().authenticate(&key.token).expect("authenticates");
+        (key.token, key.key_id, db.operator().tenant_info(&acme).expect("info").uid)
+    };
+    {
+        // Someone with the data directory deletes the entry, to hide the key from its tenant.
+        let raw = crate::util::raw_db(&dir.data());
+        let sys = raw.cf_handle("sys").expect("sys");
+        let mut entry = b"apikey-of/".to_vec();
+        entry.extend_from_slice(uid.as_bytes());
+        entry.extend_from_slice(&hex::decode(&key_id).expect("hex"));
+        assert!(raw.get_cf(&sys, &entry).expect("get").is_some(), "the entry is where the layout says");
+        raw.delete_cf(&sys, &entry).expect("delete");
+    }
+    let db = dir.open();
+    let acme = TenantName::new("acme").expect("name");
+    assert!(db.operator().list_api_keys(&acme).expect("list").is_empty(), "hidden from the list");
+    assert!(unauthenticated(db.operator().authenticate(&token)), "and so refused");
+}
+
+#[test]
 fn keys_of_one_tenant_cannot_be_revoked_through_another() {
     let dir = TestDir::new();
     let db = dir.open();

@@ -241,7 +241,7 @@ def test_a_tenant_admin_manages_its_own_keys_and_a_grant_carries_its_role(
     approver = server.approver_token_file.read_text()
     approved = admin.approve_access_grant(keyless, grant.grant_id, approver_token=approver, role="tenant-admin")
     assert approved.role == "tenant-admin"
-    assert approved.tenant_copied_ms is None and approved.operator_revoked_keys_ms is None
+    assert approved.tenant_imported_ms is None and approved.operator_revoked_keys_ms is None
     assert admin.revoke_access_grant(keyless, grant.grant_id).state == "revoked"
     # The operator revokes this tenant's keys: a tenant-admin grant may now be asked for it, and the
     # approver is shown when the operator revoked them.

@@ -556,7 +556,7 @@ fn grant_json(g: &pb::AccessGrant) -> Value {
         "role": grant_role(g),
         "key_id": g.key_id,
         "revoked_ms": g.revoked_ms,
-        "tenant_copied_ms": g.tenant_copied_ms,
+        "tenant_imported_ms": g.tenant_imported_ms,
         "operator_revoked_keys_ms": g.operator_revoked_keys_ms,
     })
 }
@@ -568,13 +568,13 @@ fn grant_role(g: &pb::AccessGrant) -> &'static str {
 }
 
 /// A grant as one line of text: id, state, role, expiry, key, what the approver should know of the
-/// tenant (a copy of another tenant's archive; keys the operator revoked), reason.
+/// tenant (imported from an archive; keys the operator revoked), reason.
 fn grant_line(g: &pb::AccessGrant) -> String {
     let key = g.key_id.as_deref().unwrap_or("-");
     let role = grant_role(g);
     let mut context = String::new();
-    if let Some(t) = g.tenant_copied_ms {
-        context.push_str(&format!("COPY of another tenant's archive since {t}\t"));
+    if let Some(t) = g.tenant_imported_ms {
+        context.push_str(&format!("IMPORTED from an archive at {t}\t"));
     }
     if let Some(t) = g.operator_revoked_keys_ms {
         context.push_str(&format!("OPERATOR REVOKED its keys at {t}\t"));

@@ -310,7 +310,7 @@ pub(crate) fn grant_to(tenant: &str, grant: AccessGrantInfo) -> pb::AccessGrant 
         revoked_ms: grant.revoked_ms,
         state: grant.state.as_str().to_owned(),
         role: role_to(grant.role) as i32,
-        tenant_copied_ms: grant.tenant_copied_ms,
+        tenant_imported_ms: grant.tenant_imported_ms,
         operator_revoked_keys_ms: grant.operator_revoked_keys_ms,
     }
 }

@@ -751,9 +751,10 @@ impl Store {
             created_ms,
             placement,
             keys_issued: true,
-            // Under a new name, a copy of the source's data: the approver of a tenant-admin grant
-            // for it sees that it is one.
-            copied_ms: (rekeyed && source != uid).then_some(created_ms),
+            // A copy or a restore: either way its data came through the operator's hands and it
+            // has no keys; the approver of a tenant-admin grant for it sees when. (A restore keeps
+            // its creation time, so this is the import's own.)
+            imported_ms: Some(self.now_ms()),
             operator_revoked_ms: None,
         };
         self.commit_registry(&mut reserved, batch, &registry_key, &layout::encode(&record))?;

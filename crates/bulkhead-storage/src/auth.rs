@@ -135,6 +135,13 @@ impl Store {
             self.record_refused_key(uid, raw_key_id, key_id, "locked-key")?;
             return Err(StorageError::KeyLocked);
         }
+        // A key missing from its tenant's index would be hidden from the tenant's own list (and its
+        // limit and deletion): every key is written with its entry, so one without is refused, and
+        // said, rather than served unseen.
+        if self.db.get(&self.sys()?, layout::apikey_of_key(&record.tenant_uid, &raw_key_id))?.is_none() {
+            tracing::error!(tenant = %uid.short(), "an api key record has no index entry; refused");
+            return Err(StorageError::Unauthenticated);
+        }
         // A key whose tenant is gone authenticates nobody.
         self.load_tenant(uid).map_err(|e| match e {
             StorageError::NotFound { .. } => StorageError::Unauthenticated,

@@ -92,10 +92,10 @@ pub struct AccessGrantInfo {
     /// Where it stands now.
     pub state: GrantState,
     /// What the approver weighs a grant against, from the tenant as it stands now: when it was
-    /// made as a copy of another tenant's archive ([`TenantInfo::copied_ms`]), and when the
+    /// last imported from an archive ([`TenantInfo::imported_ms`]), and when the
     /// operator last revoked one of its keys ([`TenantInfo::operator_revoked_keys_ms`]).
-    pub tenant_copied_ms: Option<u64>,
-    /// See `tenant_copied_ms`.
+    pub tenant_imported_ms: Option<u64>,
+    /// See `tenant_imported_ms`.
     pub operator_revoked_keys_ms: Option<u64>,
 }
 
@@ -520,7 +520,7 @@ fn grant_info_as(
         key_id: record.key_id.map(hex::encode),
         revoked_ms: record.revoked_ms,
         state,
-        tenant_copied_ms: tenant.copied_ms,
+        tenant_imported_ms: tenant.imported_ms,
         operator_revoked_keys_ms: tenant.operator_revoked_keys_ms,
     }
 }

@@ -25,9 +25,10 @@ pub struct TenantInfo {
     pub created_ms: u64,
     /// Where its records live.
     pub placement: Placement,
-    /// When it was made by importing another tenant's archive under a new name (a copy of that
-    /// tenant's data), if it was: what an approver weighs a tenant-admin grant for it against.
-    pub copied_ms: Option<u64>,
+    /// When it was last imported from an archive (a copy of another tenant under a new name, or a
+    /// restore under its own), if ever: its data came through the operator's hands, and it has no
+    /// keys, so what an approver weighs a tenant-admin grant for it against.
+    pub imported_ms: Option<u64>,
     /// When the operator last revoked one of its API keys (`RevokeApiKey`, `RevokeAllApiKeys`), if
     /// ever: a tenant that lost its admin keys that way is one the operator made eligible for a
     /// tenant-admin grant.
@@ -42,7 +43,7 @@ impl TenantInfo {
             uid: TenantUid::from_bytes(record.uid),
             created_ms: record.created_ms,
             placement: record.placement,
-            copied_ms: record.copied_ms,
+            imported_ms: record.imported_ms,
             operator_revoked_keys_ms: record.operator_revoked_ms,
         }
     }
@@ -158,7 +159,7 @@ impl Store {
             created_ms: self.now_ms(),
             placement,
             keys_issued: false,
-            copied_ms: None,
+            imported_ms: None,
             operator_revoked_ms: None,
         };
         // The place first: if we crash after this, an orphan empty column family (or instance)
@@ -402,7 +403,8 @@ impl Store {
     fn make_room_for_key(&self, uid: &TenantUid, batch: &mut Batch) -> Result<Vec<[u8; 16]>> {
         let keys: Vec<_> =
             self.key_records_of(uid)?.into_iter().filter(|(_, record)| record.grant.is_none()).collect();
-        if keys.len() < MAX_API_KEYS_PER_TENANT {
+        let keys_held = keys.len();
+        if keys_held < MAX_API_KEYS_PER_TENANT {
             return Ok(Vec::new());
         }
         let now = self.now_ms();
@@ -416,7 +418,8 @@ impl Store {
                 forgotten.push(raw_id);
             }
         }
-        if forgotten.is_empty() {
+        // Still at the limit (every key live, or a tenant of an older version above it): refused.
+        if keys_held - forgotten.len() >= MAX_API_KEYS_PER_TENANT {
             return Err(StorageError::KeyLimit { limit: MAX_API_KEYS_PER_TENANT as u64 });
         }
         let count = forgotten.len();
@@ -431,15 +434,24 @@ impl Store {
         if self.db.get(&sys, layout::META_APIKEY_INDEX)?.is_some() {
             return Ok(());
         }
+        // In batches of bounded size (writing an entry twice is harmless, so a crash midway only
+        // repeats the work), the marker last.
         let mut batch = Batch::default();
-        let mut keys = 0u64;
+        let (mut keys, mut in_batch) = (0u64, 0);
         for item in self.db.entries(&sys, Keys::Prefix(layout::APIKEY_PREFIX)) {
             let (key, value) = item?;
-            let record = layout::decode_api_key(&self.open_registry(&key, &value)?)?;
-            let raw_id: [u8; 16] =
-                layout::apikey_id(&key).try_into().map_err(|_| StorageError::Codec("api key"))?;
+            let opened = self.open_registry(&key, &value).and_then(|plain| layout::decode_api_key(&plain));
+            let (Ok(record), Ok(raw_id)) = (opened, <[u8; 16]>::try_from(layout::apikey_id(&key))) else {
+                // It cannot authenticate either: left out of the index, and said.
+                tracing::error!("an api key record does not open; not indexed");
+                continue;
+            };
             batch.put(&sys, layout::apikey_of_key(&record.tenant_uid, &raw_id), []);
-            keys += 1;
+            (keys, in_batch) = (keys + 1, in_batch + 1);
+            if in_batch == 10_000 {
+                self.sys_write(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
         }
         batch.put(&sys, layout::META_APIKEY_INDEX, [1]);
         self.sys_write(batch)?;
@@ -452,12 +464,24 @@ impl Store {
     /// Revokes an API key of `tenant`. A key of another tenant is reported as not found.
     /// The time is recorded in the tenant's registry record, in the same batch, for the approver
     /// of a later tenant-admin grant ([`TenantInfo::operator_revoked_keys_ms`]).
+    /// Only the revocation of a live key that is not a break-glass key counts.
     pub fn revoke_api_key(&self, tenant: &TenantName, key_id: &str) -> Result<()> {
         let mut reserved = self.registry_lock.lock();
         let (tenant_key, mut record) = self.tenant_record(tenant)?;
-        record.operator_revoked_ms = Some(self.now_ms());
-        let updated = layout::encode(&record);
         let uid = TenantUid::from_bytes(record.uid);
+        let now = self.now_ms();
+        let live = match self.load_api_key(key_id)? {
+            Some((_, key)) if key.tenant_uid == record.uid => {
+                !key.revoked && key.grant.is_none() && key.expires_ms.is_none_or(|t| t > now)
+            }
+            // Not this tenant's: `revoke_key_of` says "not found".
+            _ => false,
+        };
+        if !live {
+            return self.revoke_key_of(&mut reserved, uid, key_id, None, None);
+        }
+        record.operator_revoked_ms = Some(now);
+        let updated = layout::encode(&record);
         self.revoke_key_of(&mut reserved, uid, key_id, None, Some((&tenant_key, &updated)))
     }
 

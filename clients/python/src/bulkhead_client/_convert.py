@@ -420,7 +420,7 @@ def access_grant_from_proto(g: pb.AccessGrant) -> AccessGrant:
         key_id=g.key_id if g.HasField("key_id") else None,
         revoked_ms=g.revoked_ms if g.HasField("revoked_ms") else None,
         role=role_from_proto(g.role),
-        tenant_copied_ms=g.tenant_copied_ms if g.HasField("tenant_copied_ms") else None,
+        tenant_imported_ms=g.tenant_imported_ms if g.HasField("tenant_imported_ms") else None,
         operator_revoked_keys_ms=g.operator_revoked_keys_ms if g.HasField("operator_revoked_keys_ms") else None,
     )
 

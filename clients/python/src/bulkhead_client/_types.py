@@ -233,10 +233,10 @@ class AccessGrant:
     """A break-glass access grant: `state` is pending, approved, active, expired or revoked; `key_id`
     is the key (of the grant's `role`) its activation issued. `reason` is left out of the repr.
 
-    What an approver weighs the grant against, from the tenant as it stands now: `tenant_copied_ms`,
-    when the tenant was made by importing another tenant's archive under a new name (its data is a
-    copy), and `operator_revoked_keys_ms`, when the operator last revoked one of its keys; None
-    when never (or not recorded, for an older tenant)."""
+    What an approver weighs the grant against, from the tenant as it stands now: `tenant_imported_ms`,
+    when the tenant was last imported from an archive (a copy under a new name or a restore), and
+    `operator_revoked_keys_ms`, when the operator last revoked one of its keys; None when never (or
+    not recorded, for an older tenant)."""
 
     grant_id: str
     tenant: str
@@ -248,7 +248,7 @@ class AccessGrant:
     key_id: str | None
     revoked_ms: int | None
     role: Role = "reader"
-    tenant_copied_ms: int | None = None
+    tenant_imported_ms: int | None = None
     operator_revoked_keys_ms: int | None = None
 
 

@@ -311,7 +311,7 @@ async fn an_imported_tenant_gets_an_admin_key_only_through_an_approved_grant() {
     let (recovered, grant) = server.recover("acme-copy").await;
     assert_eq!(grant.role, pb::Role::TenantAdmin as i32);
     assert_eq!(grant.state, "active");
-    // The approver was shown that the tenant is a copy of another tenant's archive.
+    // The approver was shown that the tenant was imported from an archive.
     let shown = admin
         .list_access_grants(req(
             pb::ListAccessGrantsRequest { tenant: "acme-copy".into() },
@@ -321,10 +321,10 @@ async fn an_imported_tenant_gets_an_admin_key_only_through_an_approved_grant() {
         .expect("the approver's list")
         .into_inner()
         .grants;
-    let copied = shown.iter().find(|g| g.grant_id == grant.grant_id).expect("listed").tenant_copied_ms;
+    let imported = shown.iter().find(|g| g.grant_id == grant.grant_id).expect("listed").tenant_imported_ms;
     let now = server.db.clock().now_ms();
-    assert!(copied.is_some_and(|t| t <= grant.requested_ms && t <= now), "{shown:?}");
-    assert_eq!((grant.tenant_copied_ms, grant.operator_revoked_keys_ms), (copied, None));
+    assert!(imported.is_some_and(|t| t <= grant.requested_ms && t <= now), "{shown:?}");
+    assert_eq!((grant.tenant_imported_ms, grant.operator_revoked_keys_ms), (imported, None));
     let mut data = server.data().await;
     let issued = data
         .issue_own_api_key(req(own_issue(pb::Role::Reader), &recovered))
@@ -401,7 +401,7 @@ async fn the_approver_sees_that_the_operator_revoked_the_tenants_keys() {
     let grant = shown.iter().find(|g| g.grant_id == asked.grant_id).expect("listed");
     let at = grant.operator_revoked_keys_ms.expect("the approver sees the operator's revocation");
     assert!(before <= at && at <= grant.requested_ms, "{grant:?}");
-    assert_eq!(grant.tenant_copied_ms, None);
+    assert_eq!(grant.tenant_imported_ms, None);
     // A tenant revoking its own keys is not the operator: nothing is shown for globex.
     let mut data = server.data().await;
     let second = data
@@ -409,12 +409,15 @@ async fn the_approver_sees_that_the_operator_revoked_the_tenants_keys() {
         .await
         .expect("issue")
         .into_inner();
-    let revoke = pb::RevokeOwnApiKeyRequest { key_id: second.key_id };
+    let revoke = pb::RevokeOwnApiKeyRequest { key_id: second.key_id.clone() };
     data.revoke_own_api_key(req(revoke, &globex_admin)).await.expect("revoke own");
+    // Nor is the operator's revocation of a key that was revoked already.
+    let again = pb::RevokeApiKeyRequest { tenant: "globex".into(), key_id: second.key_id };
+    admin.revoke_api_key(req(again, &server.admin_token)).await.expect("revoke again");
     admin.request_access_grant(req(ask("globex", pb::Role::Reader), &server.admin_token)).await.expect("ask");
     let shown = admin.list_access_grants(req(list("globex"), &server.approver_token)).await.expect("list");
     let grant = &shown.into_inner().grants[0];
-    assert_eq!((grant.operator_revoked_keys_ms, grant.tenant_copied_ms), (None, None), "{grant:?}");
+    assert_eq!((grant.operator_revoked_keys_ms, grant.tenant_imported_ms), (None, None), "{grant:?}");
     server.stop().await;
 }
 

@@ -353,8 +353,9 @@ impl Placement {
 /// keys_issued 1 byte          1 once an API key was issued for it, or it was imported: the
 ///                             operator's first-key issue is refused from then on (absent from
 ///                             records written before it existed, which read as 1)
-/// copied_ms   option u64      when it was made by importing another tenant's archive under a
-///                             new name (a copy); absent from older records (read as none)
+/// imported_ms option u64      when it was last imported from an archive (a copy under a new
+///                             name or a restore under its own); absent from older records (read
+///                             as none)
 /// operator_revoked_ms
 ///             option u64      when the operator last revoked one of its keys; absent from older
 ///                             records (read as none)
@@ -366,7 +367,7 @@ pub(crate) struct TenantRecord {
     pub(crate) created_ms: u64,
     pub(crate) placement: Placement,
     pub(crate) keys_issued: bool,
-    pub(crate) copied_ms: Option<u64>,
+    pub(crate) imported_ms: Option<u64>,
     pub(crate) operator_revoked_ms: Option<u64>,
 }
 
@@ -413,7 +414,7 @@ pub(crate) fn decode_tenant(bytes: &[u8]) -> Result<TenantRecord> {
         created_ms,
         placement,
         keys_issued,
-        copied_ms: None,
+        imported_ms: None,
         operator_revoked_ms: None,
     })
 }
@@ -711,7 +712,7 @@ mod tests {
             created_ms: created,
             placement,
             keys_issued: false,
-            copied_ms: Some(5),
+            imported_ms: Some(5),
             operator_revoked_ms: Some(6),
         };
         let current = encode(&record);
@@ -721,7 +722,7 @@ mod tests {
                 (r.name.as_str(), r.uid, r.created_ms, r.placement),
                 (name.as_str(), uid, created, placement)
             );
-            (r.keys_issued, r.copied_ms, r.operator_revoked_ms)
+            (r.keys_issued, r.imported_ms, r.operator_revoked_ms)
         };
         // The first layout reads as a tenant that has had keys (fail closed), with no history.
         assert_eq!(read(&first), (true, None, None));

@@ -681,7 +681,7 @@ class RevokeOwnApiKeyRequest(_message.Message):
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
 
 class AccessGrant(_message.Message):
-    __slots__ = ("grant_id", "tenant", "reason", "requested_ms", "expires_ms", "approved_ms", "key_id", "revoked_ms", "state", "role", "tenant_copied_ms", "operator_revoked_keys_ms")
+    __slots__ = ("grant_id", "tenant", "reason", "requested_ms", "expires_ms", "approved_ms", "key_id", "revoked_ms", "state", "role", "tenant_imported_ms", "operator_revoked_keys_ms")
     GRANT_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -692,7 +692,7 @@ class AccessGrant(_message.Message):
     REVOKED_MS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
-    TENANT_COPIED_MS_FIELD_NUMBER: _ClassVar[int]
+    TENANT_IMPORTED_MS_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_REVOKED_KEYS_MS_FIELD_NUMBER: _ClassVar[int]
     grant_id: str
     tenant: str
@@ -704,9 +704,9 @@ class AccessGrant(_message.Message):
     revoked_ms: int
     state: str
     role: Role
-    tenant_copied_ms: int
+    tenant_imported_ms: int
     operator_revoked_keys_ms: int
-    def __init__(self, grant_id: _Optional[str] = ..., tenant: _Optional[str] = ..., reason: _Optional[str] = ..., requested_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., approved_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., revoked_ms: _Optional[int] = ..., state: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., tenant_copied_ms: _Optional[int] = ..., operator_revoked_keys_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, grant_id: _Optional[str] = ..., tenant: _Optional[str] = ..., reason: _Optional[str] = ..., requested_ms: _Optional[int] = ..., expires_ms: _Optional[int] = ..., approved_ms: _Optional[int] = ..., key_id: _Optional[str] = ..., revoked_ms: _Optional[int] = ..., state: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., tenant_imported_ms: _Optional[int] = ..., operator_revoked_keys_ms: _Optional[int] = ...) -> None: ...
 
 class RequestAccessGrantRequest(_message.Message):
     __slots__ = ("tenant", "reason", "ttl_seconds", "role")

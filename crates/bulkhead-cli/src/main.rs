@@ -13,6 +13,7 @@ use output::Output;
 use std::path::PathBuf;
 
 mod admin;
+mod allocator;
 mod args;
 mod bench;
 mod client;
@@ -85,7 +86,13 @@ fn main() -> std::process::ExitCode {
 /// format); every other command only warns, unless BULKHEAD_LOG says otherwise.
 fn run(cli: Cli) -> Result<()> {
     let Cli { data_dir, master_key_file, json, command } = cli;
-    if !matches!(command, Command::Serve(_)) {
+    if matches!(command, Command::Serve(_)) {
+        // Before anything starts: returns only if the process already runs with them, or could not
+        // execute itself (then the server runs with glibc's defaults, and says so).
+        if let Some(error) = allocator::reexec_with_server_tunables() {
+            eprintln!("warning: running with glibc's default allocator settings: {error}");
+        }
+    } else {
         let filter = std::env::var("BULKHEAD_LOG").unwrap_or_else(|_| "warn".to_owned());
         init_logging(&filter, LogFormat::Text).or_else(|_| init_logging("warn", LogFormat::Text))?;
     }

@@ -380,3 +380,37 @@ fn http_get(address: &str, path: &str) -> (String, String) {
     let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
     (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
 }
+
+/// The environment the process `pid` runs with, from `/proc`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn environment_of(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    raw.split(|&b| b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_server_runs_with_its_allocator_settings_unless_the_operator_set_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The same process (it executed itself again, keeping its id), with the tunables added. (glibc
+    // cuts the variable at its first separator as it parses it: only the first setting shows.)
+    let server = start_serve(dir.path(), &["--listen", "127.0.0.1:0"], &[]).expect("serving");
+    let environment = environment_of(server.pid());
+    let tunables: Vec<&String> = environment.iter().filter(|v| v.starts_with("GLIBC_TUNABLES=")).collect();
+    assert_eq!(tunables.len(), 1, "{tunables:?}");
+    assert!(tunables[0].starts_with("GLIBC_TUNABLES=glibc.malloc.arena_max="), "{tunables:?}");
+    assert!(environment.iter().any(|v| v == "glibc.malloc.trim_threshold=1048576"), "{environment:?}");
+    assert!(environment.iter().any(|v| v == "BULKHEAD_ALLOCATOR_TUNED=1"), "{environment:?}");
+    assert!(!server.startup.contains("default allocator settings"), "{}", server.startup);
+    server.stop();
+    // An operator's own malloc settings are kept as they are, and the server does not execute again.
+    let own = [("GLIBC_TUNABLES", "glibc.malloc.arena_max=3")];
+    let server = start_serve(dir.path(), &["--listen", "127.0.0.1:0"], &own).expect("serving");
+    let environment = environment_of(server.pid());
+    assert!(environment.iter().any(|v| v == "GLIBC_TUNABLES=glibc.malloc.arena_max=3"), "{environment:?}");
+    assert!(!environment.iter().any(|v| v.starts_with("BULKHEAD_ALLOCATOR_TUNED")), "{environment:?}");
+    server.stop();
+}

@@ -250,3 +250,14 @@ def test_a_tenant_admin_manages_its_own_keys_and_a_grant_carries_its_role(
     shown = [g for g in admin.list_access_grants(tenant.name) if g.grant_id == recovery.grant_id]
     revoked_at = shown[0].operator_revoked_keys_ms
     assert revoked_at is not None and revoked_at <= recovery.requested_ms
+
+
+def test_a_grant_of_a_role_this_client_does_not_know_reads_unknown_not_reader() -> None:
+    # An approver must never see a newer server's role as the least one and approve it as such.
+    from bulkhead_client._convert import access_grant_from_proto
+    from bulkhead_client._pb import bulkhead_pb2 as pb
+
+    newer = access_grant_from_proto(pb.AccessGrant(grant_id="g", tenant="t", state="pending", role=99))
+    assert newer.role == "unknown"
+    known = access_grant_from_proto(pb.AccessGrant(grant_id="g", tenant="t", state="pending", role=pb.ROLE_READER))
+    assert known.role == "reader"

@@ -18,6 +18,7 @@ from ._types import (
     AuditEvent,
     AuditVerification,
     CollectionInfo,
+    GrantRole,
     Hit,
     IndexStatus,
     MatchReason,
@@ -70,6 +71,11 @@ def role_to_proto(role: Role | str) -> pb.Role:
 
 def role_from_proto(role: int) -> Role:
     return _ROLE_NAMES.get(role, "reader")
+
+
+def grant_role_from_proto(role: int) -> GrantRole:
+    """A grant's role for its approver: a role this client does not know reads "unknown"."""
+    return _ROLE_NAMES.get(role, "unknown")
 
 
 def vector_values(vector: Vector) -> list[float]:
@@ -419,7 +425,7 @@ def access_grant_from_proto(g: pb.AccessGrant) -> AccessGrant:
         approved_ms=g.approved_ms if g.HasField("approved_ms") else None,
         key_id=g.key_id if g.HasField("key_id") else None,
         revoked_ms=g.revoked_ms if g.HasField("revoked_ms") else None,
-        role=role_from_proto(g.role),
+        role=grant_role_from_proto(g.role),
         tenant_imported_ms=g.tenant_imported_ms if g.HasField("tenant_imported_ms") else None,
         operator_revoked_keys_ms=g.operator_revoked_keys_ms if g.HasField("operator_revoked_keys_ms") else None,
     )

@@ -10,6 +10,9 @@ Metric = Literal["cosine", "dot", "l2"]
 """A collection's distance: cosine similarity, inner product or Euclidean distance."""
 
 Role = Literal["reader", "writer", "tenant-admin"]
+GrantRole = Literal["reader", "writer", "tenant-admin", "unknown"]
+"""A grant's role as shown to its approver: "unknown" for a role this client does not know (from a
+newer server), never the least role, so that an approval is not given for a role misread."""
 """What an API key may do: read and search; also upsert and delete; also create and drop collections."""
 
 MatchReason = Literal["user", "group", "tenant-wide"]
@@ -247,7 +250,7 @@ class AccessGrant:
     approved_ms: int | None
     key_id: str | None
     revoked_ms: int | None
-    role: Role = "reader"
+    role: GrantRole = "reader"
     tenant_imported_ms: int | None = None
     operator_revoked_keys_ms: int | None = None
 

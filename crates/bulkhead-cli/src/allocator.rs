@@ -7,8 +7,9 @@
 //! The thresholds and the arena count can only be set from the environment before the process
 //! starts (`GLIBC_TUNABLES`) or through `mallopt`, which is foreign code. So `serve` sets the
 //! environment and executes itself again, once, before it starts anything; the process keeps its
-//! id, arguments and open files. Settings already in `GLIBC_TUNABLES` are kept: an operator's own
-//! `glibc.malloc.*` values win, and their presence is also what stops a second execution.
+//! id, arguments and open files, and carries a marker (`BULKHEAD_ALLOCATOR_TUNED`) that stops a
+//! second execution. Settings already in `GLIBC_TUNABLES` are kept: with an operator's own
+//! `glibc.malloc.trim_threshold` or `arena_max` there, nothing is executed again.
 
 /// The `glibc.malloc` tunables the server runs with: one arena per core (at least two) and a fixed
 /// trim threshold of 1 MiB (which also keeps the mmap threshold at its default, 128 KiB, so large

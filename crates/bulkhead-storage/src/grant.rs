@@ -209,10 +209,10 @@ impl Store {
     /// break-glass key.
     fn has_live_admin_key(&self, uid: &TenantUid) -> Result<bool> {
         let now = self.now_ms();
-        Ok(self.api_keys_of(uid)?.iter().any(|key| {
+        Ok(self.key_records_of(uid)?.iter().any(|(_, key)| {
             key.role == Role::TenantAdmin
                 && !key.revoked
-                && key.grant_id.is_none()
+                && key.grant.is_none()
                 && key.expires_ms.is_none_or(|t| t > now)
         }))
     }

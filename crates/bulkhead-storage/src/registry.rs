@@ -428,7 +428,8 @@ impl Store {
     }
 
     /// Builds the index of API keys by tenant if this data directory has none yet (written by an
-    /// older version): one scan of every key record, the entries and the marker in one batch.
+    /// older version): one scan of every key record, the entries in batches of 10,000 and the
+    /// marker last.
     pub(crate) fn index_api_keys(&self) -> Result<()> {
         let sys = self.sys()?;
         if self.db.get(&sys, layout::META_APIKEY_INDEX)?.is_some() {

@@ -203,10 +203,13 @@ where
                 Err(status) => return Ok(status.into_http()),
             };
             // The tenant's request rate, before a byte of the body is read. A throttled call is
-            // counted, not audited: a flood must not turn into a flood of audit writes.
+            // counted, not audited: a flood must not turn into a flood of audit writes. Its body
+            // is dropped unread, then its refusal held until its turn (`quota.rs`).
             if let Err(throttled) = limits.admit_headers(op == DataOp::Upsert) {
-                shared.count_throttled(scope.tenant_uid(), op, &throttled, timing);
-                return Ok(throttled.into_http());
+                shared.count_throttled(scope.tenant_uid(), op, &throttled.status, timing);
+                drop((request, scope));
+                limits.hold_refusal(&throttled, timing).await;
+                return Ok(throttled.status.into_http());
             }
             let admitted = Arc::new(Admitted { op, timing, scope: Mutex::new(Some(scope)), limits });
             request.extensions_mut().insert(AdmittedCall(Arc::clone(&admitted)));

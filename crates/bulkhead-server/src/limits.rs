@@ -37,6 +37,16 @@ pub const MAX_CONCURRENT_WORK: usize = 64;
 /// (`max_concurrent_searches`). As many more wait; beyond them, calls are refused.
 pub const MAX_TENANT_SEARCHES: u32 = 16;
 
+/// A call refused on its tenant's request rate or upserted bytes a second is answered at most this
+/// long after it arrived: its refusal is held until the tenant's refusals, answered one per
+/// interval of the quota, reach it (see `quota.rs`, pushback), so that a client retrying at once
+/// sends a throttled tenant's calls about as fast as its quota admits them.
+pub const MAX_PUSHBACK_MS: u64 = 1_000;
+
+/// Refusals of one tenant held at once (each an open stream without its body); beyond them a
+/// refusal is answered at once.
+pub const MAX_HELD_REFUSALS: usize = 256;
+
 /// The default number of refusals (permission denied) of one API key within five minutes that
 /// locks the key until an operator unlocks it; a tenant's policy may set its own (`max_denials`).
 pub const MAX_DENIALS: u32 = 100;

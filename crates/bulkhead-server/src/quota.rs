@@ -11,7 +11,8 @@
 //! (more are refused at once, so a flood holds no unbounded queue); then, while another tenant is
 //! active, a permit of the tenant's fair share of the cores ([`FairShare`]); last, one of the
 //! server's work permits. A refusal is `RESOURCE_EXHAUSTED` naming the quota and its limit, and
-//! nothing was touched. The limits follow a policy change on the tenant's next call.
+//! nothing was touched; a refusal on the headers is answered at its turn, not at once
+//! ([`TenantLimits::hold_refusal`]). The limits follow a policy change on the tenant's next call.
 
 use crate::admission::Timing;
 use crate::lockout::Thresholds;
@@ -66,12 +67,15 @@ struct Bucket {
     refilled: Instant,
     /// The amount last asked for (taken or not); 0 before the first.
     last: f64,
+    /// When the latest refusal of this quota is answered ([`Bucket::answer_refusal_at`]).
+    answered: Instant,
 }
 
 impl Bucket {
     fn new(rate: u64) -> Bucket {
         let rate = rate as f64;
-        Bucket { rate, tokens: rate, refilled: Instant::now(), last: 0.0 }
+        let now = Instant::now();
+        Bucket { rate, tokens: rate, refilled: now, last: 0.0, answered: now }
     }
 
     fn refill(&mut self) {
@@ -98,6 +102,26 @@ impl Bucket {
         self.refill();
         self.tokens >= self.last.min(self.rate)
     }
+
+    /// When a refusal made `now` is answered: one interval after the refusal before it, the
+    /// interval being the time the bucket takes to refill what the refused call asked for (one
+    /// request; an upsert as large as the last), and at most `max` after `now`. A tenant's
+    /// refusals then go out about as fast as its calls are admitted, however fast they come.
+    fn answer_refusal_at(&mut self, now: Instant, max: Duration) -> Instant {
+        let rate = self.rate.max(1.0);
+        let interval = Duration::from_secs_f64(self.last.clamp(1.0, rate) / rate);
+        let at = (self.answered.max(now) + interval).min(now + max);
+        self.answered = at;
+        at
+    }
+}
+
+/// A call refused on its tenant's request rate or upserted bytes a second, on its headers: the
+/// refusal, and when to answer it ([`TenantLimits::hold_refusal`]).
+#[derive(Debug)]
+pub(crate) struct Throttled {
+    pub(crate) status: Status,
+    answer_at: Instant,
 }
 
 /// A semaphore with a bounded queue: at most as many callers wait as there are permits.
@@ -147,6 +171,8 @@ pub(crate) struct TenantLimits {
     /// The tenant's calls running at once while another tenant is active ([`FairShare`]).
     share: Arc<Semaphore>,
     thresholds: Thresholds,
+    /// The tenant's refusals being held ([`TenantLimits::hold_refusal`]).
+    held_refusals: AtomicUsize,
 }
 
 /// The limits in force for one tenant: its policy's, or the defaults.
@@ -190,6 +216,7 @@ impl TenantLimits {
             searches: Gate::new(quotas.max_concurrent_searches),
             work: Gate::new(quotas.max_tenant_work),
             share: Arc::new(Semaphore::new(share.max(1))),
+            held_refusals: AtomicUsize::new(0),
         }
     }
 
@@ -200,22 +227,40 @@ impl TenantLimits {
 
     /// A call's checks on its headers: one request from the tenant's request rate, and for an
     /// upsert [`TenantLimits::admit_write_headers`].
-    pub(crate) fn admit_headers(&self, upsert: bool) -> Result<(), Status> {
+    pub(crate) fn admit_headers(&self, upsert: bool) -> Result<(), Throttled> {
         self.admit_request()?;
         if upsert { self.admit_write_headers() } else { Ok(()) }
     }
 
     /// Takes one request from the tenant's request rate.
-    fn admit_request(&self) -> Result<(), Status> {
+    fn admit_request(&self) -> Result<(), Throttled> {
         let Some(bucket) = &self.requests else { return Ok(()) };
-        if bucket.lock().unwrap_or_else(PoisonError::into_inner).take(1.0) {
+        let mut bucket = bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        if bucket.take(1.0) {
             return Ok(());
         }
-        Err(exhausted(
-            "requests_per_second",
-            self.quotas.requests_per_second.unwrap_or(0),
-            "requests a second",
-        ))
+        let answer_at = bucket.answer_refusal_at(Instant::now(), MAX_PUSHBACK);
+        let limit = self.quotas.requests_per_second.unwrap_or(0);
+        Err(Throttled { status: exhausted("requests_per_second", limit, "requests a second"), answer_at })
+    }
+
+    /// Holds a refusal on the headers until its turn ([`Bucket::answer_refusal_at`]), and at most
+    /// half the call's deadline, so that a client which retries at once meets its refusals about
+    /// as fast as its quota admits its calls, and a closed-loop flood slows to its quota instead
+    /// of costing the server a refusal per round trip. What is held is an open stream whose body
+    /// was dropped unread (nothing of it is buffered) and a timer; beyond
+    /// [`MAX_HELD_REFUSALS`](crate::limits::MAX_HELD_REFUSALS) of the tenant at once, a refusal is
+    /// answered at once.
+    pub(crate) async fn hold_refusal(&self, throttled: &Throttled, timing: Timing) {
+        let held = &self.held_refusals;
+        if held.fetch_add(1, Ordering::AcqRel) >= crate::limits::MAX_HELD_REFUSALS {
+            held.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let _release = Release(held);
+        let until =
+            tokio::time::Instant::from_std(throttled.answer_at).min(timing.arrived + timing.budget / 2);
+        tokio::time::sleep_until(until).await;
     }
 
     /// Takes `bytes` from the tenant's upserted bytes a second.
@@ -232,12 +277,14 @@ impl TenantLimits {
     /// one, the upsert is refused unread. A flood of large upserts over the quota then costs the
     /// server their headers, not their bodies; a smaller upsert after a large one waits at most
     /// until the bucket holds the large one's size (one second's worth at most).
-    fn admit_write_headers(&self) -> Result<(), Status> {
+    fn admit_write_headers(&self) -> Result<(), Throttled> {
         let Some(bucket) = &self.write_bytes else { return Ok(()) };
-        if bucket.lock().unwrap_or_else(PoisonError::into_inner).could_take_last() {
+        let mut bucket = bucket.lock().unwrap_or_else(PoisonError::into_inner);
+        if bucket.could_take_last() {
             return Ok(());
         }
-        Err(self.write_exhausted())
+        let answer_at = bucket.answer_refusal_at(Instant::now(), MAX_PUSHBACK);
+        Err(Throttled { status: self.write_exhausted(), answer_at })
     }
 
     fn write_exhausted(&self) -> Status {
@@ -279,6 +326,18 @@ impl TenantLimits {
             }
         }
         Ok(held)
+    }
+}
+
+/// Longest hold of a refusal ([`TenantLimits::hold_refusal`]).
+const MAX_PUSHBACK: Duration = Duration::from_millis(crate::limits::MAX_PUSHBACK_MS);
+
+/// Gives back a held refusal's place when its hold ends or its call is dropped.
+struct Release<'a>(&'a AtomicUsize);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -406,6 +465,51 @@ mod tests {
         assert!(big.take(5_000.0), "larger than the bucket: taken when full");
         big.refilled -= Duration::from_secs(5);
         assert!(big.could_take_last(), "a request over the rate waits for a full bucket, no more");
+    }
+
+    #[test]
+    fn refusals_are_answered_one_interval_apart_and_within_the_longest_hold() {
+        let max = Duration::from_secs(1);
+        let mut requests = Bucket::new(4);
+        let now = Instant::now();
+        assert!((0..4).all(|_| requests.take(1.0)) && !requests.take(1.0), "spent");
+        let turns: Vec<Duration> = (0..6).map(|_| requests.answer_refusal_at(now, max) - now).collect();
+        let quarter = Duration::from_millis(250);
+        assert_eq!(turns[..4], [quarter, quarter * 2, quarter * 3, max], "a request's refill time apart");
+        assert_eq!(turns[4..], [max, max], "and never later than the longest hold");
+        let later = now + Duration::from_secs(3);
+        assert_eq!(requests.answer_refusal_at(later, max) - later, quarter, "the schedule drains");
+        let mut bytes = Bucket::new(2_000_000);
+        assert!(bytes.take(1_500_000.0) && !bytes.could_take_last());
+        let now = Instant::now();
+        let at = bytes.answer_refusal_at(now, max) - now;
+        assert_eq!(at, Duration::from_millis(750), "an upsert's turn: the time its size takes to refill");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_held_until_its_turn_unless_the_tenant_holds_too_many() {
+        let quotas = Quotas::new(QuotaDefaults::for_work(64), 2);
+        let limits = quotas.of(uid(1), &VersionedPolicy::default());
+        let now = tokio::time::Instant::now();
+        let timing = Timing { arrived: now, deadline: now + PROMPT * 2, budget: PROMPT * 2 };
+        let status = Status::resource_exhausted("test");
+        let throttled = Throttled { status, answer_at: Instant::now() + Duration::from_secs(1) };
+        let short = Duration::from_millis(200);
+        let hold = tokio::time::timeout(short, limits.hold_refusal(&throttled, timing));
+        assert!(hold.await.is_err(), "held until its turn");
+        assert_eq!(limits.held_refusals.load(Ordering::Acquire), 0, "a dropped hold gives its place back");
+        let budget = Duration::from_millis(300);
+        let brief = Timing { budget, deadline: tokio::time::Instant::now() + budget, ..timing };
+        let brief = Timing { arrived: tokio::time::Instant::now(), ..brief };
+        let distant = Throttled { answer_at: Instant::now() + Duration::from_secs(30), ..throttled };
+        let started = tokio::time::Instant::now();
+        limits.hold_refusal(&distant, brief).await;
+        let held = started.elapsed();
+        assert!(held >= budget / 2 && held < PROMPT, "half the call's deadline, not its turn: {held:?}");
+        limits.held_refusals.store(crate::limits::MAX_HELD_REFUSALS, Ordering::Release);
+        let full = tokio::time::timeout(short, limits.hold_refusal(&distant, timing));
+        assert!(full.await.is_ok(), "beyond the held refusals, answered at once");
+        assert_eq!(limits.held_refusals.load(Ordering::Acquire), crate::limits::MAX_HELD_REFUSALS);
     }
 
     #[tokio::test]

@@ -35,18 +35,95 @@ async fn a_tenant_over_its_request_rate_is_refused_and_another_is_not() {
     let acme = crate::harness::seed(&server, "acme").await;
     let globex = crate::harness::seed(&server, "globex").await;
     set_quotas(&server, "acme", TenantQuotas { requests_per_second: Some(3), ..TenantQuotas::default() });
-    let mut refused = Vec::new();
-    for _ in 0..12 {
-        if let Err(status) = count_call(&server, &acme).await {
-            refused.push(status);
-        }
+    // Twelve calls at once: three in the bucket, the rest refused (their refusals held, see below),
+    // while the other tenant's calls are answered.
+    let data = server.data().await;
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let (data, acme) = (data.clone(), acme.clone());
+            tokio::spawn(async move { count_with(data, &acme, None).await })
+        })
+        .collect();
+    for _ in 0..5 {
         assert_eq!(count_call(&server, &globex).await.expect("globex is not limited"), 2);
     }
-    // Three in the bucket, and at most a few more refilled while the loop ran.
+    let mut refused = Vec::new();
+    for call in calls {
+        if let Err(status) = call.await.expect("join") {
+            refused.push(status);
+        }
+    }
+    // Three in the bucket, and at most a few more refilled while the calls were sent.
     assert!(refused.len() >= 6, "{} of 12 refused", refused.len());
     exhausted(&refused[0], "requests_per_second", "3");
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(count_call(&server, &acme).await.expect("the bucket refilled"), 2);
+    server.stop().await;
+}
+
+/// A count with the client's deadline `timeout` if given; the time to its answer if admitted.
+async fn count_with(
+    mut data: Data,
+    token: &str,
+    timeout: Option<Duration>,
+) -> Result<Duration, tonic::Status> {
+    let mut request = req(pb::CountRequest { collection: "docs".into() }, token);
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    let sent = std::time::Instant::now();
+    data.count(request).await.map(|_| sent.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_is_answered_at_its_turn_and_within_the_calls_deadline() {
+    let server = TestServer::start().await;
+    let acme = crate::harness::seed(&server, "acme").await;
+    set_quotas(&server, "acme", TenantQuotas { requests_per_second: Some(4), ..TenantQuotas::default() });
+    for _ in 0..4 {
+        count_call(&server, &acme).await.expect("the bucket holds four");
+    }
+    // Spent: three calls at once are refused, and their refusals go out a quarter second (one
+    // request's refill) apart, so that a client retrying at once is paced at its quota.
+    let data = server.data().await;
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let (data, acme) = (data.clone(), acme.clone());
+            tokio::spawn(async move {
+                let sent = std::time::Instant::now();
+                let refused = count_with(data, &acme, None).await.expect_err("over the rate");
+                (refused, sent.elapsed())
+            })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for call in calls {
+        let (refused, after) = call.await.expect("join");
+        exhausted(&refused, "requests_per_second", "4");
+        answered.push(after);
+    }
+    answered.sort();
+    for (turn, after) in answered.iter().enumerate() {
+        // Lower bounds only: a hold never ends early.
+        let at_least = Duration::from_millis(250 * (turn as u64 + 1) - 50);
+        assert!(*after >= at_least, "refusal {turn} answered after {after:?}");
+    }
+    // A refusal whose turn is after the client's deadline still arrives as a refusal: it is held
+    // at most half the call's deadline (the third's turn, 750 ms, is past its 600).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for _ in 0..4 {
+        count_call(&server, &acme).await.expect("the bucket refilled");
+    }
+    let deadline = Some(Duration::from_millis(600));
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let (data, acme) = (data.clone(), acme.clone());
+            tokio::spawn(async move { count_with(data, &acme, deadline).await })
+        })
+        .collect();
+    for call in calls {
+        exhausted(&call.await.expect("join").expect_err("over the rate"), "requests_per_second", "4");
+    }
     server.stop().await;
 }
 

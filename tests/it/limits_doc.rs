@@ -59,6 +59,10 @@ fn the_limits_table_matches_the_code() {
         ("MAX_CONCURRENT_WORK", bulkhead_server::limits::MAX_CONCURRENT_WORK),
         ("MAX_KEY_LABEL_BYTES", bulkhead_server::limits::MAX_KEY_LABEL_BYTES),
         ("MAX_METRICS_CONNECTIONS", bulkhead_server::limits::MAX_METRICS_CONNECTIONS),
+        ("MAX_TENANT_SEARCHES", bulkhead_server::limits::MAX_TENANT_SEARCHES as usize),
+        ("MAX_DENIALS", bulkhead_server::limits::MAX_DENIALS as usize),
+        ("MAX_PUSHBACK_MS", bulkhead_server::limits::MAX_PUSHBACK_MS as usize),
+        ("MAX_HELD_REFUSALS", bulkhead_server::limits::MAX_HELD_REFUSALS),
     ];
     for (name, value) in constants {
         let row = doc

@@ -63,6 +63,7 @@ fn the_limits_table_matches_the_code() {
         ("MAX_DENIALS", bulkhead_server::limits::MAX_DENIALS as usize),
         ("MAX_PUSHBACK_MS", bulkhead_server::limits::MAX_PUSHBACK_MS as usize),
         ("MAX_HELD_REFUSALS", bulkhead_server::limits::MAX_HELD_REFUSALS),
+        ("MAX_HELD_REFUSALS_PER_CONNECTION", bulkhead_server::limits::MAX_HELD_REFUSALS_PER_CONNECTION),
     ];
     for (name, value) in constants {
         let row = doc

@@ -14,6 +14,7 @@
 
 use crate::auth::{self, DataOp};
 use crate::budget::{CALL, CallBudget, LimitedBody};
+use crate::connections::ConnectionInfo;
 use crate::limits::{self, MessageLimit};
 use crate::quota::TenantLimits;
 use crate::server::{self, Shared};
@@ -21,12 +22,14 @@ use crate::status;
 use bulkhead_query::TenantScope;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::Status;
 use tonic::body::Body;
+use tonic::transport::server::TlsConnectInfo;
 
 /// What a call is, by its path.
 #[derive(Debug, Clone, Copy)]
@@ -206,9 +209,11 @@ where
             // counted, not audited: a flood must not turn into a flood of audit writes. Its body
             // is dropped unread, then its refusal held until its turn (`quota.rs`).
             if let Err(throttled) = limits.admit_headers(op == DataOp::Upsert) {
-                shared.count_throttled(scope.tenant_uid(), op, &throttled.status, timing);
+                let connection = held_on_connection(&request);
+                let tenant = scope.tenant_uid();
                 drop((request, scope));
-                limits.hold_refusal(&throttled, timing).await;
+                limits.hold_refusal(&throttled, timing, connection.as_deref()).await;
+                shared.count_throttled(tenant, op, &throttled.status, timing);
                 return Ok(throttled.status.into_http());
             }
             let admitted = Arc::new(Admitted { op, timing, scope: Mutex::new(Some(scope)), limits });
@@ -250,6 +255,15 @@ where
         }
         Plane::Open => inner.call(request).await,
     }
+}
+
+/// The count of refusals held on the call's connection (`connections.rs`), over TCP or TLS.
+fn held_on_connection(request: &http::Request<Body>) -> Option<Arc<AtomicUsize>> {
+    let extensions = request.extensions();
+    let info = extensions
+        .get::<ConnectionInfo>()
+        .or_else(|| extensions.get::<TlsConnectInfo<ConnectionInfo>>().map(TlsConnectInfo::get_ref));
+    info.map(|info| Arc::clone(&info.held_refusals))
 }
 
 /// Passes an admitted call on, its body limited and budgeted; the call's reservations are held

@@ -12,13 +12,14 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 /// How long accepting pauses after an error that is not the peer's (out of file descriptors or
 /// memory), so that the loop does not spin while the condition lasts.
@@ -108,6 +109,8 @@ impl tokio_stream::Stream for Incoming {
 pub(crate) struct Connection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    /// Refusals held on this connection now (`quota.rs`, `TenantLimits::hold_refusal`).
+    held_refusals: Arc<AtomicUsize>,
     /// Until the preface has arrived: when the connection is closed if it has not.
     preface_due: Option<Pin<Box<Sleep>>>,
     /// Bytes read so far, counted up to the preface's length.
@@ -117,15 +120,24 @@ pub(crate) struct Connection {
 impl Connection {
     fn new(stream: TcpStream, permit: OwnedSemaphorePermit) -> Connection {
         let preface_due = Some(Box::pin(tokio::time::sleep(limits::CONNECTION_HANDSHAKE_TIMEOUT)));
-        Connection { stream, _permit: permit, preface_due, read: 0 }
+        Connection { stream, _permit: permit, preface_due, read: 0, held_refusals: Arc::default() }
     }
 }
 
-impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
+/// What each call learns of its connection (in the request's extensions, wrapped in tonic's
+/// `TlsConnectInfo` over TLS).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionInfo {
+    /// Refusals held on the connection now: bounded per connection, so that one tenant's held
+    /// refusals never take the stream slots of the other calls a connection carries.
+    pub(crate) held_refusals: Arc<AtomicUsize>,
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+impl Connected for Connection {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo { held_refusals: Arc::clone(&self.held_refusals) }
     }
 }
 

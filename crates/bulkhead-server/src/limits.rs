@@ -38,14 +38,21 @@ pub const MAX_CONCURRENT_WORK: usize = 64;
 pub const MAX_TENANT_SEARCHES: u32 = 16;
 
 /// A call refused on its tenant's request rate or upserted bytes a second is answered at most this
-/// long after it arrived: its refusal is held until the tenant's refusals, answered one per
-/// interval of the quota, reach it (see `quota.rs`, pushback), so that a client retrying at once
-/// sends a throttled tenant's calls about as fast as its quota admits them.
+/// long after it arrived (and a quarter of its deadline): its refusal is held until the tenant's
+/// refusals, answered one per interval of the quota, reach it (see `quota.rs`, pushback), so that
+/// a client retrying at once sends a throttled tenant's calls about as fast as its quota admits
+/// them.
 pub const MAX_PUSHBACK_MS: u64 = 1_000;
 
 /// Refusals of one tenant held at once (each an open stream without its body); beyond them a
 /// refusal is answered at once.
 pub const MAX_HELD_REFUSALS: usize = 256;
+
+/// Refusals held at once on one connection, whatever their tenants: an eighth of its
+/// [`MAX_CONCURRENT_STREAMS`], so that held refusals never take the stream slots of the other
+/// calls a connection carries (another tenant's through a shared client or proxy, or the same
+/// tenant's reads while its writes are throttled). Beyond them a refusal is answered at once.
+pub const MAX_HELD_REFUSALS_PER_CONNECTION: usize = (MAX_CONCURRENT_STREAMS / 8) as usize;
 
 /// The default number of refusals (permission denied) of one API key within five minutes that
 /// locks the key until an operator unlocks it; a tenant's policy may set its own (`max_denials`).

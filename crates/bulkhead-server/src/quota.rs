@@ -244,23 +244,32 @@ impl TenantLimits {
         Err(Throttled { status: exhausted("requests_per_second", limit, "requests a second"), answer_at })
     }
 
-    /// Holds a refusal on the headers until its turn ([`Bucket::answer_refusal_at`]), and at most
-    /// half the call's deadline, so that a client which retries at once meets its refusals about
-    /// as fast as its quota admits its calls, and a closed-loop flood slows to its quota instead
-    /// of costing the server a refusal per round trip. What is held is an open stream whose body
-    /// was dropped unread (nothing of it is buffered) and a timer; beyond
-    /// [`MAX_HELD_REFUSALS`](crate::limits::MAX_HELD_REFUSALS) of the tenant at once, a refusal is
-    /// answered at once.
-    pub(crate) async fn hold_refusal(&self, throttled: &Throttled, timing: Timing) {
-        let held = &self.held_refusals;
-        if held.fetch_add(1, Ordering::AcqRel) >= crate::limits::MAX_HELD_REFUSALS {
-            held.fetch_sub(1, Ordering::AcqRel);
+    /// Holds a refusal on the headers until its turn ([`Bucket::answer_refusal_at`]), at most
+    /// [`MAX_PUSHBACK_MS`](crate::limits::MAX_PUSHBACK_MS) after the call arrived and a quarter of
+    /// its deadline (so that it reaches the client as a refusal, not as its own deadline), so that
+    /// a client which retries at once meets its refusals about as fast as its quota admits its
+    /// calls, and a closed-loop flood slows to its quota instead of costing the server a refusal
+    /// per round trip. What is held is an open stream whose body was dropped unread (h2 discards
+    /// what still arrives for it) and a timer. A refusal is answered at once instead while the
+    /// tenant holds [`MAX_HELD_REFUSALS`](crate::limits::MAX_HELD_REFUSALS) or its connection
+    /// (`connection`, the count of its held refusals; `None`: unknown) holds
+    /// [`MAX_HELD_REFUSALS_PER_CONNECTION`](crate::limits::MAX_HELD_REFUSALS_PER_CONNECTION).
+    pub(crate) async fn hold_refusal(
+        &self,
+        throttled: &Throttled,
+        timing: Timing,
+        connection: Option<&AtomicUsize>,
+    ) {
+        let Some(connection) = connection else { return };
+        let Some(_tenant) = Held::enter(&self.held_refusals, crate::limits::MAX_HELD_REFUSALS) else {
             return;
-        }
-        let _release = Release(held);
-        let until =
-            tokio::time::Instant::from_std(throttled.answer_at).min(timing.arrived + timing.budget / 2);
-        tokio::time::sleep_until(until).await;
+        };
+        let Some(_connection) = Held::enter(connection, crate::limits::MAX_HELD_REFUSALS_PER_CONNECTION)
+        else {
+            return;
+        };
+        let latest = timing.arrived + MAX_PUSHBACK.min(timing.budget / 4);
+        tokio::time::sleep_until(tokio::time::Instant::from_std(throttled.answer_at).min(latest)).await;
     }
 
     /// Takes `bytes` from the tenant's upserted bytes a second.
@@ -332,10 +341,21 @@ impl TenantLimits {
 /// Longest hold of a refusal ([`TenantLimits::hold_refusal`]).
 const MAX_PUSHBACK: Duration = Duration::from_millis(crate::limits::MAX_PUSHBACK_MS);
 
-/// Gives back a held refusal's place when its hold ends or its call is dropped.
-struct Release<'a>(&'a AtomicUsize);
+/// A place among a count's held refusals, given back when its hold ends or its call is dropped.
+struct Held<'a>(&'a AtomicUsize);
 
-impl Drop for Release<'_> {
+impl<'a> Held<'a> {
+    /// A place, if fewer than `limit` are held.
+    fn enter(count: &'a AtomicUsize, limit: usize) -> Option<Held<'a>> {
+        if count.fetch_add(1, Ordering::AcqRel) >= limit {
+            count.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Held(count))
+    }
+}
+
+impl Drop for Held<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -487,29 +507,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refusal_is_held_until_its_turn_unless_the_tenant_holds_too_many() {
+    async fn a_refusal_is_held_until_its_turn_unless_its_tenant_or_connection_holds_too_many() {
+        use crate::limits::{MAX_HELD_REFUSALS, MAX_HELD_REFUSALS_PER_CONNECTION};
         let quotas = Quotas::new(QuotaDefaults::for_work(64), 2);
         let limits = quotas.of(uid(1), &VersionedPolicy::default());
+        let connection = AtomicUsize::new(0);
         let now = tokio::time::Instant::now();
         let timing = Timing { arrived: now, deadline: now + PROMPT * 2, budget: PROMPT * 2 };
         let status = Status::resource_exhausted("test");
-        let throttled = Throttled { status, answer_at: Instant::now() + Duration::from_secs(1) };
+        let throttled = Throttled { status, answer_at: Instant::now() + Duration::from_secs(30) };
         let short = Duration::from_millis(200);
-        let hold = tokio::time::timeout(short, limits.hold_refusal(&throttled, timing));
-        assert!(hold.await.is_err(), "held until its turn");
+        let held =
+            |timing| tokio::time::timeout(short, limits.hold_refusal(&throttled, timing, Some(&connection)));
+        assert!(held(timing).await.is_err(), "held until its turn");
         assert_eq!(limits.held_refusals.load(Ordering::Acquire), 0, "a dropped hold gives its place back");
-        let budget = Duration::from_millis(300);
-        let brief = Timing { budget, deadline: tokio::time::Instant::now() + budget, ..timing };
-        let brief = Timing { arrived: tokio::time::Instant::now(), ..brief };
-        let distant = Throttled { answer_at: Instant::now() + Duration::from_secs(30), ..throttled };
-        let started = tokio::time::Instant::now();
-        limits.hold_refusal(&distant, brief).await;
-        let held = started.elapsed();
-        assert!(held >= budget / 2 && held < PROMPT, "half the call's deadline, not its turn: {held:?}");
-        limits.held_refusals.store(crate::limits::MAX_HELD_REFUSALS, Ordering::Release);
-        let full = tokio::time::timeout(short, limits.hold_refusal(&distant, timing));
-        assert!(full.await.is_ok(), "beyond the held refusals, answered at once");
-        assert_eq!(limits.held_refusals.load(Ordering::Acquire), crate::limits::MAX_HELD_REFUSALS);
+        assert_eq!(connection.load(Ordering::Acquire), 0, "on its connection too");
+        // At most a quarter of the call's deadline (and MAX_PUSHBACK_MS), from its arrival.
+        let arrived = tokio::time::Instant::now();
+        let budget = Duration::from_millis(400);
+        let brief = Timing { arrived, deadline: arrived + budget, budget };
+        limits.hold_refusal(&throttled, brief, Some(&connection)).await;
+        let waited = arrived.elapsed();
+        assert!(
+            waited >= budget / 4 && waited < PROMPT,
+            "a quarter of the deadline, not its turn: {waited:?}"
+        );
+        let unknown = tokio::time::timeout(short, limits.hold_refusal(&throttled, timing, None));
+        assert!(unknown.await.is_ok(), "a call whose connection is not known is answered at once");
+        connection.store(MAX_HELD_REFUSALS_PER_CONNECTION, Ordering::Release);
+        assert!(held(timing).await.is_ok(), "a connection holding its share: answered at once");
+        assert_eq!(limits.held_refusals.load(Ordering::Acquire), 0, "its tenant's place given back");
+        connection.store(0, Ordering::Release);
+        limits.held_refusals.store(MAX_HELD_REFUSALS, Ordering::Release);
+        assert!(held(timing).await.is_ok(), "a tenant holding its share: answered at once");
+        assert_eq!(limits.held_refusals.load(Ordering::Acquire), MAX_HELD_REFUSALS);
+        assert_eq!(connection.load(Ordering::Acquire), 0);
     }
 
     #[tokio::test]

@@ -80,40 +80,45 @@ async fn a_refusal_is_answered_at_its_turn_and_within_the_calls_deadline() {
     let server = TestServer::start().await;
     let acme = crate::harness::seed(&server, "acme").await;
     set_quotas(&server, "acme", TenantQuotas { requests_per_second: Some(4), ..TenantQuotas::default() });
-    for _ in 0..4 {
-        count_call(&server, &acme).await.expect("the bucket holds four");
-    }
-    // Spent: three calls at once are refused, and their refusals go out a quarter second (one
-    // request's refill) apart, so that a client retrying at once is paced at its quota.
     let data = server.data().await;
+    // Spends the bucket (four; a fifth in case one refilled meanwhile), then sends three calls at
+    // once: the refused ones are answered a quarter second (one request's refill) apart, so that
+    // a client retrying at once is paced at its quota.
+    let spend = |data: &Data| {
+        let (data, acme) = (data.clone(), acme.clone());
+        async move {
+            for _ in 0..5 {
+                let _ = count_with(data.clone(), &acme, None).await;
+            }
+        }
+    };
+    spend(&data).await;
+    let start = std::time::Instant::now();
     let calls: Vec<_> = (0..3)
         .map(|_| {
             let (data, acme) = (data.clone(), acme.clone());
-            tokio::spawn(async move {
-                let sent = std::time::Instant::now();
-                let refused = count_with(data, &acme, None).await.expect_err("over the rate");
-                (refused, sent.elapsed())
-            })
+            tokio::spawn(async move { (count_with(data, &acme, None).await, start.elapsed()) })
         })
         .collect();
-    let mut answered = Vec::new();
+    let mut refused_after = Vec::new();
     for call in calls {
-        let (refused, after) = call.await.expect("join");
-        exhausted(&refused, "requests_per_second", "4");
-        answered.push(after);
+        let (answer, after) = call.await.expect("join");
+        if let Err(refused) = answer {
+            exhausted(&refused, "requests_per_second", "4");
+            refused_after.push(after);
+        }
     }
-    answered.sort();
-    for (turn, after) in answered.iter().enumerate() {
-        // Lower bounds only: a hold never ends early.
+    assert!(refused_after.len() >= 2, "{} of 3 refused", refused_after.len());
+    refused_after.sort();
+    for (turn, after) in refused_after.iter().enumerate() {
+        // Lower bounds only: a hold never ends early, however late its call was sent.
         let at_least = Duration::from_millis(250 * (turn as u64 + 1) - 50);
         assert!(*after >= at_least, "refusal {turn} answered after {after:?}");
     }
     // A refusal whose turn is after the client's deadline still arrives as a refusal: it is held
-    // at most half the call's deadline (the third's turn, 750 ms, is past its 600).
+    // at most a quarter of the call's deadline (the later turns, 500 and 750 ms, are past 600).
     tokio::time::sleep(Duration::from_millis(1_100)).await;
-    for _ in 0..4 {
-        count_call(&server, &acme).await.expect("the bucket refilled");
-    }
+    spend(&data).await;
     let deadline = Some(Duration::from_millis(600));
     let calls: Vec<_> = (0..3)
         .map(|_| {
@@ -121,9 +126,14 @@ async fn a_refusal_is_answered_at_its_turn_and_within_the_calls_deadline() {
             tokio::spawn(async move { count_with(data, &acme, deadline).await })
         })
         .collect();
+    let mut refused = 0;
     for call in calls {
-        exhausted(&call.await.expect("join").expect_err("over the rate"), "requests_per_second", "4");
+        if let Err(status) = call.await.expect("join") {
+            exhausted(&status, "requests_per_second", "4");
+            refused += 1;
+        }
     }
+    assert!(refused >= 2, "{refused} of 3 refused");
     server.stop().await;
 }
 

@@ -150,3 +150,34 @@ fn bad_key_and_certificate_files_are_refused_without_their_contents() {
         assert!(!message.contains(&key_body(&other.key_pem)[..40]), "key material in an error: {message}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_over_tls_is_held_until_its_turn_as_over_tcp() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = self_signed(dir.path(), "server", &["localhost", "127.0.0.1"], 0o600);
+    let tls = ServerTls::from_pem_files(&cert.cert, &cert.key).expect("server identity");
+    let server = TestServer::with_tls(tls, trust(&cert, None)).await;
+    let writer = seed(&server, "acme").await;
+    let name = bulkhead_query::TenantName::new("acme").expect("name");
+    let op = server.db.operator();
+    let version = op.policy(&name).expect("policy").version;
+    let quotas = bulkhead_query::TenantQuotas { requests_per_second: Some(2), ..Default::default() };
+    let policy = bulkhead_query::TenantPolicy { quotas, ..Default::default() };
+    op.set_policy(&name, policy, version, "tls hold test").expect("set policy");
+    let mut data = server.data().await;
+    let count = || req(pb::CountRequest { collection: "docs".into() }, &writer);
+    let mut refused_after = None;
+    for _ in 0..4 {
+        let sent = std::time::Instant::now();
+        if let Err(status) = data.count(count()).await {
+            assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+            refused_after = Some(sent.elapsed());
+            break;
+        }
+    }
+    // Two a second: a refusal's turn is half a second after the one before it (the first's
+    // predecessor is long past, so at least one interval from now).
+    let after = refused_after.expect("the third or fourth call is over the rate");
+    assert!(after >= std::time::Duration::from_millis(400), "held over TLS too: {after:?}");
+    server.stop().await;
+}

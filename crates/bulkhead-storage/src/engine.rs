@@ -331,10 +331,29 @@ impl Engine {
     }
 
     fn iterate<'a>(&'a self, family: &'a Family<'_>, keys: Keys<'_>, mode: IteratorMode<'_>) -> Entries<'a> {
+        self.iterate_with(family, keys.read_options(), mode)
+    }
+
+    fn iterate_with<'a>(
+        &'a self,
+        family: &'a Family<'_>,
+        options: ReadOptions,
+        mode: IteratorMode<'_>,
+    ) -> Entries<'a> {
         Entries(match family {
-            Family::Main(cf) => self.db.iterator_cf_opt(cf, keys.read_options(), mode),
-            Family::Dedicated(instance) => instance.db().iterator_opt(mode, keys.read_options()),
+            Family::Main(cf) => self.db.iterator_cf_opt(cf, options, mode),
+            Family::Dedicated(instance) => instance.db().iterator_opt(mode, options),
         })
+    }
+
+    /// As [`Engine::entries`], for a scan of a whole collection: the blocks it reads are not added
+    /// to the block cache, so that loading a collection's vectors (tens or hundreds of megabytes,
+    /// read once into the index's own memory) neither evicts what point reads keep there (a
+    /// search's payloads, credentials) nor holds the cache full of blocks nobody reads again.
+    pub(crate) fn scan<'a>(&'a self, family: &'a Family<'_>, keys: Keys<'_>) -> Entries<'a> {
+        let mut options = keys.read_options();
+        options.fill_cache(false);
+        self.iterate_with(family, options, IteratorMode::Start)
     }
 
     /// A consistent view of the main instance as it is now.

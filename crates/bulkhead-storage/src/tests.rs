@@ -747,3 +747,32 @@ mod dedicated {
         panic!("the linked directory was not deleted");
     }
 }
+
+#[test]
+fn a_collection_scan_leaves_the_block_cache_as_it_found_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memory = crate::engine::EngineMemory { cache_bytes: 64 << 20, write_buffer_bytes: 8 << 20 };
+    let (engine, _) = Engine::open(dir.path(), &["data", layout::SYS_CF], memory, None).expect("open");
+    let family = engine.family("data").expect("family");
+    let (chunks, per_chunk) = (16, 1024);
+    for chunk in 0..chunks {
+        let mut batch = crate::engine::Batch::default();
+        for i in 0..per_chunk {
+            let value: Vec<u8> = (0..1024u32).map(|j| (j * 31 + i * 7 + chunk * 3) as u8).collect();
+            batch.put(&family, format!("k{chunk:02}{i:05}"), value);
+        }
+        engine.write(batch, Durability::Process).expect("write");
+    }
+    engine.flush(&family).expect("flush");
+    let before = engine.cache_usage();
+    let records = (chunks * per_chunk) as usize;
+    assert_eq!(engine.scan(&family, Keys::All).count(), records);
+    let after_scan = engine.cache_usage();
+    assert_eq!(engine.entries(&family, Keys::All).count(), records);
+    let after_entries = engine.cache_usage();
+    assert!(after_scan < before + (1 << 20), "a scan keeps none of its blocks: {before} -> {after_scan}");
+    assert!(
+        after_entries > after_scan + (8 << 20),
+        "an iteration keeps its: {after_scan} -> {after_entries}"
+    );
+}

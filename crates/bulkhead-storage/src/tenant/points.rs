@@ -294,7 +294,7 @@ impl TenantHandle<'_> {
         self.check_owner(collection)?;
         let (start, end) = self.state.keys.point_range(kind, collection.number);
         let cf = self.cf()?;
-        for item in self.store.db.entries(&cf, Keys::Range(start, end)) {
+        for item in self.store.db.scan(&cf, Keys::Range(start, end)) {
             let (key, sealed) = item?;
             let tag = TenantKeys::tag_of_point_key(&key).ok_or(StorageError::Codec("point key"))?;
             visit(PointRef(tag), &key, &sealed)?;

@@ -103,14 +103,19 @@ impl Bucket {
         self.tokens >= self.last.min(self.rate)
     }
 
-    /// When a refusal made `now` is answered: one interval after the refusal before it, the
-    /// interval being the time the bucket takes to refill what the refused call asked for (one
-    /// request; an upsert as large as the last), and at most `max` after `now`. A tenant's
-    /// refusals then go out about as fast as its calls are admitted, however fast they come.
+    /// When a refusal made `now` is answered: when the bucket will hold what the refused call
+    /// asked for (one request; an upsert as large as the last, at most a second's worth), and at
+    /// least one request's refill after the refusal before it, so that the refusals of many calls
+    /// at once are answered one by one, not all at the same instant (after which all but one
+    /// would be refused again); at most `max` after `now`. A client that retries at its refusal
+    /// then finds its quota ready for it, and a tenant's refusals go out about as fast as its
+    /// calls could be admitted, however fast they come.
     fn answer_refusal_at(&mut self, now: Instant, max: Duration) -> Instant {
         let rate = self.rate.max(1.0);
-        let interval = Duration::from_secs_f64(self.last.clamp(1.0, rate) / rate);
-        let at = (self.answered.max(now) + interval).min(now + max);
+        let wanted = self.last.clamp(1.0, rate);
+        let ready = now + Duration::from_secs_f64(((wanted - self.tokens) / rate).clamp(0.0, 1.0));
+        let spaced = self.answered + Duration::from_secs_f64(1.0 / rate);
+        let at = ready.max(spaced).min(now + max);
         self.answered = at;
         at
     }
@@ -488,22 +493,36 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_answered_one_interval_apart_and_within_the_longest_hold() {
+    fn refusals_are_answered_when_the_bucket_holds_their_call_one_by_one_and_within_the_longest_hold() {
         let max = Duration::from_secs(1);
         let mut requests = Bucket::new(4);
-        let now = Instant::now();
         assert!((0..4).all(|_| requests.take(1.0)) && !requests.take(1.0), "spent");
+        let now = Instant::now();
+        requests.refilled = now;
+        requests.tokens = 0.0;
         let turns: Vec<Duration> = (0..6).map(|_| requests.answer_refusal_at(now, max) - now).collect();
         let quarter = Duration::from_millis(250);
         assert_eq!(turns[..4], [quarter, quarter * 2, quarter * 3, max], "a request's refill time apart");
         assert_eq!(turns[4..], [max, max], "and never later than the longest hold");
         let later = now + Duration::from_secs(3);
         assert_eq!(requests.answer_refusal_at(later, max) - later, quarter, "the schedule drains");
+        // An upsert's refusal: when the bucket holds one as large as the last, however many came
+        // before it (their own turns are a byte's refill apart).
         let mut bytes = Bucket::new(2_000_000);
         assert!(bytes.take(1_500_000.0) && !bytes.could_take_last());
         let now = Instant::now();
-        let at = bytes.answer_refusal_at(now, max) - now;
-        assert_eq!(at, Duration::from_millis(750), "an upsert's turn: the time its size takes to refill");
+        bytes.refilled = now;
+        bytes.tokens = 500_000.0;
+        let first = bytes.answer_refusal_at(now, max) - now;
+        assert_eq!(first, Duration::from_millis(500), "a million bytes short at two million a second");
+        let second = bytes.answer_refusal_at(now, max) - now;
+        assert!(second > first && second - first < Duration::from_millis(1), "then one by one: {second:?}");
+        let mut huge = Bucket::new(1_000);
+        assert!(huge.take(5_000.0), "larger than the bucket: taken when full");
+        let now = Instant::now();
+        huge.refilled = now;
+        huge.tokens = -4_000.0;
+        assert_eq!(huge.answer_refusal_at(now, max) - now, max, "a debt longer than the hold: the hold");
     }
 
     #[tokio::test]

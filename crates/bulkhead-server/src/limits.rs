@@ -38,10 +38,9 @@ pub const MAX_CONCURRENT_WORK: usize = 64;
 pub const MAX_TENANT_SEARCHES: u32 = 16;
 
 /// A call refused on its tenant's request rate or upserted bytes a second is answered at most this
-/// long after it arrived (and a quarter of its deadline): its refusal is held until the tenant's
-/// refusals, answered one per interval of the quota, reach it (see `quota.rs`, pushback), so that
-/// a client retrying at once sends a throttled tenant's calls about as fast as its quota admits
-/// them.
+/// long after it arrived (and a quarter of its deadline): its refusal is held until its turn, when
+/// the tenant's quota could take it (see `quota.rs`, pushback), so that a client retrying at once
+/// sends a throttled tenant's calls about as fast as its quota admits them.
 pub const MAX_PUSHBACK_MS: u64 = 1_000;
 
 /// Refusals of one tenant held at once (each an open stream without its body); beyond them a

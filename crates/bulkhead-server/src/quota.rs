@@ -105,11 +105,13 @@ impl Bucket {
 
     /// When a refusal made `now` is answered: when the bucket will hold what the refused call
     /// asked for (one request; an upsert as large as the last, at most a second's worth), and at
-    /// least one request's refill after the refusal before it, so that the refusals of many calls
-    /// at once are answered one by one, not all at the same instant (after which all but one
-    /// would be refused again); at most `max` after `now`. A client that retries at its refusal
-    /// then finds its quota ready for it, and a tenant's refusals go out about as fast as its
-    /// calls could be admitted, however fast they come.
+    /// least one unit's refill after the refusal before it (for the request rate, one request's:
+    /// the refusals of many calls at once are answered one by one, not all at the same instant,
+    /// after which all but one would be refused again; for upserted bytes, one byte's, so the
+    /// refusals of a tenant's upserts go out together when the next could be taken, and all but
+    /// one are refused again, a few a second); at most `max` after `now`. A client that retries
+    /// at its refusal then finds its quota ready for it, and a tenant's refusals go out about as
+    /// fast as its calls could be admitted, however fast they come.
     fn answer_refusal_at(&mut self, now: Instant, max: Duration) -> Instant {
         let rate = self.rate.max(1.0);
         let wanted = self.last.clamp(1.0, rate);

@@ -212,7 +212,11 @@ where
                 let connection = held_on_connection(&request);
                 let tenant = scope.tenant_uid();
                 drop((request, scope));
-                limits.hold_refusal(&throttled, timing, connection.as_deref()).await;
+                let held = shared.metrics.holding();
+                if let Err(full) = limits.hold_refusal(&throttled, timing, connection.as_deref()).await {
+                    shared.metrics.refusal_not_held(full);
+                }
+                drop(held);
                 shared.count_throttled(tenant, op, &throttled.status, timing);
                 return Ok(throttled.status.into_http());
             }

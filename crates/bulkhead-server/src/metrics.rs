@@ -56,6 +56,11 @@ struct BackgroundLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapLabel {
+    cap: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IsaLabel {
     isa: String,
 }
@@ -65,6 +70,16 @@ type LatencyFamily = Family<LatencyLabels, Histogram, fn() -> Histogram>;
 fn latency_histogram() -> Histogram {
     // 50 µs to about 1.6 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// One held refusal in `bulkhead_held_refusals`, taken off when dropped (its hold ended or its
+/// call went away).
+pub(crate) struct HeldGauge<'m>(&'m Gauge);
+
+impl Drop for HeldGauge<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The server's metrics.
@@ -80,6 +95,8 @@ pub(crate) struct Metrics {
     rotation_done: Family<TenantLabel, Gauge<u64, AtomicU64>>,
     rotation_total: Family<TenantLabel, Gauge<u64, AtomicU64>>,
     background_failures: Family<BackgroundLabels, Counter>,
+    held_refusals: Gauge,
+    unheld_refusals: Family<CapLabel, Counter>,
 }
 
 impl Metrics {
@@ -142,6 +159,19 @@ impl Metrics {
              the task goes on with the other tenants",
             background_failures.clone(),
         );
+        let held_refusals = Gauge::default();
+        registry.register(
+            "held_refusals",
+            "Refusals on a tenant's rate held until their turn now, all tenants (pushback)",
+            held_refusals.clone(),
+        );
+        let unheld_refusals = Family::<CapLabel, Counter>::default();
+        registry.register(
+            "refusals_answered_at_once",
+            "Refusals on a tenant's rate answered at once because its tenant's or its connection's \
+             held refusals were at their cap, by cap (tenant, connection)",
+            unheld_refusals.clone(),
+        );
         let isa = Family::<IsaLabel, Gauge>::default();
         isa.get_or_create(&IsaLabel { isa: bulkhead_distance::active_isa().to_string() }).set(1);
         registry.register("simd_isa", "The SIMD instruction set the distance kernels use (value 1)", isa);
@@ -157,7 +187,20 @@ impl Metrics {
             rotation_done,
             rotation_total,
             background_failures,
+            held_refusals,
+            unheld_refusals,
         }
+    }
+
+    /// Counts a refusal held until its turn while the returned guard lives.
+    pub(crate) fn holding(&self) -> HeldGauge<'_> {
+        self.held_refusals.inc();
+        HeldGauge(&self.held_refusals)
+    }
+
+    /// Counts a refusal answered at once because `cap` (`tenant`, `connection`) was full.
+    pub(crate) fn refusal_not_held(&self, cap: &'static str) {
+        self.unheld_refusals.get_or_create(&CapLabel { cap }).inc();
     }
 
     /// Counts a background step that failed for one tenant.

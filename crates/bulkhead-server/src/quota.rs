@@ -261,22 +261,21 @@ impl TenantLimits {
     /// tenant holds [`MAX_HELD_REFUSALS`](crate::limits::MAX_HELD_REFUSALS) or its connection
     /// (`connection`, the count of its held refusals; `None`: unknown) holds
     /// [`MAX_HELD_REFUSALS_PER_CONNECTION`](crate::limits::MAX_HELD_REFUSALS_PER_CONNECTION).
+    /// Returns `Err` with the cap that was full when the refusal was not held (`tenant`,
+    /// `connection`; `unknown` when the connection is not known).
     pub(crate) async fn hold_refusal(
         &self,
         throttled: &Throttled,
         timing: Timing,
         connection: Option<&AtomicUsize>,
-    ) {
-        let Some(connection) = connection else { return };
-        let Some(_tenant) = Held::enter(&self.held_refusals, crate::limits::MAX_HELD_REFUSALS) else {
-            return;
-        };
-        let Some(_connection) = Held::enter(connection, crate::limits::MAX_HELD_REFUSALS_PER_CONNECTION)
-        else {
-            return;
-        };
+    ) -> Result<(), &'static str> {
+        let connection = connection.ok_or("unknown")?;
+        let _tenant = Held::enter(&self.held_refusals, crate::limits::MAX_HELD_REFUSALS).ok_or("tenant")?;
+        let _connection =
+            Held::enter(connection, crate::limits::MAX_HELD_REFUSALS_PER_CONNECTION).ok_or("connection")?;
         let latest = timing.arrived + MAX_PUSHBACK.min(timing.budget / 4);
         tokio::time::sleep_until(tokio::time::Instant::from_std(throttled.answer_at).min(latest)).await;
+        Ok(())
     }
 
     /// Takes `bytes` from the tenant's upserted bytes a second.
@@ -547,20 +546,20 @@ mod tests {
         let arrived = tokio::time::Instant::now();
         let budget = Duration::from_millis(400);
         let brief = Timing { arrived, deadline: arrived + budget, budget };
-        limits.hold_refusal(&throttled, brief, Some(&connection)).await;
+        assert_eq!(limits.hold_refusal(&throttled, brief, Some(&connection)).await, Ok(()));
         let waited = arrived.elapsed();
         assert!(
             waited >= budget / 4 && waited < PROMPT,
             "a quarter of the deadline, not its turn: {waited:?}"
         );
         let unknown = tokio::time::timeout(short, limits.hold_refusal(&throttled, timing, None));
-        assert!(unknown.await.is_ok(), "a call whose connection is not known is answered at once");
+        assert_eq!(unknown.await, Ok(Err("unknown")), "a call whose connection is not known: at once");
         connection.store(MAX_HELD_REFUSALS_PER_CONNECTION, Ordering::Release);
-        assert!(held(timing).await.is_ok(), "a connection holding its share: answered at once");
+        assert_eq!(held(timing).await, Ok(Err("connection")), "a connection holding its share: at once");
         assert_eq!(limits.held_refusals.load(Ordering::Acquire), 0, "its tenant's place given back");
         connection.store(0, Ordering::Release);
         limits.held_refusals.store(MAX_HELD_REFUSALS, Ordering::Release);
-        assert!(held(timing).await.is_ok(), "a tenant holding its share: answered at once");
+        assert_eq!(held(timing).await, Ok(Err("tenant")), "a tenant holding its share: at once");
         assert_eq!(limits.held_refusals.load(Ordering::Acquire), MAX_HELD_REFUSALS);
         assert_eq!(connection.load(Ordering::Acquire), 0);
     }

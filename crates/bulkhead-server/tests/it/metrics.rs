@@ -158,3 +158,47 @@ async fn metrics_connections_are_bounded_and_timed_out() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_refusals_are_a_gauge_and_those_over_a_connections_cap_are_counted() {
+    let server = TestServer::start().await;
+    let acme = crate::harness::seed(&server, "acme").await;
+    let name = bulkhead_query::TenantName::new("acme").expect("name");
+    let op = server.db.operator();
+    let version = op.policy(&name).expect("policy").version;
+    let quotas = bulkhead_query::TenantQuotas { requests_per_second: Some(1), ..Default::default() };
+    let policy = bulkhead_query::TenantPolicy { quotas, ..Default::default() };
+    op.set_policy(&name, policy, version, "held refusals test").expect("set policy");
+    // One connection: the bucket's one request, then more calls than the connection may hold.
+    let data = server.data().await;
+    let count = |data: &pb::data_plane_client::DataPlaneClient<tonic::transport::Channel>| {
+        let (mut data, acme) = (data.clone(), acme.clone());
+        async move { data.count(req(pb::CountRequest { collection: "docs".into() }, &acme)).await }
+    };
+    let _ = count(&data).await;
+    let cap = bulkhead_server::limits::MAX_HELD_REFUSALS_PER_CONNECTION;
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..cap + 4)
+        .map(|_| {
+            let call = count(&data);
+            tokio::spawn(async move { (call.await, started.elapsed()) })
+        })
+        .collect();
+    let mut answered = Vec::new();
+    for call in calls {
+        let (answer, after) = call.await.expect("join");
+        let status = answer.expect_err("over the rate");
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        answered.push(after);
+    }
+    answered.sort();
+    // The ones over the cap come back first, at once; the held ones at their turn (about 1 s).
+    let at_once = answered.iter().filter(|after| after.as_millis() < 500).count();
+    assert!(at_once >= 4, "at least the calls over the cap answered at once: {answered:?}");
+    let (_, body) = http_get(&server, "/metrics").await;
+    let all = samples(&body);
+    let counted = sample(&all, "bulkhead_refusals_answered_at_once_total{cap=\"connection\"}");
+    assert!(counted >= 4.0, "counted by cap: {counted}");
+    assert_eq!(sample(&all, "bulkhead_held_refusals"), 0.0, "none held once all are answered");
+    server.stop().await;
+}

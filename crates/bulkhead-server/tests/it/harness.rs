@@ -293,6 +293,15 @@ pub async fn seed(server: &TestServer, tenant: &str) -> String {
 }
 
 /// The collection's point count, read through the library (not the server under test).
+/// Sets the tenant's quotas (over its current policy version).
+pub fn set_quotas(server: &TestServer, tenant: &str, quotas: bulkhead_query::TenantQuotas) {
+    let name = bulkhead_query::TenantName::new(tenant).expect("name");
+    let op = server.db.operator();
+    let version = op.policy(&name).expect("policy").version;
+    let policy = bulkhead_query::TenantPolicy { quotas, ..bulkhead_query::TenantPolicy::default() };
+    op.set_policy(&name, policy, version, "quota test").expect("set policy");
+}
+
 pub fn count(server: &TestServer, tenant: &str, collection: &str) -> u64 {
     let name = bulkhead_query::TenantName::new(tenant).expect("name");
     let scope = server.db.operator().trusted_host_scope(&name, "test inspection").expect("scope");

@@ -163,12 +163,8 @@ async fn metrics_connections_are_bounded_and_timed_out() {
 async fn held_refusals_are_a_gauge_and_those_over_a_connections_cap_are_counted() {
     let server = TestServer::start().await;
     let acme = crate::harness::seed(&server, "acme").await;
-    let name = bulkhead_query::TenantName::new("acme").expect("name");
-    let op = server.db.operator();
-    let version = op.policy(&name).expect("policy").version;
     let quotas = bulkhead_query::TenantQuotas { requests_per_second: Some(1), ..Default::default() };
-    let policy = bulkhead_query::TenantPolicy { quotas, ..Default::default() };
-    op.set_policy(&name, policy, version, "held refusals test").expect("set policy");
+    crate::harness::set_quotas(&server, "acme", quotas);
     // One connection: the bucket's one request, then more calls than the connection may hold.
     let data = server.data().await;
     let count = |data: &pb::data_plane_client::DataPlaneClient<tonic::transport::Channel>| {

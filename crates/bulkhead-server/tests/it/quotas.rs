@@ -3,21 +3,12 @@
 //! defaults. A refused call is `RESOURCE_EXHAUSTED` naming the quota and its limit, changes
 //! nothing, and another tenant's calls go on.
 
-use crate::harness::{TestServer, count, point, req, search};
-use bulkhead_query::{TenantName, TenantPolicy, TenantQuotas};
+use crate::harness::{TestServer, count, point, req, search, set_quotas};
+use bulkhead_query::{TenantName, TenantQuotas};
 use bulkhead_server::proto as pb;
 use bulkhead_server::{QuotaDefaults, ServerLimits};
 use std::time::Duration;
 use tonic::Code;
-
-/// Sets the tenant's quotas (over its current policy version).
-fn set_quotas(server: &TestServer, tenant: &str, quotas: TenantQuotas) {
-    let name = TenantName::new(tenant).expect("name");
-    let op = server.db.operator();
-    let version = op.policy(&name).expect("policy").version;
-    let policy = TenantPolicy { quotas, ..TenantPolicy::default() };
-    op.set_policy(&name, policy, version, "quota test").expect("set policy");
-}
 
 fn exhausted(status: &tonic::Status, quota: &str, limit: &str) {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");

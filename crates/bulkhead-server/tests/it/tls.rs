@@ -158,12 +158,8 @@ async fn a_refusal_over_tls_is_held_until_its_turn_as_over_tcp() {
     let tls = ServerTls::from_pem_files(&cert.cert, &cert.key).expect("server identity");
     let server = TestServer::with_tls(tls, trust(&cert, None)).await;
     let writer = seed(&server, "acme").await;
-    let name = bulkhead_query::TenantName::new("acme").expect("name");
-    let op = server.db.operator();
-    let version = op.policy(&name).expect("policy").version;
     let quotas = bulkhead_query::TenantQuotas { requests_per_second: Some(2), ..Default::default() };
-    let policy = bulkhead_query::TenantPolicy { quotas, ..Default::default() };
-    op.set_policy(&name, policy, version, "tls hold test").expect("set policy");
+    crate::harness::set_quotas(&server, "acme", quotas);
     let mut data = server.data().await;
     let count = || req(pb::CountRequest { collection: "docs".into() }, &writer);
     let mut refused_after = None;

@@ -164,6 +164,15 @@ fn only_server_knows_tonic() {
     only("bulkhead-server", "tonic");
 }
 
+/// etcd is reached only through the cluster crate, with etcd-client's own gRPC client: the crate
+/// names no tonic (checked above) and no other crate depends on etcd-client.
+#[test]
+fn only_the_cluster_crate_talks_to_etcd() {
+    only("bulkhead-cluster", "etcd-client");
+    let cluster = dependencies(&workspace().join("crates/bulkhead-cluster/Cargo.toml"));
+    assert!(cluster.iter().any(|d| d == "etcd-client"), "is the check still reading the manifest?");
+}
+
 /// The server is a library that only serves: the `bulkhead` binary, its command-line parsing and
 /// `anyhow` are `bulkhead-cli`'s; every library crate reports errors through its own enum.
 #[test]

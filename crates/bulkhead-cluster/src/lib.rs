@@ -1,0 +1,33 @@
+//! Who serves which tenant, when Bulkhead runs on several nodes: agreed through etcd, never by a
+//! protocol of our own (`docs/CLUSTER.md`).
+//!
+//! - A node [joins](Cluster::join) by writing its record (address, capacity, version) under a lease
+//!   of its own; the record lives exactly as long as the lease, so the live nodes are the records
+//!   etcd holds ([`Cluster::nodes`]).
+//! - A tenant's [`Placement`] (its node and an epoch) is a key written by a transaction: created
+//!   once, on the least-loaded live node or the one an operator pins ([`Cluster::place`]), and never
+//!   overwritten except by a transaction that compares the epoch it read.
+//! - A node serves only while its lease is surely alive: its [`Fence`] closes before the lease could
+//!   have expired on etcd's side, measured from when the last renewal that etcd acknowledged was
+//!   *sent*, so that a node cut off from etcd stops before another could be given its tenants.
+//!
+//! This crate holds no tenant data and no keys: node records and placements hold node ids,
+//! addresses and tenant ids (never tenant names).
+
+mod connection;
+mod error;
+mod fence;
+mod keys;
+mod membership;
+mod placement;
+mod records;
+
+pub use error::{ClusterError, Result};
+pub use fence::Fence;
+pub use membership::{Cluster, Membership};
+pub use placement::PlacementPolicy;
+pub use records::{NodeInfo, Placement};
+
+/// How long a node's lease lives without a renewal, unless the node asks otherwise
+/// ([`Cluster::join`]). A node renews it three times per period.
+pub const DEFAULT_LEASE_TTL_SECS: i64 = 10;

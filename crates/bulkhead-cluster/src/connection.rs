@@ -3,8 +3,9 @@
 //! etcd-client balances its calls over all the endpoints it is given, and keeps sending some to a
 //! member that is down. So a connection here talks to one member at a time and moves on to the next
 //! (in the order given, round) when a call finds it unreachable; any live member forwards to the
-//! leader itself. Every call this crate makes may be sent twice: each is a read or a transaction
-//! whose compare makes a second send harmless.
+//! leader itself. A call may thus be sent twice; each one this crate makes is safe so: a read, a
+//! transaction whose compare makes a second send harmless, a lease grant (a second lease, unused,
+//! expires on its own) or a revoke (a second finds the lease gone, which counts as done).
 
 use crate::error::{ClusterError, Result};
 use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
@@ -20,6 +21,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// did not in time (`DEADLINE_EXCEEDED`).
 const UNAVAILABLE: i32 = 14;
 const DEADLINE_EXCEEDED: i32 = 4;
+/// gRPC's code for a lease etcd does not know (expired, or revoked).
+const NOT_FOUND: i32 = 5;
 
 pub(crate) struct Connection {
     endpoints: Vec<String>,
@@ -129,6 +132,17 @@ pub(crate) fn unreachable(e: &etcd_client::Error) -> bool {
         etcd_client::Error::GRpcStatus(status) => {
             matches!(i32::from(status.code()), UNAVAILABLE | DEADLINE_EXCEEDED)
                 || std::error::Error::source(status).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// Whether an error says etcd does not know the lease (it expired or was revoked).
+pub(crate) fn lease_not_found(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::LeaseKeepAliveError(message) => message == "lease not found",
+        etcd_client::Error::GRpcStatus(status) => {
+            i32::from(status.code()) == NOT_FOUND && std::error::Error::source(status).is_none()
         }
         _ => false,
     }

@@ -27,9 +27,6 @@ pub enum ClusterError {
     /// A record in etcd this crate cannot read (written by something else, or a newer version).
     #[error("unreadable record at {key}: {reason}")]
     Corrupt { key: String, reason: String },
-    /// Work that needs a live lease was asked of a node whose fence is closed.
-    #[error("this node's lease may have expired: it does not serve until it has renewed it")]
-    Fenced,
 }
 
 impl From<etcd_client::Error> for ClusterError {

@@ -4,10 +4,15 @@
 //! node sent it. So a renewal sent at `t` and acknowledged with a time-to-live `ttl` keeps the lease
 //! alive at least until `t + ttl` by etcd's clock. The fence stays open until `t + ttl - margin`:
 //! the margin covers the two clocks running at slightly different rates and the calls already past
-//! the fence when it closes. The deadline only moves forward.
+//! the fence when it closes. The deadline only moves forward, and a closed fence stays closed.
+//!
+//! Two limits, for the server that will check it: a call that passed the fence is not stopped by
+//! it (the caller re-checks [`Fence::is_open`] right before it commits), and `Instant` does not
+//! count time while the machine is suspended, so a node resumed from a suspend longer than the
+//! margin may find its fence open after etcd expired the lease until its next renewal fails.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Shared view of whether this node may serve: cheap to clone and to check on every call.
@@ -20,13 +25,18 @@ pub struct Fence {
 struct Inner {
     /// The fence's time origin.
     base: Instant,
-    /// Nanoseconds after `base` until which the lease is surely alive; 0 is closed.
+    /// Nanoseconds after `base` until which the lease is surely alive; 0 is not yet open.
     open_until: AtomicU64,
+    /// Set for good when the lease is revoked or expired, or the membership dropped: a renewal
+    /// that was already on its way when the fence closed cannot reopen it.
+    closed: AtomicBool,
 }
 
 impl Fence {
     pub(crate) fn closed() -> Fence {
-        Fence { inner: Arc::new(Inner { base: Instant::now(), open_until: AtomicU64::new(0) }) }
+        let inner =
+            Inner { base: Instant::now(), open_until: AtomicU64::new(0), closed: AtomicBool::new(false) };
+        Fence { inner: Arc::new(inner) }
     }
 
     /// Whether the node's lease is surely alive now.
@@ -36,6 +46,9 @@ impl Fence {
 
     /// Until when the fence is open (`None` if it never opened, or was closed).
     pub fn open_until(&self) -> Option<Instant> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return None;
+        }
         match self.inner.open_until.load(Ordering::Acquire) {
             0 => None,
             nanos => Some(self.inner.base + Duration::from_nanos(nanos)),
@@ -50,10 +63,10 @@ impl Fence {
         self.inner.open_until.fetch_max(nanos, Ordering::AcqRel);
     }
 
-    /// Closes the fence: the lease was revoked, or etcd said it had expired. The membership renews
-    /// nothing after that; a node that rejoins does so with a new lease and a new fence.
+    /// Closes the fence for good: the lease was revoked, or etcd said it had expired, or the
+    /// membership was dropped. A node that rejoins does so with a new lease and a new fence.
     pub(crate) fn close(&self) {
-        self.inner.open_until.store(0, Ordering::Release);
+        self.inner.closed.store(true, Ordering::Release);
     }
 }
 
@@ -85,7 +98,7 @@ mod tests {
     }
 
     #[test]
-    fn a_renewal_already_past_its_deadline_leaves_the_fence_closed_and_close_closes() {
+    fn a_renewal_past_its_deadline_leaves_the_fence_closed_and_a_closed_fence_stays_closed() {
         let fence = Fence::closed();
         let long_ago = Instant::now();
         std::thread::sleep(Duration::from_millis(5));
@@ -94,6 +107,9 @@ mod tests {
         fence.renewed(Instant::now(), Duration::from_secs(10), Duration::from_secs(1));
         assert!(fence.is_open());
         fence.close();
+        assert!(!fence.is_open() && fence.open_until().is_none());
+        // A renewal that was on its way when the fence closed does not reopen it.
+        fence.renewed(Instant::now(), Duration::from_secs(10), Duration::from_secs(1));
         assert!(!fence.is_open() && fence.open_until().is_none());
     }
 }

@@ -12,7 +12,12 @@
 //!   *sent*, so that a node cut off from etcd stops before another could be given its tenants.
 //!
 //! This crate holds no tenant data and no keys: node records and placements hold node ids,
-//! addresses and tenant ids (never tenant names).
+//! addresses and tenant ids. Callers name a tenant by its uid, never by its name (tenant names do
+//! not leave a node in plaintext); the crate cannot tell the two apart.
+//!
+//! Not supported yet: TLS to etcd and etcd's own authentication. Until they are, etcd must be
+//! reachable only by Bulkhead's nodes (a private network), since whoever can write to it decides
+//! where tenants are served.
 
 mod connection;
 mod error;
@@ -31,3 +36,8 @@ pub use records::{NodeInfo, Placement};
 /// How long a node's lease lives without a renewal, unless the node asks otherwise
 /// ([`Cluster::join`]). A node renews it three times per period.
 pub const DEFAULT_LEASE_TTL_SECS: i64 = 10;
+
+/// The shortest lease a node takes: with less, one renewal lost to a slow round trip or an etcd
+/// election would close the fence (it stays open three quarters of a TTL after a renewal is sent,
+/// and renewals go a third of a TTL apart).
+pub const MIN_LEASE_TTL_SECS: i64 = 5;

@@ -1,7 +1,7 @@
 //! A node's membership: its record under a lease of its own, renewed in the background, and the
 //! fence that says whether the lease is surely alive.
 
-use crate::connection::Connection;
+use crate::connection::{Connection, lease_not_found, unreachable};
 use crate::error::{ClusterError, Result};
 use crate::fence::Fence;
 use crate::keys::{Keys, check_name};
@@ -40,8 +40,8 @@ impl Cluster {
         Ok(Cluster { conn: Arc::new(Connection::open(endpoints).await?), keys })
     }
 
-    /// Registers this node under a new lease of `ttl_secs` (etcd may grant more; see
-    /// [`crate::DEFAULT_LEASE_TTL_SECS`]) and keeps renewing it until [`Membership::leave`] or drop.
+    /// Registers this node under a new lease of `ttl_secs`, at least
+    /// [`crate::MIN_LEASE_TTL_SECS`] (etcd may grant more; see [`crate::DEFAULT_LEASE_TTL_SECS`]) and keeps renewing it until [`Membership::leave`] or drop.
     /// Refused with [`ClusterError::NodeTaken`] while another live lease holds the same node id.
     pub async fn join(&self, node: NodeInfo, ttl_secs: i64) -> Result<Membership> {
         check_name("node id", &node.id)?;
@@ -56,7 +56,7 @@ impl Cluster {
         }
         let key = self.keys.node(&node.id)?;
         let sent = Instant::now();
-        let ttl = ttl_secs.max(1);
+        let ttl = ttl_secs.max(crate::MIN_LEASE_TTL_SECS);
         let lease = self.conn.call(|mut c| async move { c.lease_grant(ttl, None).await }).await?;
         let put = PutOptions::new().with_lease(lease.id());
         // Claims the id if no record holds it. A claim sent twice (the first answer lost) finds
@@ -173,7 +173,15 @@ impl Membership {
         self.stop_renewing();
         self.fence.close();
         let lease = self.lease;
-        self.conn.call(|mut c| async move { c.lease_revoke(lease).await }).await?;
+        self.conn
+            .call(|mut c| async move {
+                match c.lease_revoke(lease).await {
+                    // A revoke sent twice (the first answer lost) finds the lease already gone.
+                    Err(e) if lease_not_found(&e) => Ok(()),
+                    done => done.map(|_| ()),
+                }
+            })
+            .await?;
         tracing::info!(node = %self.node.id, "left the cluster");
         Ok(())
     }
@@ -211,8 +219,10 @@ enum Renewal {
 
 /// Renews the lease three times a TTL until told to stop or the lease is gone. A renewal that fails,
 /// or gets no answer within a third of the renewal period (a member down, or without a leader), is
-/// tried again on the next member half a second later, so that a lost member or an election costs
-/// a second or two of the fence's quarter-TTL margin, not a whole period.
+/// tried again half a second later, on the next member if this one was unreachable, so that a lost
+/// member or an election costs a second or two of the fence's quarter-TTL margin, not a whole
+/// period. A lease etcd no longer knows (it expired while this node was cut off) closes the fence
+/// for good.
 async fn renew(
     conn: Arc<Connection>,
     lease: i64,
@@ -229,29 +239,35 @@ async fn renew(
             () = tokio::time::sleep(pause) => {}
         }
         let member = stream.as_ref().map_or_else(|| conn.client().0, |s| s.member);
-        match tokio::time::timeout(period / 3, renew_once(&conn, &mut stream, lease)).await {
+        let outcome = tokio::time::timeout(period / 3, renew_once(&conn, &mut stream, lease)).await;
+        let failure = match &outcome {
             Ok(Ok(Renewal::Alive { sent, ttl })) => {
-                fence.renewed(sent, ttl, margin(ttl));
+                fence.renewed(*sent, *ttl, margin(*ttl));
                 pause = period;
+                continue;
             }
-            Ok(Ok(Renewal::Expired)) => {
-                fence.close();
-                tracing::error!(lease, "the node's lease expired: it no longer serves; restart it to rejoin");
-                return;
-            }
-            Ok(Err(e)) => {
-                stream = None;
-                conn.move_on(member).await;
-                pause = RETRY_AFTER_FAILURE.min(period);
-                tracing::warn!(lease, error = %e, "could not renew the node's lease");
-            }
-            Err(_) => {
-                stream = None;
-                conn.move_on(member).await;
-                pause = RETRY_AFTER_FAILURE.min(period);
-                tracing::warn!(lease, "renewing the node's lease timed out");
-            }
+            Ok(Ok(Renewal::Expired)) => None,
+            Ok(Err(e)) if lease_not_found(e) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("no answer in time".to_owned()),
+        };
+        let Some(failure) = failure else {
+            fence.close();
+            tracing::error!(lease, "the node's lease expired: it no longer serves; restart it to rejoin");
+            return;
+        };
+        // A member that did not answer is left for the next; one that answered with an error
+        // (no leader yet, say) is asked again.
+        let unanswered = match &outcome {
+            Ok(Err(e)) => unreachable(e),
+            _ => true,
+        };
+        if unanswered {
+            conn.move_on(member).await;
         }
+        stream = None;
+        pause = RETRY_AFTER_FAILURE.min(period);
+        tracing::warn!(lease, error = %failure, "could not renew the node's lease");
     }
 }
 
@@ -262,14 +278,20 @@ struct KeepAlive {
     responses: LeaseKeepAliveStream,
 }
 
-async fn renew_once(conn: &Connection, stream: &mut Option<KeepAlive>, lease: i64) -> Result<Renewal> {
+/// One renewal, opening a stream first if there is none (opening one renews too, and fails with
+/// "lease not found" for a lease etcd no longer knows).
+async fn renew_once(
+    conn: &Connection,
+    stream: &mut Option<KeepAlive>,
+    lease: i64,
+) -> std::result::Result<Renewal, etcd_client::Error> {
     if stream.is_none() {
         let (member, mut client) = conn.client();
         let (keeper, responses) = client.lease_keep_alive(lease).await?;
         *stream = Some(KeepAlive { member, keeper, responses });
     }
     let Some(open) = stream.as_mut() else {
-        return Err(ClusterError::Etcd("no keep-alive stream".into()));
+        return Err(etcd_client::Error::LeaseKeepAliveError("no keep-alive stream".into()));
     };
     let sent = Instant::now();
     open.keeper.keep_alive().await?;
@@ -278,6 +300,6 @@ async fn renew_once(conn: &Connection, stream: &mut Option<KeepAlive>, lease: i6
             Ok(Renewal::Alive { sent, ttl: Duration::from_secs(u64::try_from(response.ttl()).unwrap_or(0)) })
         }
         Some(_) => Ok(Renewal::Expired),
-        None => Err(ClusterError::Etcd("the keep-alive stream ended".into())),
+        None => Err(etcd_client::Error::LeaseKeepAliveError("the keep-alive stream ended".into())),
     }
 }

@@ -41,7 +41,9 @@ impl Cluster {
     /// placement is created by a transaction that succeeds only where none exists.
     ///
     /// A pin to another node than the one a placed tenant lives on is refused
-    /// ([`ClusterError::AlreadyPlaced`]): moving a tenant moves its data too.
+    /// ([`ClusterError::AlreadyPlaced`]): moving a tenant moves its data too. A node that leaves
+    /// between being chosen and the placement's creation fails it with
+    /// [`ClusterError::UnknownNode`]; nothing is placed, and placing again chooses among the rest.
     pub async fn place(&self, tenant: &str, policy: PlacementPolicy) -> Result<Placement> {
         let key = self.keys.tenant(tenant)?;
         if let Some(existing) = self.placement(tenant).await? {
@@ -57,9 +59,15 @@ impl Cluster {
                 .clone(),
             PlacementPolicy::LeastLoaded => least_loaded(&nodes, &self.placements().await?)?,
         };
+        // Created only where no placement exists, and only while the chosen node is still alive
+        // (its record held by its lease).
+        let node_key = self.keys.node(&node)?;
         let placement = Placement { node, epoch: 1 };
         let create = Txn::new()
-            .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
+            .when([
+                Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
+                Compare::version(node_key.as_str(), CompareOp::Greater, 0),
+            ])
             .and_then([TxnOp::put(key.as_str(), encode(&placement), None)])
             .or_else([TxnOp::get(key.as_str(), None)]);
         let response = self
@@ -72,7 +80,7 @@ impl Cluster {
         if response.succeeded() {
             return Ok(placement);
         }
-        // Someone else placed it first: theirs stands.
+        // Someone else placed it first (theirs stands), or the chosen node has just left.
         for op in response.op_responses() {
             if let TxnOpResponse::Get(get) = op
                 && let Some(kv) = get.kvs().first()
@@ -80,7 +88,7 @@ impl Cluster {
                 return agreed(decode(kv.key(), kv.value())?, &policy);
             }
         }
-        Err(ClusterError::Etcd("the placement vanished while it was being created".into()))
+        Err(ClusterError::UnknownNode(placement.node))
     }
 }
 

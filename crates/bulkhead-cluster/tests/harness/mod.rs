@@ -107,6 +107,31 @@ impl Etcd {
         self.spawn(i);
     }
 
+    /// Waits (at most 30 s) until member `i` itself answers a linearizable read, that is, until it
+    /// has rejoined the cluster and caught up with its leader.
+    pub async fn wait_member(&self, i: usize) {
+        let endpoint = format!("http://127.0.0.1:{}", self.members[i].client_port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let attempt = async {
+                let mut client = etcd_client::Client::connect([endpoint.as_str()], None).await?;
+                client.get("/bulkhead-test/ready", None).await
+            };
+            match tokio::time::timeout(Duration::from_secs(3), attempt).await {
+                Ok(Ok(_)) => return,
+                outcome => {
+                    let name = &self.members[i].name;
+                    assert!(
+                        Instant::now() < deadline,
+                        "member {name} did not rejoin: {outcome:?}\n{}",
+                        std::fs::read_to_string(self.log(name)).unwrap_or_default()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
     /// Waits (at most 30 s) until a write through any endpoint succeeds.
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -17,6 +17,7 @@ mod allocator;
 mod args;
 mod bench;
 mod client;
+mod cluster;
 mod datadir;
 mod embedded;
 mod load;

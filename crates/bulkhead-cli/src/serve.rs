@@ -12,7 +12,7 @@ use crate::secrets::{self, DEV_ADMIN_TOKEN, DEV_MASTER_KEY};
 use anyhow::{Context, Result};
 use bulkhead_query::{Database, MASTER_KEY_ENV, MasterKey};
 use bulkhead_server::config::{
-    LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, StorageConfig, TlsConfig,
+    ClusterConfig, LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, StorageConfig, TlsConfig,
 };
 use bulkhead_server::{ADMIN_TOKEN_ENV, APPROVER_TOKEN_ENV, Server, ServerLimits, ServerTls};
 use std::io::Write;
@@ -146,6 +146,26 @@ pub(crate) struct ServeArgs {
     /// The log format [default: text].
     #[arg(long, env = "BULKHEAD_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormatArg>,
+    /// Join a cluster of Bulkhead nodes through etcd, `etcd://host:port[,host:port...]`
+    /// (docs/CLUSTER.md) [default: serve alone].
+    #[arg(long, env = "BULKHEAD_CLUSTER")]
+    cluster: Option<String>,
+    /// The cluster's name; several clusters may share one etcd [default: default].
+    #[arg(long, env = "BULKHEAD_CLUSTER_NAME")]
+    cluster_name: Option<String>,
+    /// This node's id in the cluster, unique among the live nodes (needed with --cluster).
+    #[arg(long, env = "BULKHEAD_NODE_ID")]
+    node_id: Option<String>,
+    /// Where clients and other nodes reach this node, host:port [default: the listen address].
+    #[arg(long, env = "BULKHEAD_ADVERTISE")]
+    advertise: Option<String>,
+    /// How many tenants this node takes, relative to the other nodes [default: 1].
+    #[arg(long, env = "BULKHEAD_NODE_CAPACITY", value_parser = clap::value_parser!(u32).range(1..))]
+    node_capacity: Option<u32>,
+    /// The node's lease in etcd, in seconds: cut off from etcd, it stops serving within it
+    /// [default: 10].
+    #[arg(long, env = "BULKHEAD_LEASE_TTL_SECS", value_parser = clap::value_parser!(u32).range(5..))]
+    lease_ttl_secs: Option<u32>,
 }
 
 /// [`LogFormat`] as the command line names it.
@@ -238,6 +258,14 @@ fn settings(
             dedicated_dir: args.dedicated_dir.clone(),
             cache_bytes: args.rocksdb_cache_bytes,
             write_buffer_bytes: args.rocksdb_write_buffer_bytes,
+        },
+        cluster: ClusterConfig {
+            etcd: args.cluster.clone(),
+            name: args.cluster_name.clone(),
+            node_id: args.node_id.clone(),
+            advertise: args.advertise.clone(),
+            capacity: args.node_capacity,
+            lease_ttl_secs: args.lease_ttl_secs,
         },
         log: LogConfig { level: args.log_level.clone(), format: args.log_format.map(LogFormat::from) },
     };
@@ -407,6 +435,9 @@ async fn serve_until_signal(server: Server, settings: &ServeConfig) -> Result<()
         }
         None => None,
     };
+    // Joined before the line that says the server serves, so that a node whose id is taken or whose
+    // etcd is unreachable never says it serves.
+    let membership = crate::cluster::join(&settings.cluster, address).await?;
     log_serving(&server, settings, address);
     let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
     let serve = server.serve(listener, async move {
@@ -431,6 +462,7 @@ async fn serve_until_signal(server: Server, settings: &ServeConfig) -> Result<()
     if let Some(metrics) = metrics {
         metrics.abort();
     }
+    crate::cluster::leave(membership).await;
     Ok(served?)
 }
 

@@ -94,7 +94,6 @@ impl Cluster {
         fence.renewed(sent, granted, margin(granted));
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(renew(Arc::clone(&self.conn), lease.id(), granted, fence.clone(), stopped));
-        tracing::info!(node = %node.id, lease = lease.id(), ttl_s = granted.as_secs(), "joined the cluster");
         Ok(Membership {
             conn: Arc::clone(&self.conn),
             node,
@@ -182,7 +181,6 @@ impl Membership {
                 }
             })
             .await?;
-        tracing::info!(node = %self.node.id, "left the cluster");
         Ok(())
     }
 

@@ -68,6 +68,9 @@ pub struct ServeConfig {
     /// Where tenants are placed and what memory RocksDB may hold.
     #[serde(default, skip_serializing_if = "StorageConfig::is_empty")]
     pub storage: StorageConfig,
+    /// This node in a cluster of Bulkhead nodes agreed through etcd (`docs/CLUSTER.md`).
+    #[serde(default, skip_serializing_if = "ClusterConfig::is_empty")]
+    pub cluster: ClusterConfig,
     /// Logging.
     #[serde(default, skip_serializing_if = "LogConfig::is_empty")]
     pub log: LogConfig,
@@ -169,6 +172,65 @@ impl StorageConfig {
         *self == StorageConfig::default()
     }
 }
+
+/// `[cluster]`: this node in a cluster of Bulkhead nodes that agree through etcd on who serves
+/// which tenant (`docs/CLUSTER.md`). Without `etcd`, the server stands alone.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// etcd's members, `etcd://host:port[,host:port...]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<String>,
+    /// The cluster's name: several clusters may share one etcd [default: `default`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// This node's id, unique among the live nodes (letters, digits, `-`, `_`, `.`); needed with
+    /// `etcd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// Where clients and other nodes reach this node, `host:port` [default: the listen address].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    /// How many tenants this node takes, relative to the others [default: 1].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+    /// The node's lease in etcd, in seconds: a node cut off from etcd stops serving within it
+    /// [default: 10, at least 5].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_ttl_secs: Option<u32>,
+}
+
+impl ClusterConfig {
+    fn is_empty(&self) -> bool {
+        *self == ClusterConfig::default()
+    }
+
+    /// etcd's client URLs (`http://host:port`) from `etcd`, if set.
+    pub fn endpoints(&self) -> Result<Option<Vec<String>>, ServerError> {
+        let Some(etcd) = &self.etcd else { return Ok(None) };
+        let invalid = || {
+            ServerError::Setting(format!(
+                "cluster.etcd {etcd:?} is not etcd://host:port[,host:port...] (TLS to etcd is not supported yet)"
+            ))
+        };
+        let members = etcd.strip_prefix("etcd://").ok_or_else(invalid)?;
+        members
+            .split(',')
+            .map(|member| match member.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok() =>
+                {
+                    Ok(format!("http://{member}"))
+                }
+                _ => Err(invalid()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+/// The shortest `cluster.lease_ttl_secs` accepted (`bulkhead_cluster::MIN_LEASE_TTL_SECS`).
+const MIN_CLUSTER_LEASE_TTL_SECS: u32 = 5;
 
 /// The smallest `storage.cache_bytes` accepted.
 const MIN_CACHE_BYTES: u64 = 8 << 20;
@@ -325,6 +387,22 @@ impl ServeConfig {
                  least {MIN_WRITE_BUFFER_BYTES} and at most storage.cache_bytes"
             ));
         }
+        let cluster = &self.cluster;
+        if cluster.endpoints()?.is_some() {
+            if cluster.node_id.is_none() {
+                return invalid("cluster.node_id is needed with cluster.etcd".to_owned());
+            }
+            if cluster.capacity == Some(0) {
+                return invalid("cluster.capacity must be at least 1".to_owned());
+            }
+            if cluster.lease_ttl_secs.is_some_and(|t| t < MIN_CLUSTER_LEASE_TTL_SECS) {
+                return invalid(format!(
+                    "cluster.lease_ttl_secs must be at least {MIN_CLUSTER_LEASE_TTL_SECS}"
+                ));
+            }
+        } else if !cluster.is_empty() {
+            return invalid("the [cluster] settings need cluster.etcd".to_owned());
+        }
         if let Some(level) = &self.log.level
             && let Err(e) = tracing_subscriber::EnvFilter::try_new(level)
         {
@@ -380,6 +458,14 @@ impl ServeConfig {
                 dedicated_dir: higher.storage.dedicated_dir.or(self.storage.dedicated_dir),
                 cache_bytes: higher.storage.cache_bytes.or(self.storage.cache_bytes),
                 write_buffer_bytes: higher.storage.write_buffer_bytes.or(self.storage.write_buffer_bytes),
+            },
+            cluster: ClusterConfig {
+                etcd: higher.cluster.etcd.or(self.cluster.etcd),
+                name: higher.cluster.name.or(self.cluster.name),
+                node_id: higher.cluster.node_id.or(self.cluster.node_id),
+                advertise: higher.cluster.advertise.or(self.cluster.advertise),
+                capacity: higher.cluster.capacity.or(self.cluster.capacity),
+                lease_ttl_secs: higher.cluster.lease_ttl_secs.or(self.cluster.lease_ttl_secs),
             },
             log: LogConfig {
                 level: higher.log.level.or(self.log.level),

@@ -9,6 +9,7 @@ mod admission;
 mod archive;
 mod bench;
 mod client;
+mod cluster;
 mod config;
 mod serve;
 mod tls;

@@ -1,6 +1,7 @@
 //! A throwaway etcd cluster on loopback for the tests: members started from Debian's `etcd`
 //! (installed by scripts/setup) on ephemeral ports, each with its own data directory; killed with
-//! SIGKILL and restarted on the same ports and data; all killed on drop.
+//! SIGKILL and restarted on the same ports and data; all killed on drop. The binary's tests use it
+//! too (`crates/bulkhead-cli/tests/it/cluster.rs`, by path).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -94,13 +95,6 @@ impl Etcd {
         }
     }
 
-    /// Kills every member: etcd is unreachable.
-    pub fn kill_all(&mut self) {
-        for i in 0..self.members.len() {
-            self.kill(i);
-        }
-    }
-
     /// Restarts member `i` on its ports and data directory.
     pub fn restart(&mut self, i: usize) {
         assert!(self.members[i].child.is_none(), "member {i} is running");
@@ -113,9 +107,12 @@ impl Etcd {
         let endpoint = format!("http://127.0.0.1:{}", self.members[i].client_port);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            // A linearizable read through this member alone.
             let attempt = async {
-                let mut client = etcd_client::Client::connect([endpoint.as_str()], None).await?;
-                client.get("/bulkhead-test/ready", None).await
+                bulkhead_cluster::Cluster::connect(std::slice::from_ref(&endpoint), "ready")
+                    .await?
+                    .nodes()
+                    .await
             };
             match tokio::time::timeout(Duration::from_secs(3), attempt).await {
                 Ok(Ok(_)) => return,
@@ -132,14 +129,13 @@ impl Etcd {
         }
     }
 
-    /// Waits (at most 30 s) until a write through any endpoint succeeds.
+    /// Waits (at most 30 s) until the cluster answers a linearizable read through any member.
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let attempt = async {
-                let mut client = etcd_client::Client::connect(self.endpoints(), None).await?;
-                client.put("/bulkhead-test/ready", "1", None).await
-            };
+            // A linearizable read: it needs a leader, so a quorum.
+            let attempt =
+                async { bulkhead_cluster::Cluster::connect(&self.endpoints(), "ready").await?.nodes().await };
             match tokio::time::timeout(Duration::from_secs(3), attempt).await {
                 Ok(Ok(_)) => return,
                 outcome => {
@@ -160,6 +156,8 @@ impl Etcd {
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        self.kill_all();
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! `crates/bulkhead-cli/tests/it/config.rs`.
 
 use bulkhead_server::config::{
-    DEFAULT_LISTEN, LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, StorageConfig, TlsConfig,
+    ClusterConfig, DEFAULT_LISTEN, LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig,
+    StorageConfig, TlsConfig,
 };
 use std::path::{Path, PathBuf};
 
@@ -65,8 +66,11 @@ fn the_example_file_parses_and_sets_every_setting() {
                 max_collections,
             },
         storage: StorageConfig { default_tier, dedicated_dir, cache_bytes, write_buffer_bytes },
+        cluster: ClusterConfig { etcd, name, node_id, advertise, capacity, lease_ttl_secs },
         log: LogConfig { level, format },
     } = full;
+    assert!(etcd.is_some() && name.is_some() && node_id.is_some() && advertise.is_some());
+    assert_eq!((capacity, lease_ttl_secs), (Some(1), Some(10)), "the documented defaults");
     assert!(listen.is_some() && data_dir.is_some() && master_key_file.is_some());
     assert!(previous_master_key_file.is_some() && admin_token_file.is_some());
     assert!(approver_token_file.is_some(), "an example (no default: break-glass is off without it)");
@@ -96,6 +100,15 @@ fn the_example_file_parses_and_sets_every_setting() {
 }
 
 #[test]
+fn the_cluster_settings_name_etcds_members_as_client_urls() {
+    let text = "[cluster]\netcd = \"etcd://10.0.0.1:2379,etcd-2.internal:2379\"\nnode_id = \"n1\"\n";
+    let parsed = ServeConfig::parse(text, Path::new("/")).expect("parses");
+    let endpoints = parsed.cluster.endpoints().expect("valid").expect("set");
+    assert_eq!(endpoints, ["http://10.0.0.1:2379", "http://etcd-2.internal:2379"]);
+    assert_eq!(ServeConfig::default().cluster.endpoints().expect("valid"), None, "alone by default");
+}
+
+#[test]
 fn unknown_keys_and_bad_values_are_errors_that_name_them() {
     let base = Path::new("/");
     for (text, named) in [
@@ -118,6 +131,14 @@ fn unknown_keys_and_bad_values_are_errors_that_name_them() {
         ("[quotas]\nmax_collections = 1025\n", "quotas.max_collections"),
         ("[quotas]\nmax_vector = 1\n", "max_vector"),
         ("[log]\nlevel = \"=^.^=\"\n", "log.level"),
+        ("[cluster]\netcd = \"http://10.0.0.1:2379\"\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\netcd = \"etcd://10.0.0.1\"\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\netcd = \"etcd://a:1,:2\"\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\netcd = \"etcd://10.0.0.1:2379\"\n", "cluster.node_id"),
+        ("[cluster]\netcd = \"etcd://a:1\"\nnode_id = \"n\"\ncapacity = 0\n", "cluster.capacity"),
+        ("[cluster]\netcd = \"etcd://a:1\"\nnode_id = \"n\"\nlease_ttl_secs = 2\n", "lease_ttl_secs"),
+        ("[cluster]\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\nnode = \"n1\"\n", "node"),
     ] {
         let error = ServeConfig::parse(text, base).expect_err(text);
         assert!(format!("{error:#}").contains(named), "{text:?} gave {error:#}");

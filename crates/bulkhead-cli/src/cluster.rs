@@ -1,0 +1,64 @@
+//! `bulkhead serve --cluster`: the node's membership in a cluster of Bulkhead nodes agreed through
+//! etcd (`bulkhead_cluster`, docs/CLUSTER.md). Today a node registers itself under its lease and
+//! leaves on a clean stop; routing and moves are later steps.
+
+use anyhow::{Context, Result, bail};
+use bulkhead_cluster::{Cluster, DEFAULT_LEASE_TTL_SECS, Membership, NodeInfo};
+use bulkhead_server::config::ClusterConfig;
+use std::net::SocketAddr;
+
+/// The cluster's name when none is given.
+const DEFAULT_CLUSTER_NAME: &str = "default";
+
+/// Joins the cluster the settings name, if any: connects to etcd and registers this node (id,
+/// address, capacity, version) under a lease it keeps renewing. `address` is where the server
+/// listens, advertised unless the settings name another.
+pub(crate) async fn join(settings: &ClusterConfig, address: SocketAddr) -> Result<Option<Membership>> {
+    let Some(endpoints) = settings.endpoints()? else { return Ok(None) };
+    let Some(id) = settings.node_id.clone() else { bail!("cluster.node_id is needed with cluster.etcd") };
+    let advertise = match &settings.advertise {
+        Some(advertise) => advertise.clone(),
+        None if address.ip().is_unspecified() => {
+            bail!("listening on every interface ({address}): give --advertise with the address others reach")
+        }
+        None => address.to_string(),
+    };
+    let name = settings.name.as_deref().unwrap_or(DEFAULT_CLUSTER_NAME);
+    let cluster = Cluster::connect(&endpoints, name)
+        .await
+        .with_context(|| format!("connecting to etcd at {}", endpoints.join(",")))?;
+    let node = NodeInfo {
+        id,
+        address: advertise,
+        capacity: settings.capacity.unwrap_or(1),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let ttl = settings.lease_ttl_secs.map_or(DEFAULT_LEASE_TTL_SECS, i64::from);
+    let membership = cluster.join(node.clone(), ttl).await.with_context(|| {
+        format!(
+            "joining cluster {name:?} as node {:?} (check etcd, and that no other live node has the id)",
+            node.id
+        )
+    })?;
+    tracing::info!(
+        cluster = name,
+        node = %node.id,
+        advertise = %node.address,
+        lease_ttl_s = membership.lease_ttl().as_secs(),
+        "joined the cluster"
+    );
+    Ok(Some(membership))
+}
+
+/// Leaves the cluster on a clean stop: the node's record goes at once instead of at its lease's end.
+pub(crate) async fn leave(membership: Option<Membership>) {
+    if let Some(membership) = membership {
+        let node = membership.node().id.clone();
+        match membership.leave().await {
+            Ok(()) => tracing::info!(%node, "left the cluster"),
+            Err(e) => {
+                tracing::warn!(%node, error = %e, "could not leave the cluster; the lease expires on its own")
+            }
+        }
+    }
+}

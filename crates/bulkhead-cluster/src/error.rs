@@ -24,6 +24,12 @@ pub enum ClusterError {
     /// moves its data (`admin move-tenant`), not only its placement.
     #[error("tenant is already placed on node {current:?}; moving it is a tenant move, not a pin")]
     AlreadyPlaced { current: String },
+    /// A placement changed by someone else since it was read (a move raced this one).
+    #[error("the tenant's placement changed meanwhile: now node {node:?} at epoch {epoch}")]
+    PlacementChanged { node: String, epoch: u64 },
+    /// A tenant with no placement was asked to move.
+    #[error("the tenant has no placement")]
+    NotPlaced,
     /// A record in etcd this crate cannot read (written by something else, or a newer version).
     #[error("unreadable record at {key}: {reason}")]
     Corrupt { key: String, reason: String },

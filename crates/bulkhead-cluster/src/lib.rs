@@ -6,7 +6,8 @@
 //!   etcd holds ([`Cluster::nodes`]).
 //! - A tenant's [`Placement`] (its node and an epoch) is a key written by a transaction: created
 //!   once, on the least-loaded live node or the one an operator pins ([`Cluster::place`]), and never
-//!   overwritten except by a transaction that compares the epoch it read.
+//!   overwritten except by a transaction that compares the placement it read ([`Cluster::flip`],
+//!   a move's last step). A [`PlacementMap`] keeps every placement in memory from a watch.
 //! - A node serves only while its lease is surely alive: its [`Fence`] closes before the lease could
 //!   have expired on etcd's side, measured from when the last renewal that etcd acknowledged was
 //!   *sent*, so that a node cut off from etcd stops before another could be given its tenants.
@@ -23,12 +24,14 @@ mod connection;
 mod error;
 mod fence;
 mod keys;
+mod map;
 mod membership;
 mod placement;
 mod records;
 
 pub use error::{ClusterError, Result};
 pub use fence::Fence;
+pub use map::{Lookup, PlacementMap};
 pub use membership::{Cluster, Membership};
 pub use placement::PlacementPolicy;
 pub use records::{NodeInfo, Placement};

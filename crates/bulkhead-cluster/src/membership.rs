@@ -40,8 +40,9 @@ impl Cluster {
         Ok(Cluster { conn: Arc::new(Connection::open(endpoints).await?), keys })
     }
 
-    /// Registers this node under a new lease of `ttl_secs`, at least
-    /// [`crate::MIN_LEASE_TTL_SECS`] (etcd may grant more; see [`crate::DEFAULT_LEASE_TTL_SECS`]) and keeps renewing it until [`Membership::leave`] or drop.
+    /// Registers this node under a new lease of `ttl_secs`, at least [`crate::MIN_LEASE_TTL_SECS`]
+    /// (etcd may grant more; see [`crate::DEFAULT_LEASE_TTL_SECS`]), and keeps renewing it until
+    /// [`Membership::leave`] or drop.
     /// Refused with [`ClusterError::NodeTaken`] while another live lease holds the same node id.
     pub async fn join(&self, node: NodeInfo, ttl_secs: i64) -> Result<Membership> {
         check_name("node id", &node.id)?;

@@ -92,6 +92,50 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Gives a placed tenant to node `to` (a move's last step, once its data is there): succeeds
+    /// only while the placement is still `from` and `to` is alive, and raises the epoch by one.
+    /// A flip sent twice (the first answer lost) finds its own result and succeeds.
+    pub async fn flip(&self, tenant: &str, from: &Placement, to: &str) -> Result<Placement> {
+        let key = self.keys.tenant(tenant)?;
+        let node_key = self.keys.node(to)?;
+        let next = Placement { node: to.to_owned(), epoch: from.epoch + 1 };
+        let change = Txn::new()
+            .when([
+                Compare::value(key.as_str(), CompareOp::Equal, encode(from)),
+                Compare::version(node_key.as_str(), CompareOp::Greater, 0),
+            ])
+            .and_then([TxnOp::put(key.as_str(), encode(&next), None)])
+            .or_else([TxnOp::get(key.as_str(), None)]);
+        let response = self
+            .conn
+            .call(|mut c| {
+                let change = change.clone();
+                async move { c.txn(change).await }
+            })
+            .await?;
+        if response.succeeded() {
+            return Ok(next);
+        }
+        let mut current = None;
+        for op in response.op_responses() {
+            if let TxnOpResponse::Get(get) = op
+                && let Some(kv) = get.kvs().first()
+            {
+                current = Some(decode::<Placement>(kv.key(), kv.value())?);
+            }
+        }
+        match current {
+            None => Err(ClusterError::NotPlaced),
+            Some(current) if current == next => Ok(next),
+            Some(current) if &current != from => {
+                Err(ClusterError::PlacementChanged { node: current.node, epoch: current.epoch })
+            }
+            Some(_) => Err(ClusterError::UnknownNode(to.to_owned())),
+        }
+    }
+}
+
 /// An existing placement, checked against what the caller asked for.
 fn agreed(existing: Placement, policy: &PlacementPolicy) -> Result<Placement> {
     match policy {

@@ -2,7 +2,7 @@
 
 mod harness;
 
-use bulkhead_cluster::{Cluster, ClusterError, NodeInfo, PlacementPolicy};
+use bulkhead_cluster::{Cluster, ClusterError, Lookup, NodeInfo, Placement, PlacementPolicy};
 use harness::Etcd;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -228,4 +228,50 @@ async fn one_etcd_member_killed_and_restored_stops_nothing() {
         etcd.wait_member(round).await;
     }
     assert_eq!(ids(&cluster).await, ["a", "b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_placement_map_follows_placements_and_flips_across_a_lost_member() {
+    let mut etcd = Etcd::start(3).await;
+    let endpoints = etcd.endpoints();
+    let cluster = Cluster::connect(&endpoints, "map").await.expect("connects");
+    let _a = cluster.join(node("a", 1), 5).await.expect("joins");
+    let _b = cluster.join(node("b", 1), 5).await.expect("joins");
+    let early = cluster.place("early", PlacementPolicy::Pinned("a".into())).await.expect("placed");
+    // The map's own connection starts at member 0.
+    let watcher = Cluster::connect(&endpoints, "map").await.expect("connects");
+    let map = watcher.placement_map().await.expect("loads");
+    assert_eq!(map.lookup("early"), Lookup::Current(Some(early.clone())));
+    assert_eq!(map.lookup("nobody"), Lookup::Current(None));
+    let later = cluster.place("later", PlacementPolicy::Pinned("b".into())).await.expect("placed");
+    let shows = |tenant: &'static str, placement: Placement| {
+        let map = &map;
+        move || {
+            let expected = Lookup::Current(Some(placement.clone()));
+            async move { map.lookup(tenant) == expected }
+        }
+    };
+    assert!(eventually(Duration::from_secs(5), shows("later", later.clone())).await, "a new placement");
+
+    // A flip from the placement read gives the tenant to another node at the next epoch; a flip
+    // from what is now old is refused, naming the current placement.
+    let flipped = cluster.flip("early", &early, "b").await.expect("flipped");
+    assert_eq!(flipped, Placement { node: "b".into(), epoch: 2 });
+    let stale = cluster.flip("early", &early, "a").await.expect_err("from an old placement");
+    assert!(matches!(stale, ClusterError::PlacementChanged { ref node, epoch: 2 } if node == "b"), "{stale}");
+    assert!(eventually(Duration::from_secs(5), shows("early", flipped.clone())).await, "a flip");
+    assert!(matches!(cluster.flip("later", &later, "zz").await, Err(ClusterError::UnknownNode(_))));
+    assert!(matches!(cluster.flip("none", &early, "a").await, Err(ClusterError::NotPlaced)));
+    assert_eq!(
+        cluster.placement("later").await.expect("read"),
+        Some(later.clone()),
+        "refused flips changed nothing"
+    );
+
+    // The watcher's member dies; a flip made meanwhile still reaches the map once it has moved on.
+    etcd.kill(0);
+    let moved = cluster.flip("later", &later, "a").await.expect("flipped through another member");
+    assert!(eventually(Duration::from_secs(15), shows("later", moved)).await, "the map did not catch up");
+    assert_eq!(map.len(), 2);
+    assert!(map.revision() > 0);
 }

@@ -210,7 +210,7 @@ impl ClusterConfig {
         let Some(etcd) = &self.etcd else { return Ok(None) };
         let invalid = || {
             ServerError::Setting(format!(
-                "cluster.etcd {etcd:?} is not etcd://host:port[,host:port...] (TLS to etcd is not supported yet)"
+                "cluster.etcd {etcd:?} is not etcd://host:port[,host:port...] (no TLS to etcd yet)"
             ))
         };
         let members = etcd.strip_prefix("etcd://").ok_or_else(invalid)?;

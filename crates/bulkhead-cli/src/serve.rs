@@ -162,8 +162,8 @@ pub(crate) struct ServeArgs {
     /// How many tenants this node takes, relative to the other nodes [default: 1].
     #[arg(long, env = "BULKHEAD_NODE_CAPACITY", value_parser = clap::value_parser!(u32).range(1..))]
     node_capacity: Option<u32>,
-    /// The node's lease in etcd, in seconds: cut off from etcd, it stops serving within it
-    /// [default: 10].
+    /// The node's lease in etcd, in seconds: a node that stops renewing it (stopped, or cut off
+    /// from etcd) drops out of the cluster's view when it expires [default: 10].
     #[arg(long, env = "BULKHEAD_LEASE_TTL_SECS", value_parser = clap::value_parser!(u32).range(5..))]
     lease_ttl_secs: Option<u32>,
 }

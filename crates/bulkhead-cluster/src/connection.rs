@@ -17,6 +17,9 @@ use std::time::Duration;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one call to etcd may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings on an etcd connection, and how long one may go unanswered.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(2);
 /// gRPC's codes for a member that could not answer (`UNAVAILABLE`: down, or without a leader) or
 /// did not in time (`DEADLINE_EXCEEDED`).
 const UNAVAILABLE: i32 = 14;
@@ -119,7 +122,14 @@ impl Connection {
 }
 
 async fn connect(endpoint: &str) -> Result<Client> {
-    let options = ConnectOptions::new().with_connect_timeout(CONNECT_TIMEOUT).with_timeout(CALL_TIMEOUT);
+    // A member without a leader refuses calls and ends watches instead of holding them; HTTP/2
+    // pings find a connection whose packets are dropped (a partitioned member).
+    let options = ConnectOptions::new()
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(CALL_TIMEOUT)
+        .with_require_leader(true)
+        .with_keep_alive(KEEP_ALIVE_INTERVAL, KEEP_ALIVE_TIMEOUT)
+        .with_keep_alive_while_idle(true);
     Ok(Client::connect([endpoint], Some(options)).await?)
 }
 

@@ -45,9 +45,9 @@ impl Keys {
     }
 }
 
-/// A name that is one path segment: 1 to 128 bytes of ASCII letters, digits, `-`, `_` and `.`
-/// (not `.` or `..`).
-pub(crate) fn check_name(field: &'static str, name: &str) -> Result<()> {
+/// Checks a name that becomes one path segment in etcd (a cluster name, a node id, a tenant id):
+/// 1 to 128 bytes of ASCII letters, digits, `-`, `_` and `.` (not `.` or `..`).
+pub fn check_name(field: &'static str, name: &str) -> Result<()> {
     let invalid = |reason| Err(ClusterError::InvalidName { field, reason });
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return invalid("must be 1 to 128 bytes");

@@ -31,7 +31,8 @@ mod records;
 
 pub use error::{ClusterError, Result};
 pub use fence::Fence;
-pub use map::{Lookup, PlacementMap};
+pub use keys::check_name;
+pub use map::{Lookup, PROGRESS_EVERY, PlacementMap, SILENCE_LIMIT};
 pub use membership::{Cluster, Membership};
 pub use placement::PlacementPolicy;
 pub use records::{NodeInfo, Placement};

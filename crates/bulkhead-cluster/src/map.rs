@@ -6,19 +6,30 @@
 //! - While the watch is down the map says so ([`Lookup::Stale`]): a router then refuses rather
 //!   than route on what may be old. It reloads everything and watches again from the reload's
 //!   revision, so a compaction or a long outage loses nothing.
+//! - A watch that merely goes quiet counts as down: the map asks etcd for a progress report every
+//!   [`PROGRESS_EVERY`] and treats [`SILENCE_LIMIT`] without any answer as a failure (a member cut
+//!   off from its peers, or one whose packets are dropped). A member without a leader ends the
+//!   watch at once (the connection requires a leader).
+//! - A record it cannot read makes that tenant's lookup `Stale`, whether met at a reload or in
+//!   the watch, until a readable one replaces it.
 
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::membership::Cluster;
 use crate::records::{Placement, decode};
 use etcd_client::{EventType, GetOptions, WatchOptions};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// The pause before reloading after the watch failed.
 const RELOAD_AFTER_FAILURE: Duration = Duration::from_millis(500);
+/// How often the map asks etcd to report the watch's progress.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// How long the watch may stay silent (no event, no progress report) before the map counts it as
+/// down: the longest a `Current` answer can lag etcd, beyond the events' own delay.
+pub const SILENCE_LIMIT: Duration = Duration::from_secs(6);
 
 /// What the map knows of one tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +43,8 @@ pub enum Lookup {
 #[derive(Debug, Default)]
 struct State {
     placements: HashMap<String, Placement>,
+    /// Tenants whose record could not be read.
+    unreadable: HashSet<String>,
     /// The etcd revision the map reflects.
     revision: i64,
     current: bool,
@@ -60,7 +73,11 @@ impl PlacementMap {
     /// What the map knows of `tenant`.
     pub fn lookup(&self, tenant: &str) -> Lookup {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if state.current { Lookup::Current(state.placements.get(tenant).cloned()) } else { Lookup::Stale }
+        // A task that ended (its runtime shut down) follows nothing any more.
+        if !state.current || state.unreadable.contains(tenant) || self.task.is_finished() {
+            return Lookup::Stale;
+        }
+        Lookup::Current(state.placements.get(tenant).cloned())
     }
 
     /// The etcd revision the map reflects.
@@ -94,13 +111,11 @@ async fn reload(conn: &Connection, prefix: &str, state: &RwLock<State>) -> Resul
         })
         .await?;
     let revision = response.header().map_or(0, |h| h.revision());
-    let mut placements = HashMap::new();
+    let mut fresh = State { revision, current: true, ..State::default() };
     for kv in response.take_kvs() {
-        let tenant = String::from_utf8_lossy(&kv.key()[prefix.len()..]).into_owned();
-        placements.insert(tenant, decode::<Placement>(kv.key(), kv.value())?);
+        fresh.record(prefix, kv.key(), kv.value());
     }
-    let mut state = state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-    *state = State { placements, revision, current: true };
+    *state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
     Ok(revision)
 }
 
@@ -124,7 +139,31 @@ async fn follow(conn: Arc<Connection>, prefix: String, state: Arc<RwLock<State>>
     }
 }
 
-/// Applies the watch's events after `revision` until it fails; returns why.
+impl State {
+    /// Takes a record read from etcd (at a reload or in the watch).
+    fn record(&mut self, prefix: &str, key: &[u8], value: &[u8]) {
+        let tenant = String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default()).into_owned();
+        match decode::<Placement>(key, value) {
+            Ok(placement) => {
+                self.unreadable.remove(&tenant);
+                apply(&mut self.placements, tenant, placement);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable placement: its tenant is Stale until rewritten");
+                self.placements.remove(&tenant);
+                self.unreadable.insert(tenant);
+            }
+        }
+    }
+
+    fn remove(&mut self, prefix: &str, key: &[u8]) {
+        let tenant = String::from_utf8_lossy(key.get(prefix.len()..).unwrap_or_default()).into_owned();
+        self.placements.remove(&tenant);
+        self.unreadable.remove(&tenant);
+    }
+}
+
+/// Applies the watch's events after `revision` until it fails or falls silent; returns why.
 async fn watch(conn: &Connection, prefix: &str, state: &RwLock<State>, revision: i64) -> String {
     let (member, mut client) = conn.client();
     let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_progress_notify();
@@ -135,8 +174,24 @@ async fn watch(conn: &Connection, prefix: &str, state: &RwLock<State>, revision:
             return e.to_string();
         }
     };
+    let mut progress = tokio::time::interval(PROGRESS_EVERY);
+    let mut heard = tokio::time::Instant::now();
     loop {
-        let response = match stream.message().await {
+        let message = tokio::select! {
+            message = stream.message() => message,
+            _ = progress.tick() => {
+                if heard.elapsed() > SILENCE_LIMIT {
+                    conn.move_on(member).await;
+                    return format!("no word from etcd for {} s", SILENCE_LIMIT.as_secs());
+                }
+                if let Err(e) = stream.request_progress().await {
+                    return e.to_string();
+                }
+                continue;
+            }
+        };
+        heard = tokio::time::Instant::now();
+        let response = match message {
             Ok(Some(response)) => response,
             Ok(None) => return "the watch stream ended".to_owned(),
             Err(e) => {
@@ -147,21 +202,18 @@ async fn watch(conn: &Connection, prefix: &str, state: &RwLock<State>, revision:
             }
         };
         if response.canceled() {
-            return format!("the watch was cancelled ({})", response.cancel_reason());
+            return format!(
+                "the watch was cancelled ({}; compacted up to revision {})",
+                response.cancel_reason(),
+                response.compact_revision()
+            );
         }
         let mut state = state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for event in response.events() {
             let Some(kv) = event.kv() else { continue };
-            let tenant =
-                String::from_utf8_lossy(kv.key().get(prefix.len()..).unwrap_or_default()).into_owned();
             match event.event_type() {
-                EventType::Put => match decode::<Placement>(kv.key(), kv.value()) {
-                    Ok(placement) => apply(&mut state.placements, tenant, placement),
-                    Err(e) => tracing::warn!(error = %e, "an unreadable placement was ignored"),
-                },
-                EventType::Delete => {
-                    state.placements.remove(&tenant);
-                }
+                EventType::Put => state.record(prefix, kv.key(), kv.value()),
+                EventType::Delete => state.remove(prefix, kv.key()),
             }
         }
         if let Some(header) = response.header() {

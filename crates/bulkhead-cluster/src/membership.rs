@@ -252,7 +252,10 @@ async fn renew(
         };
         let Some(failure) = failure else {
             fence.close();
-            tracing::error!(lease, "the node's lease expired: it no longer serves; restart it to rejoin");
+            tracing::error!(
+                lease,
+                "the node's lease expired: its fence is closed for good; restart it to rejoin"
+            );
             return;
         };
         // A member that did not answer is left for the next; one that answered with an error

@@ -95,18 +95,28 @@ impl Cluster {
 impl Cluster {
     /// Gives a placed tenant to node `to` (a move's last step, once its data is there): succeeds
     /// only while the placement is still `from` and `to` is alive, and raises the epoch by one.
-    /// A flip sent twice (the first answer lost) finds its own result and succeeds.
+    /// The transaction compares the record's revision as read, not its bytes, so a record written
+    /// by another tool or version that reads as `from` still flips. A flip sent twice (the first
+    /// answer lost) finds its own result and succeeds.
     pub async fn flip(&self, tenant: &str, from: &Placement, to: &str) -> Result<Placement> {
         let key = self.keys.tenant(tenant)?;
         let node_key = self.keys.node(to)?;
         let next = Placement { node: to.to_owned(), epoch: from.epoch + 1 };
+        let Some(read) = self.conn.get(&key).await? else { return Err(ClusterError::NotPlaced) };
+        let current = decode::<Placement>(read.key(), read.value())?;
+        if current == next {
+            return Ok(next);
+        }
+        if &current != from {
+            return Err(ClusterError::PlacementChanged { node: current.node, epoch: current.epoch });
+        }
         let change = Txn::new()
             .when([
-                Compare::value(key.as_str(), CompareOp::Equal, encode(from)),
+                Compare::mod_revision(key.as_str(), CompareOp::Equal, read.mod_revision()),
                 Compare::version(node_key.as_str(), CompareOp::Greater, 0),
             ])
             .and_then([TxnOp::put(key.as_str(), encode(&next), None)])
-            .or_else([TxnOp::get(key.as_str(), None)]);
+            .or_else([TxnOp::get(key.as_str(), None), TxnOp::get(node_key.as_str(), None)]);
         let response = self
             .conn
             .call(|mut c| {
@@ -117,21 +127,30 @@ impl Cluster {
         if response.succeeded() {
             return Ok(next);
         }
-        let mut current = None;
-        for op in response.op_responses() {
-            if let TxnOpResponse::Get(get) = op
-                && let Some(kv) = get.kvs().first()
-            {
-                current = Some(decode::<Placement>(kv.key(), kv.value())?);
-            }
+        let found: Vec<Option<(Vec<u8>, Vec<u8>)>> = response
+            .op_responses()
+            .into_iter()
+            .map(|op| match op {
+                TxnOpResponse::Get(get) => {
+                    get.kvs().first().map(|kv| (kv.key().to_vec(), kv.value().to_vec()))
+                }
+                _ => None,
+            })
+            .collect();
+        let now = match found.first() {
+            Some(Some((k, v))) => decode::<Placement>(k, v)?,
+            _ => return Err(ClusterError::NotPlaced),
+        };
+        if now == next {
+            // This flip, sent twice: the first landed.
+            return Ok(next);
         }
-        match current {
-            None => Err(ClusterError::NotPlaced),
-            Some(current) if current == next => Ok(next),
-            Some(current) if &current != from => {
-                Err(ClusterError::PlacementChanged { node: current.node, epoch: current.epoch })
-            }
-            Some(_) => Err(ClusterError::UnknownNode(to.to_owned())),
+        if now != current {
+            return Err(ClusterError::PlacementChanged { node: now.node, epoch: now.epoch });
+        }
+        match found.get(1) {
+            Some(Some(_)) => Err(ClusterError::PlacementChanged { node: now.node, epoch: now.epoch }),
+            _ => Err(ClusterError::UnknownNode(to.to_owned())),
         }
     }
 }

@@ -257,6 +257,8 @@ async fn the_placement_map_follows_placements_and_flips_across_a_lost_member() {
     // from what is now old is refused, naming the current placement.
     let flipped = cluster.flip("early", &early, "b").await.expect("flipped");
     assert_eq!(flipped, Placement { node: "b".into(), epoch: 2 });
+    // The same flip sent again (as after a lost answer) finds its own result.
+    assert_eq!(cluster.flip("early", &early, "b").await.expect("the same flip"), flipped);
     let stale = cluster.flip("early", &early, "a").await.expect_err("from an old placement");
     assert!(matches!(stale, ClusterError::PlacementChanged { ref node, epoch: 2 } if node == "b"), "{stale}");
     assert!(eventually(Duration::from_secs(5), shows("early", flipped.clone())).await, "a flip");
@@ -269,9 +271,26 @@ async fn the_placement_map_follows_placements_and_flips_across_a_lost_member() {
     );
 
     // The watcher's member dies; a flip made meanwhile still reaches the map once it has moved on.
+    // (If member 0 led, the flip waits out the election: retried, as a mover would.)
     etcd.kill(0);
-    let moved = cluster.flip("later", &later, "a").await.expect("flipped through another member");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let moved = loop {
+        match cluster.flip("later", &later, "a").await {
+            Ok(moved) => break moved,
+            Err(ClusterError::Etcd(e)) if Instant::now() < deadline => {
+                eprintln!("flip retried: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert!(eventually(Duration::from_secs(15), shows("later", moved)).await, "the map did not catch up");
     assert_eq!(map.len(), 2);
-    assert!(map.revision() > 0);
+
+    // etcd gone entirely: within its silence limit the map stops answering as if it knew.
+    etcd.kill(1);
+    etcd.kill(2);
+    let limit = bulkhead_cluster::SILENCE_LIMIT + bulkhead_cluster::PROGRESS_EVERY + Duration::from_secs(5);
+    assert!(eventually(limit, || async { map.lookup("later") == Lookup::Stale }).await, "still Current");
+    assert_eq!(map.lookup("nobody"), Lookup::Stale);
 }

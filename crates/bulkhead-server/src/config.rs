@@ -194,8 +194,8 @@ pub struct ClusterConfig {
     /// How many tenants this node takes, relative to the others [default: 1].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<u32>,
-    /// The node's lease in etcd, in seconds: a node cut off from etcd stops serving within it
-    /// [default: 10, at least 5].
+    /// The node's lease in etcd, in seconds: a node that stops renewing it (stopped, or cut off
+    /// from etcd) drops out of the cluster's view when it expires [default: 10, at least 5].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_ttl_secs: Option<u32>,
 }
@@ -217,15 +217,22 @@ impl ClusterConfig {
         members
             .split(',')
             .map(|member| match member.rsplit_once(':') {
-                Some((host, port))
-                    if !host.is_empty() && !host.contains('/') && port.parse::<u16>().is_ok() =>
-                {
+                Some((host, port)) if valid_host(host) && port.parse::<u16>().is_ok_and(|p| p > 0) => {
                     Ok(format!("http://{member}"))
                 }
                 _ => Err(invalid()),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
+    }
+}
+
+/// An etcd member's host: a DNS name or IPv4 address (letters, digits, `-`, `.`), or an IPv6
+/// address in brackets.
+fn valid_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'),
     }
 }
 

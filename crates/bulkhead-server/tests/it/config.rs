@@ -101,10 +101,11 @@ fn the_example_file_parses_and_sets_every_setting() {
 
 #[test]
 fn the_cluster_settings_name_etcds_members_as_client_urls() {
-    let text = "[cluster]\netcd = \"etcd://10.0.0.1:2379,etcd-2.internal:2379\"\nnode_id = \"n1\"\n";
+    let text =
+        "[cluster]\netcd = \"etcd://10.0.0.1:2379,etcd-2.internal:2379,[::1]:2379\"\nnode_id = \"n1\"\n";
     let parsed = ServeConfig::parse(text, Path::new("/")).expect("parses");
     let endpoints = parsed.cluster.endpoints().expect("valid").expect("set");
-    assert_eq!(endpoints, ["http://10.0.0.1:2379", "http://etcd-2.internal:2379"]);
+    assert_eq!(endpoints, ["http://10.0.0.1:2379", "http://etcd-2.internal:2379", "http://[::1]:2379"]);
     assert_eq!(ServeConfig::default().cluster.endpoints().expect("valid"), None, "alone by default");
 }
 
@@ -138,6 +139,10 @@ fn unknown_keys_and_bad_values_are_errors_that_name_them() {
         ("[cluster]\netcd = \"etcd://a:1\"\nnode_id = \"n\"\ncapacity = 0\n", "cluster.capacity"),
         ("[cluster]\netcd = \"etcd://a:1\"\nnode_id = \"n\"\nlease_ttl_secs = 2\n", "lease_ttl_secs"),
         ("[cluster]\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\netcd = \"etcd://a:1, b:2\"\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\netcd = \"etcd://::1:2379\"\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\netcd = \"etcd://user@a:1\"\nnode_id = \"n1\"\n", "cluster.etcd"),
+        ("[cluster]\netcd = \"etcd://a:0\"\nnode_id = \"n1\"\n", "cluster.etcd"),
         ("[cluster]\nnode = \"n1\"\n", "node"),
     ] {
         let error = ServeConfig::parse(text, base).expect_err(text);

@@ -77,6 +77,18 @@ pub(crate) async fn leave(membership: Option<Membership>) {
     }
 }
 
+/// Resolves when the node's lease is gone for good (never without a cluster). Logged here, since
+/// the server then stops.
+pub(crate) async fn lease_lost(fence: Option<bulkhead_cluster::Fence>) {
+    match fence {
+        Some(fence) => {
+            fence.closed_for_good().await;
+            tracing::error!("this node's lease expired in etcd: stopping (restart it to rejoin)");
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Whether an etcd client URL (`http://host:port`) names this machine.
 fn on_loopback(endpoint: &str) -> bool {
     let authority = endpoint.strip_prefix("http://").unwrap_or(endpoint);

@@ -9,7 +9,7 @@
 use crate::datadir;
 use crate::output::Output;
 use crate::secrets::{self, DEV_ADMIN_TOKEN, DEV_MASTER_KEY};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bulkhead_query::{Database, MASTER_KEY_ENV, MasterKey};
 use bulkhead_server::config::{
     ClusterConfig, LimitsConfig, LogConfig, LogFormat, QuotasConfig, ServeConfig, StorageConfig, TlsConfig,
@@ -440,8 +440,15 @@ async fn serve_until_signal(server: Server, settings: &ServeConfig) -> Result<()
     let membership = crate::cluster::join(&settings.cluster, address).await?;
     log_serving(&server, settings, address);
     let (signalled, stopping) = tokio::sync::oneshot::channel::<()>();
+    // A node whose lease etcd has expired (cut off from etcd for longer than its TTL) stops as on
+    // a signal: by then its record is gone and another process may hold its id.
+    let fence = membership.as_ref().map(bulkhead_cluster::Membership::fence);
+    let lost = fence.clone();
     let serve = server.serve(listener, async move {
-        signal.await;
+        tokio::select! {
+            () = signal => {}
+            () = crate::cluster::lease_lost(lost) => {}
+        }
         let _ = signalled.send(());
     });
     let grace = async {
@@ -461,6 +468,9 @@ async fn serve_until_signal(server: Server, settings: &ServeConfig) -> Result<()
     };
     if let Some(metrics) = metrics {
         metrics.abort();
+    }
+    if fence.as_ref().is_some_and(bulkhead_cluster::Fence::is_closed_for_good) {
+        bail!("stopped: this node's lease expired in etcd (cut off for longer than its TTL)");
     }
     crate::cluster::leave(membership).await;
     Ok(served?)

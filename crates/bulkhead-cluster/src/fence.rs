@@ -30,12 +30,18 @@ struct Inner {
     /// Set for good when the lease is revoked or expired, or the membership dropped: a renewal
     /// that was already on its way when the fence closed cannot reopen it.
     closed: AtomicBool,
+    /// Wakes those waiting in [`Fence::closed_for_good`].
+    on_close: tokio::sync::Notify,
 }
 
 impl Fence {
     pub(crate) fn closed() -> Fence {
-        let inner =
-            Inner { base: Instant::now(), open_until: AtomicU64::new(0), closed: AtomicBool::new(false) };
+        let inner = Inner {
+            base: Instant::now(),
+            open_until: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            on_close: tokio::sync::Notify::new(),
+        };
         Fence { inner: Arc::new(inner) }
     }
 
@@ -67,6 +73,25 @@ impl Fence {
     /// membership was dropped. A node that rejoins does so with a new lease and a new fence.
     pub(crate) fn close(&self) {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.on_close.notify_waiters();
+    }
+
+    /// Whether the fence has closed for good (see [`Fence::closed_for_good`]).
+    pub fn is_closed_for_good(&self) -> bool {
+        self.inner.closed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the fence has closed for good: the lease was revoked, or etcd said it had
+    /// expired, or the membership was dropped.
+    pub async fn closed_for_good(&self) {
+        loop {
+            // Registered before the check, so that a close between the two is not missed.
+            let closing = self.inner.on_close.notified();
+            if self.is_closed_for_good() {
+                return;
+            }
+            closing.await;
+        }
     }
 }
 

@@ -86,3 +86,31 @@ fn a_served_node_registers_under_its_lease_and_leaves_on_sigterm() {
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port()
 }
+
+#[test]
+fn a_node_whose_lease_expires_in_etcd_stops_serving() {
+    let rt = runtime();
+    let mut etcd = rt.block_on(etcd::Etcd::start(3));
+    let endpoints = etcd.endpoints();
+    // The node reaches etcd through member 2 only; the test watches through the other two.
+    let only = format!("etcd://{}", endpoints[2].replace("http://", ""));
+    let observer = rt.block_on(Cluster::connect(&endpoints[..2], "default")).expect("connects");
+    let dir = tempfile::tempdir().expect("dir");
+    let args = ["--listen", "127.0.0.1:0", "--metrics-listen", "off", "--cluster", &only, "--node-id", "n1"];
+    let node =
+        start_serve(dir.path(), &[&args[..], &["--lease-ttl-secs", "5"]].concat(), &[]).expect("serves");
+    assert_eq!(rt.block_on(observer.nodes()).expect("nodes").len(), 1);
+
+    // Cut off: etcd expires the node's lease while the node cannot hear of it.
+    etcd.kill(2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !rt.block_on(observer.nodes()).expect("nodes").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "etcd did not expire the cut-off node's lease");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // Back in touch, the node finds its lease gone and stops, saying why, with a failure status.
+    etcd.restart(2);
+    let (status, log) = node.wait_exit(std::time::Duration::from_secs(60));
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("lease expired in etcd"), "{log}");
+}

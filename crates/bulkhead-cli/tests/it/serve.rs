@@ -87,6 +87,27 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Waits for the process to exit by itself (at most `limit`); its status and the rest of its
+    /// log.
+    pub fn wait_exit(mut self, limit: std::time::Duration) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the server did not exit within {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let mut rest = String::new();
+        for line in (&mut self.stderr).lines() {
+            rest.push_str(&line.expect("log"));
+            rest.push('\n');
+        }
+        (status, rest)
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {

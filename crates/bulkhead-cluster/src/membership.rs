@@ -3,14 +3,14 @@
 
 use crate::connection::{Connection, lease_not_found, unreachable};
 use crate::error::{ClusterError, Result};
-use crate::fence::Fence;
+use crate::fence::{self, Fence};
 use crate::keys::{Keys, check_name};
 use crate::records::{NodeInfo, decode, encode};
 use etcd_client::{
     Compare, CompareOp, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp, TxnOpResponse,
 };
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -56,7 +56,7 @@ impl Cluster {
             return Err(ClusterError::InvalidName { field: "node capacity", reason: "must be at least 1" });
         }
         let key = self.keys.node(&node.id)?;
-        let sent = Instant::now();
+        let sent = fence::now();
         let ttl = ttl_secs.max(crate::MIN_LEASE_TTL_SECS);
         let lease = self.conn.call(|mut c| async move { c.lease_grant(ttl, None).await }).await?;
         let put = PutOptions::new().with_lease(lease.id());
@@ -211,7 +211,7 @@ fn margin(ttl: Duration) -> Duration {
 /// What one renewal found.
 enum Renewal {
     /// etcd renewed the lease for this long, counted from when the renewal was sent.
-    Alive { sent: Instant, ttl: Duration },
+    Alive { sent: fence::Moment, ttl: Duration },
     /// etcd no longer knows the lease: it expired, or was revoked.
     Expired,
 }
@@ -295,7 +295,7 @@ async fn renew_once(
     let Some(open) = stream.as_mut() else {
         return Err(etcd_client::Error::LeaseKeepAliveError("no keep-alive stream".into()));
     };
-    let sent = Instant::now();
+    let sent = fence::now();
     open.keeper.keep_alive().await?;
     match open.responses.message().await? {
         Some(response) if response.ttl() > 0 => {

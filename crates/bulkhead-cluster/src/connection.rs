@@ -8,7 +8,7 @@
 //! expires on its own) or a revoke (a second finds the lease gone, which counts as done).
 
 use crate::error::{ClusterError, Result};
-use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue};
+use etcd_client::{Client, ConnectOptions, GetOptions, KeyValue, Txn, TxnResponse};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -108,6 +108,16 @@ impl Connection {
     /// Every record whose key starts with `prefix`, in key order.
     pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         self.get_range(prefix, Some(GetOptions::new().with_prefix())).await
+    }
+
+    /// Runs a transaction (sent again on another member if this one was unreachable: every
+    /// transaction of this crate compares what it read, so a second send is harmless).
+    pub(crate) async fn txn(&self, txn: &Txn) -> Result<TxnResponse> {
+        self.call(|mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await
     }
 
     async fn get_range(&self, key: &str, options: Option<GetOptions>) -> Result<Vec<KeyValue>> {

@@ -66,14 +66,7 @@ impl Cluster {
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.as_str(), encode(&node), Some(put))])
             .or_else([TxnOp::get(key.as_str(), None)]);
-        let claimed = match self
-            .conn
-            .call(|mut c| {
-                let claim = claim.clone();
-                async move { c.txn(claim).await }
-            })
-            .await
-        {
+        let claimed = match self.conn.txn(&claim).await {
             Ok(response) => {
                 response.succeeded()
                     || response.op_responses().iter().any(|op| {

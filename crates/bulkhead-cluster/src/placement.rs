@@ -70,13 +70,7 @@ impl Cluster {
             ])
             .and_then([TxnOp::put(key.as_str(), encode(&placement), None)])
             .or_else([TxnOp::get(key.as_str(), None)]);
-        let response = self
-            .conn
-            .call(|mut c| {
-                let create = create.clone();
-                async move { c.txn(create).await }
-            })
-            .await?;
+        let response = self.conn.txn(&create).await?;
         if response.succeeded() {
             return Ok(placement);
         }
@@ -117,13 +111,7 @@ impl Cluster {
             ])
             .and_then([TxnOp::put(key.as_str(), encode(&next), None)])
             .or_else([TxnOp::get(key.as_str(), None), TxnOp::get(node_key.as_str(), None)]);
-        let response = self
-            .conn
-            .call(|mut c| {
-                let change = change.clone();
-                async move { c.txn(change).await }
-            })
-            .await?;
+        let response = self.conn.txn(&change).await?;
         if response.succeeded() {
             return Ok(next);
         }
